@@ -1,0 +1,101 @@
+# agentguard — see README.md. Everything is built into build/.
+#
+#   make            build/libagentguard.so and build/agentguard
+#   make test       unit tests (Criterion) and end-to-end tests
+#   make demo       a scripted agent damaging a scratch workspace, then its report
+#   make bench      speed ratios against the bare run
+#   make install    PREFIX=/usr/local DESTDIR=
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+BUILD   := build
+OPT     ?= -O2 -g
+CFLAGS  += $(OPT) -std=gnu11 -Wall -Wextra -Werror -fPIC -fvisibility=hidden \
+           -D_GNU_SOURCE -pthread -Ilib
+LDFLAGS += -pthread
+
+# The core: pure parts plus what both the library and the CLI need.
+CORE_SRC := lib/names.c lib/util.c lib/path.c lib/hash.c lib/match.c \
+            lib/policy.c lib/decide.c lib/sqlclass.c lib/spool.c \
+            lib/session.c lib/snapshot.c
+# Only in the preload library: the guard and the interposers.
+PRELOAD_SRC := lib/real.c lib/guard.c $(sort $(wildcard lib/hooks/*.c))
+# Only in the CLI and tests: the audit database.
+AUDIT_SRC := lib/audit.c
+CLI_SRC   := $(sort $(wildcard tools/*.c))
+UNIT_SRC  := $(sort $(wildcard test/unit/*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+CORE_OBJ    := $(call obj,$(CORE_SRC)) $(BUILD)/obj/lib/default_rules.o
+PRELOAD_OBJ := $(call obj,$(PRELOAD_SRC))
+AUDIT_OBJ   := $(call obj,$(AUDIT_SRC))
+CLI_OBJ     := $(call obj,$(CLI_SRC))
+UNIT_OBJ    := $(call obj,$(UNIT_SRC))
+
+LIB_LIBS  := -lyaml -lnettle -ldl
+CLI_LIBS  := -lyaml -lnettle -lsqlite3 -ljansson -ldl
+TEST_LIBS := $(CLI_LIBS) -lcriterion
+
+LIBSO := $(BUILD)/libagentguard.so
+CLI   := $(BUILD)/agentguard
+UNIT  := $(BUILD)/test/unit
+
+all: deps-check $(LIBSO) $(CLI)
+
+# One clear message naming the Debian packages when a build dependency is missing.
+DEPS_HEADERS := yaml.h:libyaml-dev nettle/sha2.h:nettle-dev sqlite3.h:libsqlite3-dev \
+                jansson.h:libjansson-dev
+deps-check:
+	@missing=""; for pair in $(DEPS_HEADERS); do h=$${pair%%:*}; p=$${pair##*:}; \
+	  printf '#include <%s>\n' "$$h" | $(CC) -E -x c - >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; if [ -n "$$missing" ]; then \
+	  echo "agentguard: missing build dependencies; install them with:" >&2; \
+	  echo "  apt-get install$$missing" >&2; exit 1; fi
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# rules/default.yaml is compiled into the library and the CLI.
+$(BUILD)/obj/lib/default_rules.o: lib/default_rules.S rules/default.yaml
+	@mkdir -p $(dir $@)
+	$(CC) -c -Ilib -DRULES_FILE='"rules/default.yaml"' $< -o $@
+
+$(LIBSO): $(CORE_OBJ) $(PRELOAD_OBJ) lib/exports.map
+	$(CC) -shared -o $@ $(CORE_OBJ) $(PRELOAD_OBJ) $(LDFLAGS) \
+	  -Wl,--version-script=lib/exports.map -Wl,-z,now $(LIB_LIBS)
+
+$(CLI): $(CORE_OBJ) $(AUDIT_OBJ) $(CLI_OBJ)
+	$(CC) -o $@ $^ $(LDFLAGS) $(CLI_LIBS)
+
+$(UNIT): $(CORE_OBJ) $(AUDIT_OBJ) $(UNIT_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDFLAGS) $(TEST_LIBS)
+
+# The tests: units, the exported-symbol check, then end-to-end runs of real
+# programs. The last line is the total.
+test: all $(UNIT)
+	@bash test/run-all.sh
+
+test-unit: $(UNIT)
+	$(UNIT)
+
+demo: all
+	@bash examples/demo.sh
+
+bench: all
+	@bash bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/agentguard \
+	  $(DESTDIR)$(PREFIX)/share/agentguard/rules
+	install -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/agentguard
+	install -m 0755 tools/agentguard-container $(DESTDIR)$(PREFIX)/bin/agentguard-container
+	install -m 0755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/agentguard/libagentguard.so
+	install -m 0644 rules/*.yaml $(DESTDIR)$(PREFIX)/share/agentguard/rules/
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all deps-check test test-unit demo bench install clean
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

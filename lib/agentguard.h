@@ -1,0 +1,224 @@
+/*
+ * agentguard core: the types and functions shared by the preload library
+ * (lib/hooks/, lib/guard.c) and the CLI (tools/).
+ *
+ * Everything here is hidden in libagentguard.so (built with
+ * -fvisibility=hidden); only interposed libc/client symbols and
+ * agentguard_-prefixed names are exported.
+ *
+ * Map of the core:
+ *   policy.c   YAML text -> immutable compiled policy; rule `tests` examples
+ *   match.c    globs, argv flag normalization, CIDR, the matchers of a rule
+ *   decide.c   decide(policy, op) -> verdict; explain (every rule that matched)
+ *   path.c     absolute, normalized paths
+ *   hash.c     SHA-256 (nettle)
+ *   spool.c    per-process append-only event spool (what hooks write)
+ *   audit.c    audit.db: schema, ingest of spools, hash chain, verify
+ *   snapshot.c the snapshot store (take / restore)
+ *   session.c  session start/inherit, state dir, the runtime's fixed settings
+ *   guard.c    the one path every hook goes through: decide, snapshot, audit, act
+ */
+#ifndef AGENTGUARD_H
+#define AGENTGUARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define AG_EXPORT __attribute__((visibility("default")))
+
+/* ---- operations ---------------------------------------------------------- */
+
+enum ag_op_kind {
+	AG_OP_DELETE,
+	AG_OP_RENAME,
+	AG_OP_TRUNCATE,
+	AG_OP_EXEC,
+	AG_OP_CONNECT,
+	AG_OP_SQL,
+	AG_OP_COUNT
+};
+
+/* Ordered by strictness: a larger value is stricter. */
+enum ag_action {
+	AG_ALLOW,
+	AG_LOG,
+	AG_SNAPSHOT,
+	AG_ASK,
+	AG_DENY,
+	AG_ACTION_COUNT
+};
+
+enum ag_sql_class {
+	AG_SQL_OTHER,
+	AG_SQL_READ,
+	AG_SQL_INSERT,
+	AG_SQL_UPDATE,
+	AG_SQL_DELETE,
+	AG_SQL_DDL,
+	AG_SQL_ALTER_DROP,
+	AG_SQL_UPDATE_ALL,
+	AG_SQL_DELETE_ALL,
+	AG_SQL_TRUNCATE,
+	AG_SQL_DROP_TABLE,
+	AG_SQL_DROP_DATABASE,
+	AG_SQL_SAFETY_OFF,
+	AG_SQL_CLASS_COUNT
+};
+
+const char *ag_op_name(enum ag_op_kind op);          /* "delete", ... */
+int ag_op_parse(const char *name);                   /* -1 if unknown */
+const char *ag_action_name(enum ag_action a);        /* "allow", ... */
+int ag_action_parse(const char *name);               /* -1 if unknown */
+const char *ag_sql_class_name(enum ag_sql_class c);  /* "drop_table", ... */
+int ag_sql_class_parse(const char *name);            /* -1 if unknown */
+
+/*
+ * One normalized operation. Fields that do not apply are NULL / -1 / 0.
+ * All paths are absolute and normalized (see path.c).
+ */
+struct ag_op {
+	enum ag_op_kind kind;
+	const char *path;        /* delete/truncate: the file; rename: source;
+	                            exec: resolved program path; sql: sqlite file */
+	const char *target;      /* rename: target path */
+	int target_exists;       /* rename: target exists (will be destroyed) */
+	int is_dir;              /* delete: the path is a directory (rmdir) */
+	const char *const *argv; /* exec: argv, NULL-terminated (argv[0] first) */
+	int unguarded;           /* exec: target will run without the library */
+	const char *host;        /* connect: host name when known */
+	const char *addr;        /* connect: numeric address text */
+	int port;                /* connect: port, -1 if none */
+	const char *unix_path;   /* connect: AF_UNIX socket path */
+	const char *sql;         /* sql: statement text */
+	int sql_class;           /* sql: enum ag_sql_class, -1 unknown */
+	const char *database;    /* sql: sqlite file path, or "host/dbname" */
+	const char *caller;      /* absolute path of the calling program's exe;
+	                            `program:` matches it for non-exec ops */
+};
+
+/* ---- policy (policy.c, match.c, decide.c) -------------------------------- */
+
+struct ag_policy;
+
+/* What $HOME, ~, $WORKSPACE and $TMPDIR expand to when rules compile. */
+struct ag_policy_env {
+	const char *home;       /* required */
+	const char *workspace;  /* if non-NULL, overrides the rules' workspace: */
+	const char *cwd;        /* base for a relative `workspace:`; required */
+	const char *tmpdir;     /* NULL -> "/tmp" */
+};
+
+/*
+ * Parse, validate and compile a rule set. `name` is what error messages
+ * call the file. On error returns NULL and writes one line
+ * "name:line:col: what is wrong" (no trailing newline) into err.
+ * Rules' `tests` examples are run; a failing example is an error.
+ * The result is immutable; free with ag_policy_free.
+ */
+struct ag_policy *ag_policy_load(const char *name, const char *text, size_t len,
+				 const struct ag_policy_env *env,
+				 char *err, size_t errlen);
+/* Reads the file, then ag_policy_load. */
+struct ag_policy *ag_policy_load_file(const char *path,
+				      const struct ag_policy_env *env,
+				      char *err, size_t errlen);
+void ag_policy_free(struct ag_policy *p);
+
+/* The built-in rules (rules/default.yaml compiled in). */
+extern const char ag_default_rules[];
+extern const size_t ag_default_rules_len;
+
+enum ag_mode { AG_MODE_AUTONOMOUS, AG_MODE_SUPERVISED };
+
+enum ag_mode ag_policy_mode(const struct ag_policy *p);
+int ag_policy_enforce(const struct ag_policy *p);          /* enforce: */
+const char *ag_policy_workspace(const struct ag_policy *p); /* absolute */
+uint64_t ag_policy_max_snapshot_bytes(const struct ag_policy *p); /* 0 = none */
+int ag_policy_denial_limit(const struct ag_policy *p);     /* 0 = none */
+size_t ag_policy_rule_count(const struct ag_policy *p);
+
+struct ag_verdict {
+	enum ag_action action;   /* what the policy says (before mode/enforce) */
+	const char *rule_id;     /* NULL when the op's default decided */
+	const char *reason;      /* NULL if the rule gave none */
+	int hard;                /* the deciding rule is `hard: true` */
+};
+
+/*
+ * Pure: among matching rules the strictest action wins (ties: the first
+ * in file order). No match: the op's default (`defaults:`), else allow.
+ * Thread-safe, allocation-free, no locks.
+ */
+void ag_decide(const struct ag_policy *p, const struct ag_op *op,
+	       struct ag_verdict *v);
+
+/* explain: called once per rule whose matchers match op (before `unless`
+ * is applied), saying whether `unless` carved the op out, and why. */
+struct ag_explain_item {
+	const char *rule_id;
+	enum ag_action action;
+	const char *reason;
+	int excepted;            /* 1: matched but `unless` applied */
+	const char *why;         /* e.g. "path matches $WORKSPACE/**" */
+};
+typedef void (*ag_explain_fn)(void *ctx, const struct ag_explain_item *item);
+void ag_explain(const struct ag_policy *p, const struct ag_op *op,
+		ag_explain_fn fn, void *ctx, struct ag_verdict *v);
+
+/* ---- matching primitives (match.c; pure) --------------------------------- */
+
+/* Path glob: `*` `?` `[..]` within one component, `**` any number of
+ * components; "dir/**" also matches "dir" itself. Returns 1 on match. */
+int ag_glob_match(const char *pattern, const char *path);
+
+/* ---- SQL classes (sqlclass.c; pure) -------------------------------------- */
+
+/* Class of a SQL string: when it holds several statements, the most
+ * destructive one's class (order: safety_off, drop_database, drop_table,
+ * truncate, delete_all, update_all, alter_drop, ddl, delete, update,
+ * insert, other, read). len < 0: NUL-terminated. */
+enum ag_sql_class ag_sql_classify(const char *sql, long len);
+
+/* ---- paths (path.c) ------------------------------------------------------ */
+
+#define AG_PATH_MAX 4096
+
+/* Pure: join `p` onto absolute `base` (ignored when p is absolute) and
+ * remove ".", "..", and repeated slashes. Returns 0, or -1 if too long. */
+int ag_path_lexical(const char *base, const char *p, char *out, size_t outlen);
+
+/* Absolute path of `p` relative to dirfd (AT_FDCWD for the cwd), with every
+ * symlinked parent directory resolved; the last component is kept as is
+ * (not followed). Returns 0, or -1 with errno. */
+int ag_path_resolve(int dirfd, const char *p, char *out, size_t outlen);
+
+/* ---- hashing (hash.c) ---------------------------------------------------- */
+
+#define AG_HASH_HEX 65   /* 64 hex digits + NUL */
+struct ag_sha256 { unsigned char ctx[128]; };
+void ag_sha256_init(struct ag_sha256 *h);
+void ag_sha256_update(struct ag_sha256 *h, const void *data, size_t len);
+void ag_sha256_hex(struct ag_sha256 *h, char out[AG_HASH_HEX]);
+void ag_sha256_buf_hex(const void *data, size_t len, char out[AG_HASH_HEX]);
+/* SHA-256 of a file's contents; 0 or -1 with errno. */
+int ag_sha256_file_hex(const char *path, char out[AG_HASH_HEX]);
+
+/* ---- small shared helpers (util.c) --------------------------------------- */
+
+int64_t ag_now_ns(void);                     /* CLOCK_REALTIME */
+int64_t ag_mono_ns(void);                    /* CLOCK_MONOTONIC */
+/* Parse "4GiB", "512MB", "100" -> bytes. 0 ok, -1 malformed. */
+int ag_parse_size(const char *s, uint64_t *out);
+/* Parse "7d", "2h", "30m", "45s" -> ns. 0 ok, -1 malformed. */
+int ag_parse_duration(const char *s, int64_t *out);
+/* mkdir -p with mode; 0 or -1 with errno. */
+int ag_mkdirs(const char *path, mode_t mode);
+/* The default state dir: ${XDG_STATE_HOME:-$HOME/.local/state}/agentguard */
+int ag_default_state_dir(char *out, size_t outlen);
+/* Start time of a process (clock ticks since boot, /proc/PID/stat field 22);
+ * 0 if unknown. */
+uint64_t ag_proc_start(pid_t pid);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * The audit log: audit.db in the state dir (SQLite, WAL, busy_timeout).
+ *
+ * Guarded processes never open audit.db: a hook appends its event to the
+ * process's spool file (spool.c; a memcpy into a shared file mapping, so
+ * the row survives SIGKILL the moment the call returns). The CLI moves
+ * finished spools into audit.db (ag_audit_ingest), extending each
+ * session's hash chain as it inserts.
+ *
+ * Schema (column names are the JSON field names of `report --json`):
+ *
+ *   sessions(id TEXT PK, argv TEXT json array, mode TEXT, enforce INT,
+ *            rules TEXT (file or "builtin:default.yaml"), rules_hash TEXT,
+ *            workspace TEXT, state_dir TEXT, pid INT, start_ns INT,
+ *            end_ns INT, exit_status INT, genesis TEXT, head TEXT,
+ *            events INT, halted INT)
+ *   events(id INTEGER PK (chain order), uid TEXT UNIQUE, time_ns INT,
+ *          session TEXT, pid INT, ppid INT, proc_start INT, exe TEXT,
+ *          argv TEXT json array, cwd TEXT, op TEXT, path TEXT, target TEXT,
+ *          address TEXT, host TEXT, port INT, sql TEXT, sql_class TEXT,
+ *          database TEXT, rule TEXT, decision TEXT, enforced INT,
+ *          reason TEXT, errno INT (NULL: unknown, the process died inside
+ *          the call), snapshot TEXT, latency_ns INT, prev_hash TEXT,
+ *          hash TEXT)
+ *   snapshots(id TEXT PK, session TEXT, event_uid TEXT, kind TEXT
+ *          ('file'|'symlink'|'dir'|'sqlite'), path TEXT, mode INT, uid INT,
+ *          gid INT, atime_ns INT, mtime_ns INT, size INT, sha256 TEXT,
+ *          link_target TEXT, store TEXT (path relative to state dir, NULL
+ *          for 'dir'), created_ns INT, restored_ns INT)
+ *   gaps(id INTEGER PK, session TEXT, time_ns INT, pid INT, what TEXT)
+ *
+ * Hash chain, per session: genesis = sha256 of the session's canonical
+ * fields; each event's hash = sha256(prev_hash "\n" canonical event fields);
+ * sessions.head is the hash of the last event (genesis if none).
+ */
+#ifndef AGENTGUARD_AUDIT_H
+#define AGENTGUARD_AUDIT_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "agentguard.h"
+
+/* Open (and create/upgrade) state_dir/audit.db. Returns NULL and writes a
+ * message into err on failure (corrupt file, unwritable dir, ...). */
+sqlite3 *ag_audit_open(const char *state_dir, int readonly, char *err,
+		       size_t errlen);
+void ag_audit_close(sqlite3 *db);
+
+struct ag_session_info {
+	const char *id;
+	const char *argv_json;   /* JSON array text */
+	const char *mode;        /* "autonomous" | "supervised" */
+	int enforce;
+	const char *rules;       /* path, or "builtin:default.yaml" */
+	const char *rules_hash;
+	const char *workspace;
+	const char *state_dir;
+	int64_t pid;
+	int64_t start_ns;
+};
+
+/* Insert the session row (with its genesis hash) if it is not there. */
+int ag_audit_session_begin(sqlite3 *db, const struct ag_session_info *s,
+			   char *err, size_t errlen);
+/* Record the end of a session run by `agentguard run`. */
+int ag_audit_session_end(sqlite3 *db, const char *id, int64_t end_ns,
+			 int exit_status, char *err, size_t errlen);
+
+/* Move every finished spool under state_dir/spool into audit.db (and the
+ * snapshot metadata they carry). Spools of live processes are left alone
+ * unless `all` is set (then their rows so far are copied; re-ingesting is
+ * harmless, rows are keyed by uid). Returns the number of events
+ * ingested, or -1 with a message in err. */
+long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all,
+		     char *err, size_t errlen);
+
+/* Walk every session's chain (or one). On the first bad row, writes a
+ * description ("event 42 was changed", "event 17 is missing: event 18
+ * does not link to 16", ...) into msg and returns 1; 0 if intact; -1 on
+ * error. */
+int ag_audit_verify(sqlite3 *db, const char *session, char *msg,
+		    size_t msglen);
+
+/* The newest session id into out; 0 ok, -1 none. */
+int ag_audit_latest_session(sqlite3 *db, char *out, size_t outlen);
+
+#endif

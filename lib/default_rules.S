@@ -1,0 +1,20 @@
+/* rules/default.yaml, embedded as ag_default_rules (NUL-terminated) and
+ * ag_default_rules_len. Hidden: nothing but hooks leaves the library. */
+	.section .rodata
+	.globl ag_default_rules
+	.hidden ag_default_rules
+	.type ag_default_rules, @object
+	.balign 16
+ag_default_rules:
+	.incbin RULES_FILE
+1:
+	.byte 0
+	.size ag_default_rules, . - ag_default_rules
+	.globl ag_default_rules_len
+	.hidden ag_default_rules_len
+	.type ag_default_rules_len, @object
+	.balign 8
+ag_default_rules_len:
+	.quad 1b - ag_default_rules
+	.size ag_default_rules_len, 8
+	.section .note.GNU-stack,"",@progbits

@@ -1,0 +1,151 @@
+/* Absolute, normalized paths: what rules match and the audit log records. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agentguard.h"
+
+int ag_path_lexical(const char *base, const char *p, char *out, size_t outlen)
+{
+	size_t n = 0;
+	/* Two passes over one grammar: the base (when p is relative), then p. */
+	const char *parts[2] = { p[0] == '/' ? NULL : base, p };
+
+	if (outlen < 2)
+		return -1;
+	out[n++] = '/';
+	for (int k = 0; k < 2; k++) {
+		const char *s = parts[k];
+		if (!s)
+			continue;
+		while (*s) {
+			while (*s == '/')
+				s++;
+			if (!*s)
+				break;
+			const char *e = strchrnul(s, '/');
+			size_t len = (size_t)(e - s);
+			if (len == 1 && s[0] == '.') {
+				/* nothing */
+			} else if (len == 2 && s[0] == '.' && s[1] == '.') {
+				/* Back to the previous separator; "/.." stays "/". */
+				if (n > 1) {
+					n--;
+					while (n > 1 && out[n - 1] != '/')
+						n--;
+					if (n > 1)
+						n--;
+				}
+			} else {
+				if (n > 1)
+					out[n++] = '/';
+				if (n + len + 1 > outlen)
+					return -1;
+				memcpy(out + n, s, len);
+				n += len;
+			}
+			s = e;
+		}
+	}
+	if (n >= outlen)
+		return -1;
+	out[n] = 0;
+	return 0;
+}
+
+/* Where a relative path starts: the cwd, or the directory behind dirfd as
+ * the kernel names it (already free of symlinks). */
+static int base_of(int dirfd, char *out, size_t outlen)
+{
+	if (dirfd == AT_FDCWD)
+		return getcwd(out, outlen) ? 0 : -1;
+	char proc[64];
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
+	ssize_t n = readlink(proc, out, outlen - 1);
+	if (n < 0)
+		return -1;
+	if (out[0] != '/') {
+		errno = ENOTDIR;
+		return -1;
+	}
+	out[n] = 0;
+	return 0;
+}
+
+int ag_path_resolve(int dirfd, const char *p, char *out, size_t outlen)
+{
+	char base[AG_PATH_MAX], tmp[AG_PATH_MAX], joined[AG_PATH_MAX];
+	char parent[PATH_MAX];
+	size_t len;
+
+	if (!p || !*p) {
+		errno = ENOENT;
+		return -1;
+	}
+	len = strlen(p);
+	if (len >= sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (p[0] != '/') {
+		if (base_of(dirfd, base, sizeof base) < 0)
+			return -1;
+	} else {
+		strcpy(base, "/");
+	}
+	memcpy(tmp, p, len + 1);
+	while (len > 1 && tmp[len - 1] == '/')
+		tmp[--len] = 0;
+
+	char *slash = strrchr(tmp, '/');
+	const char *last = slash ? slash + 1 : tmp;
+	int dots = strcmp(last, ".") == 0 || strcmp(last, "..") == 0;
+
+	if (!slash && !dots) {
+		/* "name" relative to a kernel-named directory: nothing to resolve. */
+		if (ag_path_lexical(base, tmp, out, outlen) < 0)
+			goto toolong;
+		return 0;
+	}
+	/* Resolve the directory part through the filesystem (symlinked parents,
+	 * ".." after a symlink); fall back to lexical rules if it is missing. */
+	if (dots) {
+		snprintf(joined, sizeof joined, "%s", tmp);
+		last = NULL;
+	} else if (slash == tmp) {
+		strcpy(joined, "/");
+	} else {
+		*slash = 0;
+		if ((size_t)snprintf(joined, sizeof joined, "%s", tmp) >= sizeof joined)
+			goto toolong;
+	}
+	char full[AG_PATH_MAX];
+	if (ag_path_lexical(base, "", full, sizeof full) < 0)
+		goto toolong;
+	if (joined[0] != '/') {
+		char j2[AG_PATH_MAX];
+		if ((size_t)snprintf(j2, sizeof j2, "%s/%s", full, joined) >= sizeof j2)
+			goto toolong;
+		memcpy(joined, j2, sizeof joined);
+	}
+	if (!realpath(joined, parent)) {
+		if (ag_path_lexical("/", joined, parent, sizeof parent) < 0)
+			goto toolong;
+	}
+	if (!last) {
+		if (strlen(parent) >= outlen)
+			goto toolong;
+		strcpy(out, parent);
+		return 0;
+	}
+	if (ag_path_lexical(parent, last, out, outlen) < 0)
+		goto toolong;
+	return 0;
+toolong:
+	errno = ENAMETOOLONG;
+	return -1;
+}

@@ -1,0 +1,68 @@
+/*
+ * A session: the rules, mode and workspace fixed when it starts, carried
+ * to every child through the environment (the exec hooks put these back
+ * into every child's environment, so nothing the agent does loosens them).
+ *
+ *   AGENTGUARD_SESSION    session id
+ *   AGENTGUARD_STATE_DIR  absolute state dir (audit.db, spool/, snapshots/, rules/)
+ *   AGENTGUARD_RULES      the session's frozen copy of its rules
+ *                         (state_dir/rules/<sha256>.yaml), or "builtin"
+ *   AGENTGUARD_MODE       autonomous | supervised
+ *   AGENTGUARD_WORKSPACE  absolute workspace
+ *   AGENTGUARD_MONITOR    1: enforce is off (log "would deny"; only hard rules block)
+ */
+#ifndef AGENTGUARD_SESSION_H
+#define AGENTGUARD_SESSION_H
+
+#include "agentguard.h"
+
+#define AG_SESSION_ID_MAX 40
+
+struct ag_session {
+	char id[AG_SESSION_ID_MAX];
+	char state_dir[AG_PATH_MAX];
+	char rules_path[AG_PATH_MAX];  /* frozen copy, or "builtin" */
+	char rules_name[AG_PATH_MAX];  /* what the user named, for messages */
+	char rules_hash[AG_HASH_HEX];
+	char workspace[AG_PATH_MAX];
+	enum ag_mode mode;
+	int enforce;
+	int64_t start_ns;
+	struct ag_policy *policy;      /* owned */
+};
+
+struct ag_session_opts {
+	const char *rules_file;  /* NULL: $AGENTGUARD_RULES, else built-in */
+	const char *mode;        /* NULL: $AGENTGUARD_MODE, else the rules' */
+	int monitor;             /* 1: enforce off */
+	const char *state_dir;   /* NULL: $AGENTGUARD_STATE_DIR, else default */
+	const char *workspace;   /* NULL: $AGENTGUARD_WORKSPACE, else rules', else cwd */
+};
+
+/*
+ * Start a new session: load and validate the rules, freeze a copy of them
+ * into the state dir, fix mode and workspace, make an id. 0 on success;
+ * -1 with "what is wrong" in err (rules errors are "file:line:col: ...").
+ */
+int ag_session_new(struct ag_session *s, const struct ag_session_opts *o,
+		   char *err, size_t errlen);
+
+/*
+ * Join the session named by the environment. Returns 1 when joined, 0 when
+ * the environment names no session, -1 when it names one that cannot be
+ * loaded (message in err; the caller fails closed).
+ */
+int ag_session_from_env(struct ag_session *s, char *err, size_t errlen);
+
+/* Put the session's AGENTGUARD_* variables into this process's environment. */
+void ag_session_setenv(const struct ag_session *s);
+
+/* Fill a NULL-terminated list of "NAME=value" strings (storage in buf) with
+ * the session's variables; used to rebuild a child's environment without
+ * allocating. Returns the count, or -1 if buf is too small. */
+int ag_session_env_strings(const struct ag_session *s, char *buf, size_t buflen,
+			   const char **out, int outmax);
+
+void ag_session_free(struct ag_session *s);
+
+#endif
