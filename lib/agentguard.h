@@ -161,7 +161,7 @@ struct ag_explain_item {
 	enum ag_action action;
 	const char *reason;
 	int excepted;            /* 1: matched but `unless` applied */
-	const char *why;         /* e.g. "path matches $WORKSPACE/**" */
+	const char *why;         /* e.g. "path matches a workspace glob" */
 };
 typedef void (*ag_explain_fn)(void *ctx, const struct ag_explain_item *item);
 void ag_explain(const struct ag_policy *p, const struct ag_op *op,
@@ -170,7 +170,7 @@ void ag_explain(const struct ag_policy *p, const struct ag_op *op,
 /* ---- matching primitives (match.c; pure) --------------------------------- */
 
 /* Path glob: `*` `?` `[..]` within one component, `**` any number of
- * components; "dir/**" also matches "dir" itself. Returns 1 on match. */
+ * components; "dir/ **" (no space) also matches "dir" itself. Returns 1 on match. */
 int ag_glob_match(const char *pattern, const char *path);
 
 /* ---- SQL classes (sqlclass.c; pure) -------------------------------------- */
