@@ -207,6 +207,9 @@ int ag_sha256_file_hex(const char *path, char out[AG_HASH_HEX]);
 
 /* ---- small shared helpers (util.c) --------------------------------------- */
 
+/* snprintf that fails (-1, errno ENAMETOOLONG) instead of truncating. */
+int ag_fmt(char *out, size_t outlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 int64_t ag_now_ns(void);                     /* CLOCK_REALTIME */
 int64_t ag_mono_ns(void);                    /* CLOCK_MONOTONIC */
 /* Parse "4GiB", "512MB", "100" -> bytes. 0 ok, -1 malformed. */

@@ -9,6 +9,8 @@
  *                         (state_dir/rules/<sha256>.yaml), or "builtin"
  *   AGENTGUARD_MODE       autonomous | supervised
  *   AGENTGUARD_WORKSPACE  absolute workspace
+ *   AGENTGUARD_HOME       the HOME that ~ and $HOME in rules meant at the start
+ *                         (so changing HOME later moves no protection)
  *   AGENTGUARD_MONITOR    1: enforce is off (log "would deny"; only hard rules block)
  */
 #ifndef AGENTGUARD_SESSION_H
@@ -25,6 +27,7 @@ struct ag_session {
 	char rules_name[AG_PATH_MAX];  /* what the user named, for messages */
 	char rules_hash[AG_HASH_HEX];
 	char workspace[AG_PATH_MAX];
+	char home[AG_PATH_MAX];
 	enum ag_mode mode;
 	int enforce;
 	int64_t start_ns;

@@ -1,0 +1,364 @@
+/* Sessions: fix rules, mode and workspace once, hand them to every child. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "session.h"
+
+#define BUILTIN "builtin"
+
+static void seterr(char *err, size_t errlen, const char *fmt, const char *a,
+		   const char *b)
+{
+	if (err && errlen)
+		snprintf(err, errlen, fmt, a, b ? b : "");
+}
+
+static const char *home_dir(void)
+{
+	const char *h = getenv("HOME");
+
+	if (h && h[0] == '/')
+		return h;
+	struct passwd *pw = getpwuid(getuid());
+	return pw && pw->pw_dir ? pw->pw_dir : "/";
+}
+
+/* Whole file into a NUL-terminated heap buffer. */
+static char *read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf = NULL;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < (16 << 20)) {
+		buf = malloc((size_t)st.st_size + 1);
+		size_t got = 0;
+		while (buf && got < (size_t)st.st_size) {
+			ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		if (buf) {
+			buf[got] = 0;
+			*len = got;
+		}
+	} else if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+	} else {
+		errno = EFBIG;
+	}
+	int e = errno;
+	close(fd);
+	errno = e;
+	return buf;
+}
+
+/* Write data to path atomically (temp file + rename), mode 0400: the
+ * frozen rules of a session are never rewritten in place. */
+static int write_frozen(const char *path, const char *data, size_t len)
+{
+	char tmp[AG_PATH_MAX + 32];
+	snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0400);
+	if (fd < 0)
+		return -1;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+			close(fd);
+			unlink(tmp);
+			errno = e;
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+static void make_id(char *out, size_t outlen)
+{
+	unsigned char r[3];
+	time_t t = time(NULL);
+	struct tm tm;
+	char ts[32];
+
+	if (getrandom(r, sizeof r, GRND_NONBLOCK) != sizeof r) {
+		uint64_t x = (uint64_t)ag_mono_ns() ^ (uint64_t)getpid();
+		memcpy(r, &x, sizeof r);
+	}
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", &tm);
+	snprintf(out, outlen, "%s-%02x%02x%02x", ts, r[0], r[1], r[2]);
+}
+
+static int parse_mode(const char *m, enum ag_mode *out)
+{
+	if (strcmp(m, "autonomous") == 0)
+		*out = AG_MODE_AUTONOMOUS;
+	else if (strcmp(m, "supervised") == 0)
+		*out = AG_MODE_SUPERVISED;
+	else
+		return -1;
+	return 0;
+}
+
+static const char *env_or(const char *given, const char *name)
+{
+	const char *v = given ? given : getenv(name);
+	return v && *v ? v : NULL;
+}
+
+static int load_policy(struct ag_session *s, const char *name, const char *text,
+		       size_t len, const char *home, const char *workspace,
+		       char *err, size_t errlen)
+{
+	char cwd[AG_PATH_MAX];
+	struct ag_policy_env env = {
+		.home = home,
+		.workspace = workspace,
+		.cwd = getcwd(cwd, sizeof cwd) ? cwd : "/",
+		.tmpdir = getenv("TMPDIR"),
+	};
+
+	s->policy = ag_policy_load(name, text, len, &env, err, errlen);
+	if (!s->policy)
+		return -1;
+	ag_sha256_buf_hex(text, len, s->rules_hash);
+	return 0;
+}
+
+int ag_session_new(struct ag_session *s, const struct ag_session_opts *o,
+		   char *err, size_t errlen)
+{
+	static const struct ag_session_opts none;
+	char cwd[AG_PATH_MAX];
+	const char *v;
+
+	if (!o)
+		o = &none;
+	memset(s, 0, sizeof *s);
+	if (!getcwd(cwd, sizeof cwd))
+		strcpy(cwd, "/");
+
+	/* State dir: absolute, created private. */
+	if ((v = env_or(o->state_dir, "AGENTGUARD_STATE_DIR"))) {
+		if (ag_path_lexical(cwd, v, s->state_dir, sizeof s->state_dir) < 0) {
+			seterr(err, errlen, "state dir path too long: %s%s", v, NULL);
+			return -1;
+		}
+	} else if (ag_default_state_dir(s->state_dir, sizeof s->state_dir) < 0) {
+		seterr(err, errlen, "cannot find a state dir: set AGENTGUARD_STATE_DIR or HOME%s%s", "", NULL);
+		return -1;
+	}
+	if (ag_mkdirs(s->state_dir, 0700) < 0) {
+		seterr(err, errlen, "cannot create state dir %s: %s", s->state_dir,
+		       strerror(errno));
+		return -1;
+	}
+
+	/* Rules: the named file, or the built-in set. */
+	const char *rules = env_or(o->rules_file, "AGENTGUARD_RULES");
+	const char *ws = env_or(o->workspace, "AGENTGUARD_WORKSPACE");
+	char wsabs[AG_PATH_MAX];
+	if (ws) {
+		if (ag_path_lexical(cwd, ws, wsabs, sizeof wsabs) < 0) {
+			seterr(err, errlen, "workspace path too long: %s%s", ws, NULL);
+			return -1;
+		}
+		ws = wsabs;
+	}
+	if (rules && strcmp(rules, BUILTIN) != 0) {
+		size_t len = 0;
+		char *text = read_file(rules, &len);
+		if (!text) {
+			seterr(err, errlen, "cannot read rules file %s: %s", rules,
+			       strerror(errno));
+			return -1;
+		}
+		snprintf(s->rules_name, sizeof s->rules_name, "%s", rules);
+		int rc = load_policy(s, rules, text, len, home_dir(), ws, err, errlen);
+		if (rc == 0) {
+			char dir[AG_PATH_MAX];
+			if (ag_fmt(dir, sizeof dir, "%s/rules", s->state_dir) < 0 ||
+			    ag_fmt(s->rules_path, sizeof s->rules_path, "%s/%s.yaml", dir,
+				   s->rules_hash) < 0) {
+				rc = -1;
+			} else if (access(s->rules_path, R_OK) != 0 &&
+				   (ag_mkdirs(dir, 0700) < 0 ||
+				    write_frozen(s->rules_path, text, len) < 0)) {
+				rc = -1;
+			}
+			if (rc < 0)
+				seterr(err, errlen, "cannot save the session's rules in %s: %s",
+				       dir, strerror(errno));
+		}
+		free(text);
+		if (rc < 0) {
+			ag_session_free(s);
+			return -1;
+		}
+	} else {
+		snprintf(s->rules_name, sizeof s->rules_name, "builtin:default.yaml");
+		strcpy(s->rules_path, BUILTIN);
+		if (load_policy(s, "builtin:default.yaml", ag_default_rules,
+				ag_default_rules_len, home_dir(), ws, err, errlen) < 0)
+			return -1;
+	}
+
+	s->mode = ag_policy_mode(s->policy);
+	if ((v = env_or(o->mode, "AGENTGUARD_MODE")) && parse_mode(v, &s->mode) < 0) {
+		seterr(err, errlen, "unknown mode '%s': use autonomous or supervised%s", v, NULL);
+		ag_session_free(s);
+		return -1;
+	}
+	v = getenv("AGENTGUARD_MONITOR");
+	s->enforce = ag_policy_enforce(s->policy) && !o->monitor &&
+		     !(v && strcmp(v, "1") == 0);
+	snprintf(s->workspace, sizeof s->workspace, "%s", ag_policy_workspace(s->policy));
+	snprintf(s->home, sizeof s->home, "%s", home_dir());
+	s->start_ns = ag_now_ns();
+	make_id(s->id, sizeof s->id);
+	return 0;
+}
+
+static int id_ok(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n >= AG_SESSION_ID_MAX)
+		return 0;
+	return strspn(id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.") == n;
+}
+
+int ag_session_from_env(struct ag_session *s, char *err, size_t errlen)
+{
+	const char *id = getenv("AGENTGUARD_SESSION");
+	const char *sd = getenv("AGENTGUARD_STATE_DIR");
+	const char *rules = getenv("AGENTGUARD_RULES");
+	const char *mode = getenv("AGENTGUARD_MODE");
+	const char *ws = getenv("AGENTGUARD_WORKSPACE");
+	const char *home = getenv("AGENTGUARD_HOME");
+	const char *mon = getenv("AGENTGUARD_MONITOR");
+
+	memset(s, 0, sizeof *s);
+	if (!id || !*id)
+		return 0;
+	if (!id_ok(id) || !sd || sd[0] != '/' || !rules || !mode || !ws ||
+	    ws[0] != '/' || !home || home[0] != '/') {
+		seterr(err, errlen, "session %s: its environment is incomplete or damaged%s",
+		       id, NULL);
+		return -1;
+	}
+	snprintf(s->id, sizeof s->id, "%s", id);
+	snprintf(s->state_dir, sizeof s->state_dir, "%s", sd);
+	snprintf(s->workspace, sizeof s->workspace, "%s", ws);
+	snprintf(s->home, sizeof s->home, "%s", home);
+	if (parse_mode(mode, &s->mode) < 0) {
+		seterr(err, errlen, "session %s: unknown mode '%s'", id, mode);
+		return -1;
+	}
+	if (strcmp(rules, BUILTIN) == 0) {
+		strcpy(s->rules_path, BUILTIN);
+		snprintf(s->rules_name, sizeof s->rules_name, "builtin:default.yaml");
+		if (load_policy(s, s->rules_name, ag_default_rules, ag_default_rules_len,
+				home, ws, err, errlen) < 0)
+			return -1;
+	} else {
+		/* Only the session's own frozen copy, unchanged, is acceptable. */
+		size_t len = 0, sdl = strlen(sd);
+		char *text = NULL;
+		if (strncmp(rules, sd, sdl) != 0 || strncmp(rules + sdl, "/rules/", 7) != 0 ||
+		    !(text = read_file(rules, &len))) {
+			seterr(err, errlen, "session rules %s cannot be read%s", rules, NULL);
+			return -1;
+		}
+		snprintf(s->rules_path, sizeof s->rules_path, "%s", rules);
+		snprintf(s->rules_name, sizeof s->rules_name, "%s", rules);
+		int rc = load_policy(s, rules, text, len, home, ws, err, errlen);
+		free(text);
+		if (rc < 0)
+			return -1;
+		const char *base = strrchr(rules, '/') + 1;
+		if (strncmp(base, s->rules_hash, 64) != 0) {
+			seterr(err, errlen, "session rules %s were changed after the session started%s",
+			       rules, NULL);
+			ag_session_free(s);
+			return -1;
+		}
+	}
+	s->enforce = ag_policy_enforce(s->policy) && !(mon && strcmp(mon, "1") == 0);
+	return 1;
+}
+
+int ag_session_env_strings(const struct ag_session *s, char *buf, size_t buflen,
+			   const char **out, int outmax)
+{
+	const char *vals[][2] = {
+		{"AGENTGUARD_SESSION", s->id},
+		{"AGENTGUARD_STATE_DIR", s->state_dir},
+		{"AGENTGUARD_RULES", s->rules_path},
+		{"AGENTGUARD_MODE", s->mode == AG_MODE_SUPERVISED ? "supervised" : "autonomous"},
+		{"AGENTGUARD_WORKSPACE", s->workspace},
+		{"AGENTGUARD_HOME", s->home},
+		{"AGENTGUARD_MONITOR", s->enforce ? "0" : "1"},
+	};
+	int n = (int)(sizeof vals / sizeof vals[0]);
+	size_t off = 0;
+
+	if (n + 1 > outmax)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		int l = snprintf(buf + off, buflen - off, "%s=%s", vals[i][0], vals[i][1]);
+		if (l < 0 || (size_t)l >= buflen - off)
+			return -1;
+		out[i] = buf + off;
+		off += (size_t)l + 1;
+	}
+	out[n] = NULL;
+	return n;
+}
+
+void ag_session_setenv(const struct ag_session *s)
+{
+	char buf[6 * AG_PATH_MAX + 512];
+	const char *vars[16];
+	int n = ag_session_env_strings(s, buf, sizeof buf, vars, 16);
+
+	for (int i = 0; i < n; i++) {
+		char *var = (char *)vars[i];
+		char *eq = strchr(var, '=');
+		*eq = 0;
+		setenv(var, eq + 1, 1);
+		*eq = '=';
+	}
+}
+
+void ag_session_free(struct ag_session *s)
+{
+	if (s->policy)
+		ag_policy_free(s->policy);
+	s->policy = NULL;
+}

@@ -1,0 +1,363 @@
+/* The per-process event spool: see spool.h for why it exists. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool.h"
+
+#define SPOOL_INIT (16u << 10)   /* most processes record a handful of events */
+#define SPOOL_MAX (64u << 20)    /* then start a new file */
+#define HDR_SIZE 256u
+
+_Static_assert(sizeof(struct ag_spool_hdr) <= HDR_SIZE, "spool header too big");
+
+static size_t rec_size(const struct ag_field *f, int nf)
+{
+	size_t n = sizeof(struct ag_rec);
+
+	for (int i = 0; i < nf; i++)
+		if (f[i].data)
+			n += 1 + 4 + f[i].len;
+	return (n + 7) & ~(size_t)7;
+}
+
+static int reserve(const char *path, size_t size, dev_t dev, ino_t ino)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	int rc = -1;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) == 0 && (!ino || (st.st_dev == dev && st.st_ino == ino))) {
+		rc = posix_fallocate(fd, 0, (off_t)size);
+		if (rc) {
+			errno = rc;
+			rc = -1;
+		}
+	} else {
+		errno = ESTALE;
+	}
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
+/* Create, reserve, map and name a fresh spool. The file gets its final
+ * name only once its header is written, so a reader never sees a
+ * half-made spool. */
+static int spool_create(struct ag_spool *sp, size_t need)
+{
+	char dir[AG_PATH_MAX], tmp[AG_PATH_MAX];
+	unsigned char rnd[6];
+	size_t cap = SPOOL_INIT;
+
+	while (cap < need + HDR_SIZE)
+		cap *= 2;
+	if (ag_fmt(dir, sizeof dir, "%s/spool", sp->state_dir) < 0)
+		return -1;
+	if (getrandom(rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd) {
+		uint64_t t = (uint64_t)ag_mono_ns() ^ (uint64_t)getpid() << 20;
+		memcpy(rnd, &t, sizeof rnd);
+	}
+	snprintf(sp->name, sizeof sp->name, "%s.%d.%02x%02x%02x%02x%02x%02x",
+		 sp->session, (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3],
+		 rnd[4], rnd[5]);
+	if (ag_fmt(tmp, sizeof tmp, "%s/.%s.tmp", dir, sp->name) < 0 ||
+	    ag_fmt(sp->path, sizeof sp->path, "%s/%s.spool", dir, sp->name) < 0)
+		return -1;
+
+	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 && errno == ENOENT) {
+		if (ag_mkdirs(dir, 0700) < 0)
+			return -1;
+		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	}
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	int rc = posix_fallocate(fd, 0, (off_t)cap);
+	if (rc == 0 && fstat(fd, &st) < 0)
+		rc = errno;
+	char *base = MAP_FAILED;
+	if (rc == 0) {
+		base = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (base == MAP_FAILED)
+			rc = errno;
+	}
+	/* The mapping is all we keep: programs close descriptors they do not own. */
+	close(fd);
+	if (rc) {
+		unlink(tmp);
+		errno = rc;
+		return -1;
+	}
+	struct ag_spool_hdr *h = (struct ag_spool_hdr *)base;
+	memcpy(h->magic, AG_SPOOL_MAGIC, 8);
+	h->hdr_size = HDR_SIZE;
+	h->pid = getpid();
+	h->proc_start = ag_proc_start(getpid());
+	snprintf(h->session, sizeof h->session, "%s", sp->session);
+	__atomic_store_n(&h->used, (uint64_t)HDR_SIZE, __ATOMIC_RELEASE);
+	if (rename(tmp, sp->path) < 0) {
+		int e = errno;
+		munmap(base, cap);
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	sp->base = base;
+	sp->cap = cap;
+	sp->dev = st.st_dev;
+	sp->ino = st.st_ino;
+	sp->seq = 0;
+	sp->gen++;
+	return 0;
+}
+
+static void put_field(char **p, const struct ag_field *f)
+{
+	uint32_t len = f->len;
+
+	*(*p)++ = (char)f->tag;
+	memcpy(*p, &len, 4);
+	*p += 4;
+	memcpy(*p, f->data, len);
+	*p += len;
+}
+
+static int write_proc_record(struct ag_spool *sp);
+
+/* With sp->mu held: make room for `need` more bytes. */
+static int ensure_room(struct ag_spool *sp, size_t need)
+{
+	if (!sp->base) {
+		int64_t now = ag_mono_ns();
+		if (sp->failed && now - sp->failed_at < 1000000000LL) {
+			errno = EIO;
+			return -1;
+		}
+		if (!sp->state_dir || !sp->session) {
+			errno = EINVAL;
+			return -1;
+		}
+		if (spool_create(sp, need + 4096) < 0) {
+			sp->failed = 1;
+			sp->failed_at = now;
+			return -1;
+		}
+		sp->failed = 0;
+		if (write_proc_record(sp) < 0)
+			return -1;
+	}
+	struct ag_spool_hdr *h = (struct ag_spool_hdr *)sp->base;
+	uint64_t used = h->used;
+	if (used + need <= sp->cap)
+		return 0;
+	size_t cap = sp->cap;
+	while (cap < used + need)
+		cap *= 2;
+	if (cap > SPOOL_MAX && used > HDR_SIZE) {
+		/* Start a new file; the old one becomes an orphan for the CLI. */
+		munmap(sp->base, sp->cap);
+		sp->base = NULL;
+		return ensure_room(sp, need);
+	}
+	if (reserve(sp->path, cap, sp->dev, sp->ino) < 0)
+		return -1;
+	void *nb = mremap(sp->base, sp->cap, cap, MREMAP_MAYMOVE);
+	if (nb == MAP_FAILED)
+		return -1;
+	sp->base = nb;
+	sp->cap = cap;
+	sp->gen++;
+	return 0;
+}
+
+static int append_locked(struct ag_spool *sp, uint16_t type, int32_t err,
+			 int64_t time_ns, int64_t latency_ns,
+			 const struct ag_field *f, int nf,
+			 struct ag_spool_mark *mark)
+{
+	size_t need = rec_size(f, nf);
+
+	if (need > UINT32_MAX || ensure_room(sp, need) < 0)
+		return -1;
+	struct ag_spool_hdr *h = (struct ag_spool_hdr *)sp->base;
+	uint64_t used = h->used;
+	struct ag_rec r = {
+		.len = (uint32_t)need, .type = type, .err = err,
+		.seq = ++sp->seq, .time_ns = time_ns, .latency_ns = latency_ns,
+	};
+	char *p = sp->base + used;
+	memcpy(p, &r, sizeof r);
+	p += sizeof r;
+	for (int i = 0; i < nf; i++)
+		if (f[i].data)
+			put_field(&p, &f[i]);
+	memset(p, 0, (size_t)(sp->base + used + need - p));
+	/* The store that makes the record part of the file. */
+	__atomic_store_n(&h->used, used + need, __ATOMIC_RELEASE);
+	if (mark) {
+		mark->gen = sp->gen;
+		mark->off = used;
+	}
+	return 0;
+}
+
+static int write_proc_record(struct ag_spool *sp)
+{
+	char exe[AG_PATH_MAX], cwd[AG_PATH_MAX], argv[8192];
+	size_t alen = 0;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	int64_t ppid = getppid();
+
+	exe[n > 0 ? n : 0] = 0;
+	if (!getcwd(cwd, sizeof cwd))
+		cwd[0] = 0;
+	/* argv as NUL-separated words, cut at a word boundary if huge. */
+	for (const char *const *a = sp->argv; a && *a; a++) {
+		size_t l = strlen(*a) + 1;
+		if (alen + l > sizeof argv)
+			break;
+		memcpy(argv + alen, *a, l);
+		alen += l;
+	}
+	struct ag_field f[] = {
+		{AG_T_EXE, (uint32_t)strlen(exe), exe},
+		{AG_T_CWD, (uint32_t)strlen(cwd), cwd},
+		{AG_T_ARGV, (uint32_t)alen, argv},
+		{AG_T_PPID, 8, &ppid},
+	};
+	return append_locked(sp, AG_REC_PROC, 0, ag_now_ns(), 0, f, 4, NULL);
+}
+
+int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
+		    int64_t time_ns, int64_t latency_ns,
+		    const struct ag_field *f, int nf, struct ag_spool_mark *mark)
+{
+	int rc, e;
+
+	pthread_mutex_lock(&sp->mu);
+	if (sp->lost && sp->base) {
+		/* Say what went missing before going on. */
+		char what[128];
+		int l = snprintf(what, sizeof what,
+				 "%llu decisions could not be recorded",
+				 (unsigned long long)sp->lost);
+		struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
+		if (append_locked(sp, AG_REC_GAP, 0, sp->lost_since, 0, &g, 1, NULL) == 0)
+			sp->lost = 0;
+	}
+	rc = append_locked(sp, type, err, time_ns, latency_ns, f, nf, mark);
+	e = errno;
+	if (rc < 0 && type == AG_REC_EVENT) {
+		if (!sp->lost++)
+			sp->lost_since = time_ns;
+	}
+	pthread_mutex_unlock(&sp->mu);
+	errno = e;
+	return rc;
+}
+
+void ag_spool_patch_errno(struct ag_spool *sp, const struct ag_spool_mark *m,
+			  int err)
+{
+	pthread_mutex_lock(&sp->mu);
+	if (sp->base && m->gen == sp->gen && m->off + sizeof(struct ag_rec) <= sp->cap) {
+		struct ag_rec *r = (struct ag_rec *)(sp->base + m->off);
+		r->err = err;
+	}
+	pthread_mutex_unlock(&sp->mu);
+}
+
+void ag_spool_forget(struct ag_spool *sp)
+{
+	if (sp->base)
+		munmap(sp->base, sp->cap);
+	sp->base = NULL;
+	sp->cap = 0;
+	sp->failed = 0;
+	sp->lost = 0;
+	pthread_mutex_init(&sp->mu, NULL);
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+int64_t ag_rec_int(const struct ag_rec_view *rv, int tag)
+{
+	int64_t v = 0;
+
+	if (tag > 0 && tag < AG_T_MAX && rv->field[tag] && rv->flen[tag] == 8)
+		memcpy(&v, rv->field[tag], 8);
+	return v;
+}
+
+int ag_spool_read(const char *path, ag_spool_fn fn, void *ctx)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || (size_t)st.st_size < HDR_SIZE) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	size_t size = (size_t)st.st_size;
+	const char *base = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (base == MAP_FAILED)
+		return -1;
+	const struct ag_spool_hdr *h = (const void *)base;
+	if (memcmp(h->magic, AG_SPOOL_MAGIC, 8) != 0 || h->hdr_size != HDR_SIZE) {
+		munmap((void *)base, size);
+		errno = EINVAL;
+		return -1;
+	}
+	uint64_t used = __atomic_load_n(&h->used, __ATOMIC_ACQUIRE);
+	if (used > size)
+		used = size;
+
+	char name[256];
+	const char *slash = strrchr(path, '/');
+	snprintf(name, sizeof name, "%s", slash ? slash + 1 : path);
+	char *dot = strstr(name, ".spool");
+	if (dot)
+		*dot = 0;
+	struct ag_spool_view sv = {h, name};
+
+	int rc = 0;
+	for (uint64_t off = HDR_SIZE; off + sizeof(struct ag_rec) <= used;) {
+		const struct ag_rec *r = (const void *)(base + off);
+		if (r->len < sizeof *r || off + r->len > used)
+			break;
+		struct ag_rec_view rv = {.rec = r};
+		const unsigned char *p = (const unsigned char *)(r + 1);
+		const unsigned char *end = (const unsigned char *)r + r->len;
+		while (p + 5 <= end && *p) {
+			uint32_t len;
+			memcpy(&len, p + 1, 4);
+			if ((size_t)(end - (p + 5)) < len)
+				break;
+			if (*p < AG_T_MAX) {
+				rv.field[*p] = p + 5;
+				rv.flen[*p] = len;
+			}
+			p += 5 + len;
+		}
+		if ((rc = fn(ctx, &sv, &rv)) != 0)
+			break;
+		off += r->len;
+	}
+	munmap((void *)base, size);
+	return rc;
+}

@@ -1,0 +1,136 @@
+/*
+ * The event spool: how a guarded process records decisions without
+ * opening audit.db.
+ *
+ * Each process (each exec image) that has something to record gets one
+ * file, state_dir/spool/<session>.<pid>.<random>.spool, mapped MAP_SHARED.
+ * Appending a record is a memcpy plus a release-store of the header's
+ * `used`; the bytes are in the page cache as soon as the store is done,
+ * so the record survives the process being killed (SIGKILL) the moment
+ * the call returns. The space is reserved with fallocate before it is
+ * used, so a full disk is an error at reservation time, never a SIGBUS.
+ *
+ * `agentguard` (audit.c) moves spools of processes that no longer map
+ * them into audit.db and deletes them.
+ */
+#ifndef AGENTGUARD_SPOOL_H
+#define AGENTGUARD_SPOOL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "agentguard.h"
+#include "session.h"
+#include "snapshot.h"
+
+enum ag_rec_type {
+	AG_REC_PROC = 1,     /* the process: exe, argv, cwd, ppid */
+	AG_REC_SESSION = 2,  /* a session started in this process */
+	AG_REC_EVENT = 3,    /* one decision */
+	AG_REC_SNAPSHOT = 4, /* what the previous event preserved */
+	AG_REC_GAP = 5,      /* decisions that could not be recorded */
+};
+
+/* Field tags inside a record (type-length-value). */
+enum ag_tag {
+	AG_T_OP = 1, AG_T_PATH, AG_T_TARGET, AG_T_ADDRESS, AG_T_HOST, AG_T_PORT,
+	AG_T_SQL, AG_T_SQL_CLASS, AG_T_DATABASE, AG_T_RULE, AG_T_DECISION,
+	AG_T_ENFORCED, AG_T_REASON, AG_T_SNAPSHOT, AG_T_CWD, AG_T_ARGV,
+	AG_T_EXE, AG_T_PPID,
+	/* session */
+	AG_T_SESSION, AG_T_MODE, AG_T_ENFORCE, AG_T_RULES, AG_T_RULES_HASH,
+	AG_T_WORKSPACE, AG_T_STATE_DIR, AG_T_START,
+	/* snapshot */
+	AG_T_SNAP_ID, AG_T_KIND, AG_T_MODE_BITS, AG_T_UID, AG_T_GID,
+	AG_T_ATIME, AG_T_MTIME, AG_T_SIZE, AG_T_LINK, AG_T_STORE,
+	/* gap */
+	AG_T_WHAT,
+	AG_T_MAX
+};
+
+/* A record as it sits in the file; fields follow, 8-byte aligned total. */
+struct ag_rec {
+	uint32_t len;        /* whole record, header included */
+	uint16_t type;       /* enum ag_rec_type */
+	uint16_t flags;
+	int32_t err;         /* event: errno the call returned; -1 unknown */
+	uint32_t reserved;
+	uint64_t seq;        /* per spool, from 1 */
+	int64_t time_ns;
+	int64_t latency_ns;
+};
+
+#define AG_SPOOL_MAGIC "AGSPOOL1"
+
+struct ag_spool_hdr {
+	char magic[8];
+	uint32_t hdr_size;
+	uint32_t reserved;
+	uint64_t used;       /* end of committed records (release/acquire) */
+	int64_t pid;
+	uint64_t proc_start;
+	char session[AG_SESSION_ID_MAX];
+};
+
+/* A field to append: tag, bytes. Numbers are stored as 8-byte int64. */
+struct ag_field {
+	uint16_t tag;
+	uint32_t len;
+	const void *data;
+};
+
+/* One process's spool. All state lives here so fork can reset it. */
+struct ag_spool {
+	pthread_mutex_t mu;
+	char *base;           /* the mapping, NULL until first use */
+	size_t cap;           /* bytes mapped (== bytes reserved on disk) */
+	uint64_t seq;
+	unsigned gen;         /* bumps when the mapping is replaced */
+	dev_t dev;
+	ino_t ino;
+	int failed;           /* creating it failed; retried at most once a second */
+	int64_t failed_at;
+	uint64_t lost;        /* records that could not be written (reported as a gap) */
+	int64_t lost_since;
+	char path[AG_PATH_MAX];
+	char name[128];       /* basename without ".spool": prefix of event uids */
+	/* who writes: fixed when the session is known */
+	const char *state_dir;
+	const char *session;
+	const char *const *argv;
+};
+
+/* Where an appended record is, to patch its errno after the real call. */
+struct ag_spool_mark {
+	unsigned gen;
+	size_t off;
+};
+
+/* Append one record; 0 on success, -1 when it could not be written (the
+ * caller fails closed for anything but a plain allow). */
+int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
+		    int64_t time_ns, int64_t latency_ns,
+		    const struct ag_field *f, int nf, struct ag_spool_mark *mark);
+void ag_spool_patch_errno(struct ag_spool *sp, const struct ag_spool_mark *m,
+			  int err);
+/* In a fork child: forget the parent's mapping. */
+void ag_spool_forget(struct ag_spool *sp);
+
+/* Reading (audit.c): calls fn for each committed record. Returns 0, or
+ * -1 with errno if the file is not a spool. */
+struct ag_spool_view {
+	const struct ag_spool_hdr *hdr;
+	const char *name;     /* uid prefix */
+};
+struct ag_rec_view {
+	const struct ag_rec *rec;
+	const unsigned char *field[AG_T_MAX];  /* NULL when absent */
+	uint32_t flen[AG_T_MAX];
+};
+typedef int (*ag_spool_fn)(void *ctx, const struct ag_spool_view *sv,
+			   const struct ag_rec_view *rv);
+int ag_spool_read(const char *path, ag_spool_fn fn, void *ctx);
+/* An int64 field's value (0 when absent). */
+int64_t ag_rec_int(const struct ag_rec_view *rv, int tag);
+
+#endif
