@@ -1,0 +1,654 @@
+/* The plumbing every command shares; see cli.h. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "cli.h"
+
+const struct cli_command *cli_current;
+
+static void vmsg(const char *kind, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "agentguard%s%s: %s", cli_current ? " " : "",
+		cli_current ? cli_current->name : "", kind);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void cli_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+int cli_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try 'agentguard %s%s--help'.\n",
+		cli_current ? cli_current->name : "", cli_current ? " " : "");
+	return CLI_USAGE;
+}
+
+/* ---- options ------------------------------------------------------------- */
+
+enum { OPT_STATE_DIR = 0x7000 };
+
+int cli_getopt(int argc, char **argv, const struct option *own,
+	       struct cli_opts *co, int *status)
+{
+	static struct option all[64];
+	size_t n = 0;
+
+	for (const struct option *o = own; o && o->name && n < 61; o++)
+		all[n++] = *o;
+	all[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	all[n++] = (struct option){ "state-dir", required_argument, NULL, OPT_STATE_DIR };
+	all[n] = (struct option){ NULL, 0, NULL, 0 };
+
+	opterr = 0;
+	for (;;) {
+		/* "+": stop at the first operand; ":": tell a missing value apart. */
+		int c = getopt_long(argc, argv, "+:h", all, NULL);
+		switch (c) {
+		case 'h':
+			fputs(cli_current->help, stdout);
+			*status = CLI_OK;
+			return CLI_OPT_STOP;
+		case OPT_STATE_DIR:
+			if (!*optarg) {
+				*status = cli_usage("--state-dir needs a directory");
+				return CLI_OPT_STOP;
+			}
+			co->state_dir = optarg;
+			continue;
+		case '?':
+			if (optopt)
+				*status = cli_usage("unknown option '-%c'", optopt);
+			else
+				*status = cli_usage("unknown option '%s'", argv[optind - 1]);
+			return CLI_OPT_STOP;
+		case ':':
+			*status = cli_usage("option '%s' needs a value", argv[optind - 1]);
+			return CLI_OPT_STOP;
+		default:
+			return c;
+		}
+	}
+}
+
+int cli_parse_long(const char *opt, const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (!*s || *end || errno || v < min || v > max) {
+		cli_usage("%s wants a number from %ld to %ld, not '%s'", opt, min, max, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int cli_state_dir(const struct cli_opts *co, char *out, size_t outlen)
+{
+	const char *v = co->state_dir;
+	char cwd[AG_PATH_MAX];
+
+	if (!v || !*v)
+		v = getenv("AGENTGUARD_STATE_DIR");
+	if (v && *v) {
+		if (!getcwd(cwd, sizeof cwd)) {
+			if (v[0] != '/') {
+				cli_err("cannot find the current directory (%s) to resolve the state dir %s: give an absolute path",
+					strerror(errno), v);
+				return -1;
+			}
+			strcpy(cwd, "/");
+		}
+		if (ag_path_lexical(cwd, v, out, outlen) < 0) {
+			cli_err("state dir path is too long: %s", v);
+			return -1;
+		}
+		return 0;
+	}
+	if (ag_default_state_dir(out, outlen) < 0) {
+		cli_err("cannot find the state dir: set HOME, AGENTGUARD_STATE_DIR or pass --state-dir");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the audit log ------------------------------------------------------- */
+
+/* path_glob(pattern, path): 1 when path matches, NULL stays NULL. */
+static void sql_path_glob(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const unsigned char *pat = sqlite3_value_text(argv[0]);
+	const unsigned char *path = sqlite3_value_text(argv[1]);
+
+	(void)argc;
+	if (!pat || !path) {
+		sqlite3_result_null(ctx);
+		return;
+	}
+	sqlite3_result_int(ctx, ag_glob_match((const char *)pat, (const char *)path));
+}
+
+static int is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int cli_db_open(struct cli_db *d, const struct cli_opts *co, int mode)
+{
+	char err[1024], err2[1024], spool[AG_PATH_MAX + 8];
+	struct stat st;
+
+	memset(d, 0, sizeof *d);
+	if (cli_state_dir(co, d->state_dir, sizeof d->state_dir) < 0)
+		return -1;
+	if (ag_fmt(d->path, sizeof d->path, "%s/audit.db", d->state_dir) < 0 ||
+	    ag_fmt(spool, sizeof spool, "%s/spool", d->state_dir) < 0) {
+		cli_err("state dir path is too long: %s", d->state_dir);
+		return -1;
+	}
+	int have_db = stat(d->path, &st) == 0;
+	if (!have_db && errno != ENOENT) {
+		cli_err("cannot read the audit log %s: %s", d->path, strerror(errno));
+		return -1;
+	}
+	if (!have_db && !is_dir(spool)) {
+		cli_err("no audit log at %s: nothing has run under agentguard with this state dir yet "
+			"(start with 'agentguard run -- AGENT ...', or point --state-dir or "
+			"AGENTGUARD_STATE_DIR at the right directory)", d->path);
+		return -1;
+	}
+	if (have_db && !S_ISREG(st.st_mode)) {
+		cli_err("the audit log %s is not a regular file: move it aside", d->path);
+		return -1;
+	}
+
+	d->db = ag_audit_open(d->state_dir, 0, err, sizeof err);
+	if (!d->db) {
+		if (mode == CLI_DB_WRITE || !have_db) {
+			cli_err("cannot open the audit log %s for writing: %s", d->path, err);
+			return -1;
+		}
+		d->db = ag_audit_open(d->state_dir, 1, err2, sizeof err2);
+		if (!d->db) {
+			cli_err("cannot open the audit log %s: %s (if it is damaged, move it "
+				"aside; a new one is started on the next run)", d->path, err2);
+			return -1;
+		}
+		d->readonly = 1;
+		/* Inside a guarded process the guard refuses writes to audit.db:
+		 * reading still works, new spools just stay where they are. */
+		cli_warn("cannot write the audit log (%s); reading it read-only, so "
+			 "events not yet moved in from %s are not shown", err, spool);
+	} else {
+		long n = ag_audit_ingest(d->db, d->state_dir, 0, err, sizeof err);
+		if (n < 0)
+			cli_warn("could not move new events into the audit log: %s; "
+				 "showing what it already holds", err);
+	}
+	if (sqlite3_create_function(d->db, "path_glob", 2,
+				    SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+				    sql_path_glob, NULL, NULL) != SQLITE_OK) {
+		cli_err("cannot set up queries on %s: %s", d->path, sqlite3_errmsg(d->db));
+		cli_db_close(d);
+		return -1;
+	}
+	return 0;
+}
+
+void cli_db_close(struct cli_db *d)
+{
+	if (d->db)
+		ag_audit_close(d->db);
+	d->db = NULL;
+}
+
+int cli_db_error(struct cli_db *d, const char *what)
+{
+	const char *m = sqlite3_errmsg(d->db);
+
+	if (strstr(m, "no such table") || strstr(m, "no such column"))
+		cli_err("%s: %s: %s is not an agentguard audit log of this version "
+			"(move it aside to start a new one)", what, m, d->path);
+	else
+		cli_err("%s: %s (audit log %s)", what, m, d->path);
+	return -1;
+}
+
+sqlite3_stmt *cli_prepare(struct cli_db *d, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		cli_db_error(d, "cannot query the audit log");
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	return st;
+}
+
+const char *cli_col(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+int cli_find_session(struct cli_db *d, const char *arg, char *out, size_t outlen)
+{
+	/* Exact first, then a unique prefix: ids are long, people paste parts. */
+	static const char *const q[2] = {
+		"SELECT id FROM sessions WHERE id = ?1 "
+		"UNION SELECT session FROM events WHERE session = ?1 LIMIT 1",
+		"SELECT id FROM sessions WHERE substr(id, 1, length(?1)) = ?1 "
+		"UNION SELECT DISTINCT session FROM events "
+		"WHERE substr(session, 1, length(?1)) = ?1 LIMIT 3",
+	};
+	char found[3][128];
+	int n = 0;
+
+	for (int k = 0; k < 2 && n == 0; k++) {
+		sqlite3_stmt *st = cli_prepare(d, q[k]);
+		if (!st)
+			return -1;
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+		int rc;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < 3)
+			snprintf(found[n++], sizeof found[0], "%s", cli_col(st, 0));
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			cli_db_error(d, "cannot look up the session");
+			sqlite3_finalize(st);
+			return -1;
+		}
+		sqlite3_finalize(st);
+	}
+	if (n == 0) {
+		cli_err("no session '%s' in the audit log %s (list them with 'agentguard sessions')",
+			arg, d->path);
+		return -1;
+	}
+	if (n > 1) {
+		cli_err("session '%s' is ambiguous: it starts %s, %s%s; give more of the id",
+			arg, found[0], found[1], n > 2 ? ", ..." : "");
+		return -1;
+	}
+	if (ag_fmt(out, outlen, "%s", found[0]) < 0) {
+		cli_err("session id too long: %s", found[0]);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_latest_session(struct cli_db *d, char *out, size_t outlen)
+{
+	if (ag_audit_latest_session(d->db, out, outlen) < 0) {
+		cli_err("the audit log %s holds no sessions yet", d->path);
+		return -1;
+	}
+	return 0;
+}
+
+const char *cli_state_dir_arg(const struct cli_opts *co, const struct cli_db *d)
+{
+	return co->state_dir ? d->state_dir : NULL;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s, 0 if the bytes there are not
+ * one (overlong forms, surrogates and values past U+10FFFF included). */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned c = s[0];
+	size_t n;
+	unsigned min, cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, min = 0x80, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, min = 0x800, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, min = 0x10000, cp = c & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* C0, DEL and C1 controls (U+0080..U+009F, which terminals also obey). */
+static int is_control(const unsigned char *s, size_t n)
+{
+	if (n == 1)
+		return s[0] < 0x20 || s[0] == 0x7f;
+	return n == 2 && s[0] == 0xc2 && s[1] < 0xa0;
+}
+
+static void put_escaped(FILE *f, const char *str, size_t max)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t done = 0;
+
+	if (!s) {
+		fputc('-', f);
+		return;
+	}
+	while (*s) {
+		size_t n = utf8_len(s);
+		size_t cost = n == 0 ? 4 : is_control(s, n) ? 4 * n : n;
+		if (done + cost > max) {
+			fputs("...", f);
+			return;
+		}
+		if (n == 0) {
+			fprintf(f, "\\x%02x", *s);
+			n = 1;
+		} else if (is_control(s, n)) {
+			for (size_t i = 0; i < n; i++)
+				fprintf(f, "\\x%02x", s[i]);
+		} else {
+			fwrite(s, 1, n, f);
+		}
+		done += cost;
+		s += n;
+	}
+}
+
+void cli_put(FILE *f, const char *s)
+{
+	put_escaped(f, s, (size_t)-1 / 2);
+}
+
+void cli_put_short(FILE *f, const char *s, size_t max)
+{
+	put_escaped(f, s, max);
+}
+
+void cli_put_word(FILE *f, const char *s)
+{
+	static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789_@%+=:,./-";
+
+	if (!s)
+		s = "";
+	if (*s && strspn(s, safe) == strlen(s)) {
+		fputs(s, f);
+		return;
+	}
+	fputc('\'', f);
+	for (const char *p = s; *p; p++) {
+		if (*p == '\'') {
+			fputs("'\\''", f);
+		} else {
+			const char *q = p;
+			while (q[1] && q[1] != '\'')
+				q++;
+			char *chunk = strndup(p, (size_t)(q - p + 1));
+			cli_put(f, chunk ? chunk : "?");
+			free(chunk);
+			p = q;
+		}
+	}
+	fputc('\'', f);
+}
+
+void cli_put_argv(FILE *f, const char *argv_json, size_t max)
+{
+	json_t *a = argv_json ? json_loads(argv_json, JSON_DECODE_ANY, NULL) : NULL;
+
+	if (!json_is_array(a)) {
+		cli_put_short(f, argv_json, max);
+		json_decref(a);
+		return;
+	}
+	size_t used = 0, i;
+	json_t *v;
+	json_array_foreach(a, i, v) {
+		const char *w = json_is_string(v) ? json_string_value(v) : "?";
+		if (i) {
+			if (used >= max) {
+				fputs(" ...", f);
+				break;
+			}
+			fputc(' ', f);
+		}
+		cli_put_word(f, w);
+		used += strlen(w) + 1;
+	}
+	json_decref(a);
+}
+
+void cli_put_html(FILE *f, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	if (!s)
+		return;
+	while (*s) {
+		size_t n = utf8_len(s);
+		if (n == 0 || (n == 1 && is_control(s, 1) && *s != '\n' && *s != '\t')) {
+			fputs("&#xfffd;", f);
+			s++;
+			continue;
+		}
+		switch (*s) {
+		case '&': fputs("&amp;", f); break;
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '"': fputs("&quot;", f); break;
+		case '\'': fputs("&#39;", f); break;
+		default: fwrite(s, 1, n, f);
+		}
+		s += n;
+	}
+}
+
+json_t *cli_json_str(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t len = strlen(str), o = 0;
+	char *buf = malloc(len * 3 + 1);
+	json_t *j;
+
+	if (!buf)
+		return NULL;
+	while (*s) {
+		size_t n = utf8_len(s);
+		if (n == 0) {
+			memcpy(buf + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			s++;
+		} else {
+			memcpy(buf + o, s, n);
+			o += n;
+			s += n;
+		}
+	}
+	j = json_stringn(buf, o);
+	free(buf);
+	return j;
+}
+
+int cli_json_line(FILE *f, json_t *v)
+{
+	if (json_dumpf(v, f, JSON_COMPACT | JSON_ENCODE_ANY) < 0)
+		return -1;
+	return fputc('\n', f) == EOF ? -1 : 0;
+}
+
+void cli_fmt_time(int64_t ns, int with_date, char *out, size_t outlen)
+{
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+	char buf[64];
+
+	if (ns <= 0 || !localtime_r(&t, &tm)) {
+		snprintf(out, outlen, "-");
+		return;
+	}
+	strftime(buf, sizeof buf, with_date ? "%Y-%m-%d %H:%M:%S" : "%H:%M:%S", &tm);
+	snprintf(out, outlen, "%s.%03d", buf, (int)(ns % 1000000000 / 1000000));
+}
+
+void cli_fmt_duration(int64_t ns, char *out, size_t outlen)
+{
+	int64_t s = ns / 1000000000;
+
+	if (ns < 0)
+		snprintf(out, outlen, "-");
+	else if (ns < 1000000000)
+		snprintf(out, outlen, "%dms", (int)(ns / 1000000));
+	else if (s < 60)
+		snprintf(out, outlen, "%d.%ds", (int)s, (int)(ns % 1000000000 / 100000000));
+	else if (s < 3600)
+		snprintf(out, outlen, "%dm%02ds", (int)(s / 60), (int)(s % 60));
+	else if (s < 86400)
+		snprintf(out, outlen, "%dh%02dm", (int)(s / 3600), (int)(s % 3600 / 60));
+	else
+		snprintf(out, outlen, "%dd%dh", (int)(s / 86400), (int)(s % 86400 / 3600));
+}
+
+void cli_fmt_bytes(uint64_t n, char *out, size_t outlen)
+{
+	static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	int u = -1;
+
+	if (n < 1024) {
+		snprintf(out, outlen, "%llu bytes", (unsigned long long)n);
+		return;
+	}
+	while (v >= 1024 && u < 3) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, outlen, "%.1f %s", v, unit[u]);
+}
+
+const char *cli_base(const char *path)
+{
+	const char *s;
+
+	if (!path)
+		return NULL;
+	s = strrchr(path, '/');
+	return s && s[1] ? s + 1 : path;
+}
+
+int cli_abs_glob(const char *glob, char *out, size_t outlen)
+{
+	char cwd[AG_PATH_MAX];
+	const char *home = getenv("HOME");
+
+	if (glob[0] == '/' || strncmp(glob, "**", 2) == 0)
+		return ag_fmt(out, outlen, "%s", glob);
+	if (glob[0] == '~' && (glob[1] == '/' || !glob[1]) && home && *home)
+		return ag_fmt(out, outlen, "%s%s", home, glob + 1);
+	if (!getcwd(cwd, sizeof cwd))
+		return -1;
+	if (strncmp(glob, "./", 2) == 0)
+		glob += 2;
+	return ag_fmt(out, outlen, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", glob);
+}
+
+const char *cli_decision_label(sqlite3_stmt *ev)
+{
+	const char *d = cli_col(ev, EV_DECISION);
+
+	if (d && strcmp(d, "deny") == 0 &&
+	    sqlite3_column_type(ev, EV_ENFORCED) != SQLITE_NULL &&
+	    !sqlite3_column_int(ev, EV_ENFORCED))
+		return "would deny";
+	return d ? d : "?";
+}
+
+void cli_put_subject(FILE *f, sqlite3_stmt *ev, size_t max)
+{
+	const char *op = cli_col(ev, EV_OP);
+	const char *path = cli_col(ev, EV_PATH);
+
+	if (!op)
+		op = "";
+	if (strcmp(op, "exec") == 0 && cli_col(ev, EV_ARGV)) {
+		cli_put_argv(f, cli_col(ev, EV_ARGV), max);
+		if (path && strchr(path, '/') && strcmp(cli_base(path), path) != 0) {
+			fputs("  [", f);
+			cli_put_short(f, path, max);
+			fputc(']', f);
+		}
+	} else if (strcmp(op, "connect") == 0) {
+		const char *host = cli_col(ev, EV_HOST), *addr = cli_col(ev, EV_ADDRESS);
+		if (host) {
+			cli_put_short(f, host, max);
+			if (addr && strcmp(addr, host) != 0) {
+				fputc('[', f);
+				cli_put_short(f, addr, max);
+				fputc(']', f);
+			}
+		} else if (addr) {
+			int v6 = strchr(addr, ':') != NULL;
+			if (v6 && sqlite3_column_type(ev, EV_PORT) != SQLITE_NULL)
+				fputc('[', f);
+			cli_put_short(f, addr, max);
+			if (v6 && sqlite3_column_type(ev, EV_PORT) != SQLITE_NULL)
+				fputc(']', f);
+		} else {
+			cli_put_short(f, path, max);
+		}
+		if (sqlite3_column_type(ev, EV_PORT) != SQLITE_NULL &&
+		    sqlite3_column_int(ev, EV_PORT) >= 0)
+			fprintf(f, ":%d", sqlite3_column_int(ev, EV_PORT));
+	} else if (strcmp(op, "sql") == 0) {
+		cli_put_short(f, cli_col(ev, EV_SQL), max);
+		if (cli_col(ev, EV_SQL_CLASS)) {
+			fputs(" [", f);
+			cli_put(f, cli_col(ev, EV_SQL_CLASS));
+			fputc(']', f);
+		}
+		if (cli_col(ev, EV_DATABASE)) {
+			fputs(" on ", f);
+			cli_put_short(f, cli_col(ev, EV_DATABASE), max);
+		}
+	} else {
+		cli_put_short(f, path, max);
+		if (cli_col(ev, EV_TARGET)) {
+			fputs(" -> ", f);
+			cli_put_short(f, cli_col(ev, EV_TARGET), max);
+		}
+	}
+}

@@ -1,0 +1,163 @@
+/*
+ * What every `agentguard` command shares: option parsing, the state dir,
+ * opening the audit log, messages, and the small formatting helpers that
+ * keep terminal, JSON and HTML output safe from hostile file names.
+ *
+ * One file per command (cmd_*.c) holds only that command's logic.
+ */
+#ifndef AGENTGUARD_CLI_H
+#define AGENTGUARD_CLI_H
+
+#include <getopt.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "agentguard.h"
+
+/* Exit statuses of every command. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+struct cli_command {
+	const char *name;
+	const char *summary;   /* one line for `agentguard --help` */
+	const char *help;      /* the command's --help text */
+	int (*main)(int argc, char **argv);
+};
+
+extern const struct cli_command cli_cmd_run, cli_cmd_report, cli_cmd_restore,
+	cli_cmd_verify, cli_cmd_check, cli_cmd_explain, cli_cmd_sessions,
+	cli_cmd_gc;
+
+/* Set by main before a command runs: message prefixes and --help use it. */
+extern const struct cli_command *cli_current;
+
+/* "agentguard CMD: ..." on stderr. */
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A usage error: the message, a pointer to --help; returns CLI_USAGE. */
+int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- options ------------------------------------------------------------- */
+
+struct cli_opts {
+	const char *state_dir;   /* --state-dir, NULL if not given */
+};
+
+/* cli_getopt's answer when the command must stop now (--help or a usage
+ * error); the exit status is in *status. */
+#define CLI_OPT_STOP (-2)
+
+/*
+ * getopt_long over the command's own long options plus --help/-h and
+ * --state-dir, stopping at the first operand (so `run -- agent -x` and
+ * `explain exec -- rm -rf x` keep the agent's options). Returns the
+ * option's `val`, -1 after the last option (optind is the first operand),
+ * or CLI_OPT_STOP. Reset optind to 0 before the first call.
+ */
+int cli_getopt(int argc, char **argv, const struct option *own,
+	       struct cli_opts *co, int *status);
+
+/* Parse a decimal integer option value in [min, max]; -1 with a usage
+ * message when malformed. */
+int cli_parse_long(const char *opt, const char *s, long min, long max, long *out);
+
+/* The state dir: --state-dir, else $AGENTGUARD_STATE_DIR, else the
+ * default; made absolute. 0, or -1 after printing why. */
+int cli_state_dir(const struct cli_opts *co, char *out, size_t outlen);
+
+/* ---- the audit log ------------------------------------------------------- */
+
+struct cli_db {
+	sqlite3 *db;
+	int readonly;                 /* opened read-only (fallback) */
+	char state_dir[AG_PATH_MAX];
+	char path[AG_PATH_MAX];       /* state_dir/audit.db */
+};
+
+enum { CLI_DB_READ, CLI_DB_WRITE };
+
+/*
+ * Open the audit log and move finished spools into it. With CLI_DB_READ,
+ * a log that cannot be written is opened read-only (said on stderr); with
+ * CLI_DB_WRITE that is an error. A missing log is "no audit log at PATH".
+ * Registers SQL function path_glob(pattern, path) (ag_glob_match).
+ * 0, or -1 after printing why.
+ */
+int cli_db_open(struct cli_db *d, const struct cli_opts *co, int mode);
+void cli_db_close(struct cli_db *d);
+
+/* Prepare, printing the SQLite error (and what it likely means) on failure. */
+sqlite3_stmt *cli_prepare(struct cli_db *d, const char *sql);
+/* Report a failed step/exec; always returns -1. */
+int cli_db_error(struct cli_db *d, const char *what);
+
+/* A session named on the command line: an exact id or a unique prefix.
+ * 0 with the full id in out, or -1 after printing why. */
+int cli_find_session(struct cli_db *d, const char *arg, char *out, size_t outlen);
+/* The newest session; 0, or -1 after printing "no sessions". */
+int cli_latest_session(struct cli_db *d, char *out, size_t outlen);
+
+/* Column text, or NULL for SQL NULL. */
+const char *cli_col(sqlite3_stmt *st, int i);
+
+/* The path a `--state-dir` argument would need to be passed again, or NULL
+ * when the state dir is the one the commands find by themselves. */
+const char *cli_state_dir_arg(const struct cli_opts *co, const struct cli_db *d);
+
+/* The events columns, in the order of audit.h (and of `report --json`);
+ * queries select CLI_EVENT_COLS and read them by these indices. */
+#define CLI_EVENT_COLS "id, time_ns, session, pid, ppid, proc_start, exe, argv, " \
+	"cwd, op, path, target, address, host, port, sql, sql_class, database, " \
+	"rule, decision, enforced, reason, errno, snapshot, latency_ns, " \
+	"prev_hash, hash"
+enum {
+	EV_ID, EV_TIME, EV_SESSION, EV_PID, EV_PPID, EV_PROC_START, EV_EXE,
+	EV_ARGV, EV_CWD, EV_OP, EV_PATH, EV_TARGET, EV_ADDRESS, EV_HOST, EV_PORT,
+	EV_SQL, EV_SQL_CLASS, EV_DATABASE, EV_RULE, EV_DECISION, EV_ENFORCED,
+	EV_REASON, EV_ERRNO, EV_SNAPSHOT, EV_LATENCY, EV_PREV_HASH, EV_HASH,
+	EV_NCOLS
+};
+
+/* "would deny" for a deny that monitor mode let through, else the decision. */
+const char *cli_decision_label(sqlite3_stmt *ev);
+/* What an event acted on, one line: the path (-> target), the command line,
+ * host[address]:port, or the SQL [class] on database. */
+void cli_put_subject(FILE *f, sqlite3_stmt *ev, size_t max);
+
+/* ---- output -------------------------------------------------------------- */
+
+/* Text with control characters and invalid UTF-8 shown as \xNN, so file
+ * names cannot rewrite the terminal. NULL prints as "-". */
+void cli_put(FILE *f, const char *s);
+/* As cli_put, cut to at most max bytes with "..." (one line). */
+void cli_put_short(FILE *f, const char *s, size_t max);
+/* One shell word, quoted when needed, so printed commands can be pasted. */
+void cli_put_word(FILE *f, const char *s);
+/* A JSON argv array as shell words (raw text if it is not an array). */
+void cli_put_argv(FILE *f, const char *argv_json, size_t max);
+/* HTML-escaped text (control characters as U+FFFD). */
+void cli_put_html(FILE *f, const char *s);
+
+/* A JSON string; invalid UTF-8 bytes become U+FFFD (jansson refuses them). */
+json_t *cli_json_str(const char *s);
+/* One compact JSON value and a newline; 0 or -1. */
+int cli_json_line(FILE *f, json_t *v);
+
+/* Local time "2024-05-01 12:00:01.234" (with_date 0: "12:00:01.234"). */
+void cli_fmt_time(int64_t ns, int with_date, char *out, size_t outlen);
+/* "3m12s", "850ms", "2d4h". */
+void cli_fmt_duration(int64_t ns, char *out, size_t outlen);
+/* "1.5 MiB" */
+void cli_fmt_bytes(uint64_t n, char *out, size_t outlen);
+
+/* Basename of a path (the whole string when it has no slash). */
+const char *cli_base(const char *path);
+
+/* A path glob from the command line made absolute: "~/" expands to $HOME,
+ * a relative glob is taken from the cwd, a glob starting with "**" is
+ * left alone. 0 or -1 (too long). */
+int cli_abs_glob(const char *glob, char *out, size_t outlen);
+
+#endif

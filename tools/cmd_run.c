@@ -1,0 +1,457 @@
+/* agentguard run: start a session, run the agent guarded, summarize. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "cli.h"
+#include "session.h"
+
+static const char help[] =
+"Usage: agentguard run [OPTIONS] [--] AGENT [ARGS...]\n"
+"\n"
+"Start a guarded session and run AGENT in it with libagentguard.so preloaded.\n"
+"Every process AGENT starts inherits the session. When AGENT exits, a summary\n"
+"goes to stderr and agentguard exits with AGENT's status (128+N if signal N\n"
+"killed it). SIGINT, SIGTERM and SIGHUP sent to agentguard are passed on.\n"
+"\n"
+"Options:\n"
+"  --rules FILE       rule file (default: $AGENTGUARD_RULES, else the built-in\n"
+"                     default.yaml); a broken file stops here, nothing is run\n"
+"  --mode MODE        autonomous: nothing waits for a human, 'ask' is denied;\n"
+"                     supervised: ask on the terminal (default: the rules' mode)\n"
+"  --monitor          record what would be denied but block only hard rules\n"
+"  --workspace DIR    $WORKSPACE in the rules (default: $AGENTGUARD_WORKSPACE,\n"
+"                     else the rules' workspace, else the current directory)\n"
+"  --state-dir DIR    where audit.db and snapshots/ live\n"
+"\n"
+"The library is $AGENTGUARD_LIB if set, else libagentguard.so next to this\n"
+"program, else ../lib/agentguard/libagentguard.so relative to it.\n"
+"\n"
+"Example:\n"
+"  agentguard run --rules rules/devbox.yaml -- claude -p 'fix the tests'\n";
+
+enum { O_RULES = 1, O_MODE, O_MONITOR, O_WORKSPACE };
+
+static const struct option options[] = {
+	{ "rules", required_argument, NULL, O_RULES },
+	{ "mode", required_argument, NULL, O_MODE },
+	{ "monitor", no_argument, NULL, O_MONITOR },
+	{ "workspace", required_argument, NULL, O_WORKSPACE },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* LD_PRELOAD splits its list on spaces and colons. */
+static int preloadable(const char *lib)
+{
+	if (strpbrk(lib, " :\t\n")) {
+		cli_err("the library path %s holds a space or ':', which LD_PRELOAD cannot carry: "
+			"install the library elsewhere or copy it and set AGENTGUARD_LIB", lib);
+		return 0;
+	}
+	return 1;
+}
+
+static int find_library(char *out)
+{
+	const char *env = getenv("AGENTGUARD_LIB");
+	char exe[PATH_MAX], cand[2][PATH_MAX + 64];
+
+	if (env && *env) {
+		if (!realpath(env, out) || access(out, R_OK) < 0) {
+			cli_err("AGENTGUARD_LIB=%s: %s: point it at libagentguard.so or unset it",
+				env, strerror(errno));
+			return -1;
+		}
+		return preloadable(out) ? 0 : -1;
+	}
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0) {
+		cli_err("cannot find this program's own path (/proc/self/exe: %s): set AGENTGUARD_LIB "
+			"to the path of libagentguard.so", strerror(errno));
+		return -1;
+	}
+	exe[n] = 0;
+	*strrchr(exe, '/') = 0;
+	snprintf(cand[0], sizeof cand[0], "%s/libagentguard.so", exe);
+	snprintf(cand[1], sizeof cand[1], "%s/../lib/agentguard/libagentguard.so", exe);
+	for (int i = 0; i < 2; i++) {
+		if (access(cand[i], R_OK) == 0 && realpath(cand[i], out))
+			return preloadable(out) ? 0 : -1;
+	}
+	cli_err("cannot find libagentguard.so (looked for %s and %s): build it with 'make', "
+		"install it with 'make install', or set AGENTGUARD_LIB", cand[0], cand[1]);
+	return -1;
+}
+
+/* Put lib first in LD_PRELOAD, keeping the other entries in their order. */
+static int set_preload(const char *lib)
+{
+	const char *old = getenv("LD_PRELOAD");
+	size_t cap = strlen(lib) + (old ? strlen(old) : 0) + 2;
+	char *buf = malloc(cap), *copy = old ? strdup(old) : NULL, *save = NULL;
+
+	if (!buf || (old && !copy)) {
+		free(buf);
+		free(copy);
+		return -1;
+	}
+	strcpy(buf, lib);
+	for (char *t = copy ? strtok_r(copy, " :", &save) : NULL; t;
+	     t = strtok_r(NULL, " :", &save)) {
+		if (strcmp(t, lib) == 0)
+			continue;
+		strcat(buf, ":");
+		strcat(buf, t);
+	}
+	int rc = setenv("LD_PRELOAD", buf, 1);
+	free(buf);
+	free(copy);
+	return rc;
+}
+
+static char *argv_json(char **argv)
+{
+	json_t *a = json_array();
+	char *s;
+
+	for (int i = 0; argv[i]; i++)
+		json_array_append_new(a, cli_json_str(argv[i]));
+	s = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return s;
+}
+
+/* Counts per decision, the denials, the breaker, and what to run next. */
+static void summary(struct cli_db *d, const struct cli_opts *co,
+		    const struct ag_session *s, const char *agent, int status,
+		    int signaled, int64_t took)
+{
+	static const char *const verb[] = { "allowed", "logged", "snapshotted", "asked",
+					    "denied" };
+	long counts[6] = { 0 };
+	long other = 0, snaps = 0, gaps = 0, halted = 0;
+	char dur[32];
+	sqlite3_stmt *st;
+
+	cli_fmt_duration(took, dur, sizeof dur);
+	fprintf(stderr, "agentguard: session %s ended: ", s->id);
+	cli_put(stderr, agent);
+	if (signaled)
+		fprintf(stderr, " was killed by signal %d (%s) after %s\n", status - 128,
+			strsignal(status - 128), dur);
+	else
+		fprintf(stderr, " exited with status %d after %s\n", status, dur);
+
+	st = cli_prepare(d, "SELECT decision, enforced, count(*) FROM events "
+			    "WHERE session = ?1 GROUP BY decision, enforced");
+	if (!st)
+		return;
+	sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *dec = cli_col(st, 0);
+		long n = sqlite3_column_int64(st, 2);
+		int k = dec ? ag_action_parse(dec) : -1;
+		if (k == AG_DENY && sqlite3_column_type(st, 1) != SQLITE_NULL &&
+		    !sqlite3_column_int(st, 1))
+			counts[5] += n;
+		else if (k >= 0)
+			counts[k] += n;
+		else
+			other += n;
+	}
+	sqlite3_finalize(st);
+	fprintf(stderr, "agentguard:");
+	for (int i = 0; i < 5; i++)
+		fprintf(stderr, "%s %ld %s", i ? "," : "", counts[i], verb[i]);
+	if (counts[5])
+		fprintf(stderr, ", %ld would be denied (monitor mode)", counts[5]);
+	if (other)
+		fprintf(stderr, ", %ld with an unknown decision", other);
+	fputc('\n', stderr);
+
+	/* Each distinct denial once, with how often it happened and one example,
+	 * so a retry loop shows up as one line with a big count. */
+	st = cli_prepare(d, "SELECT " CLI_EVENT_COLS ", count(*) FROM events "
+			    "WHERE session = ?1 AND decision = 'deny' "
+			    "GROUP BY rule, reason, enforced ORDER BY min(id) LIMIT 11");
+	if (st) {
+		int shown = 0;
+		sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			if (++shown > 10) {
+				fprintf(stderr, "agentguard:   ... more kinds of denials: see the report\n");
+				break;
+			}
+			fprintf(stderr, "agentguard:   %s %ldx (rule ", cli_decision_label(st),
+				(long)sqlite3_column_int64(st, EV_NCOLS));
+			cli_put(stderr, cli_col(st, EV_RULE) ? cli_col(st, EV_RULE) : "(op default)");
+			fputs("): ", stderr);
+			cli_put(stderr, cli_col(st, EV_REASON) ? cli_col(st, EV_REASON)
+							     : "no reason given");
+			fputs(" -- e.g. ", stderr);
+			cli_put(stderr, cli_col(st, EV_OP));
+			fputc(' ', stderr);
+			cli_put_subject(stderr, st, 100);
+			fputc('\n', stderr);
+		}
+		sqlite3_finalize(st);
+	}
+
+	st = cli_prepare(d, "SELECT (SELECT count(*) FROM events WHERE session = ?1 AND "
+			    "  substr(reason, 1, 14) = 'session halted'),"
+			    " (SELECT count(*) FROM snapshots WHERE session = ?1),"
+			    " (SELECT count(*) FROM gaps WHERE session = ?1)");
+	if (st) {
+		sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			halted = sqlite3_column_int64(st, 0);
+			snaps = sqlite3_column_int64(st, 1);
+			gaps = sqlite3_column_int64(st, 2);
+		}
+		sqlite3_finalize(st);
+	}
+	if (halted)
+		fprintf(stderr, "agentguard: THE SESSION WAS HALTED by the circuit breaker: after too "
+			"many denials every further risky operation was denied (%ld times). "
+			"Hand back to a human before going on.\n", halted);
+	if (gaps)
+		fprintf(stderr, "agentguard: %ld times decisions could not be recorded "
+			"(see the gaps in the report)\n", gaps);
+
+	const char *sd = cli_state_dir_arg(co, d);
+	fputs("agentguard: what happened:  agentguard report --session ", stderr);
+	cli_put_word(stderr, s->id);
+	if (sd) {
+		fputs(" --state-dir ", stderr);
+		cli_put_word(stderr, sd);
+	}
+	fputc('\n', stderr);
+	fprintf(stderr, "agentguard: undo (%ld snapshot%s): agentguard restore --session ",
+		snaps, snaps == 1 ? "" : "s");
+	cli_put_word(stderr, s->id);
+	if (sd) {
+		fputs(" --state-dir ", stderr);
+		cli_put_word(stderr, sd);
+	}
+	fputs(" --dry-run\n", stderr);
+}
+
+static void ingest(struct cli_db *d, int all, int *warned)
+{
+	char err[512];
+
+	if (ag_audit_ingest(d->db, d->state_dir, all, err, sizeof err) < 0 && !*warned) {
+		cli_warn("cannot move events into the audit log yet: %s (they stay in the "
+			 "spool files and are retried)", err);
+		*warned = 1;
+	}
+}
+
+/* Wait for the agent, passing signals on and ingesting about once a second.
+ * Returns its wait status. */
+static int supervise(struct cli_db *d, pid_t child, const sigset_t *set)
+{
+	int64_t next = ag_mono_ns() + 1000000000;
+	int warned = 0, wstatus = 0;
+
+	for (;;) {
+		pid_t w = waitpid(child, &wstatus, WNOHANG);
+		if (w == child)
+			return wstatus;
+		if (w < 0 && errno != EINTR) {
+			cli_err("lost track of the agent (pid %d): %s", (int)child, strerror(errno));
+			return 1 << 8;
+		}
+		int64_t now = ag_mono_ns();
+		if (now >= next) {
+			ingest(d, 0, &warned);
+			next = now + 1000000000;
+			continue;
+		}
+		struct timespec ts = { (next - now) / 1000000000, (next - now) % 1000000000 };
+		siginfo_t si;
+		int sig = sigtimedwait(set, &si, &ts);
+		if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+			/* A terminal's ^C already reached the agent: it shares our
+			 * process group. Sending it again would read as a second ^C
+			 * (which many agents take as "quit now"). */
+			if (si.si_code != SI_KERNEL)
+				kill(child, sig);
+		}
+	}
+}
+
+static void child_exec(int go, char **argv, const sigset_t *old)
+{
+	char c;
+	ssize_t n;
+
+	/* Run nothing until the session row exists: the first events need it. */
+	do
+		n = read(go, &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		_exit(127);
+	sigprocmask(SIG_SETMASK, old, NULL);
+	execvp(argv[0], argv);
+	int e = errno;
+	fprintf(stderr, "agentguard run: cannot run %s: %s%s\n", argv[0], strerror(e),
+		e == ENOENT ? " (is it installed and on PATH?)" : "");
+	_exit(e == ENOENT ? 127 : 126);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct cli_opts co = { 0 };
+	struct ag_session_opts so = { 0 };
+	struct ag_session s;
+	struct cli_db d = { 0 };
+	char lib[PATH_MAX], err[2048];
+	int c, status = CLI_OK;
+
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, options, &co, &status)) != -1) {
+		switch (c) {
+		case CLI_OPT_STOP:
+			return status;
+		case O_RULES: so.rules_file = optarg; break;
+		case O_MODE:
+			if (strcmp(optarg, "autonomous") && strcmp(optarg, "supervised"))
+				return cli_usage("--mode is autonomous or supervised, not '%s'", optarg);
+			so.mode = optarg;
+			break;
+		case O_MONITOR: so.monitor = 1; break;
+		case O_WORKSPACE: so.workspace = optarg; break;
+		}
+	}
+	if (optind >= argc)
+		return cli_usage("name the agent to run: agentguard run [OPTIONS] -- AGENT [ARGS...]");
+	char **agent = argv + optind;
+
+	if (find_library(lib) < 0)
+		return CLI_FAIL;
+	if (cli_state_dir(&co, d.state_dir, sizeof d.state_dir) < 0)
+		return CLI_FAIL;
+	so.state_dir = d.state_dir;
+
+	if (ag_session_new(&s, &so, err, sizeof err) < 0) {
+		const char *rules = so.rules_file ? so.rules_file : getenv("AGENTGUARD_RULES");
+		size_t rl = rules ? strlen(rules) : 0;
+		if (rl && strncmp(err, rules, rl) == 0 && err[rl] == ':') {
+			/* file:line:col first on its line, where editors look for it. */
+			fprintf(stderr, "%s\n", err);
+			cli_err("refusing to start: the rules above are broken, nothing was run "
+				"(check them with 'agentguard check %s')", rules);
+		} else {
+			cli_err("%s; nothing was run", err);
+		}
+		return CLI_FAIL;
+	}
+
+	ag_fmt(d.path, sizeof d.path, "%s/audit.db", s.state_dir);
+	snprintf(d.state_dir, sizeof d.state_dir, "%s", s.state_dir);
+	d.db = ag_audit_open(s.state_dir, 0, err, sizeof err);
+	if (!d.db) {
+		cli_err("cannot open the audit log %s: %s; refusing to run the agent unrecorded "
+			"(move a damaged audit.db aside, or use another --state-dir)", d.path, err);
+		ag_session_free(&s);
+		return CLI_FAIL;
+	}
+
+	char *aj = argv_json(agent);
+	sigset_t set, old;
+	int go[2];
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	if (!aj || pipe2(go, O_CLOEXEC) < 0) {
+		cli_err("cannot prepare to start the agent: %s", strerror(errno));
+		goto fail;
+	}
+	/* Blocked before fork, so a ^C in between cannot kill us unrecorded;
+	 * the child restores the old mask before exec. */
+	sigprocmask(SIG_BLOCK, &set, &old);
+	ag_session_setenv(&s);
+	if (set_preload(lib) < 0) {
+		cli_err("cannot set LD_PRELOAD: %s", strerror(errno));
+		goto fail_sig;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		cli_err("cannot start the agent: fork: %s", strerror(errno));
+		goto fail_sig;
+	}
+	if (pid == 0) {
+		close(go[1]);
+		child_exec(go[0], agent, &old);
+	}
+	close(go[0]);
+
+	struct ag_session_info info = {
+		.id = s.id,
+		.argv_json = aj,
+		.mode = s.mode == AG_MODE_SUPERVISED ? "supervised" : "autonomous",
+		.enforce = s.enforce,
+		.rules = strcmp(s.rules_path, "builtin") == 0 ? "builtin:default.yaml" : s.rules_name,
+		.rules_hash = s.rules_hash,
+		.workspace = s.workspace,
+		.state_dir = s.state_dir,
+		.pid = pid,
+		.start_ns = s.start_ns,
+	};
+	if (ag_audit_session_begin(d.db, &info, err, sizeof err) < 0) {
+		cli_err("cannot record the session in %s: %s; the agent was not started",
+			d.path, err);
+		close(go[1]);
+		waitpid(pid, NULL, 0);
+		goto fail_sig;
+	}
+	if (write(go[1], "g", 1) != 1) {
+		cli_err("cannot start the agent: %s", strerror(errno));
+		close(go[1]);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		goto fail_sig;
+	}
+	close(go[1]);
+
+	int64_t t0 = ag_mono_ns();
+	int ws = supervise(&d, pid, &set);
+	int64_t took = ag_mono_ns() - t0;
+	int signaled = WIFSIGNALED(ws);
+	status = signaled ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws);
+
+	/* The agent's children may still run; `all` copies their rows so far
+	 * (re-ingesting later is harmless) so the summary is complete. */
+	int warned = 0;
+	ingest(&d, 1, &warned);
+	if (ag_audit_session_end(d.db, s.id, ag_now_ns(), status, err, sizeof err) < 0)
+		cli_warn("cannot record the end of the session: %s", err);
+	summary(&d, &co, &s, agent[0], status, signaled, took);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	free(aj);
+	cli_db_close(&d);
+	ag_session_free(&s);
+	return status;
+
+fail_sig:
+	sigprocmask(SIG_SETMASK, &old, NULL);
+fail:
+	free(aj);
+	cli_db_close(&d);
+	ag_session_free(&s);
+	return CLI_FAIL;
+}
+
+const struct cli_command cli_cmd_run = {
+	"run", "run an agent under the guard, then summarize what it did", help, cmd_run,
+};
