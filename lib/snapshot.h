@@ -1,8 +1,9 @@
 /*
  * The snapshot store: state_dir/snapshots/<session>/<id>.
  *
- *   kind 'file'     the file itself (moved in when on the same filesystem,
- *                   else reflinked or copied)
+ *   kind 'file'     the file itself: hard-linked in when on the same
+ *                   filesystem (O(1); the real unlink/rename then runs and
+ *                   returns exactly what it would), else reflinked or copied
  *   kind 'symlink'  the symlink itself (its target text is also in the DB)
  *   kind 'dir'      nothing stored: an empty directory's mode/owner/times
  *   kind 'sqlite'   an online-backup copy of a SQLite database
@@ -22,20 +23,19 @@
 
 struct ag_snapshot {
 	char id[AG_SNAP_ID_MAX];       /* 12 random hex digits */
-	const char *kind;              /* "file" | "symlink" | "dir" | "sqlite" */
-	char path[AG_PATH_MAX];        /* original absolute path */
-	char store[AG_PATH_MAX];       /* relative to state dir; "" for dir */
+	const char *kind;              /* "file" | "symlink" | "dir" | "other" | "sqlite" */
+	const char *path;              /* original absolute path (not owned) */
+	char store[160];               /* relative to state dir; "" if none */
 	char link_target[AG_PATH_MAX]; /* symlink only */
 	struct stat st;                /* original metadata */
-	int moved;                     /* 1: the original is gone (moved into
-	                                  the store): the operation is done */
 };
 
 /*
- * Preserve what deleting/overwriting/truncating `path` would destroy.
- *   how = AG_SNAP_TAKE:  move it into the store when possible (delete of a
- *                        file or symlink, rename-over of a target)
- *   how = AG_SNAP_COPY:  leave the original in place (truncate)
+ * Preserve what deleting/overwriting/truncating `path` would destroy. The
+ * original stays where it is; the caller then runs the real call.
+ *   how = AG_SNAP_TAKE:  the inode is about to lose this name (delete,
+ *                        rename-over): a hard link keeps it, else a copy
+ *   how = AG_SNAP_COPY:  the contents are about to change (truncate): copy
  * 0 on success (s filled), 1 if there is nothing to preserve (path does
  * not exist), -1 with errno when the snapshot could not be taken.
  */

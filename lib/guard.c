@@ -1,0 +1,429 @@
+/*
+ * The guard: where every hooked call is decided, snapshotted, recorded and,
+ * if need be, refused. Hooks (lib/hooks/) only translate their arguments.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <dlfcn.h>
+
+#include "guard.h"
+#include "session.h"
+
+enum { G_UNSET, G_ACTIVE, G_BROKEN };
+
+static struct {
+	int state;
+	struct ag_session s;
+	struct ag_spool spool;
+	char caller[AG_PATH_MAX];
+	char broken[1024];          /* why every operation is refused */
+	char self[AG_PATH_MAX];     /* this library */
+	char rules_src[AG_PATH_MAX];/* the user's rules file, if any */
+	size_t state_len;
+	const char *const *argv;
+	uint64_t *denials;          /* session-wide, shared by every process */
+	int denials_failed;
+} G = { .spool = { .mu = PTHREAD_MUTEX_INITIALIZER } };
+
+/* Only the outermost hooked call on a thread is judged: the guard's own
+ * file work, and libc calling itself, pass straight through. */
+static __thread int depth __attribute__((tls_model("initial-exec")));
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void say(const char *msg, size_t len)
+{
+	while (len) {
+		ssize_t n = write(2, msg, len);
+		if (n <= 0)
+			return;
+		msg += n;
+		len -= (size_t)n;
+	}
+}
+
+static void record_session(void)
+{
+	char argv[8192];
+	size_t alen = 0;
+	const char *mode = G.s.mode == AG_MODE_SUPERVISED ? "supervised" : "autonomous";
+	int64_t enforce = G.s.enforce;
+
+	for (const char *const *a = G.argv; a && *a; a++) {
+		size_t l = strlen(*a) + 1;
+		if (alen + l > sizeof argv)
+			break;
+		memcpy(argv + alen, *a, l);
+		alen += l;
+	}
+#define S(tag, str) {tag, (uint32_t)strlen(str), str}
+	struct ag_field f[] = {
+		S(AG_T_SESSION, G.s.id), {AG_T_ARGV, (uint32_t)alen, argv},
+		S(AG_T_MODE, mode), {AG_T_ENFORCE, 8, &enforce},
+		S(AG_T_RULES, G.s.rules_name), S(AG_T_RULES_HASH, G.s.rules_hash),
+		S(AG_T_WORKSPACE, G.s.workspace), S(AG_T_STATE_DIR, G.s.state_dir),
+		{AG_T_START, 8, &G.s.start_ns},
+	};
+#undef S
+	ag_spool_append(&G.spool, AG_REC_SESSION, 0, G.s.start_ns, 0, f,
+			(int)(sizeof f / sizeof f[0]), NULL);
+}
+
+static void init(void)
+{
+	char err[1024];
+	int rc;
+	Dl_info di;
+
+	ag_real_init();
+	ssize_t n = readlink("/proc/self/exe", G.caller, sizeof G.caller - 1);
+	G.caller[n > 0 ? n : 0] = 0;
+	if (dladdr((void *)init, &di) && di.dli_fname && !realpath(di.dli_fname, G.self))
+		G.self[0] = 0;
+
+	rc = ag_session_from_env(&G.s, err, sizeof err);
+	if (rc == 0) {
+		rc = ag_session_new(&G.s, NULL, err, sizeof err) == 0 ? 2 : -1;
+		if (rc == 2) {
+			const char *r = getenv("AGENTGUARD_RULES");
+			if (r && *r && strcmp(r, "builtin") != 0 && !realpath(r, G.rules_src))
+				G.rules_src[0] = 0;
+			ag_session_setenv(&G.s);
+		}
+	}
+	if (rc < 0) {
+		G.state = G_BROKEN;
+		snprintf(G.broken, sizeof G.broken,
+			 "agentguard cannot start (%.900s); refusing every guarded operation", err);
+		say("agentguard: ", 12);
+		say(G.broken, strlen(G.broken));
+		say("\n", 1);
+		return;
+	}
+	/* Protection compares resolved paths. */
+	char real_sd[AG_PATH_MAX];
+	if (realpath(G.s.state_dir, real_sd))
+		snprintf(G.s.state_dir, sizeof G.s.state_dir, "%s", real_sd);
+	G.state_len = strlen(G.s.state_dir);
+	G.spool.state_dir = G.s.state_dir;
+	G.spool.session = G.s.id;
+	G.spool.argv = G.argv;
+	G.state = G_ACTIVE;
+	if (rc == 2)
+		record_session();
+}
+
+static void atfork_child(void)
+{
+	/* The parent's spool belongs to the parent. */
+	ag_spool_forget(&G.spool);
+}
+
+__attribute__((constructor)) static void ag_ctor(int argc, char **argv, char **envp)
+{
+	(void)argc;
+	(void)envp;
+	G.argv = (const char *const *)argv;
+	ag_real_init();
+	pthread_atfork(NULL, NULL, atfork_child);
+}
+
+int ag_begin(struct ag_call *c, enum ag_op_kind kind)
+{
+	if (depth)
+		return 0;
+	depth++;
+	pthread_once(&init_once, init);
+	memset(c, 0, offsetof(struct ag_call, snap));
+	c->op.kind = kind;
+	c->op.port = -1;
+	c->op.sql_class = -1;
+	c->op.caller = G.caller;
+	c->t0 = ag_mono_ns();
+	return 1;
+}
+
+static int path_into(char *buf, int dirfd, const char *path, int *fail)
+{
+	if (!path) {
+		*fail = EFAULT;
+		return -1;
+	}
+	if (ag_path_resolve(dirfd, path, buf, AG_PATH_MAX) < 0) {
+		/* The real call would fail too (bad dirfd, no cwd, too long):
+		 * refuse with the same complaint rather than guess a path. */
+		*fail = errno;
+		return -1;
+	}
+	return 0;
+}
+
+int ag_set_path(struct ag_call *c, int dirfd, const char *path)
+{
+	if (path_into(c->path, dirfd, path, &c->fail_errno) < 0)
+		return -1;
+	c->op.path = c->path;
+	return 0;
+}
+
+int ag_set_target(struct ag_call *c, int dirfd, const char *path)
+{
+	struct stat st;
+
+	if (path_into(c->target, dirfd, path, &c->fail_errno) < 0)
+		return -1;
+	c->op.target = c->target;
+	c->op.target_exists = lstat(c->target, &st) == 0;
+	return 0;
+}
+
+int ag_skip(struct ag_call *c)
+{
+	(void)c;
+	depth--;
+	return 0;
+}
+
+static int under(const char *path, const char *dir, size_t len)
+{
+	return len && strncmp(path, dir, len) == 0 && (path[len] == '/' || path[len] == 0);
+}
+
+int ag_protected(const char *abs)
+{
+	if (!abs || G.state != G_ACTIVE)
+		return 0;
+	return under(abs, G.s.state_dir, G.state_len) ||
+	       (G.rules_src[0] && strcmp(abs, G.rules_src) == 0) ||
+	       (G.self[0] && strcmp(abs, G.self) == 0) ||
+	       strcmp(abs, "/etc/ld.so.preload") == 0;
+}
+
+/* The session-wide denial count lives in a small shared file so every
+ * process of the session sees the same number. */
+static uint64_t *denial_counter(void)
+{
+	if (G.denials || G.denials_failed)
+		return G.denials;
+	char path[AG_PATH_MAX], dir[AG_PATH_MAX];
+	if (ag_fmt(dir, sizeof dir, "%s/spool", G.s.state_dir) < 0 ||
+	    ag_fmt(path, sizeof path, "%s/%s.denials", dir, G.s.id) < 0)
+		goto fail;
+	ag_mkdirs(dir, 0700);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		goto fail;
+	if (posix_fallocate(fd, 0, 4096) != 0) {
+		close(fd);
+		goto fail;
+	}
+	void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		goto fail;
+	G.denials = m;
+	return G.denials;
+fail:
+	G.denials_failed = 1;
+	return NULL;
+}
+
+/* Supervised mode: ask on the terminal, never on the agent's stdin. */
+static int ask_human(const struct ag_call *c)
+{
+	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	char q[AG_PATH_MAX * 2 + 512], a[16];
+	int ok = 0;
+
+	if (fd < 0)
+		return 0;
+	int l = snprintf(q, sizeof q, "agentguard: allow %s %s%s%s? (rule %s%s%s) [y/N] ",
+			 ag_op_name(c->op.kind), c->op.path ? c->op.path : "",
+			 c->op.target ? " -> " : "", c->op.target ? c->op.target : "",
+			 c->rule ? c->rule : "default", c->reason ? ": " : "",
+			 c->reason ? c->reason : "");
+	if (l > 0 && write(fd, q, (size_t)l < sizeof q ? (size_t)l : sizeof q - 1) > 0) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 60000) == 1) {
+			ssize_t n = read(fd, a, sizeof a - 1);
+			ok = n > 0 && (a[0] == 'y' || a[0] == 'Y');
+		} else {
+			(void)!write(fd, "\n(no answer: denied)\n", 21);
+		}
+	}
+	close(fd);
+	return ok;
+}
+
+static int record(struct ag_call *c)
+{
+	const struct ag_op *o = &c->op;
+	const char *op = ag_op_name(o->kind);
+	const char *dec = ag_action_name(c->decision);
+	int64_t enforced = c->enforced;
+	struct ag_field f[24];
+	int n = 0;
+
+#define ADD(tag, str) do { if (str) f[n++] = (struct ag_field){tag, (uint32_t)strlen(str), str}; } while (0)
+#define ADDI(tag, ptr) (f[n++] = (struct ag_field){tag, 8, ptr})
+	ADD(AG_T_OP, op);
+	ADD(AG_T_PATH, o->path);
+	ADD(AG_T_TARGET, o->target);
+	ADD(AG_T_DECISION, dec);
+	ADDI(AG_T_ENFORCED, &enforced);
+	ADD(AG_T_RULE, c->rule);
+	ADD(AG_T_REASON, c->reason);
+	int64_t mode, uid, gid, at, mt, size;
+	if (c->have_snap) {
+		const struct ag_snapshot *s = &c->snap;
+		mode = s->st.st_mode;
+		uid = s->st.st_uid;
+		gid = s->st.st_gid;
+		at = (int64_t)s->st.st_atim.tv_sec * 1000000000 + s->st.st_atim.tv_nsec;
+		mt = (int64_t)s->st.st_mtim.tv_sec * 1000000000 + s->st.st_mtim.tv_nsec;
+		size = s->st.st_size;
+		ADD(AG_T_SNAP_ID, s->id);
+		ADD(AG_T_KIND, s->kind);
+		ADDI(AG_T_MODE_BITS, &mode);
+		ADDI(AG_T_UID, &uid);
+		ADDI(AG_T_GID, &gid);
+		ADDI(AG_T_ATIME, &at);
+		ADDI(AG_T_MTIME, &mt);
+		ADDI(AG_T_SIZE, &size);
+		ADD(AG_T_SNAPSHOT, s->path);
+		if (s->link_target[0])
+			ADD(AG_T_LINK, s->link_target);
+		if (s->store[0])
+			ADD(AG_T_STORE, s->store);
+	}
+#undef ADD
+#undef ADDI
+	int rc = ag_spool_append(&G.spool, AG_REC_EVENT, -1, ag_now_ns(),
+				 ag_mono_ns() - c->t0, f, n, &c->mark);
+	c->marked = rc == 0;
+	return rc;
+}
+
+static void say_denied(const struct ag_call *c)
+{
+	char line[AG_PATH_MAX * 2 + 1024];
+	const struct ag_op *o = &c->op;
+	int l = snprintf(line, sizeof line, "agentguard: %s %s %s%s%s (%s%s%s%s)\n",
+			 c->enforced ? "denied" : "would deny", ag_op_name(o->kind),
+			 o->path ? o->path : "", o->target ? " -> " : "",
+			 o->target ? o->target : "", c->rule ? "rule " : "default for ",
+			 c->rule ? c->rule : ag_op_name(o->kind), c->reason ? ": " : "",
+			 c->reason ? c->reason : "");
+	if (l > 0)
+		say(line, (size_t)l < sizeof line ? (size_t)l : sizeof line - 1);
+}
+
+static void deny(struct ag_call *c, const char *rule, const char *reason)
+{
+	c->decision = AG_DENY;
+	c->enforced = 1;
+	c->rule = rule;
+	c->reason = reason;
+}
+
+int ag_check(struct ag_call *c)
+{
+	const struct ag_op *o = &c->op;
+	char why[256];
+
+	if (G.state != G_ACTIVE) {
+		deny(c, "agentguard-unavailable", G.broken);
+		say_denied(c);
+		return -1;
+	}
+	c->enforced = 1;
+	if (ag_protected(o->path) || ag_protected(o->target)) {
+		deny(c, "agentguard-self",
+		     "the guard's own files (audit log, snapshots, rules, library) are protected");
+	} else {
+		ag_decide(G.s.policy, o, &c->v);
+		c->decision = c->v.action;
+		c->rule = c->v.rule_id;
+		c->reason = c->v.reason;
+		if (c->decision == AG_ASK) {
+			if (G.s.mode == AG_MODE_AUTONOMOUS) {
+				c->decision = AG_DENY;
+				c->reason = "needs human approval (autonomous mode never waits)";
+			} else if (ask_human(c)) {
+				c->reason = "approved by a human";
+			} else {
+				c->decision = AG_DENY;
+				c->reason = "a human did not approve it";
+			}
+		}
+		int limit = ag_policy_denial_limit(G.s.policy);
+		if (c->decision > AG_LOG && limit > 0) {
+			uint64_t *d = denial_counter();
+			if (d && __atomic_load_n(d, __ATOMIC_RELAXED) >= (uint64_t)limit)
+				deny(c, c->rule,
+				     "session halted: too many denials \xe2\x80\x94 hand back to a human");
+		}
+		if (c->decision == AG_DENY && !G.s.enforce && !c->v.hard)
+			c->enforced = 0;
+	}
+	if (c->decision == AG_SNAPSHOT) {
+		int how = o->kind == AG_OP_TRUNCATE ? AG_SNAP_COPY : AG_SNAP_TAKE;
+		const char *victim = o->kind != AG_OP_RENAME ? o->path
+				     : o->target_exists ? o->target : NULL;
+		int rc = victim ? ag_snapshot_take(G.s.state_dir, G.s.id, victim, how,
+						   ag_policy_max_snapshot_bytes(G.s.policy),
+						   &c->snap) : 1;
+		if (rc < 0) {
+			snprintf(why, sizeof why,
+				 "snapshot failed (%s): nothing is destroyed without its snapshot",
+				 strerror(errno));
+			c->reason = why;
+			c->decision = AG_DENY;
+		}
+		c->have_snap = rc == 0;
+	}
+	if (record(c) < 0 && c->decision > AG_LOG) {
+		snprintf(why, sizeof why, "the audit log cannot be written (%s)", strerror(errno));
+		c->reason = why;
+		c->decision = AG_DENY;
+		c->enforced = 1;
+	}
+	if (c->decision == AG_DENY) {
+		say_denied(c);
+		uint64_t *d = denial_counter();
+		if (d)
+			__atomic_add_fetch(d, 1, __ATOMIC_RELAXED);
+		if (c->enforced)
+			return -1;
+	}
+	return 0;
+}
+
+int ag_end(struct ag_call *c, int rc)
+{
+	int e = errno;
+
+	if (c->marked)
+		ag_spool_patch_errno(&G.spool, &c->mark, rc < 0 ? e : 0);
+	depth--;
+	errno = e;
+	return rc;
+}
+
+int ag_refuse(struct ag_call *c)
+{
+	if (c->marked)
+		ag_spool_patch_errno(&G.spool, &c->mark, c->fail_errno ? c->fail_errno : EACCES);
+	depth--;
+	errno = c->fail_errno ? c->fail_errno : EACCES;
+	return -1;
+}

@@ -1,0 +1,111 @@
+/*
+ * The one path every hook takes (guard.c), and the table of the real libc
+ * functions (real.c). A hook knows its call's arguments and how its call
+ * fails; everything else — re-entrancy, errno, building the operation,
+ * deciding, snapshotting, auditing, refusing — lives here once.
+ *
+ *	int unlink(const char *path)
+ *	{
+ *		struct ag_call c;
+ *		if (!ag_begin(&c, AG_OP_DELETE))
+ *			return ag_real.unlink(path);
+ *		if (ag_set_path(&c, AT_FDCWD, path) < 0 || ag_check(&c) < 0)
+ *			return ag_refuse(&c);
+ *		return ag_end(&c, ag_real.unlink(path));
+ *	}
+ */
+#ifndef AGENTGUARD_GUARD_H
+#define AGENTGUARD_GUARD_H
+
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "agentguard.h"
+#include "snapshot.h"
+#include "spool.h"
+
+struct ag_real {
+	int (*unlink)(const char *);
+	int (*unlinkat)(int, const char *, int);
+	int (*remove)(const char *);
+	int (*rmdir)(const char *);
+	int (*rename)(const char *, const char *);
+	int (*renameat)(int, const char *, int, const char *);
+	int (*renameat2)(int, const char *, int, const char *, unsigned);
+	int (*open)(const char *, int, ...);
+	int (*open64)(const char *, int, ...);
+	int (*openat)(int, const char *, int, ...);
+	int (*openat64)(int, const char *, int, ...);
+	int (*creat)(const char *, mode_t);
+	int (*creat64)(const char *, mode_t);
+	int (*__open_2)(const char *, int);
+	int (*__open64_2)(const char *, int);
+	int (*__openat_2)(int, const char *, int);
+	int (*__openat64_2)(int, const char *, int);
+	FILE *(*fopen)(const char *, const char *);
+	FILE *(*fopen64)(const char *, const char *);
+	FILE *(*freopen)(const char *, const char *, FILE *);
+	FILE *(*freopen64)(const char *, const char *, FILE *);
+	int (*truncate)(const char *, off_t);
+	int (*truncate64)(const char *, off_t);
+	int (*ftruncate)(int, off_t);
+	int (*ftruncate64)(int, off_t);
+};
+
+extern struct ag_real ag_real;
+
+/* glibc declares these only under _FORTIFY_SOURCE; programs built with it
+ * call them instead of open/openat. */
+int __open_2(const char *path, int flags);
+int __open64_2(const char *path, int flags);
+int __openat_2(int dirfd, const char *path, int flags);
+int __openat64_2(int dirfd, const char *path, int flags);
+/* Resolve the table (idempotent; the constructor calls it first). */
+void ag_real_init(void);
+/* A real function, even when a hook runs before our constructor did
+ * (another library's constructor calling unlink, say). */
+#define AG_REAL(name) (ag_real.name ? ag_real.name : (ag_real_init(), ag_real.name))
+
+/* One guarded call in flight. Lives on the hook's stack. */
+struct ag_call {
+	struct ag_op op;
+	struct ag_verdict v;
+	enum ag_action decision;   /* what happens, after mode/enforce/breaker */
+	int enforced;
+	const char *rule;
+	const char *reason;
+	int have_snap;
+	struct ag_snapshot snap;
+	struct ag_spool_mark mark;
+	int marked;
+	int fail_errno;            /* refuse with this instead of EACCES */
+	int64_t t0;
+	char path[AG_PATH_MAX];
+	char target[AG_PATH_MAX];
+};
+
+/* 1: guard this call (c is set up; finish with ag_end or ag_refuse).
+ * 0: pass it straight to libc (our own work, or the guard is off). */
+int ag_begin(struct ag_call *c, enum ag_op_kind kind);
+
+/* Fill op paths from (dirfd, path); -1 when the path cannot be made
+ * absolute and the call must be refused. */
+int ag_set_path(struct ag_call *c, int dirfd, const char *path);
+int ag_set_target(struct ag_call *c, int dirfd, const char *path);
+/* Leave the call alone after all (not an operation, e.g. an open without
+ * O_TRUNC of an empty file): nothing is recorded. Returns rc. */
+int ag_skip(struct ag_call *c);
+/* 1 when the path names something the guard itself owns (audit DB, spool,
+ * snapshot store, rules, the library, /etc/ld.so.preload). */
+int ag_protected(const char *abs);
+
+/* Decide, snapshot if asked, record. 0: go ahead with the real call;
+ * -1: refuse it (already said on stderr and recorded). */
+int ag_check(struct ag_call *c);
+
+/* After the real call: record its errno, restore errno, return rc. */
+int ag_end(struct ag_call *c, int rc);
+/* Refuse: errno = EACCES, return -1. */
+int ag_refuse(struct ag_call *c);
+
+#endif

@@ -1,0 +1,148 @@
+/* The snapshot store: keep what an operation is about to destroy. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "snapshot.h"
+
+static void make_id(char *out, size_t outlen)
+{
+	unsigned char r[6];
+
+	if (getrandom(r, sizeof r, GRND_NONBLOCK) != sizeof r) {
+		uint64_t x = (uint64_t)ag_mono_ns() ^ ((uint64_t)getpid() << 24);
+		memcpy(r, &x, sizeof r);
+	}
+	snprintf(out, outlen, "%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
+		 r[4], r[5]);
+}
+
+int ag_copy_file(const char *src, const char *dst, mode_t mode)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int out = -1, rc = -1;
+	struct stat st;
+
+	if (in < 0)
+		return -1;
+	if (fstat(in, &st) < 0)
+		goto done;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		goto done;
+	}
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (out < 0)
+		goto done;
+	/* Cheapest first: share extents, then let the kernel copy, then copy. */
+	if (ioctl(out, FICLONE, in) == 0) {
+		rc = 0;
+		goto done;
+	}
+	off_t left = st.st_size;
+	while (left > 0) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+		if (n <= 0)
+			break;
+		left -= n;
+	}
+	if (left > 0) {
+		char buf[65536];
+		if (lseek(in, st.st_size - left, SEEK_SET) < 0 ||
+		    lseek(out, st.st_size - left, SEEK_SET) < 0)
+			goto done;
+		for (;;) {
+			ssize_t n = read(in, buf, sizeof buf);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				goto done;
+			if (n == 0)
+				break;
+			for (ssize_t w = 0; w < n;) {
+				ssize_t m = write(out, buf + w, (size_t)(n - w));
+				if (m < 0 && errno == EINTR)
+					continue;
+				if (m <= 0) {
+					if (m == 0)
+						errno = ENOSPC;
+					goto done;
+				}
+				w += m;
+			}
+		}
+	}
+	rc = 0;
+done:;
+	int e = errno;
+	if (out >= 0 && close(out) < 0 && rc == 0) {
+		e = errno;
+		rc = -1;
+	}
+	if (rc < 0 && out >= 0)
+		unlink(dst);
+	close(in);
+	errno = e;
+	return rc;
+}
+
+int ag_snapshot_take(const char *state_dir, const char *session,
+		     const char *path, int how, uint64_t max_bytes,
+		     struct ag_snapshot *s)
+{
+	char abs[AG_PATH_MAX];
+
+	(void)max_bytes;
+	memset(s, 0, sizeof *s);
+	s->path = path;
+	if (lstat(path, &s->st) < 0)
+		return errno == ENOENT || errno == ENOTDIR ? 1 : -1;
+	make_id(s->id, sizeof s->id);
+
+	if (S_ISDIR(s->st.st_mode)) {
+		/* Only an empty directory can go; its mode and times are all it had. */
+		s->kind = "dir";
+		return 0;
+	}
+	if (!S_ISREG(s->st.st_mode) && !S_ISLNK(s->st.st_mode)) {
+		s->kind = "other";
+		return 0;
+	}
+	s->kind = S_ISLNK(s->st.st_mode) ? "symlink" : "file";
+	if (ag_fmt(s->store, sizeof s->store, "snapshots/%s/%s", session, s->id) < 0 ||
+	    ag_fmt(abs, sizeof abs, "%s/%s", state_dir, s->store) < 0)
+		return -1;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int rc;
+		if (S_ISLNK(s->st.st_mode)) {
+			ssize_t n = readlink(path, s->link_target, sizeof s->link_target - 1);
+			if (n < 0)
+				return -1;
+			s->link_target[n] = 0;
+			rc = how == AG_SNAP_TAKE ? link(path, abs) : -1;
+			if (rc < 0 && errno != ENOENT)
+				rc = symlink(s->link_target, abs);
+		} else {
+			rc = how == AG_SNAP_TAKE ? link(path, abs) : -1;
+			if (rc < 0 && errno != ENOENT)
+				rc = ag_copy_file(path, abs, 0600);
+		}
+		if (rc == 0)
+			return 0;
+		if (errno != ENOENT || attempt)
+			return -1;
+		/* First snapshot of the session: make its directory. */
+		char dir[AG_PATH_MAX];
+		if (ag_fmt(dir, sizeof dir, "%s/snapshots/%s", state_dir, session) < 0 ||
+		    ag_mkdirs(dir, 0700) < 0)
+			return -1;
+	}
+	return -1;
+}
