@@ -1,0 +1,772 @@
+/*
+ * audit.db: where decisions end up, chained so that a changed, deleted or
+ * inserted row shows. Only the CLI opens it; guarded processes write
+ * spools (spool.c) that ag_audit_ingest moves in here.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "session.h"
+#include "spool.h"
+
+#define SCHEMA_VERSION "1"
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
+	"CREATE TABLE IF NOT EXISTS sessions("
+	" id TEXT PRIMARY KEY, argv TEXT, mode TEXT, enforce INTEGER, rules TEXT,"
+	" rules_hash TEXT, workspace TEXT, state_dir TEXT, pid INTEGER,"
+	" start_ns INTEGER, end_ns INTEGER, exit_status INTEGER, genesis TEXT,"
+	" head TEXT, events INTEGER NOT NULL DEFAULT 0, halted INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS events("
+	" id INTEGER PRIMARY KEY, uid TEXT UNIQUE NOT NULL, time_ns INTEGER,"
+	" session TEXT, pid INTEGER, ppid INTEGER, proc_start INTEGER, exe TEXT,"
+	" argv TEXT, cwd TEXT, op TEXT, path TEXT, target TEXT, address TEXT,"
+	" host TEXT, port INTEGER, sql TEXT, sql_class TEXT, database TEXT,"
+	" rule TEXT, decision TEXT, enforced INTEGER, reason TEXT, errno INTEGER,"
+	" snapshot TEXT, latency_ns INTEGER, prev_hash TEXT, hash TEXT);"
+	"CREATE INDEX IF NOT EXISTS events_session ON events(session, id);"
+	"CREATE TABLE IF NOT EXISTS snapshots("
+	" id TEXT PRIMARY KEY, session TEXT, event_uid TEXT, kind TEXT, path TEXT,"
+	" mode INTEGER, uid INTEGER, gid INTEGER, atime_ns INTEGER,"
+	" mtime_ns INTEGER, size INTEGER, sha256 TEXT, link_target TEXT,"
+	" store TEXT, created_ns INTEGER, restored_ns INTEGER);"
+	"CREATE INDEX IF NOT EXISTS snapshots_session ON snapshots(session, path);"
+	"CREATE TABLE IF NOT EXISTS gaps("
+	" id INTEGER PRIMARY KEY, session TEXT, time_ns INTEGER, pid INTEGER, what TEXT);"
+	"INSERT OR IGNORE INTO meta VALUES('schema', '" SCHEMA_VERSION "');";
+
+static void seterr(char *err, size_t errlen, const char *fmt, const char *a,
+		   const char *b)
+{
+	if (err && errlen)
+		snprintf(err, errlen, fmt, a, b ? b : "");
+}
+
+sqlite3 *ag_audit_open(const char *state_dir, int readonly, char *err, size_t errlen)
+{
+	char path[AG_PATH_MAX];
+	sqlite3 *db = NULL;
+	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+
+	if (ag_fmt(path, sizeof path, "%s/audit.db", state_dir) < 0) {
+		seterr(err, errlen, "state dir path too long: %s%s", state_dir, NULL);
+		return NULL;
+	}
+	if (readonly && access(path, F_OK) != 0) {
+		seterr(err, errlen, "no audit log at %s%s", path, NULL);
+		return NULL;
+	}
+	if (!readonly && ag_mkdirs(state_dir, 0700) < 0) {
+		seterr(err, errlen, "cannot create state dir %s: %s", state_dir, strerror(errno));
+		return NULL;
+	}
+	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(db, 10000);
+	if (!readonly) {
+		if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+				 NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK)
+			goto fail;
+	} else if (sqlite3_exec(db, "SELECT count(*) FROM sessions", NULL, NULL, NULL) != SQLITE_OK) {
+		goto fail;
+	}
+	return db;
+fail:;
+	int code = db ? sqlite3_errcode(db) : SQLITE_CANTOPEN;
+	const char *msg = db ? sqlite3_errmsg(db) : "cannot open";
+	if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+		seterr(err, errlen,
+		       "audit log %s is damaged (%s): nothing was changed; move it aside to start a new one",
+		       path, msg);
+	else
+		seterr(err, errlen, "cannot open audit log %s: %s", path, msg);
+	sqlite3_close(db);
+	return NULL;
+}
+
+void ag_audit_close(sqlite3 *db)
+{
+	sqlite3_close(db);
+}
+
+/* ---- the chain ---------------------------------------------------------- */
+
+static void genesis_of(const char *session, char out[AG_HASH_HEX])
+{
+	struct ag_sha256 h;
+
+	ag_sha256_init(&h);
+	ag_sha256_update(&h, "agentguard session\n", 19);
+	ag_sha256_update(&h, session, strlen(session));
+	ag_sha256_hex(&h, out);
+}
+
+/* The columns an event's hash covers, in order. Verify reads them back by
+ * these names, so this list is the definition of the chain. */
+static const char *const chained[] = {
+	"uid", "time_ns", "session", "pid", "ppid", "proc_start", "exe", "argv",
+	"cwd", "op", "path", "target", "address", "host", "port", "sql",
+	"sql_class", "database", "rule", "decision", "enforced", "reason",
+	"errno", "snapshot", "latency_ns",
+};
+#define NCHAINED ((int)(sizeof chained / sizeof chained[0]))
+
+/* One column value as the hash sees it: NULL, an integer, or text. */
+struct cval {
+	int type;               /* SQLITE_NULL, SQLITE_INTEGER, SQLITE_TEXT */
+	int64_t i;
+	const char *s;
+	size_t len;
+};
+
+static void hash_event(const char *prev, const struct cval *v, char out[AG_HASH_HEX])
+{
+	struct ag_sha256 h;
+	char num[32];
+
+	ag_sha256_init(&h);
+	ag_sha256_update(&h, prev, strlen(prev));
+	ag_sha256_update(&h, "\n", 1);
+	for (int i = 0; i < NCHAINED; i++) {
+		/* name, then a length-prefixed value: no two rows hash alike. */
+		ag_sha256_update(&h, chained[i], strlen(chained[i]));
+		if (v[i].type == SQLITE_NULL) {
+			ag_sha256_update(&h, "!\n", 2);
+			continue;
+		}
+		const char *s = v[i].s;
+		size_t len = v[i].len;
+		if (v[i].type == SQLITE_INTEGER) {
+			len = (size_t)snprintf(num, sizeof num, "%" PRId64, v[i].i);
+			s = num;
+		}
+		char pre[32];
+		int pl = snprintf(pre, sizeof pre, ":%zu:", len);
+		ag_sha256_update(&h, pre, (size_t)pl);
+		ag_sha256_update(&h, s, len);
+		ag_sha256_update(&h, "\n", 1);
+	}
+	ag_sha256_hex(&h, out);
+}
+
+/* ---- sessions ----------------------------------------------------------- */
+
+static int exec1(sqlite3 *db, const char *sql)
+{
+	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* Make sure a session row exists (a placeholder if its start was not seen
+ * yet). Returns 0 or -1. */
+static int ensure_session(sqlite3 *db, const char *id, int64_t start_ns)
+{
+	char g[AG_HASH_HEX];
+	sqlite3_stmt *st;
+	int rc;
+
+	genesis_of(id, g);
+	if (sqlite3_prepare_v2(db,
+			       "INSERT OR IGNORE INTO sessions(id, start_ns, genesis, head) "
+			       "VALUES(?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, start_ns);
+	bind_text(st, 3, g);
+	bind_text(st, 4, g);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int update_session(sqlite3 *db, const struct ag_session_info *s)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (ensure_session(db, s->id, s->start_ns) < 0)
+		return -1;
+	if (sqlite3_prepare_v2(db,
+			       "UPDATE sessions SET argv=?, mode=?, enforce=?, rules=?, "
+			       "rules_hash=?, workspace=?, state_dir=?, pid=?, start_ns=? "
+			       "WHERE id=?", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	bind_text(st, 1, s->argv_json);
+	bind_text(st, 2, s->mode);
+	sqlite3_bind_int(st, 3, s->enforce);
+	bind_text(st, 4, s->rules);
+	bind_text(st, 5, s->rules_hash);
+	bind_text(st, 6, s->workspace);
+	bind_text(st, 7, s->state_dir);
+	sqlite3_bind_int64(st, 8, s->pid);
+	sqlite3_bind_int64(st, 9, s->start_ns);
+	bind_text(st, 10, s->id);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int ag_audit_session_begin(sqlite3 *db, const struct ag_session_info *s,
+			   char *err, size_t errlen)
+{
+	if (update_session(db, s) < 0) {
+		seterr(err, errlen, "cannot record session %s: %s", s->id, sqlite3_errmsg(db));
+		return -1;
+	}
+	return 0;
+}
+
+int ag_audit_session_end(sqlite3 *db, const char *id, int64_t end_ns,
+			 int exit_status, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, "UPDATE sessions SET end_ns=?, exit_status=? WHERE id=?",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, end_ns);
+		sqlite3_bind_int(st, 2, exit_status);
+		bind_text(st, 3, id);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+		sqlite3_finalize(st);
+	}
+	if (rc < 0)
+		seterr(err, errlen, "cannot record the end of session %s: %s", id,
+		       sqlite3_errmsg(db));
+	return rc;
+}
+
+int ag_audit_latest_session(sqlite3 *db, char *out, size_t outlen)
+{
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, "SELECT id FROM sessions ORDER BY start_ns DESC, rowid DESC LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+		snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(st, 0));
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* ---- ingest ------------------------------------------------------------- */
+
+struct ingest {
+	sqlite3 *db;
+	const char *state_dir;
+	sqlite3_stmt *ins, *snap, *head_get, *head_set, *gap;
+	/* the process the spool belongs to, from its PROC record */
+	char *exe, *argv, *cwd;
+	int64_t ppid;
+	/* chain head of the session being appended to */
+	char session[AG_SESSION_ID_MAX];
+	char head[AG_HASH_HEX];
+	long count;
+	int failed;
+};
+
+static char *dup_field(const struct ag_rec_view *rv, int tag)
+{
+	if (!rv->field[tag])
+		return NULL;
+	char *s = malloc(rv->flen[tag] + 1);
+	if (s) {
+		memcpy(s, rv->field[tag], rv->flen[tag]);
+		s[rv->flen[tag]] = 0;
+	}
+	return s;
+}
+
+/* NUL-separated words -> JSON array text (malloc'd). */
+static char *argv_json(const unsigned char *p, uint32_t len)
+{
+	json_t *a = json_array();
+	uint32_t i = 0;
+
+	while (i < len) {
+		const char *w = (const char *)p + i;
+		size_t l = strnlen(w, len - i);
+		json_array_append_new(a, json_stringn(w, l));
+		i += (uint32_t)l + 1;
+	}
+	char *s = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return s;
+}
+
+static int load_head(struct ingest *g, const char *session, int64_t t)
+{
+	if (strcmp(g->session, session) == 0)
+		return 0;
+	if (ensure_session(g->db, session, t) < 0)
+		return -1;
+	sqlite3_reset(g->head_get);
+	bind_text(g->head_get, 1, session);
+	if (sqlite3_step(g->head_get) != SQLITE_ROW)
+		return -1;
+	const unsigned char *h = sqlite3_column_text(g->head_get, 0);
+	snprintf(g->head, sizeof g->head, "%s", h ? (const char *)h : "");
+	snprintf(g->session, sizeof g->session, "%s", session);
+	sqlite3_reset(g->head_get);
+	return 0;
+}
+
+static struct cval tv(const unsigned char *s, uint32_t len)
+{
+	if (!s)
+		return (struct cval){.type = SQLITE_NULL};
+	return (struct cval){.type = SQLITE_TEXT, .s = (const char *)s, .len = len};
+}
+
+static struct cval ts(const char *s)
+{
+	return s ? (struct cval){.type = SQLITE_TEXT, .s = s, .len = strlen(s)}
+		 : (struct cval){.type = SQLITE_NULL};
+}
+
+static struct cval iv(int64_t i)
+{
+	return (struct cval){.type = SQLITE_INTEGER, .i = i};
+}
+
+static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
+			const struct ag_rec_view *rv)
+{
+	const struct ag_rec *r = rv->rec;
+	const char *session = sv->hdr->session;
+	char uid[300], hash[AG_HASH_HEX];
+	char *xargv = NULL;
+	struct cval v[NCHAINED];
+	int rc = -1;
+
+	snprintf(uid, sizeof uid, "%s:%" PRIu64, sv->name, r->seq);
+	if (load_head(g, session, r->time_ns) < 0)
+		return -1;
+	/* Already in (a live spool ingested before)? Then the chain has it. */
+	sqlite3_stmt *chk;
+	if (sqlite3_prepare_v2(g->db, "SELECT 1 FROM events WHERE uid=?", -1, &chk, NULL) != SQLITE_OK)
+		return -1;
+	bind_text(chk, 1, uid);
+	int seen = sqlite3_step(chk) == SQLITE_ROW;
+	sqlite3_finalize(chk);
+	if (seen)
+		return 0;
+
+	if (rv->field[AG_T_ARGV])
+		xargv = argv_json(rv->field[AG_T_ARGV], rv->flen[AG_T_ARGV]);
+#define F(tag) tv(rv->field[tag], rv->flen[tag])
+	int k = 0;
+	v[k++] = ts(uid);
+	v[k++] = iv(r->time_ns);
+	v[k++] = ts(session);
+	v[k++] = iv(sv->hdr->pid);
+	v[k++] = iv(rv->field[AG_T_PPID] ? ag_rec_int(rv, AG_T_PPID) : g->ppid);
+	v[k++] = iv((int64_t)sv->hdr->proc_start);
+	v[k++] = ts(g->exe);
+	v[k++] = ts(xargv ? xargv : g->argv);
+	v[k++] = rv->field[AG_T_CWD] ? F(AG_T_CWD) : ts(g->cwd);
+	v[k++] = F(AG_T_OP);
+	v[k++] = F(AG_T_PATH);
+	v[k++] = F(AG_T_TARGET);
+	v[k++] = F(AG_T_ADDRESS);
+	v[k++] = F(AG_T_HOST);
+	v[k++] = rv->field[AG_T_PORT] ? iv(ag_rec_int(rv, AG_T_PORT)) : tv(NULL, 0);
+	v[k++] = F(AG_T_SQL);
+	v[k++] = F(AG_T_SQL_CLASS);
+	v[k++] = F(AG_T_DATABASE);
+	v[k++] = F(AG_T_RULE);
+	v[k++] = F(AG_T_DECISION);
+	v[k++] = iv(ag_rec_int(rv, AG_T_ENFORCED));
+	v[k++] = F(AG_T_REASON);
+	v[k++] = r->err < 0 ? tv(NULL, 0) : iv(r->err);
+	v[k++] = F(AG_T_SNAP_ID);
+	v[k++] = iv(r->latency_ns);
+#undef F
+	hash_event(g->head, v, hash);
+
+	sqlite3_stmt *st = g->ins;
+	sqlite3_reset(st);
+	for (int i = 0; i < NCHAINED; i++) {
+		if (v[i].type == SQLITE_NULL)
+			sqlite3_bind_null(st, i + 1);
+		else if (v[i].type == SQLITE_INTEGER)
+			sqlite3_bind_int64(st, i + 1, v[i].i);
+		else
+			sqlite3_bind_text(st, i + 1, v[i].s, (int)v[i].len, SQLITE_TRANSIENT);
+	}
+	bind_text(st, NCHAINED + 1, g->head);
+	bind_text(st, NCHAINED + 2, hash);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto out;
+
+	sqlite3_reset(g->head_set);
+	bind_text(g->head_set, 1, hash);
+	bind_text(g->head_set, 2, session);
+	if (sqlite3_step(g->head_set) != SQLITE_DONE)
+		goto out;
+	snprintf(g->head, sizeof g->head, "%s", hash);
+
+	if (rv->field[AG_T_SNAP_ID] && rv->field[AG_T_KIND]) {
+		char *store = dup_field(rv, AG_T_STORE);
+		char sha[AG_HASH_HEX] = "", abs[AG_PATH_MAX];
+		if (store && ag_fmt(abs, sizeof abs, "%s/%s", g->state_dir, store) == 0) {
+			struct stat stt;
+			if (lstat(abs, &stt) == 0 && S_ISREG(stt.st_mode) &&
+			    ag_sha256_file_hex(abs, sha) < 0)
+				sha[0] = 0;
+		}
+		st = g->snap;
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, (const char *)rv->field[AG_T_SNAP_ID],
+				  (int)rv->flen[AG_T_SNAP_ID], SQLITE_TRANSIENT);
+		bind_text(st, 2, session);
+		bind_text(st, 3, uid);
+		sqlite3_bind_text(st, 4, (const char *)rv->field[AG_T_KIND],
+				  (int)rv->flen[AG_T_KIND], SQLITE_TRANSIENT);
+		if (rv->field[AG_T_SNAPSHOT])
+			sqlite3_bind_text(st, 5, (const char *)rv->field[AG_T_SNAPSHOT],
+					  (int)rv->flen[AG_T_SNAPSHOT], SQLITE_TRANSIENT);
+		else
+			sqlite3_bind_null(st, 5);
+		sqlite3_bind_int64(st, 6, ag_rec_int(rv, AG_T_MODE_BITS));
+		sqlite3_bind_int64(st, 7, ag_rec_int(rv, AG_T_UID));
+		sqlite3_bind_int64(st, 8, ag_rec_int(rv, AG_T_GID));
+		sqlite3_bind_int64(st, 9, ag_rec_int(rv, AG_T_ATIME));
+		sqlite3_bind_int64(st, 10, ag_rec_int(rv, AG_T_MTIME));
+		sqlite3_bind_int64(st, 11, ag_rec_int(rv, AG_T_SIZE));
+		bind_text(st, 12, sha[0] ? sha : NULL);
+		if (rv->field[AG_T_LINK])
+			sqlite3_bind_text(st, 13, (const char *)rv->field[AG_T_LINK],
+					  (int)rv->flen[AG_T_LINK], SQLITE_TRANSIENT);
+		else
+			sqlite3_bind_null(st, 13);
+		bind_text(st, 14, store);
+		sqlite3_bind_int64(st, 15, r->time_ns);
+		int ok = sqlite3_step(st) == SQLITE_DONE;
+		free(store);
+		if (!ok)
+			goto out;
+	}
+	g->count++;
+	rc = 0;
+out:
+	free(xargv);
+	return rc;
+}
+
+static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag_rec_view *rv)
+{
+	struct ingest *g = ctx;
+
+	switch (rv->rec->type) {
+	case AG_REC_PROC:
+		free(g->exe);
+		free(g->argv);
+		free(g->cwd);
+		g->exe = dup_field(rv, AG_T_EXE);
+		g->cwd = dup_field(rv, AG_T_CWD);
+		g->argv = rv->field[AG_T_ARGV] ? argv_json(rv->field[AG_T_ARGV], rv->flen[AG_T_ARGV]) : NULL;
+		g->ppid = ag_rec_int(rv, AG_T_PPID);
+		return 0;
+	case AG_REC_SESSION: {
+		char *id = dup_field(rv, AG_T_SESSION), *mode = dup_field(rv, AG_T_MODE);
+		char *rules = dup_field(rv, AG_T_RULES), *hash = dup_field(rv, AG_T_RULES_HASH);
+		char *ws = dup_field(rv, AG_T_WORKSPACE), *sd = dup_field(rv, AG_T_STATE_DIR);
+		char *argv = rv->field[AG_T_ARGV] ? argv_json(rv->field[AG_T_ARGV], rv->flen[AG_T_ARGV]) : NULL;
+		struct ag_session_info si = {
+			.id = id, .argv_json = argv, .mode = mode,
+			.enforce = (int)ag_rec_int(rv, AG_T_ENFORCE), .rules = rules,
+			.rules_hash = hash, .workspace = ws, .state_dir = sd,
+			.pid = sv->hdr->pid, .start_ns = ag_rec_int(rv, AG_T_START),
+		};
+		int rc = id ? update_session(g->db, &si) : 0;
+		free(id); free(mode); free(rules); free(hash); free(ws); free(sd); free(argv);
+		return rc < 0 ? (g->failed = 1, -1) : 0;
+	}
+	case AG_REC_EVENT:
+		if (ingest_event(g, sv, rv) < 0) {
+			g->failed = 1;
+			return -1;
+		}
+		return 0;
+	case AG_REC_GAP: {
+		char *what = dup_field(rv, AG_T_WHAT);
+		sqlite3_reset(g->gap);
+		bind_text(g->gap, 1, sv->hdr->session);
+		sqlite3_bind_int64(g->gap, 2, rv->rec->time_ns);
+		sqlite3_bind_int64(g->gap, 3, sv->hdr->pid);
+		bind_text(g->gap, 4, what);
+		int ok = sqlite3_step(g->gap) == SQLITE_DONE;
+		free(what);
+		return ok ? 0 : (g->failed = 1, -1);
+	}
+	default:
+		return 0;
+	}
+}
+
+/* A spool is finished when no process maps it any more: its writer exited,
+ * was killed, or exec'd into a new image (which writes a new spool). */
+static int spool_live(const char *path)
+{
+	struct ag_spool_hdr h;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, &h, sizeof h);
+	close(fd);
+	if (n != (ssize_t)sizeof h || h.pid <= 0)
+		return 0;
+	if (ag_proc_start((pid_t)h.pid) != h.proc_start)
+		return 0;
+	char maps[64];
+	snprintf(maps, sizeof maps, "/proc/%d/maps", (int)h.pid);
+	FILE *f = fopen(maps, "re");
+	if (!f)
+		return 1;   /* cannot tell: leave it alone */
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	char line[AG_PATH_MAX + 256];
+	int live = 0;
+	while (!live && fgets(line, sizeof line, f)) {
+		char *slash = strrchr(line, '/');
+		if (slash && strncmp(slash + 1, base, strlen(base)) == 0)
+			live = 1;
+	}
+	fclose(f);
+	return live;
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int is_spool(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+	return d->d_name[0] != '.' && n > 6 && strcmp(d->d_name + n - 6, ".spool") == 0;
+}
+
+long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, size_t errlen)
+{
+	char dir[AG_PATH_MAX];
+	struct dirent **names = NULL;
+	struct ingest g = {.db = db, .state_dir = state_dir};
+	long total = 0;
+
+	if (ag_fmt(dir, sizeof dir, "%s/spool", state_dir) < 0)
+		return 0;
+	int n = scandir(dir, &names, is_spool, by_name);
+	if (n <= 0) {
+		free(names);
+		return 0;
+	}
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO events(uid, time_ns, session, pid, ppid, proc_start,"
+			       " exe, argv, cwd, op, path, target, address, host, port, sql,"
+			       " sql_class, database, rule, decision, enforced, reason, errno,"
+			       " snapshot, latency_ns, prev_hash, hash) VALUES(?,?,?,?,?,?,?,?,"
+			       "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &g.ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "INSERT OR IGNORE INTO snapshots(id, session, event_uid, kind, path,"
+			       " mode, uid, gid, atime_ns, mtime_ns, size, sha256, link_target,"
+			       " store, created_ns) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			       -1, &g.snap, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT head FROM sessions WHERE id=?", -1, &g.head_get,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "UPDATE sessions SET head=?, events=events+1 WHERE id=?",
+			       -1, &g.head_set, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "INSERT INTO gaps(session, time_ns, pid, what) VALUES(?,?,?,?)",
+			       -1, &g.gap, NULL) != SQLITE_OK) {
+		seterr(err, errlen, "cannot write the audit log: %s%s", sqlite3_errmsg(db), NULL);
+		total = -1;
+		goto out;
+	}
+	for (int i = 0; i < n && total >= 0; i++) {
+		char path[AG_PATH_MAX];
+		if (ag_fmt(path, sizeof path, "%s/%s", dir, names[i]->d_name) < 0)
+			continue;
+		int live = spool_live(path);
+		if (live && !all)
+			continue;
+		if (exec1(db, "BEGIN IMMEDIATE") < 0) {
+			seterr(err, errlen, "cannot write the audit log: %s%s", sqlite3_errmsg(db), NULL);
+			total = -1;
+			break;
+		}
+		g.count = 0;
+		g.failed = 0;
+		g.session[0] = 0;   /* another writer may have moved the head */
+		free(g.exe); free(g.argv); free(g.cwd);
+		g.exe = g.argv = g.cwd = NULL;
+		g.ppid = 0;
+		int rc = ag_spool_read(path, ingest_rec, &g);
+		if (g.failed) {
+			seterr(err, errlen, "cannot write the audit log: %s%s", sqlite3_errmsg(db), NULL);
+			exec1(db, "ROLLBACK");
+			total = -1;
+			break;
+		}
+		if (exec1(db, "COMMIT") < 0) {
+			seterr(err, errlen, "cannot write the audit log: %s%s", sqlite3_errmsg(db), NULL);
+			exec1(db, "ROLLBACK");
+			total = -1;
+			break;
+		}
+		total += g.count;
+		/* Committed: the spool has nothing the log lacks. A file that is
+		 * not a spool at all is left for a human to look at. */
+		if (!live && rc == 0)
+			unlink(path);
+	}
+out:
+	sqlite3_finalize(g.ins);
+	sqlite3_finalize(g.snap);
+	sqlite3_finalize(g.head_get);
+	sqlite3_finalize(g.head_set);
+	sqlite3_finalize(g.gap);
+	free(g.exe); free(g.argv); free(g.cwd);
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return total;
+}
+
+/* ---- verify ------------------------------------------------------------- */
+
+static int verify_session(sqlite3 *db, const char *id, const char *genesis,
+			  const char *head, char *msg, size_t msglen)
+{
+	char sql[1024], expect[AG_HASH_HEX], got[AG_HASH_HEX];
+	int n = snprintf(sql, sizeof sql, "SELECT id, prev_hash, hash");
+	for (int i = 0; i < NCHAINED; i++)
+		n += snprintf(sql + n, sizeof sql - (size_t)n, ", %s", chained[i]);
+	snprintf(sql + n, sizeof sql - (size_t)n, " FROM events WHERE session=? ORDER BY id");
+
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	bind_text(st, 1, id);
+	snprintf(expect, sizeof expect, "%s", genesis ? genesis : "");
+	char g[AG_HASH_HEX];
+	genesis_of(id, g);
+	int bad = 0;
+	int64_t last = 0;
+	if (!genesis || strcmp(genesis, g) != 0) {
+		snprintf(msg, msglen, "session %s: its chain start was changed", id);
+		bad = 1;
+	}
+	while (!bad && sqlite3_step(st) == SQLITE_ROW) {
+		int64_t rowid = sqlite3_column_int64(st, 0);
+		const char *prev = (const char *)sqlite3_column_text(st, 1);
+		const char *hash = (const char *)sqlite3_column_text(st, 2);
+		struct cval v[NCHAINED];
+		for (int i = 0; i < NCHAINED; i++) {
+			int c = i + 3, t = sqlite3_column_type(st, c);
+			if (t == SQLITE_NULL)
+				v[i] = (struct cval){.type = SQLITE_NULL};
+			else if (t == SQLITE_INTEGER)
+				v[i] = iv(sqlite3_column_int64(st, c));
+			else
+				v[i] = (struct cval){.type = SQLITE_TEXT,
+						     .s = (const char *)sqlite3_column_text(st, c),
+						     .len = (size_t)sqlite3_column_bytes(st, c)};
+		}
+		if (!prev || strcmp(prev, expect) != 0) {
+			if (last)
+				snprintf(msg, msglen,
+					 "session %s: event %" PRId64 " does not follow event %" PRId64
+					 " (a row between them was deleted, or this one was inserted)",
+					 id, rowid, last);
+			else
+				snprintf(msg, msglen,
+					 "session %s: event %" PRId64 " is not the first of its chain "
+					 "(a row before it was deleted, or it was inserted)", id, rowid);
+			bad = 1;
+			break;
+		}
+		hash_event(prev, v, got);
+		if (!hash || strcmp(hash, got) != 0) {
+			snprintf(msg, msglen, "session %s: event %" PRId64 " was changed", id, rowid);
+			bad = 1;
+			break;
+		}
+		snprintf(expect, sizeof expect, "%s", hash);
+		last = rowid;
+	}
+	sqlite3_finalize(st);
+	if (!bad && (!head || strcmp(head, expect) != 0)) {
+		if (last)
+			snprintf(msg, msglen,
+				 "session %s: rows after event %" PRId64
+				 " were deleted (the chain ends short of the session's head)", id, last);
+		else
+			snprintf(msg, msglen, "session %s: its events were deleted", id);
+		bad = 1;
+	}
+	return bad;
+}
+
+int ag_audit_verify(sqlite3 *db, const char *session, char *msg, size_t msglen)
+{
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(db,
+			       session ? "SELECT id, genesis, head FROM sessions WHERE id=?"
+				       : "SELECT id, genesis, head FROM sessions ORDER BY start_ns, rowid",
+			       -1, &st, NULL) != SQLITE_OK) {
+		snprintf(msg, msglen, "cannot read the audit log: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	if (session)
+		bind_text(st, 1, session);
+	int seen = 0;
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		seen++;
+		rc = verify_session(db, (const char *)sqlite3_column_text(st, 0),
+				    (const char *)sqlite3_column_text(st, 1),
+				    (const char *)sqlite3_column_text(st, 2), msg, msglen);
+	}
+	sqlite3_finalize(st);
+	if (rc == 0 && session && !seen) {
+		snprintf(msg, msglen, "no session %s in the audit log", session);
+		return -1;
+	}
+	/* Events whose session row is gone cannot be checked against a head. */
+	if (rc == 0 && !session &&
+	    sqlite3_prepare_v2(db, "SELECT min(id), session FROM events WHERE session NOT IN "
+				   "(SELECT id FROM sessions)", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+			snprintf(msg, msglen, "event %lld belongs to session %s, whose record was deleted",
+				 (long long)sqlite3_column_int64(st, 0),
+				 (const char *)sqlite3_column_text(st, 1));
+			rc = 1;
+		}
+		sqlite3_finalize(st);
+	}
+	return rc;
+}
