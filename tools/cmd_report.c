@@ -1,0 +1,975 @@
+/* agentguard report: what a session did, as text, JSON Lines or one HTML page. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "cli.h"
+
+static const char help[] =
+"Usage: agentguard report [--session ID | --all] [FILTERS] [--json] [--html FILE]\n"
+"\n"
+"Show what guarded sessions did: the session (agent, mode, rules, workspace,\n"
+"start, end, exit status), counts per operation and decision, and a timeline\n"
+"of the notable events (log, snapshot, ask, deny, would deny) with their rule\n"
+"and reason, and for each snapshot the command that restores it.\n"
+"\n"
+"Which sessions (default: the latest one):\n"
+"  --session ID     one session (a unique prefix of the id is enough)\n"
+"  --all            every session\n"
+"  --since DUR      events of the last DUR (30s, 15m, 2h, 7d); without\n"
+"                   --session this looks at every session\n"
+"Filters:\n"
+"  --op OP          delete, rename, truncate, exec, connect or sql\n"
+"  --decision D     allow, log, snapshot, ask, deny, or would-deny\n"
+"                   (also shows that decision in the timeline)\n"
+"  --rule ID        events decided by this rule\n"
+"  --path GLOB      events on paths matching GLOB (*, ?, **; a relative\n"
+"                   glob is taken from the current directory)\n"
+"  --pid N          events of process N\n"
+"Output:\n"
+"  --json           JSON Lines on stdout: every matching event, allow included,\n"
+"                   with the audit log's column names; NULL fields left out\n"
+"  --html FILE      one self-contained page with a visual timeline ('-': stdout)\n"
+"  --state-dir DIR  where audit.db lives\n";
+
+enum { O_SESSION = 1, O_ALL, O_SINCE, O_OP, O_DECISION, O_RULE, O_PATH, O_PID,
+       O_JSON, O_HTML };
+
+static const struct option options[] = {
+	{ "session", required_argument, NULL, O_SESSION },
+	{ "all", no_argument, NULL, O_ALL },
+	{ "since", required_argument, NULL, O_SINCE },
+	{ "op", required_argument, NULL, O_OP },
+	{ "decision", required_argument, NULL, O_DECISION },
+	{ "rule", required_argument, NULL, O_RULE },
+	{ "path", required_argument, NULL, O_PATH },
+	{ "pid", required_argument, NULL, O_PID },
+	{ "json", no_argument, NULL, O_JSON },
+	{ "html", required_argument, NULL, O_HTML },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct report {
+	struct cli_db d;
+	struct cli_opts co;
+	const char *session_arg;
+	int all;
+	int64_t since_ns;          /* absolute; 0: none */
+	const char *op, *decision, *rule, *html;
+	int would_deny;            /* --decision would-deny */
+	char glob[AG_PATH_MAX];    /* "" when none */
+	long pid;                  /* -1 when none */
+	int json;
+};
+
+/* Columns of the counts table: the five decisions, then "would deny". */
+#define NDEC (AG_ACTION_COUNT + 1)
+static const char *const dec_label[NDEC] = {
+	"allow", "log", "snapshot", "ask", "deny", "would deny",
+};
+
+static int dec_index(const char *label)
+{
+	for (int i = 0; i < NDEC; i++)
+		if (strcmp(label, dec_label[i]) == 0)
+			return i;
+	return -1;
+}
+
+static int filtered(const struct report *r)
+{
+	return r->since_ns || r->op || r->decision || r->rule || r->glob[0] || r->pid >= 0;
+}
+
+/* The filters as SQL with named parameters; bind() fills the same names.
+ * notable: only what the timeline shows. */
+static void where(const struct report *r, const char *session, int notable,
+		  char *buf, size_t n)
+{
+	snprintf(buf, n, " WHERE 1");
+#define ADD(s) strncat(buf, s, n - strlen(buf) - 1)
+	if (session)
+		ADD(" AND session = :session");
+	if (r->since_ns)
+		ADD(" AND time_ns >= :since");
+	if (r->op)
+		ADD(" AND op = :op");
+	if (r->would_deny)
+		ADD(" AND decision = 'deny' AND enforced = 0");
+	else if (r->decision)
+		ADD(" AND decision = :decision");
+	if (r->rule)
+		ADD(" AND rule = :rule");
+	if (r->glob[0])
+		ADD(" AND (path_glob(:glob, path) OR path_glob(:glob, target))");
+	if (r->pid >= 0)
+		ADD(" AND pid = :pid");
+	if (notable && !r->decision)
+		ADD(" AND decision IN ('log', 'snapshot', 'ask', 'deny')");
+#undef ADD
+}
+
+static void bind_text(sqlite3_stmt *st, const char *name, const char *v)
+{
+	int i = sqlite3_bind_parameter_index(st, name);
+
+	if (i)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+static void bind(const struct report *r, const char *session, sqlite3_stmt *st)
+{
+	int i;
+
+	bind_text(st, ":session", session);
+	bind_text(st, ":op", r->op);
+	bind_text(st, ":decision", r->decision);
+	bind_text(st, ":rule", r->rule);
+	bind_text(st, ":glob", r->glob);
+	if ((i = sqlite3_bind_parameter_index(st, ":since")))
+		sqlite3_bind_int64(st, i, r->since_ns);
+	if ((i = sqlite3_bind_parameter_index(st, ":pid")))
+		sqlite3_bind_int64(st, i, r->pid);
+}
+
+static sqlite3_stmt *query(struct report *r, const char *head, const char *session,
+			   int notable, const char *tail)
+{
+	char w[1024], sql[2048];
+	sqlite3_stmt *st;
+
+	where(r, session, notable, w, sizeof w);
+	snprintf(sql, sizeof sql, "%s%s%s", head, w, tail);
+	st = cli_prepare(&r->d, sql);
+	if (st)
+		bind(r, session, st);
+	return st;
+}
+
+/* ---- the session list ---------------------------------------------------- */
+
+struct idlist {
+	char **v;
+	size_t n;
+};
+
+static void idlist_free(struct idlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
+static int idlist_add(struct idlist *l, const char *id)
+{
+	char **v = realloc(l->v, (l->n + 1) * sizeof *v);
+
+	if (!v)
+		return -1;
+	l->v = v;
+	if (!(v[l->n] = strdup(id)))
+		return -1;
+	l->n++;
+	return 0;
+}
+
+/* Which sessions the text and HTML reports cover, oldest first. */
+static int pick_sessions(struct report *r, struct idlist *l)
+{
+	char id[256];
+
+	if (r->session_arg || (!r->all && !r->since_ns)) {
+		if (r->session_arg ? cli_find_session(&r->d, r->session_arg, id, sizeof id)
+				   : cli_latest_session(&r->d, id, sizeof id))
+			return -1;
+		return idlist_add(l, id);
+	}
+	/* Sessions the guard started without `agentguard run` may exist only
+	 * as events; a session with nothing matching the filters is left out. */
+	sqlite3_stmt *st = query(r,
+		"SELECT s, min(t) FROM ("
+		" SELECT id AS s, start_ns AS t FROM sessions WHERE :unfiltered"
+		" UNION ALL SELECT session, min(time_ns) FROM events", NULL, 0,
+		" GROUP BY session) GROUP BY s ORDER BY min(t), s");
+	if (!st)
+		return -1;
+	sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":unfiltered"), !filtered(r));
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (cli_col(st, 0) && idlist_add(l, cli_col(st, 0)) < 0)
+			break;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return cli_db_error(&r->d, "cannot list the sessions");
+	if (l->n == 0)
+		fprintf(stderr, "agentguard report: no events match\n");
+	return 0;
+}
+
+/* ---- counts -------------------------------------------------------------- */
+
+struct counts {
+	char op[AG_OP_COUNT + 2][16];  /* op names in first-seen order */
+	long n[AG_OP_COUNT + 2][NDEC + 1];
+	int nops;
+	long total[NDEC + 1];
+};
+
+static int get_counts(struct report *r, const char *session, struct counts *c)
+{
+	sqlite3_stmt *st = query(r, "SELECT op, decision, enforced, count(*) FROM events",
+				 session, 0, " GROUP BY op, decision, enforced");
+
+	memset(c, 0, sizeof *c);
+	if (!st)
+		return -1;
+	/* Rows in the order of enum ag_op_kind, unknown ops last. */
+	for (int k = 0; k < AG_OP_COUNT; k++)
+		snprintf(c->op[k], sizeof c->op[k], "%s", ag_op_name(k));
+	c->nops = AG_OP_COUNT;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *op = cli_col(st, 0) ? cli_col(st, 0) : "?";
+		const char *dec = cli_col(st, 1) ? cli_col(st, 1) : "?";
+		int k = ag_op_parse(op), j = dec_index(dec);
+		if (k < 0) {
+			k = AG_OP_COUNT + 1;
+			snprintf(c->op[k], sizeof c->op[k], "other");
+		}
+		if (j == AG_DENY && sqlite3_column_type(st, 2) != SQLITE_NULL &&
+		    !sqlite3_column_int(st, 2))
+			j = AG_ACTION_COUNT;
+		long n = sqlite3_column_int64(st, 3);
+		if (j >= 0) {
+			c->n[k][j] += n;
+			c->total[j] += n;
+		}
+		c->n[k][NDEC] += n;
+		c->total[NDEC] += n;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return cli_db_error(&r->d, "cannot count the events");
+	return 0;
+}
+
+/* ---- text ---------------------------------------------------------------- */
+
+struct sess {
+	int found;
+	char *argv, *mode, *rules, *rules_hash, *workspace;
+	int enforce, has_enforce, halted, has_exit, exit_status;
+	int64_t pid, start_ns, end_ns, events;
+};
+
+static char *dup_col(sqlite3_stmt *st, int i)
+{
+	return cli_col(st, i) ? strdup(cli_col(st, i)) : NULL;
+}
+
+static void sess_free(struct sess *s)
+{
+	free(s->argv);
+	free(s->mode);
+	free(s->rules);
+	free(s->rules_hash);
+	free(s->workspace);
+}
+
+static int get_sess(struct report *r, const char *id, struct sess *s)
+{
+	sqlite3_stmt *st = cli_prepare(&r->d,
+		"SELECT argv, mode, enforce, rules, rules_hash, workspace, pid, start_ns, "
+		"end_ns, exit_status, halted, "
+		"(SELECT count(*) FROM events WHERE session = ?1) FROM sessions WHERE id = ?1");
+
+	memset(s, 0, sizeof *s);
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		s->found = 1;
+		s->argv = dup_col(st, 0);
+		s->mode = dup_col(st, 1);
+		s->has_enforce = sqlite3_column_type(st, 2) != SQLITE_NULL;
+		s->enforce = sqlite3_column_int(st, 2);
+		s->rules = dup_col(st, 3);
+		s->rules_hash = dup_col(st, 4);
+		s->workspace = dup_col(st, 5);
+		s->pid = sqlite3_column_int64(st, 6);
+		s->start_ns = sqlite3_column_int64(st, 7);
+		s->end_ns = sqlite3_column_int64(st, 8);
+		s->has_exit = sqlite3_column_type(st, 9) != SQLITE_NULL;
+		s->exit_status = sqlite3_column_int(st, 9);
+		s->halted = sqlite3_column_int(st, 10);
+		s->events = sqlite3_column_int64(st, 11);
+	}
+	sqlite3_finalize(st);
+	/* Halting is also visible in the events, whatever the session row says. */
+	st = cli_prepare(&r->d, "SELECT 1 FROM events WHERE session = ?1 AND "
+				"substr(reason, 1, 14) = 'session halted' LIMIT 1");
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		s->halted = 1;
+	sqlite3_finalize(st);
+	if (!s->found) {
+		st = cli_prepare(&r->d, "SELECT min(time_ns), max(time_ns), count(*) "
+					"FROM events WHERE session = ?1");
+		if (!st)
+			return -1;
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			s->start_ns = sqlite3_column_int64(st, 0);
+			s->events = sqlite3_column_int64(st, 2);
+		}
+		sqlite3_finalize(st);
+	}
+	return 0;
+}
+
+static void text_header(FILE *f, const char *id, const struct sess *s)
+{
+	char a[64], b[64], dur[32];
+
+	fputs("Session ", f);
+	cli_put(f, id);
+	fputc('\n', f);
+	if (!s->found) {
+		fputs("  (no session record: started by a guarded process outside "
+		      "'agentguard run')\n", f);
+	} else {
+		fputs("  agent      ", f);
+		cli_put_argv(f, s->argv, 400);
+		fputs("\n  mode       ", f);
+		cli_put(f, s->mode);
+		if (s->has_enforce)
+			fputs(s->enforce ? ", enforcing\n"
+					 : ", monitor (only hard rules block; the rest is 'would deny')\n", f);
+		else
+			fputc('\n', f);
+		fputs("  rules      ", f);
+		cli_put(f, s->rules);
+		if (s->rules_hash) {
+			fputs(" (sha256 ", f);
+			cli_put_short(f, s->rules_hash, 16);
+			fputs(")", f);
+		}
+		fputs("\n  workspace  ", f);
+		cli_put(f, s->workspace);
+		fputc('\n', f);
+	}
+	cli_fmt_time(s->start_ns, 1, a, sizeof a);
+	fprintf(f, "  started    %s", a);
+	if (s->found && s->pid > 0)
+		fprintf(f, " (agent pid %lld)", (long long)s->pid);
+	fputc('\n', f);
+	if (s->end_ns > 0) {
+		cli_fmt_time(s->end_ns, 1, b, sizeof b);
+		cli_fmt_duration(s->end_ns - s->start_ns, dur, sizeof dur);
+		fprintf(f, "  ended      %s (%s)", b, dur);
+		if (s->has_exit)
+			fprintf(f, ", exit status %d", s->exit_status);
+		fputc('\n', f);
+	} else {
+		fputs("  ended      - (still running, or killed before it could record its end)\n", f);
+	}
+	fprintf(f, "  events     %lld\n", (long long)s->events);
+	if (s->halted)
+		fputs("  HALTED     the circuit breaker stopped the session after too many "
+		      "denials\n", f);
+}
+
+static void text_counts(FILE *f, const struct counts *c, int filt)
+{
+	fprintf(f, "\nCounts%s\n  %-9s", filt ? " (matching the filters)" : "", "");
+	for (int j = 0; j < NDEC; j++)
+		fprintf(f, " %*s", j == AG_ACTION_COUNT ? 10 : 8, dec_label[j]);
+	fprintf(f, " %8s\n", "total");
+	for (int k = 0; k < AG_OP_COUNT + 2; k++) {
+		if (!c->n[k][NDEC])
+			continue;
+		fprintf(f, "  %-9s", c->op[k]);
+		for (int j = 0; j <= NDEC; j++)
+			fprintf(f, " %*ld", j == AG_ACTION_COUNT ? 10 : 8, c->n[k][j]);
+		fputc('\n', f);
+	}
+	fprintf(f, "  %-9s", "total");
+	for (int j = 0; j <= NDEC; j++)
+		fprintf(f, " %*ld", j == AG_ACTION_COUNT ? 10 : 8, c->total[j]);
+	fputc('\n', f);
+}
+
+static int text_timeline(FILE *f, struct report *r, const char *session,
+			 const struct sess *s)
+{
+	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS " FROM events", session, 1,
+				 " ORDER BY time_ns, id");
+	const char *sd = cli_state_dir_arg(&r->co, &r->d);
+	long n = 0;
+	int rc;
+
+	if (!st)
+		return -1;
+	fputs("\nTimeline (notable events)\n", f);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char t[64];
+		int64_t tn = sqlite3_column_int64(st, EV_TIME);
+		/* Dates only when the event is not on the session's first day. */
+		cli_fmt_time(tn, s->start_ns <= 0 || tn / 86400000000000LL !=
+					 s->start_ns / 86400000000000LL, t, sizeof t);
+		fprintf(f, "  %s  %-10s %-8s ", t, cli_decision_label(st),
+			cli_col(st, EV_OP) ? cli_col(st, EV_OP) : "?");
+		cli_put_subject(f, st, 300);
+		fprintf(f, "\n      pid %lld ", (long long)sqlite3_column_int64(st, EV_PID));
+		cli_put(f, cli_base(cli_col(st, EV_EXE)));
+		fputs("  rule ", f);
+		cli_put(f, cli_col(st, EV_RULE) ? cli_col(st, EV_RULE) : "(op default)");
+		if (cli_col(st, EV_REASON)) {
+			fputs(": ", f);
+			cli_put(f, cli_col(st, EV_REASON));
+		}
+		fputc('\n', f);
+		if (cli_col(st, EV_SNAPSHOT)) {
+			fputs("      undo: agentguard restore ", f);
+			cli_put_word(f, cli_col(st, EV_SNAPSHOT));
+			if (sd) {
+				fputs(" --state-dir ", f);
+				cli_put_word(f, sd);
+			}
+			fputc('\n', f);
+		}
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return cli_db_error(&r->d, "cannot read the events");
+	if (!n)
+		fputs("  (none)\n", f);
+	return 0;
+}
+
+static int text_gaps(FILE *f, struct report *r, const char *session)
+{
+	sqlite3_stmt *st = cli_prepare(&r->d, "SELECT time_ns, pid, what FROM gaps "
+					      "WHERE session = ?1 ORDER BY time_ns, id");
+	int first = 1;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char t[64];
+		if (first)
+			fputs("\nGaps (decisions that could not be recorded)\n", f);
+		first = 0;
+		cli_fmt_time(sqlite3_column_int64(st, 0), 1, t, sizeof t);
+		fprintf(f, "  %s  pid %lld  ", t, (long long)sqlite3_column_int64(st, 1));
+		cli_put(f, cli_col(st, 2));
+		fputc('\n', f);
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int text_report(struct report *r, const struct idlist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct sess s;
+		struct counts c;
+		if (i)
+			fputs("\n\n", stdout);
+		if (get_sess(r, l->v[i], &s) < 0)
+			return -1;
+		text_header(stdout, l->v[i], &s);
+		int rc = get_counts(r, l->v[i], &c);
+		if (rc == 0) {
+			text_counts(stdout, &c, filtered(r));
+			rc = text_timeline(stdout, r, l->v[i], &s);
+		}
+		if (rc == 0)
+			rc = text_gaps(stdout, r, l->v[i]);
+		sess_free(&s);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- JSON Lines ---------------------------------------------------------- */
+
+static json_t *event_json(sqlite3_stmt *st)
+{
+	json_t *o = json_object();
+
+	for (int i = 0; i < EV_NCOLS; i++) {
+		const char *name = sqlite3_column_name(st, i);
+		json_t *v = NULL;
+		switch (sqlite3_column_type(st, i)) {
+		case SQLITE_NULL:
+			continue;
+		case SQLITE_INTEGER:
+			if (i == EV_ENFORCED)
+				v = json_boolean(sqlite3_column_int(st, i));
+			else
+				v = json_integer(sqlite3_column_int64(st, i));
+			break;
+		case SQLITE_FLOAT:
+			v = json_real(sqlite3_column_double(st, i));
+			break;
+		default:
+			if (i == EV_ARGV) {
+				v = json_loads(cli_col(st, i), JSON_DECODE_ANY, NULL);
+				if (!json_is_array(v)) {
+					json_decref(v);
+					v = NULL;
+				}
+			}
+			if (!v)
+				v = cli_json_str(cli_col(st, i));
+		}
+		json_object_set_new(o, name, v);
+	}
+	return o;
+}
+
+static int json_report(struct report *r, const char *session)
+{
+	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS " FROM events", session, 0,
+				 " ORDER BY id");
+	int rc;
+
+	if (!st)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *o = event_json(st);
+		int bad = cli_json_line(stdout, o);
+		json_decref(o);
+		if (bad < 0) {
+			sqlite3_finalize(st);
+			cli_err("cannot write the report: %s", strerror(errno));
+			return -1;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return cli_db_error(&r->d, "cannot read the events");
+	return 0;
+}
+
+/* ---- HTML ---------------------------------------------------------------- */
+
+static const char css[] =
+"body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1f2937;background:#fff}"
+"h1{font-size:1.4em}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;"
+"margin-top:2em}h3{font-size:1em;margin-top:1.5em}"
+"table{border-collapse:collapse}td,th{padding:.2em .6em;text-align:left;vertical-align:top}"
+"table.hdr th{color:#6b7280;font-weight:normal}"
+"table.counts td{text-align:right}table.counts td:first-child{text-align:left}"
+"table.counts th,table.ev th{border-bottom:1px solid #ccc}"
+"table.ev tr:nth-child(even){background:#f9fafb}table.ev td{font-size:13px}"
+"code,.mono{font-family:ui-monospace,monospace;word-break:break-all}"
+".halt{background:#fee2e2;border:1px solid #dc2626;padding:.5em 1em;display:inline-block}"
+".tl{position:relative;margin:1em 0 .5em 7em;max-width:60em}"
+".lane{position:relative;height:18px;border-bottom:1px dotted #e5e7eb}"
+".lane span.l{position:absolute;left:-7em;width:6.5em;text-align:right;font-size:12px;"
+"color:#6b7280}"
+".ev{position:absolute;top:3px;width:4px;height:12px;margin-left:-2px;border-radius:1px}"
+".axis{display:flex;justify-content:space-between;font-size:12px;color:#6b7280}"
+".d-allow{background:#9ca3af}.d-log{background:#3b82f6}.d-snapshot{background:#f59e0b}"
+".d-ask{background:#a855f7}.d-deny{background:#dc2626}"
+".d-would{background:#fff;border:1px dashed #ea580c;height:10px}"
+"td.dec{font-weight:600}td.dec.d-would{border:none;color:#ea580c;background:none}"
+"td.dec.d-allow,td.dec.d-log,td.dec.d-snapshot,td.dec.d-ask,td.dec.d-deny{background:none}"
+"td.dec.d-log{color:#2563eb}td.dec.d-snapshot{color:#b45309}td.dec.d-ask{color:#7e22ce}"
+"td.dec.d-deny{color:#dc2626}";
+
+static const char *dec_class(const char *label)
+{
+	static const char *const cls[NDEC] = {
+		"d-allow", "d-log", "d-snapshot", "d-ask", "d-deny", "d-would",
+	};
+	int j = dec_index(label);
+
+	return j >= 0 ? cls[j] : "d-allow";
+}
+
+/* What cli_put_subject prints, as a string (terminal escapes included,
+ * which also keeps the page free of control characters). */
+static char *subject_text(sqlite3_stmt *st, size_t max)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+
+	if (!m)
+		return NULL;
+	cli_put_subject(m, st, max);
+	fclose(m);
+	return buf;
+}
+
+static void html_row(FILE *f, const char *k, const char *v, int mono)
+{
+	fprintf(f, "<tr><th>%s</th><td%s>", k, mono ? " class=mono" : "");
+	cli_put_html(f, v ? v : "-");
+	fputs("</td></tr>\n", f);
+}
+
+static void html_header(FILE *f, const char *id, const struct sess *s)
+{
+	char a[64], b[64], dur[32], buf[128];
+	char *argv = NULL;
+	size_t len;
+
+	fputs("<h2>Session <code>", f);
+	cli_put_html(f, id);
+	fputs("</code></h2>\n", f);
+	if (s->halted)
+		fputs("<p class=halt><b>Halted:</b> the circuit breaker stopped this session "
+		      "after too many denials. Hand back to a human.</p>\n", f);
+	fputs("<table class=hdr>\n", f);
+	if (s->found) {
+		FILE *m = open_memstream(&argv, &len);
+		if (m) {
+			cli_put_argv(m, s->argv, 2000);
+			fclose(m);
+		}
+		html_row(f, "agent", argv, 1);
+		free(argv);
+		snprintf(buf, sizeof buf, "%s%s", s->mode ? s->mode : "-",
+			 !s->has_enforce ? "" : s->enforce ? ", enforcing" : ", monitor (would deny)");
+		html_row(f, "mode", buf, 0);
+		html_row(f, "rules", s->rules, 1);
+		html_row(f, "rules sha256", s->rules_hash, 1);
+		html_row(f, "workspace", s->workspace, 1);
+	} else {
+		html_row(f, "session", "no session record (started outside 'agentguard run')", 0);
+	}
+	cli_fmt_time(s->start_ns, 1, a, sizeof a);
+	html_row(f, "started", a, 0);
+	if (s->end_ns > 0) {
+		cli_fmt_time(s->end_ns, 1, b, sizeof b);
+		cli_fmt_duration(s->end_ns - s->start_ns, dur, sizeof dur);
+		if (s->has_exit)
+			snprintf(buf, sizeof buf, "%s (%s), exit status %d", b, dur, s->exit_status);
+		else
+			snprintf(buf, sizeof buf, "%s (%s)", b, dur);
+		html_row(f, "ended", buf, 0);
+	} else {
+		html_row(f, "ended", "- (still running, or killed before it recorded its end)", 0);
+	}
+	snprintf(buf, sizeof buf, "%lld", (long long)s->events);
+	html_row(f, "events", buf, 0);
+	fputs("</table>\n", f);
+}
+
+static void html_counts(FILE *f, const struct counts *c)
+{
+	fputs("<h3>Counts</h3>\n<table class=counts><tr><th></th>", f);
+	for (int j = 0; j < NDEC; j++)
+		fprintf(f, "<th>%s</th>", dec_label[j]);
+	fputs("<th>total</th></tr>\n", f);
+	for (int k = 0; k < AG_OP_COUNT + 2; k++) {
+		if (!c->n[k][NDEC])
+			continue;
+		fputs("<tr><td>", f);
+		cli_put_html(f, c->op[k]);
+		fputs("</td>", f);
+		for (int j = 0; j <= NDEC; j++)
+			fprintf(f, "<td>%ld</td>", c->n[k][j]);
+		fputs("</tr>\n", f);
+	}
+	fputs("<tr><td><b>total</b></td>", f);
+	for (int j = 0; j <= NDEC; j++)
+		fprintf(f, "<td><b>%ld</b></td>", c->total[j]);
+	fputs("</tr></table>\n", f);
+}
+
+/* At most this many marks per lane: past it a lane is a solid bar anyway. */
+#define LANE_MAX 5000
+
+static int html_timeline(FILE *f, struct report *r, const char *session,
+			 const struct sess *s)
+{
+	sqlite3_stmt *st;
+	int64_t t0 = s->start_ns, t1 = s->end_ns;
+	char a[64], b[64];
+
+	/* The span: the session's, widened to every event shown. */
+	st = query(r, "SELECT min(time_ns), max(time_ns) FROM events", session, 0, "");
+	if (!st)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		int64_t lo = sqlite3_column_int64(st, 0), hi = sqlite3_column_int64(st, 1);
+		if (t0 <= 0 || lo < t0)
+			t0 = lo;
+		if (t1 <= 0 || hi > t1)
+			t1 = hi;
+	}
+	sqlite3_finalize(st);
+	if (t1 <= t0)
+		t1 = t0 + 1;
+
+	fputs("<h3>Timeline</h3>\n<div class=tl>\n", f);
+	for (int j = NDEC - 1; j >= 0; j--) {
+		char cond[96];
+		long drawn = 0;
+		if (j == AG_DENY)
+			snprintf(cond, sizeof cond, " AND decision = 'deny' AND coalesce(enforced, 1)");
+		else if (j == AG_ACTION_COUNT)
+			snprintf(cond, sizeof cond, " AND decision = 'deny' AND enforced = 0");
+		else
+			snprintf(cond, sizeof cond, " AND decision = '%s'", dec_label[j]);
+		char tail[160];
+		snprintf(tail, sizeof tail, "%s ORDER BY time_ns, id", cond);
+		st = query(r, "SELECT " CLI_EVENT_COLS " FROM events", session, 0, tail);
+		if (!st)
+			return -1;
+		fprintf(f, "<div class=lane><span class=l>%s</span>", dec_label[j]);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			if (drawn++ >= LANE_MAX)
+				continue;
+			int64_t t = sqlite3_column_int64(st, EV_TIME);
+			double x = 100.0 * (double)(t - t0) / (double)(t1 - t0);
+			char *subj = subject_text(st, 200);
+			cli_fmt_time(t, 0, a, sizeof a);
+			fprintf(f, "<a class=\"ev %s\" style=\"left:%.3f%%\"", dec_class(dec_label[j]), x);
+			if (j != AG_ALLOW)
+				fprintf(f, " href=\"#e%lld\"", (long long)sqlite3_column_int64(st, EV_ID));
+			fprintf(f, " title=\"%s %s ", a, dec_label[j]);
+			cli_put_html(f, cli_col(st, EV_OP));
+			fputc(' ', f);
+			cli_put_html(f, subj);
+			if (cli_col(st, EV_RULE)) {
+				fputs(" (rule ", f);
+				cli_put_html(f, cli_col(st, EV_RULE));
+				fputc(')', f);
+			}
+			fputs("\"></a>", f);
+			free(subj);
+		}
+		sqlite3_finalize(st);
+		if (drawn > LANE_MAX)
+			fprintf(f, "<span class=l style=\"left:auto;right:-9em\">+%ld not drawn</span>",
+				drawn - LANE_MAX);
+		fputs("</div>\n", f);
+	}
+	cli_fmt_time(t0, 1, a, sizeof a);
+	cli_fmt_time(t1, 1, b, sizeof b);
+	fprintf(f, "<div class=axis><span>%s</span><span>%s</span></div>\n</div>\n", a, b);
+	return 0;
+}
+
+static int html_events(FILE *f, struct report *r, const char *session)
+{
+	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS " FROM events", session, 1,
+				 " ORDER BY time_ns, id");
+	long n = 0;
+
+	if (!st)
+		return -1;
+	fputs("<h3>Notable events</h3>\n<table class=ev><tr><th>time</th><th>decision</th>"
+	      "<th>op</th><th>what</th><th>process</th><th>rule</th><th>reason</th>"
+	      "<th>undo</th></tr>\n", f);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char t[64];
+		const char *label = cli_decision_label(st);
+		char *subj = subject_text(st, 1000);
+		cli_fmt_time(sqlite3_column_int64(st, EV_TIME), 1, t, sizeof t);
+		fprintf(f, "<tr id=e%lld><td>%s</td><td class=\"dec %s\">%s</td><td>",
+			(long long)sqlite3_column_int64(st, EV_ID), t, dec_class(label), label);
+		cli_put_html(f, cli_col(st, EV_OP));
+		fputs("</td><td class=mono>", f);
+		cli_put_html(f, subj);
+		fprintf(f, "</td><td>%lld <span class=mono>",
+			(long long)sqlite3_column_int64(st, EV_PID));
+		cli_put_html(f, cli_base(cli_col(st, EV_EXE)));
+		fputs("</span></td><td class=mono>", f);
+		cli_put_html(f, cli_col(st, EV_RULE) ? cli_col(st, EV_RULE) : "(op default)");
+		fputs("</td><td>", f);
+		cli_put_html(f, cli_col(st, EV_REASON));
+		fputs("</td><td class=mono>", f);
+		if (cli_col(st, EV_SNAPSHOT)) {
+			fputs("agentguard restore ", f);
+			cli_put_html(f, cli_col(st, EV_SNAPSHOT));
+		}
+		fputs("</td></tr>\n", f);
+		free(subj);
+		n++;
+	}
+	sqlite3_finalize(st);
+	fputs("</table>\n", f);
+	if (!n)
+		fputs("<p>None.</p>\n", f);
+	return 0;
+}
+
+static int html_gaps(FILE *f, struct report *r, const char *session)
+{
+	sqlite3_stmt *st = cli_prepare(&r->d, "SELECT time_ns, pid, what FROM gaps "
+					      "WHERE session = ?1 ORDER BY time_ns, id");
+	int first = 1;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char t[64];
+		if (first)
+			fputs("<h3>Gaps (decisions that could not be recorded)</h3>\n"
+			      "<table class=ev><tr><th>time</th><th>pid</th><th>what</th></tr>\n", f);
+		first = 0;
+		cli_fmt_time(sqlite3_column_int64(st, 0), 1, t, sizeof t);
+		fprintf(f, "<tr><td>%s</td><td>%lld</td><td>", t,
+			(long long)sqlite3_column_int64(st, 1));
+		cli_put_html(f, cli_col(st, 2));
+		fputs("</td></tr>\n", f);
+	}
+	if (!first)
+		fputs("</table>\n", f);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int html_report(struct report *r, const struct idlist *l)
+{
+	int to_stdout = strcmp(r->html, "-") == 0;
+	FILE *f = to_stdout ? stdout : fopen(r->html, "w");
+	int rc = 0;
+
+	if (!f) {
+		cli_err("cannot write %s: %s", r->html, strerror(errno));
+		return -1;
+	}
+	fputs("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>\n"
+	      "<meta name=viewport content=\"width=device-width\">\n<title>agentguard report", f);
+	if (l->n == 1) {
+		fputs(" ", f);
+		cli_put_html(f, l->v[0]);
+	}
+	fprintf(f, "</title>\n<style>%s</style>\n</head><body>\n<h1>agentguard report</h1>\n", css);
+	if (filtered(r))
+		fputs("<p>Only events matching the report's filters are shown.</p>\n", f);
+	for (size_t i = 0; i < l->n && rc == 0; i++) {
+		struct sess s;
+		struct counts c;
+		if (get_sess(r, l->v[i], &s) < 0) {
+			rc = -1;
+			break;
+		}
+		html_header(f, l->v[i], &s);
+		rc = get_counts(r, l->v[i], &c);
+		if (rc == 0) {
+			html_counts(f, &c);
+			rc = html_timeline(f, r, l->v[i], &s);
+		}
+		if (rc == 0)
+			rc = html_events(f, r, l->v[i]);
+		if (rc == 0)
+			rc = html_gaps(f, r, l->v[i]);
+		sess_free(&s);
+	}
+	fputs("</body></html>\n", f);
+	if (fflush(f) != 0 || ferror(f)) {
+		cli_err("cannot write %s: %s", r->html, strerror(errno));
+		rc = -1;
+	}
+	if (!to_stdout && fclose(f) != 0 && rc == 0) {
+		cli_err("cannot write %s: %s", r->html, strerror(errno));
+		rc = -1;
+	}
+	if (rc == 0 && !to_stdout)
+		fprintf(stderr, "agentguard report: wrote %s\n", r->html);
+	return rc;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static int cmd_report(int argc, char **argv)
+{
+	struct report r = { .pid = -1 };
+	struct idlist l = { 0 };
+	int c, status = CLI_OK;
+	int64_t dur;
+
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, options, &r.co, &status)) != -1) {
+		switch (c) {
+		case CLI_OPT_STOP:
+			return status;
+		case O_SESSION: r.session_arg = optarg; break;
+		case O_ALL: r.all = 1; break;
+		case O_SINCE:
+			if (ag_parse_duration(optarg, &dur) < 0)
+				return cli_usage("--since wants a duration like 30s, 15m, 2h or 7d, not '%s'",
+						 optarg);
+			r.since_ns = ag_now_ns() - dur;
+			if (r.since_ns <= 0)
+				r.since_ns = 1;
+			break;
+		case O_OP:
+			if (ag_op_parse(optarg) < 0)
+				return cli_usage("--op is delete, rename, truncate, exec, connect or sql, not '%s'",
+						 optarg);
+			r.op = optarg;
+			break;
+		case O_DECISION:
+			if (strcmp(optarg, "would-deny") == 0 || strcmp(optarg, "would deny") == 0) {
+				r.would_deny = 1;
+				r.decision = "would deny";
+			} else if (ag_action_parse(optarg) < 0) {
+				return cli_usage("--decision is allow, log, snapshot, ask, deny or would-deny, not '%s'",
+						 optarg);
+			} else {
+				r.decision = optarg;
+			}
+			break;
+		case O_RULE: r.rule = optarg; break;
+		case O_PATH:
+			if (!*optarg || cli_abs_glob(optarg, r.glob, sizeof r.glob) < 0)
+				return cli_usage("--path glob is empty or too long: '%s'", optarg);
+			break;
+		case O_PID:
+			if (cli_parse_long("--pid", optarg, 1, 0x7fffffff, &r.pid) < 0)
+				return CLI_USAGE;
+			break;
+		case O_JSON: r.json = 1; break;
+		case O_HTML:
+			if (!*optarg)
+				return cli_usage("--html needs a file name ('-' for stdout)");
+			r.html = optarg;
+			break;
+		}
+	}
+	if (optind < argc)
+		return cli_usage("unexpected argument '%s'", argv[optind]);
+	if (r.session_arg && r.all)
+		return cli_usage("--session and --all do not go together");
+	if (r.json && r.html && strcmp(r.html, "-") == 0)
+		return cli_usage("--json and --html - would both write to stdout");
+
+	if (cli_db_open(&r.d, &r.co, CLI_DB_READ) < 0)
+		return CLI_FAIL;
+	int rc = pick_sessions(&r, &l);
+	if (rc == 0 && r.json)
+		rc = json_report(&r, r.session_arg || (!r.all && !r.since_ns) ? l.v[0] : NULL);
+	if (rc == 0 && r.html)
+		rc = html_report(&r, &l);
+	if (rc == 0 && !r.json && !r.html)
+		rc = text_report(&r, &l);
+	if (fflush(stdout) != 0 && rc == 0) {
+		cli_err("cannot write the report: %s", strerror(errno));
+		rc = -1;
+	}
+	idlist_free(&l);
+	cli_db_close(&r.d);
+	return rc < 0 ? CLI_FAIL : CLI_OK;
+}
+
+const struct cli_command cli_cmd_report = {
+	"report", "show what a session did: counts, timeline, restore commands (text, JSON, HTML)",
+	help, cmd_report,
+};
