@@ -1,0 +1,52 @@
+# Helpers for the end-to-end tests (sourced by run.sh).
+AG_LIB=$AG_ROOT/build/libagentguard.so
+AG=$AG_ROOT/build/agentguard
+
+# A fresh world per test: never the real HOME or state.
+ag_setup() {
+	T=$(mktemp -d /tmp/agtest.XXXXXX)
+	trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
+	export HOME=$T/home WS=$T/ws
+	export AGENTGUARD_STATE_DIR=$T/state
+	mkdir -p "$HOME" "$WS"
+	unset AGENTGUARD_SESSION AGENTGUARD_RULES AGENTGUARD_MODE AGENTGUARD_WORKSPACE \
+		AGENTGUARD_MONITOR AGENTGUARD_HOME XDG_STATE_HOME LD_PRELOAD
+	cd "$WS"
+}
+
+# The LD_PRELOAD form, workspace $WS.
+guard() { LD_PRELOAD=$AG_LIB AGENTGUARD_WORKSPACE=$WS "$@"; }
+# The wrapper form.
+agrun() { "$AG" run --workspace "$WS" -- "$@"; }
+
+db() { sqlite3 -batch "$AGENTGUARD_STATE_DIR/audit.db" "$@"; }
+# Move finished spools into audit.db.
+ingest() { "$AG" report --all --json >/dev/null; }
+latest_session() { db "select id from sessions order by start_ns desc, rowid desc limit 1"; }
+
+fail() { echo "FAILED: $*" >&2; return 1; }
+assert_eq() { [ "$1" == "$2" ] || fail "expected '$2', got '$1' ${3:-}"; }
+assert_contains() { grep -qF -- "$2" <<<"$1" || fail "expected to find '$2' in: $1"; }
+assert_not_contains() { ! grep -qF -- "$2" <<<"$1" || fail "did not expect '$2' in: $1"; }
+assert_exists() { [ -e "$1" ] || [ -L "$1" ] || fail "$1 should exist"; }
+assert_missing() { [ ! -e "$1" ] && [ ! -L "$1" ] || fail "$1 should not exist"; }
+
+# Everything about a tree that restore must bring back: names, types,
+# modes, mtimes (ns), sizes, link targets and contents.
+tree_sig() {
+	(cd "$1" && find . -mindepth 1 -printf '%p %y %m %T@ %s %l\n' | sort &&
+	 find . -type f -print0 | sort -z | xargs -0 -r sha256sum)
+}
+
+# A small tree with odd names, modes, a symlink and an empty directory.
+make_tree() {
+	mkdir -p "$1/sub/deeper" "$1/empty dir"
+	printf 'hello\n' > "$1/a.txt"
+	head -c 70000 /dev/urandom > "$1/sub/blob.bin"
+	printf 'x' > "$1/sub/deeper/with space.txt"
+	printf 'secret' > "$1/sub/private"; chmod 600 "$1/sub/private"
+	printf '#!/bin/sh\n' > "$1/run.sh"; chmod 755 "$1/run.sh"
+	ln -s a.txt "$1/link"
+	touch -d '2020-01-02 03:04:05.123456789' "$1/a.txt" "$1/sub/blob.bin"
+	chmod 700 "$1/sub/deeper"
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# End-to-end tests: each test_* function in test/e2e/t_*.sh runs in its own
+# subshell with a fresh HOME, workspace and state dir under a temp dir.
+# Usage: run.sh [FILTER]   (runs tests whose name contains FILTER)
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+export AG_ROOT=$(cd "$here/../.." && pwd)
+filter=${1:-}
+pass=0 fail=0 failed=()
+
+for file in "$here"/t_*.sh; do
+	for t in $(bash -c "source '$here/lib.sh'; source '$file'; declare -F" | awk '{print $3}' | grep '^test_'); do
+		[[ -z "$filter" || "$t" == *"$filter"* ]] || continue
+		log=$(mktemp)
+		start=$(date +%s%N)
+		( source "$here/lib.sh"; source "$file"; ag_setup; set -e; "$t"; ) >"$log" 2>&1
+		rc=$?
+		ms=$(( ($(date +%s%N) - start) / 1000000 ))
+		if [ $rc -eq 0 ]; then
+			pass=$((pass + 1)); echo "ok   $(basename "$file" .sh)/$t (${ms} ms)"
+		else
+			fail=$((fail + 1)); failed+=("$t"); echo "FAIL $(basename "$file" .sh)/$t (${ms} ms)"
+			sed 's/^/     | /' "$log" | tail -n 40
+		fi
+		rm -f "$log"
+	done
+done
+[ ${#failed[@]} -eq 0 ] || echo "failed: ${failed[*]}"
+echo "e2e: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,204 @@
+# The filesystem guard under the built-in rules, with real programs.
+
+test_rm_file_snapshot_and_restore_by_id() {
+	printf 'precious\n' > "$WS/notes.txt"
+	before=$(sha256sum < "$WS/notes.txt")
+	guard rm "$WS/notes.txt"
+	assert_missing "$WS/notes.txt"
+	ingest
+	row=$(db "select decision, path, errno from events where op='delete'")
+	assert_eq "$row" "snapshot|$WS/notes.txt|0"
+	id=$(db "select snapshot from events where op='delete'")
+	"$AG" restore "$id"
+	assert_eq "$(sha256sum < "$WS/notes.txt")" "$before"
+}
+
+test_rm_rf_tree_restored_byte_identical_with_modes_and_mtimes() {
+	make_tree "$WS/proj"
+	want=$(tree_sig "$WS/proj")
+	agrun rm -rf "$WS/proj"
+	assert_missing "$WS/proj"
+	s=$(latest_session)
+	n=$(db "select count(*) from snapshots where session='$s'")
+	[ "$n" -ge 9 ] || fail "expected every file and directory in the store, got $n"
+	"$AG" restore --session "$s"
+	assert_eq "$(tree_sig "$WS/proj")" "$want"
+}
+
+test_mv_over_existing_file_keeps_the_old_target() {
+	printf 'old\n' > "$WS/target"
+	printf 'new\n' > "$WS/source"
+	guard mv "$WS/source" "$WS/target"
+	assert_eq "$(cat "$WS/target")" "new"
+	ingest
+	row=$(db "select decision, path, target from events where op='rename'")
+	assert_eq "$row" "snapshot|$WS/source|$WS/target"
+	id=$(db "select snapshot from events where op='rename'")
+	"$AG" restore --overwrite "$id"
+	assert_eq "$(cat "$WS/target")" "old"
+}
+
+test_find_delete() {
+	make_tree "$WS/t"
+	guard find "$WS/t" -name '*.txt' -delete
+	assert_missing "$WS/t/a.txt"
+	ingest
+	assert_eq "$(db "select count(*) from events where op='delete' and decision='snapshot'")" 2
+}
+
+test_python_remove_rmtree_replace_and_open_w() {
+	make_tree "$WS/py"
+	printf 'keep me\n' > "$WS/f1"
+	printf 'old\n' > "$WS/dst"; printf 'new\n' > "$WS/src"
+	printf 'was here\n' > "$WS/w.txt"
+	guard python3 - "$WS" <<'PY'
+import os, shutil, sys
+ws = sys.argv[1]
+os.remove(ws + "/f1")
+shutil.rmtree(ws + "/py")
+os.replace(ws + "/src", ws + "/dst")
+open(ws + "/w.txt", "w").write("overwritten\n")
+PY
+	assert_missing "$WS/f1"; assert_missing "$WS/py"
+	assert_eq "$(cat "$WS/w.txt")" "overwritten"
+	ingest
+	assert_eq "$(db "select count(*) from events where op='truncate' and path='$WS/w.txt' and decision='snapshot'")" 1
+	assert_eq "$(db "select count(*) from events where op='rename' and target='$WS/dst' and decision='snapshot'")" 1
+	s=$(latest_session)
+	"$AG" restore --session "$s" --overwrite
+	assert_eq "$(cat "$WS/f1")" "keep me"
+	assert_eq "$(cat "$WS/w.txt")" "was here"
+	assert_eq "$(cat "$WS/dst")" "old"
+	assert_exists "$WS/py/sub/blob.bin"
+}
+
+test_perl_unlink() {
+	printf 'x\n' > "$WS/p.txt"
+	guard perl -e 'unlink $ARGV[0] or die "unlink: $!"' "$WS/p.txt"
+	assert_missing "$WS/p.txt"
+	ingest
+	assert_eq "$(db "select decision from events where op='delete'")" snapshot
+}
+
+test_shell_redirection_truncates_with_snapshot() {
+	printf 'important\n' > "$WS/data.txt"
+	guard sh -c "echo replaced > '$WS/data.txt'"
+	assert_eq "$(cat "$WS/data.txt")" replaced
+	ingest
+	id=$(db "select snapshot from events where op='truncate' and path='$WS/data.txt'")
+	[ -n "$id" ] || fail "no truncate snapshot"
+	"$AG" restore --overwrite "$id"
+	assert_eq "$(cat "$WS/data.txt")" important
+}
+
+test_git_clean_fdx() {
+	git init -q "$WS/repo"
+	cd "$WS/repo"
+	git -c user.email=t@t -c user.name=t commit -q --allow-empty -m init
+	printf 'junk\n' > untracked.txt; mkdir -p build; printf 'o\n' > build/x.o
+	guard git clean -fdxq
+	assert_missing untracked.txt; assert_missing build
+	ingest
+	n=$(db "select count(*) from events where op='delete' and decision='snapshot' and path like '$WS/repo/%'")
+	[ "$n" -ge 3 ] || fail "expected >= 3 snapshotted deletes, got $n"
+	"$AG" restore --session "$(latest_session)"
+	assert_eq "$(cat untracked.txt)" junk
+	assert_eq "$(cat build/x.o)" o
+}
+
+test_ssh_delete_and_truncate_denied() {
+	mkdir -p "$HOME/.ssh"
+	printf 'host key\n' > "$HOME/.ssh/known_hosts"
+	err=$(guard rm "$HOME/.ssh/known_hosts" 2>&1) && fail "rm should fail"
+	assert_contains "$err" "Permission denied"
+	assert_contains "$err" "agentguard: denied delete $HOME/.ssh/known_hosts (rule "
+	err=$(guard sh -c ": > '$HOME/.ssh/known_hosts'" 2>&1) && fail "truncate should fail"
+	assert_contains "$err" "Permission denied"
+	assert_contains "$err" "agentguard: denied truncate $HOME/.ssh/known_hosts (rule "
+	assert_eq "$(cat "$HOME/.ssh/known_hosts")" "host key"
+	ingest
+	assert_eq "$(db "select count(*) from events where decision='deny' and errno=13")" 2
+}
+
+test_errno_is_the_real_one() {
+	out=$(guard python3 -c '
+import os, errno
+for f in (lambda: os.remove("/nonexistent/x"), lambda: os.rmdir("'"$WS"'"), lambda: os.rename("/nope", "/tmp/nope2")):
+    try: f()
+    except OSError as e: print(errno.errorcode[e.errno])
+')
+	assert_eq "$out" "$(printf 'ENOENT\nENOTEMPTY\nENOENT')"
+}
+
+test_report_json_lists_every_decision() {
+	printf 'x\n' > /tmp/agtest-scratch-$$; printf 'y\n' > "$WS/y"
+	agrun sh -c "rm /tmp/agtest-scratch-$$; rm '$WS/y'; rm '$HOME/nothing' 2>/dev/null; true"
+	out=$("$AG" report --json)
+	assert_eq "$(wc -l <<<"$out")" 3
+	assert_contains "$out" '"decision":"allow"'
+	assert_contains "$out" '"decision":"snapshot"'
+	assert_contains "$out" '"op":"delete"'
+}
+
+test_broken_rules_check_and_run_refuse() {
+	printf 'version: 1\nrules:\n  - id: x\n    on: delete\n    action: obliterate\n' > "$T/bad.yaml"
+	out=$("$AG" check "$T/bad.yaml" 2>&1) && fail "check should fail"
+	assert_contains "$out" "$T/bad.yaml:5:"
+	out=$("$AG" run --rules "$T/bad.yaml" -- touch "$T/ran" 2>&1) && fail "run should refuse"
+	assert_missing "$T/ran"
+	assert_contains "$out" "$T/bad.yaml:5:"
+}
+
+test_broken_rules_preloaded_fail_closed() {
+	printf 'version: [\n' > "$T/bad.yaml"
+	printf 'x\n' > "$WS/f"
+	err=$(AGENTGUARD_RULES=$T/bad.yaml guard rm "$WS/f" 2>&1) && fail "rm should fail"
+	assert_contains "$err" "Permission denied"
+	assert_contains "$err" "bad.yaml:"
+	assert_exists "$WS/f"
+}
+
+test_sigkill_right_after_snapshotted_delete_keeps_its_row() {
+	printf 'x\n' > "$WS/victim"
+	guard python3 -c 'import os, signal; os.remove("'"$WS/victim"'"); os.kill(os.getpid(), signal.SIGKILL)' || true
+	ingest
+	assert_eq "$(db "select decision, errno from events where path='$WS/victim'")" "snapshot|0"
+}
+
+test_parallel_processes_lose_no_rows() {
+	for p in 1 2 3 4 5 6 7 8; do mkdir -p "$WS/d$p"; (cd "$WS/d$p" && seq 1 500 | xargs touch); done
+	for p in 1 2 3 4 5 6 7 8; do guard find "$WS/d$p" -type f -delete & done
+	wait
+	ingest
+	assert_eq "$(db "select count(*) from events where op='delete'")" 4000
+	assert_eq "$(db "select count(distinct session) from events")" 8
+	"$AG" verify
+}
+
+test_verify_names_a_changed_row() {
+	printf 'x\n' > "$WS/a"; printf 'x\n' > "$WS/b"; printf 'x\n' > "$WS/c"
+	agrun rm "$WS/a" "$WS/b" "$WS/c"
+	"$AG" verify
+	id=$(db "select min(id)+1 from events")
+	db "update events set decision='allow' where id=$id"
+	out=$("$AG" verify 2>&1) && fail "verify should fail"
+	assert_contains "$out" "event $id was changed"
+}
+
+test_verify_names_a_deleted_row() {
+	printf 'x\n' > "$WS/a"; printf 'x\n' > "$WS/b"; printf 'x\n' > "$WS/c"
+	agrun rm "$WS/a" "$WS/b" "$WS/c"
+	id=$(db "select min(id)+1 from events")
+	db "delete from events where id=$id"
+	out=$("$AG" verify 2>&1) && fail "verify should fail"
+	assert_contains "$out" "event $((id + 1)) does not follow event $((id - 1))"
+}
+
+test_guard_protects_its_own_state() {
+	agrun true
+	err=$(guard rm -f "$AGENTGUARD_STATE_DIR/audit.db" 2>&1) && fail "rm should fail"
+	assert_contains "$err" "Permission denied"
+	err=$(guard sh -c "echo x >> '$AGENTGUARD_STATE_DIR/audit.db'" 2>&1) && fail "write should fail"
+	assert_exists "$AGENTGUARD_STATE_DIR/audit.db"
+	"$AG" verify
+}

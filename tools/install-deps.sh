@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install what building and testing agentguard needs on Debian, skipping what
+# is already there. Used by the README's first command and by CI.
+set -eu
+pkgs="make gcc clang binutils pkg-config libyaml-dev libsqlite3-dev libjansson-dev
+nettle-dev libcriterion-dev sqlite3 python3 perl git findutils coreutils tar"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+done
+[ -n "$missing" ] || exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { echo "install-deps: run as root to install:$missing" >&2; exit 1; }
+	sudo=sudo
+else
+	sudo=
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
