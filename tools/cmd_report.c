@@ -33,20 +33,20 @@ static const char help[] =
 "  --html FILE      one self-contained page with a visual timeline ('-': stdout)\n"
 "  --state-dir DIR  where audit.db lives\n";
 
-enum { O_SESSION = 1, O_ALL, O_SINCE, O_OP, O_DECISION, O_RULE, O_PATH, O_PID,
-       O_JSON, O_HTML };
+enum { OPT_SESSION = 1, OPT_ALL, OPT_SINCE, OPT_OP, OPT_DECISION, OPT_RULE, OPT_PATH, OPT_PID,
+       OPT_JSON, OPT_HTML };
 
 static const struct option options[] = {
-	{ "session", required_argument, NULL, O_SESSION },
-	{ "all", no_argument, NULL, O_ALL },
-	{ "since", required_argument, NULL, O_SINCE },
-	{ "op", required_argument, NULL, O_OP },
-	{ "decision", required_argument, NULL, O_DECISION },
-	{ "rule", required_argument, NULL, O_RULE },
-	{ "path", required_argument, NULL, O_PATH },
-	{ "pid", required_argument, NULL, O_PID },
-	{ "json", no_argument, NULL, O_JSON },
-	{ "html", required_argument, NULL, O_HTML },
+	{ "session", required_argument, NULL, OPT_SESSION },
+	{ "all", no_argument, NULL, OPT_ALL },
+	{ "since", required_argument, NULL, OPT_SINCE },
+	{ "op", required_argument, NULL, OPT_OP },
+	{ "decision", required_argument, NULL, OPT_DECISION },
+	{ "rule", required_argument, NULL, OPT_RULE },
+	{ "path", required_argument, NULL, OPT_PATH },
+	{ "pid", required_argument, NULL, OPT_PID },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "html", required_argument, NULL, OPT_HTML },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -900,9 +900,9 @@ static int cmd_report(int argc, char **argv)
 		switch (c) {
 		case CLI_OPT_STOP:
 			return status;
-		case O_SESSION: r.session_arg = optarg; break;
-		case O_ALL: r.all = 1; break;
-		case O_SINCE:
+		case OPT_SESSION: r.session_arg = optarg; break;
+		case OPT_ALL: r.all = 1; break;
+		case OPT_SINCE:
 			if (ag_parse_duration(optarg, &dur) < 0)
 				return cli_usage("--since wants a duration like 30s, 15m, 2h or 7d, not '%s'",
 						 optarg);
@@ -910,13 +910,13 @@ static int cmd_report(int argc, char **argv)
 			if (r.since_ns <= 0)
 				r.since_ns = 1;
 			break;
-		case O_OP:
+		case OPT_OP:
 			if (ag_op_parse(optarg) < 0)
 				return cli_usage("--op is delete, rename, truncate, exec, connect or sql, not '%s'",
 						 optarg);
 			r.op = optarg;
 			break;
-		case O_DECISION:
+		case OPT_DECISION:
 			if (strcmp(optarg, "would-deny") == 0 || strcmp(optarg, "would deny") == 0) {
 				r.would_deny = 1;
 				r.decision = "would deny";
@@ -927,17 +927,17 @@ static int cmd_report(int argc, char **argv)
 				r.decision = optarg;
 			}
 			break;
-		case O_RULE: r.rule = optarg; break;
-		case O_PATH:
+		case OPT_RULE: r.rule = optarg; break;
+		case OPT_PATH:
 			if (!*optarg || cli_abs_glob(optarg, r.glob, sizeof r.glob) < 0)
 				return cli_usage("--path glob is empty or too long: '%s'", optarg);
 			break;
-		case O_PID:
+		case OPT_PID:
 			if (cli_parse_long("--pid", optarg, 1, 0x7fffffff, &r.pid) < 0)
 				return CLI_USAGE;
 			break;
-		case O_JSON: r.json = 1; break;
-		case O_HTML:
+		case OPT_JSON: r.json = 1; break;
+		case OPT_HTML:
 			if (!*optarg)
 				return cli_usage("--html needs a file name ('-' for stdout)");
 			r.html = optarg;

@@ -37,13 +37,13 @@ static const char help[] =
 "Example:\n"
 "  agentguard run --rules rules/devbox.yaml -- claude -p 'fix the tests'\n";
 
-enum { O_RULES = 1, O_MODE, O_MONITOR, O_WORKSPACE };
+enum { OPT_RULES = 1, OPT_MODE, OPT_MONITOR, OPT_WORKSPACE };
 
 static const struct option options[] = {
-	{ "rules", required_argument, NULL, O_RULES },
-	{ "mode", required_argument, NULL, O_MODE },
-	{ "monitor", no_argument, NULL, O_MONITOR },
-	{ "workspace", required_argument, NULL, O_WORKSPACE },
+	{ "rules", required_argument, NULL, OPT_RULES },
+	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "monitor", no_argument, NULL, OPT_MONITOR },
+	{ "workspace", required_argument, NULL, OPT_WORKSPACE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -321,14 +321,14 @@ static int cmd_run(int argc, char **argv)
 		switch (c) {
 		case CLI_OPT_STOP:
 			return status;
-		case O_RULES: so.rules_file = optarg; break;
-		case O_MODE:
+		case OPT_RULES: so.rules_file = optarg; break;
+		case OPT_MODE:
 			if (strcmp(optarg, "autonomous") && strcmp(optarg, "supervised"))
 				return cli_usage("--mode is autonomous or supervised, not '%s'", optarg);
 			so.mode = optarg;
 			break;
-		case O_MONITOR: so.monitor = 1; break;
-		case O_WORKSPACE: so.workspace = optarg; break;
+		case OPT_MONITOR: so.monitor = 1; break;
+		case OPT_WORKSPACE: so.workspace = optarg; break;
 		}
 	}
 	if (optind >= argc)

@@ -1,0 +1,823 @@
+/*
+ * agentguard restore: put snapshots back.
+ *
+ * Everything under the target tree is reached from a directory fd, one
+ * component at a time with O_NOFOLLOW, and created with *at() calls
+ * relative to its parent: a symlink planted in the tree (by the agent,
+ * say) can never redirect a restore somewhere else. New content is built
+ * under a temporary name and renamed into place, so a reader never sees
+ * a half-restored file and an existing file is replaced only with
+ * --overwrite (RENAME_NOREPLACE otherwise).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "cli.h"
+#include "snapshot.h"
+
+static const char help[] =
+"Usage: agentguard restore [OPTIONS] SNAPID...\n"
+"       agentguard restore [OPTIONS] --session ID [--path GLOB]\n"
+"\n"
+"Put snapshotted files, symlinks, directories and SQLite databases back:\n"
+"content, mode, access and modification times, and the owner when run as\n"
+"root. Snapshot ids are in 'agentguard report' (a unique prefix is enough).\n"
+"\n"
+"With --session, every snapshot of the session is restored (only those whose\n"
+"path matches GLOB with --path). When the session snapshotted one path several\n"
+"times, the earliest snapshot is used: the state before the session touched\n"
+"it. Restore a later one by its id. Directories are made first, then files\n"
+"and links, then directory modes and times are set.\n"
+"\n"
+"Options:\n"
+"  --session ID     restore the whole session\n"
+"  --path GLOB      with --session: only paths matching GLOB (*, ?, **)\n"
+"  --dry-run        say what would happen, change nothing\n"
+"  --to DIR         restore under DIR + the original absolute path\n"
+"  --overwrite      replace what exists at a path\n"
+"  --keep-both      restore next to what exists, as NAME.restored-SNAPID\n"
+"  --state-dir DIR  where audit.db and snapshots/ live\n"
+"\n"
+"Nothing that exists is overwritten without --overwrite: such items are\n"
+"skipped and reported. A symlink on the way to a path is never followed; that\n"
+"item fails. Every item is reported; the exit status is 1 if any failed.\n";
+
+enum { OPT_SESSION = 1, OPT_PATH, OPT_DRY_RUN, OPT_TO, OPT_OVERWRITE, OPT_KEEP_BOTH };
+
+static const struct option options[] = {
+	{ "session", required_argument, NULL, OPT_SESSION },
+	{ "path", required_argument, NULL, OPT_PATH },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "to", required_argument, NULL, OPT_TO },
+	{ "overwrite", no_argument, NULL, OPT_OVERWRITE },
+	{ "keep-both", no_argument, NULL, OPT_KEEP_BOTH },
+	{ NULL, 0, NULL, 0 },
+};
+
+enum kind { K_FILE, K_SYMLINK, K_DIR, K_SQLITE };
+
+struct item {
+	char *id, *path, *link_target, *store, *sha256;
+	enum kind kind;
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	int has_owner, has_mode;
+	struct timespec times[2];   /* atime, mtime; UTIME_OMIT when unknown */
+	int64_t created;
+	int dir_done;               /* dir: created or (overwrite) adopted */
+};
+
+struct restore {
+	struct cli_db d;
+	struct cli_opts co;
+	int dry_run, overwrite, keep_both;
+	const char *to;
+	int root;                   /* fd of the target tree's top */
+	int root_missing;           /* dry run: --to DIR does not exist yet */
+	char to_abs[AG_PATH_MAX];
+	long restored, skipped, failed, superseded;
+};
+
+static void item_free(struct item *it)
+{
+	free(it->id);
+	free(it->path);
+	free(it->link_target);
+	free(it->store);
+	free(it->sha256);
+}
+
+/* ---- loading ------------------------------------------------------------- */
+
+#define SNAP_COLS "id, kind, path, mode, uid, gid, atime_ns, mtime_ns, sha256, " \
+		  "link_target, store, created_ns"
+
+static struct timespec ns_time(sqlite3_stmt *st, int i)
+{
+	struct timespec t = { 0, UTIME_OMIT };
+	int64_t ns;
+
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return t;
+	ns = sqlite3_column_int64(st, i);
+	t.tv_sec = ns / 1000000000;
+	t.tv_nsec = ns % 1000000000;
+	if (t.tv_nsec < 0) {
+		t.tv_sec--;
+		t.tv_nsec += 1000000000;
+	}
+	return t;
+}
+
+static char *dup_col(sqlite3_stmt *st, int i)
+{
+	return cli_col(st, i) ? strdup(cli_col(st, i)) : NULL;
+}
+
+/* 0, or -1 when the row is unusable (reason in why). */
+static int item_from_row(sqlite3_stmt *st, struct item *it, const char **why)
+{
+	static const char *const kinds[] = { "file", "symlink", "dir", "sqlite" };
+	const char *k = cli_col(st, 1);
+
+	memset(it, 0, sizeof *it);
+	it->id = dup_col(st, 0);
+	it->path = dup_col(st, 2);
+	it->has_mode = sqlite3_column_type(st, 3) != SQLITE_NULL;
+	it->mode = (mode_t)sqlite3_column_int(st, 3) & 07777;
+	it->has_owner = sqlite3_column_type(st, 4) != SQLITE_NULL &&
+			sqlite3_column_type(st, 5) != SQLITE_NULL;
+	it->uid = (uid_t)sqlite3_column_int64(st, 4);
+	it->gid = (gid_t)sqlite3_column_int64(st, 5);
+	it->times[0] = ns_time(st, 6);
+	it->times[1] = ns_time(st, 7);
+	it->sha256 = dup_col(st, 8);
+	it->link_target = dup_col(st, 9);
+	it->store = dup_col(st, 10);
+	it->created = sqlite3_column_int64(st, 11);
+	if (!it->id || !it->path) {
+		*why = "the snapshot record has no id or path";
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+		if (k && strcmp(k, kinds[i]) == 0) {
+			it->kind = (enum kind)i;
+			return 0;
+		}
+	*why = "the snapshot record has an unknown kind";
+	return -1;
+}
+
+struct items {
+	struct item *v;
+	size_t n;
+};
+
+static int items_push(struct items *l, const struct item *it)
+{
+	struct item *v = realloc(l->v, (l->n + 1) * sizeof *v);
+
+	if (!v)
+		return -1;
+	l->v = v;
+	v[l->n++] = *it;
+	return 0;
+}
+
+static void items_free(struct items *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		item_free(&l->v[i]);
+	free(l->v);
+}
+
+static void fail(struct restore *r, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fail(struct restore *r, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s ", r->dry_run ? "would fail" : "failed");
+	cli_put(stdout, path);
+	fputs(": ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	r->failed++;
+}
+
+static int load_ids(struct restore *r, char **ids, int n, struct items *l)
+{
+	sqlite3_stmt *st = cli_prepare(&r->d,
+		"SELECT " SNAP_COLS " FROM snapshots WHERE id = ?1 UNION ALL "
+		"SELECT * FROM (SELECT " SNAP_COLS " FROM snapshots WHERE "
+		"substr(id, 1, length(?1)) = ?1 AND NOT EXISTS "
+		"(SELECT 1 FROM snapshots WHERE id = ?1) LIMIT 2)");
+
+	if (!st)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		struct item it;
+		const char *why = NULL;
+		int found = 0, bad = 0;
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			if (found++ == 0 && item_from_row(st, &it, &why) < 0)
+				bad = 1;
+		if (found == 0) {
+			fail(r, ids[i], "no snapshot with this id in %s (see 'agentguard report')",
+			     r->d.path);
+		} else if (bad) {
+			fail(r, ids[i], "%s", why);
+			item_free(&it);
+		} else if (found > 1) {
+			fail(r, ids[i], "ambiguous snapshot id: give more of it");
+			item_free(&it);
+		} else if (items_push(l, &it) < 0) {
+			item_free(&it);
+			sqlite3_finalize(st);
+			cli_err("out of memory");
+			return -1;
+		}
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int load_session(struct restore *r, const char *session, const char *glob,
+			struct items *l)
+{
+	char id[256];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (cli_find_session(&r->d, session, id, sizeof id) < 0)
+		return -1;
+	/* Earliest first, so the first row per path is the one kept. */
+	st = cli_prepare(&r->d, "SELECT " SNAP_COLS " FROM snapshots WHERE session = ?1 "
+				"AND (?2 IS NULL OR path_glob(?2, path)) "
+				"ORDER BY path, created_ns, rowid");
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, glob, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct item it;
+		const char *why = NULL;
+		if (item_from_row(st, &it, &why) < 0) {
+			fail(r, it.id ? it.id : "?", "%s", why);
+			item_free(&it);
+			continue;
+		}
+		if (l->n && strcmp(l->v[l->n - 1].path, it.path) == 0) {
+			r->superseded++;
+			item_free(&it);
+			continue;
+		}
+		if (items_push(l, &it) < 0) {
+			item_free(&it);
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return cli_db_error(&r->d, "cannot read the snapshots");
+	if (l->n == 0 && !r->failed)
+		printf("session %s has no snapshots%s\n", id, glob ? " matching the path" : "");
+	return 0;
+}
+
+/* ---- the target tree ----------------------------------------------------- */
+
+/* An absolute path of plain components: no "", ".", "..". */
+static int clean_path(const char *p)
+{
+	if (p[0] != '/' || !p[1])
+		return 0;
+	for (const char *s = p + 1;;) {
+		const char *e = strchrnul(s, '/');
+		size_t n = (size_t)(e - s);
+		if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return 0;
+		if (n > 255)
+			return 0;
+		if (!*e)
+			return 1;
+		s = e + 1;
+	}
+}
+
+/* The store is inside the state dir; a row pointing elsewhere is refused. */
+static int clean_store(const char *s)
+{
+	char tmp[AG_PATH_MAX + 2];
+
+	if (strncmp(s, "snapshots/", 10) != 0 || ag_fmt(tmp, sizeof tmp, "/%s", s) < 0)
+		return 0;
+	return clean_path(tmp);
+}
+
+/* What the user sees for an item: where it goes. */
+static void dest_of(const struct restore *r, const struct item *it, char *out, size_t n)
+{
+	if (!r->to || ag_fmt(out, n, "%s%s", strcmp(r->to_abs, "/") ? r->to_abs : "",
+			     it->path) < 0)
+		snprintf(out, n, "%s", it->path);
+}
+
+/*
+ * Open the directory that holds path's last component, walking from the
+ * root one component at a time without following symlinks, creating
+ * missing directories unless this is a dry run. Returns the fd, -1 on
+ * failure (why filled), or -2 in a dry run when a parent does not exist
+ * (then nothing below it exists either).
+ */
+static int open_parent(struct restore *r, const char *path, const char **last,
+		       char *why, size_t whylen)
+{
+	char walked[AG_PATH_MAX] = "";
+	int fd;
+	const char *s = path + 1;
+
+	if (r->root_missing)
+		return -2;
+	fd = dup(r->root);
+	if (fd < 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		const char *e = strchr(s, '/');
+		if (!e) {
+			*last = s;
+			return fd;
+		}
+		char comp[256];
+		size_t n = (size_t)(e - s);
+		memcpy(comp, s, n);
+		comp[n] = 0;
+		strncat(walked, "/", sizeof walked - strlen(walked) - 1);
+		strncat(walked, comp, sizeof walked - strlen(walked) - 1);
+		int nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (nfd < 0 && errno == ENOENT) {
+			if (r->dry_run) {
+				close(fd);
+				return -2;
+			}
+			if (mkdirat(fd, comp, 0777) < 0 && errno != EEXIST) {
+				snprintf(why, whylen, "cannot create the directory %s: %s", walked,
+					 strerror(errno));
+				close(fd);
+				return -1;
+			}
+			nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (nfd < 0) {
+			int e2 = errno;
+			struct stat st;
+			if (fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+				snprintf(why, whylen, "%s is a symlink; refusing to follow it out of "
+					 "the target tree (move it away, or restore with --to DIR)", walked);
+			else if (e2 == ENOTDIR)
+				snprintf(why, whylen, "%s is not a directory (move it away, or "
+					 "restore with --to DIR)", walked);
+			else
+				snprintf(why, whylen, "cannot open %s: %s", walked, strerror(e2));
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		fd = nfd;
+		s = e + 1;
+	}
+}
+
+static int same_content(int dir, const char *name, const struct item *it)
+{
+	char proc[64 + 256], hex[AG_HASH_HEX];
+
+	if (!it->sha256 || (it->kind != K_FILE && it->kind != K_SQLITE))
+		return 0;
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d/%s", dir, name);
+	return ag_sha256_file_hex(proc, hex) == 0 && strcmp(hex, it->sha256) == 0;
+}
+
+/* Mode, owner and times onto what is at dir/name (not following it). */
+static int set_meta(int dir, const char *name, const struct item *it)
+{
+	if (it->kind == K_SYMLINK) {
+		if (geteuid() == 0 && it->has_owner &&
+		    fchownat(dir, name, it->uid, it->gid, AT_SYMLINK_NOFOLLOW) < 0)
+			return -1;
+		return utimensat(dir, name, it->times, AT_SYMLINK_NOFOLLOW);
+	}
+	int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+			(it->kind == K_DIR ? O_DIRECTORY : 0));
+	if (fd < 0)
+		return -1;
+	/* Owner before mode: chown clears setuid/setgid bits. */
+	int rc = 0;
+	if (geteuid() == 0 && it->has_owner && fchown(fd, it->uid, it->gid) < 0)
+		rc = -1;
+	if (rc == 0 && it->has_mode && fchmod(fd, it->mode) < 0)
+		rc = -1;
+	if (rc == 0 && futimens(fd, it->times) < 0)
+		rc = -1;
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
+/* Move tmp to name: atomically replacing only with --overwrite. */
+static int place(int dir, const char *tmp, const char *name, int overwrite)
+{
+	if (overwrite)
+		return renameat(dir, tmp, dir, name);
+	if (renameat2(dir, tmp, dir, name, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* Filesystems without RENAME_NOREPLACE: link refuses to replace too. */
+	if (linkat(dir, tmp, dir, name, 0) < 0)
+		return -1;
+	unlinkat(dir, tmp, 0);
+	return 0;
+}
+
+/* A live database's -wal or -journal would be replayed over a restored file. */
+static int sqlite_busy(int dir, const char *name, char *why, size_t whylen)
+{
+	static const char *const sfx[] = { "-wal", "-journal" };
+	char side[300];
+	struct stat st;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(side, sizeof side, "%s%s", name, sfx[i]);
+		if (fstatat(dir, side, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size > 0) {
+			snprintf(why, whylen, "%s%s exists: a program may have the database "
+				 "open, and it would be replayed over the restored copy; close "
+				 "the database first, or restore with --keep-both or --to DIR",
+				 cli_base(side), "");
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void print_done(struct restore *r, const char *verb, const char *dest,
+		       const char *as, const struct item *it)
+{
+	printf("%s ", verb);
+	cli_put(stdout, dest);
+	if (as) {
+		fputs(" as ", stdout);
+		cli_put(stdout, as);
+	}
+	printf(" (%s", it->id);
+	if (r->to) {
+		fputs(", from ", stdout);
+		cli_put(stdout, it->path);
+	}
+	fputs(")\n", stdout);
+}
+
+/* ---- the three passes ---------------------------------------------------- */
+
+static void restore_dir(struct restore *r, struct item *it)
+{
+	char dest[AG_PATH_MAX + AG_PATH_MAX], why[AG_PATH_MAX + 200];
+	const char *name;
+	struct stat st;
+
+	dest_of(r, it, dest, sizeof dest);
+	int dir = open_parent(r, it->path, &name, why, sizeof why);
+	if (dir == -1) {
+		fail(r, dest, "%s", why);
+		return;
+	}
+	if (dir == -2) {
+		print_done(r, "would restore", dest, NULL, it);
+		r->restored++;
+		return;
+	}
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			fail(r, dest, "something that is not a directory is there; move it away "
+			     "or restore with --to DIR");
+		} else if (r->overwrite) {
+			/* Its mode and times are set in the last pass. */
+			it->dir_done = 1;
+			print_done(r, r->dry_run ? "would restore" : "restored", dest, NULL, it);
+			r->restored++;
+		} else {
+			printf("%s ", r->dry_run ? "would skip" : "skipped");
+			cli_put(stdout, dest);
+			fputs(": directory exists (what was in it is still restored into it; "
+			      "--overwrite also resets its mode and times)\n", stdout);
+			r->skipped++;
+		}
+	} else if (r->dry_run) {
+		print_done(r, "would restore", dest, NULL, it);
+		r->restored++;
+	} else if (mkdirat(dir, name, 0700) < 0) {
+		/* 0700 until the last pass: a read-only directory must still take
+		 * what is restored into it. */
+		fail(r, dest, "cannot create the directory: %s", strerror(errno));
+	} else {
+		it->dir_done = 1;
+		print_done(r, "restored", dest, NULL, it);
+		r->restored++;
+	}
+	close(dir);
+}
+
+static void restore_leaf(struct restore *r, const struct item *it)
+{
+	char dest[AG_PATH_MAX + AG_PATH_MAX], why[AG_PATH_MAX + 300];
+	char kept[300], tmp[64], src[AG_PATH_MAX + AG_PATH_MAX], proc[64 + 300];
+	const char *name, *as = NULL;
+	struct stat st;
+	int replacing = 0;
+
+	dest_of(r, it, dest, sizeof dest);
+	if ((it->kind == K_FILE || it->kind == K_SQLITE)) {
+		if (!it->store) {
+			fail(r, dest, "its content is no longer in the snapshot store (removed by "
+			     "'agentguard gc')");
+			return;
+		}
+		if (!clean_store(it->store) ||
+		    ag_fmt(src, sizeof src, "%s/%s", r->d.state_dir, it->store) < 0) {
+			fail(r, dest, "the snapshot record points outside the snapshot store; "
+			     "refusing it (check the log with 'agentguard verify')");
+			return;
+		}
+		if (lstat(src, &st) < 0 || !S_ISREG(st.st_mode)) {
+			fail(r, dest, "its content %s is missing from the snapshot store", src);
+			return;
+		}
+	} else if (!it->link_target) {
+		fail(r, dest, "the snapshot record has no link target");
+		return;
+	}
+
+	int dir = open_parent(r, it->path, &name, why, sizeof why);
+	if (dir == -1) {
+		fail(r, dest, "%s", why);
+		return;
+	}
+	if (dir == -2) {
+		print_done(r, "would restore", dest, NULL, it);
+		r->restored++;
+		return;
+	}
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (same_content(dir, name, it) && S_ISREG(st.st_mode)) {
+			printf("%s ", r->dry_run ? "would skip" : "skipped");
+			cli_put(stdout, dest);
+			printf(": already has the content of snapshot %s\n", it->id);
+			r->skipped++;
+			goto out;
+		}
+		if (r->overwrite) {
+			replacing = 1;
+		} else if (r->keep_both) {
+			snprintf(kept, sizeof kept, "%.*s.restored-%s", 200, name, it->id);
+			if (fstatat(dir, kept, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+				printf("%s ", r->dry_run ? "would skip" : "skipped");
+				cli_put(stdout, dest);
+				fputs(": exists, and so does ", stdout);
+				cli_put(stdout, kept);
+				fputc('\n', stdout);
+				r->skipped++;
+				goto out;
+			}
+			as = kept;
+			name = kept;
+		} else {
+			printf("%s ", r->dry_run ? "would skip" : "skipped");
+			cli_put(stdout, dest);
+			fputs(": exists (use --overwrite or --keep-both)\n", stdout);
+			r->skipped++;
+			goto out;
+		}
+		if (replacing && S_ISDIR(st.st_mode)) {
+			fail(r, dest, "a directory is there; move it away or restore with --keep-both");
+			goto out;
+		}
+	}
+	if (it->kind == K_SQLITE && !as && sqlite_busy(dir, name, why, sizeof why)) {
+		fail(r, dest, "%s", why);
+		goto out;
+	}
+	if (r->dry_run) {
+		print_done(r, "would restore", dest, as, it);
+		r->restored++;
+		goto out;
+	}
+
+	snprintf(tmp, sizeof tmp, ".agentguard-restore-%s-%d", it->id, (int)getpid());
+	int made;
+	if (it->kind == K_SYMLINK) {
+		made = symlinkat(it->link_target, dir, tmp);
+	} else {
+		/* ag_copy_file takes paths: reach the temp file through the parent
+		 * fd, so the walk above is still what decides where it lands. */
+		snprintf(proc, sizeof proc, "/proc/self/fd/%d/%s", dir, tmp);
+		made = ag_copy_file(src, proc, 0600);
+	}
+	if (made < 0) {
+		fail(r, dest, "cannot write it: %s", strerror(errno));
+		goto out;
+	}
+	if (it->kind != K_SYMLINK && it->sha256) {
+		char hex[AG_HASH_HEX];
+		if (ag_sha256_file_hex(proc, hex) < 0 || strcmp(hex, it->sha256) != 0) {
+			fail(r, dest, "the stored content does not match its recorded sha256 "
+			     "(the snapshot store was changed); nothing was restored");
+			unlinkat(dir, tmp, 0);
+			goto out;
+		}
+	}
+	if (set_meta(dir, tmp, it) < 0) {
+		fail(r, dest, "cannot set its mode, owner or times: %s", strerror(errno));
+		unlinkat(dir, tmp, 0);
+		goto out;
+	}
+	if (place(dir, tmp, name, replacing) < 0) {
+		int e = errno;
+		unlinkat(dir, tmp, 0);
+		if (e == EEXIST) {
+			printf("skipped ");
+			cli_put(stdout, dest);
+			fputs(": exists (it appeared while restoring; use --overwrite or "
+			      "--keep-both)\n", stdout);
+			r->skipped++;
+		} else {
+			fail(r, dest, "cannot put it in place: %s", strerror(e));
+		}
+		goto out;
+	}
+	print_done(r, "restored", dest, as, it);
+	r->restored++;
+	sqlite3_stmt *st2 = r->d.readonly ? NULL :
+		cli_prepare(&r->d, "UPDATE snapshots SET restored_ns = ?1 WHERE id = ?2");
+	if (st2) {
+		sqlite3_bind_int64(st2, 1, ag_now_ns());
+		sqlite3_bind_text(st2, 2, it->id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st2) != SQLITE_DONE)
+			cli_warn("cannot record that %s was restored: %s", it->id,
+				 sqlite3_errmsg(r->d.db));
+		sqlite3_finalize(st2);
+	}
+out:
+	close(dir);
+}
+
+static void dir_meta(struct restore *r, const struct item *it)
+{
+	char dest[AG_PATH_MAX + AG_PATH_MAX], why[AG_PATH_MAX + 200];
+	const char *name;
+	int dir = open_parent(r, it->path, &name, why, sizeof why);
+
+	dest_of(r, it, dest, sizeof dest);
+	if (dir < 0) {
+		fail(r, dest, "cannot set its mode and times: %s", why);
+		return;
+	}
+	if (set_meta(dir, name, it) < 0)
+		fail(r, dest, "cannot set its mode, owner or times: %s", strerror(errno));
+	close(dir);
+}
+
+/* Parents before children. */
+static int by_depth(const void *a, const void *b)
+{
+	const struct item *x = a, *y = b;
+	size_t lx = strlen(x->path), ly = strlen(y->path);
+
+	return lx != ly ? (lx < ly ? -1 : 1) : strcmp(x->path, y->path);
+}
+
+static int run_passes(struct restore *r, struct items *l)
+{
+	qsort(l->v, l->n, sizeof l->v[0], by_depth);
+	for (size_t i = 0; i < l->n; i++) {
+		struct item *it = &l->v[i];
+		char dest[AG_PATH_MAX + AG_PATH_MAX];
+		if (!clean_path(it->path)) {
+			dest_of(r, it, dest, sizeof dest);
+			fail(r, dest, "not a plain absolute path; refusing it (snapshot %s)", it->id);
+			it->kind = (enum kind)-1;
+		}
+	}
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].kind == K_DIR)
+			restore_dir(r, &l->v[i]);
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].kind == K_FILE || l->v[i].kind == K_SYMLINK ||
+		    l->v[i].kind == K_SQLITE)
+			restore_leaf(r, &l->v[i]);
+	/* Last: creating children changed the directories' times. */
+	for (size_t i = l->n; i-- > 0;)
+		if (l->v[i].kind == K_DIR && l->v[i].dir_done && !r->dry_run)
+			dir_meta(r, &l->v[i]);
+	return 0;
+}
+
+static int open_root(struct restore *r)
+{
+	const char *top = "/";
+
+	if (r->to) {
+		char cwd[AG_PATH_MAX];
+		if (!getcwd(cwd, sizeof cwd) ||
+		    ag_path_lexical(cwd, r->to, r->to_abs, sizeof r->to_abs) < 0) {
+			cli_err("cannot make --to %s absolute: %s", r->to, strerror(errno));
+			return -1;
+		}
+		top = r->to_abs;
+		if (access(top, F_OK) < 0 && errno == ENOENT) {
+			if (r->dry_run) {
+				r->root_missing = 1;
+				r->root = -1;
+				return 0;
+			}
+			if (ag_mkdirs(top, 0777) < 0) {
+				cli_err("cannot create --to %s: %s", top, strerror(errno));
+				return -1;
+			}
+		}
+	}
+	r->root = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->root < 0) {
+		cli_err("cannot open %s: %s", top, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_restore(int argc, char **argv)
+{
+	struct restore r = { .root = -1 };
+	struct items l = { 0 };
+	const char *session = NULL, *glob_arg = NULL;
+	char glob[AG_PATH_MAX];
+	int c, status = CLI_OK;
+
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, options, &r.co, &status)) != -1) {
+		switch (c) {
+		case CLI_OPT_STOP:
+			return status;
+		case OPT_SESSION: session = optarg; break;
+		case OPT_PATH: glob_arg = optarg; break;
+		case OPT_DRY_RUN: r.dry_run = 1; break;
+		case OPT_TO:
+			if (!*optarg)
+				return cli_usage("--to needs a directory");
+			r.to = optarg;
+			break;
+		case OPT_OVERWRITE: r.overwrite = 1; break;
+		case OPT_KEEP_BOTH: r.keep_both = 1; break;
+		}
+	}
+	if (!session && optind >= argc)
+		return cli_usage("name snapshot ids, or --session ID");
+	if (session && optind < argc)
+		return cli_usage("give snapshot ids or --session, not both");
+	if (glob_arg && !session)
+		return cli_usage("--path goes with --session");
+	if (r.overwrite && r.keep_both)
+		return cli_usage("--overwrite and --keep-both do not go together");
+	if (glob_arg && (!*glob_arg || cli_abs_glob(glob_arg, glob, sizeof glob) < 0))
+		return cli_usage("--path glob is empty or too long: '%s'", glob_arg);
+
+	if (cli_db_open(&r.d, &r.co, CLI_DB_READ) < 0)
+		return CLI_FAIL;
+	int rc = session ? load_session(&r, session, glob_arg ? glob : NULL, &l)
+			 : load_ids(&r, argv + optind, argc - optind, &l);
+	if (rc == 0 && l.n && open_root(&r) < 0)
+		rc = -1;
+	if (rc == 0 && l.n)
+		run_passes(&r, &l);
+	if (r.root >= 0)
+		close(r.root);
+	items_free(&l);
+	cli_db_close(&r.d);
+	if (rc < 0)
+		return CLI_FAIL;
+
+	if (r.dry_run)
+		printf("dry run: %ld would be restored, %ld skipped, %ld would fail; nothing "
+		       "was changed\n", r.restored, r.skipped, r.failed);
+	else
+		printf("%ld restored, %ld skipped, %ld failed\n", r.restored, r.skipped, r.failed);
+	if (r.skipped && !r.overwrite && !r.keep_both)
+		printf("skipped items already exist: --overwrite replaces them, --keep-both "
+		       "restores next to them\n");
+	if (r.superseded)
+		printf("%ld later snapshot%s of the same paths %s not used (the earliest one "
+		       "is); restore one by its id to get that state\n", r.superseded,
+		       r.superseded == 1 ? "" : "s", r.superseded == 1 ? "was" : "were");
+	if (fflush(stdout) != 0)
+		return CLI_FAIL;
+	return r.failed ? CLI_FAIL : CLI_OK;
+}
+
+const struct cli_command cli_cmd_restore = {
+	"restore", "put snapshots back (by id or a whole session), never clobbering",
+	help, cmd_restore,
+};
