@@ -1,0 +1,666 @@
+/*
+ * Matching: globs, flag normalization, addresses, and the matchers of one
+ * rule. Everything here runs inside ag_decide, so it never allocates,
+ * never locks and never touches global state: subjects are examined in
+ * place (an argument's normalized flag forms are slices of the argument
+ * or a two-byte buffer on the stack).
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "policy_internal.h"
+
+/* ---- globs --------------------------------------------------------------- */
+
+static unsigned char fold(unsigned char c, int icase)
+{
+	return icase && c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+/* The end (one past ']') of the bracket expression at p, or NULL when it
+ * is unterminated, in which case '[' is an ordinary character. */
+static const char *class_end(const char *p, const char *pe)
+{
+	const char *q = p + 1;
+
+	if (q < pe && (*q == '!' || *q == '^'))
+		q++;
+	if (q < pe && *q == ']')
+		q++;   /* a ']' first is a member, as in fnmatch */
+	while (q < pe && *q != ']') {
+		if (*q == '\\' && q + 1 < pe)
+			q++;
+		q++;
+	}
+	return q < pe ? q + 1 : NULL;
+}
+
+static int class_match(const char *p, const char *end, unsigned char c, int icase)
+{
+	const char *q = p + 1, *last = end - 1;   /* last: the closing ']' */
+	int neg = 0, hit = 0;
+
+	if (*q == '!' || *q == '^') {
+		neg = 1;
+		q++;
+	}
+	c = fold(c, icase);
+	while (q < last) {
+		unsigned char lo, hi;
+
+		if (*q == '\\' && q + 1 < last)
+			q++;
+		lo = hi = (unsigned char)*q++;
+		if (q + 1 < last && *q == '-') {
+			q++;
+			if (*q == '\\' && q + 1 < last)
+				q++;
+			hi = (unsigned char)*q++;
+		}
+		lo = fold(lo, icase);
+		hi = fold(hi, icase);
+		if (c >= lo && c <= hi)
+			hit = 1;
+	}
+	return hit != neg;
+}
+
+/* Match the single token at p (not '*') against c; returns the token's
+ * end and sets *ok. */
+static const char *glob_tok(const char *p, const char *pe, unsigned char c,
+			    int icase, int *ok)
+{
+	if (*p == '?') {
+		*ok = 1;
+		return p + 1;
+	}
+	if (*p == '[') {
+		const char *q = class_end(p, pe);
+		if (q) {
+			*ok = class_match(p, q, c, icase);
+			return q;
+		}
+	}
+	if (*p == '\\' && p + 1 < pe)
+		p++;
+	*ok = fold((unsigned char)*p, icase) == fold(c, icase);
+	return p + 1;
+}
+
+/*
+ * [p, pe) against [s, se). '*' backtracks only to the most recent star,
+ * which is exact because every other token consumes exactly one
+ * character; the cost is O(|p| * |s|) at worst, never exponential.
+ */
+static int glob_seg(const char *p, const char *pe, const char *s, const char *se,
+		    int icase)
+{
+	const char *star_p = NULL, *star_s = NULL;
+
+	while (s < se) {
+		if (p < pe && *p == '*') {
+			while (p < pe && *p == '*')
+				p++;
+			if (p == pe)
+				return 1;
+			star_p = p;
+			star_s = s;
+			continue;
+		}
+		if (p < pe) {
+			int ok;
+			const char *np = glob_tok(p, pe, (unsigned char)*s, icase, &ok);
+			if (ok) {
+				p = np;
+				s++;
+				continue;
+			}
+		}
+		if (!star_p)
+			return 0;
+		p = star_p;
+		s = ++star_s;
+	}
+	while (p < pe && *p == '*')
+		p++;
+	return p == pe;
+}
+
+int ag_glob_flat(const char *pat, const char *s, size_t slen, int icase)
+{
+	return glob_seg(pat, pat + strlen(pat), s, s + slen, icase);
+}
+
+static int is_dstar(const char *p, const char *pe)
+{
+	return pe - p == 2 && p[0] == '*' && p[1] == '*';
+}
+
+/* p and s each start a component. */
+static int glob_path(const char *p, const char *s)
+{
+	for (;;) {
+		const char *pe = strchrnul(p, '/');
+
+		if (is_dstar(p, pe)) {
+			if (!*pe)
+				return 1;
+			p = pe + 1;
+			/* Zero components first, then one more at a time. */
+			for (;;) {
+				if (glob_path(p, s))
+					return 1;
+				const char *n = strchr(s, '/');
+				if (!n)
+					return 0;
+				s = n + 1;
+			}
+		}
+		const char *se = strchrnul(s, '/');
+		if (!glob_seg(p, pe, s, se, 0))
+			return 0;
+		if (!*pe)
+			return !*se;
+		p = pe + 1;
+		if (!*se) {
+			/* The subject ended: a trailing double star still matches. */
+			for (;;) {
+				pe = strchrnul(p, '/');
+				if (!is_dstar(p, pe))
+					return 0;
+				if (!*pe)
+					return 1;
+				p = pe + 1;
+			}
+		}
+		s = se + 1;
+	}
+}
+
+int ag_glob_match(const char *pattern, const char *path)
+{
+	if (!pattern || !path)
+		return 0;
+	return glob_path(pattern, path);
+}
+
+const char *ag_glob_check(const char *pat)
+{
+	const char *pe = pat + strlen(pat);
+	int dstars = 0;
+
+	for (const char *p = pat; p < pe; p++) {
+		if (*p == '\\') {
+			if (p + 1 == pe)
+				return "pattern ends with a lone backslash";
+			p++;
+		} else if (*p == '[') {
+			const char *q = class_end(p, pe);
+			if (!q)
+				return "unterminated '[' in pattern";
+			if (memchr(p, '/', (size_t)(q - p)))
+				return "'/' inside [...] in pattern";
+			p = q - 1;
+		} else if (*p == '*' && p + 1 < pe && p[1] == '*' &&
+			   (p == pat || p[-1] == '/') && (p + 2 == pe || p[2] == '/')) {
+			dstars++;
+			p++;
+		}
+	}
+	/* Each '**' multiplies the work of a mismatch; four is plenty for any
+	 * real path rule and keeps decide's worst case small. */
+	if (dstars > 4)
+		return "too many '**' components in pattern (at most 4)";
+	return NULL;
+}
+
+/* ---- addresses ----------------------------------------------------------- */
+
+int ag_net_parse(const char *s, struct ag_net *out, int allow_prefix)
+{
+	char buf[INET6_ADDRSTRLEN + 16];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	int max;
+
+	if (n == 0 || n >= sizeof buf)
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	memset(out, 0, sizeof *out);
+	if (inet_pton(AF_INET, buf, out->a) == 1) {
+		max = 32;
+	} else {
+		char *zone = strchr(buf, '%');   /* fe80::1%eth0 */
+		if (zone && !slash)
+			*zone = 0;
+		if (inet_pton(AF_INET6, buf, out->a) != 1)
+			return -1;
+		out->v6 = 1;
+		max = 128;
+	}
+	out->prefix = max;
+	if (slash) {
+		const char *d = slash + 1;
+		int v = 0;
+		if (!allow_prefix || !*d || strlen(d) > 3)
+			return -1;
+		for (; *d; d++) {
+			if (*d < '0' || *d > '9')
+				return -1;
+			v = v * 10 + (*d - '0');
+		}
+		if (v > max)
+			return -1;
+		out->prefix = v;
+	}
+	/* ::ffff:a.b.c.d is an IPv4 peer reached over a v6 socket; treat it
+	 * as IPv4 so one rule on 169.254.169.254 catches both spellings. */
+	static const unsigned char mapped[12] = {0,0,0,0,0,0,0,0,0,0,0xff,0xff};
+	if (out->v6 && out->prefix >= 96 && memcmp(out->a, mapped, 12) == 0) {
+		memmove(out->a, out->a + 12, 4);
+		memset(out->a + 4, 0, 12);
+		out->v6 = 0;
+		out->prefix -= 96;
+	}
+	/* Clear host bits so containment is a plain prefix comparison. */
+	int bytes = out->v6 ? 16 : 4;
+	for (int i = 0; i < bytes; i++) {
+		int keep = out->prefix - i * 8;
+		if (keep <= 0)
+			out->a[i] = 0;
+		else if (keep < 8)
+			out->a[i] &= (unsigned char)(0xff << (8 - keep));
+	}
+	return 0;
+}
+
+static int net_contains(const struct ag_net *net, const struct ag_net *addr)
+{
+	int full = net->prefix / 8, rest = net->prefix % 8;
+
+	if (net->v6 != addr->v6)
+		return 0;
+	if (memcmp(net->a, addr->a, (size_t)full) != 0)
+		return 0;
+	if (rest) {
+		unsigned char m = (unsigned char)(0xff << (8 - rest));
+		if ((net->a[full] & m) != (addr->a[full] & m))
+			return 0;
+	}
+	return 1;
+}
+
+/* ---- explanations -------------------------------------------------------- */
+
+void ag_why_add(struct ag_why *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!w || w->len + 1 >= w->cap)
+		return;
+	va_start(ap, fmt);
+	int n = vsnprintf(w->buf + w->len, w->cap - w->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	w->len += (size_t)n;
+	if (w->len >= w->cap)
+		w->len = w->cap - 1;   /* truncated; still terminated */
+}
+
+static void why_reset(struct ag_why *w, size_t len)
+{
+	if (w) {
+		w->len = len;
+		w->buf[len] = 0;
+	}
+}
+
+/* One "<what> <subject> matches <pattern>" clause, comma-separated from
+ * the previous one of the same set. */
+static void why_clause(struct ag_why *w, size_t start, const char *what,
+		       const char *subj, const char *verb, const char *orig,
+		       const char *list)
+{
+	if (!w)
+		return;
+	ag_why_add(w, "%s%s %s %s %s", w->len > start ? ", " : "", what, subj, verb,
+		   orig);
+	if (list)
+		ag_why_add(w, " (@%s)", list);
+}
+
+/* ---- the matchers -------------------------------------------------------- */
+
+void ag_mctx_init(struct ag_mctx *c, const struct ag_op *op)
+{
+	c->op = op;
+	c->prog = op->kind == AG_OP_EXEC ? op->path : op->caller;
+	if (c->prog) {
+		const char *sl = strrchr(c->prog, '/');
+		c->prog_base = sl ? sl + 1 : c->prog;
+	} else {
+		c->prog_base = NULL;
+	}
+	c->addr_state = 0;
+	c->sql_class = -2;
+}
+
+static const struct ag_net *mctx_addr(struct ag_mctx *c)
+{
+	if (c->addr_state == 0)
+		c->addr_state = c->op->addr && ag_net_parse(c->op->addr, &c->addr, 0) == 0
+				? 1 : -1;
+	return c->addr_state == 1 ? &c->addr : NULL;
+}
+
+static int mctx_class(struct ag_mctx *c)
+{
+	if (c->sql_class == -2) {
+		const struct ag_op *op = c->op;
+		if (op->sql_class >= 0 && op->sql_class < AG_SQL_CLASS_COUNT)
+			c->sql_class = op->sql_class;
+		else if (op->sql)
+			c->sql_class = (int)ag_sql_classify(op->sql, -1);
+		else
+			c->sql_class = -1;
+	}
+	return c->sql_class;
+}
+
+static const char *base_of(const char *s)
+{
+	const char *sl = strrchr(s, '/');
+	return sl ? sl + 1 : s;
+}
+
+static int match_globs(const struct ag_glob *g, size_t n, const char *s,
+		       struct ag_why *w, size_t start, const char *what)
+{
+	if (!s)
+		return 0;
+	const char *base = base_of(s);
+	size_t blen = strlen(base);
+	for (size_t i = 0; i < n; i++) {
+		int hit = g[i].base ? ag_glob_flat(g[i].pat, base, blen, 0)
+				    : glob_path(g[i].pat, s);
+		if (hit) {
+			why_clause(w, start, what, s, "matches", g[i].orig, g[i].list);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int program_match(const struct ag_glob *g, size_t n, struct ag_mctx *c,
+			 struct ag_why *w, size_t start)
+{
+	if (!c->prog)
+		return 0;
+	size_t blen = strlen(c->prog_base);
+	for (size_t i = 0; i < n; i++) {
+		int hit = g[i].base ? ag_glob_flat(g[i].pat, c->prog_base, blen, 0)
+				    : glob_path(g[i].pat, c->prog);
+		if (hit) {
+			why_clause(w, start, "program", c->prog, "matches", g[i].orig,
+				   g[i].list);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int alts_match(const struct ag_argent *e, int flag, const char *s, size_t len)
+{
+	for (size_t i = 0; i < e->n; i++)
+		if (e->alts[i].flag == flag && ag_glob_flat(e->alts[i].glob, s, len, 0))
+			return 1;
+	return 0;
+}
+
+static int isalnum_ascii(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9');
+}
+
+/* Does some argument satisfy entry e? Flags are normalized on the fly:
+ * "--name=v" is --name; "-x...=v" is -x...; "-abc" (all alphanumeric) is
+ * -a, -b, -c and -abc; anything after a bare "--" is positional. */
+static const char *argent_match(const struct ag_argent *e, const char *const *argv)
+{
+	int positional = 0;
+
+	if (!argv || !argv[0])
+		return NULL;
+	for (const char *const *a = argv + 1; *a; a++) {
+		const char *s = *a;
+
+		if (!positional && strcmp(s, "--") == 0) {
+			positional = 1;
+			continue;
+		}
+		if (positional || s[0] != '-' || s[1] == 0) {
+			if (alts_match(e, 0, s, strlen(s)))
+				return s;
+			continue;
+		}
+		const char *eq = strchr(s, '=');
+		if (eq) {
+			if (alts_match(e, 1, s, (size_t)(eq - s)))
+				return s;
+			continue;
+		}
+		size_t len = strlen(s);
+		if (alts_match(e, 1, s, len))
+			return s;
+		if (s[1] == '-')
+			continue;
+		int cluster = 1;
+		for (const char *q = s + 1; *q; q++)
+			if (!isalnum_ascii(*q)) {
+				cluster = 0;
+				break;
+			}
+		if (!cluster || len == 2)
+			continue;
+		for (const char *q = s + 1; *q; q++) {
+			char one[3] = {'-', *q, 0};
+			if (alts_match(e, 1, one, 2))
+				return s;
+		}
+	}
+	return NULL;
+}
+
+static int args_match(const struct ag_mset *m, const struct ag_op *op,
+		      struct ag_why *w, size_t start)
+{
+	for (size_t i = 0; i < m->nargs; i++) {
+		const char *hit = argent_match(&m->args[i], op->argv);
+		if (!hit)
+			return 0;
+		if (w) {
+			ag_why_add(w, "%sargument \"%s\" matches %s", w->len > start ? ", " : "",
+				   hit, m->args[i].orig);
+		}
+	}
+	return 1;
+}
+
+static int host_match(const struct ag_mset *m, struct ag_mctx *c, struct ag_why *w,
+		      size_t start)
+{
+	const struct ag_op *op = c->op;
+	const char *host = op->host;
+	size_t hlen = host ? strlen(host) : 0;
+
+	/* "example.com." names the same host as "example.com". */
+	if (hlen > 1 && host[hlen - 1] == '.')
+		hlen--;
+	for (size_t i = 0; i < m->nhost; i++) {
+		const struct ag_hostpat *h = &m->host[i];
+		if (h->is_net) {
+			const struct ag_net *a = mctx_addr(c);
+			if (a && net_contains(&h->net, a)) {
+				why_clause(w, start, "address", op->addr, "is in", h->orig, h->list);
+				return 1;
+			}
+			continue;
+		}
+		if (host && ag_glob_flat(h->glob, host, hlen, 1)) {
+			why_clause(w, start, "host", host, "matches", h->orig, h->list);
+			return 1;
+		}
+		if (op->addr && ag_glob_flat(h->glob, op->addr, strlen(op->addr), 1)) {
+			why_clause(w, start, "address", op->addr, "matches", h->orig, h->list);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int cidr_match(const struct ag_mset *m, struct ag_mctx *c, struct ag_why *w,
+		      size_t start)
+{
+	const struct ag_net *a = mctx_addr(c);
+
+	if (!a)
+		return 0;
+	for (size_t i = 0; i < m->ncidr; i++)
+		if (net_contains(&m->cidr[i], a)) {
+			why_clause(w, start, "address", c->op->addr, "is in", m->cidr_orig[i],
+				   NULL);
+			return 1;
+		}
+	return 0;
+}
+
+static int port_match(const struct ag_mset *m, int port, struct ag_why *w, size_t start)
+{
+	if (port < 0)
+		return 0;
+	for (size_t i = 0; i < m->nport; i++)
+		if (port >= m->port[i].lo && port <= m->port[i].hi) {
+			if (w) {
+				char num[16];
+				snprintf(num, sizeof num, "%d", port);
+				why_clause(w, start, "port", num, "is in", m->port[i].orig,
+					   m->port[i].list);
+			}
+			return 1;
+		}
+	return 0;
+}
+
+/* All matchers of m against the op in c, with `subj` the path subject
+ * (NULL for ops without one). */
+static int mset_match(const struct ag_mset *m, struct ag_mctx *c, const char *subj,
+		      const char *subj_name, struct ag_why *w)
+{
+	const struct ag_op *op = c->op;
+	size_t start = w ? w->len : 0;
+	unsigned pr = m->present;
+
+	if (!(m->ops & AG_OPBIT(op->kind)))
+		return 0;
+	if (!pr) {
+		if (w)
+			ag_why_add(w, "every %s (no matchers)", ag_op_name(op->kind));
+		return 1;
+	}
+	if ((pr & AG_M_PATH) && !match_globs(m->path, m->npath, subj, w, start, subj_name))
+		goto no;
+	if ((pr & AG_M_PROGRAM) && !program_match(m->program, m->nprogram, c, w, start))
+		goto no;
+	if ((pr & AG_M_ARGS) && !args_match(m, op, w, start))
+		goto no;
+	if (pr & AG_M_UNGUARDED) {
+		if (!op->unguarded != !m->unguarded)
+			goto no;
+		if (w)
+			ag_why_add(w, "%s%s", w->len > start ? ", " : "",
+				   m->unguarded ? "the program runs unguarded"
+						: "the program runs guarded");
+	}
+	if ((pr & AG_M_HOST) && !host_match(m, c, w, start))
+		goto no;
+	if ((pr & AG_M_CIDR) && !cidr_match(m, c, w, start))
+		goto no;
+	if ((pr & AG_M_PORT) && !port_match(m, op->port, w, start))
+		goto no;
+	if ((pr & AG_M_UNIX) && !match_globs(m->unix_, m->nunix, op->unix_path, w, start,
+					     "socket"))
+		goto no;
+	if (pr & AG_M_CLASS) {
+		int k = mctx_class(c);
+		if (k < 0 || !(m->classes & (1u << k)))
+			goto no;
+		if (w)
+			ag_why_add(w, "%sclass %s", w->len > start ? ", " : "",
+				   ag_sql_class_name((enum ag_sql_class)k));
+	}
+	if ((pr & AG_M_DATABASE) && !match_globs(m->database, m->ndatabase, op->database,
+						 w, start, "database"))
+		goto no;
+	return 1;
+no:
+	why_reset(w, start);
+	return 0;
+}
+
+static enum ag_eval eval_subject(const struct ag_rule *r, struct ag_mctx *c,
+				 const char *subj, const char *subj_name,
+				 struct ag_why *w)
+{
+	if (!mset_match(&r->m, c, subj, subj_name, w))
+		return AG_EVAL_NO;
+	for (size_t i = 0; i < r->nunless; i++) {
+		size_t mark = w ? w->len : 0;
+		ag_why_add(w, "; unless ");
+		if (mset_match(&r->unless[i], c, subj, subj_name, w))
+			return AG_EVAL_EXCEPTED;
+		why_reset(w, mark);
+	}
+	return AG_EVAL_APPLIES;
+}
+
+enum ag_eval ag_rule_eval(const struct ag_rule *r, struct ag_mctx *c, struct ag_why *w)
+{
+	const struct ag_op *op = c->op;
+
+	if (!(r->ops & AG_OPBIT(op->kind)))
+		return AG_EVAL_NO;
+	switch (op->kind) {
+	case AG_OP_DELETE:
+	case AG_OP_TRUNCATE:
+		return eval_subject(r, c, op->path, "path", w);
+	case AG_OP_RENAME:
+		break;
+	default:
+		return eval_subject(r, c, NULL, "path", w);
+	}
+
+	/* A rename is judged on each of its paths alone: moving /tmp/x onto
+	 * ~/notes destroys ~/notes whatever rule /tmp/x falls under. */
+	enum ag_eval e1 = eval_subject(r, c, op->path, "source", w);
+	if (e1 == AG_EVAL_APPLIES || !r->uses_path)
+		return e1;
+	if (!w) {
+		enum ag_eval e2 = eval_subject(r, c, op->target, "target", NULL);
+		return e2 > e1 ? e2 : e1;
+	}
+	char buf[8192];
+	struct ag_why w2 = {buf, sizeof buf, 0};
+	buf[0] = 0;
+	enum ag_eval e2 = eval_subject(r, c, op->target, "target", &w2);
+	if (e2 > e1) {
+		why_reset(w, 0);
+		ag_why_add(w, "%s", buf);
+		return e2;
+	}
+	return e1;
+}

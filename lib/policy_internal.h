@@ -1,0 +1,177 @@
+/*
+ * The compiled form of a rule set, shared by policy.c (which builds it),
+ * match.c (which evaluates one rule's matchers) and decide.c. Nothing
+ * outside those three files includes this.
+ *
+ * Everything a compiled policy holds lives in one arena owned by the
+ * policy, so the structure is immutable after ag_policy_load returns and
+ * can be read by any number of threads without locks.
+ */
+#ifndef AGENTGUARD_POLICY_INTERNAL_H
+#define AGENTGUARD_POLICY_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentguard.h"
+
+#define AG_OPBIT(k) (1u << (k))
+#define AG_ALL_OPS ((1u << AG_OP_COUNT) - 1)
+
+/* Matcher kinds, as bits of ag_mset.present. */
+enum {
+	AG_M_PATH = 1u << 0,
+	AG_M_PROGRAM = 1u << 1,
+	AG_M_ARGS = 1u << 2,
+	AG_M_UNGUARDED = 1u << 3,
+	AG_M_HOST = 1u << 4,
+	AG_M_CIDR = 1u << 5,
+	AG_M_PORT = 1u << 6,
+	AG_M_UNIX = 1u << 7,
+	AG_M_CLASS = 1u << 8,
+	AG_M_DATABASE = 1u << 9,
+};
+
+/* A glob over paths (or database names). `base`: the pattern has no '/',
+ * so it is matched against the subject's last component only. */
+struct ag_glob {
+	const char *pat;   /* expanded, normalized, ready for matching */
+	const char *orig;  /* as written, for messages */
+	const char *list;  /* the @list it came from, or NULL */
+	int base;
+};
+
+/* An IP network; IPv4 is kept as 4 bytes, never as a v4-mapped v6. */
+struct ag_net {
+	int v6;
+	int prefix;
+	unsigned char a[16];
+};
+
+struct ag_hostpat {
+	int is_net;
+	struct ag_net net;     /* is_net */
+	const char *glob;      /* !is_net: case-insensitive, '*' crosses dots */
+	const char *orig;
+	const char *list;
+};
+
+struct ag_portrange {
+	int lo, hi;
+	const char *orig;
+	const char *list;
+};
+
+/* One `args` entry: alternatives, any of which some argument must satisfy. */
+struct ag_argalt {
+	const char *glob;
+	int flag;          /* matched against normalized flags, else positionals */
+};
+struct ag_argent {
+	const struct ag_argalt *alts;
+	size_t n;
+	const char *orig;
+};
+
+/* One set of matchers: a rule's own, or one `unless` mapping. */
+struct ag_mset {
+	unsigned present;      /* AG_M_* bits */
+	unsigned ops;          /* ops every present matcher applies to */
+	const struct ag_glob *path;
+	size_t npath;
+	const struct ag_glob *program;
+	size_t nprogram;
+	const struct ag_argent *args;
+	size_t nargs;
+	int unguarded;
+	const struct ag_hostpat *host;
+	size_t nhost;
+	const struct ag_net *cidr;
+	const char *const *cidr_orig;
+	size_t ncidr;
+	const struct ag_portrange *port;
+	size_t nport;
+	const struct ag_glob *unix_;
+	size_t nunix;
+	uint32_t classes;      /* bit per enum ag_sql_class */
+	const struct ag_glob *database;
+	size_t ndatabase;
+};
+
+struct ag_rule {
+	const char *id;
+	unsigned ops;          /* AG_OPBIT bits */
+	enum ag_action action;
+	const char *reason;
+	int hard;
+	size_t index;          /* file order */
+	struct ag_mset m;
+	const struct ag_mset *unless;
+	size_t nunless;
+	int uses_path;         /* some matcher set looks at the path subject */
+};
+
+struct ag_arena_chunk;
+
+struct ag_policy {
+	struct ag_arena_chunk *arena;
+	enum ag_mode mode;
+	int enforce;
+	const char *workspace;
+	uint64_t max_snapshot_bytes;
+	int denial_limit;
+	enum ag_action defaults[AG_OP_COUNT];
+	const char *default_reason[AG_OP_COUNT];
+	const struct ag_rule *rules;  /* file order */
+	size_t nrules;
+	/* Per op, the rules on it, strictest action first and file order
+	 * within one action: the first that applies decides. */
+	const struct ag_rule *const *byop[AG_OP_COUNT];
+	size_t nbyop[AG_OP_COUNT];
+};
+
+/* ---- match.c ------------------------------------------------------------- */
+
+/* What one evaluation knows about its operation, computed once per op
+ * (some of it lazily) so that many rules can share it. On the stack. */
+struct ag_mctx {
+	const struct ag_op *op;
+	const char *prog;        /* exec: the program; others: the caller */
+	const char *prog_base;
+	int addr_state;          /* 0 unparsed, 1 parsed, -1 none / invalid */
+	struct ag_net addr;
+	int sql_class;           /* -2 not yet known */
+};
+
+void ag_mctx_init(struct ag_mctx *c, const struct ag_op *op);
+
+/* Where explain collects its human-readable text; NULL in decide. */
+struct ag_why {
+	char *buf;
+	size_t cap, len;
+};
+void ag_why_add(struct ag_why *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* How a rule relates to an operation. */
+enum ag_eval { AG_EVAL_NO, AG_EVAL_EXCEPTED, AG_EVAL_APPLIES };
+
+/* Evaluate rule r against the op in c: its matchers, then `unless`; for
+ * rename each of source and target on its own (either suffices). why may
+ * be NULL; otherwise it receives the explanation of the subject that
+ * decided the result. */
+enum ag_eval ag_rule_eval(const struct ag_rule *r, struct ag_mctx *c,
+			  struct ag_why *why);
+
+/* Glob over one string with no component structure: '*' matches any run
+ * of characters including '/'. icase folds ASCII letters. */
+int ag_glob_flat(const char *pat, const char *s, size_t slen, int icase);
+
+/* Check a glob's syntax: 0 ok, else a static message. */
+const char *ag_glob_check(const char *pat);
+
+/* Parse "1.2.3.4", "fd00::1", optionally with "/prefix". 0 ok, -1 not an
+ * address. A v4-mapped v6 address comes back as IPv4. */
+int ag_net_parse(const char *s, struct ag_net *out, int allow_prefix);
+
+#endif
