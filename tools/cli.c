@@ -316,6 +316,33 @@ int cli_latest_session(struct cli_db *d, char *out, size_t outlen)
 	return 0;
 }
 
+int cli_plain_path(const char *p)
+{
+	if (!p || p[0] != '/' || !p[1])
+		return 0;
+	for (const char *s = p + 1;;) {
+		const char *e = strchrnul(s, '/');
+		size_t n = (size_t)(e - s);
+		if (n == 0 || n > 255 || (n == 1 && s[0] == '.') ||
+		    (n == 2 && s[0] == '.' && s[1] == '.'))
+			return 0;
+		if (!*e)
+			return 1;
+		s = e + 1;
+	}
+}
+
+int cli_store_path(const struct cli_db *d, const char *store, char *out, size_t outlen)
+{
+	char tmp[AG_PATH_MAX + 2];
+
+	/* A tampered row must not make restore read, or gc delete, any file. */
+	if (!store || strncmp(store, "snapshots/", 10) != 0 ||
+	    ag_fmt(tmp, sizeof tmp, "/%s", store) < 0 || !cli_plain_path(tmp))
+		return -1;
+	return ag_fmt(out, outlen, "%s/%s", d->state_dir, store);
+}
+
 const char *cli_state_dir_arg(const struct cli_opts *co, const struct cli_db *d)
 {
 	return co->state_dir ? d->state_dir : NULL;

@@ -102,6 +102,13 @@ int cli_latest_session(struct cli_db *d, char *out, size_t outlen);
 /* Column text, or NULL for SQL NULL. */
 const char *cli_col(sqlite3_stmt *st, int i);
 
+/* 1 when p is an absolute path of plain components (no "", ".", ".."):
+ * what a snapshot's original path must be before anything acts on it. */
+int cli_plain_path(const char *p);
+/* The file behind a snapshot row's `store` (relative to the state dir). A
+ * row pointing outside state_dir/snapshots/ is refused: 0 or -1. */
+int cli_store_path(const struct cli_db *d, const char *store, char *out, size_t outlen);
+
 /* The path a `--state-dir` argument would need to be passed again, or NULL
  * when the state dir is the one the commands find by themselves. */
 const char *cli_state_dir_arg(const struct cli_opts *co, const struct cli_db *d);

@@ -280,34 +280,6 @@ static int load_session(struct restore *r, const char *session, const char *glob
 
 /* ---- the target tree ----------------------------------------------------- */
 
-/* An absolute path of plain components: no "", ".", "..". */
-static int clean_path(const char *p)
-{
-	if (p[0] != '/' || !p[1])
-		return 0;
-	for (const char *s = p + 1;;) {
-		const char *e = strchrnul(s, '/');
-		size_t n = (size_t)(e - s);
-		if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-			return 0;
-		if (n > 255)
-			return 0;
-		if (!*e)
-			return 1;
-		s = e + 1;
-	}
-}
-
-/* The store is inside the state dir; a row pointing elsewhere is refused. */
-static int clean_store(const char *s)
-{
-	char tmp[AG_PATH_MAX + 2];
-
-	if (strncmp(s, "snapshots/", 10) != 0 || ag_fmt(tmp, sizeof tmp, "/%s", s) < 0)
-		return 0;
-	return clean_path(tmp);
-}
-
 /* What the user sees for an item: where it goes. */
 static void dest_of(const struct restore *r, const struct item *it, char *out, size_t n)
 {
@@ -538,8 +510,7 @@ static void restore_leaf(struct restore *r, const struct item *it)
 			     "'agentguard gc')");
 			return;
 		}
-		if (!clean_store(it->store) ||
-		    ag_fmt(src, sizeof src, "%s/%s", r->d.state_dir, it->store) < 0) {
+		if (cli_store_path(&r->d, it->store, src, sizeof src) < 0) {
 			fail(r, dest, "the snapshot record points outside the snapshot store; "
 			     "refusing it (check the log with 'agentguard verify')");
 			return;
@@ -697,7 +668,7 @@ static int run_passes(struct restore *r, struct items *l)
 	for (size_t i = 0; i < l->n; i++) {
 		struct item *it = &l->v[i];
 		char dest[AG_PATH_MAX + AG_PATH_MAX];
-		if (!clean_path(it->path)) {
+		if (!cli_plain_path(it->path)) {
 			dest_of(r, it, dest, sizeof dest);
 			fail(r, dest, "not a plain absolute path; refusing it (snapshot %s)", it->id);
 			it->kind = (enum kind)-1;
