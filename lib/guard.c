@@ -16,6 +16,7 @@
 #include <dlfcn.h>
 
 #include "guard.h"
+#include "launch.h"
 #include "session.h"
 
 enum { G_UNSET, G_ACTIVE, G_BROKEN };
@@ -31,6 +32,9 @@ static struct {
 	size_t state_len;
 	const char *const *argv;
 	uint64_t *denials;          /* session-wide, shared by every process */
+	char envbuf[7 * AG_PATH_MAX];/* the session's variables for children */
+	const char *env[16];
+	char preload_given[AG_PATH_MAX];
 	int denials_failed;
 } G = { .spool = { .mu = PTHREAD_MUTEX_INITIALIZER } };
 
@@ -53,21 +57,12 @@ static void say(const char *msg, size_t len)
 
 static void record_session(void)
 {
-	char argv[8192];
-	size_t alen = 0;
 	const char *mode = G.s.mode == AG_MODE_SUPERVISED ? "supervised" : "autonomous";
 	int64_t enforce = G.s.enforce;
 
-	for (const char *const *a = G.argv; a && *a; a++) {
-		size_t l = strlen(*a) + 1;
-		if (alen + l > sizeof argv)
-			break;
-		memcpy(argv + alen, *a, l);
-		alen += l;
-	}
 #define S(tag, str) {tag, (uint32_t)strlen(str), str}
 	struct ag_field f[] = {
-		S(AG_T_SESSION, G.s.id), {AG_T_ARGV, (uint32_t)alen, argv},
+		S(AG_T_SESSION, G.s.id), {AG_T_ARGV | AG_FIELD_ARGV, 0, G.argv},
 		S(AG_T_MODE, mode), {AG_T_ENFORCE, 8, &enforce},
 		S(AG_T_RULES, G.s.rules_name), S(AG_T_RULES_HASH, G.s.rules_hash),
 		S(AG_T_WORKSPACE, G.s.workspace), S(AG_T_STATE_DIR, G.s.state_dir),
@@ -89,6 +84,23 @@ static void init(void)
 	G.caller[n > 0 ? n : 0] = 0;
 	if (dladdr((void *)init, &di) && di.dli_fname && !realpath(di.dli_fname, G.self))
 		G.self[0] = 0;
+	/* Children keep the entry the user wrote (it may be a symlink). */
+	const char *pre = getenv("LD_PRELOAD");
+	for (const char *p = pre; p && *p && G.self[0];) {
+		size_t l = strcspn(p, ": ");
+		char entry[AG_PATH_MAX], real[AG_PATH_MAX];
+		if (l && l < sizeof entry) {
+			memcpy(entry, p, l);
+			entry[l] = 0;
+			if (realpath(entry, real) && strcmp(real, G.self) == 0) {
+				memcpy(G.preload_given, entry, l + 1);
+				break;
+			}
+		}
+		p += l;
+		if (*p)
+			p++;
+	}
 
 	rc = ag_session_from_env(&G.s, err, sizeof err);
 	if (rc == 0) {
@@ -117,6 +129,8 @@ static void init(void)
 	G.spool.state_dir = G.s.state_dir;
 	G.spool.session = G.s.id;
 	G.spool.argv = G.argv;
+	if (ag_session_env_strings(&G.s, G.envbuf, sizeof G.envbuf, G.env, 16) > 0)
+		ag_launch_set(G.env, G.self, G.preload_given);
 	G.state = G_ACTIVE;
 	if (rc == 2)
 		record_session();
@@ -183,6 +197,37 @@ int ag_set_target(struct ag_call *c, int dirfd, const char *path)
 		return -1;
 	c->op.target = c->target;
 	c->op.target_exists = lstat(c->target, &st) == 0;
+	return 0;
+}
+
+int ag_set_exec(struct ag_call *c, int dirfd, const char *file,
+		char *const argv[], int search)
+{
+	int rc;
+
+	if (!file) {
+		c->fail_errno = EFAULT;
+		return -1;
+	}
+	if (!*file && dirfd >= 0) {
+		/* fexecve, execveat(AT_EMPTY_PATH): the file behind the descriptor. */
+		char proc[64];
+		snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
+		ssize_t n = readlink(proc, c->path, sizeof c->path - 1);
+		rc = n > 0 ? 0 : -1;
+		c->path[n > 0 ? n : 0] = 0;
+		file = c->path;
+	} else if (search && !strchr(file, '/'))
+		rc = ag_launch_resolve(file, c->path, sizeof c->path);
+	else
+		rc = ag_path_resolve(dirfd, file, c->path, sizeof c->path);
+	/* Not found: the real call will say so; judge the name as given. */
+	if (rc < 0)
+		snprintf(c->path, sizeof c->path, "%s", file);
+	c->op.path = c->path;
+	c->op.argv = (const char *const *)argv;
+	c->unguarded = rc < 0 ? NULL : ag_launch_unguarded(c->path);
+	c->op.unguarded = c->unguarded != NULL;
 	return 0;
 }
 
@@ -282,6 +327,15 @@ static int record(struct ag_call *c)
 	ADDI(AG_T_ENFORCED, &enforced);
 	ADD(AG_T_RULE, c->rule);
 	ADD(AG_T_REASON, c->reason);
+	int64_t pid;
+	if (o->argv)
+		f[n++] = (struct ag_field){AG_T_ARGV | AG_FIELD_ARGV, 0, o->argv};
+	if (o->kind == AG_OP_EXEC) {
+		ADD(AG_T_UNGUARDED, c->unguarded);
+		/* A vfork child writes into its parent's spool: say whose it is. */
+		pid = getpid();
+		ADDI(AG_T_PID, &pid);
+	}
 	int64_t mode, uid, gid, at, mt, size;
 	if (c->have_snap) {
 		const struct ag_snapshot *s = &c->snap;
@@ -375,6 +429,10 @@ int ag_check(struct ag_call *c)
 		if (c->decision == AG_DENY && !G.s.enforce && !c->v.hard)
 			c->enforced = 0;
 	}
+	if (c->decision == AG_SNAPSHOT && o->kind > AG_OP_TRUNCATE) {
+		/* Nothing to keep for a program start or a connection: notable only. */
+		c->decision = AG_LOG;
+	}
 	if (c->decision == AG_SNAPSHOT) {
 		int how = o->kind == AG_OP_TRUNCATE ? AG_SNAP_COPY : AG_SNAP_TAKE;
 		const char *victim = o->kind != AG_OP_RENAME ? o->path
@@ -415,6 +473,22 @@ int ag_end(struct ag_call *c, int rc)
 	if (c->marked)
 		ag_spool_patch_errno(&G.spool, &c->mark, rc < 0 ? e : 0);
 	depth--;
+	errno = e;
+	return rc;
+}
+
+void ag_release(struct ag_call *c)
+{
+	(void)c;
+	depth--;
+}
+
+int ag_after(struct ag_call *c, int rc)
+{
+	int e = errno;
+
+	if (c->marked)
+		ag_spool_patch_errno(&G.spool, &c->mark, rc < 0 ? e : 0);
 	errno = e;
 	return rc;
 }

@@ -50,6 +50,18 @@ struct ag_real {
 	int (*truncate64)(const char *, off_t);
 	int (*ftruncate)(int, off_t);
 	int (*ftruncate64)(int, off_t);
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execv)(const char *, char *const[]);
+	int (*execvp)(const char *, char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
+	int (*execveat)(int, const char *, char *const[], char *const[], int);
+	int (*posix_spawn)(pid_t *, const char *, const void *, const void *,
+			   char *const[], char *const[]);
+	int (*posix_spawnp)(pid_t *, const char *, const void *, const void *,
+			    char *const[], char *const[]);
+	int (*system)(const char *);
+	FILE *(*popen)(const char *, const char *);
 };
 
 extern struct ag_real ag_real;
@@ -79,6 +91,7 @@ struct ag_call {
 	struct ag_spool_mark mark;
 	int marked;
 	int fail_errno;            /* refuse with this instead of EACCES */
+	const char *unguarded;     /* exec: why the target runs without us */
 	int64_t t0;
 	char path[AG_PATH_MAX];
 	char target[AG_PATH_MAX];
@@ -107,5 +120,17 @@ int ag_check(struct ag_call *c);
 int ag_end(struct ag_call *c, int rc);
 /* Refuse: errno = EACCES, return -1. */
 int ag_refuse(struct ag_call *c);
+
+/* Calls that may never return (exec) or run a while (system): leave the
+ * guard before the real call — a vfork child shares our memory, so a
+ * flag left set would switch the guard off in the parent — and record the
+ * outcome afterwards with ag_after (which returns rc, errno intact). */
+void ag_release(struct ag_call *c);
+int ag_after(struct ag_call *c, int rc);
+
+/* exec: the program (resolved like execvp when `search`), argv, and
+ * whether it will run unguarded. -1: refuse (bad arguments). */
+int ag_set_exec(struct ag_call *c, int dirfd, const char *file,
+		char *const argv[], int search);
 
 #endif

@@ -2,6 +2,8 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <spawn.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -29,7 +31,15 @@ static void real_init_once(void)
 	R(__open_2); R(__open64_2); R(__openat_2); R(__openat64_2);
 	R(fopen); R(fopen64); R(freopen); R(freopen64);
 	R(truncate); R(truncate64); R(ftruncate); R(ftruncate64);
+	R(execve); R(execv); R(execvp); R(execvpe); R(fexecve); R(execveat);
+	R(system); R(popen);
 #undef R
+	/* posix_spawn has an old and a current version; programs link the
+	 * current one, and dlsym might hand back either. */
+	void *f = dlvsym(RTLD_NEXT, "posix_spawn", "GLIBC_2.15");
+	ag_real.posix_spawn = f ? f : dlsym(RTLD_NEXT, "posix_spawn");
+	f = dlvsym(RTLD_NEXT, "posix_spawnp", "GLIBC_2.15");
+	ag_real.posix_spawnp = f ? f : dlsym(RTLD_NEXT, "posix_spawnp");
 }
 
 void ag_real_init(void)

@@ -17,13 +17,31 @@
 
 _Static_assert(sizeof(struct ag_spool_hdr) <= HDR_SIZE, "spool header too big");
 
-static size_t rec_size(const struct ag_field *f, int nf)
+/* Bytes an argv takes as NUL-separated words, whole words only. */
+static uint32_t argv_len(const char *const *argv)
+{
+	size_t n = 0;
+
+	for (; argv && *argv; argv++) {
+		size_t l = strlen(*argv) + 1;
+		if (n + l > AG_ARGV_MAX)
+			break;
+		n += l;
+	}
+	return (uint32_t)n;
+}
+
+static size_t rec_size(struct ag_field *f, int nf)
 {
 	size_t n = sizeof(struct ag_rec);
 
-	for (int i = 0; i < nf; i++)
-		if (f[i].data)
-			n += 1 + 4 + f[i].len;
+	for (int i = 0; i < nf; i++) {
+		if (!f[i].data)
+			continue;
+		if (f[i].tag & AG_FIELD_ARGV)
+			f[i].len = argv_len(f[i].data);
+		n += 1 + 4 + f[i].len;
+	}
 	return (n + 7) & ~(size_t)7;
 }
 
@@ -126,9 +144,18 @@ static void put_field(char **p, const struct ag_field *f)
 {
 	uint32_t len = f->len;
 
-	*(*p)++ = (char)f->tag;
+	*(*p)++ = (char)(f->tag & 0xff);
 	memcpy(*p, &len, 4);
 	*p += 4;
+	if (f->tag & AG_FIELD_ARGV) {
+		char *end = *p + len;
+		for (const char *const *a = f->data; *a && *p < end; a++) {
+			size_t l = strlen(*a) + 1;
+			memcpy(*p, *a, l);
+			*p += l;
+		}
+		return;
+	}
 	memcpy(*p, f->data, len);
 	*p += len;
 }
@@ -183,7 +210,7 @@ static int ensure_room(struct ag_spool *sp, size_t need)
 
 static int append_locked(struct ag_spool *sp, uint16_t type, int32_t err,
 			 int64_t time_ns, int64_t latency_ns,
-			 const struct ag_field *f, int nf,
+			 struct ag_field *f, int nf,
 			 struct ag_spool_mark *mark)
 {
 	size_t need = rec_size(f, nf);
@@ -214,26 +241,17 @@ static int append_locked(struct ag_spool *sp, uint16_t type, int32_t err,
 
 static int write_proc_record(struct ag_spool *sp)
 {
-	char exe[AG_PATH_MAX], cwd[AG_PATH_MAX], argv[8192];
-	size_t alen = 0;
+	char exe[AG_PATH_MAX], cwd[AG_PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	int64_t ppid = getppid();
 
 	exe[n > 0 ? n : 0] = 0;
 	if (!getcwd(cwd, sizeof cwd))
 		cwd[0] = 0;
-	/* argv as NUL-separated words, cut at a word boundary if huge. */
-	for (const char *const *a = sp->argv; a && *a; a++) {
-		size_t l = strlen(*a) + 1;
-		if (alen + l > sizeof argv)
-			break;
-		memcpy(argv + alen, *a, l);
-		alen += l;
-	}
 	struct ag_field f[] = {
 		{AG_T_EXE, (uint32_t)strlen(exe), exe},
 		{AG_T_CWD, (uint32_t)strlen(cwd), cwd},
-		{AG_T_ARGV, (uint32_t)alen, argv},
+		{AG_T_ARGV | AG_FIELD_ARGV, 0, sp->argv},
 		{AG_T_PPID, 8, &ppid},
 	};
 	return append_locked(sp, AG_REC_PROC, 0, ag_now_ns(), 0, f, 4, NULL);
@@ -241,7 +259,7 @@ static int write_proc_record(struct ag_spool *sp)
 
 int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
 		    int64_t time_ns, int64_t latency_ns,
-		    const struct ag_field *f, int nf, struct ag_spool_mark *mark)
+		    struct ag_field *f, int nf, struct ag_spool_mark *mark)
 {
 	int rc, e;
 

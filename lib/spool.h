@@ -45,6 +45,8 @@ enum ag_tag {
 	AG_T_ATIME, AG_T_MTIME, AG_T_SIZE, AG_T_LINK, AG_T_STORE,
 	/* gap */
 	AG_T_WHAT,
+	/* exec */
+	AG_T_UNGUARDED, AG_T_PID,
 	AG_T_MAX
 };
 
@@ -72,7 +74,11 @@ struct ag_spool_hdr {
 	char session[AG_SESSION_ID_MAX];
 };
 
-/* A field to append: tag, bytes. Numbers are stored as 8-byte int64. */
+/* A field to append: tag, bytes. Numbers are stored as 8-byte int64.
+ * With AG_FIELD_ARGV in tag, data is a NULL-terminated argv that the
+ * spool stores as NUL-separated words (at most AG_ARGV_MAX bytes). */
+#define AG_FIELD_ARGV 0x100
+#define AG_ARGV_MAX (32u << 10)
 struct ag_field {
 	uint16_t tag;
 	uint32_t len;
@@ -110,7 +116,7 @@ struct ag_spool_mark {
  * caller fails closed for anything but a plain allow). */
 int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
 		    int64_t time_ns, int64_t latency_ns,
-		    const struct ag_field *f, int nf, struct ag_spool_mark *mark);
+		    struct ag_field *f, int nf, struct ag_spool_mark *mark);
 void ag_spool_patch_errno(struct ag_spool *sp, const struct ag_spool_mark *m,
 			  int err);
 /* In a fork child: forget the parent's mapping. */
