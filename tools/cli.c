@@ -69,7 +69,7 @@ int cli_getopt(int argc, char **argv, const struct option *own,
 	opterr = 0;
 	for (;;) {
 		/* "+": stop at the first operand; ":": tell a missing value apart. */
-		int c = getopt_long(argc, argv, "+:h", all, NULL);
+		int c = getopt_long(argc, argv, cli_current->in_order ? "+:h" : ":h", all, NULL);
 		switch (c) {
 		case 'h':
 			fputs(cli_current->help, stdout);
@@ -457,27 +457,34 @@ void cli_put_word(FILE *f, const char *s)
 void cli_put_argv(FILE *f, const char *argv_json, size_t max)
 {
 	json_t *a = argv_json ? json_loads(argv_json, JSON_DECODE_ANY, NULL) : NULL;
+	char *buf = NULL;
+	size_t len = 0, i;
+	json_t *v;
+	FILE *m;
 
-	if (!json_is_array(a)) {
+	if (!json_is_array(a) || !(m = open_memstream(&buf, &len))) {
 		cli_put_short(f, argv_json, max);
 		json_decref(a);
 		return;
 	}
-	size_t used = 0, i;
-	json_t *v;
 	json_array_foreach(a, i, v) {
-		const char *w = json_is_string(v) ? json_string_value(v) : "?";
-		if (i) {
-			if (used >= max) {
-				fputs(" ...", f);
-				break;
-			}
-			fputc(' ', f);
-		}
-		cli_put_word(f, w);
-		used += strlen(w) + 1;
+		if (i)
+			fputc(' ', m);
+		cli_put_word(m, json_is_string(v) ? json_string_value(v) : "?");
 	}
+	fclose(m);
 	json_decref(a);
+	/* Already escaped, so cutting cannot expose a control character; back
+	 * up to a character boundary. */
+	if (len > max) {
+		while (max > 0 && ((unsigned char)buf[max] & 0xc0) == 0x80)
+			max--;
+		fwrite(buf, 1, max, f);
+		fputs("...", f);
+	} else {
+		fwrite(buf, 1, len, f);
+	}
+	free(buf);
 }
 
 void cli_put_html(FILE *f, const char *str)

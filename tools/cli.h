@@ -24,6 +24,8 @@ struct cli_command {
 	const char *summary;   /* one line for `agentguard --help` */
 	const char *help;      /* the command's --help text */
 	int (*main)(int argc, char **argv);
+	int in_order;          /* options end at the first operand (what follows
+	                          belongs to another program: run, explain exec) */
 };
 
 extern const struct cli_command cli_cmd_run, cli_cmd_report, cli_cmd_restore,
@@ -51,8 +53,9 @@ struct cli_opts {
 
 /*
  * getopt_long over the command's own long options plus --help/-h and
- * --state-dir, stopping at the first operand (so `run -- agent -x` and
- * `explain exec -- rm -rf x` keep the agent's options). Returns the
+ * --state-dir. Options may follow operands, except for in_order commands,
+ * which stop at the first operand (so `run agent -x` and `explain exec rm
+ * -rf x` keep the program's options); `--` ends options everywhere. Returns the
  * option's `val`, -1 after the last option (optind is the first operand),
  * or CLI_OPT_STOP. Reset optind to 0 before the first call.
  */

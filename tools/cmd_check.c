@@ -62,5 +62,8 @@ static int cmd_check(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_check = {
-	"check", "validate rule files and run their examples", help, cmd_check,
+	.name = "check",
+	.summary = "validate rule files and run their examples",
+	.help = help,
+	.main = cmd_check,
 };

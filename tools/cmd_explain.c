@@ -843,5 +843,9 @@ static int cmd_explain(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_explain = {
-	"explain", "say what the rules decide for one operation, and why", help, cmd_explain,
+	.name = "explain",
+	.summary = "say what the rules decide for one operation, and why",
+	.help = help,
+	.main = cmd_explain,
+	.in_order = 1,
 };

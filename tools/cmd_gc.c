@@ -147,5 +147,8 @@ fail:
 }
 
 const struct cli_command cli_cmd_gc = {
-	"gc", "delete old snapshot content, keep the records", help, cmd_gc,
+	.name = "gc",
+	.summary = "delete old snapshot content, keep the records",
+	.help = help,
+	.main = cmd_gc,
 };

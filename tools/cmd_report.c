@@ -970,6 +970,8 @@ static int cmd_report(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_report = {
-	"report", "show what a session did: counts, timeline, restore commands (text, JSON, HTML)",
-	help, cmd_report,
+	.name = "report",
+	.summary = "show what a session did: counts, timeline, restore commands (text, JSON, HTML)",
+	.help = help,
+	.main = cmd_report,
 };

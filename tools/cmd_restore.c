@@ -466,8 +466,8 @@ static void restore_dir(struct restore *r, struct item *it)
 	}
 	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (!S_ISDIR(st.st_mode)) {
-			fail(r, dest, "something that is not a directory is there; move it away "
-			     "or restore with --to DIR");
+			fail(r, dest, "%s is there; move it away or restore with --to DIR",
+			     S_ISLNK(st.st_mode) ? "a symlink (never followed)" : "a file");
 		} else if (r->overwrite) {
 			/* Its mode and times are set in the last pass. */
 			it->dir_done = 1;
@@ -789,6 +789,8 @@ static int cmd_restore(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_restore = {
-	"restore", "put snapshots back (by id or a whole session), never clobbering",
-	help, cmd_restore,
+	.name = "restore",
+	.summary = "put snapshots back (by id or a whole session), never clobbering",
+	.help = help,
+	.main = cmd_restore,
 };

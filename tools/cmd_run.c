@@ -189,7 +189,9 @@ static void summary(struct cli_db *d, const struct cli_opts *co,
 				fprintf(stderr, "agentguard:   ... more kinds of denials: see the report\n");
 				break;
 			}
-			fprintf(stderr, "agentguard:   %s %ldx (rule ", cli_decision_label(st),
+			const char *label = cli_decision_label(st);
+			fprintf(stderr, "agentguard:   %s %ldx (rule ",
+				strcmp(label, "deny") == 0 ? "denied" : label,
 				(long)sqlite3_column_int64(st, EV_NCOLS));
 			cli_put(stderr, cli_col(st, EV_RULE) ? cli_col(st, EV_RULE) : "(op default)");
 			fputs("): ", stderr);
@@ -343,6 +345,8 @@ static int cmd_run(int argc, char **argv)
 
 	if (ag_session_new(&s, &so, err, sizeof err) < 0) {
 		const char *rules = so.rules_file ? so.rules_file : getenv("AGENTGUARD_RULES");
+		if (!rules || !*rules || strcmp(rules, "builtin") == 0)
+			rules = "builtin:default.yaml";
 		size_t rl = rules ? strlen(rules) : 0;
 		if (rl && strncmp(err, rules, rl) == 0 && err[rl] == ':') {
 			/* file:line:col first on its line, where editors look for it. */
@@ -453,5 +457,9 @@ fail:
 }
 
 const struct cli_command cli_cmd_run = {
-	"run", "run an agent under the guard, then summarize what it did", help, cmd_run,
+	.name = "run",
+	.summary = "run an agent under the guard, then summarize what it did",
+	.help = help,
+	.main = cmd_run,
+	.in_order = 1,
 };

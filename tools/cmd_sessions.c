@@ -132,5 +132,8 @@ static int cmd_sessions(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_sessions = {
-	"sessions", "list sessions, newest first", help, cmd_sessions,
+	.name = "sessions",
+	.summary = "list sessions, newest first",
+	.help = help,
+	.main = cmd_sessions,
 };

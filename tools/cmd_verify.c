@@ -87,5 +87,8 @@ static int cmd_verify(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_verify = {
-	"verify", "check the audit log's hash chains for tampering", help, cmd_verify,
+	.name = "verify",
+	.summary = "check the audit log's hash chains for tampering",
+	.help = help,
+	.main = cmd_verify,
 };
