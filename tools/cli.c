@@ -196,13 +196,13 @@ int cli_db_open(struct cli_db *d, const struct cli_opts *co, int mode)
 	d->db = ag_audit_open(d->state_dir, 0, err, sizeof err);
 	if (!d->db) {
 		if (mode == CLI_DB_WRITE || !have_db) {
-			cli_err("cannot open the audit log %s for writing: %s", d->path, err);
+			cli_err("%s (this command needs to write it)", err);
 			return -1;
 		}
 		d->db = ag_audit_open(d->state_dir, 1, err2, sizeof err2);
 		if (!d->db) {
-			cli_err("cannot open the audit log %s: %s (if it is damaged, move it "
-				"aside; a new one is started on the next run)", d->path, err2);
+			/* audit.c's message names the file and what to do. */
+			cli_err("%s", err2);
 			return -1;
 		}
 		d->readonly = 1;

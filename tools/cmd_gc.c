@@ -131,9 +131,10 @@ static int cmd_gc(int argc, char **argv)
 	char human[32], when[64];
 	cli_fmt_bytes(bytes, human, sizeof human);
 	cli_fmt_time(cutoff, 1, when, sizeof when);
-	printf("%s %s (%llu bytes) from %ld snapshot%s taken before %s\n",
-	       dry ? "would free" : "freed", human, (unsigned long long)bytes, count,
-	       count == 1 ? "" : "s", when);
+	printf("%s %s", dry ? "would free" : "freed", human);
+	if (bytes >= 1024)
+		printf(" (%llu bytes)", (unsigned long long)bytes);
+	printf(" from %ld snapshot%s taken before %s\n", count, count == 1 ? "" : "s", when);
 	if (errors)
 		printf("%ld snapshot%s could not be removed (see above)\n", errors,
 		       errors == 1 ? "" : "s");
