@@ -33,13 +33,14 @@ static const char schema[] =
 	" argv TEXT, cwd TEXT, op TEXT, path TEXT, target TEXT, address TEXT,"
 	" host TEXT, port INTEGER, sql TEXT, sql_class TEXT, database TEXT,"
 	" rule TEXT, decision TEXT, enforced INTEGER, reason TEXT, errno INTEGER,"
-	" snapshot TEXT, latency_ns INTEGER, prev_hash TEXT, hash TEXT);"
+	" snapshot TEXT, latency_ns INTEGER, unguarded TEXT, prev_hash TEXT, hash TEXT);"
 	"CREATE INDEX IF NOT EXISTS events_session ON events(session, id);"
 	"CREATE TABLE IF NOT EXISTS snapshots("
 	" id TEXT PRIMARY KEY, session TEXT, event_uid TEXT, kind TEXT, path TEXT,"
 	" mode INTEGER, uid INTEGER, gid INTEGER, atime_ns INTEGER,"
 	" mtime_ns INTEGER, size INTEGER, sha256 TEXT, link_target TEXT,"
-	" store TEXT, created_ns INTEGER, restored_ns INTEGER);"
+	" store TEXT, created_ns INTEGER, restored_ns INTEGER,"
+	" parent_atime_ns INTEGER, parent_mtime_ns INTEGER);"
 	"CREATE INDEX IF NOT EXISTS snapshots_session ON snapshots(session, path);"
 	"CREATE TABLE IF NOT EXISTS gaps("
 	" id INTEGER PRIMARY KEY, session TEXT, time_ns INTEGER, pid INTEGER, what TEXT);"
@@ -118,7 +119,7 @@ static const char *const chained[] = {
 	"uid", "time_ns", "session", "pid", "ppid", "proc_start", "exe", "argv",
 	"cwd", "op", "path", "target", "address", "host", "port", "sql",
 	"sql_class", "database", "rule", "decision", "enforced", "reason",
-	"errno", "snapshot", "latency_ns",
+	"errno", "snapshot", "latency_ns", "unguarded",
 };
 #define NCHAINED ((int)(sizeof chained / sizeof chained[0]))
 
@@ -380,7 +381,7 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 	v[k++] = ts(uid);
 	v[k++] = iv(r->time_ns);
 	v[k++] = ts(session);
-	v[k++] = iv(sv->hdr->pid);
+	v[k++] = iv(rv->field[AG_T_PID] ? ag_rec_int(rv, AG_T_PID) : sv->hdr->pid);
 	v[k++] = iv(rv->field[AG_T_PPID] ? ag_rec_int(rv, AG_T_PPID) : g->ppid);
 	v[k++] = iv((int64_t)sv->hdr->proc_start);
 	v[k++] = ts(g->exe);
@@ -402,6 +403,7 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 	v[k++] = r->err < 0 ? tv(NULL, 0) : iv(r->err);
 	v[k++] = F(AG_T_SNAP_ID);
 	v[k++] = iv(r->latency_ns);
+	v[k++] = F(AG_T_UNGUARDED);
 #undef F
 	hash_event(g->head, v, hash);
 
@@ -463,6 +465,13 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 			sqlite3_bind_null(st, 13);
 		bind_text(st, 14, store);
 		sqlite3_bind_int64(st, 15, r->time_ns);
+		if (rv->field[AG_T_PARENT_MTIME]) {
+			sqlite3_bind_int64(st, 16, ag_rec_int(rv, AG_T_PARENT_ATIME));
+			sqlite3_bind_int64(st, 17, ag_rec_int(rv, AG_T_PARENT_MTIME));
+		} else {
+			sqlite3_bind_null(st, 16);
+			sqlite3_bind_null(st, 17);
+		}
 		int ok = sqlite3_step(st) == SQLITE_DONE;
 		free(store);
 		if (!ok)
@@ -588,12 +597,13 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 			       "INSERT INTO events(uid, time_ns, session, pid, ppid, proc_start,"
 			       " exe, argv, cwd, op, path, target, address, host, port, sql,"
 			       " sql_class, database, rule, decision, enforced, reason, errno,"
-			       " snapshot, latency_ns, prev_hash, hash) VALUES(?,?,?,?,?,?,?,?,"
-			       "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &g.ins, NULL) != SQLITE_OK ||
+			       " snapshot, latency_ns, unguarded, prev_hash, hash) VALUES(?,?,?,?,?,"
+			       "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &g.ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			       "INSERT OR IGNORE INTO snapshots(id, session, event_uid, kind, path,"
 			       " mode, uid, gid, atime_ns, mtime_ns, size, sha256, link_target,"
-			       " store, created_ns) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			       " store, created_ns, parent_atime_ns, parent_mtime_ns)"
+			       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 			       -1, &g.snap, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "SELECT head FROM sessions WHERE id=?", -1, &g.head_get,
 			       NULL) != SQLITE_OK ||

@@ -20,13 +20,17 @@
  *          address TEXT, host TEXT, port INT, sql TEXT, sql_class TEXT,
  *          database TEXT, rule TEXT, decision TEXT, enforced INT,
  *          reason TEXT, errno INT (NULL: unknown, the process died inside
- *          the call), snapshot TEXT, latency_ns INT, prev_hash TEXT,
- *          hash TEXT)
+ *          the call), snapshot TEXT, latency_ns INT, unguarded TEXT (exec:
+ *          why the program runs without the library: static, setuid,
+ *          setgid, capabilities), prev_hash TEXT, hash TEXT)
  *   snapshots(id TEXT PK, session TEXT, event_uid TEXT, kind TEXT
  *          ('file'|'symlink'|'dir'|'sqlite'), path TEXT, mode INT, uid INT,
  *          gid INT, atime_ns INT, mtime_ns INT, size INT, sha256 TEXT,
  *          link_target TEXT, store TEXT (path relative to state dir, NULL
- *          for 'dir'), created_ns INT, restored_ns INT)
+ *          for 'dir'), created_ns INT, restored_ns INT, parent_atime_ns INT,
+ *          parent_mtime_ns INT (the times of the directory holding `path`
+ *          before the session first deleted anything in it: restore puts
+ *          them back on that directory))
  *   gaps(id INTEGER PK, session TEXT, time_ns INT, pid INT, what TEXT)
  *
  * Hash chain, per session: genesis = sha256 of the session's canonical

@@ -221,12 +221,15 @@ int ag_set_exec(struct ag_call *c, int dirfd, const char *file,
 		rc = ag_launch_resolve(file, c->path, sizeof c->path);
 	else
 		rc = ag_path_resolve(dirfd, file, c->path, sizeof c->path);
-	/* Not found: the real call will say so; judge the name as given. */
-	if (rc < 0)
-		snprintf(c->path, sizeof c->path, "%s", file);
+	/* No such program: nothing will run, and the real call says so. Callers
+	 * like Python's subprocess try every $PATH entry in turn; only the one
+	 * that exists is an operation. */
+	struct stat st;
+	if (rc < 0 || stat(c->path, &st) < 0)
+		return 1;
 	c->op.path = c->path;
 	c->op.argv = (const char *const *)argv;
-	c->unguarded = rc < 0 ? NULL : ag_launch_unguarded(c->path);
+	c->unguarded = ag_launch_unguarded(c->path);
 	c->op.unguarded = c->unguarded != NULL;
 	return 0;
 }
@@ -309,6 +312,40 @@ static int ask_human(const struct ag_call *c)
 	return ok;
 }
 
+/* Deleting a file changes its directory's mtime; rm -rf then removes the
+ * directory with that new time. Restore wants the time from before: keep
+ * the directory's times as first seen, per thread (rm -rf deletes a
+ * directory's entries one after another). */
+static __thread struct {
+	dev_t dev;
+	ino_t ino;
+	struct timespec atime, mtime;
+} parent_seen __attribute__((tls_model("initial-exec")));
+
+static void parent_times(const char *path, int64_t *at, int64_t *mt)
+{
+	char dir[AG_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash && slash != path ? (size_t)(slash - path) : 1;
+	struct stat st;
+
+	*at = *mt = -1;
+	if (n >= sizeof dir)
+		return;
+	memcpy(dir, path, n);
+	dir[n] = 0;
+	if (stat(dir, &st) < 0)
+		return;
+	if (st.st_dev != parent_seen.dev || st.st_ino != parent_seen.ino) {
+		parent_seen.dev = st.st_dev;
+		parent_seen.ino = st.st_ino;
+		parent_seen.atime = st.st_atim;
+		parent_seen.mtime = st.st_mtim;
+	}
+	*at = (int64_t)parent_seen.atime.tv_sec * 1000000000 + parent_seen.atime.tv_nsec;
+	*mt = (int64_t)parent_seen.mtime.tv_sec * 1000000000 + parent_seen.mtime.tv_nsec;
+}
+
 static int record(struct ag_call *c)
 {
 	const struct ag_op *o = &c->op;
@@ -336,7 +373,7 @@ static int record(struct ag_call *c)
 		pid = getpid();
 		ADDI(AG_T_PID, &pid);
 	}
-	int64_t mode, uid, gid, at, mt, size;
+	int64_t mode, uid, gid, at, mt, size, pat, pmt;
 	if (c->have_snap) {
 		const struct ag_snapshot *s = &c->snap;
 		mode = s->st.st_mode;
@@ -358,6 +395,11 @@ static int record(struct ag_call *c)
 			ADD(AG_T_LINK, s->link_target);
 		if (s->store[0])
 			ADD(AG_T_STORE, s->store);
+		parent_times(s->path, &pat, &pmt);
+		if (pmt >= 0) {
+			ADDI(AG_T_PARENT_ATIME, &pat);
+			ADDI(AG_T_PARENT_MTIME, &pmt);
+		}
 	}
 #undef ADD
 #undef ADDI

@@ -129,7 +129,8 @@ void ag_release(struct ag_call *c);
 int ag_after(struct ag_call *c, int rc);
 
 /* exec: the program (resolved like execvp when `search`), argv, and
- * whether it will run unguarded. -1: refuse (bad arguments). */
+ * whether it will run unguarded. 0: decide it; 1: no such program, not an
+ * operation (ag_skip, then the real call fails by itself); -1: refuse. */
 int ag_set_exec(struct ag_call *c, int dirfd, const char *file,
 		char *const argv[], int search);
 

@@ -47,6 +47,8 @@ enum ag_tag {
 	AG_T_WHAT,
 	/* exec */
 	AG_T_UNGUARDED, AG_T_PID,
+	/* snapshot: the parent directory's times before the session changed it */
+	AG_T_PARENT_ATIME, AG_T_PARENT_MTIME,
 	AG_T_MAX
 };
 

@@ -88,10 +88,14 @@ static int do_exec(int dirfd, const char *file, char *const argv[], char *const 
 			return AG_REAL(execveat)(dirfd, file, argv, envp, flags);
 		return search ? AG_REAL(execvpe)(file, argv, envp) : AG_REAL(execve)(file, argv, envp);
 	}
-	if (ag_set_exec(&c, dirfd, file, argv, search) < 0 || ag_check(&c) < 0)
+	int set = ag_set_exec(&c, dirfd, file, argv, search);
+	if (set < 0 || (set == 0 && ag_check(&c) < 0))
 		return ag_refuse(&c);
 	AG_CHILD_ENV(envp, env);
-	ag_release(&c);
+	if (set == 0)
+		ag_release(&c);
+	else
+		ag_skip(&c);
 	int rc;
 	if (dirfd != AT_FDCWD || flags)
 		rc = ag_real.execveat(dirfd, file, argv, env, flags);
@@ -179,11 +183,12 @@ static int do_spawn(pid_t *pid, const char *file, const posix_spawn_file_actions
 	if (!ag_begin(&c, AG_OP_EXEC))
 		return (search ? AG_REAL(posix_spawnp) : AG_REAL(posix_spawn))(pid, file, fa, attr,
 									  argv, envp);
-	if (ag_set_exec(&c, AT_FDCWD, file, argv, search) < 0) {
+	int set = ag_set_exec(&c, AT_FDCWD, file, argv, search);
+	if (set < 0) {
 		ag_refuse(&c);
 		return EFAULT;
 	}
-	if (ag_check(&c) < 0) {
+	if (set == 0 && ag_check(&c) < 0) {
 		/* posix_spawn reports failure in its return value; errno stays. */
 		int e = errno;
 		ag_refuse(&c);
@@ -191,7 +196,10 @@ static int do_spawn(pid_t *pid, const char *file, const posix_spawn_file_actions
 		return EACCES;
 	}
 	AG_CHILD_ENV(envp, env);
-	ag_release(&c);
+	if (set == 0)
+		ag_release(&c);
+	else
+		ag_skip(&c);
 	int rc = (search ? ag_real.posix_spawnp : ag_real.posix_spawn)(pid, file, fa, attr,
 									argv, env);
 	int e = errno;
@@ -220,7 +228,7 @@ static int guard_shell(struct ag_call *c, const char *cmd)
 {
 	const char *argv[] = {"sh", "-c", cmd, NULL};
 
-	if (ag_set_exec(c, AT_FDCWD, "/bin/sh", (char *const *)argv, 0) < 0 || ag_check(c) < 0)
+	if (ag_set_exec(c, AT_FDCWD, "/bin/sh", (char *const *)argv, 0) != 0 || ag_check(c) < 0)
 		return -1;
 	ag_launch_repair_environ();
 	/* argv is on this frame: the record was written, forget the pointer. */
