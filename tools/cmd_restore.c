@@ -83,6 +83,7 @@ struct restore {
 	int root_missing;           /* dry run: --to DIR does not exist yet */
 	char to_abs[AG_PATH_MAX];
 	long restored, skipped, failed, superseded;
+	long conflicts;             /* skips that --overwrite/--keep-both would settle */
 };
 
 static void item_free(struct item *it)
@@ -562,6 +563,7 @@ static void restore_leaf(struct restore *r, const struct item *it)
 			cli_put(stdout, dest);
 			fputs(": exists (use --overwrite or --keep-both)\n", stdout);
 			r->skipped++;
+			r->conflicts++;
 			goto out;
 		}
 		if (replacing && S_ISDIR(st.st_mode)) {
@@ -776,7 +778,7 @@ static int cmd_restore(int argc, char **argv)
 		       "was changed\n", r.restored, r.skipped, r.failed);
 	else
 		printf("%ld restored, %ld skipped, %ld failed\n", r.restored, r.skipped, r.failed);
-	if (r.skipped && !r.overwrite && !r.keep_both)
+	if (r.conflicts)
 		printf("skipped items already exist: --overwrite replaces them, --keep-both "
 		       "restores next to them\n");
 	if (r.superseded)
