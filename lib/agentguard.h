@@ -218,6 +218,11 @@ int ag_parse_size(const char *s, uint64_t *out);
 int ag_parse_duration(const char *s, int64_t *out);
 /* mkdir -p with mode; 0 or -1 with errno. */
 int ag_mkdirs(const char *path, mode_t mode);
+/* getenv, except that after ag_env_snapshot (the library's constructor)
+ * the session's variables, HOME, XDG_STATE_HOME, TMPDIR and LD_PRELOAD
+ * read as they were when the process started. */
+const char *ag_getenv(const char *name);
+void ag_env_snapshot(void);
 /* The default state dir: ${XDG_STATE_HOME:-$HOME/.local/state}/agentguard */
 int ag_default_state_dir(char *out, size_t outlen);
 /* Start time of a process (clock ticks since boot, /proc/PID/stat field 22);

@@ -85,7 +85,7 @@ static void init(void)
 	if (dladdr((void *)init, &di) && di.dli_fname && !realpath(di.dli_fname, G.self))
 		G.self[0] = 0;
 	/* Children keep the entry the user wrote (it may be a symlink). */
-	const char *pre = getenv("LD_PRELOAD");
+	const char *pre = ag_getenv("LD_PRELOAD");
 	for (const char *p = pre; p && *p && G.self[0];) {
 		size_t l = strcspn(p, ": ");
 		char entry[AG_PATH_MAX], real[AG_PATH_MAX];
@@ -106,7 +106,7 @@ static void init(void)
 	if (rc == 0) {
 		rc = ag_session_new(&G.s, NULL, err, sizeof err) == 0 ? 2 : -1;
 		if (rc == 2) {
-			const char *r = getenv("AGENTGUARD_RULES");
+			const char *r = ag_getenv("AGENTGUARD_RULES");
 			if (r && *r && strcmp(r, "builtin") != 0 && !realpath(r, G.rules_src))
 				G.rules_src[0] = 0;
 			ag_session_setenv(&G.s);
@@ -147,6 +147,7 @@ __attribute__((constructor)) static void ag_ctor(int argc, char **argv, char **e
 	(void)argc;
 	(void)envp;
 	G.argv = (const char *const *)argv;
+	ag_env_snapshot();
 	ag_real_init();
 	pthread_atfork(NULL, NULL, atfork_child);
 }
@@ -409,10 +410,38 @@ static int record(struct ag_call *c)
 	return rc;
 }
 
+/* A shell searching $PATH retries a refused program at every entry that
+ * has one; the agent needs to hear about the command once. */
+static int said_before(const struct ag_call *c)
+{
+	static __thread uint64_t last;
+	static __thread int64_t last_at;
+	uint64_t h = 1469598103934665603ULL;
+
+	if (c->op.kind != AG_OP_EXEC || !c->op.argv)
+		return 0;
+	for (const char *s = c->rule ? c->rule : ""; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	for (const char *const *a = c->op.argv; *a; a++)
+		for (const char *s = *a;; s++) {
+			h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+			if (!*s)
+				break;
+		}
+	int64_t now = ag_mono_ns();
+	int same = h == last && now - last_at < 2000000000LL;
+	last = h;
+	last_at = now;
+	return same;
+}
+
 static void say_denied(const struct ag_call *c)
 {
 	char line[AG_PATH_MAX * 2 + 1024];
 	const struct ag_op *o = &c->op;
+
+	if (said_before(c))
+		return;
 	int l = snprintf(line, sizeof line, "agentguard: %s %s %s%s%s (%s%s%s%s)\n",
 			 c->enforced ? "denied" : "would deny", ag_op_name(o->kind),
 			 o->path ? o->path : "", o->target ? " -> " : "",

@@ -23,7 +23,7 @@ static void seterr(char *err, size_t errlen, const char *fmt, const char *a,
 
 static const char *home_dir(void)
 {
-	const char *h = getenv("HOME");
+	const char *h = ag_getenv("HOME");
 
 	if (h && h[0] == '/')
 		return h;
@@ -127,7 +127,7 @@ static int parse_mode(const char *m, enum ag_mode *out)
 
 static const char *env_or(const char *given, const char *name)
 {
-	const char *v = given ? given : getenv(name);
+	const char *v = given ? given : ag_getenv(name);
 	return v && *v ? v : NULL;
 }
 
@@ -140,7 +140,7 @@ static int load_policy(struct ag_session *s, const char *name, const char *text,
 		.home = home,
 		.workspace = workspace,
 		.cwd = getcwd(cwd, sizeof cwd) ? cwd : "/",
-		.tmpdir = getenv("TMPDIR"),
+		.tmpdir = ag_getenv("TMPDIR"),
 	};
 
 	s->policy = ag_policy_load(name, text, len, &env, err, errlen);
@@ -234,7 +234,7 @@ int ag_session_new(struct ag_session *s, const struct ag_session_opts *o,
 		ag_session_free(s);
 		return -1;
 	}
-	v = getenv("AGENTGUARD_MONITOR");
+	v = ag_getenv("AGENTGUARD_MONITOR");
 	s->enforce = ag_policy_enforce(s->policy) && !o->monitor &&
 		     !(v && strcmp(v, "1") == 0);
 	snprintf(s->workspace, sizeof s->workspace, "%s", ag_policy_workspace(s->policy));
@@ -255,13 +255,13 @@ static int id_ok(const char *id)
 
 int ag_session_from_env(struct ag_session *s, char *err, size_t errlen)
 {
-	const char *id = getenv("AGENTGUARD_SESSION");
-	const char *sd = getenv("AGENTGUARD_STATE_DIR");
-	const char *rules = getenv("AGENTGUARD_RULES");
-	const char *mode = getenv("AGENTGUARD_MODE");
-	const char *ws = getenv("AGENTGUARD_WORKSPACE");
-	const char *home = getenv("AGENTGUARD_HOME");
-	const char *mon = getenv("AGENTGUARD_MONITOR");
+	const char *id = ag_getenv("AGENTGUARD_SESSION");
+	const char *sd = ag_getenv("AGENTGUARD_STATE_DIR");
+	const char *rules = ag_getenv("AGENTGUARD_RULES");
+	const char *mode = ag_getenv("AGENTGUARD_MODE");
+	const char *ws = ag_getenv("AGENTGUARD_WORKSPACE");
+	const char *home = ag_getenv("AGENTGUARD_HOME");
+	const char *mon = ag_getenv("AGENTGUARD_MONITOR");
 
 	memset(s, 0, sizeof *s);
 	if (!id || !*id)

@@ -131,10 +131,50 @@ int ag_mkdirs(const char *path, mode_t mode)
 	return 0;
 }
 
+/* The variables a session start reads, copied when the process started:
+ * `env -i CMD` empties the environment before the first hooked call. */
+static const char *const snap_names[] = {
+	"AGENTGUARD_SESSION", "AGENTGUARD_STATE_DIR", "AGENTGUARD_RULES",
+	"AGENTGUARD_MODE", "AGENTGUARD_WORKSPACE", "AGENTGUARD_HOME",
+	"AGENTGUARD_MONITOR", "HOME", "XDG_STATE_HOME", "TMPDIR", "LD_PRELOAD",
+};
+#define NSNAP (sizeof snap_names / sizeof snap_names[0])
+static struct {
+	int taken;
+	const char *val[NSNAP];
+	char buf[NSNAP * 1024 + 8192];
+} snap;
+
+void ag_env_snapshot(void)
+{
+	size_t off = 0;
+
+	for (size_t i = 0; i < NSNAP; i++) {
+		const char *v = getenv(snap_names[i]);
+		size_t l = v ? strlen(v) + 1 : 0;
+		snap.val[i] = NULL;
+		if (v && off + l <= sizeof snap.buf) {
+			memcpy(snap.buf + off, v, l);
+			snap.val[i] = snap.buf + off;
+			off += l;
+		}
+	}
+	snap.taken = 1;
+}
+
+const char *ag_getenv(const char *name)
+{
+	if (snap.taken)
+		for (size_t i = 0; i < NSNAP; i++)
+			if (strcmp(name, snap_names[i]) == 0)
+				return snap.val[i];
+	return getenv(name);
+}
+
 int ag_default_state_dir(char *out, size_t outlen)
 {
-	const char *xdg = getenv("XDG_STATE_HOME");
-	const char *home = getenv("HOME");
+	const char *xdg = ag_getenv("XDG_STATE_HOME");
+	const char *home = ag_getenv("HOME");
 	int n;
 
 	if (xdg && xdg[0] == '/')

@@ -10,7 +10,7 @@ pass=0 fail=0 failed=()
 
 for file in "$here"/t_*.sh; do
 	for t in $(bash -c "source '$here/lib.sh'; source '$file'; declare -F" | awk '{print $3}' | grep '^test_'); do
-		[[ -z "$filter" || "$t" == *"$filter"* ]] || continue
+		[[ -z "$filter" || "$(basename "$file" .sh)/$t" == *"$filter"* ]] || continue
 		log=$(mktemp)
 		start=$(date +%s%N)
 		( source "$here/lib.sh"; source "$file"; ag_setup; set -e; "$t"; ) >"$log" 2>&1

@@ -9,15 +9,20 @@ fake_tools() {
 		printf '#!/bin/sh\necho "%s $*" >> "%s"\n' "$tool" "$MARK" > "$FAKEBIN/$tool"
 		chmod +x "$FAKEBIN/$tool"
 	done
-	export PATH=$FAKEBIN:$PATH
+	# Only the fakes: a real terraform elsewhere on PATH must not be reached.
+	export PATH=$FAKEBIN:/usr/bin
 	printf 'we never run terraform destroy here\n' > "$WS/notes.txt"
 }
+
+# The agent's shell: what it starts is judged (the test's own shell is not
+# guarded, so a program it starts directly would begin outside the guard).
+agent_sh() { guard /bin/sh -c '"$@"' agent "$@"; }
 
 # denied CMD...: refused, no marker, exactly one agentguard line with rule and reason.
 denied() {
 	rm -f "$MARK"
 	local err
-	err=$(guard "$@" 2>&1 >/dev/null) || true
+	err=$(agent_sh "$@" 2>&1 >/dev/null) || true
 	[ ! -e "$MARK" ] || fail "'$*' ran: $(cat "$MARK")"
 	[ "$(grep -c '^agentguard: denied exec' <<<"$err")" == 1 ] ||
 		fail "'$*': expected one denial line, got: $err"
@@ -29,7 +34,7 @@ denied() {
 allowed() {
 	rm -f "$MARK"
 	local err
-	err=$(guard "$@" 2>&1 >/dev/null) || fail "'$*' failed: $err"
+	err=$(agent_sh "$@" 2>&1 >/dev/null) || fail "'$*' failed: $err"
 	assert_not_contains "$err" "agentguard: denied"
 }
 
@@ -85,10 +90,10 @@ test_env_i_and_unsetenv_do_not_shed_the_guard() {
 
 test_every_way_of_starting_a_program_is_an_audit_row() {
 	fake_tools
-	printf 'x\n' > "$HOME/.bashrc"
+	mkdir -p "$HOME/.ssh"; printf 'k\n' > "$HOME/.ssh/known_hosts"
 	spawner fork "$FAKEBIN/terraform" plan one
-	spawner vfork "$FAKEBIN/terraform" plan two "$HOME/.bashrc" || fail "vfork parent lost its guard (exit $?)"
-	assert_exists "$HOME/.bashrc"
+	spawner vfork "$FAKEBIN/terraform" plan two "$HOME/.ssh/known_hosts" || fail "vfork parent lost its guard (exit $?)"
+	assert_exists "$HOME/.ssh/known_hosts"
 	spawner spawn "$FAKEBIN/terraform" plan three
 	spawner spawnp terraform plan four
 	spawner threads "$FAKEBIN/terraform" plan five
@@ -107,7 +112,7 @@ test_every_way_of_starting_a_program_is_an_audit_row() {
 test_static_binary_is_unguarded_and_can_be_denied() {
 	printf '#include <stdio.h>\nint main(void){puts("static ran");return 0;}\n' > "$T/s.c"
 	gcc -static -o "$T/static_hello" "$T/s.c" 2>/dev/null || { echo "no static libc: skipping is not allowed"; return 1; }
-	out=$(guard "$T/static_hello")
+	out=$(agent_sh "$T/static_hello")
 	assert_eq "$out" "static ran"
 	ingest
 	assert_eq "$(db "select unguarded from events where op='exec' and path='$T/static_hello'")" static
@@ -120,7 +125,7 @@ rules:
     action: deny
     reason: "this program would run without the guard"
 YAML
-	err=$(AGENTGUARD_RULES=$T/rules.yaml guard sh -c "$T/static_hello" 2>&1) && fail "should be denied"
+	err=$(AGENTGUARD_RULES=$T/rules.yaml agent_sh "$T/static_hello" 2>&1) && fail "should be denied"
 	assert_contains "$err" "rule no-unguarded: this program would run without the guard"
 	assert_not_contains "$err" "static ran"
 }

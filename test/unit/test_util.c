@@ -1,0 +1,331 @@
+/* lib/util.c: sizes and durations from rules, bounded formatting, mkdir -p,
+ * process start times (what tells a live spool writer from a reused pid). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agentguard.h"
+#include "helpers.h"
+
+/* ---- ag_parse_size -------------------------------------------------------- */
+
+struct size_case {
+	const char *s;
+	uint64_t want;
+};
+
+Test(util_size, accepted)
+{
+	static const struct size_case ok[] = {
+		{"0", 0},
+		{"100", 100},
+		{"100B", 100},
+		{"1K", 1024},
+		{"1KiB", 1024},
+		{"1KB", 1000},
+		{"1kb", 1000},                 /* units ignore case */
+		{"512MB", 512000000ULL},
+		{"3M", 3ULL << 20},
+		{"4GiB", 4ULL << 30},
+		{"4gib", 4ULL << 30},
+		{"2GB", 2000000000ULL},
+		{"10 MiB", 10ULL << 20},        /* a space before the unit */
+		{"1T", 1ULL << 40},
+		{"5TB", 5000000000000ULL},
+		{"18446744073709551615", UINT64_MAX},
+		{"16777215TiB", 16777215ULL << 40},
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		uint64_t v = 12345;
+		cr_expect_eq(ag_parse_size(ok[i].s, &v), 0, "\"%s\" rejected", ok[i].s);
+		cr_expect_eq(v, ok[i].want, "\"%s\" = %llu, want %llu", ok[i].s,
+			     (unsigned long long)v, (unsigned long long)ok[i].want);
+	}
+}
+
+Test(util_size, rejected)
+{
+	static const char *const bad[] = {
+		"", "GiB", "-1", "+5", " 5", "1.5G", "4XB", "4 G B", "0x10", "12abc",
+		"18446744073709551616",      /* does not fit 64 bits */
+		"16777216TiB",               /* 2^64 after scaling */
+		"99999999999999999999GB",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		uint64_t v = 777;
+		cr_expect_eq(ag_parse_size(bad[i], &v), -1, "\"%s\" accepted as %llu",
+			     bad[i], (unsigned long long)v);
+		cr_expect_eq(v, 777, "\"%s\" wrote the output on failure", bad[i]);
+	}
+	uint64_t v;
+	cr_expect_eq(ag_parse_size(NULL, &v), -1);
+}
+
+/* ---- ag_parse_duration ---------------------------------------------------- */
+
+Test(util_duration, accepted)
+{
+	static const struct {
+		const char *s;
+		int64_t want;
+	} ok[] = {
+		{"45s", 45LL * 1000000000},
+		{"30m", 30LL * 60 * 1000000000},
+		{"2h", 2LL * 3600 * 1000000000},
+		{"7d", 7LL * 86400 * 1000000000},
+		{"7D", 7LL * 86400 * 1000000000},
+		{"1w", 7LL * 86400 * 1000000000},
+		{"0s", 0},
+		{"3 h", 3LL * 3600 * 1000000000},
+		{"106751d", 106751LL * 86400 * 1000000000},   /* the largest whole day */
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		int64_t v = -5;
+		cr_expect_eq(ag_parse_duration(ok[i].s, &v), 0, "\"%s\" rejected", ok[i].s);
+		cr_expect_eq(v, ok[i].want, "\"%s\" = %lld", ok[i].s, (long long)v);
+	}
+}
+
+Test(util_duration, rejected)
+{
+	static const char *const bad[] = {
+		"", "10", "d", "-1d", "1.5h", "5ms", "2y", "1hh", "h1",
+		"106752d",                    /* past INT64_MAX nanoseconds */
+		"18446744073709551615s",      /* overflows while scaling */
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int64_t v = -5;
+		cr_expect_eq(ag_parse_duration(bad[i], &v), -1, "\"%s\" accepted as %lld",
+			     bad[i], (long long)v);
+		cr_expect_eq(v, -5);
+	}
+}
+
+/* ---- ag_fmt --------------------------------------------------------------- */
+
+Test(util_fmt, fits)
+{
+	char out[8];
+
+	cr_expect_eq(ag_fmt(out, sizeof out, "%s/%d", "ab", 42), 0);
+	cr_expect_str_eq(out, "ab/42");
+	/* Seven characters and the NUL: exactly full. */
+	cr_expect_eq(ag_fmt(out, sizeof out, "%s", "1234567"), 0);
+	cr_expect_str_eq(out, "1234567");
+	cr_expect_eq(ag_fmt(out, sizeof out, "%s", ""), 0);
+	cr_expect_str_eq(out, "");
+}
+
+Test(util_fmt, truncation_fails_with_enametoolong)
+{
+	char out[8];
+
+	memset(out, 'Z', sizeof out);
+	errno = 0;
+	cr_expect_eq(ag_fmt(out, sizeof out, "%s", "12345678"), -1);
+	cr_expect_eq(errno, ENAMETOOLONG);
+	/* Never a truncated path that names something else. */
+	cr_expect_str_eq(out, "");
+
+	errno = 0;
+	cr_expect_eq(ag_fmt(out, sizeof out, "/very/long/%s", "path"), -1);
+	cr_expect_eq(errno, ENAMETOOLONG);
+	cr_expect_str_eq(out, "");
+
+	char one[1] = {'Z'};
+	errno = 0;
+	cr_expect_eq(ag_fmt(one, 0, "%s", "x"), -1);
+	cr_expect_eq(errno, ENAMETOOLONG);
+	cr_expect_eq(one[0], 'Z', "outlen 0 must not write");
+}
+
+/* ---- ag_mkdirs ------------------------------------------------------------ */
+
+static char D[AG_PATH_MAX];
+
+static void dir_setup(void)
+{
+	ut_mkdtemp(D, sizeof D);
+}
+
+static void dir_teardown(void)
+{
+	ut_rmrf(D);
+}
+
+TestSuite(util_mkdirs, .init = dir_setup, .fini = dir_teardown);
+
+Test(util_mkdirs, creates_every_level_with_mode)
+{
+	char p[AG_PATH_MAX];
+	struct stat st;
+
+	umask(022);
+	ut_fmt(p, sizeof p, "%s/a/b/c/d", D);
+	cr_assert_eq(ag_mkdirs(p, 0700), 0, "%s", strerror(errno));
+	cr_assert_eq(stat(p, &st), 0);
+	cr_expect(S_ISDIR(st.st_mode));
+	cr_expect_eq(st.st_mode & 07777, 0700);
+	ut_fmt(p, sizeof p, "%s/a", D);
+	cr_assert_eq(stat(p, &st), 0);
+	cr_expect_eq(st.st_mode & 07777, 0700, "intermediate levels get the mode too");
+	/* Again: nothing to do, still success. */
+	ut_fmt(p, sizeof p, "%s/a/b/c/d", D);
+	cr_expect_eq(ag_mkdirs(p, 0700), 0);
+	/* Trailing and doubled slashes. */
+	ut_fmt(p, sizeof p, "%s/x//y/", D);
+	cr_expect_eq(ag_mkdirs(p, 0755), 0, "%s", strerror(errno));
+	ut_fmt(p, sizeof p, "%s/x/y", D);
+	cr_expect_eq(stat(p, &st), 0);
+	cr_expect(S_ISDIR(st.st_mode));
+	cr_expect_eq(ag_mkdirs("/", 0755), 0);
+}
+
+Test(util_mkdirs, relative_to_cwd)
+{
+	struct stat st;
+	char p[AG_PATH_MAX];
+
+	cr_assert_eq(chdir(D), 0);
+	cr_expect_eq(ag_mkdirs("r1/r2", 0700), 0);
+	ut_fmt(p, sizeof p, "%s/r1/r2", D);
+	cr_expect_eq(stat(p, &st), 0);
+	cr_expect(S_ISDIR(st.st_mode));
+}
+
+Test(util_mkdirs, a_file_in_the_way)
+{
+	char p[AG_PATH_MAX];
+
+	ut_fmt(p, sizeof p, "%s/file", D);
+	ut_write_str(p, "x");
+	errno = 0;
+	cr_expect_eq(ag_mkdirs(p, 0700), -1);
+	cr_expect_eq(errno, ENOTDIR);
+	ut_fmt(p, sizeof p, "%s/file/sub", D);
+	errno = 0;
+	cr_expect_eq(ag_mkdirs(p, 0700), -1);
+	cr_expect_eq(errno, ENOTDIR);
+}
+
+Test(util_mkdirs, symlink_to_a_directory_counts)
+{
+	char p[AG_PATH_MAX], t[AG_PATH_MAX];
+	struct stat st;
+
+	ut_fmt(t, sizeof t, "%s/real", D);
+	cr_assert_eq(mkdir(t, 0700), 0);
+	ut_fmt(p, sizeof p, "%s/link", D);
+	cr_assert_eq(symlink("real", p), 0);
+	ut_fmt(p, sizeof p, "%s/link/in", D);
+	cr_expect_eq(ag_mkdirs(p, 0700), 0);
+	ut_fmt(p, sizeof p, "%s/real/in", D);
+	cr_expect_eq(stat(p, &st), 0);
+}
+
+Test(util_mkdirs, empty_and_too_long)
+{
+	static char big[AG_PATH_MAX + 2];
+
+	cr_expect_eq(ag_mkdirs("", 0700), -1);
+	memset(big, 'a', sizeof big - 1);
+	big[0] = '/';
+	big[sizeof big - 1] = 0;
+	errno = 0;
+	cr_expect_eq(ag_mkdirs(big, 0700), -1);
+	cr_expect_eq(errno, ENAMETOOLONG);
+}
+
+/* ---- ag_default_state_dir ------------------------------------------------- */
+
+Test(util_state_dir, xdg_then_home)
+{
+	char out[AG_PATH_MAX];
+
+	setenv("XDG_STATE_HOME", "/xdg/state", 1);
+	setenv("HOME", "/home/someone", 1);
+	cr_expect_eq(ag_default_state_dir(out, sizeof out), 0);
+	cr_expect_str_eq(out, "/xdg/state/agentguard");
+
+	/* XDG says a relative value is to be ignored. */
+	setenv("XDG_STATE_HOME", "relative", 1);
+	cr_expect_eq(ag_default_state_dir(out, sizeof out), 0);
+	cr_expect_str_eq(out, "/home/someone/.local/state/agentguard");
+
+	unsetenv("XDG_STATE_HOME");
+	cr_expect_eq(ag_default_state_dir(out, sizeof out), 0);
+	cr_expect_str_eq(out, "/home/someone/.local/state/agentguard");
+
+	char small[10];
+	cr_expect_eq(ag_default_state_dir(small, sizeof small), -1);
+
+	unsetenv("HOME");
+	cr_expect_eq(ag_default_state_dir(out, sizeof out), -1);
+	setenv("HOME", "rel", 1);
+	cr_expect_eq(ag_default_state_dir(out, sizeof out), -1);
+}
+
+/* ---- clocks and ag_proc_start --------------------------------------------- */
+
+Test(util_clock, move_forward)
+{
+	int64_t m0 = ag_mono_ns(), r0 = ag_now_ns();
+
+	usleep(2000);
+	cr_expect_gt(ag_mono_ns(), m0 + 1000000);
+	cr_expect_gt(ag_now_ns(), r0);
+	/* Real time is since 1970: well past 2020 in nanoseconds. */
+	cr_expect_gt(r0, 1577836800LL * 1000000000);
+}
+
+Test(util_proc, own_start_is_known_and_stable)
+{
+	uint64_t a = ag_proc_start(getpid());
+
+	cr_expect_neq(a, 0);
+	cr_expect_eq(ag_proc_start(getpid()), a);
+	/* We started after our parent did. */
+	uint64_t parent = ag_proc_start(getppid());
+	cr_expect_neq(parent, 0);
+	cr_expect_geq(a, parent);
+}
+
+Test(util_proc, dead_pid_is_zero)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(0);
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect_eq(ag_proc_start(pid), 0);
+	cr_expect_eq(ag_proc_start(0), 0);
+	cr_expect_eq(ag_proc_start(-1), 0);
+}
+
+/* comm can hold ") " and digits: the fields must be counted after the last ")". */
+Test(util_proc, odd_process_names)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		uint64_t before = ag_proc_start(getpid());
+		prctl(PR_SET_NAME, "a) R 1 2 3 (b", 0, 0, 0);
+		uint64_t after = ag_proc_start(getpid());
+		prctl(PR_SET_NAME, "x)", 0, 0, 0);
+		uint64_t after2 = ag_proc_start(getpid());
+		int ok = before != 0 && before == after && after == after2;
+		_exit(ok ? 0 : 1);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "start time changed with the process name");
+}
