@@ -290,7 +290,10 @@ static int supervise(struct cli_db *d, pid_t child, const sigset_t *set)
 	}
 }
 
-static void child_exec(int go, char **argv, const sigset_t *old)
+/* In the child: wait for the go, then become the agent. If exec fails,
+ * its errno goes back through `report` (close-on-exec: silence means the
+ * agent is running). */
+static void child_exec(int go, int report, char **argv, const sigset_t *old)
 {
 	char c;
 	ssize_t n;
@@ -304,9 +307,29 @@ static void child_exec(int go, char **argv, const sigset_t *old)
 	sigprocmask(SIG_SETMASK, old, NULL);
 	execvp(argv[0], argv);
 	int e = errno;
-	fprintf(stderr, "agentguard run: cannot run %s: %s%s\n", argv[0], strerror(e),
-		e == ENOENT ? " (is it installed and on PATH?)" : "");
+	if (write(report, &e, sizeof e) < 0)
+		_exit(127);
 	_exit(e == ENOENT ? 127 : 126);
+}
+
+/* 0 when the agent is running, else the errno its exec failed with. */
+static int exec_error(int report)
+{
+	int e = 0;
+	ssize_t n;
+
+	do
+		n = read(report, &e, sizeof e);
+	while (n < 0 && errno == EINTR);
+	return n == (ssize_t)sizeof e ? e : 0;
+}
+
+static void close_pipe(int p[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+	p[0] = p[1] = -1;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -371,13 +394,13 @@ static int cmd_run(int argc, char **argv)
 
 	char *aj = argv_json(agent);
 	sigset_t set, old;
-	int go[2];
+	int go[2] = { -1, -1 }, report[2] = { -1, -1 };
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGCHLD);
-	if (!aj || pipe2(go, O_CLOEXEC) < 0) {
+	if (!aj || pipe2(go, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0) {
 		cli_err("cannot prepare to start the agent: %s", strerror(errno));
 		goto fail;
 	}
@@ -396,9 +419,12 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (pid == 0) {
 		close(go[1]);
-		child_exec(go[0], agent, &old);
+		close(report[0]);
+		child_exec(go[0], report[1], agent, &old);
 	}
 	close(go[0]);
+	close(report[1]);
+	go[0] = report[1] = -1;
 
 	struct ag_session_info info = {
 		.id = s.id,
@@ -415,20 +441,22 @@ static int cmd_run(int argc, char **argv)
 	if (ag_audit_session_begin(d.db, &info, err, sizeof err) < 0) {
 		cli_err("cannot record the session in %s: %s; the agent was not started",
 			d.path, err);
-		close(go[1]);
+		close_pipe(go);
 		waitpid(pid, NULL, 0);
 		goto fail_sig;
 	}
 	if (write(go[1], "g", 1) != 1) {
 		cli_err("cannot start the agent: %s", strerror(errno));
-		close(go[1]);
+		close_pipe(go);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		goto fail_sig;
 	}
-	close(go[1]);
+	close_pipe(go);
 
 	int64_t t0 = ag_mono_ns();
+	int e = exec_error(report[0]);
+	close_pipe(report);
 	int ws = supervise(&d, pid, &set);
 	int64_t took = ag_mono_ns() - t0;
 	int signaled = WIFSIGNALED(ws);
@@ -440,7 +468,11 @@ static int cmd_run(int argc, char **argv)
 	ingest(&d, 1, &warned);
 	if (ag_audit_session_end(d.db, s.id, ag_now_ns(), status, err, sizeof err) < 0)
 		cli_warn("cannot record the end of the session: %s", err);
-	summary(&d, &co, &s, agent[0], status, signaled, took);
+	if (e)
+		cli_err("cannot run %s: %s%s", agent[0], strerror(e),
+			e == ENOENT ? " (is it installed and on PATH?)" : "");
+	else
+		summary(&d, &co, &s, agent[0], status, signaled, took);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	free(aj);
 	cli_db_close(&d);
@@ -450,6 +482,8 @@ static int cmd_run(int argc, char **argv)
 fail_sig:
 	sigprocmask(SIG_SETMASK, &old, NULL);
 fail:
+	close_pipe(go);
+	close_pipe(report);
 	free(aj);
 	cli_db_close(&d);
 	ag_session_free(&s);
