@@ -28,13 +28,15 @@ static const char help[] =
 "                   glob is taken from the current directory)\n"
 "  --pid N          events of process N\n"
 "Output:\n"
+"  --full           list every notable event (runs of like events, as from\n"
+"                   an `rm -rf`, are otherwise folded after the first few)\n"
 "  --json           JSON Lines on stdout: every matching event, allow included,\n"
 "                   with the audit log's column names; NULL fields left out\n"
 "  --html FILE      one self-contained page with a visual timeline ('-': stdout)\n"
 "  --state-dir DIR  where audit.db lives\n";
 
 enum { OPT_SESSION = 1, OPT_ALL, OPT_SINCE, OPT_OP, OPT_DECISION, OPT_RULE, OPT_PATH, OPT_PID,
-       OPT_JSON, OPT_HTML };
+       OPT_JSON, OPT_HTML, OPT_FULL };
 
 static const struct option options[] = {
 	{ "session", required_argument, NULL, OPT_SESSION },
@@ -47,6 +49,7 @@ static const struct option options[] = {
 	{ "pid", required_argument, NULL, OPT_PID },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "html", required_argument, NULL, OPT_HTML },
+	{ "full", no_argument, NULL, OPT_FULL },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -61,6 +64,7 @@ struct report {
 	char glob[AG_PATH_MAX];    /* "" when none */
 	long pid;                  /* -1 when none */
 	int json;
+	int full;                  /* --full: no folding of like events */
 };
 
 /* Columns of the counts table: the five decisions, then "would deny". */
@@ -402,12 +406,88 @@ static void text_counts(FILE *f, const struct counts *c, int filt)
 	fputc('\n', f);
 }
 
+/* A run of like events (one process, op, decision and rule in a row, as
+ * an `rm -rf` makes): the first few are shown, the rest summed up with
+ * the directory they share, so the timeline stays readable. */
+#define RUN_SHOWN 3
+
+struct run {
+	char key[768];          /* program, op, decision, rule */
+	char exe[256];
+	long shown, hidden;
+	int64_t last_ns;
+	char prefix[AG_PATH_MAX];
+	int same;               /* every event of the run on one path */
+	int snapshots;
+};
+
+static void run_key(sqlite3_stmt *st, char *out, size_t n)
+{
+	const char *exe = cli_base(cli_col(st, EV_EXE));
+
+	snprintf(out, n, "%.200s\x01%s\x01%s\x01%.200s", exe ? exe : "",
+		 cli_col(st, EV_OP) ? cli_col(st, EV_OP) : "", cli_decision_label(st),
+		 cli_col(st, EV_RULE) ? cli_col(st, EV_RULE) : "");
+}
+
+/* Shorten prefix to the directory part it shares with path. */
+static void common_dir(char *prefix, const char *path)
+{
+	size_t i = 0;
+
+	if (!path) {
+		prefix[0] = 0;
+		return;
+	}
+	while (prefix[i] && prefix[i] == path[i])
+		i++;
+	if (prefix[i] == 0 && (path[i] == '/' || path[i] == 0))
+		return;
+	while (i > 0 && prefix[i] != '/')
+		i--;
+	prefix[i] = 0;
+}
+
+static void run_flush(FILE *f, struct run *run, const char *session, const char *sd)
+{
+	char t[64];
+
+	if (run->hidden) {
+		cli_fmt_time(run->last_ns, 0, t, sizeof t);
+		fprintf(f, "  ... and %ld more like these by ", run->hidden);
+		cli_put(f, run->exe);
+		fprintf(f, ", until %s", t);
+		if (run->prefix[0]) {
+			fputs(run->same ? ", all on " : ", all under ", f);
+			cli_put(f, run->prefix);
+		}
+		fputc('\n', f);
+		if (run->snapshots && run->prefix[0]) {
+			fputs("      undo them all: agentguard restore --session ", f);
+			cli_put_word(f, session);
+			fputs(" --path ", f);
+			char glob[AG_PATH_MAX + 4];
+			snprintf(glob, sizeof glob, "%s%s", run->prefix, run->same ? "" : "/**");
+			cli_put_word(f, glob);
+			if (sd) {
+				fputs(" --state-dir ", f);
+				cli_put_word(f, sd);
+			}
+			fputc('\n', f);
+		}
+		fputs("      (--full lists every one)\n", f);
+	}
+	run->shown = run->hidden = 0;
+	run->key[0] = 0;
+}
+
 static int text_timeline(FILE *f, struct report *r, const char *session,
 			 const struct sess *s)
 {
 	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS " FROM events", session, 1,
 				 " ORDER BY time_ns, id");
 	const char *sd = cli_state_dir_arg(&r->co, &r->d);
+	struct run run = { 0 };
 	long n = 0;
 	int rc;
 
@@ -415,15 +495,40 @@ static int text_timeline(FILE *f, struct report *r, const char *session,
 		return -1;
 	fputs("\nTimeline (notable events)\n", f);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		char t[64];
+		char t[64], key[sizeof run.key];
 		int64_t tn = sqlite3_column_int64(st, EV_TIME);
+		long long pid = sqlite3_column_int64(st, EV_PID);
+		const char *path = cli_col(st, EV_PATH);
+
+		n++;
+		run_key(st, key, sizeof key);
+		if (strcmp(key, run.key) != 0) {
+			run_flush(f, &run, session, sd);
+			snprintf(run.exe, sizeof run.exe, "%s", cli_base(cli_col(st, EV_EXE)) ?
+				 cli_base(cli_col(st, EV_EXE)) : "?");
+			snprintf(run.key, sizeof run.key, "%s", key);
+			snprintf(run.prefix, sizeof run.prefix, "%s", path ? path : "");
+			run.snapshots = 0;
+			run.same = 1;
+		} else if (!path || strcmp(path, run.prefix) != 0) {
+			run.same = 0;
+			common_dir(run.prefix, path);
+		}
+		if (cli_col(st, EV_SNAPSHOT))
+			run.snapshots = 1;
+		if (!r->full && run.shown >= RUN_SHOWN) {
+			run.hidden++;
+			run.last_ns = tn;
+			continue;
+		}
+		run.shown++;
 		/* Dates only when the event is not on the session's first day. */
 		cli_fmt_time(tn, s->start_ns <= 0 || tn / 86400000000000LL !=
 					 s->start_ns / 86400000000000LL, t, sizeof t);
 		fprintf(f, "  %s  %-10s %-8s ", t, cli_decision_label(st),
 			cli_col(st, EV_OP) ? cli_col(st, EV_OP) : "?");
 		cli_put_subject(f, st, 300);
-		fprintf(f, "\n      pid %lld ", (long long)sqlite3_column_int64(st, EV_PID));
+		fprintf(f, "\n      pid %lld ", pid);
 		cli_put(f, cli_base(cli_col(st, EV_EXE)));
 		fputs("  rule ", f);
 		cli_put(f, cli_col(st, EV_RULE) ? cli_col(st, EV_RULE) : "(op default)");
@@ -441,13 +546,14 @@ static int text_timeline(FILE *f, struct report *r, const char *session,
 			}
 			fputc('\n', f);
 		}
-		n++;
 	}
+	run_flush(f, &run, session, sd);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return cli_db_error(&r->d, "cannot read the events");
 	if (!n)
-		fputs("  (none)\n", f);
+		fputs(r->decision ? "  (none)\n" : "  (none: every matching operation was "
+		      "allowed; --decision allow lists them)\n", f);
 	return 0;
 }
 
@@ -937,6 +1043,7 @@ static int cmd_report(int argc, char **argv)
 				return CLI_USAGE;
 			break;
 		case OPT_JSON: r.json = 1; break;
+		case OPT_FULL: r.full = 1; break;
 		case OPT_HTML:
 			if (!*optarg)
 				return cli_usage("--html needs a file name ('-' for stdout)");
