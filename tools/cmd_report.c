@@ -313,8 +313,10 @@ static int get_sess(struct report *r, const char *id, struct sess *s)
 	/* Halting is also visible in the events, whatever the session row says. */
 	st = cli_prepare(&r->d, "SELECT 1 FROM events WHERE session = ?1 AND "
 				"substr(reason, 1, 14) = 'session halted' LIMIT 1");
-	if (!st)
+	if (!st) {
+		sess_free(s);
 		return -1;
+	}
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		s->halted = 1;
