@@ -645,6 +645,11 @@ void cli_put_subject(FILE *f, sqlite3_stmt *ev, size_t max)
 			cli_put_short(f, path, max);
 			fputc(']', f);
 		}
+		if (cli_col(ev, EV_UNGUARDED)) {
+			fputs("  (runs unguarded: ", f);
+			cli_put(f, cli_col(ev, EV_UNGUARDED));
+			fputc(')', f);
+		}
 	} else if (strcmp(op, "connect") == 0) {
 		const char *host = cli_col(ev, EV_HOST), *addr = cli_col(ev, EV_ADDRESS);
 		if (host) {

@@ -121,13 +121,13 @@ const char *cli_state_dir_arg(const struct cli_opts *co, const struct cli_db *d)
 #define CLI_EVENT_COLS "id, time_ns, session, pid, ppid, proc_start, exe, argv, " \
 	"cwd, op, path, target, address, host, port, sql, sql_class, database, " \
 	"rule, decision, enforced, reason, errno, snapshot, latency_ns, " \
-	"prev_hash, hash"
+	"unguarded, prev_hash, hash"
 enum {
 	EV_ID, EV_TIME, EV_SESSION, EV_PID, EV_PPID, EV_PROC_START, EV_EXE,
 	EV_ARGV, EV_CWD, EV_OP, EV_PATH, EV_TARGET, EV_ADDRESS, EV_HOST, EV_PORT,
 	EV_SQL, EV_SQL_CLASS, EV_DATABASE, EV_RULE, EV_DECISION, EV_ENFORCED,
-	EV_REASON, EV_ERRNO, EV_SNAPSHOT, EV_LATENCY, EV_PREV_HASH, EV_HASH,
-	EV_NCOLS
+	EV_REASON, EV_ERRNO, EV_SNAPSHOT, EV_LATENCY, EV_UNGUARDED, EV_PREV_HASH,
+	EV_HASH, EV_NCOLS
 };
 
 /* "would deny" for a deny that monitor mode let through, else the decision. */

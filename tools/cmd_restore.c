@@ -72,6 +72,10 @@ struct item {
 	struct timespec times[2];   /* atime, mtime; UTIME_OMIT when unknown */
 	int64_t created;
 	int dir_done;               /* dir: created or (overwrite) adopted */
+	struct timespec ptimes[2];  /* the parent directory's times before the
+	                               session first deleted anything in it */
+	int has_ptimes;
+	int changed_parent;         /* restoring it changed its parent's times */
 };
 
 struct restore {
@@ -98,7 +102,7 @@ static void item_free(struct item *it)
 /* ---- loading ------------------------------------------------------------- */
 
 #define SNAP_COLS "id, kind, path, mode, uid, gid, atime_ns, mtime_ns, sha256, " \
-		  "link_target, store, created_ns"
+		  "link_target, store, created_ns, parent_atime_ns, parent_mtime_ns"
 
 static struct timespec ns_time(sqlite3_stmt *st, int i)
 {
@@ -143,6 +147,9 @@ static int item_from_row(sqlite3_stmt *st, struct item *it, const char **why)
 	it->link_target = dup_col(st, 9);
 	it->store = dup_col(st, 10);
 	it->created = sqlite3_column_int64(st, 11);
+	it->ptimes[0] = ns_time(st, 12);
+	it->ptimes[1] = ns_time(st, 13);
+	it->has_ptimes = it->ptimes[0].tv_nsec != UTIME_OMIT || it->ptimes[1].tv_nsec != UTIME_OMIT;
 	if (!it->id || !it->path) {
 		*why = "the snapshot record has no id or path";
 		return -1;
@@ -490,13 +497,14 @@ static void restore_dir(struct restore *r, struct item *it)
 		fail(r, dest, "cannot create the directory: %s", strerror(errno));
 	} else {
 		it->dir_done = 1;
+		it->changed_parent = 1;
 		print_done(r, "restored", dest, NULL, it);
 		r->restored++;
 	}
 	close(dir);
 }
 
-static void restore_leaf(struct restore *r, const struct item *it)
+static void restore_leaf(struct restore *r, struct item *it)
 {
 	char dest[AG_PATH_MAX + AG_PATH_MAX], why[AG_PATH_MAX + 300];
 	char kept[300], tmp[64], src[AG_PATH_MAX + AG_PATH_MAX], proc[64 + 300];
@@ -625,6 +633,7 @@ static void restore_leaf(struct restore *r, const struct item *it)
 	}
 	print_done(r, "restored", dest, as, it);
 	r->restored++;
+	it->changed_parent = 1;
 	sqlite3_stmt *st2 = r->d.readonly ? NULL :
 		cli_prepare(&r->d, "UPDATE snapshots SET restored_ns = ?1 WHERE id = ?2");
 	if (st2) {
@@ -664,6 +673,58 @@ static int by_depth(const void *a, const void *b)
 	return lx != ly ? (lx < ly ? -1 : 1) : strcmp(x->path, y->path);
 }
 
+static size_t dir_len(const struct item *it)
+{
+	return (size_t)(strrchr(it->path, '/') - it->path);
+}
+
+static int same_dir(const struct item *a, const struct item *b)
+{
+	return dir_len(a) == dir_len(b) && memcmp(a->path, b->path, dir_len(a)) == 0;
+}
+
+/* Items in one directory together, the earliest snapshot first. */
+static int by_parent(const void *a, const void *b)
+{
+	const struct item *x = *(struct item *const *)a, *y = *(struct item *const *)b;
+	size_t lx = dir_len(x), ly = dir_len(y);
+	int c = memcmp(x->path, y->path, lx < ly ? lx : ly);
+
+	if (c || lx != ly)
+		return c ? c : lx < ly ? -1 : 1;
+	return x->created < y->created ? -1 : x->created > y->created;
+}
+
+/* Restoring into a directory changed its times: put back what they were
+ * before the session first deleted something in it. */
+static void parent_times(struct restore *r, struct items *l)
+{
+	struct item **v = malloc(l->n * sizeof *v);
+	size_t n = 0;
+
+	if (!v)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].changed_parent && l->v[i].has_ptimes)
+			v[n++] = &l->v[i];
+	qsort(v, n, sizeof *v, by_parent);
+	for (size_t i = 0; i < n; i++) {
+		char why[AG_PATH_MAX + 200];
+		const char *name;
+		if (i && same_dir(v[i - 1], v[i]))
+			continue;
+		int dir = open_parent(r, v[i]->path, &name, why, sizeof why);
+		if (dir < 0 || futimens(dir, v[i]->ptimes) < 0) {
+			printf("note: could not put back the times of the directory holding ");
+			cli_put(stdout, v[i]->path);
+			printf(": %s\n", dir < 0 ? why : strerror(errno));
+		}
+		if (dir >= 0)
+			close(dir);
+	}
+	free(v);
+}
+
 static int run_passes(struct restore *r, struct items *l)
 {
 	qsort(l->v, l->n, sizeof l->v[0], by_depth);
@@ -687,6 +748,8 @@ static int run_passes(struct restore *r, struct items *l)
 	for (size_t i = l->n; i-- > 0;)
 		if (l->v[i].kind == K_DIR && l->v[i].dir_done && !r->dry_run)
 			dir_meta(r, &l->v[i]);
+	if (!r->dry_run)
+		parent_times(r, l);
 	return 0;
 }
 
