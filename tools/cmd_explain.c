@@ -610,13 +610,21 @@ static void text_out(const struct subject *s, const char *rules, enum ag_mode mo
 		printf("           the rules say %s; %s\n", ag_action_name(v->action),
 		       mode == AG_MODE_AUTONOMOUS && v->action == AG_ASK ? "autonomous mode turns that into deny" : "");
 	printf("effect:    %s\n", o->effect);
-	if (o->decision == AG_DENY && o->enforced) {
-		printf("the agent sees: agentguard: denied ");
-		put_op(stdout, s);
-		fputs(" (rule ", stdout);
-		cli_put(stdout, v->rule_id ? v->rule_id : "(default)");
-		fputs(": ", stdout);
-		cli_put(stdout, o->reason ? o->reason : "denied by policy");
+	if (o->decision == AG_DENY) {
+		/* The line the guard writes to the agent's stderr (guard.c). */
+		printf("the agent sees: agentguard: %s %s ", o->enforced ? "denied" : "would deny",
+		       ag_op_name(s->op.kind));
+		cli_put(stdout, s->op.path ? s->op.path : "");
+		if (s->op.target) {
+			fputs(" -> ", stdout);
+			cli_put(stdout, s->op.target);
+		}
+		fputs(v->rule_id ? " (rule " : " (default for ", stdout);
+		cli_put(stdout, v->rule_id ? v->rule_id : ag_op_name(s->op.kind));
+		if (o->reason) {
+			fputs(": ", stdout);
+			cli_put(stdout, o->reason);
+		}
 		fputs(")\n", stdout);
 	}
 	if (s->note[0]) {
