@@ -141,6 +141,20 @@ int cli_state_dir(const struct cli_opts *co, char *out, size_t outlen)
 	return 0;
 }
 
+int cli_guarded(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[AG_PATH_MAX + 128];
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof line, f))
+		found = strstr(line, "/libagentguard") != NULL;
+	fclose(f);
+	return found;
+}
+
 /* ---- the audit log ------------------------------------------------------- */
 
 /* path_glob(pattern, path): 1 when path matches, NULL stays NULL. */
@@ -162,6 +176,34 @@ static int is_dir(const char *path)
 	struct stat st;
 
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/*
+ * Inside a guarded process even a read-only SQLite connection is refused
+ * by the guard: opening a WAL database truncates its -shm (and closing
+ * may truncate the -wal), and every refusal counts against the session's
+ * denial limit. An immutable connection touches neither file; it sees the
+ * log as of its last checkpoint.
+ */
+static sqlite3 *open_guarded(const char *path, char *err, size_t errlen)
+{
+	char *uri = sqlite3_mprintf("file:%s?mode=ro&immutable=1", path);
+	sqlite3 *db = NULL;
+
+	if (!uri) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	int rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+	sqlite3_free(uri);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "SELECT count(*) FROM sessions", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s", db ? sqlite3_errmsg(db) : "cannot open it");
+		sqlite3_close(db);
+		return NULL;
+	}
+	return db;
 }
 
 int cli_db_open(struct cli_db *d, const struct cli_opts *co, int mode)
@@ -193,12 +235,31 @@ int cli_db_open(struct cli_db *d, const struct cli_opts *co, int mode)
 		return -1;
 	}
 
-	d->db = ag_audit_open(d->state_dir, 0, err, sizeof err);
-	if (!d->db) {
+	if (cli_guarded()) {
 		if (mode == CLI_DB_WRITE || !have_db) {
-			cli_err("%s (this command needs to write it)", err);
+			cli_err("this runs inside a guarded session, and the guard protects its "
+				"audit log: run this command outside the session");
 			return -1;
 		}
+		d->db = open_guarded(d->path, err, sizeof err);
+		if (!d->db) {
+			cli_err("cannot read the audit log %s: %s", d->path, err);
+			return -1;
+		}
+		d->readonly = 1;
+		cli_warn("this runs inside a guarded session: showing the audit log as of its "
+			 "last checkpoint (events still in %s or in its write-ahead log are "
+			 "not shown)", spool);
+	} else if ((d->db = ag_audit_open(d->state_dir, 0, err, sizeof err))) {
+		if (ag_audit_ingest(d->db, d->state_dir, 0, err, sizeof err) < 0)
+			cli_warn("could not move new events into the audit log: %s; "
+				 "showing what it already holds", err);
+	} else if (mode == CLI_DB_WRITE || !have_db) {
+		cli_err("%s", err);
+		return -1;
+	} else {
+		/* A log we may read but not write (another user's, a read-only
+		 * mount): show it; the spools wait for someone who can. */
 		d->db = ag_audit_open(d->state_dir, 1, err2, sizeof err2);
 		if (!d->db) {
 			/* audit.c's message names the file and what to do. */
@@ -206,15 +267,8 @@ int cli_db_open(struct cli_db *d, const struct cli_opts *co, int mode)
 			return -1;
 		}
 		d->readonly = 1;
-		/* Inside a guarded process the guard refuses writes to audit.db:
-		 * reading still works, new spools just stay where they are. */
 		cli_warn("cannot write the audit log (%s); reading it read-only, so "
 			 "events not yet moved in from %s are not shown", err, spool);
-	} else {
-		long n = ag_audit_ingest(d->db, d->state_dir, 0, err, sizeof err);
-		if (n < 0)
-			cli_warn("could not move new events into the audit log: %s; "
-				 "showing what it already holds", err);
 	}
 	if (sqlite3_create_function(d->db, "path_glob", 2,
 				    SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
@@ -296,7 +350,7 @@ int cli_find_session(struct cli_db *d, const char *arg, char *out, size_t outlen
 		return -1;
 	}
 	if (n > 1) {
-		cli_err("session '%s' is ambiguous: it starts %s, %s%s; give more of the id",
+		cli_err("session '%s' is ambiguous: it could be %s, %s%s; give more of the id",
 			arg, found[0], found[1], n > 2 ? ", ..." : "");
 		return -1;
 	}

@@ -70,6 +70,11 @@ int cli_parse_long(const char *opt, const char *s, long min, long max, long *out
  * default; made absolute. 0, or -1 after printing why. */
 int cli_state_dir(const struct cli_opts *co, char *out, size_t outlen);
 
+/* 1 when this process runs under the guard (the library is mapped into
+ * it): the guard then refuses our writes to its own files, and trying
+ * would spend the session's denial budget. */
+int cli_guarded(void);
+
 /* ---- the audit log ------------------------------------------------------- */
 
 struct cli_db {

@@ -360,6 +360,14 @@ static int cmd_run(int argc, char **argv)
 		return cli_usage("name the agent to run: agentguard run [OPTIONS] -- AGENT [ARGS...]");
 	char **agent = argv + optind;
 
+	if (cli_guarded()) {
+		/* Its exec hook would put the outer session back into the agent's
+		 * environment anyway: a nested session would stay empty. */
+		const char *outer = getenv("AGENTGUARD_SESSION");
+		cli_err("this already runs inside guarded session %s: run the agent directly, "
+			"it is guarded by that session", outer && *outer ? outer : "(unknown)");
+		return CLI_FAIL;
+	}
 	if (find_library(lib) < 0)
 		return CLI_FAIL;
 	if (cli_state_dir(&co, d.state_dir, sizeof d.state_dir) < 0)
