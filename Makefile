@@ -84,7 +84,7 @@ demo: all
 	@bash examples/demo.sh
 
 bench: all
-	@bash bench/run.sh
+	@python3 bench/run.py
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/agentguard \

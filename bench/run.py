@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""make bench: each workload bare, guarded and (where one exists) under a
+peer, interleaved A B C A B C ... after a warm-up; min/median/max of wall
+and CPU time, peak memory, and the ratio to the bare run.
+
+Environment: BENCH_REPS (default 5), BENCH_ONLY (comma-separated workload
+names). Results also go to build/bench/results.json."""
+import json, os, shutil, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+LIB = os.path.join(BUILD, "libagentguard.so")
+AG = os.path.join(BUILD, "agentguard")
+OUT = os.path.join(BUILD, "bench")
+REPS = int(os.environ.get("BENCH_REPS", "5"))
+ONLY = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w]
+TMP = tempfile.mkdtemp(prefix="agbench.")
+CALLS = 100000
+
+
+def sh(cmd, **kw):
+    subprocess.run(cmd, shell=True, check=True, **kw)
+
+
+def snoopy_lib():
+    """Debian's snoopy, downloaded and unpacked under build/ (never installed)."""
+    d = os.path.join(OUT, "snoopy")
+    for root, _, files in os.walk(d):
+        if "libsnoopy.so" in files:
+            return os.path.join(root, "libsnoopy.so")
+    os.makedirs(d, exist_ok=True)
+    try:
+        subprocess.run(["apt-get", "download", "snoopy"], cwd=d, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deb = [f for f in os.listdir(d) if f.endswith(".deb")][0]
+        subprocess.run(["dpkg-deb", "-x", deb, "root"], cwd=d, check=True)
+    except (subprocess.CalledProcessError, IndexError):
+        print("bench: snoopy could not be downloaded; the peer column is skipped", file=sys.stderr)
+        return None
+    return snoopy_lib()
+
+
+def run(argv, env, cwd):
+    """Wall seconds, CPU seconds (user+sys), peak RSS KiB of one run."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"bench: {argv} failed ({status})")
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+
+
+def envs(rules=None, workspace=None):
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith("AGENTGUARD_") and k != "LD_PRELOAD"}
+    state = os.path.join(TMP, "state")
+    guard = dict(base, LD_PRELOAD=LIB, AGENTGUARD_STATE_DIR=state)
+    if rules:
+        guard["AGENTGUARD_RULES"] = rules
+    if workspace:
+        guard["AGENTGUARD_WORKSPACE"] = workspace
+    out = {"bare": base, "agentguard": guard}
+    snoopy = snoopy_lib()
+    if snoopy:
+        out["snoopy"] = dict(base, LD_PRELOAD=snoopy)
+    return out
+
+
+def reset_state():
+    shutil.rmtree(os.path.join(TMP, "state"), ignore_errors=True)
+
+
+def make_tree(d, n=10000):
+    shutil.rmtree(d, ignore_errors=True)
+    for i in range(100):
+        sub = os.path.join(d, f"d{i:03}")
+        os.makedirs(sub)
+        for j in range(n // 100):
+            with open(os.path.join(sub, f"f{j:03}.txt"), "w") as f:
+                f.write("x" * 64)
+
+
+def make_project(d, n=200):
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    objs = []
+    for i in range(n):
+        with open(os.path.join(d, f"m{i}.c"), "w") as f:
+            f.write(f"#include <stdio.h>\n#include <string.h>\n"
+                    f"int f{i}(int x) {{ char b[64]; snprintf(b, sizeof b, \"%d\", x * {i});"
+                    f" return (int)strlen(b) + x; }}\n")
+        objs.append(f"m{i}.o")
+    with open(os.path.join(d, "main.c"), "w") as f:
+        f.write("int main(void) { return 0; }\n")
+    with open(os.path.join(d, "Makefile"), "w") as f:
+        f.write(f"all: prog\nprog: main.o {' '.join(objs)}\n\t$(CC) -o $@ $^\n"
+                "%.o: %.c\n\t$(CC) -O1 -c $< -o $@\nclean:\n\trm -f *.o prog\n")
+
+
+def workloads():
+    ws = os.path.join(TMP, "ws")
+    os.makedirs(ws, exist_ok=True)
+    allow_all = os.path.join(TMP, "allow.yaml")
+    with open(allow_all, "w") as f:
+        f.write("version: 1\nrules: []\n")
+    callloop = os.path.join(OUT, "callloop")
+    subprocess.run(["cc", "-O2", "-o", callloop, os.path.join(ROOT, "bench/callloop.c")], check=True)
+    tree = os.path.join(ws, "tree")
+    proj = os.path.join(ws, "proj")
+    scratch = os.path.join(TMP, "scratch")
+    os.makedirs(scratch, exist_ok=True)
+    return [
+        ("spawn", "1,000 spawns of /bin/true from a shell loop", 1.15,
+         ["sh", "-c", "i=0; while [ $i -lt 1000 ]; do /bin/true; i=$((i+1)); done"],
+         envs(), ws, None, True),
+        ("rm_snapshot", "rm -rf of a 10,000-file tree, every file snapshotted", 2.0,
+         ["rm", "-rf", tree], envs(workspace=ws), ws, lambda: make_tree(tree), False),
+        ("rm_audit", "rm -rf of a 10,000-file tree, allow + audit only", 1.3,
+         ["rm", "-rf", tree], envs(rules=allow_all, workspace=ws), ws, lambda: make_tree(tree), False),
+        ("build", "make -j2 of a generated 200-file C project", 1.03,
+         ["make", "-s", "-j2"], envs(workspace=ws), proj,
+         lambda: (make_project(proj) if not os.path.exists(proj) else None,
+                  sh("make -s clean", cwd=proj)), False),
+        ("calls", f"{CALLS:,} hooked calls no rule matches (unlink of a missing file)", None,
+         [callloop, str(CALLS)], envs(), scratch, None, False),
+        ("sqlite", "10,000 SQLite INSERTs through python3's sqlite3 module", None,
+         ["python3", "-c",
+          "import sqlite3, os\n"
+          "p = 'bench.db'\n"
+          "os.path.exists(p) and os.remove(p)\n"
+          "c = sqlite3.connect(p)\nc.execute('create table t(a, b)')\n"
+          "for i in range(10000):\n    c.execute('insert into t values(?, ?)', (i, 'x' * 20))\n"
+          "    c.commit() if i % 100 == 0 else None\n"
+          "c.commit()\n"], envs(workspace=ws), ws, None, False),
+    ]
+
+
+def summary(xs):
+    return {"min": min(xs), "median": statistics.median(xs), "max": max(xs)}
+
+
+def main():
+    if not (os.path.exists(LIB) and os.path.exists(AG)):
+        raise SystemExit("bench: build first (make)")
+    os.makedirs(OUT, exist_ok=True)
+    results = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "reps": REPS,
+               "date": time.strftime("%Y-%m-%d %H:%M"), "workloads": []}
+    print(f"agentguard bench: {REPS} interleaved runs after a warm-up, {os.cpu_count()} CPUs")
+    print(f"{'workload':<14} {'variant':<11} {'wall s (min/med/max)':<26} {'cpu s med':>9} "
+          f"{'peak MiB':>8} {'ratio':>7}  bar")
+    for name, title, bar, argv, variants, cwd, setup, use_peer in workloads():
+        if ONLY and name not in ONLY:
+            continue
+        names = [v for v in variants if v != "snoopy" or use_peer]
+        samples = {v: [] for v in names}
+        for rep in range(REPS + 1):
+            for v in names:
+                if setup:
+                    setup()
+                reset_state()
+                s = run(argv, variants[v], cwd)
+                if rep:
+                    samples[v].append(s)
+        base = statistics.median(s[0] for s in samples["bare"])
+        entry = {"name": name, "title": title, "bar": bar, "variants": {}}
+        for v in names:
+            wall = [s[0] for s in samples[v]]
+            cpu = [s[1] for s in samples[v]]
+            rss = max(s[2] for s in samples[v])
+            ratio = statistics.median(wall) / base
+            entry["variants"][v] = {"wall": summary(wall), "cpu": summary(cpu),
+                                    "peak_kib": rss, "ratio": ratio}
+            w = summary(wall)
+            mark = ""
+            if v == "agentguard" and bar:
+                mark = f"<= {bar}  {'met' if ratio <= bar else 'MISSED'}"
+            print(f"{name:<14} {v:<11} {w['min']:7.3f} {w['median']:7.3f} {w['max']:7.3f}    "
+                  f"{statistics.median(cpu):9.3f} {rss / 1024:8.1f} {ratio:6.2f}x  {mark}")
+        if name == "calls":
+            g = entry["variants"]["agentguard"]["wall"]["median"]
+            per = (g - base) / CALLS * 1e9
+            entry["per_call_ns"] = per
+            print(f"{'':<14} per hooked call (audit row included): {per:.0f} ns   "
+                  f"<= 1000 ns  {'met' if per <= 1000 else 'MISSED'}")
+        results["workloads"].append(entry)
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"results: {os.path.relpath(os.path.join(OUT, 'results.json'), ROOT)}")
+    shutil.rmtree(TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
