@@ -24,16 +24,23 @@
 /* A fresh directory under /tmp, named by its real path: the code under
  * test reports resolved paths, so expectations must not go through a
  * symlinked /tmp. */
-static inline void ut_mkdtemp(char *out, size_t outlen)
+static inline void ut_mkdtemp_in(const char *parent, char *out, size_t outlen)
 {
-	char tmpl[] = "/tmp/agentguard-unit.XXXXXX";
+	char tmpl[AG_PATH_MAX];
 
-	cr_assert_not_null(mkdtemp(tmpl), "mkdtemp: %s", strerror(errno));
+	cr_assert_lt((size_t)snprintf(tmpl, sizeof tmpl, "%s/agentguard-unit.XXXXXX", parent),
+		     sizeof tmpl);
+	cr_assert_not_null(mkdtemp(tmpl), "mkdtemp in %s: %s", parent, strerror(errno));
 	char *real = realpath(tmpl, NULL);
 	cr_assert_not_null(real, "realpath %s: %s", tmpl, strerror(errno));
 	cr_assert_lt(strlen(real), outlen);
 	strcpy(out, real);
 	free(real);
+}
+
+static inline void ut_mkdtemp(char *out, size_t outlen)
+{
+	ut_mkdtemp_in("/tmp", out, outlen);
 }
 
 static inline int ut_rm_one(const char *p, const struct stat *st, int flag,
@@ -43,14 +50,14 @@ static inline int ut_rm_one(const char *p, const struct stat *st, int flag,
 	(void)ftw;
 	if (flag == FTW_DP)
 		return rmdir(p) < 0 && errno != ENOENT ? -1 : 0;
-	/* A test may leave a directory read-only; removal must still work. */
 	return unlink(p) < 0 && errno != ENOENT ? -1 : 0;
 }
 
-/* rm -rf that never follows symlinks out of the tree. */
+/* rm -rf that never follows symlinks out of the tree, and only ever
+ * touches what ut_mkdtemp made. */
 static inline void ut_rmrf(const char *dir)
 {
-	if (dir && dir[0] == '/' && strncmp(dir, "/tmp/", 5) == 0)
+	if (dir && strstr(dir, "/agentguard-unit."))
 		nftw(dir, ut_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 

@@ -329,3 +329,29 @@ Test(util_proc, odd_process_names)
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		  "start time changed with the process name");
 }
+
+/* `env -i` in a guarded program must not move the state dir or the
+ * session: what the process started with is what counts. */
+Test(util_state_dir, env_snapshot_pins_the_start_values)
+{
+	char out[AG_PATH_MAX];
+
+	setenv("HOME", "/home/at-start", 1);
+	unsetenv("XDG_STATE_HOME");
+	setenv("AGENTGUARD_SESSION", "s-start", 1);
+	setenv("UT_NOT_PINNED", "before", 1);
+	ag_env_snapshot();
+
+	setenv("HOME", "/home/later", 1);
+	setenv("XDG_STATE_HOME", "/xdg/later", 1);
+	unsetenv("AGENTGUARD_SESSION");
+	setenv("UT_NOT_PINNED", "after", 1);
+
+	cr_expect_str_eq(ag_getenv("HOME"), "/home/at-start");
+	cr_expect_null(ag_getenv("XDG_STATE_HOME"), "unset at start stays unset");
+	cr_assert_not_null(ag_getenv("AGENTGUARD_SESSION"));
+	cr_expect_str_eq(ag_getenv("AGENTGUARD_SESSION"), "s-start");
+	cr_expect_str_eq(ag_getenv("UT_NOT_PINNED"), "after", "other names read live");
+	cr_expect_eq(ag_default_state_dir(out, sizeof out), 0);
+	cr_expect_str_eq(out, "/home/at-start/.local/state/agentguard");
+}

@@ -1,0 +1,1064 @@
+/* lib/audit.c: audit.db, spool ingest, and the hash chain verify walks. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agentguard.h"
+#include "audit.h"
+#include "helpers.h"
+#include "snapshot.h"
+#include "spool.h"
+
+static char S[AG_PATH_MAX];        /* state dir */
+static const char *const ARGV[] = {"prog", "arg one", "", "last", NULL};
+static const char ARGV_JSON[] = "[\"prog\",\"arg one\",\"\",\"last\"]";
+
+static void setup(void)
+{
+	ut_mkdtemp(S, sizeof S);
+}
+
+static void teardown(void)
+{
+	ut_rmrf(S);
+}
+
+TestSuite(audit_open, .init = setup, .fini = teardown);
+TestSuite(audit_ingest, .init = setup, .fini = teardown);
+TestSuite(audit_verify, .init = setup, .fini = teardown);
+
+/* ---- small SQL helpers ------------------------------------------------------ */
+
+static sqlite3_stmt *q(sqlite3 *db, const char *fmt, va_list ap)
+{
+	char *sql = sqlite3_vmprintf(fmt, ap);
+	sqlite3_stmt *st = NULL;
+
+	cr_assert_not_null(sql);
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
+		     sqlite3_errmsg(db));
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "no row: %s", sql);
+	sqlite3_free(sql);
+	return st;
+}
+
+/* One integer; sqlite3_mprintf formatting (%Q quotes). */
+static int64_t qi(sqlite3 *db, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	sqlite3_stmt *st = q(db, fmt, ap);
+	va_end(ap);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* One text value, malloc'd; NULL for SQL NULL. */
+static char *qs(sqlite3 *db, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	sqlite3_stmt *st = q(db, fmt, ap);
+	va_end(ap);
+	const unsigned char *t = sqlite3_column_text(st, 0);
+	char *v = t ? strdup((const char *)t) : NULL;
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int is_null(sqlite3 *db, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	sqlite3_stmt *st = q(db, fmt, ap);
+	va_end(ap);
+	int n = sqlite3_column_type(st, 0) == SQLITE_NULL;
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void sql(sqlite3 *db, const char *fmt, ...)
+{
+	va_list ap;
+	char *err = NULL;
+
+	va_start(ap, fmt);
+	char *s = sqlite3_vmprintf(fmt, ap);
+	va_end(ap);
+	cr_assert_eq(sqlite3_exec(db, s, NULL, NULL, &err), SQLITE_OK, "%s: %s", s, err);
+	sqlite3_free(s);
+}
+
+static void expect_text(sqlite3 *db, const char *want, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	sqlite3_stmt *st = q(db, fmt, ap);
+	va_end(ap);
+	const unsigned char *t = sqlite3_column_text(st, 0);
+	if (!want)
+		cr_expect_null(t, "%s: want NULL, got %s", sqlite3_sql(st), (const char *)t);
+	else if (!t)
+		cr_expect_fail("%s: want %s, got NULL", sqlite3_sql(st), want);
+	else
+		cr_expect_str_eq((const char *)t, want, "%s", sqlite3_sql(st));
+	sqlite3_finalize(st);
+}
+
+static sqlite3 *open_rw(void)
+{
+	char err[1024] = "";
+	sqlite3 *db = ag_audit_open(S, 0, err, sizeof err);
+
+	cr_assert_not_null(db, "open: %s", err);
+	return db;
+}
+
+static long ingest(sqlite3 *db, int all)
+{
+	char err[1024] = "";
+	long n = ag_audit_ingest(db, S, all, err, sizeof err);
+
+	cr_assert_geq(n, 0, "ingest: %s", err);
+	return n;
+}
+
+static int verify(sqlite3 *db, const char *session, char *msg, size_t msglen)
+{
+	msg[0] = 0;
+	return ag_audit_verify(db, session, msg, msglen);
+}
+
+static void expect_intact(sqlite3 *db)
+{
+	char msg[1024];
+	int rc = verify(db, NULL, msg, sizeof msg);
+
+	cr_expect_eq(rc, 0, "verify: %d %s", rc, msg);
+}
+
+/* ---- writing spools the way the runtime does (guard.c) ---------------------- */
+
+static void spool_init(struct ag_spool *sp, const char *session)
+{
+	memset(sp, 0, sizeof *sp);
+	pthread_mutex_init(&sp->mu, NULL);
+	sp->state_dir = S;
+	sp->session = session;
+	sp->argv = ARGV;
+}
+
+/* guard.c record_session() */
+static void write_session(struct ag_spool *sp, const char *id, int64_t start)
+{
+	static const char argv[] = "agent\0--flag";
+	int64_t enforce = 1;
+	char ws[AG_PATH_MAX];
+
+	ut_fmt(ws, sizeof ws, "%s/ws", S);
+#define F(tag, s) {tag, (uint32_t)strlen(s), s}
+	struct ag_field f[] = {
+		F(AG_T_SESSION, id), {AG_T_ARGV, sizeof argv, argv},
+		F(AG_T_MODE, "autonomous"), {AG_T_ENFORCE, 8, &enforce},
+		F(AG_T_RULES, "builtin:default.yaml"), F(AG_T_RULES_HASH, "cafe"),
+		{AG_T_WORKSPACE, (uint32_t)strlen(ws), ws}, {AG_T_STATE_DIR, (uint32_t)strlen(S), S},
+		{AG_T_START, 8, &start},
+	};
+#undef F
+	cr_assert_eq(ag_spool_append(sp, AG_REC_SESSION, 0, start, 0, f,
+				     (int)(sizeof f / sizeof f[0]), NULL), 0);
+}
+
+struct ev {
+	const char *op, *path, *target, *decision, *rule, *reason;
+	int64_t enforced;
+	int32_t err;
+	int64_t time_ns, latency_ns;
+	const struct ag_snapshot *snap;
+};
+
+/* guard.c record() */
+static void write_event(struct ag_spool *sp, const struct ev *e, struct ag_spool_mark *mark)
+{
+	struct ag_field f[24];
+	int n = 0;
+	int64_t mode, uid, gid, at, mt, size;
+
+#define ADD(tag, s) do { if (s) f[n++] = (struct ag_field){tag, (uint32_t)strlen(s), s}; } while (0)
+#define ADDI(tag, p) (f[n++] = (struct ag_field){tag, 8, p})
+	ADD(AG_T_OP, e->op);
+	ADD(AG_T_PATH, e->path);
+	ADD(AG_T_TARGET, e->target);
+	ADD(AG_T_DECISION, e->decision);
+	ADDI(AG_T_ENFORCED, &e->enforced);
+	ADD(AG_T_RULE, e->rule);
+	ADD(AG_T_REASON, e->reason);
+	if (e->snap) {
+		const struct ag_snapshot *s = e->snap;
+		mode = s->st.st_mode;
+		uid = s->st.st_uid;
+		gid = s->st.st_gid;
+		at = (int64_t)s->st.st_atim.tv_sec * 1000000000 + s->st.st_atim.tv_nsec;
+		mt = (int64_t)s->st.st_mtim.tv_sec * 1000000000 + s->st.st_mtim.tv_nsec;
+		size = s->st.st_size;
+		ADD(AG_T_SNAP_ID, s->id);
+		ADD(AG_T_KIND, s->kind);
+		ADDI(AG_T_MODE_BITS, &mode);
+		ADDI(AG_T_UID, &uid);
+		ADDI(AG_T_GID, &gid);
+		ADDI(AG_T_ATIME, &at);
+		ADDI(AG_T_MTIME, &mt);
+		ADDI(AG_T_SIZE, &size);
+		ADD(AG_T_SNAPSHOT, s->path);
+		if (s->link_target[0])
+			ADD(AG_T_LINK, s->link_target);
+		if (s->store[0])
+			ADD(AG_T_STORE, s->store);
+	}
+#undef ADD
+#undef ADDI
+	cr_assert_eq(ag_spool_append(sp, AG_REC_EVENT, e->err, e->time_ns, e->latency_ns,
+				     f, n, mark), 0, "append: %s", strerror(errno));
+}
+
+static void write_simple(struct ag_spool *sp, const char *path, int64_t t)
+{
+	struct ev e = {.op = "delete", .path = path, .decision = "allow", .err = 0,
+		       .time_ns = t, .latency_ns = 5};
+	write_event(sp, &e, NULL);
+}
+
+static void write_gap(struct ag_spool *sp, const char *what, int64_t t)
+{
+	struct ag_field g = {AG_T_WHAT, (uint32_t)strlen(what), what};
+	cr_assert_eq(ag_spool_append(sp, AG_REC_GAP, 0, t, 0, &g, 1, NULL), 0);
+}
+
+static int nspools(void)
+{
+	char paths[8][AG_PATH_MAX];
+	return ut_spools(S, paths, 8);
+}
+
+/* ---- open ------------------------------------------------------------------- */
+
+Test(audit_open, creates_state_dir_and_schema)
+{
+	char dir[AG_PATH_MAX], err[1024] = "";
+	struct stat st;
+
+	ut_fmt(dir, sizeof dir, "%s/deep/state", S);
+	sqlite3 *db = ag_audit_open(dir, 0, err, sizeof err);
+	cr_assert_not_null(db, "%s", err);
+	cr_assert_eq(stat(dir, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0700);
+	static const char *const tables[] = {"meta", "sessions", "events", "snapshots", "gaps"};
+	for (size_t i = 0; i < 5; i++)
+		cr_expect_eq(qi(db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=%Q",
+				tables[i]), 1, "table %s", tables[i]);
+	expect_text(db, "1", "SELECT value FROM meta WHERE key='schema'");
+	expect_text(db, "wal", "PRAGMA journal_mode");
+	/* Every column the report's JSON names. */
+	static const char *const evcols[] = {
+		"id", "uid", "time_ns", "session", "pid", "ppid", "proc_start", "exe", "argv",
+		"cwd", "op", "path", "target", "address", "host", "port", "sql", "sql_class",
+		"database", "rule", "decision", "enforced", "reason", "errno", "snapshot",
+		"latency_ns", "prev_hash", "hash",
+	};
+	for (size_t i = 0; i < sizeof evcols / sizeof evcols[0]; i++)
+		cr_expect_eq(qi(db, "SELECT count(*) FROM pragma_table_info('events') WHERE name=%Q",
+				evcols[i]), 1, "events.%s", evcols[i]);
+	ag_audit_close(db);
+
+	/* Opening again is fine and keeps one schema row. */
+	db = ag_audit_open(dir, 0, err, sizeof err);
+	cr_assert_not_null(db, "%s", err);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM meta"), 1);
+	ag_audit_close(db);
+
+	db = ag_audit_open(dir, 1, err, sizeof err);
+	cr_assert_not_null(db, "readonly: %s", err);
+	cr_expect_neq(sqlite3_exec(db, "INSERT INTO gaps(what) VALUES('x')", NULL, NULL, NULL),
+		      SQLITE_OK, "a readonly handle wrote");
+	ag_audit_close(db);
+}
+
+Test(audit_open, readonly_missing_says_no_audit_log)
+{
+	char dir[AG_PATH_MAX], err[1024] = "", db_path[AG_PATH_MAX];
+	struct stat st;
+
+	cr_expect_null(ag_audit_open(S, 1, err, sizeof err));
+	cr_expect_not_null(strstr(err, "no audit log"), "message: %s", err);
+	ut_fmt(db_path, sizeof db_path, "%s/audit.db", S);
+	cr_expect_eq(lstat(db_path, &st), -1, "a readonly open created the file");
+
+	ut_fmt(dir, sizeof dir, "%s/not-there", S);
+	err[0] = 0;
+	cr_expect_null(ag_audit_open(dir, 1, err, sizeof err));
+	cr_expect_not_null(strstr(err, "no audit log"), "message: %s", err);
+	cr_expect_eq(lstat(dir, &st), -1, "a readonly open created the state dir");
+}
+
+static void expect_damaged(const void *bytes, size_t len)
+{
+	char p[AG_PATH_MAX], err[1024];
+
+	ut_fmt(p, sizeof p, "%s/audit.db", S);
+	ut_write(p, bytes, len);
+	for (int ro = 0; ro < 2; ro++) {
+		err[0] = 0;
+		sqlite3 *db = ag_audit_open(S, ro, err, sizeof err);
+		cr_expect_null(db, "opened a damaged audit log (readonly=%d)", ro);
+		if (db)
+			ag_audit_close(db);
+		cr_expect_not_null(strstr(err, "damaged"), "readonly=%d: %s", ro, err);
+		cr_expect_not_null(strstr(err, p), "the message names the file: %s", err);
+	}
+	/* "nothing was changed" */
+	size_t got;
+	char *now = ut_read(p, &got);
+	cr_expect_eq(got, len);
+	cr_expect_eq(memcmp(now, bytes, len), 0);
+	free(now);
+}
+
+Test(audit_open, garbage_file_is_damaged)
+{
+	static char junk[8192];
+	unsigned x = 99;
+
+	for (size_t i = 0; i < sizeof junk; i++)
+		junk[i] = (char)rand_r(&x);
+	expect_damaged(junk, sizeof junk);
+}
+
+Test(audit_open, text_file_is_damaged)
+{
+	static const char text[] =
+		"this was supposed to be a database but somebody wrote notes here\n"
+		"and more notes, long enough to be more than a header's worth of bytes,\n"
+		"so that nothing about it looks like an empty file to SQLite at all.\n";
+	expect_damaged(text, sizeof text - 1);
+}
+
+Test(audit_open, db_symlink_is_not_followed)
+{
+	char link[AG_PATH_MAX], target[AG_PATH_MAX], err[1024] = "";
+	struct stat st;
+
+	ut_fmt(target, sizeof target, "%s/elsewhere.db", S);
+	ut_fmt(link, sizeof link, "%s/audit.db", S);
+	cr_assert_eq(symlink(target, link), 0);
+	sqlite3 *db = ag_audit_open(S, 0, err, sizeof err);
+	cr_expect_null(db);
+	if (db)
+		ag_audit_close(db);
+	cr_expect_eq(lstat(target, &st), -1, "the symlink's target was created");
+}
+
+/* ---- sessions --------------------------------------------------------------- */
+
+Test(audit_open, session_begin_end_latest)
+{
+	sqlite3 *db = open_rw();
+	char err[256], out[64];
+	struct ag_session_info a = {
+		.id = "s-old", .argv_json = "[\"a\"]", .mode = "supervised", .enforce = 0,
+		.rules = "/r.yaml", .rules_hash = "h1", .workspace = "/ws", .state_dir = S,
+		.pid = 42, .start_ns = 1000,
+	};
+	struct ag_session_info b = a;
+	b.id = "s-new";
+	b.start_ns = 2000;
+
+	cr_expect_eq(ag_audit_latest_session(db, out, sizeof out), -1, "no session yet");
+	cr_assert_eq(ag_audit_session_begin(db, &a, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ag_audit_session_begin(db, &b, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(ag_audit_session_begin(db, &a, err, sizeof err), 0, "again: %s", err);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM sessions"), 2);
+	expect_text(db, "supervised", "SELECT mode FROM sessions WHERE id='s-old'");
+	expect_text(db, "/r.yaml", "SELECT rules FROM sessions WHERE id='s-old'");
+	cr_expect_eq(qi(db, "SELECT pid FROM sessions WHERE id='s-old'"), 42);
+	cr_expect_eq(qi(db, "SELECT enforce FROM sessions WHERE id='s-old'"), 0);
+	/* A session with no events: head is its genesis, and it verifies. */
+	char *g = qs(db, "SELECT genesis FROM sessions WHERE id='s-old'");
+	cr_assert_not_null(g);
+	cr_expect_eq(strlen(g), 64);
+	expect_text(db, g, "SELECT head FROM sessions WHERE id='s-old'");
+	free(g);
+	expect_intact(db);
+
+	cr_assert_eq(ag_audit_latest_session(db, out, sizeof out), 0);
+	cr_expect_str_eq(out, "s-new");
+	cr_assert_eq(ag_audit_session_end(db, "s-old", 5000, 3, err, sizeof err), 0, "%s", err);
+	cr_expect_eq(qi(db, "SELECT end_ns FROM sessions WHERE id='s-old'"), 5000);
+	cr_expect_eq(qi(db, "SELECT exit_status FROM sessions WHERE id='s-old'"), 3);
+	cr_expect(is_null(db, "SELECT end_ns FROM sessions WHERE id='s-new'"));
+	ag_audit_close(db);
+}
+
+/* ---- ingest ----------------------------------------------------------------- */
+
+Test(audit_ingest, no_spools_is_zero)
+{
+	sqlite3 *db = open_rw();
+
+	cr_expect_eq(ingest(db, 0), 0);
+	cr_expect_eq(ingest(db, 1), 0);
+	ag_audit_close(db);
+}
+
+Test(audit_ingest, session_events_and_snapshot_rows)
+{
+	struct ag_spool sp;
+	struct ag_spool_mark m;
+	struct ag_snapshot snap;
+	char victim[AG_PATH_MAX], dir[AG_PATH_MAX], name[128], cwd[AG_PATH_MAX], exe[AG_PATH_MAX];
+
+	ut_fmt(dir, sizeof dir, "%s/ws", S);
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	ut_fmt(victim, sizeof victim, "%s/ws/victim.txt", S);
+	ut_write_str(victim, "content to keep\n");
+	cr_assert_eq(ag_snapshot_take(S, "sessA", victim, AG_SNAP_TAKE, 0, &snap), 0);
+	cr_assert_eq(chdir(dir), 0);
+	cr_assert_not_null(getcwd(cwd, sizeof cwd));
+
+	spool_init(&sp, "sessA");
+	write_session(&sp, "sessA", 777);
+	struct ev e1 = {.op = "delete", .path = "/ws/a", .decision = "allow", .err = -1,
+			.time_ns = 1001, .latency_ns = 11};
+	struct ev e2 = {.op = "rename", .path = "/ws/b", .target = "/ws/c", .decision = "deny",
+			.rule = "no-rename", .reason = "because", .enforced = 1, .err = -1,
+			.time_ns = 1002, .latency_ns = 12};
+	struct ev e3 = {.op = "delete", .path = victim, .decision = "snapshot",
+			.rule = "snapshot-workspace", .enforced = 1, .err = 0,
+			.time_ns = 1003, .latency_ns = 13, .snap = &snap};
+	write_event(&sp, &e1, NULL);
+	write_event(&sp, &e2, &m);
+	ag_spool_patch_errno(&sp, &m, EACCES);
+	write_event(&sp, &e3, NULL);
+	write_gap(&sp, "2 decisions could not be recorded", 999);
+	snprintf(name, sizeof name, "%s", sp.name);
+	/* The writer is done with it, as if it had exited. */
+	ag_spool_forget(&sp);
+	cr_assert_eq(unlink(victim), 0);
+	cr_assert_eq(nspools(), 1);
+
+	sqlite3 *db = open_rw();
+	cr_expect_eq(ingest(db, 0), 3);
+	cr_expect_eq(nspools(), 0, "an ingested, finished spool is deleted");
+
+	/* sessions */
+	cr_expect_eq(qi(db, "SELECT count(*) FROM sessions"), 1);
+	expect_text(db, "[\"agent\",\"--flag\"]", "SELECT argv FROM sessions WHERE id='sessA'");
+	expect_text(db, "autonomous", "SELECT mode FROM sessions WHERE id='sessA'");
+	cr_expect_eq(qi(db, "SELECT enforce FROM sessions WHERE id='sessA'"), 1);
+	expect_text(db, "builtin:default.yaml", "SELECT rules FROM sessions WHERE id='sessA'");
+	expect_text(db, "cafe", "SELECT rules_hash FROM sessions WHERE id='sessA'");
+	expect_text(db, dir, "SELECT workspace FROM sessions WHERE id='sessA'");
+	expect_text(db, S, "SELECT state_dir FROM sessions WHERE id='sessA'");
+	cr_expect_eq(qi(db, "SELECT pid FROM sessions WHERE id='sessA'"), getpid());
+	cr_expect_eq(qi(db, "SELECT start_ns FROM sessions WHERE id='sessA'"), 777);
+	cr_expect_eq(qi(db, "SELECT events FROM sessions WHERE id='sessA'"), 3);
+
+	/* events: one row per decision, chain order, process fields from PROC */
+	cr_assert_eq(qi(db, "SELECT count(*) FROM events"), 3);
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	cr_assert_gt(n, 0);
+	exe[n] = 0;
+	/* Record seqs: PROC 1, SESSION 2, events 3..5. */
+	for (int i = 0; i < 3; i++) {
+		char uid[200];
+		snprintf(uid, sizeof uid, "%s:%d", name, i + 3);
+		int64_t id = qi(db, "SELECT id FROM events WHERE uid=%Q", uid);
+		cr_expect_eq(qi(db, "SELECT count(*) FROM events WHERE id < %lld",
+				(long long)id), i, "uid %s out of order", uid);
+		expect_text(db, "sessA", "SELECT session FROM events WHERE id=%lld", (long long)id);
+		cr_expect_eq(qi(db, "SELECT time_ns FROM events WHERE id=%lld", (long long)id), 1001 + i);
+		cr_expect_eq(qi(db, "SELECT latency_ns FROM events WHERE id=%lld", (long long)id), 11 + i);
+		cr_expect_eq(qi(db, "SELECT pid FROM events WHERE id=%lld", (long long)id), getpid());
+		cr_expect_eq(qi(db, "SELECT ppid FROM events WHERE id=%lld", (long long)id), getppid());
+		cr_expect_eq(qi(db, "SELECT proc_start FROM events WHERE id=%lld", (long long)id),
+			     (int64_t)ag_proc_start(getpid()));
+		expect_text(db, exe, "SELECT exe FROM events WHERE id=%lld", (long long)id);
+		expect_text(db, ARGV_JSON, "SELECT argv FROM events WHERE id=%lld", (long long)id);
+		expect_text(db, cwd, "SELECT cwd FROM events WHERE id=%lld", (long long)id);
+		cr_expect(is_null(db, "SELECT address FROM events WHERE id=%lld", (long long)id));
+		cr_expect(is_null(db, "SELECT port FROM events WHERE id=%lld", (long long)id));
+	}
+	char uid1[200], uid2[200], uid3[200];
+	snprintf(uid1, sizeof uid1, "%s:3", name);
+	snprintf(uid2, sizeof uid2, "%s:4", name);
+	snprintf(uid3, sizeof uid3, "%s:5", name);
+	expect_text(db, "delete", "SELECT op FROM events WHERE uid=%Q", uid1);
+	expect_text(db, "/ws/a", "SELECT path FROM events WHERE uid=%Q", uid1);
+	expect_text(db, NULL, "SELECT target FROM events WHERE uid=%Q", uid1);
+	expect_text(db, "allow", "SELECT decision FROM events WHERE uid=%Q", uid1);
+	expect_text(db, NULL, "SELECT rule FROM events WHERE uid=%Q", uid1);
+	cr_expect_eq(qi(db, "SELECT enforced FROM events WHERE uid=%Q", uid1), 0);
+	cr_expect(is_null(db, "SELECT errno FROM events WHERE uid=%Q", uid1),
+		  "err -1 (the process died inside the call) must be NULL");
+	cr_expect(is_null(db, "SELECT snapshot FROM events WHERE uid=%Q", uid1));
+
+	expect_text(db, "rename", "SELECT op FROM events WHERE uid=%Q", uid2);
+	expect_text(db, "/ws/c", "SELECT target FROM events WHERE uid=%Q", uid2);
+	expect_text(db, "deny", "SELECT decision FROM events WHERE uid=%Q", uid2);
+	expect_text(db, "no-rename", "SELECT rule FROM events WHERE uid=%Q", uid2);
+	expect_text(db, "because", "SELECT reason FROM events WHERE uid=%Q", uid2);
+	cr_expect_eq(qi(db, "SELECT enforced FROM events WHERE uid=%Q", uid2), 1);
+	cr_expect_eq(qi(db, "SELECT errno FROM events WHERE uid=%Q", uid2), EACCES);
+
+	expect_text(db, "snapshot", "SELECT decision FROM events WHERE uid=%Q", uid3);
+	cr_expect_eq(qi(db, "SELECT errno FROM events WHERE uid=%Q", uid3), 0);
+	cr_expect(!is_null(db, "SELECT errno FROM events WHERE uid=%Q", uid3), "errno 0 is not NULL");
+	expect_text(db, snap.id, "SELECT snapshot FROM events WHERE uid=%Q", uid3);
+
+	/* the chain: genesis -> e1 -> e2 -> e3 = head */
+	char *genesis = qs(db, "SELECT genesis FROM sessions WHERE id='sessA'");
+	cr_assert_not_null(genesis);
+	expect_text(db, genesis, "SELECT prev_hash FROM events WHERE uid=%Q", uid1);
+	char *h1 = qs(db, "SELECT hash FROM events WHERE uid=%Q", uid1);
+	char *h3 = qs(db, "SELECT hash FROM events WHERE uid=%Q", uid3);
+	cr_assert_not_null(h1);
+	cr_assert_not_null(h3);
+	cr_expect_eq(strlen(h1), 64);
+	cr_expect_eq(strspn(h1, "0123456789abcdef"), 64);
+	expect_text(db, h1, "SELECT prev_hash FROM events WHERE uid=%Q", uid2);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM events e JOIN events p ON e.prev_hash = p.hash "
+			"WHERE e.uid=%Q AND p.uid=%Q", uid3, uid2), 1);
+	expect_text(db, h3, "SELECT head FROM sessions WHERE id='sessA'");
+	cr_expect_eq(qi(db, "SELECT count(DISTINCT hash) FROM events"), 3);
+	free(genesis);
+	free(h1);
+	free(h3);
+
+	/* the snapshot's metadata */
+	cr_assert_eq(qi(db, "SELECT count(*) FROM snapshots"), 1);
+	expect_text(db, snap.id, "SELECT id FROM snapshots");
+	expect_text(db, "sessA", "SELECT session FROM snapshots");
+	expect_text(db, uid3, "SELECT event_uid FROM snapshots");
+	expect_text(db, "file", "SELECT kind FROM snapshots");
+	expect_text(db, victim, "SELECT path FROM snapshots");
+	expect_text(db, snap.store, "SELECT store FROM snapshots");
+	expect_text(db, NULL, "SELECT link_target FROM snapshots");
+	cr_expect_eq(qi(db, "SELECT mode FROM snapshots"), (int64_t)snap.st.st_mode);
+	cr_expect_eq(qi(db, "SELECT uid FROM snapshots"), (int64_t)snap.st.st_uid);
+	cr_expect_eq(qi(db, "SELECT gid FROM snapshots"), (int64_t)snap.st.st_gid);
+	cr_expect_eq(qi(db, "SELECT size FROM snapshots"), 16);
+	cr_expect_eq(qi(db, "SELECT mtime_ns FROM snapshots"),
+		     (int64_t)snap.st.st_mtim.tv_sec * 1000000000 + snap.st.st_mtim.tv_nsec);
+	cr_expect_eq(qi(db, "SELECT atime_ns FROM snapshots"),
+		     (int64_t)snap.st.st_atim.tv_sec * 1000000000 + snap.st.st_atim.tv_nsec);
+	cr_expect_eq(qi(db, "SELECT created_ns FROM snapshots"), 1003);
+	cr_expect(is_null(db, "SELECT restored_ns FROM snapshots"));
+	char sha[AG_HASH_HEX];
+	ag_sha256_buf_hex("content to keep\n", 16, sha);
+	expect_text(db, sha, "SELECT sha256 FROM snapshots");
+
+	/* the gap */
+	cr_assert_eq(qi(db, "SELECT count(*) FROM gaps"), 1);
+	expect_text(db, "sessA", "SELECT session FROM gaps");
+	expect_text(db, "2 decisions could not be recorded", "SELECT what FROM gaps");
+	cr_expect_eq(qi(db, "SELECT time_ns FROM gaps"), 999);
+	cr_expect_eq(qi(db, "SELECT pid FROM gaps"), getpid());
+
+	expect_intact(db);
+	/* Nothing left to ingest. */
+	cr_expect_eq(ingest(db, 1), 0);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM events"), 3);
+	ag_audit_close(db);
+}
+
+Test(audit_ingest, symlink_snapshot_row)
+{
+	struct ag_spool sp;
+	struct ag_snapshot snap;
+	char link[AG_PATH_MAX];
+
+	ut_fmt(link, sizeof link, "%s/l", S);
+	cr_assert_eq(symlink("../some/target", link), 0);
+	cr_assert_eq(ag_snapshot_take(S, "sessL", link, AG_SNAP_TAKE, 0, &snap), 0);
+	spool_init(&sp, "sessL");
+	struct ev e = {.op = "delete", .path = link, .decision = "snapshot", .err = 0,
+		       .time_ns = 5, .snap = &snap};
+	write_event(&sp, &e, NULL);
+	ag_spool_forget(&sp);
+
+	sqlite3 *db = open_rw();
+	cr_expect_eq(ingest(db, 0), 1);
+	expect_text(db, "symlink", "SELECT kind FROM snapshots");
+	expect_text(db, "../some/target", "SELECT link_target FROM snapshots");
+	expect_text(db, snap.store, "SELECT store FROM snapshots");
+	expect_text(db, NULL, "SELECT sha256 FROM snapshots");
+	/* A session first seen through its events gets a placeholder row. */
+	cr_expect_eq(qi(db, "SELECT count(*) FROM sessions WHERE id='sessL'"), 1);
+	cr_expect_eq(qi(db, "SELECT events FROM sessions WHERE id='sessL'"), 1);
+	expect_intact(db);
+	ag_audit_close(db);
+}
+
+/* Children write their own spools; once they exit the spools are moved
+ * in and deleted, and the session's chain runs through all of them. */
+Test(audit_ingest, finished_child_spools_are_moved_and_deleted)
+{
+	pid_t kids[2];
+
+	for (int k = 0; k < 2; k++) {
+		kids[k] = fork();
+		cr_assert_geq(kids[k], 0);
+		if (kids[k] == 0) {
+			struct ag_spool sp;
+			spool_init(&sp, "sessK");
+			if (k == 0)
+				write_session(&sp, "sessK", 50);
+			write_simple(&sp, k ? "/kid1/a" : "/kid0/a", 100 + k);
+			write_simple(&sp, k ? "/kid1/b" : "/kid0/b", 200 + k);
+			_exit(0);
+		}
+		int status;
+		cr_assert_eq(waitpid(kids[k], &status, 0), kids[k]);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	cr_assert_eq(nspools(), 2);
+	sqlite3 *db = open_rw();
+	cr_expect_eq(ingest(db, 0), 4);
+	cr_expect_eq(nspools(), 0);
+	for (int k = 0; k < 2; k++) {
+		cr_expect_eq(qi(db, "SELECT count(*) FROM events WHERE pid=%d", (int)kids[k]), 2);
+		cr_expect_eq(qi(db, "SELECT count(*) FROM events WHERE pid=%d AND ppid=%d",
+				(int)kids[k], (int)getpid()), 2);
+	}
+	cr_expect_eq(qi(db, "SELECT events FROM sessions WHERE id='sessK'"), 4);
+	/* One chain across both spools: every prev_hash is the hash before it. */
+	cr_expect_eq(qi(db, "SELECT count(*) FROM events e WHERE e.prev_hash = "
+			"(SELECT hash FROM events p WHERE p.id < e.id ORDER BY p.id DESC LIMIT 1)"), 3);
+	expect_intact(db);
+
+	/* A later spool of the same session extends the same chain. */
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct ag_spool sp;
+		spool_init(&sp, "sessK");
+		write_simple(&sp, "/later", 300);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	cr_expect_eq(ingest(db, 0), 1);
+	char *head = qs(db, "SELECT head FROM sessions WHERE id='sessK'");
+	expect_text(db, head, "SELECT hash FROM events WHERE path='/later'");
+	free(head);
+	cr_expect_eq(qi(db, "SELECT events FROM sessions WHERE id='sessK'"), 5);
+	expect_intact(db);
+	ag_audit_close(db);
+}
+
+Test(audit_ingest, live_writer_is_left_alone)
+{
+	int ready[2], go[2];
+
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe(go), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct ag_spool sp;
+		char c = 0;
+		close(ready[0]);
+		close(go[1]);
+		spool_init(&sp, "sessLive");
+		write_simple(&sp, "/live/1", 1);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(2);
+		/* Hold the mapping until the parent says go. */
+		if (read(go[0], &c, 1) < 0)
+			_exit(3);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	char c;
+	cr_assert_eq(read(ready[0], &c, 1), 1);
+
+	sqlite3 *db = open_rw();
+	cr_expect_eq(ingest(db, 0), 0, "a live spool was ingested");
+	cr_expect_eq(nspools(), 1, "a live spool was removed");
+	cr_expect_eq(qi(db, "SELECT count(*) FROM events"), 0);
+
+	cr_expect_eq(ingest(db, 1), 1, "all=1 copies a live spool's rows");
+	cr_expect_eq(nspools(), 1, "but leaves the file to its writer");
+	cr_expect_eq(ingest(db, 1), 0, "and copies nothing twice");
+
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cr_expect_eq(ingest(db, 0), 0, "the rows were already in");
+	cr_expect_eq(nspools(), 0, "finished now: deleted");
+	cr_expect_eq(qi(db, "SELECT count(*) FROM events"), 1);
+	cr_expect_eq(qi(db, "SELECT events FROM sessions WHERE id='sessLive'"), 1);
+	expect_intact(db);
+	close(ready[0]);
+	close(go[1]);
+	ag_audit_close(db);
+}
+
+Test(audit_ingest, all_copies_our_own_live_spool_once)
+{
+	struct ag_spool sp;
+	struct ag_snapshot snap;
+	char f[AG_PATH_MAX];
+
+	ut_fmt(f, sizeof f, "%s/file", S);
+	ut_write_str(f, "x");
+	cr_assert_eq(ag_snapshot_take(S, "sessOwn", f, AG_SNAP_COPY, 0, &snap), 0);
+	spool_init(&sp, "sessOwn");
+	write_session(&sp, "sessOwn", 10);
+	write_simple(&sp, "/own/1", 11);
+	struct ev e = {.op = "truncate", .path = f, .decision = "snapshot", .err = 0,
+		       .time_ns = 12, .snap = &snap};
+	write_event(&sp, &e, NULL);
+
+	sqlite3 *db = open_rw();
+	cr_expect_eq(ingest(db, 0), 0);
+	cr_expect_eq(ingest(db, 1), 2);
+	cr_expect_eq(ingest(db, 1), 0);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM events"), 2);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM snapshots"), 1);
+	cr_expect_eq(qi(db, "SELECT events FROM sessions WHERE id='sessOwn'"), 2);
+	expect_intact(db);
+
+	/* More decisions by the same live writer: only the new one is added. */
+	write_simple(&sp, "/own/2", 13);
+	cr_expect_eq(ingest(db, 1), 1);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM events"), 3);
+	expect_text(db, "/own/2", "SELECT path FROM events ORDER BY id DESC LIMIT 1");
+	cr_expect_eq(nspools(), 1);
+	expect_intact(db);
+
+	/* The writer lets go; the file is finished and goes away. */
+	ag_spool_forget(&sp);
+	cr_expect_eq(ingest(db, 0), 0);
+	cr_expect_eq(nspools(), 0);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM events"), 3);
+	cr_expect_eq(qi(db, "SELECT events FROM sessions WHERE id='sessOwn'"), 3);
+	expect_intact(db);
+	ag_audit_close(db);
+}
+
+/* audit.h: "re-ingesting is harmless". A gap is a row too. */
+Test(audit_ingest, reingesting_a_live_spool_does_not_repeat_its_gap)
+{
+	struct ag_spool sp;
+
+	spool_init(&sp, "sessGap");
+	write_simple(&sp, "/g/1", 1);
+	write_gap(&sp, "3 decisions could not be recorded", 2);
+	write_simple(&sp, "/g/2", 3);
+
+	sqlite3 *db = open_rw();
+	cr_expect_eq(ingest(db, 1), 2);
+	cr_expect_eq(ingest(db, 1), 0);
+	ag_spool_forget(&sp);
+	cr_expect_eq(ingest(db, 0), 0);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM events"), 2);
+	int64_t gaps = qi(db, "SELECT count(*) FROM gaps");
+	cr_expect_eq(gaps, 1, "one gap in the spool, %lld rows in gaps", (long long)gaps);
+	ag_audit_close(db);
+}
+
+Test(audit_ingest, a_file_that_is_not_a_spool_is_left_for_a_human)
+{
+	char junk[AG_PATH_MAX], dir[AG_PATH_MAX];
+	struct stat st;
+
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct ag_spool sp;
+		spool_init(&sp, "sessJ");
+		write_simple(&sp, "/j", 1);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	ut_fmt(dir, sizeof dir, "%s/spool", S);
+	ut_fmt(junk, sizeof junk, "%s/aaa-junk.spool", dir);
+	ut_write_str(junk, "definitely not a spool");
+
+	sqlite3 *db = open_rw();
+	cr_expect_eq(ingest(db, 0), 1);
+	cr_expect_eq(lstat(junk, &st), 0, "the junk file was removed");
+	cr_expect_eq(nspools(), 1);
+	expect_intact(db);
+	ag_audit_close(db);
+}
+
+/* ---- verify ----------------------------------------------------------------- */
+
+/* Session sV with 4 events and session sW with 2, ingested; ids of sV's. */
+static sqlite3 *chained_db(int64_t ids[4])
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct ag_spool sp;
+		spool_init(&sp, "sV");
+		write_session(&sp, "sV", 10);
+		struct ev e = {.op = "rename", .path = "/ws/p", .target = "/ws/t",
+			       .decision = "deny", .rule = "r", .reason = "why", .enforced = 1,
+			       .err = EACCES, .time_ns = 20, .latency_ns = 3};
+		write_event(&sp, &e, NULL);
+		e.err = -1;
+		e.time_ns = 21;
+		write_event(&sp, &e, NULL);
+		write_simple(&sp, "/ws/3", 22);
+		write_simple(&sp, "/ws/4", 23);
+		ag_spool_forget(&sp);
+		spool_init(&sp, "sW");
+		write_session(&sp, "sW", 30);
+		write_simple(&sp, "/w/1", 31);
+		write_simple(&sp, "/w/2", 32);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	sqlite3 *db = open_rw();
+	cr_assert_eq(ingest(db, 0), 6);
+	sqlite3_stmt *st;
+	cr_assert_eq(sqlite3_prepare_v2(db, "SELECT id FROM events WHERE session='sV' ORDER BY id",
+					-1, &st, NULL), SQLITE_OK);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+		ids[i] = sqlite3_column_int64(st, 0);
+	}
+	cr_assert_eq(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	expect_intact(db);
+	return db;
+}
+
+static void expect_bad(sqlite3 *db, const char *session, const char *fmt, ...)
+{
+	char msg[1024], want[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(want, sizeof want, fmt, ap);
+	va_end(ap);
+	int rc = verify(db, session, msg, sizeof msg);
+	cr_expect_eq(rc, 1, "verify returned %d (%s), want 1 with \"%s\"", rc, msg, want);
+	cr_expect_not_null(strstr(msg, want), "message \"%s\" lacks \"%s\"", msg, want);
+}
+
+static const char *const CHAINED[] = {
+	"uid", "time_ns", "session", "pid", "ppid", "proc_start", "exe", "argv",
+	"cwd", "op", "path", "target", "address", "host", "port", "sql",
+	"sql_class", "database", "rule", "decision", "enforced", "reason",
+	"errno", "snapshot", "latency_ns",
+};
+
+Test(audit_verify, intact_is_zero)
+{
+	int64_t ids[4];
+	char msg[256];
+	sqlite3 *db = chained_db(ids);
+
+	cr_expect_eq(verify(db, NULL, msg, sizeof msg), 0, "%s", msg);
+	cr_expect_eq(verify(db, "sV", msg, sizeof msg), 0, "%s", msg);
+	cr_expect_eq(verify(db, "sW", msg, sizeof msg), 0, "%s", msg);
+	cr_expect_eq(verify(db, "nope", msg, sizeof msg), -1);
+	cr_expect_not_null(strstr(msg, "no session nope"), "%s", msg);
+	ag_audit_close(db);
+}
+
+Test(audit_verify, any_changed_column_names_its_event)
+{
+	int64_t ids[4];
+	char msg[256];
+	sqlite3 *db = chained_db(ids);
+
+	for (size_t i = 0; i < sizeof CHAINED / sizeof CHAINED[0]; i++) {
+		const char *c = CHAINED[i];
+		/* A middle row is caught by its hash; the last one too, not by the head. */
+		const int64_t rows[] = {ids[1], ids[3]};
+		for (int r = 0; r < 2; r++) {
+			int64_t id = rows[r];
+			sql(db, "BEGIN");
+			sql(db, "UPDATE events SET \"%w\" = CASE WHEN \"%w\" IS NULL THEN 'forged' "
+				"WHEN typeof(\"%w\") = 'integer' THEN \"%w\" + 1 "
+				"ELSE \"%w\" || 'x' END WHERE id = %lld",
+			    c, c, c, c, c, (long long)id);
+			cr_assert_eq(sqlite3_changes(db), 1);
+			if (strcmp(c, "session") == 0) {
+				/* Moved out of its session: its own chain now lacks it. */
+				int rc = verify(db, "sV", msg, sizeof msg);
+				cr_expect_eq(rc, 1, "session of event %lld changed: %d %s",
+					     (long long)id, rc, msg);
+				rc = verify(db, NULL, msg, sizeof msg);
+				cr_expect_eq(rc, 1, "session of event %lld changed: %d %s",
+					     (long long)id, rc, msg);
+			} else {
+				expect_bad(db, NULL, "event %lld was changed", (long long)id);
+				expect_bad(db, "sV", "event %lld was changed", (long long)id);
+				cr_expect_eq(verify(db, "sW", msg, sizeof msg), 0,
+					     "another session's chain is not affected: %s", msg);
+			}
+			sql(db, "ROLLBACK");
+		}
+	}
+	/* The chain's own columns. */
+	sql(db, "BEGIN");
+	sql(db, "UPDATE events SET hash = 'ab' || substr(hash, 3) WHERE id = %lld", (long long)ids[2]);
+	expect_bad(db, NULL, "event %lld was changed", (long long)ids[2]);
+	sql(db, "ROLLBACK");
+	sql(db, "BEGIN");
+	sql(db, "UPDATE events SET prev_hash = 'x' WHERE id = %lld", (long long)ids[2]);
+	expect_bad(db, NULL, "event %lld does not follow event %lld", (long long)ids[2],
+		   (long long)ids[1]);
+	sql(db, "ROLLBACK");
+	expect_intact(db);
+	ag_audit_close(db);
+}
+
+Test(audit_verify, changed_first_event)
+{
+	int64_t ids[4];
+	sqlite3 *db = chained_db(ids);
+
+	sql(db, "UPDATE events SET decision = 'allow' WHERE id = %lld", (long long)ids[0]);
+	expect_bad(db, NULL, "event %lld was changed", (long long)ids[0]);
+	ag_audit_close(db);
+}
+
+Test(audit_verify, deleted_middle_row_names_the_next)
+{
+	int64_t ids[4];
+	sqlite3 *db = chained_db(ids);
+
+	sql(db, "DELETE FROM events WHERE id = %lld", (long long)ids[1]);
+	expect_bad(db, NULL, "event %lld does not follow event %lld", (long long)ids[2],
+		   (long long)ids[0]);
+	expect_bad(db, "sV", "event %lld", (long long)ids[2]);
+	ag_audit_close(db);
+}
+
+Test(audit_verify, deleted_first_row)
+{
+	int64_t ids[4];
+	sqlite3 *db = chained_db(ids);
+
+	sql(db, "DELETE FROM events WHERE id = %lld", (long long)ids[0]);
+	expect_bad(db, NULL, "event %lld is not the first of its chain", (long long)ids[1]);
+	ag_audit_close(db);
+}
+
+Test(audit_verify, deleted_last_rows)
+{
+	int64_t ids[4];
+	sqlite3 *db = chained_db(ids);
+
+	sql(db, "DELETE FROM events WHERE id = %lld", (long long)ids[3]);
+	expect_bad(db, NULL, "rows after event %lld were deleted", (long long)ids[2]);
+	sql(db, "DELETE FROM events WHERE id >= %lld AND session = 'sV'", (long long)ids[1]);
+	expect_bad(db, NULL, "rows after event %lld were deleted", (long long)ids[0]);
+	sql(db, "DELETE FROM events WHERE session = 'sV'");
+	expect_bad(db, NULL, "session sV: its events were deleted");
+	ag_audit_close(db);
+}
+
+Test(audit_verify, deleted_session_row)
+{
+	int64_t ids[4];
+	sqlite3 *db = chained_db(ids);
+
+	sql(db, "DELETE FROM sessions WHERE id = 'sV'");
+	expect_bad(db, NULL, "event %lld belongs to session sV, whose record was deleted",
+		   (long long)ids[0]);
+	ag_audit_close(db);
+}
+
+Test(audit_verify, changed_session_head_or_genesis)
+{
+	int64_t ids[4];
+	sqlite3 *db = chained_db(ids);
+
+	sql(db, "BEGIN");
+	sql(db, "UPDATE sessions SET head = genesis WHERE id = 'sV'");
+	expect_bad(db, NULL, "session sV");
+	sql(db, "ROLLBACK");
+	sql(db, "UPDATE sessions SET genesis = 'x' WHERE id = 'sW'");
+	expect_bad(db, NULL, "session sW: its chain start was changed");
+	ag_audit_close(db);
+}
+
+/* Copy row `src`'s chained columns into a new row `id` with a new uid. */
+static void insert_fake(sqlite3 *db, int64_t id, int64_t src, const char *prev_from,
+			const char *hash_from)
+{
+	sql(db, "INSERT INTO events(id, uid, time_ns, session, pid, ppid, proc_start, exe,"
+		" argv, cwd, op, path, target, address, host, port, sql, sql_class, database,"
+		" rule, decision, enforced, reason, errno, snapshot, latency_ns, prev_hash, hash)"
+		" SELECT %lld, 'fake', time_ns, session, pid, ppid, proc_start, exe, argv, cwd,"
+		" op, '/innocent', target, address, host, port, sql, sql_class, database, rule,"
+		" 'allow', enforced, reason, errno, snapshot, latency_ns, %s, %s"
+		" FROM events WHERE id = %lld",
+	    (long long)id, prev_from, hash_from, (long long)src);
+	cr_assert_eq(sqlite3_changes(db), 1);
+}
+
+Test(audit_verify, inserted_row_at_the_end)
+{
+	int64_t ids[4];
+	sqlite3 *db = chained_db(ids);
+
+	/* Links to the real head; its own hash cannot be right. */
+	insert_fake(db, 1000, ids[3], "hash", "hash");
+	expect_bad(db, NULL, "event 1000 was changed");
+	ag_audit_close(db);
+}
+
+Test(audit_verify, inserted_row_in_the_middle)
+{
+	int64_t ids[4];
+	sqlite3 *db = chained_db(ids);
+
+	/* Make room between rows: ids are not chained, their order is. */
+	sql(db, "UPDATE events SET id = id * 10");
+	expect_intact(db);
+	int64_t a = ids[1] * 10, b = ids[2] * 10, mid = a + 5;
+	/* A copy of b, linked after a and claiming b's hash. */
+	insert_fake(db, mid, b, "prev_hash", "hash");
+	expect_bad(db, NULL, "event %lld was changed", (long long)mid);
+	sql(db, "DELETE FROM events WHERE id = %lld", (long long)mid);
+	expect_intact(db);
+	/* A copy of a, claiming a's place in the chain: b no longer follows. */
+	insert_fake(db, mid, a, "hash", "'0000000000000000000000000000000000000000000000000000000000000000'");
+	expect_bad(db, NULL, "event %lld", (long long)mid);
+	ag_audit_close(db);
+}
+
+Test(audit_verify, reordered_rows)
+{
+	int64_t ids[4];
+	sqlite3 *db = chained_db(ids);
+
+	sql(db, "UPDATE events SET id = -id WHERE id = %lld", (long long)ids[3]);
+	sql(db, "UPDATE events SET id = %lld WHERE id = %lld", (long long)ids[3] + 100,
+	    -(long long)ids[3]);
+	expect_intact(db);    /* still last: order unchanged */
+	sql(db, "UPDATE events SET id = 0 WHERE id = %lld", (long long)ids[3] + 100);
+	expect_bad(db, NULL, "event 0 is not the first of its chain");
+	ag_audit_close(db);
+}

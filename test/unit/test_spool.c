@@ -1,0 +1,942 @@
+/* lib/spool.c: the per-process event file hooks write instead of audit.db. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agentguard.h"
+#include "helpers.h"
+#include "spool.h"
+
+#define HDR 256   /* spool.c HDR_SIZE: where the first record starts */
+
+static char S[AG_PATH_MAX];   /* the state dir */
+static const char *const ARGV[] = {"prog", "arg one", "", "last", NULL};
+
+static void setup(void)
+{
+	ut_mkdtemp(S, sizeof S);
+}
+
+static void teardown(void)
+{
+	ut_rmrf(S);
+}
+
+TestSuite(spool, .init = setup, .fini = teardown);
+TestSuite(spool_read, .init = setup, .fini = teardown);
+
+static void spool_init(struct ag_spool *sp, const char *state_dir, const char *session)
+{
+	memset(sp, 0, sizeof *sp);
+	pthread_mutex_init(&sp->mu, NULL);
+	sp->state_dir = state_dir;
+	sp->session = session;
+	sp->argv = ARGV;
+}
+
+/* ---- reading everything back ---------------------------------------------- */
+
+struct rec {
+	uint16_t type;
+	int32_t err;
+	uint32_t len;
+	uint64_t seq;
+	int64_t time_ns, latency_ns;
+	char *field[AG_T_MAX];       /* NUL-terminated copies */
+	uint32_t flen[AG_T_MAX];
+};
+
+struct coll {
+	struct rec *r;
+	size_t n, cap;
+	char name[256];
+	struct ag_spool_hdr hdr;
+	int stop_after;              /* >0: return 7 after that many records */
+	int bad_bounds;              /* a field pointed outside its record */
+};
+
+static int collect(void *ctx, const struct ag_spool_view *sv, const struct ag_rec_view *rv)
+{
+	struct coll *c = ctx;
+
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		c->r = realloc(c->r, c->cap * sizeof *c->r);
+		cr_assert_not_null(c->r);
+	}
+	struct rec *r = &c->r[c->n++];
+	memset(r, 0, sizeof *r);
+	r->type = rv->rec->type;
+	r->err = rv->rec->err;
+	r->len = rv->rec->len;
+	r->seq = rv->rec->seq;
+	r->time_ns = rv->rec->time_ns;
+	r->latency_ns = rv->rec->latency_ns;
+	const unsigned char *lo = (const unsigned char *)rv->rec;
+	const unsigned char *hi = lo + rv->rec->len;
+	for (int t = 0; t < AG_T_MAX; t++) {
+		if (!rv->field[t])
+			continue;
+		if (rv->field[t] < lo || rv->field[t] > hi ||
+		    rv->flen[t] > (size_t)(hi - rv->field[t]))
+			c->bad_bounds = 1;
+		r->field[t] = malloc(rv->flen[t] + 1);
+		cr_assert_not_null(r->field[t]);
+		memcpy(r->field[t], rv->field[t], rv->flen[t]);
+		r->field[t][rv->flen[t]] = 0;
+		r->flen[t] = rv->flen[t];
+	}
+	snprintf(c->name, sizeof c->name, "%s", sv->name);
+	memcpy(&c->hdr, sv->hdr, sizeof c->hdr);
+	if (c->stop_after && (int)c->n >= c->stop_after)
+		return 7;
+	return 0;
+}
+
+static void coll_free(struct coll *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		for (int t = 0; t < AG_T_MAX; t++)
+			free(c->r[i].field[t]);
+	free(c->r);
+	memset(c, 0, sizeof *c);
+}
+
+static void read_all(const char *path, struct coll *c)
+{
+	memset(c, 0, sizeof *c);
+	cr_assert_eq(ag_spool_read(path, collect, c), 0, "read %s: %s", path, strerror(errno));
+	cr_expect_not(c->bad_bounds, "a field points outside its record");
+}
+
+/* The one spool file of a state dir. */
+static void only_spool(const char *state_dir, char *out)
+{
+	char paths[4][AG_PATH_MAX];
+	int n = ut_spools(state_dir, paths, 4);
+
+	cr_assert_eq(n, 1, "%d spool files, want 1", n);
+	strcpy(out, paths[0]);
+}
+
+static int append_event(struct ag_spool *sp, const char *path, int32_t err,
+			int64_t t, struct ag_spool_mark *mark)
+{
+	struct ag_field f[] = {
+		{AG_T_OP, 6, "delete"},
+		{AG_T_PATH, (uint32_t)strlen(path), path},
+	};
+	return ag_spool_append(sp, AG_REC_EVENT, err, t, 11, f, 2, mark);
+}
+
+/* ---- writing --------------------------------------------------------------- */
+
+Test(spool, append_then_read_back)
+{
+	struct ag_spool sp;
+	struct ag_spool_mark m1, m2;
+	int64_t enforced = 1, port = 5432;
+	char cwd[AG_PATH_MAX], exe[AG_PATH_MAX], path[AG_PATH_MAX];
+
+	spool_init(&sp, S, "sessA");
+	cr_assert_eq(chdir(S), 0);
+	struct ag_field f[] = {
+		{AG_T_OP, 6, "delete"},
+		{AG_T_PATH, 6, "/w/x.c"},
+		{AG_T_ENFORCED, 8, &enforced},
+		{AG_T_RULE, 2, "r1"},
+		{AG_T_TARGET, 5, NULL},      /* no data: left out */
+		{AG_T_REASON, 0, ""},        /* present but empty */
+		{AG_T_PORT, 8, &port},
+	};
+	cr_assert_eq(ag_spool_append(&sp, AG_REC_EVENT, -1, 1000, 17, f, 7, &m1), 0);
+	ag_spool_patch_errno(&sp, &m1, ENOENT);
+	cr_assert_eq(append_event(&sp, "/w/y", 0, 2000, &m2), 0);
+	cr_assert_eq(append_event(&sp, "/w/z", -1, 3000, NULL), 0);
+
+	only_spool(S, path);
+	cr_expect_str_eq(path, sp.path);
+	/* state/spool/<session>.<pid>.<12 hex>.spool, private to its owner. */
+	char want_prefix[128];
+	ut_fmt(want_prefix, sizeof want_prefix, "%s/spool/sessA.%d.", S, (int)getpid());
+	cr_expect_eq(strncmp(path, want_prefix, strlen(want_prefix)), 0, "%s", path);
+	const char *rnd = path + strlen(want_prefix);
+	cr_expect_eq(strspn(rnd, "0123456789abcdef"), 12, "%s", path);
+	cr_expect_str_eq(rnd + 12, ".spool");
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0600);
+	char dir[AG_PATH_MAX];
+	ut_fmt(dir, sizeof dir, "%s/spool", S);
+	cr_assert_eq(stat(dir, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0700);
+
+	struct coll c;
+	read_all(path, &c);
+	cr_assert_eq(c.n, 4, "%zu records", c.n);
+
+	/* The header names the writer. */
+	cr_expect_eq(memcmp(c.hdr.magic, AG_SPOOL_MAGIC, 8), 0);
+	cr_expect_eq(c.hdr.hdr_size, HDR);
+	cr_expect_eq(c.hdr.pid, getpid());
+	cr_expect_eq(c.hdr.proc_start, ag_proc_start(getpid()));
+	cr_expect_str_eq(c.hdr.session, "sessA");
+	cr_expect_str_eq(c.name, sp.name);
+	cr_expect_eq(strncmp(c.name, "sessA.", 6), 0);
+
+	/* A file starts with who wrote it: what ingest fills events.exe/argv/cwd from. */
+	struct rec *r = &c.r[0];
+	cr_expect_eq(r->type, AG_REC_PROC);
+	cr_expect_eq(r->seq, 1);
+	cr_assert_not_null(getcwd(cwd, sizeof cwd));
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	cr_assert_gt(n, 0);
+	exe[n] = 0;
+	cr_assert_not_null(r->field[AG_T_EXE]);
+	cr_expect_str_eq(r->field[AG_T_EXE], exe);
+	cr_assert_not_null(r->field[AG_T_CWD]);
+	cr_expect_str_eq(r->field[AG_T_CWD], cwd);
+	cr_assert_not_null(r->field[AG_T_ARGV]);
+	static const char want_argv[] = "prog\0arg one\0\0last";
+	cr_expect_eq(r->flen[AG_T_ARGV], sizeof want_argv);
+	cr_expect_eq(memcmp(r->field[AG_T_ARGV], want_argv, sizeof want_argv), 0);
+	int64_t ppid;
+	cr_assert_eq(r->flen[AG_T_PPID], 8);
+	memcpy(&ppid, r->field[AG_T_PPID], 8);
+	cr_expect_eq(ppid, getppid());
+
+	/* The patch is how the real call's errno reaches the log. */
+	r = &c.r[1];
+	cr_expect_eq(r->type, AG_REC_EVENT);
+	cr_expect_eq(r->seq, 2);
+	cr_expect_eq(r->err, ENOENT, "patched errno: %d", r->err);
+	cr_expect_eq(r->time_ns, 1000);
+	cr_expect_eq(r->latency_ns, 17);
+	cr_expect_str_eq(r->field[AG_T_OP], "delete");
+	cr_expect_str_eq(r->field[AG_T_PATH], "/w/x.c");
+	cr_expect_str_eq(r->field[AG_T_RULE], "r1");
+	cr_expect_null(r->field[AG_T_TARGET]);
+	cr_expect_not_null(r->field[AG_T_REASON]);
+	cr_expect_eq(r->flen[AG_T_REASON], 0);
+	cr_expect_null(r->field[AG_T_HOST]);
+	cr_expect_eq(r->len % 8, 0, "records keep 8-byte alignment");
+
+	r = &c.r[2];
+	cr_expect_eq(r->seq, 3);
+	cr_expect_eq(r->err, 0);
+	cr_expect_str_eq(r->field[AG_T_PATH], "/w/y");
+	r = &c.r[3];
+	cr_expect_eq(r->seq, 4);
+	cr_expect_eq(r->err, -1, "never patched: unknown");
+	cr_expect_eq(r->time_ns, 3000);
+	coll_free(&c);
+	ag_spool_forget(&sp);
+}
+
+struct int_ctx {
+	int64_t enforced, port, op, missing;
+};
+
+static int ints_of_first_event(void *ctx, const struct ag_spool_view *sv,
+			       const struct ag_rec_view *rv)
+{
+	struct int_ctx *x = ctx;
+
+	(void)sv;
+	if (rv->rec->type != AG_REC_EVENT)
+		return 0;
+	x->enforced = ag_rec_int(rv, AG_T_ENFORCED);
+	x->port = ag_rec_int(rv, AG_T_PORT);
+	x->op = ag_rec_int(rv, AG_T_OP);          /* text, not 8 bytes */
+	x->missing = ag_rec_int(rv, AG_T_HOST) + ag_rec_int(rv, 0) +
+		     ag_rec_int(rv, AG_T_MAX) + ag_rec_int(rv, -3);
+	return 1;
+}
+
+Test(spool, int_fields)
+{
+	struct ag_spool sp;
+	int64_t enforced = 1, port = -70000;
+	char path[AG_PATH_MAX];
+
+	spool_init(&sp, S, "sessI");
+	struct ag_field f[] = {
+		{AG_T_OP, 3, "sql"},
+		{AG_T_ENFORCED, 8, &enforced},
+		{AG_T_PORT, 8, &port},
+	};
+	cr_assert_eq(ag_spool_append(&sp, AG_REC_EVENT, 0, 1, 1, f, 3, NULL), 0);
+	only_spool(S, path);
+	struct int_ctx x = {-1, -1, -1, -1};
+	cr_expect_eq(ag_spool_read(path, ints_of_first_event, &x), 1,
+		     "the callback's nonzero return is passed on");
+	cr_expect_eq(x.enforced, 1);
+	cr_expect_eq(x.port, -70000);
+	cr_expect_eq(x.op, 0);
+	cr_expect_eq(x.missing, 0);
+	ag_spool_forget(&sp);
+}
+
+Test(spool, callback_stops_the_walk)
+{
+	struct ag_spool sp;
+	char path[AG_PATH_MAX];
+
+	spool_init(&sp, S, "sessStop");
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(append_event(&sp, "/x", 0, i, NULL), 0);
+	only_spool(S, path);
+	struct coll c = {.stop_after = 2};
+	cr_expect_eq(ag_spool_read(path, collect, &c), 7);
+	cr_expect_eq(c.n, 2);
+	coll_free(&c);
+	ag_spool_forget(&sp);
+}
+
+Test(spool, grows_past_the_first_mapping)
+{
+	struct ag_spool sp;
+	char path[AG_PATH_MAX], p[64];
+	enum { N = 6000 };
+
+	spool_init(&sp, S, "sessG");
+	for (int i = 0; i < N; i++) {
+		snprintf(p, sizeof p, "/work/file-%06d.txt", i);
+		cr_assert_eq(append_event(&sp, p, i % 3 ? 0 : -1, 1000 + i, NULL), 0,
+			     "append %d: %s", i, strerror(errno));
+	}
+	only_spool(S, path);
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_gt(st.st_size, 16 << 10, "the file grew");
+
+	struct coll c;
+	read_all(path, &c);
+	cr_assert_eq(c.n, N + 1, "%zu records", c.n);
+	cr_expect_eq(c.r[0].type, AG_REC_PROC);
+	for (int i = 0; i < N; i++) {
+		struct rec *r = &c.r[i + 1];
+		snprintf(p, sizeof p, "/work/file-%06d.txt", i);
+		cr_assert_eq(r->type, AG_REC_EVENT);
+		cr_assert_eq(r->seq, (uint64_t)i + 2, "record %d has seq %llu", i,
+			     (unsigned long long)r->seq);
+		cr_assert_eq(r->time_ns, 1000 + i);
+		cr_assert_eq(r->err, i % 3 ? 0 : -1);
+		cr_assert_str_eq(r->field[AG_T_PATH], p);
+	}
+	coll_free(&c);
+	ag_spool_forget(&sp);
+}
+
+Test(spool, one_record_bigger_than_the_first_mapping)
+{
+	struct ag_spool sp;
+	char path[AG_PATH_MAX];
+	size_t big = 100 << 10;
+	char *sql = malloc(big);
+
+	cr_assert_not_null(sql);
+	for (size_t i = 0; i < big; i++)
+		sql[i] = (char)('a' + i % 26);
+	spool_init(&sp, S, "sessBig");
+	struct ag_field f[] = {{AG_T_SQL, (uint32_t)big, sql}};
+	cr_assert_eq(ag_spool_append(&sp, AG_REC_EVENT, 0, 1, 0, f, 1, NULL), 0);
+	cr_assert_eq(append_event(&sp, "/after", 0, 2, NULL), 0);
+	/* And one larger than everything so far, in an existing file. */
+	size_t bigger = 300 << 10;
+	char *sql2 = malloc(bigger);
+	cr_assert_not_null(sql2);
+	memset(sql2, 'q', bigger);
+	struct ag_field f2[] = {{AG_T_SQL, (uint32_t)bigger, sql2}};
+	cr_assert_eq(ag_spool_append(&sp, AG_REC_EVENT, 0, 3, 0, f2, 1, NULL), 0);
+
+	only_spool(S, path);
+	struct coll c;
+	read_all(path, &c);
+	cr_assert_eq(c.n, 4);
+	cr_assert_eq(c.r[1].flen[AG_T_SQL], big);
+	cr_expect_eq(memcmp(c.r[1].field[AG_T_SQL], sql, big), 0);
+	cr_expect_str_eq(c.r[2].field[AG_T_PATH], "/after");
+	cr_assert_eq(c.r[3].flen[AG_T_SQL], bigger);
+	cr_expect_eq(memcmp(c.r[3].field[AG_T_SQL], sql2, bigger), 0);
+	coll_free(&c);
+	free(sql);
+	free(sql2);
+	ag_spool_forget(&sp);
+}
+
+struct thr {
+	struct ag_spool *sp;
+	int id;
+};
+
+static void *writer(void *arg)
+{
+	struct thr *t = arg;
+	char p[64];
+
+	for (int i = 0; i < 700; i++) {
+		snprintf(p, sizeof p, "/t%d/%d", t->id, i);
+		if (append_event(t->sp, p, 0, i, NULL) < 0)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+Test(spool, threads_append_concurrently)
+{
+	struct ag_spool sp;
+	pthread_t th[4];
+	struct thr t[4];
+	char path[AG_PATH_MAX], p[64];
+
+	spool_init(&sp, S, "sessT");
+	for (int i = 0; i < 4; i++) {
+		t[i] = (struct thr){&sp, i};
+		cr_assert_eq(pthread_create(&th[i], NULL, writer, &t[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		void *rv;
+		pthread_join(th[i], &rv);
+		cr_expect_null(rv, "thread %d failed to append", i);
+	}
+	only_spool(S, path);
+	struct coll c;
+	read_all(path, &c);
+	cr_assert_eq(c.n, 1 + 4 * 700);
+	int next[4] = {0};
+	for (size_t i = 0; i < c.n; i++) {
+		cr_assert_eq(c.r[i].seq, i + 1, "seq in file order");
+		if (c.r[i].type != AG_REC_EVENT)
+			continue;
+		int id, k;
+		cr_assert_eq(sscanf(c.r[i].field[AG_T_PATH], "/t%d/%d", &id, &k), 2);
+		cr_assert(id >= 0 && id < 4);
+		snprintf(p, sizeof p, "/t%d/%d", id, next[id]);
+		cr_assert_str_eq(c.r[i].field[AG_T_PATH], p, "each thread's events in its order");
+		next[id]++;
+	}
+	for (int i = 0; i < 4; i++)
+		cr_expect_eq(next[i], 700);
+	coll_free(&c);
+	ag_spool_forget(&sp);
+}
+
+/* The guard marks its event, runs the real call, then patches the errno in.
+ * Another thread's appends in between may grow the mapping; the record is
+ * still at the same offset of the same file, so the errno must land. */
+Test(spool, patch_errno_after_the_mapping_grew)
+{
+	struct ag_spool sp;
+	struct ag_spool_mark m;
+	char path[AG_PATH_MAX];
+
+	spool_init(&sp, S, "sessP");
+	cr_assert_eq(append_event(&sp, "/marked", -1, 1, &m), 0);
+	for (int i = 0; i < 2000; i++)
+		cr_assert_eq(append_event(&sp, "/filler/path/to/grow/the/spool", 0, 2, NULL), 0);
+	ag_spool_patch_errno(&sp, &m, EPERM);
+	only_spool(S, path);
+	struct coll c;
+	read_all(path, &c);
+	cr_assert_gt(c.n, 2);
+	cr_assert_str_eq(c.r[1].field[AG_T_PATH], "/marked");
+	cr_expect_eq(c.r[1].err, EPERM,
+		     "errno patched after growth was dropped: err is %d, want EPERM (%d)",
+		     c.r[1].err, EPERM);
+	coll_free(&c);
+	ag_spool_forget(&sp);
+}
+
+/* A mark from a replaced file must not patch whatever now sits at its offset. */
+Test(spool, stale_mark_patches_nothing)
+{
+	struct ag_spool sp;
+	struct ag_spool_mark m1, m2;
+	char paths[4][AG_PATH_MAX];
+
+	spool_init(&sp, S, "sessM");
+	cr_assert_eq(append_event(&sp, "/one", -1, 1, &m1), 0);
+	char first[AG_PATH_MAX];
+	strcpy(first, sp.path);
+	ag_spool_forget(&sp);
+	cr_assert_eq(append_event(&sp, "/one", -1, 1, &m2), 0);
+	cr_assert_eq(m1.off, m2.off, "same layout, same offset");
+	ag_spool_patch_errno(&sp, &m1, EIO);
+	ag_spool_patch_errno(&sp, &m2, ENOSPC);
+	ag_spool_forget(&sp);
+	/* Patching with nothing mapped is harmless. */
+	ag_spool_patch_errno(&sp, &m2, EBUSY);
+
+	cr_assert_eq(ut_spools(S, paths, 4), 2);
+	for (int i = 0; i < 2; i++) {
+		struct coll c;
+		read_all(paths[i], &c);
+		cr_assert_eq(c.n, 2);
+		int is_first = strcmp(paths[i], first) == 0;
+		cr_expect_eq(c.r[1].err, is_first ? -1 : ENOSPC, "%s: err %d", paths[i], c.r[1].err);
+		coll_free(&c);
+	}
+}
+
+Test(spool, forget_starts_a_new_file)
+{
+	struct ag_spool sp;
+	char paths[4][AG_PATH_MAX], first[AG_PATH_MAX];
+
+	spool_init(&sp, S, "sessF");
+	cr_assert_eq(append_event(&sp, "/a", 0, 1, NULL), 0);
+	cr_assert_eq(append_event(&sp, "/b", 0, 2, NULL), 0);
+	strcpy(first, sp.path);
+	ag_spool_forget(&sp);
+	cr_expect_null(sp.base);
+	cr_assert_eq(append_event(&sp, "/c", 0, 3, NULL), 0);
+	cr_expect_str_neq(sp.path, first);
+	cr_assert_eq(ut_spools(S, paths, 4), 2);
+
+	struct coll c;
+	read_all(first, &c);
+	cr_assert_eq(c.n, 3, "the old file keeps its records");
+	cr_expect_str_eq(c.r[2].field[AG_T_PATH], "/b");
+	coll_free(&c);
+
+	read_all(sp.path, &c);
+	cr_assert_eq(c.n, 2);
+	cr_expect_eq(c.r[0].type, AG_REC_PROC, "a new file starts with its process");
+	cr_expect_eq(c.r[0].seq, 1, "seq restarts per file");
+	cr_expect_eq(c.r[1].seq, 2);
+	cr_expect_str_eq(c.r[1].field[AG_T_PATH], "/c");
+	coll_free(&c);
+	ag_spool_forget(&sp);
+}
+
+Test(spool, fork_child_writes_its_own_spool)
+{
+	struct ag_spool sp;
+	char paths[4][AG_PATH_MAX];
+
+	spool_init(&sp, S, "sessK");
+	cr_assert_eq(append_event(&sp, "/parent-1", 0, 1, NULL), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		/* What the guard's atfork handler does. */
+		ag_spool_forget(&sp);
+		_exit(append_event(&sp, "/child", 0, 2, NULL) == 0 ? 0 : 1);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child append failed");
+	cr_assert_eq(append_event(&sp, "/parent-2", 0, 3, NULL), 0);
+
+	cr_assert_eq(ut_spools(S, paths, 4), 2);
+	int seen_parent = 0, seen_child = 0;
+	for (int i = 0; i < 2; i++) {
+		struct coll c;
+		read_all(paths[i], &c);
+		if (c.hdr.pid == getpid()) {
+			seen_parent = 1;
+			cr_expect_str_eq(paths[i], sp.path);
+			cr_assert_eq(c.n, 3, "parent spool has %zu records", c.n);
+			cr_expect_str_eq(c.r[1].field[AG_T_PATH], "/parent-1");
+			cr_expect_str_eq(c.r[2].field[AG_T_PATH], "/parent-2");
+			cr_expect_eq(c.r[2].seq, 3);
+		} else {
+			seen_child = 1;
+			cr_expect_eq(c.hdr.pid, pid);
+			char want[64];
+			snprintf(want, sizeof want, "sessK.%d.", (int)pid);
+			cr_expect_eq(strncmp(c.name, want, strlen(want)), 0, "%s", c.name);
+			cr_assert_eq(c.n, 2);
+			cr_expect_eq(c.r[0].type, AG_REC_PROC);
+			int64_t ppid;
+			memcpy(&ppid, c.r[0].field[AG_T_PPID], 8);
+			cr_expect_eq(ppid, getpid());
+			cr_expect_str_eq(c.r[1].field[AG_T_PATH], "/child");
+		}
+		coll_free(&c);
+	}
+	cr_expect(seen_parent && seen_child);
+	ag_spool_forget(&sp);
+}
+
+Test(spool, needs_a_state_dir_and_session)
+{
+	struct ag_spool sp;
+
+	spool_init(&sp, NULL, "x");
+	errno = 0;
+	cr_expect_eq(append_event(&sp, "/a", 0, 1, NULL), -1);
+	cr_expect_eq(errno, EINVAL);
+	spool_init(&sp, S, NULL);
+	errno = 0;
+	cr_expect_eq(append_event(&sp, "/a", 0, 1, NULL), -1);
+	cr_expect_eq(errno, EINVAL);
+}
+
+/* ---- failure and the gap it leaves ---------------------------------------- */
+
+struct gapped {
+	char state[AG_PATH_MAX];
+	struct ag_spool sp;
+	int64_t first_lost;
+};
+
+/*
+ * As root no permission bit stops us, so the state dir is made unusable by
+ * putting a regular file where it should be. Loses one SESSION record (not
+ * a decision) and four EVENTs: three while broken, one while repaired but
+ * inside the one-second retry pause.
+ */
+static void break_then_repair(struct gapped *g)
+{
+	ut_fmt(g->state, sizeof g->state, "%s/state", S);
+	ut_write_str(g->state, "not a directory");
+	spool_init(&g->sp, g->state, "sessGap");
+
+	struct ag_field sf[] = {{AG_T_SESSION, 7, "sessGap"}};
+	cr_expect_eq(ag_spool_append(&g->sp, AG_REC_SESSION, 0, 5, 0, sf, 1, NULL), -1);
+	g->first_lost = 100;
+	for (int i = 0; i < 3; i++)
+		cr_expect_eq(append_event(&g->sp, "/lost", -1, g->first_lost + i, NULL), -1,
+			     "append %d into an unusable state dir succeeded", i);
+	char paths[2][AG_PATH_MAX];
+	cr_expect_eq(ut_spools(S, paths, 2), 0);
+
+	cr_assert_eq(unlink(g->state), 0);
+	cr_assert_eq(mkdir(g->state, 0700), 0);
+	errno = 0;
+	cr_expect_eq(append_event(&g->sp, "/lost", -1, 103, NULL), -1,
+		     "retried within a second of the failure");
+	cr_expect_eq(errno, EIO);
+	cr_expect_eq(ut_spools(g->state, paths, 2), 0);
+	usleep(1100 * 1000);
+}
+
+static const struct rec *find_type(const struct coll *c, int type, size_t *at)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (c->r[i].type == type) {
+			if (at)
+				*at = i;
+			return &c->r[i];
+		}
+	return NULL;
+}
+
+Test(spool, unwritable_state_dir_then_a_gap_record)
+{
+	struct gapped g;
+	char path[AG_PATH_MAX];
+
+	break_then_repair(&g);
+	cr_assert_eq(append_event(&g.sp, "/after-1", -1, 200, NULL), 0, "%s", strerror(errno));
+	cr_assert_eq(append_event(&g.sp, "/after-2", -1, 201, NULL), 0);
+	cr_assert_eq(append_event(&g.sp, "/after-3", -1, 202, NULL), 0);
+
+	only_spool(g.state, path);
+	struct coll c;
+	read_all(path, &c);
+	size_t at_gap = 0, ngap = 0;
+	const struct rec *gap = find_type(&c, AG_REC_GAP, &at_gap);
+	for (size_t i = 0; i < c.n; i++)
+		ngap += c.r[i].type == AG_REC_GAP;
+	cr_assert_not_null(gap, "no GAP record after recovery");
+	cr_expect_eq(ngap, 1, "the loss is reported once");
+	cr_expect_gt(at_gap, 0, "the process record comes first");
+	cr_assert_not_null(gap->field[AG_T_WHAT]);
+	cr_expect_str_eq(gap->field[AG_T_WHAT], "4 decisions could not be recorded");
+	cr_expect_eq(gap->time_ns, g.first_lost, "the gap is dated at its first loss");
+
+	/* Every event that was accepted is there, in order, none of the lost. */
+	const char *want[] = {"/after-1", "/after-2", "/after-3"};
+	size_t k = 0;
+	for (size_t i = 0; i < c.n; i++) {
+		if (c.r[i].type != AG_REC_EVENT)
+			continue;
+		cr_assert_lt(k, 3);
+		cr_expect_str_eq(c.r[i].field[AG_T_PATH], want[k]);
+		k++;
+	}
+	cr_expect_eq(k, 3);
+	coll_free(&c);
+	ag_spool_forget(&g.sp);
+}
+
+/* SPEC §7: "the gap is reported the next time the log can be written". A
+ * process that records one more decision after recovery and then exits
+ * must leave the gap in its spool. */
+Test(spool, gap_reported_with_the_first_record_that_is_written)
+{
+	struct gapped g;
+	char path[AG_PATH_MAX];
+
+	break_then_repair(&g);
+	cr_assert_eq(append_event(&g.sp, "/after-1", -1, 200, NULL), 0, "%s", strerror(errno));
+	only_spool(g.state, path);
+	struct coll c;
+	read_all(path, &c);
+	const struct rec *gap = find_type(&c, AG_REC_GAP, NULL);
+	cr_expect_not_null(gap, "the spool was written again (%zu records) but holds no GAP "
+			   "for the 4 lost decisions", c.n);
+	coll_free(&c);
+	ag_spool_forget(&g.sp);
+}
+
+/* ---- reading what is not (quite) a spool ---------------------------------- */
+
+static int count_only(void *ctx, const struct ag_spool_view *sv, const struct ag_rec_view *rv)
+{
+	(void)sv;
+	(void)rv;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+Test(spool_read, not_a_spool)
+{
+	char p[AG_PATH_MAX], q[AG_PATH_MAX];
+	int calls = 0;
+
+	ut_fmt(p, sizeof p, "%s/missing.spool", S);
+	errno = 0;
+	cr_expect_eq(ag_spool_read(p, count_only, &calls), -1);
+	cr_expect_eq(errno, ENOENT);
+
+	ut_fmt(p, sizeof p, "%s/empty.spool", S);
+	ut_write(p, "", 0);
+	errno = 0;
+	cr_expect_eq(ag_spool_read(p, count_only, &calls), -1);
+	cr_expect_eq(errno, EINVAL);
+
+	ut_fmt(p, sizeof p, "%s/short.spool", S);
+	ut_write(p, AG_SPOOL_MAGIC "\x00\x01\x00\x00", 12);
+	errno = 0;
+	cr_expect_eq(ag_spool_read(p, count_only, &calls), -1);
+	cr_expect_eq(errno, EINVAL);
+
+	/* Right size, wrong magic. */
+	char junk[4096];
+	for (size_t i = 0; i < sizeof junk; i++)
+		junk[i] = (char)(i * 131 + 7);
+	ut_fmt(p, sizeof p, "%s/junk.spool", S);
+	ut_write(p, junk, sizeof junk);
+	errno = 0;
+	cr_expect_eq(ag_spool_read(p, count_only, &calls), -1);
+	cr_expect_eq(errno, EINVAL);
+
+	/* Right magic, wrong header size. */
+	struct ag_spool_hdr h = {.hdr_size = 128, .used = 4096};
+	memcpy(h.magic, AG_SPOOL_MAGIC, 8);
+	memset(junk, 0, sizeof junk);
+	memcpy(junk, &h, sizeof h);
+	ut_fmt(p, sizeof p, "%s/hdr.spool", S);
+	ut_write(p, junk, sizeof junk);
+	errno = 0;
+	cr_expect_eq(ag_spool_read(p, count_only, &calls), -1);
+	cr_expect_eq(errno, EINVAL);
+
+	/* A directory. */
+	cr_expect_eq(ag_spool_read(S, count_only, &calls), -1);
+
+	/* A symlink to a good spool is not followed. */
+	struct ag_spool sp;
+	spool_init(&sp, S, "sessL");
+	cr_assert_eq(append_event(&sp, "/x", 0, 1, NULL), 0);
+	ut_fmt(q, sizeof q, "%s/link.spool", S);
+	cr_assert_eq(symlink(sp.path, q), 0);
+	cr_expect_eq(ag_spool_read(q, count_only, &calls), -1);
+	cr_expect_eq(calls, 0);
+	ag_spool_forget(&sp);
+}
+
+/* A finished spool with n events; its bytes and each record's offset. */
+struct sample {
+	char *bytes;
+	size_t size;
+	size_t off[64];
+	size_t nrec;
+	char path[AG_PATH_MAX];
+};
+
+static void make_sample(struct sample *s, int nevents)
+{
+	struct ag_spool sp;
+	char p[64];
+
+	cr_assert_lt(nevents, 63);
+	spool_init(&sp, S, "sessR");
+	for (int i = 0; i < nevents; i++) {
+		snprintf(p, sizeof p, "/sample/%d", i);
+		cr_assert_eq(append_event(&sp, p, i, i, NULL), 0);
+	}
+	snprintf(s->path, sizeof s->path, "%s", sp.path);
+	ag_spool_forget(&sp);
+	s->bytes = ut_read(s->path, &s->size);
+	struct coll c;
+	read_all(s->path, &c);
+	cr_assert_eq(c.n, (size_t)nevents + 1);
+	size_t off = HDR;
+	for (size_t i = 0; i < c.n; i++) {
+		s->off[i] = off;
+		off += c.r[i].len;
+	}
+	s->off[c.n] = off;
+	s->nrec = c.n;
+	coll_free(&c);
+}
+
+static void write_variant(const char *p, const struct sample *s, size_t size)
+{
+	ut_write(p, s->bytes, size);
+}
+
+static void set_used(char *bytes, uint64_t used)
+{
+	memcpy(bytes + offsetof(struct ag_spool_hdr, used), &used, 8);
+}
+
+/* Read a damaged copy; everything delivered must be an intact prefix. */
+static size_t read_prefix(const char *p, const struct sample *s)
+{
+	struct coll c;
+
+	read_all(p, &c);
+	cr_assert_leq(c.n, s->nrec);
+	for (size_t i = 1; i < c.n; i++) {
+		char want[64];
+		snprintf(want, sizeof want, "/sample/%zu", i - 1);
+		cr_expect_eq(c.r[i].seq, i + 1);
+		cr_expect_str_eq(c.r[i].field[AG_T_PATH], want);
+	}
+	size_t n = c.n;
+	coll_free(&c);
+	return n;
+}
+
+Test(spool_read, truncated_file_gives_the_complete_records)
+{
+	struct sample s;
+	char p[AG_PATH_MAX];
+
+	make_sample(&s, 20);
+	ut_fmt(p, sizeof p, "%s/cut.spool", S);
+	/* Cut in the middle of record 8 (PROC is record 0). */
+	write_variant(p, &s, s.off[8] + 10);
+	cr_expect_eq(read_prefix(p, &s), 8);
+	/* Cut exactly at a record boundary. */
+	write_variant(p, &s, s.off[5]);
+	cr_expect_eq(read_prefix(p, &s), 5);
+	/* Inside the first record's header. */
+	write_variant(p, &s, HDR + 4);
+	cr_expect_eq(read_prefix(p, &s), 0);
+	free(s.bytes);
+}
+
+Test(spool_read, only_committed_records)
+{
+	struct sample s;
+	char p[AG_PATH_MAX];
+
+	make_sample(&s, 20);
+	ut_fmt(p, sizeof p, "%s/used.spool", S);
+	/* Records past `used` were being written when the process died. */
+	set_used(s.bytes, s.off[6]);
+	write_variant(p, &s, s.size);
+	cr_expect_eq(read_prefix(p, &s), 6);
+	/* `used` in the middle of a record: that record is not committed. */
+	set_used(s.bytes, s.off[6] + 8);
+	write_variant(p, &s, s.size);
+	cr_expect_eq(read_prefix(p, &s), 6);
+	set_used(s.bytes, 0);
+	write_variant(p, &s, s.size);
+	cr_expect_eq(read_prefix(p, &s), 0);
+	/* `used` beyond the file: read what is there, stop at the zeros. */
+	set_used(s.bytes, UINT64_MAX);
+	write_variant(p, &s, s.size);
+	cr_expect_eq(read_prefix(p, &s), s.nrec);
+	free(s.bytes);
+}
+
+Test(spool_read, bad_lengths_stop_or_are_skipped)
+{
+	struct sample s;
+	char p[AG_PATH_MAX];
+	uint32_t len;
+
+	make_sample(&s, 20);
+	ut_fmt(p, sizeof p, "%s/len.spool", S);
+
+	/* A record length smaller than a record header ends the walk. */
+	char *b = malloc(s.size);
+	cr_assert_not_null(b);
+	memcpy(b, s.bytes, s.size);
+	len = 3;
+	memcpy(b + s.off[4], &len, 4);
+	ut_write(p, b, s.size);
+	cr_expect_eq(read_prefix(p, &s), 4);
+
+	/* One reaching past the committed end too. */
+	memcpy(b, s.bytes, s.size);
+	len = 0xfffffff0u;
+	memcpy(b + s.off[4], &len, 4);
+	ut_write(p, b, s.size);
+	cr_expect_eq(read_prefix(p, &s), 4);
+
+	/* A field claiming more bytes than its record: the record is still
+	 * delivered, the field stays inside its bounds. */
+	memcpy(b, s.bytes, s.size);
+	size_t first_field = s.off[3] + sizeof(struct ag_rec);
+	len = 1u << 30;
+	memcpy(b + first_field + 1, &len, 4);
+	ut_write(p, b, s.size);
+	struct coll c;
+	read_all(p, &c);
+	cr_expect_eq(c.n, s.nrec);
+	cr_expect_not(c.bad_bounds);
+	coll_free(&c);
+	free(b);
+	free(s.bytes);
+}
+
+/* Random damage anywhere after the header must never crash the reader or
+ * hand out a field outside its record. */
+Test(spool_read, random_damage_never_crashes)
+{
+	struct sample s;
+	char p[AG_PATH_MAX];
+	unsigned seed = 12345;
+
+	make_sample(&s, 40);
+	ut_fmt(p, sizeof p, "%s/fuzz.spool", S);
+	char *b = malloc(s.size);
+	cr_assert_not_null(b);
+	for (int iter = 0; iter < 400; iter++) {
+		memcpy(b, s.bytes, s.size);
+		int flips = 1 + rand_r(&seed) % 16;
+		for (int k = 0; k < flips; k++) {
+			size_t at = HDR + (size_t)rand_r(&seed) % (s.off[s.nrec] - HDR + 64);
+			if (at < s.size)
+				b[at] = (char)rand_r(&seed);
+		}
+		if (iter % 5 == 0)
+			set_used(b, (uint64_t)rand_r(&seed) % (s.size * 2));
+		size_t size = iter % 7 == 0 ? HDR + (size_t)rand_r(&seed) % (s.size - HDR) : s.size;
+		ut_write(p, b, size);
+		struct coll c;
+		memset(&c, 0, sizeof c);
+		cr_assert_eq(ag_spool_read(p, collect, &c), 0, "iteration %d", iter);
+		cr_assert_not(c.bad_bounds, "iteration %d: a field outside its record", iter);
+		cr_assert_leq(c.n, s.size / sizeof(struct ag_rec));
+		coll_free(&c);
+	}
+	free(b);
+	free(s.bytes);
+}
