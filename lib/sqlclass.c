@@ -41,27 +41,36 @@
 
 /* Sorted (C locale): looked up by binary search. */
 #define KEYWORDS(X) \
-	X(ALSO) X(ALTER) X(ANALYSE) X(ANALYZE) X(AS) X(ATOMIC) \
-	X(BEGIN) X(BLACKHOLE) X(CASCADE) X(CASE) X(COMMENT) X(COPY) \
-	X(CREATE) X(DATA) X(DATABASE) X(DEFAULT) X(DEFINER) X(DELETE) \
-	X(DESC) X(DESCRIBE) X(DETERMINISTIC) X(DISABLE) X(DISCARD) X(DO) \
+	X(ABORT) X(ALSO) X(ALTER) X(ANALYSE) X(ANALYZE) X(AS) \
+	X(ASSERT) X(ATOMIC) X(ATTACH) X(BEGIN) X(BINLOG) X(BLACKHOLE) \
+	X(CACHE) X(CALL) X(CASCADE) X(CASE) X(CHANGE) X(CHECK) \
+	X(CHECKPOINT) X(CHECKSUM) X(CLONE) X(CLOSE) X(CLUSTER) X(COMMENT) \
+	X(COMMIT) X(CONTINUE) X(COPY) X(CREATE) X(DATA) X(DATABASE) \
+	X(DEALLOCATE) X(DECLARE) X(DEFAULT) X(DEFINER) X(DELETE) X(DESC) \
+	X(DESCRIBE) X(DETACH) X(DETERMINISTIC) X(DISABLE) X(DISCARD) X(DO) \
 	X(DOMAIN) X(DROP) X(DUMPFILE) X(ELSE) X(ELSEIF) X(ELSIF) \
-	X(ENGINE) X(EVENT) X(EXCEPTION) X(EXECUTE) X(EXPLAIN) X(EXPRESSION) \
-	X(EXTENDED) X(EXTENSION) X(EXTERNAL) X(FALSE) X(FOR) X(FOREACH) \
-	X(FOREIGN) X(FORMAT) X(FROM) X(FUNCTION) X(GLOBAL) X(GRANT) \
-	X(IDENTITY) X(IF) X(IGNORE) X(IMMEDIATE) X(IMPORT) X(INDEX) \
-	X(INSERT) X(INSTEAD) X(INTO) X(INVOKER) X(LANGUAGE) X(LIMIT) \
-	X(LOAD) X(LOCAL) X(LOOP) X(MERGE) X(NOT) X(NULL) \
-	X(OFFLINE) X(ONLINE) X(OR) X(ORDER) X(OUTFILE) X(OWNED) \
-	X(PARTITIONS) X(PERFORM) X(PERSIST) X(PERSIST_ONLY) X(PLAN) X(PRAGMA) \
-	X(PREPARE) X(PROCEDURE) X(PROGRAM) X(QUERY) X(RECURSIVE) X(RENAME) \
-	X(REPEAT) X(REPLACE) X(RETURN) X(RETURNING) X(REVOKE) X(ROLE) \
-	X(ROW) X(RULE) X(SCHEMA) X(SECURITY) X(SELECT) X(SEQUENCE) \
-	X(SESSION) X(SET) X(SET_CONFIG) X(SHOW) X(SQL) X(SYSTEM) \
-	X(TABLE) X(TEMP) X(TEMPORARY) X(THEN) X(TO) X(TRIGGER) \
-	X(TRUE) X(TRUNCATE) X(TYPE) X(UPDATE) X(UPSERT) X(USER) \
-	X(VALUES) X(VERBOSE) X(VIEW) X(VIRTUAL) X(WHEN) X(WHERE) \
-	X(WHILE) X(WITH) X(XML)
+	X(END) X(ENGINE) X(EVENT) X(EXCEPTION) X(EXECUTE) X(EXIT) \
+	X(EXPLAIN) X(EXPRESSION) X(EXTENDED) X(EXTENSION) X(EXTERNAL) X(FALSE) \
+	X(FETCH) X(FLUSH) X(FOR) X(FOREACH) X(FOREIGN) X(FORMAT) \
+	X(FROM) X(FUNCTION) X(GET) X(GLOBAL) X(GRANT) X(HANDLER) \
+	X(HELP) X(IDENTITY) X(IF) X(IGNORE) X(IMMEDIATE) X(IMPORT) \
+	X(INDEX) X(INSERT) X(INSTALL) X(INSTEAD) X(INTO) X(INVOKER) \
+	X(ITERATE) X(KILL) X(LANGUAGE) X(LEAVE) X(LIMIT) X(LISTEN) \
+	X(LOAD) X(LOCAL) X(LOCK) X(LOOP) X(MERGE) X(MOVE) \
+	X(NOT) X(NOTIFY) X(NULL) X(OFFLINE) X(ONLINE) X(OPEN) \
+	X(OPTIMIZE) X(OR) X(ORDER) X(OUTFILE) X(OWNED) X(PARTITIONS) \
+	X(PERFORM) X(PERSIST) X(PERSIST_ONLY) X(PLAN) X(PRAGMA) X(PREPARE) \
+	X(PROCEDURE) X(PROGRAM) X(PURGE) X(QUERY) X(RAISE) X(REASSIGN) \
+	X(RECURSIVE) X(REFRESH) X(REINDEX) X(RELEASE) X(RENAME) X(REPAIR) \
+	X(REPEAT) X(REPLACE) X(RESET) X(RESIGNAL) X(RESTART) X(RETURN) \
+	X(RETURNING) X(REVOKE) X(ROLE) X(ROLLBACK) X(ROW) X(RULE) \
+	X(SAVEPOINT) X(SCHEMA) X(SECURITY) X(SELECT) X(SEQUENCE) X(SESSION) \
+	X(SET) X(SET_CONFIG) X(SHOW) X(SHUTDOWN) X(SIGNAL) X(SQL) \
+	X(START) X(STOP) X(SYSTEM) X(TABLE) X(TEMP) X(TEMPORARY) \
+	X(THEN) X(TO) X(TRIGGER) X(TRUE) X(TRUNCATE) X(TYPE) \
+	X(UNINSTALL) X(UNLISTEN) X(UNLOCK) X(UPDATE) X(UPSERT) X(USE) \
+	X(USER) X(VACUUM) X(VALUES) X(VERBOSE) X(VIEW) X(VIRTUAL) \
+	X(WHEN) X(WHERE) X(WHILE) X(WITH) X(XA) X(XML)
 
 enum kw {
 	K_NONE,
@@ -329,7 +338,7 @@ static void lex(struct lexer *L, struct tok *t)
 	} else if ((c == 'E' || c == 'e') && d == '\'') {
 		quoted(L, t, '\'', 1, T_STRING, 2);
 	} else if (c == '$' && dollar(L, t)) {
-		/* done */
+		/* dollar() has read the whole quoted string */
 	} else if (is_word_start(c) || c == '$') {
 		L->i++;
 		while (L->i < n && is_word_char((unsigned char)s[L->i]))
@@ -444,7 +453,7 @@ static void end_tok(struct tok *t)
 	t->type = T_END;
 	t->kw = K_NONE;
 	t->op = 0;
-	t->len = t->clen = 0;
+	t->at = t->len = t->cat = t->clen = 0;
 }
 
 /* The text a value token stands for: quotes stripped. */
@@ -529,7 +538,11 @@ static int same_text(const struct parser *P, const struct tref *a, const struct 
 	if (a->type == T_WORD) {
 		for (size_t i = 0; i < a->len; i++) {
 			unsigned char x = (unsigned char)s[a->at + i], y = (unsigned char)s[b->at + i];
-			if ((x | 0x20) != (y | 0x20) && x != y)
+			if (x >= 'A' && x <= 'Z')
+				x = (unsigned char)(x - 'A' + 'a');
+			if (y >= 'A' && y <= 'Z')
+				y = (unsigned char)(y - 'A' + 'a');
+			if (x != y)
 				return 0;
 		}
 		return a->code != K_NULL;
@@ -1451,10 +1464,12 @@ redo:
 			is_kw(t, K_WITH) ? AG_SQL_READ : AG_SQL_OTHER);
 		return;
 	}
-	if (t->type != T_WORD) {
-		bump(P, AG_SQL_OTHER);
+	/* No server runs a statement that starts with a string, a number or
+	 * stray punctuation: in the dialect where it is not junk it was in a
+	 * comment (MySQL's #, PostgreSQL's nested block) that another reading
+	 * sees. */
+	if (t->type != T_WORD)
 		return;
-	}
 	switch (t->kw) {
 	case K_SELECT:
 		open_here(P, F_SELECT);
@@ -1565,6 +1580,23 @@ redo:
 		nx(P, t);
 		bump(P, is_kw(t, K_DATA) || is_kw(t, K_XML) ? AG_SQL_INSERT : AG_SQL_OTHER);
 		return;
+	case K_REASSIGN:
+		bump(P, AG_SQL_DDL);
+		return;
+	case K_ABORT: case K_ASSERT: case K_ATTACH: case K_BINLOG: case K_CACHE:
+	case K_CALL: case K_CHANGE: case K_CHECK: case K_CHECKPOINT: case K_CHECKSUM:
+	case K_CLONE: case K_CLOSE: case K_CLUSTER: case K_COMMIT: case K_CONTINUE:
+	case K_DEALLOCATE: case K_DECLARE: case K_DETACH: case K_DISCARD: case K_END:
+	case K_EXIT: case K_FETCH: case K_FLUSH: case K_GET: case K_HANDLER: case K_HELP:
+	case K_INSTALL: case K_ITERATE: case K_KILL: case K_LEAVE: case K_LISTEN:
+	case K_LOCK: case K_MOVE: case K_NOTIFY: case K_NULL: case K_OPEN: case K_OPTIMIZE:
+	case K_PERFORM: case K_PURGE: case K_RAISE: case K_REFRESH: case K_REINDEX:
+	case K_RELEASE: case K_REPAIR: case K_RESET: case K_RESIGNAL: case K_RESTART:
+	case K_ROLLBACK: case K_SAVEPOINT: case K_SHUTDOWN: case K_SIGNAL: case K_START:
+	case K_STOP: case K_UNINSTALL: case K_UNLISTEN: case K_UNLOCK: case K_USE:
+	case K_VACUUM: case K_XA:
+		bump(P, AG_SQL_OTHER);
+		return;
 	default:
 		/* label: BEGIN / label: LOOP (MySQL) */
 		peek(P, &u[0]);
@@ -1573,7 +1605,8 @@ redo:
 			nx(P, t);
 			goto redo;
 		}
-		bump(P, AG_SQL_OTHER);
+		/* Not a statement any of the servers knows: a syntax error there,
+		 * or text another reading sees as a comment or a string. */
 		return;
 	}
 }
@@ -1608,9 +1641,11 @@ static int run(const char *s, size_t n, int mode, int body, int level)
 		if (P.cls > best)
 			best = P.cls;
 	}
+	/* A speculative re-read only counts when it finds something that
+	 * changes data or schema. */
 	if (P.lx.unterm && level < MAXLEVEL) {
 		int r = run(s + P.lx.unterm_at, n - P.lx.unterm_at, mode, body, level + 1);
-		if (r > best)
+		if (r > best && r > rank(AG_SQL_OTHER))
 			best = r;
 	}
 	return best;
