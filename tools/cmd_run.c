@@ -1,4 +1,5 @@
 /* agentguard run: start a session, run the agent guarded, summarize. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -292,8 +293,10 @@ static int supervise(struct cli_db *d, pid_t child, const sigset_t *set)
 
 /* In the child: wait for the go, then become the agent. If exec fails,
  * its errno goes back through `report` (close-on-exec: silence means the
- * agent is running). */
-static void child_exec(int go, int report, char **argv, const sigset_t *old)
+ * agent is running). The agent's own command is judged like every later
+ * one: the exec goes through the library's execvp hook. */
+static void child_exec(int go, int report, char **argv, const sigset_t *old,
+		       const char *lib)
 {
 	char c;
 	ssize_t n;
@@ -305,7 +308,12 @@ static void child_exec(int go, int report, char **argv, const sigset_t *old)
 	if (n != 1)
 		_exit(127);
 	sigprocmask(SIG_SETMASK, old, NULL);
-	execvp(argv[0], argv);
+	void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+	int (*guarded_execvp)(const char *, char *const[]) = h ? dlsym(h, "execvp") : NULL;
+	if (guarded_execvp)
+		guarded_execvp(argv[0], argv);
+	else
+		errno = ELIBBAD;   /* never start the agent unjudged */
 	int e = errno;
 	if (write(report, &e, sizeof e) < 0)
 		_exit(127);
@@ -428,7 +436,7 @@ static int cmd_run(int argc, char **argv)
 	if (pid == 0) {
 		close(go[1]);
 		close(report[0]);
-		child_exec(go[0], report[1], agent, &old);
+		child_exec(go[0], report[1], agent, &old, lib);
 	}
 	close(go[0]);
 	close(report[1]);
