@@ -43,7 +43,8 @@ static const char schema[] =
 	" parent_atime_ns INTEGER, parent_mtime_ns INTEGER);"
 	"CREATE INDEX IF NOT EXISTS snapshots_session ON snapshots(session, path);"
 	"CREATE TABLE IF NOT EXISTS gaps("
-	" id INTEGER PRIMARY KEY, session TEXT, time_ns INTEGER, pid INTEGER, what TEXT);"
+	" id INTEGER PRIMARY KEY, uid TEXT UNIQUE, session TEXT, time_ns INTEGER,"
+	" pid INTEGER, what TEXT);"
 	"INSERT OR IGNORE INTO meta VALUES('schema', '" SCHEMA_VERSION "');";
 
 static void seterr(char *err, size_t errlen, const char *fmt, const char *a,
@@ -520,12 +521,15 @@ static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag
 		}
 		return 0;
 	case AG_REC_GAP: {
-		char *what = dup_field(rv, AG_T_WHAT);
+		char *what = dup_field(rv, AG_T_WHAT), uid[300];
+		/* Keyed like events: ingesting a live spool twice adds it once. */
+		snprintf(uid, sizeof uid, "%s:%" PRIu64, sv->name, rv->rec->seq);
 		sqlite3_reset(g->gap);
-		bind_text(g->gap, 1, sv->hdr->session);
-		sqlite3_bind_int64(g->gap, 2, rv->rec->time_ns);
-		sqlite3_bind_int64(g->gap, 3, sv->hdr->pid);
-		bind_text(g->gap, 4, what);
+		bind_text(g->gap, 1, uid);
+		bind_text(g->gap, 2, sv->hdr->session);
+		sqlite3_bind_int64(g->gap, 3, rv->rec->time_ns);
+		sqlite3_bind_int64(g->gap, 4, sv->hdr->pid);
+		bind_text(g->gap, 5, what);
 		int ok = sqlite3_step(g->gap) == SQLITE_DONE;
 		free(what);
 		return ok ? 0 : (g->failed = 1, -1);
@@ -609,7 +613,8 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 			       NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "UPDATE sessions SET head=?, events=events+1 WHERE id=?",
 			       -1, &g.head_set, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "INSERT INTO gaps(session, time_ns, pid, what) VALUES(?,?,?,?)",
+	    sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO gaps(uid, session, time_ns, pid, what)"
+				   " VALUES(?,?,?,?,?)",
 			       -1, &g.gap, NULL) != SQLITE_OK) {
 		seterr(err, errlen, "cannot write the audit log: %s%s", sqlite3_errmsg(db), NULL);
 		total = -1;

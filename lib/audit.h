@@ -31,7 +31,8 @@
  *          parent_mtime_ns INT (the times of the directory holding `path`
  *          before the session first deleted anything in it: restore puts
  *          them back on that directory))
- *   gaps(id INTEGER PK, session TEXT, time_ns INT, pid INT, what TEXT)
+ *   gaps(id INTEGER PK, uid TEXT UNIQUE, session TEXT, time_ns INT, pid INT,
+ *        what TEXT)
  *
  * Hash chain, per session: genesis = sha256 of the session's canonical
  * fields; each event's hash = sha256(prev_hash "\n" canonical event fields);

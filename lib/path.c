@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agentguard.h"
@@ -63,6 +64,14 @@ static int base_of(int dirfd, char *out, size_t outlen)
 {
 	if (dirfd == AT_FDCWD)
 		return getcwd(out, outlen) ? 0 : -1;
+	/* The kernel's own complaints about a bad dirfd, not /proc's. */
+	struct stat st;
+	if (fstat(dirfd, &st) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
 	char proc[64];
 	snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
 	ssize_t n = readlink(proc, out, outlen - 1);

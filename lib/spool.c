@@ -202,9 +202,9 @@ static int ensure_room(struct ag_spool *sp, size_t need)
 	void *nb = mremap(sp->base, sp->cap, cap, MREMAP_MAYMOVE);
 	if (nb == MAP_FAILED)
 		return -1;
+	/* Same file, same offsets: marks taken before the move stay valid. */
 	sp->base = nb;
 	sp->cap = cap;
-	sp->gen++;
 	return 0;
 }
 
@@ -264,21 +264,19 @@ int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
 	int rc, e;
 
 	pthread_mutex_lock(&sp->mu);
-	if (sp->lost && sp->base) {
-		/* Say what went missing before going on. */
-		char what[128];
-		int l = snprintf(what, sizeof what,
-				 "%llu decisions could not be recorded",
-				 (unsigned long long)sp->lost);
-		struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
-		if (append_locked(sp, AG_REC_GAP, 0, sp->lost_since, 0, &g, 1, NULL) == 0)
-			sp->lost = 0;
-	}
 	rc = append_locked(sp, type, err, time_ns, latency_ns, f, nf, mark);
 	e = errno;
 	if (rc < 0 && type == AG_REC_EVENT) {
 		if (!sp->lost++)
 			sp->lost_since = time_ns;
+	} else if (rc == 0 && sp->lost) {
+		/* The log works again: say what went missing. */
+		char what[128];
+		int l = snprintf(what, sizeof what, "%llu decisions could not be recorded",
+				 (unsigned long long)sp->lost);
+		struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
+		if (append_locked(sp, AG_REC_GAP, 0, sp->lost_since, 0, &g, 1, NULL) == 0)
+			sp->lost = 0;
 	}
 	pthread_mutex_unlock(&sp->mu);
 	errno = e;
@@ -356,7 +354,7 @@ int ag_spool_read(const char *path, ag_spool_fn fn, void *ctx)
 	int rc = 0;
 	for (uint64_t off = HDR_SIZE; off + sizeof(struct ag_rec) <= used;) {
 		const struct ag_rec *r = (const void *)(base + off);
-		if (r->len < sizeof *r || off + r->len > used)
+		if (r->len < sizeof *r || r->len % 8 || off + r->len > used)
 			break;
 		struct ag_rec_view rv = {.rec = r};
 		const unsigned char *p = (const unsigned char *)(r + 1);
