@@ -21,6 +21,12 @@
 
 enum { G_UNSET, G_ACTIVE, G_BROKEN };
 
+/* What every process of a session counts together (a shared mapping). */
+struct counters {
+	uint64_t denials;          /* the circuit breaker */
+	uint64_t snapshot_bytes;   /* against snapshots.max_bytes */
+};
+
 static struct {
 	int state;
 	struct ag_session s;
@@ -31,11 +37,11 @@ static struct {
 	char rules_src[AG_PATH_MAX];/* the user's rules file, if any */
 	size_t state_len;
 	const char *const *argv;
-	uint64_t *denials;          /* session-wide, shared by every process */
+	struct counters *counters;  /* session-wide, shared by every process */
 	char envbuf[7 * AG_PATH_MAX];/* the session's variables for children */
 	const char *env[16];
 	char preload_given[AG_PATH_MAX];
-	int denials_failed;
+	int counters_failed;
 } G = { .spool = { .mu = PTHREAD_MUTEX_INITIALIZER } };
 
 /* Only the outermost hooked call on a thread is judged: the guard's own
@@ -257,15 +263,15 @@ int ag_protected(const char *abs)
 	       strcmp(abs, "/etc/ld.so.preload") == 0;
 }
 
-/* The session-wide denial count lives in a small shared file so every
- * process of the session sees the same number. */
-static uint64_t *denial_counter(void)
+/* The session-wide counters live in a small shared file so every process
+ * of the session sees the same numbers. */
+static struct counters *counters(void)
 {
-	if (G.denials || G.denials_failed)
-		return G.denials;
+	if (G.counters || G.counters_failed)
+		return G.counters;
 	char path[AG_PATH_MAX], dir[AG_PATH_MAX];
 	if (ag_fmt(dir, sizeof dir, "%s/spool", G.s.state_dir) < 0 ||
-	    ag_fmt(path, sizeof path, "%s/%s.denials", dir, G.s.id) < 0)
+	    ag_fmt(path, sizeof path, "%s/%s.counters", dir, G.s.id) < 0)
 		goto fail;
 	ag_mkdirs(dir, 0700);
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -279,11 +285,31 @@ static uint64_t *denial_counter(void)
 	close(fd);
 	if (m == MAP_FAILED)
 		goto fail;
-	G.denials = m;
-	return G.denials;
+	G.counters = m;
+	return G.counters;
 fail:
-	G.denials_failed = 1;
+	G.counters_failed = 1;
 	return NULL;
+}
+
+/* Reserve room in the session's snapshot budget; 0, or -1 with EDQUOT. */
+static int snapshot_budget(const char *path)
+{
+	uint64_t max = ag_policy_max_snapshot_bytes(G.s.policy);
+	struct stat st;
+	struct counters *k;
+
+	if (!max || lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	if (!(k = counters()))
+		return -1;
+	uint64_t size = (uint64_t)st.st_size;
+	if (__atomic_add_fetch(&k->snapshot_bytes, size, __ATOMIC_RELAXED) > max) {
+		__atomic_sub_fetch(&k->snapshot_bytes, size, __ATOMIC_RELAXED);
+		errno = EDQUOT;
+		return -1;
+	}
+	return 0;
 }
 
 /* Supervised mode: ask on the terminal, never on the agent's stdin. */
@@ -492,8 +518,8 @@ int ag_check(struct ag_call *c)
 		}
 		int limit = ag_policy_denial_limit(G.s.policy);
 		if (c->decision > AG_LOG && limit > 0) {
-			uint64_t *d = denial_counter();
-			if (d && __atomic_load_n(d, __ATOMIC_RELAXED) >= (uint64_t)limit)
+			struct counters *k = counters();
+			if (k && __atomic_load_n(&k->denials, __ATOMIC_RELAXED) >= (uint64_t)limit)
 				deny(c, c->rule,
 				     "session halted: too many denials \xe2\x80\x94 hand back to a human");
 		}
@@ -508,10 +534,15 @@ int ag_check(struct ag_call *c)
 		int how = o->kind == AG_OP_TRUNCATE ? AG_SNAP_COPY : AG_SNAP_TAKE;
 		const char *victim = o->kind != AG_OP_RENAME ? o->path
 				     : o->target_exists ? o->target : NULL;
-		int rc = victim ? ag_snapshot_take(G.s.state_dir, G.s.id, victim, how,
-						   ag_policy_max_snapshot_bytes(G.s.policy),
-						   &c->snap) : 1;
-		if (rc < 0) {
+		int rc = !victim ? 1 : snapshot_budget(victim) < 0 ? -1
+			 : ag_snapshot_take(G.s.state_dir, G.s.id, victim, how, &c->snap);
+		if (rc < 0 && errno == EDQUOT) {
+			snprintf(why, sizeof why,
+				 "the session's snapshots reached snapshots.max_bytes: nothing is "
+				 "destroyed without its snapshot; ask a human to free space (agentguard gc)");
+			c->reason = why;
+			c->decision = AG_DENY;
+		} else if (rc < 0) {
 			snprintf(why, sizeof why,
 				 "snapshot failed (%s): nothing is destroyed without its snapshot",
 				 strerror(errno));
@@ -528,9 +559,9 @@ int ag_check(struct ag_call *c)
 	}
 	if (c->decision == AG_DENY) {
 		say_denied(c);
-		uint64_t *d = denial_counter();
-		if (d)
-			__atomic_add_fetch(d, 1, __ATOMIC_RELAXED);
+		struct counters *k = counters();
+		if (k)
+			__atomic_add_fetch(&k->denials, 1, __ATOMIC_RELAXED);
 		if (c->enforced)
 			return -1;
 	}

@@ -216,6 +216,89 @@ const char *ag_glob_check(const char *pat)
 	return NULL;
 }
 
+static int is_meta(char c)
+{
+	return c == '*' || c == '?' || c == '[' || c == '\\';
+}
+
+void ag_glob_shape(struct ag_glob *g)
+{
+	const char *p = g->pat;
+	size_t n = strlen(p), plen = 0;
+
+	while (plen < n && !is_meta(p[plen]))
+		plen++;
+	g->frag = NULL;
+	g->flen = 0;
+	if (plen == n) {
+		g->shape = AG_GLOB_EXACT;
+		g->plen = n;
+		return;
+	}
+	/* "dir" matches "dir/" + "**": the prefix stops before that slash. */
+	if (plen > 0 && p[plen - 1] == '/' && p[plen] == '*' && p[plen + 1] == '*' &&
+	    (p[plen + 2] == '/' || p[plen + 2] == 0))
+		plen--;
+	g->plen = plen;
+	if (!g->base && plen + 3 == n && p[plen] == '/' && p[plen + 1] == '*' &&
+	    p[plen + 2] == '*') {
+		g->shape = AG_GLOB_UNDER;
+		return;
+	}
+	/* The longest literal run after the prefix, within one component. */
+	for (size_t i = plen; i < n;) {
+		if (is_meta(p[i]) || p[i] == '/') {
+			if (p[i] == '\\' && i + 1 < n)
+				i++;
+			else if (p[i] == '[') {
+				const char *q = class_end(p + i, p + n);
+				if (q)
+					i = (size_t)(q - p) - 1;
+			}
+			i++;
+			continue;
+		}
+		size_t j = i;
+		while (j < n && !is_meta(p[j]) && p[j] != '/')
+			j++;
+		if (j - i > g->flen) {
+			g->frag = p + i;
+			g->flen = j - i;
+		}
+		i = j;
+	}
+	g->fmask = 0;
+	for (size_t i = 0; i < g->flen; i++)
+		g->fmask |= 1ull << (g->frag[i] & 63);
+	if (plen == 0 && p[0] == '*' && g->flen && g->frag + g->flen == p + n &&
+	    g->frag == p + 1)
+		g->shape = AG_GLOB_SUFFIX;
+	else
+		g->shape = AG_GLOB_GENERAL;
+}
+
+void ag_globset_finish(struct ag_globset *set)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < set->n; i++) {
+		const struct ag_glob *g = &set->g[i];
+		if (g->base) {
+			c = 0;
+			break;
+		}
+		if (i == 0) {
+			c = g->plen;
+			continue;
+		}
+		size_t k = 0;
+		while (k < c && k < g->plen && g->pat[k] == set->g[0].pat[k])
+			k++;
+		c = k;
+	}
+	set->clen = c;
+}
+
 /* ---- addresses ----------------------------------------------------------- */
 
 int ag_net_parse(const char *s, struct ag_net *out, int allow_prefix)
@@ -335,16 +418,47 @@ static void why_clause(struct ag_why *w, size_t start, const char *what,
 
 /* ---- the matchers -------------------------------------------------------- */
 
+static void subj_set(struct ag_subj *j, const char *s)
+{
+	j->s = s;
+	j->have_mask = 0;
+	if (!s) {
+		j->len = j->blen = 0;
+		j->base = NULL;
+		return;
+	}
+	j->len = strlen(s);
+	const char *sl = memrchr(s, '/', j->len);
+	j->base = sl ? sl + 1 : s;
+	j->blen = j->len - (size_t)(j->base - s);
+}
+
 void ag_mctx_init(struct ag_mctx *c, const struct ag_op *op)
 {
 	c->op = op;
-	c->prog = op->kind == AG_OP_EXEC ? op->path : op->caller;
-	if (c->prog) {
-		const char *sl = strrchr(c->prog, '/');
-		c->prog_base = sl ? sl + 1 : c->prog;
-	} else {
-		c->prog_base = NULL;
+	subj_set(&c->path, NULL);
+	subj_set(&c->target, NULL);
+	subj_set(&c->unix_, NULL);
+	subj_set(&c->database, NULL);
+	switch (op->kind) {
+	case AG_OP_DELETE:
+	case AG_OP_TRUNCATE:
+		subj_set(&c->path, op->path);
+		break;
+	case AG_OP_RENAME:
+		subj_set(&c->path, op->path);
+		subj_set(&c->target, op->target);
+		break;
+	case AG_OP_CONNECT:
+		subj_set(&c->unix_, op->unix_path);
+		break;
+	case AG_OP_SQL:
+		subj_set(&c->database, op->database);
+		break;
+	default:
+		break;
 	}
+	subj_set(&c->prog, op->kind == AG_OP_EXEC ? op->path : op->caller);
 	c->addr_state = 0;
 	c->sql_class = -2;
 }
@@ -371,42 +485,53 @@ static int mctx_class(struct ag_mctx *c)
 	return c->sql_class;
 }
 
-static const char *base_of(const char *s)
+static uint64_t subj_mask(struct ag_subj *j)
 {
-	const char *sl = strrchr(s, '/');
-	return sl ? sl + 1 : s;
+	if (!j->have_mask) {
+		uint64_t m = 0;
+		for (size_t i = 0; i < j->len; i++)
+			m |= 1ull << (j->s[i] & 63);
+		j->mask = m;
+		j->have_mask = 1;
+	}
+	return j->mask;
 }
 
-static int match_globs(const struct ag_glob *g, size_t n, const char *s,
+static int glob_one(const struct ag_glob *g, struct ag_subj *j)
+{
+	const char *s = g->base ? j->base : j->s;
+	size_t n = g->base ? j->blen : j->len;
+
+	if (n < g->plen || memcmp(s, g->pat, g->plen) != 0)
+		return 0;
+	switch (g->shape) {
+	case AG_GLOB_EXACT:
+		return n == g->plen;
+	case AG_GLOB_UNDER:
+		return n == g->plen || s[g->plen] == '/';
+	case AG_GLOB_SUFFIX:
+		return n >= g->flen && memcmp(s + n - g->flen, g->frag, g->flen) == 0;
+	case AG_GLOB_GENERAL:
+		break;
+	}
+	if (g->flen && ((g->fmask & ~subj_mask(j)) ||
+			!memmem(s + g->plen, n - g->plen, g->frag, g->flen)))
+		return 0;
+	return g->base ? glob_seg(g->pat, g->pat + strlen(g->pat), s, s + n, 0)
+		       : glob_path(g->pat, s);
+}
+
+static int match_globs(const struct ag_globset *set, struct ag_subj *j,
 		       struct ag_why *w, size_t start, const char *what)
 {
-	if (!s)
+	if (!j->s)
 		return 0;
-	const char *base = base_of(s);
-	size_t blen = strlen(base);
-	for (size_t i = 0; i < n; i++) {
-		int hit = g[i].base ? ag_glob_flat(g[i].pat, base, blen, 0)
-				    : glob_path(g[i].pat, s);
-		if (hit) {
-			why_clause(w, start, what, s, "matches", g[i].orig, g[i].list);
-			return 1;
-		}
-	}
-	return 0;
-}
-
-static int program_match(const struct ag_glob *g, size_t n, struct ag_mctx *c,
-			 struct ag_why *w, size_t start)
-{
-	if (!c->prog)
+	if (set->clen && (j->len < set->clen || memcmp(j->s, set->g[0].pat, set->clen) != 0))
 		return 0;
-	size_t blen = strlen(c->prog_base);
-	for (size_t i = 0; i < n; i++) {
-		int hit = g[i].base ? ag_glob_flat(g[i].pat, c->prog_base, blen, 0)
-				    : glob_path(g[i].pat, c->prog);
-		if (hit) {
-			why_clause(w, start, "program", c->prog, "matches", g[i].orig,
-				   g[i].list);
+	for (size_t i = 0; i < set->n; i++) {
+		if (glob_one(&set->g[i], j)) {
+			why_clause(w, start, what, j->s, "matches", set->g[i].orig,
+				   set->g[i].list);
 			return 1;
 		}
 	}
@@ -558,8 +683,8 @@ static int port_match(const struct ag_mset *m, int port, struct ag_why *w, size_
 
 /* All matchers of m against the op in c, with `subj` the path subject
  * (NULL for ops without one). */
-static int mset_match(const struct ag_mset *m, struct ag_mctx *c, const char *subj,
-		      const char *subj_name, struct ag_why *w)
+static int mset_match(const struct ag_mset *m, struct ag_mctx *c,
+		      struct ag_subj *subj, const char *subj_name, struct ag_why *w)
 {
 	const struct ag_op *op = c->op;
 	size_t start = w ? w->len : 0;
@@ -572,9 +697,10 @@ static int mset_match(const struct ag_mset *m, struct ag_mctx *c, const char *su
 			ag_why_add(w, "every %s (no matchers)", ag_op_name(op->kind));
 		return 1;
 	}
-	if ((pr & AG_M_PATH) && !match_globs(m->path, m->npath, subj, w, start, subj_name))
+	/* Cheap, selective matchers first; `why` lists them in this order. */
+	if ((pr & AG_M_PROGRAM) && !match_globs(&m->program, &c->prog, w, start, "program"))
 		goto no;
-	if ((pr & AG_M_PROGRAM) && !program_match(m->program, m->nprogram, c, w, start))
+	if ((pr & AG_M_PATH) && !match_globs(&m->path, subj, w, start, subj_name))
 		goto no;
 	if ((pr & AG_M_ARGS) && !args_match(m, op, w, start))
 		goto no;
@@ -592,8 +718,7 @@ static int mset_match(const struct ag_mset *m, struct ag_mctx *c, const char *su
 		goto no;
 	if ((pr & AG_M_PORT) && !port_match(m, op->port, w, start))
 		goto no;
-	if ((pr & AG_M_UNIX) && !match_globs(m->unix_, m->nunix, op->unix_path, w, start,
-					     "socket"))
+	if ((pr & AG_M_UNIX) && !match_globs(&m->unix_, &c->unix_, w, start, "socket"))
 		goto no;
 	if (pr & AG_M_CLASS) {
 		int k = mctx_class(c);
@@ -603,8 +728,8 @@ static int mset_match(const struct ag_mset *m, struct ag_mctx *c, const char *su
 			ag_why_add(w, "%sclass %s", w->len > start ? ", " : "",
 				   ag_sql_class_name((enum ag_sql_class)k));
 	}
-	if ((pr & AG_M_DATABASE) && !match_globs(m->database, m->ndatabase, op->database,
-						 w, start, "database"))
+	if ((pr & AG_M_DATABASE) && !match_globs(&m->database, &c->database, w, start,
+						 "database"))
 		goto no;
 	return 1;
 no:
@@ -613,14 +738,15 @@ no:
 }
 
 static enum ag_eval eval_subject(const struct ag_rule *r, struct ag_mctx *c,
-				 const char *subj, const char *subj_name,
+				 struct ag_subj *subj, const char *subj_name,
 				 struct ag_why *w)
 {
 	if (!mset_match(&r->m, c, subj, subj_name, w))
 		return AG_EVAL_NO;
 	for (size_t i = 0; i < r->nunless; i++) {
 		size_t mark = w ? w->len : 0;
-		ag_why_add(w, "; unless ");
+		if (w)
+			ag_why_add(w, "; unless ");
 		if (mset_match(&r->unless[i], c, subj, subj_name, w))
 			return AG_EVAL_EXCEPTED;
 		why_reset(w, mark);
@@ -634,29 +760,22 @@ enum ag_eval ag_rule_eval(const struct ag_rule *r, struct ag_mctx *c, struct ag_
 
 	if (!(r->ops & AG_OPBIT(op->kind)))
 		return AG_EVAL_NO;
-	switch (op->kind) {
-	case AG_OP_DELETE:
-	case AG_OP_TRUNCATE:
-		return eval_subject(r, c, op->path, "path", w);
-	case AG_OP_RENAME:
-		break;
-	default:
-		return eval_subject(r, c, NULL, "path", w);
-	}
+	if (op->kind != AG_OP_RENAME)
+		return eval_subject(r, c, &c->path, "path", w);
 
 	/* A rename is judged on each of its paths alone: moving /tmp/x onto
 	 * ~/notes destroys ~/notes whatever rule /tmp/x falls under. */
-	enum ag_eval e1 = eval_subject(r, c, op->path, "source", w);
+	enum ag_eval e1 = eval_subject(r, c, &c->path, "source", w);
 	if (e1 == AG_EVAL_APPLIES || !r->uses_path)
 		return e1;
 	if (!w) {
-		enum ag_eval e2 = eval_subject(r, c, op->target, "target", NULL);
+		enum ag_eval e2 = eval_subject(r, c, &c->target, "target", NULL);
 		return e2 > e1 ? e2 : e1;
 	}
 	char buf[8192];
 	struct ag_why w2 = {buf, sizeof buf, 0};
 	buf[0] = 0;
-	enum ag_eval e2 = eval_subject(r, c, op->target, "target", &w2);
+	enum ag_eval e2 = eval_subject(r, c, &c->target, "target", &w2);
 	if (e2 > e1) {
 		why_reset(w, 0);
 		ag_why_add(w, "%s", buf);

@@ -695,16 +695,23 @@ static void compile_glob(struct cc *cc, struct ag_glob *g, const struct item *it
 	g->pat = pol_strdup(cc, pat);
 	g->orig = pol_strdup(cc, it->s);
 	g->list = it->list ? pol_strdup(cc, it->list) : NULL;
+	ag_glob_shape(g);
 }
 
-static const struct ag_glob *compile_globs(struct cc *cc, const struct ynode *v,
-					   const char *key, enum glob_kind kind, size_t *n)
+static struct ag_globset compile_globs(struct cc *cc, const struct ynode *v,
+				       const char *key, enum glob_kind kind)
 {
-	struct item *it = collect(cc, v, key, 1, n);
-	struct ag_glob *g = pol_alloc(cc, (*n ? *n : 1) * sizeof *g);
-	for (size_t i = 0; i < *n; i++)
+	struct ag_globset set = {0};
+	size_t n;
+	struct item *it = collect(cc, v, key, 1, &n);
+	struct ag_glob *g = pol_alloc(cc, (n ? n : 1) * sizeof *g);
+
+	for (size_t i = 0; i < n; i++)
 		compile_glob(cc, &g[i], &it[i], kind, key);
-	return g;
+	set.g = g;
+	set.n = n;
+	ag_globset_finish(&set);
+	return set;
 }
 
 static void compile_hosts(struct cc *cc, struct ag_mset *m, const struct ynode *v)
@@ -914,10 +921,10 @@ static void compile_matcher(struct cc *cc, struct ag_mset *m, unsigned rule_ops,
 	m->ops &= matchers[which].ops;
 	switch (matchers[which].bit) {
 	case AG_M_PATH:
-		m->path = compile_globs(cc, v, "path", G_PATH, &m->npath);
+		m->path = compile_globs(cc, v, "path", G_PATH);
 		break;
 	case AG_M_PROGRAM:
-		m->program = compile_globs(cc, v, "program", G_PATH, &m->nprogram);
+		m->program = compile_globs(cc, v, "program", G_PATH);
 		break;
 	case AG_M_ARGS:
 		compile_args(cc, m, v);
@@ -935,13 +942,13 @@ static void compile_matcher(struct cc *cc, struct ag_mset *m, unsigned rule_ops,
 		compile_ports(cc, m, v);
 		break;
 	case AG_M_UNIX:
-		m->unix_ = compile_globs(cc, v, "unix", G_PATH, &m->nunix);
+		m->unix_ = compile_globs(cc, v, "unix", G_PATH);
 		break;
 	case AG_M_CLASS:
 		compile_classes(cc, m, v);
 		break;
 	case AG_M_DATABASE:
-		m->database = compile_globs(cc, v, "database", G_DATABASE, &m->ndatabase);
+		m->database = compile_globs(cc, v, "database", G_DATABASE);
 		break;
 	}
 }
@@ -978,8 +985,8 @@ static char **shell_words(struct cc *cc, const struct ynode *at, const char *s, 
 {
 	size_t cap = 8, n = 0;
 	char **words = tmp_alloc(cc, cap * sizeof *words);
-	size_t blen = strlen(s) * 2 + AG_PATH_MAX * 4 + 16;
-	char *buf = tmp_alloc(cc, blen);
+	char buf[AG_PATH_MAX * 2];
+	size_t blen = sizeof buf;
 
 	for (;;) {
 		while (*s == ' ' || *s == '\t')

@@ -33,12 +33,36 @@ enum {
 };
 
 /* A glob over paths (or database names). `base`: the pattern has no '/',
- * so it is matched against the subject's last component only. */
+ * so it is matched against the subject's last component only.
+ *
+ * Compiled with a shape so most subjects are decided by one memcmp:
+ * every subject a glob matches starts with its literal prefix (pat[0,
+ * plen)) and contains its longest literal fragment. */
+enum ag_glob_shape {
+	AG_GLOB_EXACT,   /* no wildcard: the subject is the prefix */
+	AG_GLOB_UNDER,   /* P, then a final "**" component: P or anything below */
+	AG_GLOB_SUFFIX,  /* "*LIT": ends with LIT (frag) */
+	AG_GLOB_GENERAL,
+};
+
 struct ag_glob {
 	const char *pat;   /* expanded, normalized, ready for matching */
 	const char *orig;  /* as written, for messages */
 	const char *list;  /* the @list it came from, or NULL */
 	int base;
+	enum ag_glob_shape shape;
+	size_t plen;       /* literal prefix length */
+	const char *frag;  /* a literal run every match contains, or NULL */
+	size_t flen;
+	uint64_t fmask;    /* the fragment's characters, see ag_subj.mask */
+};
+
+/* The globs of one matcher, with the literal prefix all of them share
+ * (0 when any is a basename glob), checked once before any of them. */
+struct ag_globset {
+	const struct ag_glob *g;
+	size_t n;
+	size_t clen;       /* g[0].pat[0, clen) is common to all */
 };
 
 /* An IP network; IPv4 is kept as 4 bytes, never as a v4-mapped v6. */
@@ -77,10 +101,8 @@ struct ag_argent {
 struct ag_mset {
 	unsigned present;      /* AG_M_* bits */
 	unsigned ops;          /* ops every present matcher applies to */
-	const struct ag_glob *path;
-	size_t npath;
-	const struct ag_glob *program;
-	size_t nprogram;
+	struct ag_globset path;
+	struct ag_globset program;
 	const struct ag_argent *args;
 	size_t nargs;
 	int unguarded;
@@ -91,11 +113,9 @@ struct ag_mset {
 	size_t ncidr;
 	const struct ag_portrange *port;
 	size_t nport;
-	const struct ag_glob *unix_;
-	size_t nunix;
+	struct ag_globset unix_;
 	uint32_t classes;      /* bit per enum ag_sql_class */
-	const struct ag_glob *database;
-	size_t ndatabase;
+	struct ag_globset database;
 };
 
 struct ag_rule {
@@ -132,12 +152,27 @@ struct ag_policy {
 
 /* ---- match.c ------------------------------------------------------------- */
 
+/* A string being matched, with what every glob needs computed once. */
+struct ag_subj {
+	const char *s;           /* NULL: no such subject (never matches) */
+	size_t len;
+	const char *base;        /* last component */
+	size_t blen;
+	/* Bit (c & 63) for each character c in s, computed on first use: a
+	 * glob whose fragment has a character s lacks cannot match. */
+	uint64_t mask;
+	int have_mask;
+};
+
 /* What one evaluation knows about its operation, computed once per op
  * (some of it lazily) so that many rules can share it. On the stack. */
 struct ag_mctx {
 	const struct ag_op *op;
-	const char *prog;        /* exec: the program; others: the caller */
-	const char *prog_base;
+	struct ag_subj path;     /* delete/truncate: the file; rename: source */
+	struct ag_subj target;   /* rename: target */
+	struct ag_subj prog;     /* exec: the program; others: the caller */
+	struct ag_subj unix_;
+	struct ag_subj database;
 	int addr_state;          /* 0 unparsed, 1 parsed, -1 none / invalid */
 	struct ag_net addr;
 	int sql_class;           /* -2 not yet known */
@@ -169,6 +204,11 @@ int ag_glob_flat(const char *pat, const char *s, size_t slen, int icase);
 
 /* Check a glob's syntax: 0 ok, else a static message. */
 const char *ag_glob_check(const char *pat);
+
+/* Fill a compiled glob's shape, prefix and fragment from g->pat and
+ * g->base; then a set's common prefix. */
+void ag_glob_shape(struct ag_glob *g);
+void ag_globset_finish(struct ag_globset *set);
 
 /* Parse "1.2.3.4", "fd00::1", optionally with "/prefix". 0 ok, -1 not an
  * address. A v4-mapped v6 address comes back as IPv4. */

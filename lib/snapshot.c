@@ -93,12 +93,10 @@ done:;
 }
 
 int ag_snapshot_take(const char *state_dir, const char *session,
-		     const char *path, int how, uint64_t max_bytes,
-		     struct ag_snapshot *s)
+		     const char *path, int how, struct ag_snapshot *s)
 {
 	char abs[AG_PATH_MAX];
 
-	(void)max_bytes;
 	memset(s, 0, sizeof *s);
 	s->path = path;
 	if (lstat(path, &s->st) < 0)

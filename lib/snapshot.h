@@ -38,11 +38,12 @@ struct ag_snapshot {
  *   how = AG_SNAP_COPY:  the contents are about to change (truncate): copy
  * 0 on success (s filled), 1 if there is nothing to preserve (path does
  * not exist), -1 with errno when the snapshot could not be taken.
+ * (snapshots.max_bytes is the guard's to enforce: guard.c keeps a
+ * session-wide count.)
  */
 enum { AG_SNAP_TAKE, AG_SNAP_COPY };
 int ag_snapshot_take(const char *state_dir, const char *session,
-		     const char *path, int how, uint64_t max_bytes,
-		     struct ag_snapshot *s);
+		     const char *path, int how, struct ag_snapshot *s);
 
 /* Copy src to dst (reflink, else copy_file_range, else read/write),
  * creating dst with `mode`, never following a symlink at dst. */

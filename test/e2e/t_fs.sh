@@ -206,3 +206,22 @@ test_guard_protects_its_own_state() {
 	assert_exists "$AGENTGUARD_STATE_DIR/audit.db"
 	"$AG" verify
 }
+
+test_snapshot_budget_full_means_denied_and_nothing_lost() {
+	cat > "$T/small.yaml" <<'YAML'
+version: 1
+snapshots: {max_bytes: 1KiB}
+rules:
+  - id: keep-workspace
+    on: [delete, rename, truncate]
+    path: "$WORKSPACE/**"
+    action: snapshot
+YAML
+	head -c 600 /dev/urandom > "$WS/first"; head -c 600 /dev/urandom > "$WS/second"
+	# One session, two processes: the budget is the session's.
+	err=$(AGENTGUARD_RULES=$T/small.yaml guard sh -c "rm '$WS/first' && rm '$WS/second'" 2>&1) &&
+		fail "second rm should fail"
+	assert_missing "$WS/first"
+	assert_contains "$err" "snapshots.max_bytes"
+	assert_exists "$WS/second"
+}

@@ -431,7 +431,7 @@ Test(audit_ingest, session_events_and_snapshot_rows)
 	cr_assert_eq(mkdir(dir, 0755), 0);
 	ut_fmt(victim, sizeof victim, "%s/ws/victim.txt", S);
 	ut_write_str(victim, "content to keep\n");
-	cr_assert_eq(ag_snapshot_take(S, "sessA", victim, AG_SNAP_TAKE, 0, &snap), 0);
+	cr_assert_eq(ag_snapshot_take(S, "sessA", victim, AG_SNAP_TAKE, &snap), 0);
 	cr_assert_eq(chdir(dir), 0);
 	cr_assert_not_null(getcwd(cwd, sizeof cwd));
 
@@ -589,7 +589,7 @@ Test(audit_ingest, symlink_snapshot_row)
 
 	ut_fmt(link, sizeof link, "%s/l", S);
 	cr_assert_eq(symlink("../some/target", link), 0);
-	cr_assert_eq(ag_snapshot_take(S, "sessL", link, AG_SNAP_TAKE, 0, &snap), 0);
+	cr_assert_eq(ag_snapshot_take(S, "sessL", link, AG_SNAP_TAKE, &snap), 0);
 	spool_init(&sp, "sessL");
 	struct ev e = {.op = "delete", .path = link, .decision = "snapshot", .err = 0,
 		       .time_ns = 5, .snap = &snap};
@@ -723,7 +723,7 @@ Test(audit_ingest, all_copies_our_own_live_spool_once)
 
 	ut_fmt(f, sizeof f, "%s/file", S);
 	ut_write_str(f, "x");
-	cr_assert_eq(ag_snapshot_take(S, "sessOwn", f, AG_SNAP_COPY, 0, &snap), 0);
+	cr_assert_eq(ag_snapshot_take(S, "sessOwn", f, AG_SNAP_COPY, &snap), 0);
 	spool_init(&sp, "sessOwn");
 	write_session(&sp, "sessOwn", 10);
 	write_simple(&sp, "/own/1", 11);

@@ -67,7 +67,7 @@ Test(snapshot, take_regular_file_is_a_hard_link)
 	cr_assert_eq(chmod(p, 0640), 0);
 	cr_assert_eq(lstat(p, &orig), 0);
 
-	cr_assert_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, 0, &s), 0,
+	cr_assert_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, &s), 0,
 		     "%s", strerror(errno));
 	cr_expect_str_eq(s.kind, "file");
 	cr_expect_eq(s.path, p, "path is the caller's string, not a copy");
@@ -114,7 +114,7 @@ Test(snapshot, take_symlink_keeps_the_link_itself)
 	cr_assert_eq(symlink("real.txt", p), 0);
 	cr_assert_eq(lstat(p, &orig), 0);
 
-	cr_assert_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, 0, &s), 0);
+	cr_assert_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, &s), 0);
 	cr_expect_str_eq(s.kind, "symlink");
 	expect_id_and_store(&s, "sess1");
 	cr_expect_str_eq(s.link_target, "real.txt");
@@ -135,7 +135,7 @@ Test(snapshot, take_symlink_keeps_the_link_itself)
 	far[0] = '/';
 	far[sizeof far - 1] = 0;
 	cr_assert_eq(symlink(far, p), 0);
-	cr_assert_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, 0, &s), 0);
+	cr_assert_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, &s), 0);
 	cr_expect_str_eq(s.kind, "symlink");
 	cr_expect_str_eq(s.link_target, far);
 	store_abs(st_path, STATE, &s);
@@ -152,7 +152,7 @@ Test(snapshot, empty_directory_is_metadata_only)
 
 	ws(p, "emptydir");
 	cr_assert_eq(mkdir(p, 0751), 0);
-	cr_assert_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, 0, &s), 0);
+	cr_assert_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, &s), 0);
 	cr_expect_str_eq(s.kind, "dir");
 	cr_expect_str_eq(s.store, "");
 	cr_expect_eq(strlen(s.id), 12);
@@ -171,7 +171,7 @@ Test(snapshot, fifo_is_other)
 
 	ws(p, "fifo");
 	cr_assert_eq(mkfifo(p, 0600), 0);
-	cr_assert_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, 0, &s), 0);
+	cr_assert_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, &s), 0);
 	cr_expect_str_eq(s.kind, "other");
 	cr_expect_str_eq(s.store, "");
 }
@@ -182,15 +182,15 @@ Test(snapshot, nothing_to_preserve)
 	struct ag_snapshot s;
 
 	ws(p, "missing");
-	cr_expect_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, 0, &s), 1);
-	cr_expect_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_COPY, 0, &s), 1);
+	cr_expect_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, &s), 1);
+	cr_expect_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_COPY, &s), 1);
 	ws(p, "nodir/missing");
-	cr_expect_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, 0, &s), 1);
+	cr_expect_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, &s), 1);
 	/* A parent that is a file (ENOTDIR): nothing there either. */
 	ws(p, "file");
 	ut_write_str(p, "x");
 	ws(p, "file/child");
-	cr_expect_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, 0, &s), 1);
+	cr_expect_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, &s), 1);
 	/* And no store was made for nothing. */
 	char dir[AG_PATH_MAX];
 	struct stat st;
@@ -207,7 +207,7 @@ Test(snapshot, copy_is_independent_of_the_original)
 	ws(p, "data.bin");
 	ut_write_str(p, "version one");
 	cr_assert_eq(lstat(p, &orig), 0);
-	cr_assert_eq(ag_snapshot_take(STATE, "sessC", p, AG_SNAP_COPY, 0, &s), 0,
+	cr_assert_eq(ag_snapshot_take(STATE, "sessC", p, AG_SNAP_COPY, &s), 0,
 		     "%s", strerror(errno));
 	cr_expect_str_eq(s.kind, "file");
 	expect_id_and_store(&s, "sessC");
@@ -240,7 +240,7 @@ Test(snapshot, copy_of_a_symlink_stores_a_symlink)
 	ws(p, "l");
 	cr_assert_eq(symlink("somewhere", p), 0);
 	cr_assert_eq(lstat(p, &orig), 0);
-	cr_assert_eq(ag_snapshot_take(STATE, "sessC", p, AG_SNAP_COPY, 0, &s), 0);
+	cr_assert_eq(ag_snapshot_take(STATE, "sessC", p, AG_SNAP_COPY, &s), 0);
 	cr_expect_str_eq(s.kind, "symlink");
 	cr_expect_str_eq(s.link_target, "somewhere");
 	store_abs(st_path, STATE, &s);
@@ -260,9 +260,9 @@ Test(snapshot, ids_are_distinct_and_both_kept)
 
 	ws(p, "f");
 	ut_write_str(p, "one");
-	cr_assert_eq(ag_snapshot_take(STATE, "sess2", p, AG_SNAP_COPY, 0, &s1), 0);
+	cr_assert_eq(ag_snapshot_take(STATE, "sess2", p, AG_SNAP_COPY, &s1), 0);
 	ut_write_str(p, "two");
-	cr_assert_eq(ag_snapshot_take(STATE, "sess2", p, AG_SNAP_COPY, 0, &s2), 0);
+	cr_assert_eq(ag_snapshot_take(STATE, "sess2", p, AG_SNAP_COPY, &s2), 0);
 	cr_expect_str_neq(s1.id, s2.id);
 	store_abs(a, STATE, &s1);
 	store_abs(b, STATE, &s2);
@@ -282,14 +282,14 @@ Test(snapshot, stale_enoent_in_errno_does_not_matter)
 	ws(p, "f");
 	ut_write_str(p, "content");
 	errno = ENOENT;
-	cr_assert_eq(ag_snapshot_take(STATE, "sessE", p, AG_SNAP_COPY, 0, &s), 0,
+	cr_assert_eq(ag_snapshot_take(STATE, "sessE", p, AG_SNAP_COPY, &s), 0,
 		     "%s", strerror(errno));
 	store_abs(st_path, STATE, &s);
 	char *x = ut_read(st_path, NULL);
 	cr_expect_str_eq(x, "content");
 	free(x);
 	errno = ENOENT;
-	cr_assert_eq(ag_snapshot_take(STATE, "sessE", p, AG_SNAP_COPY, 0, &s), 0,
+	cr_assert_eq(ag_snapshot_take(STATE, "sessE", p, AG_SNAP_COPY, &s), 0,
 		     "second snapshot, store dir exists: %s", strerror(errno));
 	store_abs(st_path, STATE, &s);
 	x = ut_read(st_path, NULL);
@@ -308,9 +308,9 @@ Test(snapshot, unusable_store_fails)
 	ut_fmt(bad, sizeof bad, "%s/statefile", T);
 	ut_write_str(bad, "not a dir");
 	errno = 0;
-	cr_expect_eq(ag_snapshot_take(bad, "sess1", p, AG_SNAP_TAKE, 0, &s), -1);
+	cr_expect_eq(ag_snapshot_take(bad, "sess1", p, AG_SNAP_TAKE, &s), -1);
 	cr_expect_neq(errno, 0);
-	cr_expect_eq(ag_snapshot_take(bad, "sess1", p, AG_SNAP_COPY, 0, &s), -1);
+	cr_expect_eq(ag_snapshot_take(bad, "sess1", p, AG_SNAP_COPY, &s), -1);
 	/* The original is left alone. */
 	char *x = ut_read(p, NULL);
 	cr_expect_str_eq(x, "x");
@@ -330,7 +330,7 @@ Test(snapshot, take_across_filesystems_copies)
 
 	ws(p, "far.txt");
 	ut_write_str(p, "across");
-	cr_assert_eq(ag_snapshot_take(OTHER, "sessX", p, AG_SNAP_TAKE, 0, &s), 0,
+	cr_assert_eq(ag_snapshot_take(OTHER, "sessX", p, AG_SNAP_TAKE, &s), 0,
 		     "%s", strerror(errno));
 	cr_expect_str_eq(s.kind, "file");
 	store_abs(st_path, OTHER, &s);
@@ -343,7 +343,7 @@ Test(snapshot, take_across_filesystems_copies)
 
 	ws(l, "farlink");
 	cr_assert_eq(symlink("far.txt", l), 0);
-	cr_assert_eq(ag_snapshot_take(OTHER, "sessX", l, AG_SNAP_TAKE, 0, &s), 0);
+	cr_assert_eq(ag_snapshot_take(OTHER, "sessX", l, AG_SNAP_TAKE, &s), 0);
 	cr_expect_str_eq(s.kind, "symlink");
 	store_abs(st_path, OTHER, &s);
 	cr_assert_eq(lstat(st_path, &kept), 0);
