@@ -284,6 +284,7 @@ struct ingest {
 	/* chain head of the session being appended to */
 	char session[AG_SESSION_ID_MAX];
 	char head[AG_HASH_HEX];
+	char last_uid[300];         /* the event a SNAPSHOT record belongs to */
 	long count;
 	int failed;
 };
@@ -350,6 +351,59 @@ static struct cval ts(const char *s)
 static struct cval iv(int64_t i)
 {
 	return (struct cval){.type = SQLITE_INTEGER, .i = i};
+}
+
+/* A snapshot's metadata, and the sha256 of what the store holds. */
+static int insert_snapshot(struct ingest *g, const char *session, const char *uid,
+			   const struct ag_rec_view *rv)
+{
+	const struct ag_rec *r = rv->rec;
+	sqlite3_stmt *st;
+	char *store = dup_field(rv, AG_T_STORE);
+	char sha[AG_HASH_HEX] = "", abs[AG_PATH_MAX];
+	if (store && ag_fmt(abs, sizeof abs, "%s/%s", g->state_dir, store) == 0) {
+		struct stat stt;
+		if (lstat(abs, &stt) == 0 && S_ISREG(stt.st_mode) &&
+		    ag_sha256_file_hex(abs, sha) < 0)
+			sha[0] = 0;
+	}
+	st = g->snap;
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, (const char *)rv->field[AG_T_SNAP_ID],
+			  (int)rv->flen[AG_T_SNAP_ID], SQLITE_TRANSIENT);
+	bind_text(st, 2, session);
+	bind_text(st, 3, uid);
+	sqlite3_bind_text(st, 4, (const char *)rv->field[AG_T_KIND],
+			  (int)rv->flen[AG_T_KIND], SQLITE_TRANSIENT);
+	if (rv->field[AG_T_SNAPSHOT])
+		sqlite3_bind_text(st, 5, (const char *)rv->field[AG_T_SNAPSHOT],
+				  (int)rv->flen[AG_T_SNAPSHOT], SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_int64(st, 6, ag_rec_int(rv, AG_T_MODE_BITS));
+	sqlite3_bind_int64(st, 7, ag_rec_int(rv, AG_T_UID));
+	sqlite3_bind_int64(st, 8, ag_rec_int(rv, AG_T_GID));
+	sqlite3_bind_int64(st, 9, ag_rec_int(rv, AG_T_ATIME));
+	sqlite3_bind_int64(st, 10, ag_rec_int(rv, AG_T_MTIME));
+	sqlite3_bind_int64(st, 11, ag_rec_int(rv, AG_T_SIZE));
+	bind_text(st, 12, sha[0] ? sha : NULL);
+	if (rv->field[AG_T_LINK])
+		sqlite3_bind_text(st, 13, (const char *)rv->field[AG_T_LINK],
+				  (int)rv->flen[AG_T_LINK], SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, 13);
+	bind_text(st, 14, store);
+	sqlite3_bind_int64(st, 15, r->time_ns);
+	if (rv->field[AG_T_PARENT_MTIME]) {
+		sqlite3_bind_int64(st, 16, ag_rec_int(rv, AG_T_PARENT_ATIME));
+		sqlite3_bind_int64(st, 17, ag_rec_int(rv, AG_T_PARENT_MTIME));
+	} else {
+		sqlite3_bind_null(st, 16);
+		sqlite3_bind_null(st, 17);
+	}
+	int ok = sqlite3_step(st) == SQLITE_DONE;
+	free(store);
+	return ok ? 0 : -1;
 }
 
 static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
@@ -430,54 +484,10 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 		goto out;
 	snprintf(g->head, sizeof g->head, "%s", hash);
 
-	if (rv->field[AG_T_SNAP_ID] && rv->field[AG_T_KIND]) {
-		char *store = dup_field(rv, AG_T_STORE);
-		char sha[AG_HASH_HEX] = "", abs[AG_PATH_MAX];
-		if (store && ag_fmt(abs, sizeof abs, "%s/%s", g->state_dir, store) == 0) {
-			struct stat stt;
-			if (lstat(abs, &stt) == 0 && S_ISREG(stt.st_mode) &&
-			    ag_sha256_file_hex(abs, sha) < 0)
-				sha[0] = 0;
-		}
-		st = g->snap;
-		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, (const char *)rv->field[AG_T_SNAP_ID],
-				  (int)rv->flen[AG_T_SNAP_ID], SQLITE_TRANSIENT);
-		bind_text(st, 2, session);
-		bind_text(st, 3, uid);
-		sqlite3_bind_text(st, 4, (const char *)rv->field[AG_T_KIND],
-				  (int)rv->flen[AG_T_KIND], SQLITE_TRANSIENT);
-		if (rv->field[AG_T_SNAPSHOT])
-			sqlite3_bind_text(st, 5, (const char *)rv->field[AG_T_SNAPSHOT],
-					  (int)rv->flen[AG_T_SNAPSHOT], SQLITE_TRANSIENT);
-		else
-			sqlite3_bind_null(st, 5);
-		sqlite3_bind_int64(st, 6, ag_rec_int(rv, AG_T_MODE_BITS));
-		sqlite3_bind_int64(st, 7, ag_rec_int(rv, AG_T_UID));
-		sqlite3_bind_int64(st, 8, ag_rec_int(rv, AG_T_GID));
-		sqlite3_bind_int64(st, 9, ag_rec_int(rv, AG_T_ATIME));
-		sqlite3_bind_int64(st, 10, ag_rec_int(rv, AG_T_MTIME));
-		sqlite3_bind_int64(st, 11, ag_rec_int(rv, AG_T_SIZE));
-		bind_text(st, 12, sha[0] ? sha : NULL);
-		if (rv->field[AG_T_LINK])
-			sqlite3_bind_text(st, 13, (const char *)rv->field[AG_T_LINK],
-					  (int)rv->flen[AG_T_LINK], SQLITE_TRANSIENT);
-		else
-			sqlite3_bind_null(st, 13);
-		bind_text(st, 14, store);
-		sqlite3_bind_int64(st, 15, r->time_ns);
-		if (rv->field[AG_T_PARENT_MTIME]) {
-			sqlite3_bind_int64(st, 16, ag_rec_int(rv, AG_T_PARENT_ATIME));
-			sqlite3_bind_int64(st, 17, ag_rec_int(rv, AG_T_PARENT_MTIME));
-		} else {
-			sqlite3_bind_null(st, 16);
-			sqlite3_bind_null(st, 17);
-		}
-		int ok = sqlite3_step(st) == SQLITE_DONE;
-		free(store);
-		if (!ok)
-			goto out;
-	}
+	if (rv->field[AG_T_SNAP_ID] && rv->field[AG_T_KIND] &&
+	    insert_snapshot(g, session, uid, rv) < 0)
+		goto out;
+	snprintf(g->last_uid, sizeof g->last_uid, "%s", uid);
 	g->count++;
 	rc = 0;
 out:
@@ -516,6 +526,13 @@ static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag
 	}
 	case AG_REC_EVENT:
 		if (ingest_event(g, sv, rv) < 0) {
+			g->failed = 1;
+			return -1;
+		}
+		return 0;
+	case AG_REC_SNAPSHOT:
+		if (rv->field[AG_T_SNAP_ID] && rv->field[AG_T_KIND] && g->last_uid[0] &&
+		    insert_snapshot(g, sv->hdr->session, g->last_uid, rv) < 0) {
 			g->failed = 1;
 			return -1;
 		}

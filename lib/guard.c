@@ -373,13 +373,52 @@ static void parent_times(const char *path, int64_t *at, int64_t *mt)
 	*mt = (int64_t)parent_seen.mtime.tv_sec * 1000000000 + parent_seen.mtime.tv_nsec;
 }
 
+/* Snapshot metadata as spool fields; the numbers live in *v. */
+struct snap_vals {
+	int64_t mode, uid, gid, at, mt, size, pat, pmt;
+};
+
+static int snap_fields(const struct ag_snapshot *s, struct ag_field *f, int n,
+		       struct snap_vals *v)
+{
+#define ADD(tag, str) do { if (str) f[n++] = (struct ag_field){tag, (uint32_t)strlen(str), str}; } while (0)
+#define ADDI(tag, ptr) (f[n++] = (struct ag_field){tag, 8, ptr})
+	v->mode = s->st.st_mode;
+	v->uid = s->st.st_uid;
+	v->gid = s->st.st_gid;
+	v->at = (int64_t)s->st.st_atim.tv_sec * 1000000000 + s->st.st_atim.tv_nsec;
+	v->mt = (int64_t)s->st.st_mtim.tv_sec * 1000000000 + s->st.st_mtim.tv_nsec;
+	v->size = s->st.st_size;
+	ADD(AG_T_SNAP_ID, s->id);
+	ADD(AG_T_KIND, s->kind);
+	ADDI(AG_T_MODE_BITS, &v->mode);
+	ADDI(AG_T_UID, &v->uid);
+	ADDI(AG_T_GID, &v->gid);
+	ADDI(AG_T_ATIME, &v->at);
+	ADDI(AG_T_MTIME, &v->mt);
+	ADDI(AG_T_SIZE, &v->size);
+	ADD(AG_T_SNAPSHOT, s->path);
+	if (s->link_target[0])
+		ADD(AG_T_LINK, s->link_target);
+	if (s->store[0])
+		ADD(AG_T_STORE, s->store);
+	parent_times(s->path, &v->pat, &v->pmt);
+	if (v->pmt >= 0) {
+		ADDI(AG_T_PARENT_ATIME, &v->pat);
+		ADDI(AG_T_PARENT_MTIME, &v->pmt);
+	}
+#undef ADD
+#undef ADDI
+	return n;
+}
+
 static int record(struct ag_call *c)
 {
 	const struct ag_op *o = &c->op;
 	const char *op = ag_op_name(o->kind);
 	const char *dec = ag_action_name(c->decision);
 	int64_t enforced = c->enforced;
-	struct ag_field f[24];
+	struct ag_field f[32];
 	int n = 0;
 
 #define ADD(tag, str) do { if (str) f[n++] = (struct ag_field){tag, (uint32_t)strlen(str), str}; } while (0)
@@ -400,39 +439,20 @@ static int record(struct ag_call *c)
 		pid = getpid();
 		ADDI(AG_T_PID, &pid);
 	}
-	int64_t mode, uid, gid, at, mt, size, pat, pmt;
-	if (c->have_snap) {
-		const struct ag_snapshot *s = &c->snap;
-		mode = s->st.st_mode;
-		uid = s->st.st_uid;
-		gid = s->st.st_gid;
-		at = (int64_t)s->st.st_atim.tv_sec * 1000000000 + s->st.st_atim.tv_nsec;
-		mt = (int64_t)s->st.st_mtim.tv_sec * 1000000000 + s->st.st_mtim.tv_nsec;
-		size = s->st.st_size;
-		ADD(AG_T_SNAP_ID, s->id);
-		ADD(AG_T_KIND, s->kind);
-		ADDI(AG_T_MODE_BITS, &mode);
-		ADDI(AG_T_UID, &uid);
-		ADDI(AG_T_GID, &gid);
-		ADDI(AG_T_ATIME, &at);
-		ADDI(AG_T_MTIME, &mt);
-		ADDI(AG_T_SIZE, &size);
-		ADD(AG_T_SNAPSHOT, s->path);
-		if (s->link_target[0])
-			ADD(AG_T_LINK, s->link_target);
-		if (s->store[0])
-			ADD(AG_T_STORE, s->store);
-		parent_times(s->path, &pat, &pmt);
-		if (pmt >= 0) {
-			ADDI(AG_T_PARENT_ATIME, &pat);
-			ADDI(AG_T_PARENT_MTIME, &pmt);
-		}
-	}
+	struct snap_vals sv;
+	if (c->have_snap)
+		n = snap_fields(&c->snap, f, n, &sv);
 #undef ADD
 #undef ADDI
-	int rc = ag_spool_append(&G.spool, AG_REC_EVENT, -1, ag_now_ns(),
+	int64_t now = ag_now_ns();
+	int rc = ag_spool_append(&G.spool, AG_REC_EVENT, -1, now,
 				 ag_mono_ns() - c->t0, f, n, &c->mark);
 	c->marked = rc == 0;
+	if (rc == 0 && c->have_src) {
+		/* The rename's source, so restore can put both names back. */
+		n = snap_fields(&c->src, f, 0, &sv);
+		rc = ag_spool_append(&G.spool, AG_REC_SNAPSHOT, 0, now, 0, f, n, NULL);
+	}
 	return rc;
 }
 
@@ -550,6 +570,14 @@ int ag_check(struct ag_call *c)
 			c->decision = AG_DENY;
 		}
 		c->have_snap = rc == 0;
+		/* A rename also takes the source's name away: keep the file under
+		 * it too (a hard link, O(1)), or restore could bring back the old
+		 * target but never the file that replaced it. */
+		struct stat st;
+		if (o->kind == AG_OP_RENAME && c->decision == AG_SNAPSHOT &&
+		    lstat(o->path, &st) == 0 && (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+			c->have_src = ag_snapshot_take(G.s.state_dir, G.s.id, o->path,
+						       AG_SNAP_TAKE, &c->src) == 0;
 	}
 	if (record(c) < 0 && c->decision > AG_LOG) {
 		snprintf(why, sizeof why, "the audit log cannot be written (%s)", strerror(errno));

@@ -87,7 +87,11 @@ struct ag_call {
 	const char *rule;
 	const char *reason;
 	int have_snap;
-	struct ag_snapshot snap;
+	int have_src;
+	/* ag_begin clears everything above; the big buffers below are filled
+	 * before they are read. */
+	struct ag_snapshot snap;   /* what the operation destroys */
+	struct ag_snapshot src;    /* rename: the source, under its old name */
 	struct ag_spool_mark mark;
 	int marked;
 	int fail_errno;            /* refuse with this instead of EACCES */

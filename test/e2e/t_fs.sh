@@ -138,7 +138,8 @@ test_report_json_lists_every_decision() {
 	agrun sh -c "rm /tmp/agtest-scratch-$$; rm '$WS/y'; rm '$HOME/nothing' 2>/dev/null; true"
 	out=$("$AG" report --json)
 	assert_eq "$(grep -c '"op":"delete"' <<<"$out")" 3
-	assert_eq "$(grep -c '"op":"exec"' <<<"$out")" 3
+	# the agent's own command (run judges it too) and its three rm
+	assert_eq "$(grep -c '"op":"exec"' <<<"$out")" 4
 	assert_contains "$out" '"decision":"allow"'
 	assert_contains "$out" '"decision":"snapshot"'
 	assert_contains "$out" '"op":"delete"'
@@ -224,4 +225,14 @@ YAML
 	assert_missing "$WS/first"
 	assert_contains "$err" "snapshots.max_bytes"
 	assert_exists "$WS/second"
+}
+
+test_session_restore_undoes_a_rename_over_a_file() {
+	printf 'notes\n' > "$WS/notes.md"; printf 'changelog\n' > "$WS/CHANGELOG.md"
+	want=$(tree_sig "$WS")
+	agrun sh -c "printf x > '$WS/other'; mv '$WS/notes.md' '$WS/CHANGELOG.md'; rm '$WS/other'"
+	assert_missing "$WS/notes.md"
+	"$AG" restore --session "$(latest_session)" --overwrite
+	assert_eq "$(cat "$WS/notes.md")" notes
+	assert_eq "$(cat "$WS/CHANGELOG.md")" changelog
 }
