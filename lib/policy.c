@@ -1243,13 +1243,18 @@ static void run_examples(struct cc *cc, const struct ag_rule *r, int first_op,
 			parse_example(cc, r, first_op, it[i].at, &op);
 			ag_mctx_init(&c, &op);
 			enum ag_eval e = ag_rule_eval(r, &c, NULL);
+			/* Examples are read in this environment; a workspace of
+			 * "/" holds every path, which is rarely what was meant. */
+			const char *hint = strcmp(cc->ws, "/") == 0
+				? " (the workspace is /: start from the project directory or set the workspace)"
+				: "";
 			if (want == 0 && e != AG_EVAL_APPLIES)
-				fail(cc, it[i].at, "rule '%s': example \"%s\" should match but does not%s",
+				fail(cc, it[i].at, "rule '%s': example \"%s\" should match but does not%s%s",
 				     r->id, it[i].s,
-				     e == AG_EVAL_EXCEPTED ? " (its unless applies)" : "");
+				     e == AG_EVAL_EXCEPTED ? " (its unless applies)" : "", hint);
 			if (want == 1 && e == AG_EVAL_APPLIES)
-				fail(cc, it[i].at, "rule '%s': example \"%s\" should not match but does",
-				     r->id, it[i].s);
+				fail(cc, it[i].at, "rule '%s': example \"%s\" should not match but does%s",
+				     r->id, it[i].s, hint);
 		}
 	}
 }
