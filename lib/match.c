@@ -754,6 +754,27 @@ static enum ag_eval eval_subject(const struct ag_rule *r, struct ag_mctx *c,
 	return AG_EVAL_APPLIES;
 }
 
+/* explain's side of a rename: each subject gets its own text, and the
+ * one that decided is kept. Separate (and never inlined) so that decide,
+ * which may run on a signal handler's small stack, never carries this
+ * buffer in its frame. */
+static __attribute__((noinline)) enum ag_eval
+rename_explained(const struct ag_rule *r, struct ag_mctx *c, struct ag_why *w,
+		 enum ag_eval e1)
+{
+	char buf[4096];
+	struct ag_why w2 = {buf, sizeof buf, 0};
+
+	buf[0] = 0;
+	enum ag_eval e2 = eval_subject(r, c, &c->target, "target", &w2);
+	if (e2 > e1) {
+		why_reset(w, 0);
+		ag_why_add(w, "%s", buf);
+		return e2;
+	}
+	return e1;
+}
+
 enum ag_eval ag_rule_eval(const struct ag_rule *r, struct ag_mctx *c, struct ag_why *w)
 {
 	const struct ag_op *op = c->op;
@@ -768,18 +789,8 @@ enum ag_eval ag_rule_eval(const struct ag_rule *r, struct ag_mctx *c, struct ag_
 	enum ag_eval e1 = eval_subject(r, c, &c->path, "source", w);
 	if (e1 == AG_EVAL_APPLIES || !r->uses_path)
 		return e1;
-	if (!w) {
-		enum ag_eval e2 = eval_subject(r, c, &c->target, "target", NULL);
-		return e2 > e1 ? e2 : e1;
-	}
-	char buf[8192];
-	struct ag_why w2 = {buf, sizeof buf, 0};
-	buf[0] = 0;
-	enum ag_eval e2 = eval_subject(r, c, &c->target, "target", &w2);
-	if (e2 > e1) {
-		why_reset(w, 0);
-		ag_why_add(w, "%s", buf);
-		return e2;
-	}
-	return e1;
+	if (w)
+		return rename_explained(r, c, w, e1);
+	enum ag_eval e2 = eval_subject(r, c, &c->target, "target", NULL);
+	return e2 > e1 ? e2 : e1;
 }

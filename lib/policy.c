@@ -622,6 +622,8 @@ static struct ynode *find_list(struct cc *cc, const char *name)
 	return NULL;
 }
 
+static int matcher_index(const char *key);
+
 /* A matcher's value: a string or a list of strings, each possibly an
  * @list reference, flattened. */
 static struct item *collect(struct cc *cc, const struct ynode *v, const char *key,
@@ -633,7 +635,8 @@ static struct item *collect(struct cc *cc, const struct ynode *v, const char *ke
 	if (v->kind == Y_MAP)
 		fail(cc, v, "'%s' takes a string or a list of strings, not a mapping", key);
 	if (v->kind == Y_SEQ && v->n == 0)
-		fail(cc, v, "'%s' is an empty list: it would never match", key);
+		fail(cc, v, "'%s' is an empty list%s", key,
+		     matcher_index(key) >= 0 ? ": it would never match" : "");
 	/* First count, then fill. */
 	for (int pass = 0; pass < 2; pass++) {
 		struct item *items = NULL;
@@ -1158,6 +1161,13 @@ static void parse_example(struct cc *cc, const struct ag_rule *r, int first_op,
 			if (k >= 0 && (r->ops & AG_OPBIT(k))) {
 				kind = k;
 				s += wl;
+			} else if (k >= 0 && kind != AG_OP_EXEC) {
+				/* For an exec rule "truncate -s 0 f" runs truncate;
+				 * otherwise an op word is a mistake worth naming. */
+				char ops[128];
+				ops_text(r->ops, ops, sizeof ops);
+				fail(cc, at, "example \"%s\" is a %s, but rule '%s' is on %s", at->s,
+				     w, r->id, ops);
 			}
 		}
 	}

@@ -445,6 +445,8 @@ Test(examples, malformed_examples)
 		   "t.yaml:3:56: ", "bad port");
 	expect_err("version: 1\nrules:\n  - {id: r, on: exec, action: deny, tests: {match: ['$FOO']}}\n",
 		   "t.yaml:3:53: ", "unknown variable $FOO");
+	expect_err("version: 1\nrules:\n  - {id: r, on: delete, action: deny, tests: {match: ['rename a b']}}\n",
+		   "t.yaml:3:55: ", "example \"rename a b\" is a rename, but rule 'r' is on delete");
 	expect_err("version: 1\nrules:\n  - {id: r, on: sql, action: deny, tests: {match: ['db=x ']}}\n",
 		   "t.yaml:3:52: ", "needs a statement");
 }
