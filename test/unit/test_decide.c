@@ -403,3 +403,55 @@ Test(decide, speed)
 	}
 	ag_policy_free(p);
 }
+
+/* ---- odd operations never crash ------------------------------------------ */
+
+static void ignore(void *ctx, const struct ag_explain_item *it)
+{
+	(void)ctx;
+	cr_assert_not_null(it->why);
+}
+
+Test(decide, random_operations)
+{
+	char err[512];
+	struct ag_policy *p = ag_policy_load("default", ag_default_rules, ag_default_rules_len,
+					     &ENV, err, sizeof err);
+	cr_assert(p, "%s", err);
+	static const char *const words[] = {"", "-", "--", "-rf", "--force=", "=", "+", ":",
+					    "/", "push", "git", "-f", "of=/dev/sda", "destroy",
+					    "--x=y=z", "-a-b", "\xff\xfe", "..", "/w/../h/.ssh",
+					    "169.254.169.254", "::ffff:1.2.3.4", "fd00::1%eth0",
+					    "a/b", "/h/.ssh/", "[", "*", "localhost/db"};
+	const size_t nw = sizeof words / sizeof *words;
+	unsigned seed = 99;
+	for (int i = 0; i < 20000; i++) {
+		const char *argv[6];
+		int na = (int)(rand_r(&seed) % 6);
+		for (int k = 0; k < na; k++)
+			argv[k] = words[rand_r(&seed) % nw];
+		argv[na] = NULL;
+		struct ag_op op = {
+			.kind = (enum ag_op_kind)(rand_r(&seed) % AG_OP_COUNT),
+			.path = rand_r(&seed) % 4 ? words[rand_r(&seed) % nw] : NULL,
+			.target = rand_r(&seed) % 4 ? words[rand_r(&seed) % nw] : NULL,
+			.argv = rand_r(&seed) % 4 ? argv : NULL,
+			.unguarded = (int)(rand_r(&seed) % 2),
+			.host = rand_r(&seed) % 2 ? words[rand_r(&seed) % nw] : NULL,
+			.addr = rand_r(&seed) % 2 ? words[rand_r(&seed) % nw] : NULL,
+			.port = (int)(rand_r(&seed) % 70000) - 2,
+			.unix_path = rand_r(&seed) % 2 ? words[rand_r(&seed) % nw] : NULL,
+			.sql = rand_r(&seed) % 2 ? words[rand_r(&seed) % nw] : NULL,
+			.sql_class = (int)(rand_r(&seed) % (AG_SQL_CLASS_COUNT + 3)) - 2,
+			.database = rand_r(&seed) % 2 ? words[rand_r(&seed) % nw] : NULL,
+			.caller = rand_r(&seed) % 2 ? words[rand_r(&seed) % nw] : NULL,
+		};
+		struct ag_verdict a, b;
+		ag_decide(p, &op, &a);
+		cr_assert_lt((unsigned)a.action, AG_ACTION_COUNT);
+		ag_explain(p, &op, ignore, NULL, &b);
+		cr_assert_eq(a.action, b.action);
+		cr_assert_eq(a.rule_id, b.rule_id);
+	}
+	ag_policy_free(p);
+}

@@ -437,3 +437,143 @@ Test(matcher, multi_op_rule_inapplicable_matcher)
 	cr_assert_str_eq(decide_id(p, &del), "prog");
 	ag_policy_free(p);
 }
+
+/* ---- the compiled fast paths agree with a naive reference ---------------- */
+
+#include <fnmatch.h>
+#include <stdlib.h>
+
+/* Component-wise reference: "**" matches zero or more components, any
+ * other component is an fnmatch pattern (so '*' matches leading dots). */
+static int ref_match(char **pc, int np, char **sc, int ns)
+{
+	if (np == 0)
+		return ns == 0;
+	if (strcmp(pc[0], "**") == 0)
+		return ref_match(pc + 1, np - 1, sc, ns) ||
+		       (ns > 0 && ref_match(pc, np, sc + 1, ns - 1));
+	return ns > 0 && fnmatch(pc[0], sc[0], 0) == 0 &&
+	       ref_match(pc + 1, np - 1, sc + 1, ns - 1);
+}
+
+static int split(char *s, char **out)
+{
+	int n = 0;
+	out[n++] = s;
+	for (char *p = s; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			out[n++] = p + 1;
+		}
+	return n;
+}
+
+static int ref_glob(const char *pat, const char *path)
+{
+	char pb[256], sb[256], *pc[64], *sc[64];
+	snprintf(pb, sizeof pb, "%s", pat);
+	snprintf(sb, sizeof sb, "%s", path);
+	if (!strchr(pat, '/')) {
+		const char *base = strrchr(path, '/');
+		return fnmatch(pat, base ? base + 1 : path, 0) == 0;
+	}
+	int np = split(pb, pc), ns = split(sb, sc);
+	/* "/" is the root: one empty component after the leading one. */
+	return ref_match(pc, np, sc, ns);
+}
+
+Test(glob, fast_paths_agree_with_reference)
+{
+	static const char *const pparts[] = {"a", "b", "ab", "*", "a*", "*b", "?", "**",
+					     "[ab]", ".a", "*.a", "a?b", "b*a"};
+	static const char *const sparts[] = {"a", "b", "ab", "ba", ".a", "aa", "bab", "x.a"};
+	unsigned seed = 7;
+	int checked = 0;
+
+	for (int round = 0; round < 200; round++) {
+		/* A policy of several globs sharing prefixes, as real rule files do. */
+		char pats[4][128];
+		char yaml[1024];
+		size_t len = (size_t)snprintf(yaml, sizeof yaml,
+					      "version: 1\nrules:\n");
+		for (int k = 0; k < 4; k++) {
+			int nc = 1 + (int)(rand_r(&seed) % 4);
+			int base = rand_r(&seed) % 5 == 0;
+			size_t o = 0;
+			for (int c = 0; c < nc; c++) {
+				const char *part = pparts[rand_r(&seed) % (sizeof pparts / sizeof *pparts)];
+				if (base && strcmp(part, "**") == 0)
+					part = "*";
+				o += (size_t)snprintf(pats[k] + o, sizeof pats[k] - o, "%s%s",
+						      base ? "" : "/", part);
+				if (base)
+					break;
+			}
+			len += (size_t)snprintf(yaml + len, sizeof yaml - len,
+						"  - {id: r%d, on: delete, path: ['%s'], action: deny}\n",
+						k, pats[k]);
+		}
+		char err[512];
+		struct ag_policy *p = ag_policy_load("t", yaml, len, &ENV, err, sizeof err);
+		cr_assert(p, "%s\n%s", err, yaml);
+		for (int s = 0; s < 60; s++) {
+			char path[128] = "";
+			int nc = (int)(rand_r(&seed) % 5);
+			size_t o = 0;
+			for (int c = 0; c < nc; c++)
+				o += (size_t)snprintf(path + o, sizeof path - o, "/%s",
+						      sparts[rand_r(&seed) % (sizeof sparts / sizeof *sparts)]);
+			if (nc == 0)
+				strcpy(path, "/");
+			for (int k = 0; k < 4; k++) {
+				int want = ref_glob(pats[k], path);
+				if (strchr(pats[k], '/'))
+					cr_assert_eq(ag_glob_match(pats[k], path), want, "%s vs %s",
+						     pats[k], path);
+				/* Through the compiled policy: rule k alone decides. */
+				char one[256];
+				size_t l1 = (size_t)snprintf(one, sizeof one,
+							     "version: 1\nrules:\n  - {id: r, on: delete, path: ['%s'], action: deny}\n",
+							     pats[k]);
+				struct ag_policy *q = ag_policy_load("t", one, l1, &ENV, err, sizeof err);
+				cr_assert(q, "%s", err);
+				struct ag_op op = {.kind = AG_OP_DELETE, .path = path};
+				struct ag_verdict v;
+				ag_decide(q, &op, &v);
+				cr_assert_eq(v.action == AG_DENY, want, "compiled %s vs %s", pats[k], path);
+				ag_policy_free(q);
+				checked++;
+			}
+			/* And the whole set: some rule applies iff some glob matches. */
+			int any = 0;
+			for (int k = 0; k < 4; k++)
+				any |= ref_glob(pats[k], path);
+			struct ag_op op = {.kind = AG_OP_DELETE, .path = path};
+			struct ag_verdict v;
+			ag_decide(p, &op, &v);
+			cr_assert_eq(v.action == AG_DENY, any, "set vs %s", path);
+		}
+		ag_policy_free(p);
+	}
+	cr_assert_gt(checked, 10000);
+}
+
+Test(glob, set_prefix_agrees)
+{
+	/* Globs sharing a long prefix, one of them a whole directory. */
+	struct ag_policy *p = load(
+		"version: 1\n"
+		"rules:\n"
+		"  - {id: r, on: delete, path: ['/home/u/.ssh/**', '/home/u/.s*', '/home/u/.sq/x'], action: deny}\n");
+	const char *yes[] = {"/home/u/.ssh", "/home/u/.ssh/k", "/home/u/.sx", "/home/u/.sq/x"};
+	const char *no[] = {"/home/u", "/home/u/.a", "/home/u/.sq/y", "/home/v/.ssh", "/h"};
+	for (size_t i = 0; i < 4; i++) {
+		struct ag_op op = {.kind = AG_OP_DELETE, .path = yes[i]};
+		cr_assert_str_eq(decide_id(p, &op), "r", "%s", yes[i]);
+	}
+	for (size_t i = 0; i < 5; i++) {
+		struct ag_op op = {.kind = AG_OP_DELETE, .path = no[i]};
+		cr_assert_str_eq(decide_id(p, &op), "-", "%s", no[i]);
+	}
+	ag_policy_free(p);
+}
