@@ -19,7 +19,7 @@ CORE_SRC := lib/names.c lib/util.c lib/path.c lib/hash.c lib/match.c \
             lib/policy.c lib/decide.c lib/sqlclass.c lib/spool.c \
             lib/session.c lib/snapshot.c
 # Only in the preload library: the guard and the interposers.
-PRELOAD_SRC := lib/real.c lib/guard.c lib/launch.c $(sort $(wildcard lib/hooks/*.c))
+PRELOAD_SRC := lib/real.c lib/guard.c lib/launch.c lib/lazy.c $(sort $(wildcard lib/hooks/*.c))
 # Only in the CLI and tests: the audit database.
 AUDIT_SRC := lib/audit.c
 CLI_SRC   := $(sort $(wildcard tools/*.c))
@@ -32,7 +32,8 @@ AUDIT_OBJ   := $(call obj,$(AUDIT_SRC))
 CLI_OBJ     := $(call obj,$(CLI_SRC))
 UNIT_OBJ    := $(call obj,$(UNIT_SRC))
 
-LIB_LIBS  := -lyaml -lnettle -ldl
+# libyaml and nettle are loaded on first use (lib/lazy.c), not at every exec.
+LIB_LIBS  := -ldl
 CLI_LIBS  := -lyaml -lnettle -lsqlite3 -ljansson -ldl
 TEST_LIBS := $(CLI_LIBS) -lcriterion
 
