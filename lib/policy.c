@@ -247,8 +247,10 @@ static void build_tree(struct cc *cc)
 	struct ynode *stack[MAX_DEPTH];
 	int depth = 0, docs = 0;
 
+	/* In the preload library libyaml is loaded on first use (lazy.c), so
+	 * this also fails when it cannot be loaded. */
 	if (!yaml_parser_initialize(&cc->parser))
-		fail_at(cc, 1, 1, "out of memory");
+		fail_at(cc, 1, 1, "cannot start the YAML parser (libyaml missing or out of memory)");
 	cc->parser_live = 1;
 	yaml_parser_set_input_string(&cc->parser, (const unsigned char *)cc->text, cc->len);
 
