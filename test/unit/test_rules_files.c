@@ -12,7 +12,8 @@
 
 /* Where a session might start: the ordinary case, a workspace that is
  * HOME itself, HOME under /tmp (CI), HOME=/ (service accounts), a
- * private TMPDIR, a workspace inside HOME. The built-in rules are loaded
+ * private TMPDIR, a workspace inside HOME, a workspace that is /tmp or
+ * lies inside TMPDIR. The built-in rules are loaded
  * by every guarded process, so they must load in all of them. */
 static const struct ag_policy_env ENVS[] = {
 	{.home = "/home/agent", .workspace = "/work/proj", .cwd = "/work/proj"},
@@ -21,6 +22,8 @@ static const struct ag_policy_env ENVS[] = {
 	{.home = "/", .workspace = "/srv/app", .cwd = "/srv/app"},
 	{.home = "/home/agent", .cwd = "/work/proj", .tmpdir = "/var/tmp/agent-1"},
 	{.home = "/home/agent", .workspace = "/home/agent/code/proj", .cwd = "/"},
+	{.home = "/home/agent", .workspace = "/tmp", .cwd = "/tmp"},
+	{.home = "/root", .workspace = "/tmp/x/y", .cwd = "/tmp/x/y", .tmpdir = "/tmp/x"},
 };
 #define NENVS (sizeof ENVS / sizeof ENVS[0])
 
