@@ -123,7 +123,8 @@ def workloads():
          lambda: (make_project(proj) if not os.path.exists(proj) else None,
                   sh("make -s clean", cwd=proj)), False),
         ("calls", f"{CALLS:,} hooked calls no rule matches (unlink of a missing file)", None,
-         [callloop, str(CALLS)], envs(), scratch, None, False),
+         # The workspace is elsewhere: in a temp dir no default rule matches.
+         [callloop, str(CALLS)], envs(workspace=ws), scratch, None, False),
         ("sqlite", "10,000 SQLite INSERTs through python3's sqlite3 module", None,
          ["python3", "-c",
           "import sqlite3, os\n"
