@@ -431,6 +431,13 @@ static int record(struct ag_call *c)
 	ADD(AG_T_RULE, c->rule);
 	ADD(AG_T_REASON, c->reason);
 	int64_t pid;
+	if (o->sql) {
+		size_t l = c->sql_len < (64u << 10) ? c->sql_len : (64u << 10);
+		f[n++] = (struct ag_field){AG_T_SQL, (uint32_t)l, o->sql};
+		if (o->sql_class >= 0)
+			ADD(AG_T_SQL_CLASS, ag_sql_class_name(o->sql_class));
+		ADD(AG_T_DATABASE, o->database);
+	}
 	if (o->argv)
 		f[n++] = (struct ag_field){AG_T_ARGV | AG_FIELD_ARGV, 0, o->argv};
 	if (o->kind == AG_OP_EXEC) {
@@ -481,21 +488,128 @@ static int said_before(const struct ag_call *c)
 	return same;
 }
 
+int ag_describe(const struct ag_call *c, char *line, size_t len)
+{
+	const struct ag_op *o = &c->op;
+	char what[AG_PATH_MAX * 2 + 64];
+
+	if (o->kind == AG_OP_SQL) {
+		/* One line: the statement flattened and cut. */
+		char stmt[240];
+		size_t n = 0;
+		for (size_t i = 0; i < c->sql_len && n < sizeof stmt - 4; i++) {
+			char ch = o->sql[i];
+			if (ch == '\n' || ch == '\r' || ch == '\t')
+				ch = ' ';
+			if (ch == ' ' && n && stmt[n - 1] == ' ')
+				continue;
+			stmt[n++] = ch;
+		}
+		if (n < c->sql_len && n >= sizeof stmt - 4) {
+			memcpy(stmt + n, "...", 3);
+			n += 3;
+		}
+		stmt[n] = 0;
+		snprintf(what, sizeof what, "%s: %s", o->database ? o->database : "?", stmt);
+	} else {
+		snprintf(what, sizeof what, "%s%s%s", o->path ? o->path : "",
+			 o->target ? " -> " : "", o->target ? o->target : "");
+	}
+	return snprintf(line, len, "agentguard: %s %s %s (%s%s%s%s)",
+			c->enforced ? "denied" : "would deny", ag_op_name(o->kind), what,
+			c->rule ? "rule " : "default for ",
+			c->rule ? c->rule : ag_op_name(o->kind), c->reason ? ": " : "",
+			c->reason ? c->reason : "");
+}
+
 static void say_denied(const struct ag_call *c)
 {
 	char line[AG_PATH_MAX * 2 + 1024];
-	const struct ag_op *o = &c->op;
 
 	if (said_before(c))
 		return;
-	int l = snprintf(line, sizeof line, "agentguard: %s %s %s%s%s (%s%s%s%s)\n",
-			 c->enforced ? "denied" : "would deny", ag_op_name(o->kind),
-			 o->path ? o->path : "", o->target ? " -> " : "",
-			 o->target ? o->target : "", c->rule ? "rule " : "default for ",
-			 c->rule ? c->rule : ag_op_name(o->kind), c->reason ? ": " : "",
-			 c->reason ? c->reason : "");
-	if (l > 0)
-		say(line, (size_t)l < sizeof line ? (size_t)l : sizeof line - 1);
+	int l = ag_describe(c, line, sizeof line - 1);
+	if (l < 0)
+		return;
+	if ((size_t)l > sizeof line - 2)
+		l = (int)sizeof line - 2;
+	line[l++] = '\n';
+	say(line, (size_t)l);
+}
+
+/* What a `snapshot` decision keeps, before the call runs. -1: it could not
+ * be kept (why says so) and the operation must be denied. */
+static int take_snapshots(struct ag_call *c, char *why, size_t whylen)
+{
+	const struct ag_op *o = &c->op;
+	int rc;
+
+	switch (o->kind) {
+	case AG_OP_EXEC:
+	case AG_OP_CONNECT:
+		/* Nothing to keep for a program start or a connection: notable only. */
+		c->decision = AG_LOG;
+		return 0;
+	case AG_OP_SQL:
+		if (!c->snap_fn) {
+			snprintf(why, whylen, "%s; it is on a server, where agentguard cannot take a "
+				 "snapshot first, so it is denied", c->reason ? c->reason
+				 : "this statement needs a snapshot");
+			return -1;
+		}
+		rc = o->path && snapshot_budget(o->path) < 0 ? -1 : c->snap_fn(c, c->snap_arg);
+		break;
+	default: {
+		int how = o->kind == AG_OP_TRUNCATE ? AG_SNAP_COPY : AG_SNAP_TAKE;
+		const char *victim = o->kind != AG_OP_RENAME ? o->path
+				     : o->target_exists ? o->target : NULL;
+		rc = !victim ? 1 : snapshot_budget(victim) < 0 ? -1
+		     : ag_snapshot_take(G.s.state_dir, G.s.id, victim, how, &c->snap);
+	}
+	}
+	if (rc < 0 && errno == EDQUOT) {
+		snprintf(why, whylen,
+			 "the session's snapshots reached snapshots.max_bytes: nothing is "
+			 "destroyed without its snapshot; ask a human to free space (agentguard gc)");
+		return -1;
+	}
+	if (rc < 0) {
+		snprintf(why, whylen, "snapshot failed (%s): nothing is destroyed without its snapshot",
+			 strerror(errno));
+		return -1;
+	}
+	c->have_snap = rc == 0;
+	/* A rename also takes the source's name away: keep the file under it
+	 * too (a hard link, O(1)), or restore could bring back the old target
+	 * but never the file that replaced it. */
+	struct stat st;
+	if (o->kind == AG_OP_RENAME && lstat(o->path, &st) == 0 &&
+	    (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+		c->have_src = ag_snapshot_take(G.s.state_dir, G.s.id, o->path, AG_SNAP_TAKE,
+					       &c->src) == 0;
+	return 0;
+}
+
+const char *ag_state_dir(void)
+{
+	return G.s.state_dir;
+}
+
+const char *ag_session_id(void)
+{
+	return G.s.id;
+}
+
+void ag_set_sql(struct ag_call *c, const char *sql, size_t len, const char *database,
+		int is_file)
+{
+	c->op.sql = sql;
+	c->sql_len = len;
+	c->op.sql_class = ag_sql_classify(sql, (long)len);
+	c->op.database = database;
+	/* A SQLite file is a file: the guard's own files stay protected. */
+	if (is_file)
+		c->op.path = database;
 }
 
 static void deny(struct ag_call *c, const char *rule, const char *reason)
@@ -546,38 +660,9 @@ int ag_check(struct ag_call *c)
 		if (c->decision == AG_DENY && !G.s.enforce && !c->v.hard)
 			c->enforced = 0;
 	}
-	if (c->decision == AG_SNAPSHOT && o->kind > AG_OP_TRUNCATE) {
-		/* Nothing to keep for a program start or a connection: notable only. */
-		c->decision = AG_LOG;
-	}
-	if (c->decision == AG_SNAPSHOT) {
-		int how = o->kind == AG_OP_TRUNCATE ? AG_SNAP_COPY : AG_SNAP_TAKE;
-		const char *victim = o->kind != AG_OP_RENAME ? o->path
-				     : o->target_exists ? o->target : NULL;
-		int rc = !victim ? 1 : snapshot_budget(victim) < 0 ? -1
-			 : ag_snapshot_take(G.s.state_dir, G.s.id, victim, how, &c->snap);
-		if (rc < 0 && errno == EDQUOT) {
-			snprintf(why, sizeof why,
-				 "the session's snapshots reached snapshots.max_bytes: nothing is "
-				 "destroyed without its snapshot; ask a human to free space (agentguard gc)");
-			c->reason = why;
-			c->decision = AG_DENY;
-		} else if (rc < 0) {
-			snprintf(why, sizeof why,
-				 "snapshot failed (%s): nothing is destroyed without its snapshot",
-				 strerror(errno));
-			c->reason = why;
-			c->decision = AG_DENY;
-		}
-		c->have_snap = rc == 0;
-		/* A rename also takes the source's name away: keep the file under
-		 * it too (a hard link, O(1)), or restore could bring back the old
-		 * target but never the file that replaced it. */
-		struct stat st;
-		if (o->kind == AG_OP_RENAME && c->decision == AG_SNAPSHOT &&
-		    lstat(o->path, &st) == 0 && (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
-			c->have_src = ag_snapshot_take(G.s.state_dir, G.s.id, o->path,
-						       AG_SNAP_TAKE, &c->src) == 0;
+	if (c->decision == AG_SNAPSHOT && take_snapshots(c, why, sizeof why) < 0) {
+		c->reason = why;
+		c->decision = AG_DENY;
 	}
 	if (record(c) < 0 && c->decision > AG_LOG) {
 		snprintf(why, sizeof why, "the audit log cannot be written (%s)", strerror(errno));

@@ -88,15 +88,22 @@ struct ag_call {
 	const char *reason;
 	int have_snap;
 	int have_src;
-	/* ag_begin clears everything above; the big buffers below are filled
-	 * before they are read. */
-	struct ag_snapshot snap;   /* what the operation destroys */
-	struct ag_snapshot src;    /* rename: the source, under its old name */
 	struct ag_spool_mark mark;
 	int marked;
 	int fail_errno;            /* refuse with this instead of EACCES */
 	const char *unguarded;     /* exec: why the target runs without us */
+	size_t sql_len;            /* sql: bytes of op.sql */
+	/* sql: how to snapshot the database before the statement runs (set by
+	 * the client's hook; NULL for servers, where snapshot means deny).
+	 * Fills c->snap; 0, 1 (nothing to keep), or -1 with errno. */
+	int (*snap_fn)(struct ag_call *c, void *arg);
+	void *snap_arg;
 	int64_t t0;
+	/* ag_begin clears everything above. The buffers below (~17 KiB) are
+	 * written before they are read, and clearing them would cost every
+	 * hooked call. */
+	struct ag_snapshot snap;   /* what the operation destroys */
+	struct ag_snapshot src;    /* rename: the source, under its old name */
 	char path[AG_PATH_MAX];
 	char target[AG_PATH_MAX];
 };
@@ -131,6 +138,17 @@ int ag_refuse(struct ag_call *c);
  * outcome afterwards with ag_after (which returns rc, errno intact). */
 void ag_release(struct ag_call *c);
 int ag_after(struct ag_call *c, int rc);
+
+/* sql: the statement (len bytes), its class, the database: a SQLite file
+ * (is_file) or "host/dbname". */
+void ag_set_sql(struct ag_call *c, const char *sql, size_t len, const char *database,
+		int is_file);
+/* The one-line denial ("agentguard: denied sql ... (rule r: reason)"),
+ * for clients that must carry it in their own error (servers raise it). */
+int ag_describe(const struct ag_call *c, char *line, size_t len);
+/* Where snapshots go, for hooks that take their own (SQLite backups). */
+const char *ag_state_dir(void);
+const char *ag_session_id(void);
 
 /* exec: the program (resolved like execvp when `search`), argv, and
  * whether it will run unguarded. 0: decide it; 1: no such program, not an
