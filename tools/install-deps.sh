@@ -1,9 +1,12 @@
 #!/bin/sh
 # Install what building and testing agentguard needs on Debian, skipping what
 # is already there. Used by the README's first command and by CI.
+# The database servers are for the end-to-end tests, which start their own
+# instances on a unix socket; the system services are never used.
 set -eu
 pkgs="make gcc clang binutils pkg-config libyaml-dev libsqlite3-dev libjansson-dev
-nettle-dev libcriterion-dev sqlite3 python3 perl git findutils coreutils tar"
+nettle-dev libcriterion-dev sqlite3 python3 perl git findutils coreutils tar
+postgresql postgresql-client mariadb-server mariadb-client util-linux"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
