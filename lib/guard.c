@@ -692,6 +692,26 @@ int ag_end(struct ag_call *c, int rc)
 	return rc;
 }
 
+int ag_end_status(struct ag_call *c, int status)
+{
+	int e = errno;
+
+	if (c->marked)
+		ag_spool_patch_errno(&G.spool, &c->mark, status);
+	depth--;
+	errno = e;
+	return status;
+}
+
+int ag_refuse_status(struct ag_call *c, int status)
+{
+	int e = errno;
+
+	ag_end_status(c, status);
+	errno = e;
+	return status;
+}
+
 void ag_release(struct ag_call *c)
 {
 	(void)c;

@@ -132,6 +132,12 @@ int ag_end(struct ag_call *c, int rc);
 /* Refuse: errno = EACCES, return -1. */
 int ag_refuse(struct ag_call *c);
 
+/* Database clients report a status code, not errno: record `status` as
+ * the call's outcome and return it (errno untouched). ag_refuse_status is
+ * the same for a refused call whose failure the client itself produced. */
+int ag_end_status(struct ag_call *c, int status);
+int ag_refuse_status(struct ag_call *c, int status);
+
 /* Calls that may never return (exec) or run a while (system): leave the
  * guard before the real call — a vfork child shares our memory, so a
  * flag left set would switch the guard off in the parent — and record the

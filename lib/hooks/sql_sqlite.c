@@ -1,0 +1,317 @@
+/*
+ * sql, SQLite: sqlite3_exec and every sqlite3_prepare variant. A statement
+ * that needs a snapshot gets an online backup of the database first; a
+ * denied one fails with SQLITE_AUTH ("not authorized" from sqlite3_errmsg),
+ * produced by SQLite itself under a refusing authorizer. The application's
+ * own authorizer is put back afterwards, which is why sqlite3_set_authorizer
+ * is watched too.
+ *
+ * libsqlite3 may arrive late (Python dlopens it), so its functions are
+ * found on first use. Debian's libsqlite3 calls its own API through the
+ * PLT: sqlite3_exec reaches our sqlite3_prepare_v2, and the guard's depth
+ * flag lets only the outermost call be judged.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "guard.h"
+
+typedef struct sqlite3 sqlite3;
+typedef struct sqlite3_stmt sqlite3_stmt;
+typedef struct sqlite3_backup sqlite3_backup;
+typedef int (*authorizer_fn)(void *, int, const char *, const char *, const char *,
+			     const char *);
+typedef int (*exec_cb)(void *, int, char **, char **);
+
+#define SQLITE_OK 0
+#define SQLITE_DENY 1
+#define SQLITE_ERROR 1
+#define SQLITE_AUTH 23
+#define SQLITE_DONE 101
+#define SQLITE_OPEN_READWRITE 0x2
+#define SQLITE_OPEN_CREATE 0x4
+
+static struct {
+	int (*exec)(sqlite3 *, const char *, exec_cb, void *, char **);
+	int (*prepare)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
+	int (*prepare_v2)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
+	int (*prepare_v3)(sqlite3 *, const char *, int, unsigned, sqlite3_stmt **, const char **);
+	int (*prepare16)(sqlite3 *, const void *, int, sqlite3_stmt **, const void **);
+	int (*prepare16_v2)(sqlite3 *, const void *, int, sqlite3_stmt **, const void **);
+	int (*prepare16_v3)(sqlite3 *, const void *, int, unsigned, sqlite3_stmt **, const void **);
+	int (*set_authorizer)(sqlite3 *, authorizer_fn, void *);
+	int (*close)(sqlite3 *);
+	int (*close_v2)(sqlite3 *);
+	const char *(*db_filename)(sqlite3 *, const char *);
+	int (*open_v2)(const char *, sqlite3 **, int, const char *);
+	sqlite3_backup *(*backup_init)(sqlite3 *, const char *, sqlite3 *, const char *);
+	int (*backup_step)(sqlite3_backup *, int);
+	int (*backup_finish)(sqlite3_backup *);
+	char *(*mprintf)(const char *, ...);
+	void (*free)(void *);
+} S;
+
+static void *lookup(const char *name)
+{
+	void *f = dlsym(RTLD_NEXT, name);
+
+	if (!f) {
+		/* Loaded RTLD_LOCAL (Python's _sqlite3): not after us in the
+		 * global scope, but loaded all the same. */
+		void *h = dlopen("libsqlite3.so.0", RTLD_LAZY | RTLD_NOLOAD);
+		if (h)
+			f = dlsym(h, name);
+	}
+	return f;
+}
+
+static void resolve(void)
+{
+#define R(field, name) S.field = lookup(name)
+	R(exec, "sqlite3_exec");
+	R(prepare, "sqlite3_prepare");
+	R(prepare_v2, "sqlite3_prepare_v2");
+	R(prepare_v3, "sqlite3_prepare_v3");
+	R(prepare16, "sqlite3_prepare16");
+	R(prepare16_v2, "sqlite3_prepare16_v2");
+	R(prepare16_v3, "sqlite3_prepare16_v3");
+	R(set_authorizer, "sqlite3_set_authorizer");
+	R(close, "sqlite3_close");
+	R(close_v2, "sqlite3_close_v2");
+	R(db_filename, "sqlite3_db_filename");
+	R(open_v2, "sqlite3_open_v2");
+	R(backup_init, "sqlite3_backup_init");
+	R(backup_step, "sqlite3_backup_step");
+	R(backup_finish, "sqlite3_backup_finish");
+	R(mprintf, "sqlite3_mprintf");
+	R(free, "sqlite3_free");
+#undef R
+}
+
+static pthread_once_t resolved = PTHREAD_ONCE_INIT;
+#define REAL(field) (pthread_once(&resolved, resolve), S.field)
+
+/* ---- the application's authorizers --------------------------------------- */
+
+static struct authz {
+	sqlite3 *db;
+	authorizer_fn fn;
+	void *arg;
+} authz[64];
+static pthread_mutex_t authz_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void authz_set(sqlite3 *db, authorizer_fn fn, void *arg)
+{
+	pthread_mutex_lock(&authz_mu);
+	struct authz *slot = NULL;
+	for (size_t i = 0; i < sizeof authz / sizeof authz[0]; i++) {
+		if (authz[i].db == db) {
+			slot = &authz[i];
+			break;
+		}
+		if (!slot && !authz[i].db)
+			slot = &authz[i];
+	}
+	if (slot)
+		*slot = fn ? (struct authz){db, fn, arg} : (struct authz){0};
+	pthread_mutex_unlock(&authz_mu);
+}
+
+static struct authz authz_get(sqlite3 *db)
+{
+	struct authz a = {0};
+
+	pthread_mutex_lock(&authz_mu);
+	for (size_t i = 0; i < sizeof authz / sizeof authz[0]; i++)
+		if (authz[i].db == db)
+			a = authz[i];
+	pthread_mutex_unlock(&authz_mu);
+	return a;
+}
+
+AG_EXPORT int sqlite3_set_authorizer(sqlite3 *db, authorizer_fn fn, void *arg)
+{
+	authz_set(db, fn, arg);
+	return REAL(set_authorizer)(db, fn, arg);
+}
+
+AG_EXPORT int sqlite3_close(sqlite3 *db)
+{
+	authz_set(db, NULL, NULL);
+	return REAL(close)(db);
+}
+
+AG_EXPORT int sqlite3_close_v2(sqlite3 *db)
+{
+	authz_set(db, NULL, NULL);
+	return REAL(close_v2)(db);
+}
+
+static int refuse_all(void *a, int op, const char *x, const char *y, const char *z,
+		      const char *w)
+{
+	(void)a, (void)op, (void)x, (void)y, (void)z, (void)w;
+	return SQLITE_DENY;
+}
+
+/* Run `call` with an authorizer that refuses everything, so SQLite fails it
+ * with SQLITE_AUTH and its own error message; then put the application's
+ * authorizer back. */
+#define REFUSED(db, call)                                                       \
+	({                                                                      \
+		struct authz a_ = authz_get(db);                                \
+		S.set_authorizer(db, refuse_all, NULL);                         \
+		int r_ = (call);                                                \
+		S.set_authorizer(db, a_.fn, a_.arg);                            \
+		r_ == SQLITE_OK ? SQLITE_AUTH : r_;                             \
+	})
+
+/* ---- deciding ------------------------------------------------------------ */
+
+/* snapshot: an online backup of the main database into the store. */
+static int backup(struct ag_call *c, void *arg)
+{
+	sqlite3 *db = arg, *dst = NULL;
+	const char *file = c->op.path;
+	char abs[AG_PATH_MAX];
+
+	if (!file || !*file)
+		return 1;   /* in memory: nothing outlives the connection */
+	memset(&c->snap, 0, sizeof c->snap);
+	if (lstat(file, &c->snap.st) < 0)
+		return errno == ENOENT ? 1 : -1;
+	unsigned long long r = (unsigned long long)ag_now_ns() ^ ((unsigned long long)getpid() << 20);
+	snprintf(c->snap.id, sizeof c->snap.id, "%012llx", r & 0xffffffffffffULL);
+	c->snap.kind = "sqlite";
+	c->snap.path = file;
+	if (ag_fmt(c->snap.store, sizeof c->snap.store, "snapshots/%s/%s", ag_session_id(),
+		   c->snap.id) < 0 ||
+	    ag_fmt(abs, sizeof abs, "%s/%s", ag_state_dir(), c->snap.store) < 0)
+		return -1;
+	char dir[AG_PATH_MAX];
+	if (ag_fmt(dir, sizeof dir, "%s/snapshots/%s", ag_state_dir(), ag_session_id()) < 0 ||
+	    ag_mkdirs(dir, 0700) < 0)
+		return -1;
+	int rc = S.open_v2(abs, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_backup *b = S.backup_init(dst, "main", db, "main");
+		rc = b ? S.backup_step(b, -1) : SQLITE_ERROR;
+		int fin = b ? S.backup_finish(b) : SQLITE_ERROR;
+		if (rc == SQLITE_DONE)
+			rc = fin;
+	}
+	S.close(dst);
+	if (rc != SQLITE_OK) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+/* 0: run the real call; -1: refuse it (c already recorded and said). */
+static int judge(struct ag_call *c, sqlite3 *db, const char *sql, size_t len)
+{
+	pthread_once(&resolved, resolve);
+	const char *file = S.db_filename ? S.db_filename(db, "main") : NULL;
+	ag_set_sql(c, sql, len, file && *file ? file : ":memory:", file && *file);
+	if (S.open_v2 && S.backup_init && S.backup_step && S.backup_finish) {
+		c->snap_fn = backup;
+		c->snap_arg = db;
+	}
+	return ag_check(c);
+}
+
+static size_t text_len(const char *sql, int n)
+{
+	return n < 0 ? strlen(sql) : strnlen(sql, (size_t)n);
+}
+
+AG_EXPORT int sqlite3_exec(sqlite3 *db, const char *sql, exec_cb cb, void *arg, char **errmsg)
+{
+	struct ag_call c;
+
+	if (!sql || !ag_begin(&c, AG_OP_SQL))
+		return REAL(exec)(db, sql, cb, arg, errmsg);
+	if (judge(&c, db, sql, strlen(sql)) < 0) {
+		int rc = REFUSED(db, S.exec(db, sql, cb, arg, errmsg));
+		if (errmsg && S.mprintf && S.free) {
+			/* sqlite3_exec hands back a message: make it say why. */
+			char line[1024];
+			ag_describe(&c, line, sizeof line);
+			S.free(*errmsg);
+			*errmsg = S.mprintf("%s", line);
+		}
+		return ag_refuse_status(&c, rc);
+	}
+	return ag_end_status(&c, S.exec(db, sql, cb, arg, errmsg));
+}
+
+/* The prepare family: only the first statement of the text is compiled,
+ * but the whole text is judged (the rest is what the caller prepares
+ * next; judging it now errs on the safe side). */
+#define PREPARE(field, name, params, args)                                          	AG_EXPORT int name params                                                   	{                                                                           		struct ag_call c;                                                   		if (!sql || !ag_begin(&c, AG_OP_SQL))                               			return REAL(field) args;                                    		if (judge(&c, db, sql, text_len(sql, n)) < 0)                       			return ag_refuse_status(&c, REFUSED(db, S.field args));     		return ag_end_status(&c, S.field args);                             	}
+
+PREPARE(prepare, sqlite3_prepare,
+	(sqlite3 *db, const char *sql, int n, sqlite3_stmt **st, const char **tail),
+	(db, sql, n, st, tail))
+PREPARE(prepare_v2, sqlite3_prepare_v2,
+	(sqlite3 *db, const char *sql, int n, sqlite3_stmt **st, const char **tail),
+	(db, sql, n, st, tail))
+PREPARE(prepare_v3, sqlite3_prepare_v3,
+	(sqlite3 *db, const char *sql, int n, unsigned fl, sqlite3_stmt **st, const char **tail),
+	(db, sql, n, fl, st, tail))
+
+/* UTF-16 text: judged as UTF-8 (the classifier reads bytes). */
+static size_t utf16_to_8(const void *in, int n, char *out, size_t cap)
+{
+	const uint16_t *u = in;
+	size_t units = 0, o = 0;
+
+	if (n < 0)
+		while (u[units])
+			units++;
+	else
+		units = (size_t)n / 2;
+	for (size_t i = 0; i < units && o + 4 < cap; i++) {
+		uint32_t ch = u[i];
+		if (ch >= 0xd800 && ch < 0xdc00 && i + 1 < units && u[i + 1] >= 0xdc00 && u[i + 1] < 0xe000)
+			ch = 0x10000 + ((ch - 0xd800) << 10) + (u[++i] - 0xdc00);
+		if (!ch)
+			break;
+		if (ch < 0x80) {
+			out[o++] = (char)ch;
+		} else if (ch < 0x800) {
+			out[o++] = (char)(0xc0 | ch >> 6);
+			out[o++] = (char)(0x80 | (ch & 0x3f));
+		} else if (ch < 0x10000) {
+			out[o++] = (char)(0xe0 | ch >> 12);
+			out[o++] = (char)(0x80 | (ch >> 6 & 0x3f));
+			out[o++] = (char)(0x80 | (ch & 0x3f));
+		} else {
+			out[o++] = (char)(0xf0 | ch >> 18);
+			out[o++] = (char)(0x80 | (ch >> 12 & 0x3f));
+			out[o++] = (char)(0x80 | (ch >> 6 & 0x3f));
+			out[o++] = (char)(0x80 | (ch & 0x3f));
+		}
+	}
+	out[o] = 0;
+	return o;
+}
+
+#define PREPARE16(field, name, params, args)                                        	AG_EXPORT int name params                                                   	{                                                                           		struct ag_call c;                                                   		if (!sql || !ag_begin(&c, AG_OP_SQL))                               			return REAL(field) args;                                    		char *u8 = malloc(1 << 16);                                         		size_t l = u8 ? utf16_to_8(sql, n, u8, 1 << 16) : 0;               		int no = !u8 || judge(&c, db, u8, l) < 0;                           		int rc = no ? ag_refuse_status(&c, REFUSED(db, S.field args))       			    : ag_end_status(&c, S.field args);                      		free(u8);                                                           		return rc;                                                          	}
+
+PREPARE16(prepare16, sqlite3_prepare16,
+	  (sqlite3 *db, const void *sql, int n, sqlite3_stmt **st, const void **tail),
+	  (db, sql, n, st, tail))
+PREPARE16(prepare16_v2, sqlite3_prepare16_v2,
+	  (sqlite3 *db, const void *sql, int n, sqlite3_stmt **st, const void **tail),
+	  (db, sql, n, st, tail))
+PREPARE16(prepare16_v3, sqlite3_prepare16_v3,
+	  (sqlite3 *db, const void *sql, int n, unsigned fl, sqlite3_stmt **st, const void **tail),
+	  (db, sql, n, fl, st, tail))
