@@ -74,6 +74,9 @@ int __openat_2(int dirfd, const char *path, int flags);
 int __openat64_2(int dirfd, const char *path, int flags);
 /* Resolve the table (idempotent; the constructor calls it first). */
 void ag_real_init(void);
+/* The next definition of `name` after this library (libc's, usually),
+ * for hooks outside the table above. */
+void *ag_real_next(const char *name);
 /* A real function, even when a hook runs before our constructor did
  * (another library's constructor calling unlink, say). */
 #define AG_REAL(name) (ag_real.name ? ag_real.name : (ag_real_init(), ag_real.name))

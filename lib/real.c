@@ -102,3 +102,12 @@ void ag_real_init(void)
 
 	pthread_once(&once, real_init_once);
 }
+
+void *ag_real_next(const char *name)
+{
+	ag_real_init();
+	void *f = dlsym(RTLD_NEXT, name);
+	if ((!f || ours(f)) && libc)
+		f = dlsym(libc, name);
+	return ours(f) ? NULL : f;
+}
