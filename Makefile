@@ -64,7 +64,7 @@ $(BUILD)/obj/lib/default_rules.o: lib/default_rules.S rules/default.yaml
 
 $(LIBSO): $(CORE_OBJ) $(PRELOAD_OBJ) lib/exports.map
 	$(CC) -shared -o $@ $(CORE_OBJ) $(PRELOAD_OBJ) $(LDFLAGS) \
-	  -Wl,--version-script=lib/exports.map $(LIB_LIBS)
+	  -Wl,--version-script=lib/exports.map -Wl,-z,noseparate-code $(LIB_LIBS)
 
 $(CLI): $(CORE_OBJ) $(AUDIT_OBJ) $(CLI_OBJ)
 	$(CC) -o $@ $^ $(LDFLAGS) $(CLI_LIBS)

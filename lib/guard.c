@@ -154,7 +154,6 @@ __attribute__((constructor)) static void ag_ctor(int argc, char **argv, char **e
 	(void)envp;
 	G.argv = (const char *const *)argv;
 	ag_env_snapshot();
-	ag_real_init();
 	pthread_atfork(NULL, NULL, atfork_child);
 }
 

@@ -72,14 +72,20 @@ int __open_2(const char *path, int flags);
 int __open64_2(const char *path, int flags);
 int __openat_2(int dirfd, const char *path, int flags);
 int __openat64_2(int dirfd, const char *path, int flags);
-/* Resolve the table (idempotent; the constructor calls it first). */
+/* Resolve the whole table (idempotent): a guarded call's first step. A
+ * call passed straight through resolves only its own entry (AG_REAL):
+ * most processes never need most of them, and ~40 lookups at every
+ * process start cost ~10 us. (glibc's dlsym does not allocate when it
+ * succeeds, so resolving inside a hook is safe.) */
 void ag_real_init(void);
+void *ag_real_get(void **slot, const char *name);
 /* The next definition of `name` after this library (libc's, usually),
  * for hooks outside the table above. */
 void *ag_real_next(const char *name);
 /* A real function, even when a hook runs before our constructor did
  * (another library's constructor calling unlink, say). */
-#define AG_REAL(name) (ag_real.name ? ag_real.name : (ag_real_init(), ag_real.name))
+#define AG_REAL(name) \
+	((__typeof__(ag_real.name))ag_real_get((void **)&ag_real.name, #name))
 
 /* One guarded call in flight. Lives on the hook's stack. */
 struct ag_call {

@@ -2,6 +2,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <stdint.h>
+#include <string.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <spawn.h>
@@ -64,11 +65,46 @@ static void resolve(void **slot, const char *name)
 	__atomic_store_n(slot, f, __ATOMIC_RELEASE);
 }
 
-static void real_init_once(void)
+/* Where we are and where libc is: needed before any lookup. */
+static void where_once(void)
 {
 	dl_iterate_phdr(find_self, NULL);
 	libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
-#define R(name) resolve((void **)&ag_real.name, #name)
+}
+
+static pthread_once_t where = PTHREAD_ONCE_INIT;
+
+void *ag_real_next(const char *name)
+{
+	pthread_once(&where, where_once);
+	/* posix_spawn has an old and a current version; programs link the
+	 * current one, and dlsym might hand back either. */
+	if (strcmp(name, "posix_spawn") == 0 || strcmp(name, "posix_spawnp") == 0) {
+		void *f = dlvsym(RTLD_NEXT, name, "GLIBC_2.15");
+		if (!f && libc)
+			f = dlvsym(libc, name, "GLIBC_2.15");
+		if (f && !ours(f))
+			return f;
+	}
+	void *f = NULL;
+	resolve(&f, name);
+	return f;
+}
+
+void *ag_real_get(void **slot, const char *name)
+{
+	void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+
+	if (!f) {
+		f = ag_real_next(name);
+		__atomic_store_n(slot, f, __ATOMIC_RELEASE);
+	}
+	return f;
+}
+
+static void real_init_once(void)
+{
+#define R(name) ag_real_get((void **)&ag_real.name, #name)
 	R(unlink); R(unlinkat); R(remove); R(rmdir);
 	R(rename); R(renameat); R(renameat2);
 	R(open); R(open64); R(openat); R(openat64); R(creat); R(creat64);
@@ -76,23 +112,7 @@ static void real_init_once(void)
 	R(fopen); R(fopen64); R(freopen); R(freopen64);
 	R(truncate); R(truncate64); R(ftruncate); R(ftruncate64);
 	R(execve); R(execv); R(execvp); R(execvpe); R(fexecve); R(execveat);
-	R(system); R(popen);
-	/* posix_spawn has an old and a current version; programs link the
-	 * current one, and dlsym might hand back either. */
-	void *f = dlvsym(RTLD_NEXT, "posix_spawn", "GLIBC_2.15");
-	if (!f && libc)
-		f = dlvsym(libc, "posix_spawn", "GLIBC_2.15");
-	if (f)
-		ag_real.posix_spawn = f;
-	else
-		R(posix_spawn);
-	f = dlvsym(RTLD_NEXT, "posix_spawnp", "GLIBC_2.15");
-	if (!f && libc)
-		f = dlvsym(libc, "posix_spawnp", "GLIBC_2.15");
-	if (f)
-		ag_real.posix_spawnp = f;
-	else
-		R(posix_spawnp);
+	R(system); R(popen); R(posix_spawn); R(posix_spawnp);
 #undef R
 }
 
@@ -101,13 +121,4 @@ void ag_real_init(void)
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 	pthread_once(&once, real_init_once);
-}
-
-void *ag_real_next(const char *name)
-{
-	ag_real_init();
-	void *f = dlsym(RTLD_NEXT, name);
-	if ((!f || ours(f)) && libc)
-		f = dlsym(libc, name);
-	return ours(f) ? NULL : f;
 }

@@ -34,6 +34,9 @@ typedef int (*exec_cb)(void *, int, char **, char **);
 #define SQLITE_ERROR 1
 #define SQLITE_AUTH 23
 #define SQLITE_DONE 101
+#define SQLITE_BUSY 5
+#define SQLITE_LOCKED 6
+#define SQLITE_OPEN_READONLY 0x1
 #define SQLITE_OPEN_READWRITE 0x2
 #define SQLITE_OPEN_CREATE 0x4
 
@@ -174,6 +177,15 @@ static int refuse_all(void *a, int op, const char *x, const char *y, const char 
 
 /* ---- deciding ------------------------------------------------------------ */
 
+static int copy_db(sqlite3 *dst, sqlite3 *src)
+{
+	sqlite3_backup *b = S.backup_init(dst, "main", src, "main");
+	int rc = b ? S.backup_step(b, -1) : SQLITE_ERROR;
+	int fin = b ? S.backup_finish(b) : SQLITE_ERROR;
+
+	return rc == SQLITE_DONE ? fin : rc;
+}
+
 /* snapshot: an online backup of the main database into the store. */
 static int backup(struct ag_call *c, void *arg)
 {
@@ -199,12 +211,16 @@ static int backup(struct ag_call *c, void *arg)
 	    ag_mkdirs(dir, 0700) < 0)
 		return -1;
 	int rc = S.open_v2(abs, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_backup *b = S.backup_init(dst, "main", db, "main");
-		rc = b ? S.backup_step(b, -1) : SQLITE_ERROR;
-		int fin = b ? S.backup_finish(b) : SQLITE_ERROR;
-		if (rc == SQLITE_DONE)
-			rc = fin;
+	if (rc == SQLITE_OK)
+		rc = copy_db(dst, db);
+	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+		/* The connection is in the middle of writing: keep the last
+		 * committed state, read through a connection of our own. */
+		sqlite3 *ro = NULL;
+		rc = S.open_v2(file, &ro, SQLITE_OPEN_READONLY, NULL);
+		if (rc == SQLITE_OK)
+			rc = copy_db(dst, ro);
+		S.close(ro);
 	}
 	S.close(dst);
 	if (rc != SQLITE_OK) {
