@@ -291,24 +291,45 @@ fail:
 	return NULL;
 }
 
-/* Reserve room in the session's snapshot budget; 0, or -1 with EDQUOT. */
-static int snapshot_budget(const char *path)
+/* Reserve room in the session's snapshot budget for a file of this
+ * metadata; 0, or -1 with EDQUOT. */
+static int snapshot_budget_st(const struct stat *st)
 {
 	uint64_t max = ag_policy_max_snapshot_bytes(G.s.policy);
-	struct stat st;
 	struct counters *k;
 
-	if (!max || lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+	if (!max || !S_ISREG(st->st_mode))
 		return 0;
 	if (!(k = counters()))
 		return -1;
-	uint64_t size = (uint64_t)st.st_size;
+	uint64_t size = (uint64_t)st->st_size;
 	if (__atomic_add_fetch(&k->snapshot_bytes, size, __ATOMIC_RELAXED) > max) {
 		__atomic_sub_fetch(&k->snapshot_bytes, size, __ATOMIC_RELAXED);
 		errno = EDQUOT;
 		return -1;
 	}
 	return 0;
+}
+
+static int snapshot_budget(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) < 0 ? 0 : snapshot_budget_st(&st);
+}
+
+/* Over budget after the fact: give the store its space back (and a
+ * moved file its place). */
+static void snapshot_drop(const struct ag_snapshot *s)
+{
+	char abs[AG_PATH_MAX];
+
+	if (!s->store[0] || ag_fmt(abs, sizeof abs, "%s/%s", G.s.state_dir, s->store) < 0)
+		return;
+	if (s->moved)
+		rename(abs, s->path);
+	else
+		unlink(abs);
 }
 
 /* Supervised mode: ask on the terminal, never on the agent's stdin. */
@@ -343,18 +364,26 @@ static int ask_human(const struct ag_call *c)
  * the directory's times as first seen, per thread (rm -rf deletes a
  * directory's entries one after another). */
 static __thread struct {
-	dev_t dev;
-	ino_t ino;
-	struct timespec atime, mtime;
+	uint64_t hash;              /* of the directory's path */
+	int64_t at, mt;
 } parent_seen __attribute__((tls_model("initial-exec")));
 
 static void parent_times(const char *path, int64_t *at, int64_t *mt)
 {
-	char dir[AG_PATH_MAX];
 	const char *slash = strrchr(path, '/');
 	size_t n = slash && slash != path ? (size_t)(slash - path) : 1;
+	uint64_t h = 1469598103934665603ULL;
+	char dir[AG_PATH_MAX];
 	struct stat st;
 
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)path[i]) * 1099511628211ULL;
+	/* Same directory as the last snapshot: its times as first seen. */
+	if (h == parent_seen.hash) {
+		*at = parent_seen.at;
+		*mt = parent_seen.mt;
+		return;
+	}
 	*at = *mt = -1;
 	if (n >= sizeof dir)
 		return;
@@ -362,14 +391,9 @@ static void parent_times(const char *path, int64_t *at, int64_t *mt)
 	dir[n] = 0;
 	if (stat(dir, &st) < 0)
 		return;
-	if (st.st_dev != parent_seen.dev || st.st_ino != parent_seen.ino) {
-		parent_seen.dev = st.st_dev;
-		parent_seen.ino = st.st_ino;
-		parent_seen.atime = st.st_atim;
-		parent_seen.mtime = st.st_mtim;
-	}
-	*at = (int64_t)parent_seen.atime.tv_sec * 1000000000 + parent_seen.atime.tv_nsec;
-	*mt = (int64_t)parent_seen.mtime.tv_sec * 1000000000 + parent_seen.mtime.tv_nsec;
+	parent_seen.hash = h;
+	parent_seen.at = *at = (int64_t)st.st_atim.tv_sec * 1000000000 + st.st_atim.tv_nsec;
+	parent_seen.mt = *mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 }
 
 /* Snapshot metadata as spool fields; the numbers live in *v. */
@@ -401,7 +425,8 @@ static int snap_fields(const struct ag_snapshot *s, struct ag_field *f, int n,
 		ADD(AG_T_LINK, s->link_target);
 	if (s->store[0])
 		ADD(AG_T_STORE, s->store);
-	parent_times(s->path, &v->pat, &v->pmt);
+	v->pat = s->parent_at;
+	v->pmt = s->parent_mt;
 	if (v->pmt >= 0) {
 		ADDI(AG_T_PARENT_ATIME, &v->pat);
 		ADDI(AG_T_PARENT_MTIME, &v->pmt);
@@ -559,11 +584,22 @@ static int take_snapshots(struct ag_call *c, char *why, size_t whylen)
 		rc = o->path && snapshot_budget(o->path) < 0 ? -1 : c->snap_fn(c, c->snap_arg);
 		break;
 	default: {
-		int how = o->kind == AG_OP_TRUNCATE ? AG_SNAP_COPY : AG_SNAP_TAKE;
+		int how = o->kind == AG_OP_TRUNCATE ? AG_SNAP_COPY
+			: o->kind == AG_OP_DELETE ? AG_SNAP_MOVE : AG_SNAP_TAKE;
 		const char *victim = o->kind != AG_OP_RENAME ? o->path
 				     : o->target_exists ? o->target : NULL;
-		rc = !victim ? 1 : snapshot_budget(victim) < 0 ? -1
-		     : ag_snapshot_take(G.s.state_dir, G.s.id, victim, how, &c->snap);
+		/* The directory's times before this operation changes them. */
+		int64_t pat = -1, pmt = -1;
+		if (victim)
+			parent_times(victim, &pat, &pmt);
+		rc = !victim ? 1 : ag_snapshot_take(G.s.state_dir, G.s.id, victim, how, &c->snap);
+		c->snap.parent_at = pat;
+		c->snap.parent_mt = pmt;
+		if (rc == 0 && snapshot_budget_st(&c->snap.st) < 0) {
+			snapshot_drop(&c->snap);
+			errno = EDQUOT;
+			rc = -1;
+		}
 	}
 	}
 	if (rc < 0 && errno == EDQUOT) {
@@ -583,9 +619,14 @@ static int take_snapshots(struct ag_call *c, char *why, size_t whylen)
 	 * but never the file that replaced it. */
 	struct stat st;
 	if (o->kind == AG_OP_RENAME && lstat(o->path, &st) == 0 &&
-	    (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+	    (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))) {
+		int64_t pat, pmt;
+		parent_times(o->path, &pat, &pmt);
 		c->have_src = ag_snapshot_take(G.s.state_dir, G.s.id, o->path, AG_SNAP_TAKE,
 					       &c->src) == 0;
+		c->src.parent_at = pat;
+		c->src.parent_mt = pmt;
+	}
 	return 0;
 }
 
@@ -674,10 +715,13 @@ int ag_check(struct ag_call *c)
 		struct counters *k = counters();
 		if (k)
 			__atomic_add_fetch(&k->denials, 1, __ATOMIC_RELAXED);
-		if (c->enforced)
+		if (c->enforced) {
+			if (c->have_snap && c->snap.moved)
+				snapshot_drop(&c->snap);   /* denied after all: put it back */
 			return -1;
+		}
 	}
-	return 0;
+	return c->have_snap && c->snap.moved ? 1 : 0;
 }
 
 int ag_end(struct ag_call *c, int rc)

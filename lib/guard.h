@@ -133,7 +133,9 @@ int ag_skip(struct ag_call *c);
 int ag_protected(const char *abs);
 
 /* Decide, snapshot if asked, record. 0: go ahead with the real call;
- * -1: refuse it (already said on stderr and recorded). */
+ * -1: refuse it (already said on stderr and recorded); 1 (deletes only):
+ * the snapshot moved the file into the store, which was the deletion:
+ * finish with ag_end(c, 0) without the real call. */
 int ag_check(struct ag_call *c);
 
 /* After the real call: record its errno, restore errno, return rc. */

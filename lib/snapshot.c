@@ -119,16 +119,28 @@ int ag_snapshot_take(const char *state_dir, const char *session,
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int rc;
+		/* A delete: moving the file into the store is the deletion
+		 * (one rename instead of link + unlink, which doubled rm -rf). */
+		if (how == AG_SNAP_MOVE && rename(path, abs) == 0) {
+			if (S_ISLNK(s->st.st_mode)) {
+				ssize_t n = readlink(abs, s->link_target, sizeof s->link_target - 1);
+				s->link_target[n > 0 ? n : 0] = 0;
+			}
+			s->moved = 1;
+			return 0;
+		}
+		if (how == AG_SNAP_MOVE && errno == ENOENT && !attempt)
+			goto mkdir;
 		if (S_ISLNK(s->st.st_mode)) {
 			ssize_t n = readlink(path, s->link_target, sizeof s->link_target - 1);
 			if (n < 0)
 				return -1;
 			s->link_target[n] = 0;
-			rc = how == AG_SNAP_TAKE ? link(path, abs) : -1;
+			rc = how != AG_SNAP_COPY ? link(path, abs) : -1;
 			if (rc < 0 && errno != ENOENT)
 				rc = symlink(s->link_target, abs);
 		} else {
-			rc = how == AG_SNAP_TAKE ? link(path, abs) : -1;
+			rc = how != AG_SNAP_COPY ? link(path, abs) : -1;
 			if (rc < 0 && errno != ENOENT)
 				rc = ag_copy_file(path, abs, 0600);
 		}
@@ -136,6 +148,7 @@ int ag_snapshot_take(const char *state_dir, const char *session,
 			return 0;
 		if (errno != ENOENT || attempt)
 			return -1;
+mkdir:;
 		/* First snapshot of the session: make its directory. */
 		char dir[AG_PATH_MAX];
 		if (ag_fmt(dir, sizeof dir, "%s/snapshots/%s", state_dir, session) < 0 ||

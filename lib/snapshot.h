@@ -1,9 +1,11 @@
 /*
- * The snapshot store: state_dir/snapshots/<session>/<id>.
+ * The snapshot store: state_dir/snapshots/<session>/<id> (the store
+ * column of the audit DB has the exact path).
  *
- *   kind 'file'     the file itself: hard-linked in when on the same
- *                   filesystem (O(1); the real unlink/rename then runs and
- *                   returns exactly what it would), else reflinked or copied
+ *   kind 'file'     the file itself: a deleted one is moved in (the move is
+ *                   the deletion), an overwritten rename target is
+ *                   hard-linked in (the real rename then runs and returns
+ *                   exactly what it would); across filesystems, copied
  *   kind 'symlink'  the symlink itself (its target text is also in the DB)
  *   kind 'dir'      nothing stored: an empty directory's mode/owner/times
  *   kind 'sqlite'   an online-backup copy of a SQLite database
@@ -28,20 +30,27 @@ struct ag_snapshot {
 	char store[160];               /* relative to state dir; "" if none */
 	char link_target[AG_PATH_MAX]; /* symlink only */
 	struct stat st;                /* original metadata */
+	int moved;                     /* AG_SNAP_MOVE: the original is gone */
+	int64_t parent_at, parent_mt;  /* its directory's times before (-1: not
+	                                  known); filled in by the guard */
 };
 
 /*
  * Preserve what deleting/overwriting/truncating `path` would destroy. The
  * original stays where it is; the caller then runs the real call.
- *   how = AG_SNAP_TAKE:  the inode is about to lose this name (delete,
- *                        rename-over): a hard link keeps it, else a copy
+ *   how = AG_SNAP_MOVE:  a delete: move it into the store when possible,
+ *                        which deletes it (s->moved), else as TAKE
+ *   how = AG_SNAP_TAKE:  the inode is about to lose this name (rename-over):
+ *                        a hard link keeps it, else a copy
  *   how = AG_SNAP_COPY:  the contents are about to change (truncate): copy
  * 0 on success (s filled), 1 if there is nothing to preserve (path does
  * not exist), -1 with errno when the snapshot could not be taken.
+ * Directories are never moved: only an empty one can go, and its mode and
+ * times are all it had.
  * (snapshots.max_bytes is the guard's to enforce: guard.c keeps a
  * session-wide count.)
  */
-enum { AG_SNAP_TAKE, AG_SNAP_COPY };
+enum { AG_SNAP_TAKE, AG_SNAP_COPY, AG_SNAP_MOVE };
 int ag_snapshot_take(const char *state_dir, const char *session,
 		     const char *path, int how, struct ag_snapshot *s);
 

@@ -202,6 +202,7 @@ static int backup(struct ag_call *c, void *arg)
 	snprintf(c->snap.id, sizeof c->snap.id, "%012llx", r & 0xffffffffffffULL);
 	c->snap.kind = "sqlite";
 	c->snap.path = file;
+	c->snap.parent_at = c->snap.parent_mt = -1;
 	if (ag_fmt(c->snap.store, sizeof c->snap.store, "snapshots/%s/%s", ag_session_id(),
 		   c->snap.id) < 0 ||
 	    ag_fmt(abs, sizeof abs, "%s/%s", ag_state_dir(), c->snap.store) < 0)
