@@ -1,0 +1,324 @@
+# The database guard under the built-in rules, with the real clients (psql,
+# mariadb, sqlite3, python3) against real servers that each test starts for
+# itself on a unix socket (dbservers.sh). Destructive SQL must be refused on
+# a server, with the data left intact, and snapshotted on a SQLite file so
+# that restore brings the database back; every statement is an audit row.
+
+source "$AG_ROOT/test/e2e/dbservers.sh"
+
+# The agent's shell: a client must be started by a guarded process to be
+# judged, as an agent's would be.
+agent_sh() { guard /bin/sh -c '"$@"' agent "$@"; }
+
+# A server database is named "<host>/<dbname>". For a unix socket the host
+# may be its directory or "localhost", but the name must never look like a
+# file path: the built-in rules would take it for a SQLite file.
+server_db() {
+	[[ "$1" == */test && "$1" != /* && "$1" != *,* ]] ||
+		fail "database '$1': want one '<host>/test' that is not a path (socket ${PG_SOCK:-}${MY_SOCK:-})"
+}
+
+SERVER_RULE="(rule server-destructive-sql: destructive SQL on a database server cannot be undone"
+USERS="1:ada,2:bob,3:cy"
+
+# ---- PostgreSQL --------------------------------------------------------
+
+# A fresh users table, whatever an earlier statement did to it.
+pg_users() {
+	pg_sql -c "DROP TABLE IF EXISTS users;
+		CREATE TABLE users(id int PRIMARY KEY, name text NOT NULL);
+		INSERT INTO users VALUES (1, 'ada'), (2, 'bob'), (3, 'cy')"
+}
+pg_users_now() { pg_sql -c "SELECT coalesce(string_agg(id || ':' || name, ',' ORDER BY id), '') FROM users" 2>&1; }
+
+gpsql() { agent_sh psql -h "$PG_SOCK" -d test "$@"; }
+
+# pg_denied SQL: psql fails with the server's error carrying the guard's
+# denial, and users is untouched.
+pg_denied() {
+	local out rc=0
+	pg_users
+	out=$(gpsql -c "$1" 2>&1) || rc=$?
+	[ $rc -ne 0 ] || fail "psql -c '$1' exited 0: $out" || return 1
+	grep -q '^ERROR:  agentguard: denied sql' <<<"$out" ||
+		fail "psql -c '$1': psql did not report the denial as a server error: $out" || return 1
+	assert_contains "$out" "$SERVER_RULE" || return 1
+	assert_eq "$(pg_users_now)" "$USERS" "(users after '$1')"
+}
+
+test_pg_destructive_statements_denied_data_intact() {
+	pg_start
+	pg_denied "DROP TABLE users"
+	pg_denied "DELETE FROM users"
+	pg_denied "TRUNCATE users"
+	pg_denied "/* cleanup */ delete from users;"
+	pg_denied "SELECT 1; DROP TABLE users"
+	pg_denied "WITH d AS (DELETE FROM users RETURNING *) SELECT count(*) FROM d"
+	pg_denied "update users set name = 'x'"
+	# A script file goes through psql's other path, statement by statement.
+	pg_users
+	printf 'SELECT 1;\nDROP TABLE users;\n' > "$WS/cleanup.sql"
+	rc=0; out=$(gpsql -v ON_ERROR_STOP=1 -f cleanup.sql 2>&1) || rc=$?
+	assert_eq "$rc" 3 "(psql -f exit status: $out)"
+	assert_contains "$out" "ERROR:  agentguard: denied sql"
+	assert_eq "$(pg_users_now)" "$USERS"
+
+	ingest
+	q="select sql_class || '|' || decision || '|' || rule || '|' || enforced from events where op='sql' and sql="
+	assert_eq "$(db "$q'DROP TABLE users'")" "drop_table|deny|server-destructive-sql|1"
+	assert_eq "$(db "$q'DELETE FROM users'")" "delete_all|deny|server-destructive-sql|1"
+	assert_eq "$(db "$q'TRUNCATE users'")" "truncate|deny|server-destructive-sql|1"
+	assert_eq "$(db "$q'/* cleanup */ delete from users;'")" "delete_all|deny|server-destructive-sql|1"
+	assert_eq "$(db "$q'SELECT 1; DROP TABLE users'")" "drop_table|deny|server-destructive-sql|1"
+	assert_eq "$(db "$q'WITH d AS (DELETE FROM users RETURNING *) SELECT count(*) FROM d'")" \
+		"delete_all|deny|server-destructive-sql|1"
+	assert_eq "$(db "$q'update users set name = ''x'''")" "update_all|deny|server-destructive-sql|1"
+	server_db "$(db "select distinct database from events where op='sql' and decision='deny'")"
+	n=$(db "select count(*) from events where op='sql' and decision='deny' and reason like 'destructive SQL on a database server%'")
+	assert_eq "$n" 8 "(denied statements with the server rule's reason)"
+}
+
+test_pg_narrow_delete_and_reads_run_and_are_logged() {
+	pg_start
+	pg_users
+	out=$(gpsql -c "DELETE FROM users WHERE id = 1" 2>&1) || fail "narrow DELETE failed: $out"
+	assert_eq "$out" "DELETE 1"
+	assert_eq "$(pg_users_now)" "2:bob,3:cy"
+	out=$(gpsql -At -c "SELECT name FROM users ORDER BY id" 2>&1) || fail "SELECT failed: $out"
+	assert_eq "$out" $'bob\ncy'
+	out=$(gpsql -At -c "INSERT INTO users VALUES (4, 'dee') RETURNING id" 2>&1) || fail "INSERT failed: $out"
+	assert_eq "$(head -n 1 <<<"$out")" 4
+
+	ingest
+	q="select sql_class || '|' || decision from events where op='sql' and sql="
+	assert_eq "$(db "$q'DELETE FROM users WHERE id = 1'")" "delete|allow"
+	assert_eq "$(db "$q'SELECT name FROM users ORDER BY id'")" "read|allow"
+	assert_eq "$(db "$q'INSERT INTO users VALUES (4, ''dee'') RETURNING id'")" "insert|allow"
+	server_db "$(db "select group_concat(distinct database) from events where op='sql'")"
+	# Three clients, three sessions, each with its statement.
+	assert_eq "$(db "select count(distinct session) from events where op='sql'")" 3
+}
+
+# The wrapper form: the agent's psql under `agentguard run`, the run's
+# summary naming the denial.
+test_pg_under_agentguard_run() {
+	pg_start
+	pg_users
+	rc=0; out=$(agrun psql -h "$PG_SOCK" -d test -c "DROP TABLE users" 2>&1) || rc=$?
+	[ $rc -ne 0 ] || fail "agentguard run psql DROP TABLE exited 0: $out"
+	assert_contains "$out" "ERROR:  agentguard: denied sql"
+	assert_contains "$out" "server-destructive-sql"
+	assert_eq "$(pg_users_now)" "$USERS"
+	s=$(latest_session)
+	assert_eq "$(db "select decision from events where session='$s' and op='sql' and sql='DROP TABLE users'")" deny
+}
+
+# ---- MariaDB -----------------------------------------------------------
+
+my_users() {
+	my_sql -e "DROP TABLE IF EXISTS users;
+		CREATE TABLE users(id int PRIMARY KEY, name varchar(20) NOT NULL);
+		INSERT INTO users VALUES (1, 'ada'), (2, 'bob'), (3, 'cy')"
+}
+my_users_now() { my_sql -e "SELECT coalesce(group_concat(concat(id, ':', name) ORDER BY id), '') FROM users" 2>&1; }
+
+gmariadb() { agent_sh mariadb --socket="$MY_SOCK" -u root test "$@"; }
+
+# my_denied SQL RULE: the client reports the guard's error and users is untouched.
+my_denied() {
+	local out rc=0
+	my_users
+	out=$(gmariadb -e "$1" 2>&1) || rc=$?
+	[ $rc -ne 0 ] || fail "mariadb -e '$1' exited 0: $out" || return 1
+	grep -q '^ERROR.*agentguard' <<<"$out" ||
+		fail "mariadb -e '$1': the client reported no error from agentguard: $out" || return 1
+	assert_contains "$out" "(rule $2: " || return 1
+	assert_eq "$(my_users_now)" "$USERS" "(users after '$1')"
+}
+
+test_mariadb_destructive_and_safety_off_denied() {
+	my_start
+	my_denied "DROP TABLE users" server-destructive-sql
+	my_denied "DELETE FROM users" server-destructive-sql
+	my_denied "TRUNCATE TABLE users" server-destructive-sql
+	my_denied "SET sql_safe_updates=0" no-safety-off
+	my_denied "SET SESSION sql_safe_updates = OFF; DELETE FROM users" no-safety-off
+
+	my_users
+	out=$(gmariadb -N -e "DELETE FROM users WHERE id = 2; SELECT count(*) FROM users" 2>&1) ||
+		fail "narrow DELETE failed: $out"
+	assert_eq "$out" 2
+	assert_eq "$(my_users_now)" "1:ada,3:cy"
+
+	ingest
+	q="select sql_class || '|' || decision || '|' || rule from events where op='sql' and sql="
+	assert_eq "$(db "$q'DROP TABLE users'")" "drop_table|deny|server-destructive-sql"
+	assert_eq "$(db "$q'DELETE FROM users'")" "delete_all|deny|server-destructive-sql"
+	assert_eq "$(db "$q'SET sql_safe_updates=0'")" "safety_off|deny|no-safety-off"
+	assert_eq "$(db "select decision from events where op='sql' and sql like 'DELETE FROM users WHERE id = 2%'")" allow
+}
+
+# The audit row names the database the statement ran on, whether the
+# client chose it when connecting or later with USE.
+test_mariadb_statements_name_their_database() {
+	my_start
+	my_sql -e "CREATE DATABASE shop"
+	gmariadb -e "SELECT 1 AS connected_to_test" >/dev/null
+	agent_sh mariadb --socket="$MY_SOCK" -u root -e "USE shop; SELECT 2 AS used_shop" >/dev/null
+	ingest
+	server_db "$(db "select database from events where op='sql' and sql like '%connected_to_test%'")"
+	row=$(db "select database from events where op='sql' and sql like '%used_shop%'")
+	[[ "$row" == */shop && "$row" != /* ]] || fail "after USE shop: database '$row', want '<host>/shop'"
+}
+
+# ---- SQLite ------------------------------------------------------------
+
+sqlite_prod() {
+	sqlite3 "$WS/prod.db" "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+		INSERT INTO users VALUES (1, 'ada'), (2, 'bob'), (3, 'cy');
+		CREATE TABLE orders(id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), total REAL);
+		INSERT INTO orders VALUES (10, 1, 9.5), (11, 3, 120.25);
+		CREATE INDEX orders_user ON orders(user_id);"
+}
+
+test_sqlite3_drop_table_snapshotted_and_restored_by_session() {
+	sqlite_prod
+	before=$(sqlite3 "$WS/prod.db" .dump)
+	out=$(agent_sh sqlite3 prod.db "DROP TABLE users" 2>&1) || fail "sqlite3 DROP TABLE failed: $out"
+	assert_not_contains "$out" "agentguard"
+	assert_eq "$(sqlite3 "$WS/prod.db" "SELECT count(*) FROM sqlite_master WHERE name = 'users'")" 0 "(the DROP ran)"
+	ingest
+	s=$(latest_session)
+	row=$(db "select sql_class || '|' || database || '|' || decision || '|' || rule || '|' || (snapshot is not null)
+		from events where session='$s' and op='sql' and sql='DROP TABLE users'")
+	assert_eq "$row" "drop_table|$WS/prod.db|snapshot|sqlite-destructive-snapshot|1"
+	out=$("$AG" restore --session "$s" --overwrite 2>&1) || fail "restore failed: $out"
+	assert_eq "$(sqlite3 "$WS/prod.db" .dump)" "$before"
+	assert_eq "$(sqlite3 "$WS/prod.db" "PRAGMA integrity_check")" ok
+}
+
+test_python_sqlite_delete_all_snapshotted_and_restored_by_id() {
+	sqlite_prod
+	before=$(sqlite3 "$WS/prod.db" .dump)
+	out=$(agent_sh python3 -c '
+import sqlite3
+c = sqlite3.connect("prod.db")
+c.execute("DELETE FROM users")
+c.commit()
+print(c.execute("SELECT count(*) FROM users").fetchone()[0])
+' 2>&1) || fail "python DELETE failed: $out"
+	assert_eq "$out" 0
+	ingest
+	s=$(latest_session)
+	assert_eq "$(db "select sql_class || '|' || decision || '|' || database from events where session='$s' and op='sql' and sql='DELETE FROM users'")" \
+		"delete_all|snapshot|$WS/prod.db"
+	id=$(db "select snapshot from events where session='$s' and op='sql' and sql='DELETE FROM users'")
+	[ -n "$id" ] || fail "no snapshot id on the DELETE's audit row"
+	out=$("$AG" restore "$id" --overwrite 2>&1) || fail "restore $id failed: $out"
+	assert_eq "$(sqlite3 "$WS/prod.db" .dump)" "$before"
+}
+
+# Python opens a transaction before the first DML and keeps it until
+# commit(), so a destructive statement usually meets a connection that is
+# already writing; the sqlite3 shell does the same inside BEGIN ... COMMIT.
+# The snapshot must still be taken and the statement run.
+test_sqlite_destructive_statement_inside_a_transaction() {
+	sqlite_prod
+	out=$(agent_sh python3 -c '
+import sqlite3
+c = sqlite3.connect("prod.db")
+c.execute("DELETE FROM users WHERE id = 2")
+c.execute("DELETE FROM users")
+c.commit()
+print(c.execute("SELECT count(*) FROM users").fetchone()[0])
+' 2>&1) || fail "python DELETE in a transaction failed: $out"
+	assert_eq "$out" 0
+	ingest
+	s=$(latest_session)
+	assert_eq "$(db "select sql_class || '|' || decision from events where session='$s' and op='sql' and sql='DELETE FROM users WHERE id = 2'")" "delete|allow"
+	assert_eq "$(db "select decision from events where session='$s' and op='sql' and sql='DELETE FROM users'")" snapshot
+	id=$(db "select snapshot from events where session='$s' and op='sql' and sql='DELETE FROM users'")
+	out=$("$AG" restore "$id" --overwrite 2>&1) || fail "restore $id failed: $out"
+	# Either the state the DELETE met (bob's removal pending) or the last
+	# committed one: what matters is that ada and cy come back.
+	got=$(sqlite3 "$WS/prod.db" "SELECT group_concat(id || ':' || name) FROM users")
+	[[ "$got" == "1:ada,3:cy" || "$got" == "$USERS" ]] || fail "users after restore: '$got'"
+	assert_eq "$(sqlite3 "$WS/prod.db" "PRAGMA integrity_check")" ok
+
+	rm -f "$WS/prod.db"; sqlite_prod
+	out=$(agent_sh sqlite3 prod.db "BEGIN; UPDATE orders SET total = 0 WHERE id = 10; DELETE FROM users; COMMIT;" 2>&1) ||
+		fail "sqlite3 DELETE inside BEGIN/COMMIT failed: $out"
+	assert_not_contains "$out" agentguard
+	assert_eq "$(sqlite3 "$WS/prod.db" "SELECT count(*) FROM users")" 0
+}
+
+# An application's own authorizer keeps working under the guard, and the
+# guard keeps judging that application's statements.
+test_sqlite_app_authorizer_kept() {
+	cat > "$T/app.py" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.executescript("""
+CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT, secret TEXT);
+INSERT INTO users VALUES (1, 'ada', 'pw1'), (2, 'bob', 'pw2');
+""")
+def authorizer(action, arg1, arg2, dbname, source):
+    if action == sqlite3.SQLITE_READ and arg1 == "users" and arg2 == "secret":
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_DROP_TABLE:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+c.set_authorizer(authorizer)
+try:
+    c.execute("SELECT secret FROM users").fetchall()
+    print("secret read")
+except sqlite3.DatabaseError as e:
+    print("app denied:", e)
+print("names:", [r[0] for r in c.execute("SELECT name FROM users ORDER BY id")])
+try:
+    c.execute("DROP TABLE users")
+    print("dropped")
+except sqlite3.DatabaseError as e:
+    print("app denied:", e)
+c.execute("UPDATE users SET name = 'eve' WHERE id = 2")
+c.commit()
+print("renamed:", c.execute("SELECT name FROM users WHERE id = 2").fetchone()[0])
+c.execute("DELETE FROM users")
+c.commit()
+print("left:", c.execute("SELECT count(*) FROM users").fetchone()[0])
+PY
+	want=$(cd "$T" && python3 "$T/app.py" "$T/bare.db" 2>&1) || fail "unguarded app failed: $want"
+	assert_eq "$want" $'app denied: access to users.secret is prohibited\nnames: [\'ada\', \'bob\']\napp denied: not authorized\nrenamed: eve\nleft: 0'
+	out=$(agent_sh python3 "$T/app.py" "$WS/app.db" 2>&1) || fail "guarded app failed: $out"
+	assert_eq "$out" "$want"
+	ingest
+	s=$(latest_session)
+	assert_eq "$(db "select decision from events where session='$s' and op='sql' and sql='DELETE FROM users'")" snapshot
+	assert_eq "$(db "select decision from events where session='$s' and op='sql' and sql='SELECT name FROM users ORDER BY id'")" allow
+	# The app refused its own DROP: nothing was destroyed.
+	assert_eq "$(db "select count(*) from events where session='$s' and op='sql' and sql='DROP TABLE users' and decision in ('snapshot', 'allow')")" 1
+}
+
+# The guard's own log cannot be changed through SQL.
+test_sql_on_the_audit_db_denied() {
+	agrun true 2>/dev/null
+	audit=$AGENTGUARD_STATE_DIR/audit.db
+	assert_exists "$audit"
+	n=$(db "select count(*) from events")
+	[ "$n" -gt 0 ] || fail "agentguard run left no events"
+	max=$(db "select max(id) from events")
+	rows=$(db "select id, decision, hash from events order by id")
+	rc=0; out=$(guard sqlite3 "$audit" "DELETE FROM events" 2>&1) || rc=$?
+	[ $rc -ne 0 ] || fail "DELETE FROM events on the audit DB exited 0: $out"
+	assert_contains "$out" "agentguard: denied"
+	rc=0; out=$(agent_sh python3 -c '
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("UPDATE events SET decision = ?", ("allow",))
+c.commit()
+' "$audit" 2>&1) || rc=$?
+	[ $rc -ne 0 ] || fail "UPDATE events on the audit DB exited 0: $out"
+	assert_contains "$out" "agentguard: denied"
+	assert_eq "$(db "select id, decision, hash from events where id <= $max order by id")" "$rows"
+	"$AG" verify >/dev/null 2>&1 || fail "verify after the attempts: $("$AG" verify 2>&1)"
+}
