@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,48 @@ int ag_path_lexical(const char *base, const char *p, char *out, size_t outlen)
 
 /* Where a relative path starts: the cwd, or the directory behind dirfd as
  * the kernel names it (already free of symlinks). */
+/* The last directory descriptor's path. Asking /proc costs ~2.5 us, a
+ * stat of the remembered path ~0.8 us: rm -rf and find -delete use one
+ * dirfd for a whole directory. A trylock, so that a fork taken while it
+ * is held cannot deadlock the child (which then just asks /proc). */
+static struct {
+	pthread_mutex_t mu;
+	int fd;
+	dev_t dev;
+	ino_t ino;
+	char path[AG_PATH_MAX];
+} dircache = {PTHREAD_MUTEX_INITIALIZER, -1, 0, 0, ""};
+
+static int cached_dir(int dirfd, const struct stat *st, char *out, size_t outlen)
+{
+	int hit = 0;
+
+	if (pthread_mutex_trylock(&dircache.mu) != 0)
+		return 0;
+	if (dircache.fd == dirfd && dircache.dev == st->st_dev && dircache.ino == st->st_ino &&
+	    strlen(dircache.path) < outlen) {
+		strcpy(out, dircache.path);
+		hit = 1;
+	}
+	pthread_mutex_unlock(&dircache.mu);
+	/* Still there under that name (a directory renamed while open is not). */
+	struct stat now;
+	return hit && stat(out, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;
+}
+
+static void remember_dir(int dirfd, const struct stat *st, const char *path)
+{
+	if (pthread_mutex_trylock(&dircache.mu) != 0)
+		return;
+	if (strlen(path) < sizeof dircache.path) {
+		dircache.fd = dirfd;
+		dircache.dev = st->st_dev;
+		dircache.ino = st->st_ino;
+		strcpy(dircache.path, path);
+	}
+	pthread_mutex_unlock(&dircache.mu);
+}
+
 static int base_of(int dirfd, char *out, size_t outlen)
 {
 	if (dirfd == AT_FDCWD)
@@ -72,6 +115,8 @@ static int base_of(int dirfd, char *out, size_t outlen)
 		errno = ENOTDIR;
 		return -1;
 	}
+	if (cached_dir(dirfd, &st, out, outlen))
+		return 0;
 	char proc[64];
 	snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
 	ssize_t n = readlink(proc, out, outlen - 1);
@@ -82,6 +127,7 @@ static int base_of(int dirfd, char *out, size_t outlen)
 		return -1;
 	}
 	out[n] = 0;
+	remember_dir(dirfd, &st, out);
 	return 0;
 }
 
