@@ -55,6 +55,9 @@ test_pg_destructive_statements_denied_data_intact() {
 	pg_denied "SELECT 1; DROP TABLE users"
 	pg_denied "WITH d AS (DELETE FROM users RETURNING *) SELECT count(*) FROM d"
 	pg_denied "update users set name = 'x'"
+	# The denial is raised by a statement that quotes the original: text
+	# that tries to end that quoting must not run.
+	pg_denied 'DELETE FROM users /* $m$; DROP TABLE users; $agentguard$ '"'"' */'
 	# A script file goes through psql's other path, statement by statement.
 	pg_users
 	printf 'SELECT 1;\nDROP TABLE users;\n' > "$WS/cleanup.sql"
@@ -75,7 +78,7 @@ test_pg_destructive_statements_denied_data_intact() {
 	assert_eq "$(db "$q'update users set name = ''x'''")" "update_all|deny|server-destructive-sql|1"
 	server_db "$(db "select distinct database from events where op='sql' and decision='deny'")"
 	n=$(db "select count(*) from events where op='sql' and decision='deny' and reason like 'destructive SQL on a database server%'")
-	assert_eq "$n" 8 "(denied statements with the server rule's reason)"
+	assert_eq "$n" 9 "(denied statements with the server rule's reason)"
 }
 
 test_pg_narrow_delete_and_reads_run_and_are_logged() {
@@ -111,6 +114,125 @@ test_pg_under_agentguard_run() {
 	assert_eq "$(pg_users_now)" "$USERS"
 	s=$(latest_session)
 	assert_eq "$(db "select decision from events where session='$s' and op='sql' and sql='DROP TABLE users'")" deny
+}
+
+# Every libpq entry point, through a small client linked against the real
+# libpq (psql itself only uses some of them). No headers needed: the few
+# declarations below are libpq's stable ABI.
+pqclient() {
+	[ -x "$T/pqclient" ] || {
+		cat > "$T/pqclient.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
+PGconn *PQconnectdb(const char *);
+int PQstatus(const PGconn *);
+char *PQerrorMessage(const PGconn *);
+PGresult *PQexec(PGconn *, const char *);
+PGresult *PQexecParams(PGconn *, const char *, int, const unsigned *, const char *const *,
+		       const int *, const int *, int);
+PGresult *PQprepare(PGconn *, const char *, const char *, int, const unsigned *);
+PGresult *PQexecPrepared(PGconn *, const char *, int, const char *const *, const int *,
+			 const int *, int);
+int PQsendQuery(PGconn *, const char *);
+int PQsendQueryParams(PGconn *, const char *, int, const unsigned *, const char *const *,
+		      const int *, const int *, int);
+int PQsendPrepare(PGconn *, const char *, const char *, int, const unsigned *);
+PGresult *PQgetResult(PGconn *);
+int PQresultStatus(const PGresult *);
+char *PQresultErrorMessage(const PGresult *);
+void PQclear(PGresult *);
+void PQfinish(PGconn *);
+enum { FATAL = 7 };
+
+static int bad;
+static void check(PGconn *c, PGresult *r)
+{
+	if (!r) {
+		printf("error: %s", PQerrorMessage(c));
+		bad = 1;
+	} else if (PQresultStatus(r) == FATAL) {
+		printf("error: %s", PQresultErrorMessage(r));
+		bad = 1;
+	}
+	PQclear(r);
+}
+static void drain(PGconn *c, int sent)
+{
+	PGresult *r;
+	if (!sent) {
+		printf("error: %s", PQerrorMessage(c));
+		bad = 1;
+	}
+	while ((r = PQgetResult(c)))
+		check(c, r);
+}
+/* pqclient CONNINFO MODE SQL [PARAM] */
+int main(int argc, char **argv)
+{
+	if (argc < 4)
+		return 2;
+	PGconn *c = PQconnectdb(argv[1]);
+	const char *m = argv[2], *sql = argv[3];
+	const char *const *par = (const char *const *)argv + 4;
+	int np = argc - 4;
+	if (PQstatus(c) != 0) {
+		printf("connect: %s", PQerrorMessage(c));
+		return 2;
+	}
+	if (!strcmp(m, "exec"))
+		check(c, PQexec(c, sql));
+	else if (!strcmp(m, "params"))
+		check(c, PQexecParams(c, sql, np, NULL, par, NULL, NULL, 0));
+	else if (!strcmp(m, "prepare")) {
+		check(c, PQprepare(c, "s", sql, np, NULL));
+		if (!bad)
+			check(c, PQexecPrepared(c, "s", np, par, NULL, NULL, 0));
+	} else if (!strcmp(m, "send"))
+		drain(c, PQsendQuery(c, sql));
+	else if (!strcmp(m, "sendparams"))
+		drain(c, PQsendQueryParams(c, sql, np, NULL, par, NULL, NULL, 0));
+	else if (!strcmp(m, "sendprepare")) {
+		drain(c, PQsendPrepare(c, "s", sql, np, NULL));
+		if (!bad)
+			check(c, PQexecPrepared(c, "s", np, par, NULL, NULL, 0));
+	} else
+		return 2;
+	/* The connection stays usable after a refusal. */
+	check(c, PQexec(c, "SELECT 1"));
+	PQfinish(c);
+	if (!bad)
+		puts("ok");
+	return bad;
+}
+C
+		gcc -O1 -o "$T/pqclient" "$T/pqclient.c" -l:libpq.so.5 || fail "cannot build the libpq client"
+	}
+	agent_sh "$T/pqclient" "host=$PG_SOCK dbname=test" "$@"
+}
+
+test_pg_every_libpq_entry_point() {
+	pg_start
+	for mode in exec params prepare send sendparams sendprepare; do
+		pg_users
+		rc=0; out=$(pqclient "$mode" "DELETE FROM users" 2>&1) || rc=$?
+		[ $rc -eq 1 ] || fail "$mode DELETE FROM users: exit $rc: $out"
+		grep -q '^error: ERROR:  agentguard: denied sql' <<<"$out" ||
+			fail "$mode: no error result carrying the denial: $out"
+		assert_eq "$(pg_users_now)" "$USERS" "(users after $mode)"
+		pg_users
+		# Parameters where the entry point takes them.
+		case $mode in
+		exec | send) narrow=("DELETE FROM users WHERE id = 2") ;;
+		*) narrow=('DELETE FROM users WHERE id = $1' 2) ;;
+		esac
+		out=$(pqclient "$mode" "${narrow[@]}" 2>&1) || fail "$mode narrow DELETE failed: $out"
+		assert_eq "$(pg_users_now)" "1:ada,3:cy" "(after $mode narrow DELETE)"
+	done
+	ingest
+	assert_eq "$(db "select count(*) from events where op='sql' and sql='DELETE FROM users' and decision='deny'")" 6
+	assert_eq "$(db "select count(*) from events where op='sql' and sql like 'DELETE FROM users WHERE id = %' and decision='allow' and sql_class='delete'")" 6
 }
 
 # ---- MariaDB -----------------------------------------------------------
@@ -169,6 +291,105 @@ test_mariadb_statements_name_their_database() {
 	server_db "$(db "select database from events where op='sql' and sql like '%connected_to_test%'")"
 	row=$(db "select database from events where op='sql' and sql like '%used_shop%'")
 	[[ "$row" == */shop && "$row" != /* ]] || fail "after USE shop: database '$row', want '<host>/shop'"
+}
+
+# The client library's entry points (the mariadb program carries its own
+# copy of the library; most other clients load libmariadb.so.3).
+myclient() {
+	[ -x "$T/myclient" ] || {
+		cat > "$T/myclient.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+typedef struct st_mysql MYSQL;
+typedef struct st_mysql_res MYSQL_RES;
+MYSQL *mysql_init(MYSQL *);
+MYSQL *mysql_real_connect(MYSQL *, const char *, const char *, const char *, const char *,
+			  unsigned, const char *, unsigned long);
+int mysql_query(MYSQL *, const char *);
+int mysql_real_query(MYSQL *, const char *, unsigned long);
+int mysql_send_query(MYSQL *, const char *, unsigned long);
+int mysql_read_query_result(MYSQL *);
+MYSQL_RES *mysql_store_result(MYSQL *);
+void mysql_free_result(MYSQL_RES *);
+const char *mysql_error(MYSQL *);
+void mysql_close(MYSQL *);
+
+/* myclient SOCKET MODE SQL */
+int main(int argc, char **argv)
+{
+	if (argc != 4)
+		return 2;
+	MYSQL *m = mysql_init(NULL);
+	if (!mysql_real_connect(m, NULL, "root", NULL, "test", 0, argv[1], 0)) {
+		printf("connect: %s\n", mysql_error(m));
+		return 2;
+	}
+	const char *mode = argv[2], *sql = argv[3];
+	int rc;
+	if (!strcmp(mode, "query"))
+		rc = mysql_query(m, sql);
+	else if (!strcmp(mode, "real"))
+		rc = mysql_real_query(m, sql, strlen(sql));
+	else if (!strcmp(mode, "send"))
+		rc = mysql_send_query(m, sql, strlen(sql)) || mysql_read_query_result(m);
+	else
+		return 2;
+	if (rc)
+		printf("error: %s\n", mysql_error(m));
+	else
+		mysql_free_result(mysql_store_result(m));
+	/* The connection stays usable after a refusal. */
+	if (mysql_query(m, "SELECT 1")) {
+		printf("after: %s\n", mysql_error(m));
+		rc = 1;
+	}
+	mysql_free_result(mysql_store_result(m));
+	mysql_close(m);
+	if (!rc)
+		puts("ok");
+	return rc != 0;
+}
+C
+		gcc -O1 -o "$T/myclient" "$T/myclient.c" -l:libmariadb.so.3 || fail "cannot build the libmariadb client"
+	}
+	agent_sh "$T/myclient" "$MY_SOCK" "$@"
+}
+
+test_mariadb_every_client_library_entry_point() {
+	my_start
+	for mode in query real send; do
+		my_users
+		rc=0; out=$(myclient "$mode" "DELETE FROM users" 2>&1) || rc=$?
+		[ $rc -eq 1 ] || fail "$mode DELETE FROM users: exit $rc: $out"
+		grep -q '^error: .*agentguard' <<<"$out" || fail "$mode: no client error from agentguard: $out"
+		assert_not_contains "$out" "after:"
+		assert_eq "$(my_users_now)" "$USERS" "(users after $mode)"
+		out=$(myclient "$mode" "DELETE FROM users WHERE id = 2" 2>&1) || fail "$mode narrow DELETE failed: $out"
+		assert_eq "$(my_users_now)" "1:ada,3:cy" "(after $mode narrow DELETE)"
+	done
+	ingest
+	# One row per statement: the library hook and the wire must not both count it.
+	assert_eq "$(db "select count(*) from events where op='sql' and sql='DELETE FROM users' and decision='deny'")" 3
+	assert_eq "$(db "select count(*) from events where op='sql' and sql='DELETE FROM users WHERE id = 2' and decision='allow'")" 3
+	server_db "$(db "select distinct database from events where op='sql' and sql='DELETE FROM users'")"
+}
+
+# The mariadb program's statements are judged on the wire: however the
+# client frames them, a destructive one must not get through unjudged.
+test_mariadb_client_framing_cannot_slip_past() {
+	my_start
+	my_users
+	out=$(gmariadb --compress -e "DROP TABLE users" 2>&1) && fail "--compress DROP TABLE ran: $out"
+	assert_eq "$(my_users_now)" "$USERS" "(after mariadb --compress)"
+	# Longer than the client's network buffer: sent in several pieces.
+	list=$(seq -f 'spare_%g' 1 2000 | paste -sd,)
+	out=$(gmariadb -e "DROP TABLE IF EXISTS users, $list" 2>&1) && fail "long DROP TABLE ran: $out"
+	assert_eq "$(my_users_now)" "$USERS" "(after a 20 KB DROP TABLE)"
+	# A NUL byte inside a comment, as --binary-mode sends it.
+	out=$(printf 'DROP TABLE users /* \0 */;\n' |
+		agent_sh mariadb --socket="$MY_SOCK" -u root --comments --binary-mode test 2>&1) &&
+		fail "DROP TABLE with a NUL ran: $out"
+	assert_eq "$(my_users_now)" "$USERS" "(after a DROP TABLE holding a NUL byte)"
 }
 
 # ---- SQLite ------------------------------------------------------------
@@ -310,7 +531,10 @@ test_sql_on_the_audit_db_denied() {
 	rows=$(db "select id, decision, hash from events order by id")
 	rc=0; out=$(guard sqlite3 "$audit" "DELETE FROM events" 2>&1) || rc=$?
 	[ $rc -ne 0 ] || fail "DELETE FROM events on the audit DB exited 0: $out"
-	assert_contains "$out" "agentguard: denied"
+	# Refusing to open the file for writing stops this too; the statement
+	# itself must be refused as well (a connection opened earlier, or one
+	# the file layer missed, would otherwise go through).
+	assert_contains "$out" "agentguard: denied sql $audit: DELETE FROM events (rule "
 	rc=0; out=$(agent_sh python3 -c '
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
@@ -318,7 +542,7 @@ c.execute("UPDATE events SET decision = ?", ("allow",))
 c.commit()
 ' "$audit" 2>&1) || rc=$?
 	[ $rc -ne 0 ] || fail "UPDATE events on the audit DB exited 0: $out"
-	assert_contains "$out" "agentguard: denied"
+	assert_contains "$out" "agentguard: denied sql $audit: UPDATE events"
 	assert_eq "$(db "select id, decision, hash from events where id <= $max order by id")" "$rows"
 	"$AG" verify >/dev/null 2>&1 || fail "verify after the attempts: $("$AG" verify 2>&1)"
 }
