@@ -62,12 +62,16 @@ db_stop_all() {
 	DB_STOPS=()
 }
 
+# db_start_failed WHAT LOG...: show every log, then fail.
 db_start_failed() {
-	local what=$1 log=$2
-	echo "---- $what log ($log) ----" >&2
-	cat "$log" >&2 2>/dev/null || echo "(no log)" >&2
+	local what=$1 log
+	shift
+	for log; do
+		echo "---- $log ----" >&2
+		cat "$log" >&2 2>/dev/null || echo "(missing)" >&2
+	done
 	echo "----" >&2
-	fail "$what did not start"
+	fail "$what"
 }
 
 pg_start() {
@@ -79,14 +83,14 @@ pg_start() {
 	# Disposable data: no fsync, no locale surprises.
 	db_as postgres "$PG_BIN/initdb" -D "$dir/data" -U "$PG_USER" --auth=trust \
 		--no-sync --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
-		db_start_failed "PostgreSQL initdb" "$dir/initdb.log" || return 1
+		db_start_failed "PostgreSQL: initdb failed" "$dir/initdb.log" || return 1
 	db_on_exit; DB_STOPS+=(pg_stop)
 	db_as postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$PG_LOG" -w -t 30 \
 		-o "-k $dir -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
 		start >"$dir/pg_ctl.log" 2>&1 ||
-		{ cat "$dir/pg_ctl.log" >&2; db_start_failed PostgreSQL "$PG_LOG"; } || return 1
+		db_start_failed "PostgreSQL did not start" "$dir/pg_ctl.log" "$PG_LOG" || return 1
 	pg_sql -d postgres -c "CREATE DATABASE test" >/dev/null ||
-		db_start_failed PostgreSQL "$PG_LOG" || return 1
+		db_start_failed "PostgreSQL: cannot create the test database" "$PG_LOG" || return 1
 }
 
 pg_stop() {
@@ -110,12 +114,12 @@ my_start() {
 	db_as mysql mariadb-install-db --no-defaults --datadir="$dir/data" \
 		--auth-root-authentication-method=normal --skip-test-db \
 		--skip-name-resolve >"$dir/install.log" 2>&1 ||
-		db_start_failed "MariaDB install-db" "$dir/install.log" || return 1
+		db_start_failed "MariaDB: mariadb-install-db failed" "$dir/install.log" || return 1
 	db_on_exit; DB_STOPS+=(my_stop)
 	db_as mysql mariadbd --no-defaults --datadir="$dir/data" --socket="$MY_SOCK" \
 		--skip-networking --pid-file="$dir/mysqld.pid" --log-error="$MY_LOG" \
 		--innodb-buffer-pool-size=16M --innodb-flush-log-at-trx-commit=0 \
-		--skip-name-resolve </dev/null >/dev/null 2>&1 &
+		--skip-name-resolve </dev/null >"$dir/mariadbd.out" 2>&1 &
 	# Until the server writes its pid file, the background job stands for
 	# it: the job ends when the server does.
 	MY_PID=$!
@@ -127,9 +131,9 @@ my_start() {
 	done
 	[ ! -s "$dir/mysqld.pid" ] || MY_PID=$(cat "$dir/mysqld.pid")
 	mariadb-admin --no-defaults --socket="$MY_SOCK" -u root ping >/dev/null 2>&1 ||
-		db_start_failed MariaDB "$MY_LOG" || return 1
+		db_start_failed "MariaDB did not start" "$dir/mariadbd.out" "$MY_LOG" || return 1
 	mariadb --no-defaults --socket="$MY_SOCK" -u root -e "CREATE DATABASE test" ||
-		db_start_failed MariaDB "$MY_LOG" || return 1
+		db_start_failed "MariaDB: cannot create the test database" "$MY_LOG" || return 1
 }
 
 my_stop() {
