@@ -108,7 +108,7 @@ static void init(void)
 			p++;
 	}
 
-	rc = ag_session_from_env(&G.s, err, sizeof err);
+	rc = ag_session_join(&G.s, err, sizeof err);
 	if (rc == 0) {
 		rc = ag_session_new(&G.s, NULL, err, sizeof err) == 0 ? 2 : -1;
 		if (rc == 2) {
@@ -141,6 +141,25 @@ static void init(void)
 	if (rc == 2)
 		record_session();
 }
+
+/* The rules, compiled when this process first has something to decide. */
+static void load_policy(void)
+{
+	char err[1024];
+
+	if (G.state != G_ACTIVE || G.s.policy)
+		return;
+	if (ag_session_load_policy(&G.s, err, sizeof err) < 0) {
+		G.state = G_BROKEN;
+		snprintf(G.broken, sizeof G.broken,
+			 "agentguard cannot start (%.900s); refusing every guarded operation", err);
+		say("agentguard: ", 12);
+		say(G.broken, strlen(G.broken));
+		say("\n", 1);
+	}
+}
+
+static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
 
 static void atfork_child(void)
 {
@@ -665,6 +684,7 @@ int ag_check(struct ag_call *c)
 	const struct ag_op *o = &c->op;
 	char why[256];
 
+	pthread_once(&policy_once, load_policy);
 	if (G.state != G_ACTIVE) {
 		deny(c, "agentguard-unavailable", G.broken);
 		say_denied(c);

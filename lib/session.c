@@ -253,7 +253,7 @@ static int id_ok(const char *id)
 	return strspn(id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.") == n;
 }
 
-int ag_session_from_env(struct ag_session *s, char *err, size_t errlen)
+int ag_session_join(struct ag_session *s, char *err, size_t errlen)
 {
 	const char *id = ag_getenv("AGENTGUARD_SESSION");
 	const char *sd = ag_getenv("AGENTGUARD_STATE_DIR");
@@ -283,34 +283,56 @@ int ag_session_from_env(struct ag_session *s, char *err, size_t errlen)
 	if (strcmp(rules, BUILTIN) == 0) {
 		strcpy(s->rules_path, BUILTIN);
 		snprintf(s->rules_name, sizeof s->rules_name, "builtin:default.yaml");
-		if (load_policy(s, s->rules_name, ag_default_rules, ag_default_rules_len,
-				home, ws, err, errlen) < 0)
-			return -1;
 	} else {
-		/* Only the session's own frozen copy, unchanged, is acceptable. */
-		size_t len = 0, sdl = strlen(sd);
-		char *text = NULL;
-		if (strncmp(rules, sd, sdl) != 0 || strncmp(rules + sdl, "/rules/", 7) != 0 ||
-		    !(text = read_file(rules, &len))) {
-			seterr(err, errlen, "session rules %s cannot be read%s", rules, NULL);
+		size_t sdl = strlen(sd);
+		/* Only the session's own frozen copy is acceptable. */
+		if (strncmp(rules, sd, sdl) != 0 || strncmp(rules + sdl, "/rules/", 7) != 0) {
+			seterr(err, errlen, "session rules %s are not the session's own copy%s",
+			       rules, NULL);
 			return -1;
 		}
 		snprintf(s->rules_path, sizeof s->rules_path, "%s", rules);
 		snprintf(s->rules_name, sizeof s->rules_name, "%s", rules);
-		int rc = load_policy(s, rules, text, len, home, ws, err, errlen);
-		free(text);
-		if (rc < 0)
-			return -1;
-		const char *base = strrchr(rules, '/') + 1;
-		if (strncmp(base, s->rules_hash, 64) != 0) {
-			seterr(err, errlen, "session rules %s were changed after the session started%s",
-			       rules, NULL);
-			ag_session_free(s);
-			return -1;
-		}
 	}
-	s->enforce = ag_policy_enforce(s->policy) && !(mon && strcmp(mon, "1") == 0);
+	/* The session's start folded the rules' `enforce:` into MONITOR. */
+	s->enforce = !(mon && strcmp(mon, "1") == 0);
 	return 1;
+}
+
+int ag_session_load_policy(struct ag_session *s, char *err, size_t errlen)
+{
+	if (s->policy)
+		return 0;
+	if (strcmp(s->rules_path, BUILTIN) == 0)
+		return load_policy(s, s->rules_name, ag_default_rules, ag_default_rules_len,
+				   s->home, s->workspace, err, errlen);
+	size_t len = 0;
+	char *text = read_file(s->rules_path, &len);
+	if (!text) {
+		seterr(err, errlen, "session rules %s cannot be read%s", s->rules_path, NULL);
+		return -1;
+	}
+	int rc = load_policy(s, s->rules_path, text, len, s->home, s->workspace, err, errlen);
+	free(text);
+	if (rc < 0)
+		return -1;
+	const char *base = strrchr(s->rules_path, '/') + 1;
+	if (strncmp(base, s->rules_hash, 64) != 0) {
+		seterr(err, errlen, "session rules %s were changed after the session started%s",
+		       s->rules_path, NULL);
+		ag_session_free(s);
+		return -1;
+	}
+	return 0;
+}
+
+int ag_session_from_env(struct ag_session *s, char *err, size_t errlen)
+{
+	int rc = ag_session_join(s, err, errlen);
+
+	if (rc == 1 && ag_session_load_policy(s, err, errlen) < 0)
+		return -1;
+	return rc;
 }
 
 int ag_session_env_strings(const struct ag_session *s, char *buf, size_t buflen,

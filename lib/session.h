@@ -57,6 +57,13 @@ int ag_session_new(struct ag_session *s, const struct ag_session_opts *o,
  */
 int ag_session_from_env(struct ag_session *s, char *err, size_t errlen);
 
+/* The same in two steps: ag_session_join reads only the environment (no
+ * policy yet: s->policy is NULL); ag_session_load_policy compiles the
+ * session's rules (0, or -1 with err). The library parses rules only when
+ * a process first has something to decide: most never do. */
+int ag_session_join(struct ag_session *s, char *err, size_t errlen);
+int ag_session_load_policy(struct ag_session *s, char *err, size_t errlen);
+
 /* Put the session's AGENTGUARD_* variables into this process's environment. */
 void ag_session_setenv(const struct ag_session *s);
 
