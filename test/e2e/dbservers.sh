@@ -15,7 +15,7 @@
 
 # The newest installed PostgreSQL (15 on Debian 12); its server programs are
 # not on PATH.
-PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+PG_BIN=${PG_BIN:-$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
 # The client connects as whoever runs the tests; the cluster's superuser gets
 # that name so no -U is needed.
 PG_USER=$(id -un)
@@ -46,14 +46,16 @@ db_dir() {
 
 # Stop what this test started before ag_setup's trap removes $T (a server
 # whose directory vanished would run on, orphaned).
+# db_on_exit STOPFN: run STOPFN when the test's shell exits, before the
+# trap that was there (trap -p quotes it for re-reading: trap -- 'CMD' EXIT).
 db_on_exit() {
 	if [ ${#DB_STOPS[@]} -eq 0 ]; then
-		local prev=""
-		eval "set -- $(trap -p EXIT)"
-		[ $# -lt 3 ] || prev=$3
+		local parts=()
+		eval "parts=($(trap -p EXIT))"
 		# shellcheck disable=SC2064
-		trap "db_stop_all; $prev" EXIT
+		trap "db_stop_all; ${parts[2]:-}" EXIT
 	fi
+	DB_STOPS+=("$1")
 }
 
 db_stop_all() {
@@ -84,7 +86,7 @@ pg_start() {
 	db_as postgres "$PG_BIN/initdb" -D "$dir/data" -U "$PG_USER" --auth=trust \
 		--no-sync --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
 		db_start_failed "PostgreSQL: initdb failed" "$dir/initdb.log" || return 1
-	db_on_exit; DB_STOPS+=(pg_stop)
+	db_on_exit pg_stop
 	db_as postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$PG_LOG" -w -t 30 \
 		-o "-k $dir -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
 		start >"$dir/pg_ctl.log" 2>&1 ||
@@ -115,7 +117,7 @@ my_start() {
 		--auth-root-authentication-method=normal --skip-test-db \
 		--skip-name-resolve >"$dir/install.log" 2>&1 ||
 		db_start_failed "MariaDB: mariadb-install-db failed" "$dir/install.log" || return 1
-	db_on_exit; DB_STOPS+=(my_stop)
+	db_on_exit my_stop
 	db_as mysql mariadbd --no-defaults --datadir="$dir/data" --socket="$MY_SOCK" \
 		--skip-networking --pid-file="$dir/mysqld.pid" --log-error="$MY_LOG" \
 		--innodb-buffer-pool-size=16M --innodb-flush-log-at-trx-commit=0 \

@@ -29,7 +29,7 @@ pg_users() {
 		CREATE TABLE users(id int PRIMARY KEY, name text NOT NULL);
 		INSERT INTO users VALUES (1, 'ada'), (2, 'bob'), (3, 'cy')"
 }
-pg_users_now() { pg_sql -c "SELECT coalesce(string_agg(id || ':' || name, ',' ORDER BY id), '') FROM users" 2>&1; }
+pg_users_now() { pg_sql -c "SELECT coalesce(string_agg(id || ':' || name, ',' ORDER BY id), '') FROM users" 2>&1 || true; }
 
 gpsql() { agent_sh psql -h "$PG_SOCK" -d test "$@"; }
 
@@ -242,7 +242,7 @@ my_users() {
 		CREATE TABLE users(id int PRIMARY KEY, name varchar(20) NOT NULL);
 		INSERT INTO users VALUES (1, 'ada'), (2, 'bob'), (3, 'cy')"
 }
-my_users_now() { my_sql -e "SELECT coalesce(group_concat(concat(id, ':', name) ORDER BY id), '') FROM users" 2>&1; }
+my_users_now() { my_sql -e "SELECT coalesce(group_concat(concat(id, ':', name) ORDER BY id), '') FROM users" 2>&1 || true; }
 
 gmariadb() { agent_sh mariadb --socket="$MY_SOCK" -u root test "$@"; }
 
@@ -287,10 +287,14 @@ test_mariadb_statements_name_their_database() {
 	my_sql -e "CREATE DATABASE shop"
 	gmariadb -e "SELECT 1 AS connected_to_test" >/dev/null
 	agent_sh mariadb --socket="$MY_SOCK" -u root -e "USE shop; SELECT 2 AS used_shop" >/dev/null
+	myclient query "SELECT 3 AS library_on_test" >/dev/null
 	ingest
-	server_db "$(db "select database from events where op='sql' and sql like '%connected_to_test%'")"
-	row=$(db "select database from events where op='sql' and sql like '%used_shop%'")
-	[[ "$row" == */shop && "$row" != /* ]] || fail "after USE shop: database '$row', want '<host>/shop'"
+	local bad=() row
+	for q in connected_to_test:test used_shop:shop library_on_test:test; do
+		row=$(db "select database from events where op='sql' and sql like '%${q%%:*}%'")
+		[[ "$row" == */"${q#*:}" && "$row" != /* ]] || bad+=("${q%%:*}: '$row', want '<host>/${q#*:}'")
+	done
+	[ ${#bad[@]} -eq 0 ] || fail "databases named wrongly: $(printf '\n  %s' "${bad[@]}")"
 }
 
 # The client library's entry points (the mariadb program carries its own
@@ -378,18 +382,29 @@ test_mariadb_every_client_library_entry_point() {
 # client frames them, a destructive one must not get through unjudged.
 test_mariadb_client_framing_cannot_slip_past() {
 	my_start
-	my_users
-	out=$(gmariadb --compress -e "DROP TABLE users" 2>&1) && fail "--compress DROP TABLE ran: $out"
-	assert_eq "$(my_users_now)" "$USERS" "(after mariadb --compress)"
+	local ran=()
+	# slips WHAT CMD...: CMD must fail and leave users intact; every way
+	# through is reported, not only the first.
+	slips() {
+		local what=$1 out
+		shift
+		my_users
+		if out=$("$@" 2>&1) || [ "$(my_users_now)" != "$USERS" ]; then
+			ran+=("$what: users now: $(my_users_now | tail -n 1); client said: ${out:0:300}")
+		fi
+	}
+	slips "mariadb --compress" gmariadb --compress -e "DROP TABLE users"
 	# Longer than the client's network buffer: sent in several pieces.
 	list=$(seq -f 'spare_%g' 1 2000 | paste -sd,)
-	out=$(gmariadb -e "DROP TABLE IF EXISTS users, $list" 2>&1) && fail "long DROP TABLE ran: $out"
-	assert_eq "$(my_users_now)" "$USERS" "(after a 20 KB DROP TABLE)"
+	slips "a 20 KB DROP TABLE" gmariadb -e "DROP TABLE IF EXISTS users, $list"
 	# A NUL byte inside a comment, as --binary-mode sends it.
-	out=$(printf 'DROP TABLE users /* \0 */;\n' |
-		agent_sh mariadb --socket="$MY_SOCK" -u root --comments --binary-mode test 2>&1) &&
-		fail "DROP TABLE with a NUL ran: $out"
-	assert_eq "$(my_users_now)" "$USERS" "(after a DROP TABLE holding a NUL byte)"
+	printf 'DROP TABLE users /* \0 */;\n' > "$WS/nul.sql"
+	slips "a DROP TABLE holding a NUL byte" agent_sh sh -c \
+		'mariadb --socket="$1" -u root --comments --binary-mode test < nul.sql' sh "$MY_SOCK"
+	[ ${#ran[@]} -eq 0 ] || fail "destructive SQL got past the guard: $(printf '\n  %s' "${ran[@]}")"
+	ingest
+	n=$(db "select count(*) from events where op='sql' and decision='deny' and sql like 'DROP TABLE%'")
+	assert_eq "$n" 3 "(denied DROP TABLE rows)"
 }
 
 # ---- SQLite ------------------------------------------------------------
@@ -518,6 +533,26 @@ PY
 	assert_eq "$(db "select decision from events where session='$s' and op='sql' and sql='SELECT name FROM users ORDER BY id'")" allow
 	# The app refused its own DROP: nothing was destroyed.
 	assert_eq "$(db "select count(*) from events where session='$s' and op='sql' and sql='DROP TABLE users' and decision in ('snapshot', 'allow')")" 1
+}
+
+# Test suites drop and recreate tables in throwaway databases all day: an
+# in-memory or temporary database has nothing to snapshot and nothing to
+# protect, so it is neither refused nor snapshotted.
+test_sqlite_in_memory_and_temporary_databases_run() {
+	out=$(agent_sh python3 -c '
+import sqlite3
+for name in (":memory:", ""):
+    c = sqlite3.connect(name)
+    c.executescript("CREATE TABLE users(id); INSERT INTO users VALUES (1), (2);")
+    c.execute("DELETE FROM users")
+    c.execute("DROP TABLE users")
+    print(repr(name), c.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+' 2>&1) || fail "in-memory DROP failed: $out"
+	assert_eq "$out" $'\':memory:\' 0\n\'\' 0'
+	ingest
+	assert_eq "$(db "select group_concat(decision || ':' || database) from events where op='sql' and sql='DROP TABLE users'")" \
+		"allow::memory:,allow::memory:"
+	assert_eq "$(db "select count(*) from snapshots")" 0
 }
 
 # The guard's own log cannot be changed through SQL.
