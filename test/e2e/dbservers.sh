@@ -22,8 +22,8 @@ PG_USER=$(id -un)
 DB_STOPS=()
 
 # Database servers refuse to run as root. When we are root, run them as the
-# account their package created, which must be able to reach $T. The
-# command replaces the subshell, so "db_as ... &" leaves its pid in $!.
+# account their package created, which must be able to reach $T. From /:
+# the test's own directories are closed to that account.
 db_as() {
 	local user=$1; shift
 	if [ "$(id -u)" -eq 0 ]; then
@@ -44,10 +44,9 @@ db_dir() {
 	fi
 }
 
-# Stop what this test started before ag_setup's trap removes $T (a server
-# whose directory vanished would run on, orphaned).
-# db_on_exit STOPFN: run STOPFN when the test's shell exits, before the
-# trap that was there (trap -p quotes it for re-reading: trap -- 'CMD' EXIT).
+# db_on_exit STOPFN: run STOPFN when the test's shell exits, before
+# ag_setup's trap removes $T (a server whose directory vanished would run
+# on, orphaned). trap -p quotes the old trap for re-reading.
 db_on_exit() {
 	if [ ${#DB_STOPS[@]} -eq 0 ]; then
 		local parts=()
