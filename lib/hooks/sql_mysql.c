@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "guard.h"
@@ -158,9 +159,10 @@ static void raising(const struct ag_call *c, char *sql, size_t len)
 	pthread_once(&resolved, resolve);                                       \
 	ag_set_sql(&c, sql, len, database(m, db_, sizeof db_), 0);              \
 	if (ag_check(&c) < 0) {                                                 \
+		/* The raising statement goes the same way: its error reaches \
+		 * the client where the real one's result would have. */      \
 		raising(&c, instead_, sizeof instead_);                         \
-		int r_ = refused_call;                                          \
-		return ag_refuse_status(&c, r_ ? r_ : 1);                       \
+		return ag_refuse_status(&c, refused_call);                      \
 	}                                                                       \
 	return ag_end_status(&c, M.field real_args);
 
@@ -198,17 +200,43 @@ AG_EXPORT int mysql_send_query(MYSQL *m, const char *q, unsigned long len)
 static ssize_t (*real_send)(int, const void *, size_t, int);
 static ssize_t (*real_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
 
-static int com_query(int fd, const unsigned char *b, size_t len)
+static int stream_socket(int fd)
+{
+	int type;
+	socklen_t tl = sizeof type;
+
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM;
+}
+
+/* The start of a COM_QUERY packet: its payload length, else 0. (A NUL
+ * inside the statement is legal SQL text to the server: it does not make
+ * the packet anything else.) */
+static size_t com_query(const unsigned char *b, size_t len)
 {
 	if (len < 6 || b[3] != 0 || b[4] != 0x03)
 		return 0;
-	if ((size_t)(b[0] | b[1] << 8 | b[2] << 16) != len - 4)
-		return 0;
-	if (memchr(b + 5, 0, len - 5))
-		return 0;
-	int type;
-	socklen_t tl = sizeof type;
-	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM;
+	return (size_t)(b[0] | b[1] << 8 | b[2] << 16);
+}
+
+/* A query longer than one send() arrives in pieces: keep them until the
+ * packet is whole, then judge all of it. Judging the first piece alone
+ * would let a statement hide past its end. */
+static struct pending {
+	int fd;
+	unsigned char *buf;
+	size_t have, want;
+} pending[8];
+static pthread_mutex_t pending_mu = PTHREAD_MUTEX_INITIALIZER;
+/* How many are held: 0 nearly always, so other programs' sends never
+ * touch the lock. */
+static int npending;
+
+static struct pending *pending_for(int fd)
+{
+	for (size_t i = 0; i < sizeof pending / sizeof pending[0]; i++)
+		if (pending[i].buf && pending[i].fd == fd)
+			return &pending[i];
+	return NULL;
 }
 
 /* "host/?": the peer, "localhost" for a unix socket. */
@@ -249,34 +277,145 @@ static int wire_judge(struct ag_call *c, int fd, const unsigned char *b, size_t 
 	return 1;
 }
 
-#define WIRE_BODY(real, name, real_args, instead_args)                             \
-	struct ag_call c;                                                       \
-	if (!real)                                                              \
-		real = ag_real_next(name);                                      \
-	if (!com_query(fd, buf, len) || !ag_begin(&c, AG_OP_SQL))               \
-		return real real_args;                                          \
-	unsigned char out[420];                                                 \
-	size_t outlen = 0;                                                      \
-	if (!wire_judge(&c, fd, buf, len, out, &outlen)) {                      \
-		ssize_t r_ = real real_args;                                    \
-		ag_end_status(&c, r_ < 0 ? errno : 0);                          \
-		return r_;                                                      \
-	}                                                                       \
-	ssize_t r_ = real instead_args;                                         \
-	int e_ = errno;                                                         \
-	ag_refuse_status(&c, 1644);                                             \
-	errno = e_;                                                             \
-	/* The client sent its query; the server answers with the denial. */   \
-	return r_ == (ssize_t)outlen ? (ssize_t)len : r_ < 0 ? -1 : (errno = EIO, -1);
+/* Send a whole packet (the query, or the refusal in its place). */
+static ssize_t send_all(ssize_t (*snd)(int, const void *, size_t, int), int fd,
+			const unsigned char *b, size_t len, int flags)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = snd(fd, b + off, len - off, flags & ~MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		off += (size_t)n;
+	}
+	return (ssize_t)len;
+}
+
+/* Judge one whole COM_QUERY packet and send it, or the refusal. Returns
+ * `reported` (what the caller is told was sent) or -1. */
+static ssize_t judge_and_send(ssize_t (*snd)(int, const void *, size_t, int), int fd,
+			      const unsigned char *pkt, size_t len, int flags, ssize_t reported)
+{
+	struct ag_call c;
+	unsigned char out[420];
+	size_t outlen = 0;
+
+	if (!ag_begin(&c, AG_OP_SQL))
+		return send_all(snd, fd, pkt, len, flags) < 0 ? -1 : reported;
+	if (!wire_judge(&c, fd, pkt, len, out, &outlen)) {
+		ssize_t r = send_all(snd, fd, pkt, len, flags);
+		ag_end_status(&c, r < 0 ? errno : 0);
+		return r < 0 ? -1 : reported;
+	}
+	/* The client sent its query; the server answers with the denial. */
+	ssize_t r = send_all(snd, fd, out, outlen, flags);
+	int e = errno;
+	ag_refuse_status(&c, 1644);
+	errno = e;
+	return r < 0 ? -1 : reported;
+}
+
+static ssize_t send_direct(int fd, const void *b, size_t n, int flags)
+{
+	return real_send(fd, b, n, flags);
+}
+
+static ssize_t wire(int fd, const unsigned char *b, size_t len, int flags,
+		    ssize_t (*pass)(int, const void *, size_t, int))
+{
+	struct pending *p = NULL;
+	if (__atomic_load_n(&npending, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&pending_mu);
+		p = pending_for(fd);
+		if (!p)
+			pthread_mutex_unlock(&pending_mu);
+	}
+	if (p) {
+		/* The rest of a query held back: add it, judge when whole. */
+		size_t take = len < p->want - p->have ? len : p->want - p->have;
+		memcpy(p->buf + p->have, b, take);
+		p->have += take;
+		if (p->have < p->want) {
+			pthread_mutex_unlock(&pending_mu);
+			return (ssize_t)len;
+		}
+		unsigned char *pkt = p->buf;
+		size_t plen = p->want;
+		memset(p, 0, sizeof *p);
+		__atomic_sub_fetch(&npending, 1, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&pending_mu);
+		ssize_t r = judge_and_send(send_direct, fd, pkt, plen, flags, (ssize_t)take);
+		free(pkt);
+		if (r >= 0 && take < len) {
+			/* Whatever followed the packet in this send goes on as is. */
+			ssize_t r2 = send_all(send_direct, fd, b + take, len - take, flags);
+			return r2 < 0 ? -1 : (ssize_t)len;
+		}
+		return r;
+	}
+
+	size_t payload = com_query(b, len);
+	if (!payload || !stream_socket(fd))
+		return pass(fd, b, len, flags);
+	if (payload + 4 <= len) {
+		ssize_t r = judge_and_send(send_direct, fd, b, payload + 4, flags,
+					   (ssize_t)(payload + 4));
+		if (r >= 0 && payload + 4 < len) {
+			ssize_t r2 = send_all(send_direct, fd, b + payload + 4, len - payload - 4, flags);
+			return r2 < 0 ? -1 : (ssize_t)len;
+		}
+		return r;
+	}
+	/* The first piece of a longer query. */
+	unsigned char *buf = malloc(payload + 4);
+	pthread_mutex_lock(&pending_mu);
+	struct pending *slot = NULL;
+	for (size_t i = 0; buf && i < sizeof pending / sizeof pending[0]; i++)
+		if (!pending[i].buf) {
+			slot = &pending[i];
+			break;
+		}
+	if (!slot) {
+		pthread_mutex_unlock(&pending_mu);
+		free(buf);
+		/* Cannot hold it back: refuse rather than let it through unjudged. */
+		errno = ENOBUFS;
+		return -1;
+	}
+	memcpy(buf, b, len);
+	*slot = (struct pending){fd, buf, len, payload + 4};
+	__atomic_add_fetch(&npending, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&pending_mu);
+	return (ssize_t)len;
+}
+
+static ssize_t pass_send(int fd, const void *b, size_t n, int flags)
+{
+	return real_send(fd, b, n, flags);
+}
 
 AG_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-	WIRE_BODY(real_send, "send", (fd, buf, len, flags), (fd, out, outlen, flags))
+	if (!real_send)
+		real_send = ag_real_next("send");
+	if (!buf || (len < 6 && !__atomic_load_n(&npending, __ATOMIC_RELAXED)))
+		return real_send(fd, buf, len, flags);
+	return wire(fd, buf, len, flags, pass_send);
 }
 
+/* sendto with no address is send (glibc's send is sendto underneath, and
+ * clients call either). */
 AG_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 			 const struct sockaddr *to, socklen_t tolen)
 {
-	WIRE_BODY(real_sendto, "sendto", (fd, buf, len, flags, to, tolen),
-		  (fd, out, outlen, flags, to, tolen))
+	if (!real_sendto)
+		real_sendto = ag_real_next("sendto");
+	if (!real_send)
+		real_send = ag_real_next("send");
+	if (to || !buf)
+		return real_sendto(fd, buf, len, flags, to, tolen);
+	return wire(fd, buf, len, flags, pass_send);
 }
