@@ -239,7 +239,90 @@ static struct pending *pending_for(int fd)
 	return NULL;
 }
 
-/* "host/?": the peer, "localhost" for a unix socket. */
+/* Which database each connection is on, learned from the wire: the
+ * handshake response when it names one, COM_INIT_DB when the client
+ * switches (`USE db`). */
+static struct {
+	int fd;
+	char db[64];
+} wire_db[16];
+static pthread_mutex_t wire_db_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void wire_db_set(int fd, const unsigned char *db, size_t len)
+{
+	if (len >= sizeof wire_db[0].db || memchr(db, 0, len))
+		return;
+	pthread_mutex_lock(&wire_db_mu);
+	size_t slot = 0;
+	for (size_t i = 0; i < sizeof wire_db / sizeof wire_db[0]; i++) {
+		if (wire_db[i].fd == fd + 1) {
+			slot = i;
+			break;
+		}
+		if (!wire_db[i].fd)
+			slot = i;
+	}
+	wire_db[slot].fd = fd + 1;   /* +1: zero means free */
+	memcpy(wire_db[slot].db, db, len);
+	wire_db[slot].db[len] = 0;
+	pthread_mutex_unlock(&wire_db_mu);
+}
+
+static void wire_db_get(int fd, char *out, size_t len)
+{
+	snprintf(out, len, "?");
+	pthread_mutex_lock(&wire_db_mu);
+	for (size_t i = 0; i < sizeof wire_db / sizeof wire_db[0]; i++)
+		if (wire_db[i].fd == fd + 1 && wire_db[i].db[0])
+			snprintf(out, len, "%s", wire_db[i].db);
+	pthread_mutex_unlock(&wire_db_mu);
+}
+
+/* Client packets that name a database. */
+static void wire_note_db(int fd, const unsigned char *b, size_t len)
+{
+	size_t payload = len >= 4 ? (size_t)(b[0] | b[1] << 8 | b[2] << 16) : 0;
+
+	if (!payload || payload + 4 != len)
+		return;
+	const unsigned char *p = b + 4, *end = b + len;
+	if (b[3] == 0 && p[0] == 0x02) {                /* COM_INIT_DB */
+		wire_db_set(fd, p + 1, payload - 1);
+		return;
+	}
+	if (b[3] != 1 || payload < 33)                  /* handshake response */
+		return;
+	uint32_t caps = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+			(uint32_t)p[3] << 24;
+	if (!(caps & 0x200))                            /* CLIENT_PROTOCOL_41 */
+		return;
+	p += 32;
+	const unsigned char *user_end = memchr(p, 0, (size_t)(end - p));
+	if (!user_end)
+		return;
+	p = user_end + 1;
+	if (caps & 0x200000) {                          /* length-encoded auth data */
+		if (p >= end || *p >= 0xfb)
+			return;
+		p += 1 + *p;
+	} else if (caps & 0x8000) {                     /* secure connection */
+		if (p >= end)
+			return;
+		p += 1 + *p;
+	} else {
+		const unsigned char *z = memchr(p, 0, (size_t)(end - p));
+		if (!z)
+			return;
+		p = z + 1;
+	}
+	const unsigned char *z = p < end ? memchr(p, 0, (size_t)(end - p)) : NULL;
+	if ((caps & 0x8) && z)                          /* CLIENT_CONNECT_WITH_DB */
+		wire_db_set(fd, p, (size_t)(z - p));
+	else
+		wire_db_set(fd, (const unsigned char *)"", 0);
+}
+
+/* "host/db": the peer, "localhost" for a unix socket. */
 static const char *peer(int fd, char *buf, size_t len)
 {
 	struct sockaddr_storage ss;
@@ -252,7 +335,9 @@ static const char *peer(int fd, char *buf, size_t len)
 		else if (ss.ss_family == AF_INET6)
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
 	}
-	snprintf(buf, len, "%s/?", host);
+	char db[64];
+	wire_db_get(fd, db, sizeof db);
+	snprintf(buf, len, "%s/%s", host, db);
 	return buf;
 }
 
@@ -323,6 +408,78 @@ static ssize_t send_direct(int fd, const void *b, size_t n, int flags)
 	return real_send(fd, b, n, flags);
 }
 
+/* ---- the compressed protocol (mariadb --compress) -------------------------
+ * Each write is wrapped: [3-byte length][sequence][3-byte uncompressed
+ * length], then either the packets as they are (uncompressed length 0) or
+ * zlib data. A query inside is judged like any other; a refused one is
+ * replaced by the refusal, sent uncompressed in a wrapper of its own.
+ */
+static int compressed(const unsigned char *b, size_t len)
+{
+	if (len < 7 + 5 || (size_t)(b[0] | b[1] << 8 | b[2] << 16) + 7 != len)
+		return 0;
+	size_t raw = (size_t)(b[4] | b[5] << 8 | b[6] << 16);
+	/* Raw: a whole COM_QUERY inside. Compressed: a zlib stream. */
+	return raw ? b[7] == 0x78 : com_query(b + 7, len - 7) + 4 == len - 7;
+}
+
+static int (*z_uncompress)(unsigned char *, unsigned long *, const unsigned char *,
+			   unsigned long);
+
+static ssize_t wire_compressed(int fd, const unsigned char *b, size_t len, int flags)
+{
+	size_t raw = (size_t)(b[4] | b[5] << 8 | b[6] << 16);
+	const unsigned char *inner = b + 7;
+	size_t ilen = len - 7;
+	unsigned char *buf = NULL;
+
+	if (raw) {
+		if (!z_uncompress) {
+			void *h = dlopen("libz.so.1", RTLD_LAZY | RTLD_LOCAL);
+			z_uncompress = h ? dlsym(h, "uncompress") : NULL;
+		}
+		unsigned long out = raw;
+		if (!z_uncompress || !(buf = malloc(raw)) ||
+		    z_uncompress(buf, &out, b + 7, (unsigned long)(len - 7)) != 0 || out != raw) {
+			/* Cannot look inside: refuse rather than let it through unjudged. */
+			free(buf);
+			errno = EPROTO;
+			return -1;
+		}
+		inner = buf;
+		ilen = raw;
+	}
+	size_t payload = com_query(inner, ilen);
+	if (!payload || payload + 4 != ilen) {
+		free(buf);
+		return send_all(send_direct, fd, b, len, flags) < 0 ? -1 : (ssize_t)len;
+	}
+	struct ag_call c;
+	unsigned char out[7 + 420];
+	size_t outlen = 0;
+	if (!ag_begin(&c, AG_OP_SQL)) {
+		free(buf);
+		return send_all(send_direct, fd, b, len, flags) < 0 ? -1 : (ssize_t)len;
+	}
+	if (!wire_judge(&c, fd, inner, ilen, out + 7, &outlen)) {
+		free(buf);
+		ssize_t r = send_all(send_direct, fd, b, len, flags);
+		ag_end_status(&c, r < 0 ? errno : 0);
+		return r < 0 ? -1 : (ssize_t)len;
+	}
+	free(buf);
+	out[0] = (unsigned char)(outlen & 0xff);
+	out[1] = (unsigned char)(outlen >> 8 & 0xff);
+	out[2] = (unsigned char)(outlen >> 16 & 0xff);
+	out[3] = b[3];
+	out[4] = out[5] = out[6] = 0;
+	ssize_t r = send_all(send_direct, fd, out, outlen + 7, flags);
+	int e = errno;
+	ag_refuse_status(&c, 1644);
+	errno = e;
+	return r < 0 ? -1 : (ssize_t)len;
+}
+
 static ssize_t wire(int fd, const unsigned char *b, size_t len, int flags,
 		    ssize_t (*pass)(int, const void *, size_t, int))
 {
@@ -358,7 +515,16 @@ static ssize_t wire(int fd, const unsigned char *b, size_t len, int flags,
 	}
 
 	size_t payload = com_query(b, len);
-	if (!payload || !stream_socket(fd))
+	if (!payload) {
+		/* A handshake or a database switch: remember the database. */
+		if (len >= 5 && len <= 4096 && (b[3] == 1 || (b[3] == 0 && b[4] == 0x02)) &&
+		    (size_t)(b[0] | b[1] << 8 | b[2] << 16) + 4 == len && stream_socket(fd))
+			wire_note_db(fd, b, len);
+		else if (compressed(b, len) && stream_socket(fd))
+			return wire_compressed(fd, b, len, flags);
+		return pass(fd, b, len, flags);
+	}
+	if (!stream_socket(fd))
 		return pass(fd, b, len, flags);
 	if (payload + 4 <= len) {
 		ssize_t r = judge_and_send(send_direct, fd, b, payload + 4, flags,
