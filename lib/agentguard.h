@@ -161,7 +161,8 @@ struct ag_explain_item {
 	enum ag_action action;
 	const char *reason;
 	int excepted;            /* 1: matched but `unless` applied */
-	const char *why;         /* e.g. "path matches a workspace glob" */
+	const char *why;         /* e.g. "path matches a workspace glob";
+	                            valid only during the callback */
 };
 typedef void (*ag_explain_fn)(void *ctx, const struct ag_explain_item *item);
 void ag_explain(const struct ag_policy *p, const struct ag_op *op,

@@ -79,6 +79,10 @@ int __openat64_2(int dirfd, const char *path, int flags);
  * succeeds, so resolving inside a hook is safe.) */
 void ag_real_init(void);
 void *ag_real_get(void **slot, const char *name);
+/* A database client library's function, found when first used (the
+ * library may be loaded late, by dlopen, and locally): sonames is a
+ * NULL-terminated list of the libraries to look in. */
+void *ag_client_sym(const char *const *sonames, const char *name);
 /* The next definition of `name` after this library (libc's, usually),
  * for hooks outside the table above. */
 void *ag_real_next(const char *name);

@@ -122,3 +122,17 @@ void ag_real_init(void)
 
 	pthread_once(&once, real_init_once);
 }
+
+void *ag_client_sym(const char *const *sonames, const char *name)
+{
+	void *f = dlsym(RTLD_NEXT, name);
+
+	/* A client library loaded RTLD_LOCAL is not after us in the global
+	 * scope, but it is loaded all the same. */
+	for (const char *const *so = sonames; !f && *so; so++) {
+		void *h = dlopen(*so, RTLD_LAZY | RTLD_NOLOAD);
+		if (h)
+			f = dlsym(h, name);
+	}
+	return f;
+}

@@ -32,17 +32,12 @@ static struct {
 	void (*close)(MYSQL *);
 } M;
 
+/* Either client library; extension modules load them RTLD_LOCAL. */
+static const char *const sonames[] = {"libmariadb.so.3", "libmysqlclient.so.21", NULL};
+
 static void *lookup(const char *name)
 {
-	void *f = dlsym(RTLD_NEXT, name);
-
-	for (const char *const *so = (const char *const[]){"libmariadb.so.3",
-		"libmysqlclient.so.21", NULL}; !f && *so; so++) {
-		void *h = dlopen(*so, RTLD_LAZY | RTLD_NOLOAD);
-		if (h)
-			f = dlsym(h, name);
-	}
-	return f;
+	return ag_client_sym(sonames, name);
 }
 
 static void resolve(void)

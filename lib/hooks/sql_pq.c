@@ -33,17 +33,12 @@ static struct {
 	char *(*host)(const PGconn *);
 } P;
 
+/* Interpreters' extension modules load it RTLD_LOCAL. */
+static const char *const sonames[] = {"libpq.so.5", NULL};
+
 static void *lookup(const char *name)
 {
-	void *f = dlsym(RTLD_NEXT, name);
-
-	if (!f) {
-		/* Loaded RTLD_LOCAL by an interpreter's extension module. */
-		void *h = dlopen("libpq.so.5", RTLD_LAZY | RTLD_NOLOAD);
-		if (h)
-			f = dlsym(h, name);
-	}
-	return f;
+	return ag_client_sym(sonames, name);
 }
 
 static void resolve(void)

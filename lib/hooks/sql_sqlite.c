@@ -60,18 +60,12 @@ static struct {
 	void (*free)(void *);
 } S;
 
+/* Python's _sqlite3 loads it RTLD_LOCAL. */
+static const char *const sonames[] = {"libsqlite3.so.0", NULL};
+
 static void *lookup(const char *name)
 {
-	void *f = dlsym(RTLD_NEXT, name);
-
-	if (!f) {
-		/* Loaded RTLD_LOCAL (Python's _sqlite3): not after us in the
-		 * global scope, but loaded all the same. */
-		void *h = dlopen("libsqlite3.so.0", RTLD_LAZY | RTLD_NOLOAD);
-		if (h)
-			f = dlsym(h, name);
-	}
-	return f;
+	return ag_client_sym(sonames, name);
 }
 
 static void resolve(void)
