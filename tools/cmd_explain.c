@@ -1,6 +1,5 @@
 /* agentguard explain: what the rules would do with one operation, and why. */
 #include <arpa/inet.h>
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -8,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "launch.h"
 
 static const char help[] =
 "Usage: agentguard explain [OPTIONS] OPERATION\n"
@@ -90,108 +89,32 @@ static int resolve(const char *p, char *out, size_t n)
 	return 0;
 }
 
-static int executable(const char *p)
-{
-	struct stat st;
-
-	return stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0;
-}
-
-/* What execvp would run: a name with a slash as is, else the first
- * executable file in $PATH (glibc's default when PATH is unset). 0 found,
- * 1 not found (out holds the name). */
+/* What execvp would run (the exec hook's own lookup). 0 found, 1 not
+ * found (out holds the name), -1 error. */
 static int find_program(const char *cmd, char *out, size_t n)
 {
-	const char *path = getenv("PATH");
+	char found[AG_PATH_MAX];
 
-	if (strchr(cmd, '/'))
-		return resolve(cmd, out, n) < 0 ? -1 : 0;
-	if (!path)
-		path = "/bin:/usr/bin";
-	for (const char *s = path;; s++) {
-		const char *e = strchrnul(s, ':');
-		char cand[AG_PATH_MAX];
-		int len = (int)(e - s);
-		if (ag_fmt(cand, sizeof cand, "%.*s%s%s", len, s, len ? "/" : "", cmd) == 0 &&
-		    executable(cand))
-			return resolve(cand, out, n) < 0 ? -1 : 0;
-		if (!*e)
-			break;
-		s = e;
+	if (ag_launch_resolve(cmd, found, sizeof found) < 0) {
+		snprintf(out, n, "%s", cmd);
+		return 1;
 	}
-	snprintf(out, n, "%s", cmd);
-	return 1;
+	return resolve(found, out, n) < 0 ? -1 : 0;
 }
 
-/* Whether the loader will ignore LD_PRELOAD for this program. Mirrors what
- * the exec hook checks: setuid/setgid, file capabilities, no ELF
- * interpreter (static); a script is judged by its interpreter. */
-static int unguarded(const char *path, char *why, size_t n, int depth)
+/* Whether the loader will ignore LD_PRELOAD for this program: the exec
+ * hook's own check. */
+static int unguarded(const char *path, char *why, size_t n)
 {
-	struct stat st;
-	unsigned char buf[4096];
-	int fd;
-	ssize_t got;
+	const char *w = ag_launch_unguarded(path);
 
-	if (stat(path, &st) < 0)
+	if (!w)
 		return 0;
-	if (st.st_mode & (S_ISUID | S_ISGID)) {
-		snprintf(why, n, "%s is setuid/setgid", cli_base(path));
-		return 1;
-	}
-	if (getxattr(path, "security.capability", NULL, 0) > 0) {
-		snprintf(why, n, "%s has file capabilities", cli_base(path));
-		return 1;
-	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return 0;
-	got = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (got < 4)
-		return 0;
-	buf[got] = 0;
-	if (buf[0] == '#' && buf[1] == '!' && depth == 0) {
-		char interp[AG_PATH_MAX];
-		char *s = (char *)buf + 2;
-		s += strspn(s, " \t");
-		size_t len = strcspn(s, " \t\n");
-		snprintf(interp, sizeof interp, "%.*s", (int)len, s);
-		return unguarded(interp, why, n, 1);
-	}
-	if (memcmp(buf, ELFMAG, SELFMAG) != 0 || got < (ssize_t)sizeof(Elf32_Ehdr))
-		return 0;
-	/* Static programs have no PT_INTERP, so nothing loads the library. */
-	int has_interp = 0, known = 0;
-	if (buf[EI_CLASS] == ELFCLASS64 && got >= (ssize_t)sizeof(Elf64_Ehdr)) {
-		Elf64_Ehdr eh;
-		memcpy(&eh, buf, sizeof eh);
-		for (unsigned i = 0; i < eh.e_phnum; i++) {
-			Elf64_Phdr ph;
-			uint64_t off = eh.e_phoff + (uint64_t)i * eh.e_phentsize;
-			if (eh.e_phentsize < sizeof ph || off + sizeof ph > (uint64_t)got)
-				break;
-			memcpy(&ph, buf + off, sizeof ph);
-			known = 1;
-			has_interp |= ph.p_type == PT_INTERP;
-		}
-	} else if (buf[EI_CLASS] == ELFCLASS32) {
-		Elf32_Ehdr eh;
-		memcpy(&eh, buf, sizeof eh);
-		for (unsigned i = 0; i < eh.e_phnum; i++) {
-			Elf32_Phdr ph;
-			uint64_t off = eh.e_phoff + (uint64_t)i * eh.e_phentsize;
-			if (eh.e_phentsize < sizeof ph || off + sizeof ph > (uint64_t)got)
-				break;
-			memcpy(&ph, buf + off, sizeof ph);
-			known = 1;
-			has_interp |= ph.p_type == PT_INTERP;
-		}
-	}
-	if (known && !has_interp) {
-		snprintf(why, n, "%s is statically linked", cli_base(path));
-		return 1;
-	}
-	return 0;
+	snprintf(why, n, "%s %s", cli_base(path),
+		 strcmp(w, "static") == 0 ? "is statically linked"
+		 : strcmp(w, "capabilities") == 0 ? "has file capabilities"
+		 : strcmp(w, "setuid") == 0 ? "is setuid" : "is setgid");
+	return 1;
 }
 
 static int parse_port(const char *s, int *port)
@@ -393,7 +316,7 @@ static int build(struct subject *s, int argc, char **argv, const char *program)
 		op->argv = (const char *const *)argv;
 		s->argv = argv;
 		op->unguarded = rc == 0 && unguarded(s->path, s->unguarded_why,
-						     sizeof s->unguarded_why, 0);
+						     sizeof s->unguarded_why);
 		return 0;
 	case AG_OP_CONNECT:
 		if (argc != 1)
