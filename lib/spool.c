@@ -135,7 +135,7 @@ static int spool_create(struct ag_spool *sp, size_t need)
 	sp->cap = cap;
 	sp->dev = st.st_dev;
 	sp->ino = st.st_ino;
-	sp->seq = 0;
+	sp->owner = 1;
 	sp->gen++;
 	return 0;
 }
@@ -162,50 +162,69 @@ static void put_field(char **p, const struct ag_field *f)
 
 static int write_proc_record(struct ag_spool *sp);
 
-/* With sp->mu held: make room for `need` more bytes. */
-static int ensure_room(struct ag_spool *sp, size_t need)
+static int open_spool(struct ag_spool *sp, size_t need)
 {
-	if (!sp->base) {
-		int64_t now = ag_mono_ns();
-		if (sp->failed && now - sp->failed_at < 1000000000LL) {
-			errno = EIO;
-			return -1;
-		}
-		if (!sp->state_dir || !sp->session) {
-			errno = EINVAL;
-			return -1;
-		}
-		if (spool_create(sp, need + 4096) < 0) {
-			sp->failed = 1;
-			sp->failed_at = now;
-			return -1;
-		}
-		sp->failed = 0;
-		if (write_proc_record(sp) < 0)
-			return -1;
-	}
-	struct ag_spool_hdr *h = (struct ag_spool_hdr *)sp->base;
-	uint64_t used = h->used;
-	if (used + need <= sp->cap)
-		return 0;
-	size_t cap = sp->cap;
-	while (cap < used + need)
-		cap *= 2;
-	if (cap > SPOOL_MAX && used > HDR_SIZE) {
-		/* Start a new file; the old one becomes an orphan for the CLI. */
-		munmap(sp->base, sp->cap);
-		sp->base = NULL;
-		return ensure_room(sp, need);
-	}
-	if (reserve(sp->path, cap, sp->dev, sp->ino) < 0)
+	int64_t now = ag_mono_ns();
+
+	if (sp->failed && now - sp->failed_at < 1000000000LL) {
+		errno = EIO;
 		return -1;
-	void *nb = mremap(sp->base, sp->cap, cap, MREMAP_MAYMOVE);
-	if (nb == MAP_FAILED)
+	}
+	if (!sp->state_dir || !sp->session) {
+		errno = EINVAL;
 		return -1;
-	/* Same file, same offsets: marks taken before the move stay valid. */
-	sp->base = nb;
-	sp->cap = cap;
-	return 0;
+	}
+	if (spool_create(sp, need + 4096) < 0) {
+		sp->failed = 1;
+		sp->failed_at = now;
+		return -1;
+	}
+	sp->failed = 0;
+	return write_proc_record(sp);
+}
+
+/* With sp->mu held: reserve `need` bytes; their offset, or -1. Other
+ * processes may append to the same file (a fork child to its parent's),
+ * so the reservation is a compare-and-swap on the shared header. */
+static int64_t reserve_room(struct ag_spool *sp, size_t need)
+{
+	for (int tries = 0; tries < 64; tries++) {
+		if (!sp->base && open_spool(sp, need) < 0)
+			return -1;
+		struct ag_spool_hdr *h = (struct ag_spool_hdr *)sp->base;
+		uint64_t used = __atomic_load_n(&h->used, __ATOMIC_ACQUIRE);
+		if (used + need <= sp->cap) {
+			if (__atomic_compare_exchange_n(&h->used, &used, used + need, 0,
+							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				return (int64_t)used;
+			continue;
+		}
+		if (!sp->owner) {
+			/* The parent's file is full as far as we can see: our own. */
+			munmap(sp->base, sp->cap);
+			sp->base = NULL;
+			continue;
+		}
+		size_t cap = sp->cap;
+		while (cap < used + need)
+			cap *= 2;
+		if (cap > SPOOL_MAX && used > HDR_SIZE) {
+			/* Start a new file; the old one becomes an orphan for the CLI. */
+			munmap(sp->base, sp->cap);
+			sp->base = NULL;
+			continue;
+		}
+		if (reserve(sp->path, cap, sp->dev, sp->ino) < 0)
+			return -1;
+		void *nb = mremap(sp->base, sp->cap, cap, MREMAP_MAYMOVE);
+		if (nb == MAP_FAILED)
+			return -1;
+		/* Same file, same offsets: marks taken before the move stay valid. */
+		sp->base = nb;
+		sp->cap = cap;
+	}
+	errno = EAGAIN;
+	return -1;
 }
 
 static int append_locked(struct ag_spool *sp, uint16_t type, int32_t err,
@@ -215,26 +234,29 @@ static int append_locked(struct ag_spool *sp, uint16_t type, int32_t err,
 {
 	size_t need = rec_size(f, nf);
 
-	if (need > UINT32_MAX || ensure_room(sp, need) < 0)
+	if (need > UINT32_MAX)
+		return -1;
+	int64_t at = reserve_room(sp, need);
+	if (at < 0)
 		return -1;
 	struct ag_spool_hdr *h = (struct ag_spool_hdr *)sp->base;
-	uint64_t used = h->used;
+	char *rec = sp->base + at;
 	struct ag_rec r = {
 		.len = (uint32_t)need, .type = type, .err = err,
-		.seq = ++sp->seq, .time_ns = time_ns, .latency_ns = latency_ns,
+		.seq = __atomic_add_fetch(&h->seq, 1, __ATOMIC_RELAXED),
+		.time_ns = time_ns, .latency_ns = latency_ns,
 	};
-	char *p = sp->base + used;
-	memcpy(p, &r, sizeof r);
-	p += sizeof r;
+	char *p = rec + sizeof r;
 	for (int i = 0; i < nf; i++)
 		if (f[i].data)
 			put_field(&p, &f[i]);
-	memset(p, 0, (size_t)(sp->base + used + need - p));
-	/* The store that makes the record part of the file. */
-	__atomic_store_n(&h->used, used + need, __ATOMIC_RELEASE);
+	memset(p, 0, (size_t)(rec + need - p));
+	memcpy(rec, &r, sizeof r);
+	/* The store that makes the record count. */
+	__atomic_store_n(&((struct ag_rec *)rec)->flags, AG_REC_COMMITTED, __ATOMIC_RELEASE);
 	if (mark) {
 		mark->gen = sp->gen;
-		mark->off = used;
+		mark->off = (size_t)at;
 	}
 	return 0;
 }
@@ -292,6 +314,15 @@ void ag_spool_patch_errno(struct ag_spool *sp, const struct ag_spool_mark *m,
 		r->err = err;
 	}
 	pthread_mutex_unlock(&sp->mu);
+}
+
+void ag_spool_after_fork(struct ag_spool *sp)
+{
+	/* Threads that held the lock are not in this process. */
+	pthread_mutex_init(&sp->mu, NULL);
+	sp->owner = 0;
+	sp->failed = 0;
+	sp->lost = 0;
 }
 
 void ag_spool_forget(struct ag_spool *sp)
@@ -356,6 +387,10 @@ int ag_spool_read(const char *path, ag_spool_fn fn, void *ctx)
 		const struct ag_rec *r = (const void *)(base + off);
 		if (r->len < sizeof *r || r->len % 8 || off + r->len > used)
 			break;
+		if (!(__atomic_load_n(&r->flags, __ATOMIC_ACQUIRE) & AG_REC_COMMITTED)) {
+			off += r->len;   /* its writer died (or is) mid-record */
+			continue;
+		}
 		struct ag_rec_view rv = {.rec = r};
 		const unsigned char *p = (const unsigned char *)(r + 1);
 		const unsigned char *end = (const unsigned char *)r + r->len;

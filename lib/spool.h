@@ -70,11 +70,17 @@ struct ag_spool_hdr {
 	char magic[8];
 	uint32_t hdr_size;
 	uint32_t reserved;
-	uint64_t used;       /* end of committed records (release/acquire) */
+	uint64_t used;       /* end of reserved records (compare-and-swap: a
+	                        fork child appends to its parent's spool) */
 	int64_t pid;
 	uint64_t proc_start;
 	char session[AG_SESSION_ID_MAX];
+	uint64_t seq;        /* last record number given out, shared likewise */
 };
+
+/* rec.flags: set once the record is complete. A writer killed mid-record
+ * leaves it clear, and readers skip it. */
+#define AG_REC_COMMITTED 1
 
 /* A field to append: tag, bytes. Numbers are stored as 8-byte int64.
  * With AG_FIELD_ARGV in tag, data is a NULL-terminated argv that the
@@ -92,8 +98,8 @@ struct ag_spool {
 	pthread_mutex_t mu;
 	char *base;           /* the mapping, NULL until first use */
 	size_t cap;           /* bytes mapped (== bytes reserved on disk) */
-	uint64_t seq;
 	unsigned gen;         /* bumps when the mapping is replaced */
+	int owner;            /* this process made the file (only it grows it) */
 	dev_t dev;
 	ino_t ino;
 	int failed;           /* creating it failed; retried at most once a second */
@@ -121,8 +127,12 @@ int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
 		    struct ag_field *f, int nf, struct ag_spool_mark *mark);
 void ag_spool_patch_errno(struct ag_spool *sp, const struct ag_spool_mark *m,
 			  int err);
-/* In a fork child: forget the parent's mapping. */
+/* Forget the mapping: the next record starts a new file. */
 void ag_spool_forget(struct ag_spool *sp);
+/* In a fork child: keep appending to the parent's file while it has room
+ * (a short-lived child records its exec without making a file of its
+ * own); a new file when it has none. */
+void ag_spool_after_fork(struct ag_spool *sp);
 
 /* Reading (audit.c): calls fn for each committed record. Returns 0, or
  * -1 with errno if the file is not a spool. */
