@@ -4,7 +4,7 @@
 # The database servers are for the end-to-end tests, which start their own
 # instances on a unix socket; the system services are never used.
 set -eu
-pkgs="make gcc clang binutils pkg-config libyaml-dev libsqlite3-dev libjansson-dev
+pkgs="make gcc libc6-dev clang binutils pkg-config libyaml-dev libsqlite3-dev libjansson-dev
 nettle-dev libcriterion-dev sqlite3 python3 perl git findutils coreutils tar
 postgresql postgresql-client mariadb-server mariadb-client util-linux"
 missing=""
