@@ -2,6 +2,7 @@
  * The guard: where every hooked call is decided, snapshotted, recorded and,
  * if need be, refused. Hooks (lib/hooks/) only translate their arguments.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -495,6 +496,13 @@ static int record(struct ag_call *c)
 			ADD(AG_T_SQL_CLASS, ag_sql_class_name(o->sql_class));
 		ADD(AG_T_DATABASE, o->database);
 	}
+	int64_t port = o->port;
+	if (o->kind == AG_OP_CONNECT) {
+		ADD(AG_T_ADDRESS, o->addr ? o->addr : o->unix_path);
+		ADD(AG_T_HOST, o->host);
+		if (port >= 0)
+			ADDI(AG_T_PORT, &port);
+	}
 	if (o->argv)
 		f[n++] = (struct ag_field){AG_T_ARGV | AG_FIELD_ARGV, 0, o->argv};
 	if (o->kind == AG_OP_EXEC) {
@@ -568,6 +576,18 @@ int ag_describe(const struct ag_call *c, char *line, size_t len)
 		}
 		stmt[n] = 0;
 		snprintf(what, sizeof what, "%s: %s", o->database ? o->database : "?", stmt);
+	} else if (o->kind == AG_OP_CONNECT && o->unix_path) {
+		snprintf(what, sizeof what, "unix:%s", o->unix_path);
+	} else if (o->kind == AG_OP_CONNECT) {
+		/* addr:port ([v6]:port), after the host name when it is known */
+		char ap[INET6_ADDRSTRLEN + 16];
+		int v6 = o->addr && strchr(o->addr, ':');
+		snprintf(ap, sizeof ap, "%s%s%s:%d", v6 ? "[" : "", o->addr ? o->addr : "?",
+			 v6 ? "]" : "", o->port);
+		if (o->host)
+			snprintf(what, sizeof what, "%s (%s)", o->host, ap);
+		else
+			snprintf(what, sizeof what, "%s", ap);
 	} else {
 		snprintf(what, sizeof what, "%s%s%s", o->path ? o->path : "",
 			 o->target ? " -> " : "", o->target ? o->target : "");

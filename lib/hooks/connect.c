@@ -1,0 +1,147 @@
+/*
+ * connect: connect() to IPv4, IPv6 and unix sockets. Rules can name hosts,
+ * but connect() only sees addresses: getaddrinfo and gethostbyname are
+ * watched to remember which name each address was looked up under.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "guard.h"
+
+/* ---- names of recently looked-up addresses -------------------------------- */
+
+static struct name {
+	char addr[INET6_ADDRSTRLEN];
+	char host[256];
+} names[64];
+static unsigned names_next;
+static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void addr_text(const struct sockaddr *sa, char *out, size_t len, int *port)
+{
+	out[0] = 0;
+	*port = -1;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)len);
+		*port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, out, (socklen_t)len);
+		*port = ntohs(in6->sin6_port);
+	}
+}
+
+static void remember(const struct sockaddr *sa, const char *host)
+{
+	char a[INET6_ADDRSTRLEN];
+	int port;
+
+	addr_text(sa, a, sizeof a, &port);
+	if (!a[0] || !host || strlen(host) >= sizeof names[0].host)
+		return;
+	/* A trylock: a fork taken while it is held must not hang the child. */
+	if (pthread_mutex_trylock(&names_mu) != 0)
+		return;
+	struct name *n = &names[names_next++ % (sizeof names / sizeof names[0])];
+	snprintf(n->addr, sizeof n->addr, "%s", a);
+	snprintf(n->host, sizeof n->host, "%s", host);
+	pthread_mutex_unlock(&names_mu);
+}
+
+static int name_of(const char *addr, char *host, size_t len)
+{
+	int found = 0;
+
+	if (pthread_mutex_trylock(&names_mu) != 0)
+		return 0;
+	/* Newest first: an address may have been looked up under several names. */
+	for (unsigned i = 0; i < sizeof names / sizeof names[0] && !found; i++) {
+		struct name *n = &names[(names_next - 1 - i) % (sizeof names / sizeof names[0])];
+		if (n->addr[0] && strcmp(n->addr, addr) == 0) {
+			snprintf(host, len, "%s", n->host);
+			found = 1;
+		}
+	}
+	pthread_mutex_unlock(&names_mu);
+	return found;
+}
+
+static int (*real_getaddrinfo)(const char *, const char *, const struct addrinfo *,
+			       struct addrinfo **);
+static struct hostent *(*real_gethostbyname)(const char *);
+static int (*real_connect)(int, const struct sockaddr *, socklen_t);
+
+AG_EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+			  struct addrinfo **res)
+{
+	if (!real_getaddrinfo)
+		real_getaddrinfo = ag_real_next("getaddrinfo");
+	int rc = real_getaddrinfo(node, service, hints, res);
+	if (rc == 0 && node && res)
+		for (struct addrinfo *ai = *res; ai; ai = ai->ai_next)
+			if (ai->ai_addr)
+				remember(ai->ai_addr, node);
+	return rc;
+}
+
+AG_EXPORT struct hostent *gethostbyname(const char *name)
+{
+	if (!real_gethostbyname)
+		real_gethostbyname = ag_real_next("gethostbyname");
+	struct hostent *h = real_gethostbyname(name);
+	if (h && h->h_addrtype == AF_INET && name)
+		for (char **a = h->h_addr_list; *a; a++) {
+			struct sockaddr_in in = {.sin_family = AF_INET};
+			memcpy(&in.sin_addr, *a, sizeof in.sin_addr);
+			remember((struct sockaddr *)&in, name);
+		}
+	return h;
+}
+
+/* ---- connect --------------------------------------------------------------- */
+
+AG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct ag_call c;
+	char addr[INET6_ADDRSTRLEN], host[256], unix_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 2];
+
+	if (!real_connect)
+		real_connect = ag_real_next("connect");
+	if (!sa || len < sizeof(sa_family_t) ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6 && sa->sa_family != AF_UNIX) ||
+	    !ag_begin(&c, AG_OP_CONNECT))
+		return real_connect(fd, sa, len);
+	if (sa->sa_family == AF_UNIX) {
+		const struct sockaddr_un *un = (const void *)sa;
+		size_t n = len > offsetof(struct sockaddr_un, sun_path)
+			   ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+		if (n > sizeof un->sun_path)
+			n = sizeof un->sun_path;
+		if (n && un->sun_path[0] == 0) {
+			/* The abstract namespace: "@name". */
+			unix_path[0] = '@';
+			memcpy(unix_path + 1, un->sun_path + 1, n - 1);
+			unix_path[n] = 0;
+		} else {
+			memcpy(unix_path, un->sun_path, n);
+			unix_path[n] = 0;
+		}
+		c.op.unix_path = unix_path;
+	} else {
+		addr_text(sa, addr, sizeof addr, &c.op.port);
+		c.op.addr = addr;
+		if (name_of(addr, host, sizeof host))
+			c.op.host = host;
+	}
+	if (ag_check(&c) < 0)
+		return ag_refuse(&c);
+	return ag_end(&c, real_connect(fd, sa, len));
+}
