@@ -18,6 +18,11 @@ printf 'id,name\n1,Ada\n2,Grace\n3,Linus\n' > "$ws/data/customers.csv"
 printf '# Changelog\n- 1.0 first release\n' > "$ws/CHANGELOG.md"
 printf 'scratch notes\n' > "$ws/notes.md"
 printf 'PRIVATE KEY\n' > "$HOME/.ssh/id_ed25519"; chmod 600 "$HOME/.ssh/id_ed25519"
+# A stand-in terraform: it would only write a marker, and the guard stops it first.
+mkdir -p "$demo/bin"
+printf '#!/bin/sh\necho ran > "%s/terraform-ran"\n' "$demo" > "$demo/bin/terraform"
+chmod +x "$demo/bin/terraform"
+export PATH=$demo/bin:$PATH
 sig() { (cd "$ws" && find . -printf '%p %y %m %T@ %s\n' | sort && find . -type f -exec sha256sum {} + | sort); }
 before=$(sig)
 
@@ -42,6 +47,7 @@ else
 	echo "workspace: DIFFERS from before the agent ran"; diff <(echo "$before") <(sig) || true; exit 1
 fi
 [ "$(cat "$HOME/.ssh/id_ed25519")" == "PRIVATE KEY" ] && echo "deploy key: never touched"
+[ ! -e "$demo/terraform-ran" ] && echo "terraform destroy: never ran"
 "$AG" verify
 echo
 echo "Demo files are in $demo (remove with: rm -rf $demo)"
