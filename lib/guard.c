@@ -80,6 +80,17 @@ static void record_session(void)
 			(int)(sizeof f / sizeof f[0]), NULL);
 }
 
+/* Fail closed, and say why once. */
+static void go_broken(const char *err)
+{
+	G.state = G_BROKEN;
+	snprintf(G.broken, sizeof G.broken,
+		 "agentguard cannot start (%.900s); refusing every guarded operation", err);
+	say("agentguard: ", 12);
+	say(G.broken, strlen(G.broken));
+	say("\n", 1);
+}
+
 static void init(void)
 {
 	char err[1024];
@@ -120,12 +131,7 @@ static void init(void)
 		}
 	}
 	if (rc < 0) {
-		G.state = G_BROKEN;
-		snprintf(G.broken, sizeof G.broken,
-			 "agentguard cannot start (%.900s); refusing every guarded operation", err);
-		say("agentguard: ", 12);
-		say(G.broken, strlen(G.broken));
-		say("\n", 1);
+		go_broken(err);
 		return;
 	}
 	/* Protection compares resolved paths. */
@@ -151,12 +157,7 @@ static void load_policy(void)
 	if (G.state != G_ACTIVE || G.s.policy)
 		return;
 	if (ag_session_load_policy(&G.s, err, sizeof err) < 0) {
-		G.state = G_BROKEN;
-		snprintf(G.broken, sizeof G.broken,
-			 "agentguard cannot start (%.900s); refusing every guarded operation", err);
-		say("agentguard: ", 12);
-		say(G.broken, strlen(G.broken));
-		say("\n", 1);
+		go_broken(err);
 	}
 }
 
