@@ -717,7 +717,7 @@ static void deny(struct ag_call *c, const char *rule, const char *reason)
 int ag_check(struct ag_call *c)
 {
 	const struct ag_op *o = &c->op;
-	char why[256];
+	char *why = c->why;
 
 	pthread_once(&policy_once, load_policy);
 	if (G.state != G_ACTIVE) {
@@ -755,12 +755,12 @@ int ag_check(struct ag_call *c)
 		if (c->decision == AG_DENY && !G.s.enforce && !c->v.hard)
 			c->enforced = 0;
 	}
-	if (c->decision == AG_SNAPSHOT && take_snapshots(c, why, sizeof why) < 0) {
+	if (c->decision == AG_SNAPSHOT && take_snapshots(c, why, sizeof c->why) < 0) {
 		c->reason = why;
 		c->decision = AG_DENY;
 	}
 	if (record(c) < 0 && c->decision > AG_LOG) {
-		snprintf(why, sizeof why, "the audit log cannot be written (%s)", strerror(errno));
+		snprintf(why, sizeof c->why, "the audit log cannot be written (%s)", strerror(errno));
 		c->reason = why;
 		c->decision = AG_DENY;
 		c->enforced = 1;

@@ -117,6 +117,8 @@ struct ag_call {
 	 * hooked call. */
 	struct ag_snapshot snap;   /* what the operation destroys */
 	struct ag_snapshot src;    /* rename: the source, under its old name */
+	char why[256];             /* a reason made up on the spot: it must
+	                              outlive ag_check (clients quote it later) */
 	char path[AG_PATH_MAX];
 	char target[AG_PATH_MAX];
 };

@@ -581,3 +581,22 @@ c.commit()
 	assert_eq "$(db "select id, decision, hash from events where id <= $max order by id")" "$rows"
 	"$AG" verify >/dev/null 2>&1 || fail "verify after the attempts: $("$AG" verify 2>&1)"
 }
+
+# A `snapshot` rule on a server database: nothing can be saved first, so it
+# is denied, and the client prints the whole reason.
+test_pg_snapshot_rule_on_a_server_means_deny() {
+	pg_start
+	pg_users
+	cat > "$T/rules.yaml" <<'YAML'
+version: 1
+rules:
+  - id: keep-a-copy
+    on: sql
+    class: [delete_all]
+    action: snapshot
+    reason: "wholesale deletes keep a copy"
+YAML
+	out=$(AGENTGUARD_RULES=$T/rules.yaml gpsql -c "DELETE FROM users" 2>&1) && fail "psql should fail: $out"
+	assert_contains "$out" "ERROR:  agentguard: denied sql localhost/test: DELETE FROM users (rule keep-a-copy: wholesale deletes keep a copy; it is on a server, where agentguard cannot take a snapshot first, so it is denied)"
+	assert_eq "$(pg_users_now)" "$USERS"
+}
