@@ -557,36 +557,81 @@ static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag
 }
 
 /* A spool is finished when no process maps it any more: its writer exited,
- * was killed, or exec'd into a new image (which writes a new spool). */
-static int spool_live(const char *path)
-{
-	struct ag_spool_hdr h;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+ * was killed, or exec'd into a new image (which writes a new spool). Its
+ * creator's pid is not enough: a fork child appends to its parent's spool
+ * and may outlive it. So: every spool some process maps, in one pass over
+ * /proc (sorted, for bsearch). NULL if /proc cannot be read: then every
+ * spool counts as live and nothing is deleted. */
+struct mapped {
+	char **names;
+	size_t n, cap;
+};
 
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, &h, sizeof h);
-	close(fd);
-	if (n != (ssize_t)sizeof h || h.pid <= 0)
-		return 0;
-	if (ag_proc_start((pid_t)h.pid) != h.proc_start)
-		return 0;
-	char maps[64];
-	snprintf(maps, sizeof maps, "/proc/%d/maps", (int)h.pid);
-	FILE *f = fopen(maps, "re");
-	if (!f)
-		return 1;   /* cannot tell: leave it alone */
-	const char *base = strrchr(path, '/');
-	base = base ? base + 1 : path;
-	char line[AG_PATH_MAX + 256];
-	int live = 0;
-	while (!live && fgets(line, sizeof line, f)) {
-		char *slash = strrchr(line, '/');
-		if (slash && strncmp(slash + 1, base, strlen(base)) == 0)
-			live = 1;
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static struct mapped *mapped_spools(void)
+{
+	struct mapped *m = calloc(1, sizeof *m);
+	DIR *proc = opendir("/proc");
+
+	if (!m || !proc) {
+		free(m);
+		if (proc)
+			closedir(proc);
+		return NULL;
 	}
-	fclose(f);
-	return live;
+	struct dirent *d;
+	while ((d = readdir(proc))) {
+		if (d->d_name[0] < '0' || d->d_name[0] > '9')
+			continue;
+		char path[300], line[AG_PATH_MAX + 256];
+		if (ag_fmt(path, sizeof path, "/proc/%s/maps", d->d_name) < 0)
+			continue;
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;   /* gone, or not ours to read */
+		while (fgets(line, sizeof line, f)) {
+			char *end = strstr(line, ".spool");
+			if (!end || (end[6] != '\n' && end[6] != 0 && end[6] != ' '))
+				continue;
+			end[6] = 0;
+			char *base = strrchr(line, '/');
+			if (!base)
+				continue;
+			if (m->n == m->cap) {
+				size_t cap = m->cap ? m->cap * 2 : 64;
+				char **v = realloc(m->names, cap * sizeof *v);
+				if (!v)
+					break;
+				m->names = v;
+				m->cap = cap;
+			}
+			if ((m->names[m->n] = strdup(base + 1)))
+				m->n++;
+		}
+		fclose(f);
+	}
+	closedir(proc);
+	qsort(m->names, m->n, sizeof *m->names, cmp_str);
+	return m;
+}
+
+static void mapped_free(struct mapped *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->n; i++)
+		free(m->names[i]);
+	free(m->names);
+	free(m);
+}
+
+static int spool_live(const struct mapped *m, const char *name)
+{
+	return !m || bsearch(&name, m->names, m->n, sizeof *m->names, cmp_str) != NULL;
 }
 
 static int by_name(const struct dirent **a, const struct dirent **b)
@@ -614,6 +659,7 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 		free(names);
 		return 0;
 	}
+	struct mapped *mapped = mapped_spools();
 	if (sqlite3_prepare_v2(db,
 			       "INSERT INTO events(uid, time_ns, session, pid, ppid, proc_start,"
 			       " exe, argv, cwd, op, path, target, address, host, port, sql,"
@@ -641,7 +687,7 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 		char path[AG_PATH_MAX];
 		if (ag_fmt(path, sizeof path, "%s/%s", dir, names[i]->d_name) < 0)
 			continue;
-		int live = spool_live(path);
+		int live = spool_live(mapped, names[i]->d_name);
 		if (live && !all)
 			continue;
 		if (exec1(db, "BEGIN IMMEDIATE") < 0) {
@@ -675,6 +721,7 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 			unlink(path);
 	}
 out:
+	mapped_free(mapped);
 	sqlite3_finalize(g.ins);
 	sqlite3_finalize(g.snap);
 	sqlite3_finalize(g.head_get);

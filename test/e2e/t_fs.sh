@@ -236,3 +236,16 @@ test_session_restore_undoes_a_rename_over_a_file() {
 	assert_eq "$(cat "$WS/notes.md")" notes
 	assert_eq "$(cat "$WS/CHANGELOG.md")" changelog
 }
+
+test_a_child_that_outlives_its_parent_keeps_its_rows() {
+	printf 'x\n' > "$WS/late"
+	# The subshell is a fork of sh: it records into sh's spool, and goes on
+	# after sh has exited.
+	guard sh -c "( sleep 1; exec rm '$WS/late' ) & exit 0"
+	ingest   # while the subshell still sleeps
+	sleep 2
+	assert_missing "$WS/late"
+	ingest
+	assert_eq "$(db "select count(*) from events where op='exec' and argv like '%\"rm\",\"$WS/late\"%'")" 1
+	assert_eq "$(db "select decision from events where op='delete' and path='$WS/late'")" snapshot
+}
