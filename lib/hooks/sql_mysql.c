@@ -502,9 +502,9 @@ static ssize_t wire(int fd, const unsigned char *b, size_t len, int flags,
 		ssize_t r = judge_and_send(send_direct, fd, pkt, plen, flags, (ssize_t)take);
 		free(pkt);
 		if (r >= 0 && take < len) {
-			/* Whatever followed the packet in this send goes on as is. */
-			ssize_t r2 = send_all(send_direct, fd, b + take, len - take, flags);
-			return r2 < 0 ? -1 : (ssize_t)len;
+			/* More after the packet in this send: judged the same way. */
+			ssize_t r2 = wire(fd, b + take, len - take, flags, pass);
+			return r2 < 0 ? -1 : (ssize_t)(take + (size_t)r2);
 		}
 		return r;
 	}
@@ -525,8 +525,9 @@ static ssize_t wire(int fd, const unsigned char *b, size_t len, int flags,
 		ssize_t r = judge_and_send(send_direct, fd, b, payload + 4, flags,
 					   (ssize_t)(payload + 4));
 		if (r >= 0 && payload + 4 < len) {
-			ssize_t r2 = send_all(send_direct, fd, b + payload + 4, len - payload - 4, flags);
-			return r2 < 0 ? -1 : (ssize_t)len;
+			/* Several packets in one send: each judged. */
+			ssize_t r2 = wire(fd, b + payload + 4, len - payload - 4, flags, pass);
+			return r2 < 0 ? -1 : (ssize_t)(payload + 4 + (size_t)r2);
 		}
 		return r;
 	}
