@@ -148,8 +148,8 @@ def main():
     results = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "reps": REPS,
                "date": time.strftime("%Y-%m-%d %H:%M"), "workloads": []}
     print(f"agentguard bench: {REPS} interleaved runs after a warm-up, {os.cpu_count()} CPUs")
-    print(f"{'workload':<14} {'variant':<11} {'wall s (min/med/max)':<26} {'cpu s med':>9} "
-          f"{'peak MiB':>8} {'ratio':>7}  bar")
+    print(f"{'workload':<14} {'variant':<11} {'wall s (min/med/max)':<26} "
+          f"{'cpu s (min/med/max)':<26} {'peak MiB':>8} {'ratio':>7}  bar")
     for name, title, bar, argv, variants, cwd, setup, use_peer in workloads():
         if ONLY and name not in ONLY:
             continue
@@ -172,12 +172,13 @@ def main():
             ratio = statistics.median(wall) / base
             entry["variants"][v] = {"wall": summary(wall), "cpu": summary(cpu),
                                     "peak_kib": rss, "ratio": ratio}
-            w = summary(wall)
+            w, c = summary(wall), summary(cpu)
             mark = ""
             if v == "agentguard" and bar:
                 mark = f"<= {bar}  {'met' if ratio <= bar else 'MISSED'}"
             print(f"{name:<14} {v:<11} {w['min']:7.3f} {w['median']:7.3f} {w['max']:7.3f}    "
-                  f"{statistics.median(cpu):9.3f} {rss / 1024:8.1f} {ratio:6.2f}x  {mark}")
+                  f"{c['min']:7.3f} {c['median']:7.3f} {c['max']:7.3f}    "
+                  f"{rss / 1024:8.1f} {ratio:6.2f}x  {mark}")
         if name == "calls":
             g = entry["variants"]["agentguard"]["wall"]["median"]
             per = (g - base) / CALLS * 1e9
