@@ -243,9 +243,13 @@ test_a_child_that_outlives_its_parent_keeps_its_rows() {
 	# after sh has exited.
 	guard sh -c "( sleep 1; exec rm '$WS/late' ) & exit 0"
 	ingest   # while the subshell still sleeps
-	sleep 2
+	# Wait for rm to have run and exited (its spool is ingested only then).
+	for i in $(seq 100); do
+		ingest
+		[ "$(db "select count(*) from events where op='delete' and path='$WS/late'")" = 1 ] && break
+		sleep 0.1
+	done
 	assert_missing "$WS/late"
-	ingest
 	assert_eq "$(db "select count(*) from events where op='exec' and argv like '%\"rm\",\"$WS/late\"%'")" 1
 	assert_eq "$(db "select decision from events where op='delete' and path='$WS/late'")" snapshot
 }
