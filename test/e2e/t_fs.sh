@@ -253,3 +253,23 @@ test_a_child_that_outlives_its_parent_keeps_its_rows() {
 	assert_eq "$(db "select count(*) from events where op='exec' and argv like '%\"rm\",\"$WS/late\"%'")" 1
 	assert_eq "$(db "select decision from events where op='delete' and path='$WS/late'")" snapshot
 }
+
+test_threads_deciding_at_once_lose_no_rows() {
+	mkdir -p "$WS/th"; (cd "$WS/th" && seq 1 1600 | xargs touch)
+	guard python3 -c '
+import os, sys, threading
+d = sys.argv[1]
+names = sorted(os.listdir(d))
+def work(part):
+    for n in part: os.remove(os.path.join(d, n))
+ts = [threading.Thread(target=work, args=(names[i::8],)) for i in range(8)]
+[t.start() for t in ts]; [t.join() for t in ts]
+' "$WS/th"
+	assert_eq "$(ls "$WS/th" | wc -l)" 0
+	ingest
+	assert_eq "$(db "select count(*) from events where op='delete' and decision='snapshot' and errno=0")" 1600
+	assert_eq "$(db "select count(distinct snapshot) from events where op='delete'")" 1600
+	"$AG" restore --session "$(latest_session)" >/dev/null
+	assert_eq "$(ls "$WS/th" | wc -l)" 1600
+	"$AG" verify
+}
