@@ -46,40 +46,52 @@ static int executable(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
 }
 
+int ag_path_next(const char **cursor, const char *file, char *cand, size_t cap)
+{
+	size_t flen = strlen(file);
+
+	while (*cursor) {
+		const char *p = *cursor, *end = strchrnul(p, ':');
+		size_t dlen = (size_t)(end - p);
+		*cursor = *end ? end + 1 : NULL;
+		if (dlen + flen + 2 > cap)
+			continue;
+		/* An empty entry means the current directory. */
+		if (dlen == 0) {
+			memcpy(cand, file, flen + 1);
+		} else {
+			memcpy(cand, p, dlen);
+			cand[dlen] = '/';
+			memcpy(cand + dlen + 1, file, flen + 1);
+		}
+		return 1;
+	}
+	return 0;
+}
+
+const char *ag_search_path(void)
+{
+	const char *path = getenv("PATH");
+
+	return path ? path : "/bin:/usr/bin";   /* glibc's default search path */
+}
+
 int ag_launch_resolve(const char *file, char *out, size_t outlen)
 {
+	char cand[AG_PATH_MAX];
+	int seen_eacces = 0;
+
 	if (!file || !*file) {
 		errno = ENOENT;
 		return -1;
 	}
 	if (strchr(file, '/'))
 		return absolute(file, out, outlen);
-	const char *path = getenv("PATH");
-	if (!path)
-		path = "/bin:/usr/bin";   /* glibc's default search path */
-	size_t flen = strlen(file);
-	int seen_eacces = 0;
-	for (const char *p = path;; p++) {
-		const char *end = strchrnul(p, ':');
-		size_t dlen = (size_t)(end - p);
-		char cand[AG_PATH_MAX];
-		if (dlen + flen + 2 <= sizeof cand) {
-			/* An empty entry means the current directory. */
-			if (dlen == 0) {
-				memcpy(cand, file, flen + 1);
-			} else {
-				memcpy(cand, p, dlen);
-				cand[dlen] = '/';
-				memcpy(cand + dlen + 1, file, flen + 1);
-			}
-			if (executable(cand))
-				return absolute(cand, out, outlen);
-			if (errno == EACCES)
-				seen_eacces = 1;
-		}
-		if (!*end)
-			break;
-		p = end;
+	for (const char *cur = ag_search_path(); ag_path_next(&cur, file, cand, sizeof cand);) {
+		if (executable(cand))
+			return absolute(cand, out, outlen);
+		if (errno == EACCES)
+			seen_eacces = 1;
 	}
 	errno = seen_eacces ? EACCES : ENOENT;
 	return -1;

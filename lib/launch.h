@@ -16,6 +16,12 @@
  * path with a slash is taken as it is). 0, or -1 with errno. */
 int ag_launch_resolve(const char *file, char *out, size_t outlen);
 
+/* $PATH (glibc's default when unset), and its candidates for `file` one
+ * by one, as execvp tries them: 1 with the next in cand, 0 at the end.
+ * Start with *cursor = ag_search_path(). */
+const char *ag_search_path(void);
+int ag_path_next(const char **cursor, const char *file, char *cand, size_t cap);
+
 /* Why `path` would run without the library ("static", "setuid", "setgid",
  * "capabilities"), or NULL when the loader will preload it. */
 const char *ag_launch_unguarded(const char *path);

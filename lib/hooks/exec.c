@@ -29,48 +29,31 @@ int execveat(int dirfd, const char *path, char *const argv[], char *const envp[]
  * `environ`, which the caller may have stripped. */
 static int exec_search(const char *file, char *const argv[], char *const envp[])
 {
+	char cand[AG_PATH_MAX];
+	int eacces = 0;
+
 	if (strchr(file, '/'))
 		return ag_real.execve(file, argv, envp);
-	const char *path = getenv("PATH");
-	if (!path)
-		path = "/bin:/usr/bin";
-	size_t flen = strlen(file);
-	int eacces = 0;
-	for (const char *p = path;; p++) {
-		const char *end = strchrnul(p, ':');
-		size_t dlen = (size_t)(end - p);
-		char cand[AG_PATH_MAX];
-		if (dlen + flen + 2 <= sizeof cand) {
-			if (dlen) {
-				memcpy(cand, p, dlen);
-				cand[dlen] = '/';
-				memcpy(cand + dlen + 1, file, flen + 1);
-			} else {
-				memcpy(cand, file, flen + 1);
-			}
-			ag_real.execve(cand, argv, envp);
-			if (errno == ENOEXEC) {
-				/* A script without #!: the shell runs it, as execvp does. */
-				size_t argc = 0;
-				while (argv[argc])
-					argc++;
-				const char *sh[argc + 2];
-				sh[0] = "/bin/sh";
-				sh[1] = cand;
-				for (size_t i = 1; i <= argc; i++)
-					sh[i + 1] = argv[i];
-				ag_real.execve("/bin/sh", (char *const *)sh, envp);
-				return -1;
-			}
-			if (errno == EACCES)
-				eacces = 1;
-			else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE &&
-				 errno != ENODEV && errno != ETIMEDOUT)
-				return -1;
+	for (const char *cur = ag_search_path(); ag_path_next(&cur, file, cand, sizeof cand);) {
+		ag_real.execve(cand, argv, envp);
+		if (errno == ENOEXEC) {
+			/* A script without #!: the shell runs it, as execvp does. */
+			size_t argc = 0;
+			while (argv[argc])
+				argc++;
+			const char *sh[argc + 2];
+			sh[0] = "/bin/sh";
+			sh[1] = cand;
+			for (size_t i = 1; i <= argc; i++)
+				sh[i + 1] = argv[i];
+			ag_real.execve("/bin/sh", (char *const *)sh, envp);
+			return -1;
 		}
-		if (!*end)
-			break;
-		p = end;
+		if (errno == EACCES)
+			eacces = 1;
+		else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE &&
+			 errno != ENODEV && errno != ETIMEDOUT)
+			return -1;
 	}
 	errno = eacces ? EACCES : ENOENT;
 	return -1;
