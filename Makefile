@@ -62,9 +62,36 @@ $(BUILD)/obj/lib/default_rules.o: lib/default_rules.S rules/default.yaml
 	@mkdir -p $(dir $@)
 	$(CC) -c -Ilib -DRULES_FILE='"rules/default.yaml"' $< -o $@
 
-$(LIBSO): $(CORE_OBJ) $(PRELOAD_OBJ) lib/exports.map
-	$(CC) -shared -o $@ $(CORE_OBJ) $(PRELOAD_OBJ) $(LDFLAGS) \
-	  -Wl,--version-script=lib/exports.map -Wl,-z,noseparate-code $(LIB_LIBS)
+# lib/interpose.def lists every interposed symbol once; from it come the
+# version script (exactly those names leave the library), the list the
+# export check compares against, and the renames that bind the core's own
+# libc calls to the real functions (lib/real.c says why).
+GEN := $(BUILD)/gen
+INTERPOSE_NAMES = $(CC) -E -P -x c -D'AG_LIBC(r,n,p,a)=n' -D'AG_LIBC_VA(r,n,p)=n' \
+	-D'AG_ENTRY(n)=n' -D'AG_CLIENT(n)=n' lib/interpose.def | tr -d ' \t' | grep -v '^$$'
+$(GEN)/exports.txt: lib/interpose.def
+	@mkdir -p $(dir $@)
+	$(INTERPOSE_NAMES) > $@
+$(GEN)/exports.map: $(GEN)/exports.txt
+	{ echo '{'; echo '  global:'; sed 's/.*/    &;/' $<; echo '    agentguard_*;'; \
+	  echo '  local: *;'; echo '};'; } > $@
+$(GEN)/libc.syms: lib/interpose.def
+	@mkdir -p $(dir $@)
+	$(CC) -E -P -x c -D'AG_LIBC(r,n,p,a)=n ag_libc_##n' -D'AG_LIBC_VA(r,n,p)=n ag_libc_##n' \
+	  -D'AG_ENTRY(n)=' -D'AG_CLIENT(n)=' lib/interpose.def | grep -v '^[[:space:]]*$$' > $@
+
+# The core's objects as the library links them: calls to interposed names
+# renamed to the real functions.
+SO_CORE_OBJ := $(patsubst $(BUILD)/obj/%,$(BUILD)/obj-so/%,$(CORE_OBJ) \
+               $(BUILD)/obj/lib/guard.o $(BUILD)/obj/lib/lazy.o)
+$(BUILD)/obj-so/%.o: $(BUILD)/obj/%.o $(GEN)/libc.syms
+	@mkdir -p $(dir $@)
+	objcopy --redefine-syms=$(GEN)/libc.syms $< $@
+HOOK_OBJ := $(filter-out $(BUILD)/obj/lib/guard.o $(BUILD)/obj/lib/lazy.o,$(PRELOAD_OBJ))
+
+$(LIBSO): $(SO_CORE_OBJ) $(HOOK_OBJ) $(GEN)/exports.map
+	$(CC) -shared -o $@ $(SO_CORE_OBJ) $(HOOK_OBJ) $(LDFLAGS) \
+	  -Wl,--version-script=$(GEN)/exports.map -Wl,-z,noseparate-code $(LIB_LIBS)
 
 $(CLI): $(CORE_OBJ) $(AUDIT_OBJ) $(CLI_OBJ)
 	$(CC) -o $@ $^ $(LDFLAGS) $(CLI_LIBS)

@@ -37,6 +37,7 @@ enum ag_op_kind {
 	AG_OP_EXEC,
 	AG_OP_CONNECT,
 	AG_OP_SQL,
+	AG_OP_LINK,      /* a new name for a file, or a special file */
 	AG_OP_COUNT
 };
 
@@ -82,7 +83,7 @@ struct ag_op {
 	enum ag_op_kind kind;
 	const char *path;        /* delete/truncate: the file; rename: source;
 	                            exec: resolved program path; sql: sqlite file */
-	const char *target;      /* rename: target path */
+	const char *target;      /* rename: target path; link: the new name */
 	int target_exists;       /* rename: target exists (will be destroyed) */
 	int is_dir;              /* delete: the path is a directory (rmdir) */
 	const char *const *argv; /* exec: argv, NULL-terminated (argv[0] first) */
@@ -138,6 +139,8 @@ const char *ag_policy_workspace(const struct ag_policy *p); /* absolute */
 uint64_t ag_policy_max_snapshot_bytes(const struct ag_policy *p); /* 0 = none */
 int ag_policy_denial_limit(const struct ag_policy *p);     /* 0 = none */
 size_t ag_policy_rule_count(const struct ag_policy *p);
+/* Some rule of p names op in its `on:` (cheap: callers skip the rest). */
+int ag_policy_has_rules(const struct ag_policy *p, enum ag_op_kind op);
 
 struct ag_verdict {
 	enum ag_action action;   /* what the policy says (before mode/enforce) */
@@ -194,6 +197,17 @@ int ag_path_lexical(const char *base, const char *p, char *out, size_t outlen);
  * symlinked parent directory resolved; the last component is kept as is
  * (not followed). Returns 0, or -1 with errno. */
 int ag_path_resolve(int dirfd, const char *p, char *out, size_t outlen);
+
+/* For an operation on the last component of (dirfd, p): open its parent
+ * directory (*pfd, O_PATH; the caller closes it when it is not dirfd),
+ * point *name at the last component inside p (trailing slashes kept, as
+ * the real call must see them), and write the absolute path the kernel
+ * gives that directory, joined with the name, into out. scratch holds the
+ * directory part while it is opened. For "/", "." and ".." (nothing to
+ * act on inside a parent) *pfd and *name are dirfd and p. Returns 0, or
+ * -1 with the errno the real call would have failed with. */
+int ag_path_parent(int dirfd, const char *p, char *out, size_t outlen, char *scratch,
+		   size_t scratchlen, int *pfd, const char **name);
 
 /* ---- hashing (hash.c) ---------------------------------------------------- */
 

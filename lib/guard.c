@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,11 +45,58 @@ static struct {
 	const char *env[16];
 	char preload_given[AG_PATH_MAX];
 	int counters_failed;
+	pid_t pid;                  /* this process: not a vfork child's (which
+	                               shares our memory and runs no atfork) */
+	uint64_t unrecorded;        /* decided in a signal handler that
+	                               interrupted the guard: not logged */
 } G = { .spool = { .mu = PTHREAD_MUTEX_INITIALIZER } };
 
-/* Only the outermost hooked call on a thread is judged: the guard's own
- * file work, and libc calling itself, pass straight through. */
-static __thread int depth __attribute__((tls_model("initial-exec")));
+__thread struct ag_thread ag_thread __attribute__((tls_model("initial-exec")));
+
+/* ---- work frames --------------------------------------------------------------
+ * A decision's big buffers come from here, not from the caller's stack.
+ * Taking and giving back is one atomic operation on a bitmap: safe in
+ * signal handlers and vfork children, never a lock. Pages are touched only
+ * when a frame is first used. */
+#define NFRAMES 64
+static struct ag_work frames[NFRAMES];
+static uint64_t frames_used;
+
+static struct ag_work *frame_take(void)
+{
+	for (int spins = 0;; spins++) {
+		uint64_t used = __atomic_load_n(&frames_used, __ATOMIC_RELAXED);
+		while (~used) {
+			int i = __builtin_ctzll(~used);
+			uint64_t bit = 1ULL << i;
+			if (__atomic_compare_exchange_n(&frames_used, &used, used | bit, 0,
+							__ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+				ag_thread.frames |= bit;
+				return &frames[i];
+			}
+		}
+		/* 64 decisions in flight at once: wait a little for one to end,
+		 * but never for good (the call is then refused). */
+		if (spins > 20000)
+			return NULL;
+		sched_yield();
+	}
+}
+
+static void frame_give(struct ag_work *w)
+{
+	uint64_t bit = 1ULL << (w - frames);
+
+	ag_thread.frames &= ~bit;
+	__atomic_and_fetch(&frames_used, ~bit, __ATOMIC_RELEASE);
+}
+
+struct ag_work *ag_work(struct ag_call *c)
+{
+	if (!c->w)
+		c->w = frame_take();
+	return c->w;
+}
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -91,6 +140,36 @@ static void go_broken(const char *err)
 	say("\n", 1);
 }
 
+extern char **environ;
+
+/* A session that starts here goes into this process's environment too, so
+ * that children started where no hook sees it (a raw clone and execve)
+ * stay in it. Not with setenv: the caller may hold the old array (execvp
+ * read `environ` before its hook ran, and the program may have called
+ * setenv already, so the array is glibc's to realloc and free). A new
+ * array is made and the old one left as it was; glibc's later setenv
+ * copies ours rather than freeing it. */
+static void environ_add_session(void)
+{
+	size_t n = 0, k = 0;
+
+	for (char **e = environ; e && *e; e++)
+		n++;
+	char **ne = malloc((n + 16) * sizeof *ne);
+	if (!ne)
+		return;   /* children still get the session from the exec hooks */
+	for (char **e = environ; e && *e; e++)
+		if (strncmp(*e, "AGENTGUARD_", 11) != 0)
+			ne[k++] = *e;
+	/* Heap strings, as setenv's would be: some programs free what they
+	 * find in environ at exit (perl does). */
+	for (const char *const *v = G.env; *v; v++)
+		if (!(ne[k++] = strdup(*v)))
+			k--;
+	ne[k] = NULL;
+	environ = ne;
+}
+
 static void init(void)
 {
 	char err[1024];
@@ -127,7 +206,6 @@ static void init(void)
 			const char *r = ag_getenv("AGENTGUARD_RULES");
 			if (r && *r && strcmp(r, "builtin") != 0 && !realpath(r, G.rules_src))
 				G.rules_src[0] = 0;
-			ag_session_setenv(&G.s);
 		}
 	}
 	if (rc < 0) {
@@ -141,9 +219,13 @@ static void init(void)
 	G.state_len = strlen(G.s.state_dir);
 	G.spool.state_dir = G.s.state_dir;
 	G.spool.session = G.s.id;
+	G.spool.pid = G.pid;
 	G.spool.argv = G.argv;
-	if (ag_session_env_strings(&G.s, G.envbuf, sizeof G.envbuf, G.env, 16) > 0)
+	if (ag_session_env_strings(&G.s, G.envbuf, sizeof G.envbuf, G.env, 16) > 0) {
 		ag_launch_set(G.env, G.self, G.preload_given);
+		if (rc == 2)
+			environ_add_session();
+	}
 	G.state = G_ACTIVE;
 	if (rc == 2)
 		record_session();
@@ -170,17 +252,21 @@ static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
  * own locks, so allocating here is safe.) */
 static void atfork_prepare(void)
 {
-	if (depth)
+	if (ag_thread.busy || ag_thread.own)
 		return;
-	depth++;
+	ag_thread.busy++;
 	pthread_once(&init_once, init);
 	pthread_once(&policy_once, load_policy);
-	depth--;
+	ag_thread.busy--;
 }
 
 static void atfork_child(void)
 {
+	G.pid = getpid();
+	G.spool.pid = G.pid;
 	ag_spool_after_fork(&G.spool);
+	/* Frames other threads held are not in use here. */
+	__atomic_store_n(&frames_used, ag_thread.frames, __ATOMIC_RELAXED);
 }
 
 __attribute__((constructor)) static void ag_ctor(int argc, char **argv, char **envp)
@@ -188,45 +274,78 @@ __attribute__((constructor)) static void ag_ctor(int argc, char **argv, char **e
 	(void)argc;
 	(void)envp;
 	G.argv = (const char *const *)argv;
+	G.pid = getpid();
 	ag_env_snapshot();
 	pthread_atfork(atfork_prepare, NULL, atfork_child);
 }
 
-int ag_begin(struct ag_call *c, enum ag_op_kind kind)
+void ag_begin(struct ag_call *c, enum ag_op_kind kind)
 {
-	if (depth)
-		return 0;
-	depth++;
-	pthread_once(&init_once, init);
-	memset(c, 0, offsetof(struct ag_call, snap));
+	memset(c, 0, offsetof(struct ag_call, why));
+	c->nested = ag_thread.busy > 0;
+	c->busy = 1;
+	ag_thread.busy++;
+	c->at.fd = c->tat.fd = AT_FDCWD;
 	c->op.kind = kind;
 	c->op.port = -1;
 	c->op.sql_class = -1;
-	c->op.caller = G.caller;
 	c->t0 = ag_mono_ns();
-	return 1;
+	/* A signal handler that interrupted the guard's start must not wait
+	 * for it (pthread_once would never return): it decides without. */
+	if (!c->nested) {
+		pthread_once(&init_once, init);
+		c->op.caller = G.caller;
+	}
 }
 
-static int path_into(char *buf, int dirfd, const char *path, int *fail)
+/* The guard's part of the call is over (the real call may follow). */
+static void leave(struct ag_call *c)
 {
-	if (!path) {
-		*fail = EFAULT;
+	if (c->busy) {
+		c->busy = 0;
+		ag_thread.busy--;
+	}
+}
+
+/* The call is over: give back what it held. */
+static void finish(struct ag_call *c)
+{
+	if (c->at.owned)
+		close(c->at.fd);
+	if (c->tat.owned)
+		close(c->tat.fd);
+	c->at.owned = c->tat.owned = 0;
+	if (c->w) {
+		frame_give(c->w);
+		c->w = NULL;
+	}
+	leave(c);
+}
+
+static int set_at(struct ag_call *c, struct ag_at *at, char *out, int dirfd, const char *path)
+{
+	struct ag_work *w = ag_work(c);
+
+	if (!w) {
+		c->fail_errno = EAGAIN;
 		return -1;
 	}
-	if (ag_path_resolve(dirfd, path, buf, AG_PATH_MAX) < 0) {
-		/* The real call would fail too (bad dirfd, no cwd, too long):
-		 * refuse with the same complaint rather than guess a path. */
-		*fail = errno;
+	if (ag_path_parent(dirfd, path, out, AG_PATH_MAX, w->scratch, sizeof w->scratch,
+			   &at->fd, &at->name) < 0) {
+		/* The real call would fail too (no such directory, bad dirfd,
+		 * too long): refuse with the same complaint, judge nothing. */
+		c->fail_errno = errno;
 		return -1;
 	}
+	at->owned = at->fd != dirfd;
 	return 0;
 }
 
 int ag_set_path(struct ag_call *c, int dirfd, const char *path)
 {
-	if (path_into(c->path, dirfd, path, &c->fail_errno) < 0)
+	if (set_at(c, &c->at, c->w ? c->w->path : ag_work(c) ? c->w->path : NULL, dirfd, path) < 0)
 		return -1;
-	c->op.path = c->path;
+	c->op.path = c->w->path;
 	return 0;
 }
 
@@ -234,10 +353,32 @@ int ag_set_target(struct ag_call *c, int dirfd, const char *path)
 {
 	struct stat st;
 
-	if (path_into(c->target, dirfd, path, &c->fail_errno) < 0)
+	if (!ag_work(c) || set_at(c, &c->tat, c->w->target, dirfd, path) < 0) {
+		if (!c->w)
+			c->fail_errno = EAGAIN;
 		return -1;
-	c->op.target = c->target;
-	c->op.target_exists = lstat(c->target, &st) == 0;
+	}
+	c->op.target = c->w->target;
+	c->op.target_exists = fstatat(c->tat.fd, c->tat.name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	return 0;
+}
+
+int ag_set_fd_path(struct ag_call *c, int fd)
+{
+	char proc[40];
+
+	if (!ag_work(c)) {
+		c->fail_errno = EAGAIN;
+		return -1;
+	}
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(proc, c->w->path, sizeof c->w->path - 1);
+	if (n <= 0 || c->w->path[0] != '/') {
+		c->fail_errno = n < 0 ? errno : EBADF;
+		return -1;
+	}
+	c->w->path[n] = 0;
+	c->op.path = c->w->path;
 	return 0;
 }
 
@@ -250,41 +391,62 @@ int ag_set_exec(struct ag_call *c, int dirfd, const char *file,
 		c->fail_errno = EFAULT;
 		return -1;
 	}
+	if (!ag_work(c)) {
+		c->fail_errno = EAGAIN;
+		return -1;
+	}
+	char *path = c->w->path;
 	if (!*file && dirfd >= 0) {
 		/* fexecve, execveat(AT_EMPTY_PATH): the file behind the descriptor. */
-		char proc[64];
+		char proc[40];
 		snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
-		ssize_t n = readlink(proc, c->path, sizeof c->path - 1);
+		ssize_t n = readlink(proc, path, AG_PATH_MAX - 1);
 		rc = n > 0 ? 0 : -1;
-		c->path[n > 0 ? n : 0] = 0;
-		file = c->path;
+		path[n > 0 ? n : 0] = 0;
 	} else if (search && !strchr(file, '/'))
-		rc = ag_launch_resolve(file, c->path, sizeof c->path);
+		rc = ag_launch_resolve(file, path, AG_PATH_MAX);
 	else
-		rc = ag_path_resolve(dirfd, file, c->path, sizeof c->path);
+		rc = ag_path_resolve(dirfd, file, path, AG_PATH_MAX);
 	/* No such program: nothing will run, and the real call says so. Callers
 	 * like Python's subprocess try every $PATH entry in turn; only the one
 	 * that exists is an operation. */
 	struct stat st;
-	if (rc < 0 || stat(c->path, &st) < 0)
+	if (rc < 0 || stat(path, &st) < 0)
 		return 1;
-	c->op.path = c->path;
+	c->op.path = path;
 	c->op.argv = (const char *const *)argv;
-	c->unguarded = ag_launch_unguarded(c->path);
+	c->unguarded = ag_launch_unguarded(path);
 	c->op.unguarded = c->unguarded != NULL;
 	return 0;
 }
 
+int ag_rules_name(struct ag_call *c, enum ag_op_kind op)
+{
+	if (c->nested)
+		return G.s.policy && ag_policy_has_rules(G.s.policy, op);
+	pthread_once(&policy_once, load_policy);
+	return G.state == G_ACTIVE && ag_policy_has_rules(G.s.policy, op);
+}
+
 int ag_skip(struct ag_call *c)
 {
-	(void)c;
-	depth--;
+	finish(c);
 	return 0;
 }
 
 static int under(const char *path, const char *dir, size_t len)
 {
 	return len && strncmp(path, dir, len) == 0 && (path[len] == '/' || path[len] == 0);
+}
+
+/* path is dir, or a directory above it. */
+static int above(const char *path, const char *dir)
+{
+	size_t n = strlen(path);
+
+	if (n == 1 && path[0] == '/')
+		return 1;
+	return strncmp(dir, path, n) == 0 && (dir[n] == '/' || dir[n] == 0);
 }
 
 int ag_protected(const char *abs)
@@ -297,18 +459,41 @@ int ag_protected(const char *abs)
 	       strcmp(abs, "/etc/ld.so.preload") == 0;
 }
 
+/* Removing or renaming a directory above what the guard owns would carry
+ * it away whole. */
+static int protected_above(const char *abs)
+{
+	if (!abs || G.state != G_ACTIVE)
+		return 0;
+	return above(abs, G.s.state_dir) || (G.rules_src[0] && above(abs, G.rules_src)) ||
+	       (G.self[0] && above(abs, G.self)) || above(abs, "/etc/ld.so.preload");
+}
+
+static int protected_op(const struct ag_op *o)
+{
+	if (ag_protected(o->path) || ag_protected(o->target))
+		return 1;
+	return (o->kind == AG_OP_DELETE || o->kind == AG_OP_RENAME) &&
+	       (protected_above(o->path) || protected_above(o->target));
+}
+
 /* The session-wide counters live in a small shared file so every process
  * of the session sees the same numbers. */
 static struct counters *counters(void)
 {
 	if (G.counters || G.counters_failed)
 		return G.counters;
-	char path[AG_PATH_MAX], dir[AG_PATH_MAX];
-	if (ag_fmt(dir, sizeof dir, "%s/spool", G.s.state_dir) < 0 ||
-	    ag_fmt(path, sizeof path, "%s/%s.counters", dir, G.s.id) < 0)
+	/* Relative to the state dir: no path buffer (signal stacks are small). */
+	char name[AG_SESSION_ID_MAX + 32];
+	int sd = open(G.s.state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (sd < 0 || ag_fmt(name, sizeof name, "spool/%s.counters", G.s.id) < 0) {
+		if (sd >= 0)
+			close(sd);
 		goto fail;
-	ag_mkdirs(dir, 0700);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	}
+	mkdirat(sd, "spool", 0700);
+	int fd = openat(sd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	close(sd);
 	if (fd < 0)
 		goto fail;
 	if (posix_fallocate(fd, 0, 4096) != 0) {
@@ -357,31 +542,30 @@ static int snapshot_budget(const char *path)
  * moved file its place). */
 static void snapshot_drop(const struct ag_snapshot *s)
 {
-	char abs[AG_PATH_MAX];
-
-	if (!s->store[0] || ag_fmt(abs, sizeof abs, "%s/%s", G.s.state_dir, s->store) < 0)
+	if (!s->store[0])
 		return;
 	if (s->moved)
-		rename(abs, s->path);
+		rename(s->abs, s->path);
 	else
-		unlink(abs);
+		unlink(s->abs);
 }
 
 /* Supervised mode: ask on the terminal, never on the agent's stdin. */
-static int ask_human(const struct ag_call *c)
+static int ask_human(struct ag_call *c)
 {
 	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-	char q[AG_PATH_MAX * 2 + 512], a[16];
+	char *q = c->w->text, a[16];
+	const size_t qcap = sizeof c->w->text;
 	int ok = 0;
 
 	if (fd < 0)
 		return 0;
-	int l = snprintf(q, sizeof q, "agentguard: allow %s %s%s%s? (rule %s%s%s) [y/N] ",
+	int l = snprintf(q, qcap, "agentguard: allow %s %s%s%s? (rule %s%s%s) [y/N] ",
 			 ag_op_name(c->op.kind), c->op.path ? c->op.path : "",
 			 c->op.target ? " -> " : "", c->op.target ? c->op.target : "",
 			 c->rule ? c->rule : "default", c->reason ? ": " : "",
 			 c->reason ? c->reason : "");
-	if (l > 0 && write(fd, q, (size_t)l < sizeof q ? (size_t)l : sizeof q - 1) > 0) {
+	if (l > 0 && write(fd, q, (size_t)l < qcap ? (size_t)l : qcap - 1) > 0) {
 		struct pollfd p = {fd, POLLIN, 0};
 		if (poll(&p, 1, 60000) == 1) {
 			ssize_t n = read(fd, a, sizeof a - 1);
@@ -403,12 +587,12 @@ static __thread struct {
 	int64_t at, mt;
 } parent_seen __attribute__((tls_model("initial-exec")));
 
-static void parent_times(const char *path, int64_t *at, int64_t *mt)
+/* dirfd: the directory held open for the call (AT_FDCWD: look it up). */
+static void parent_times(const char *path, int dirfd, int64_t *at, int64_t *mt)
 {
 	const char *slash = strrchr(path, '/');
 	size_t n = slash && slash != path ? (size_t)(slash - path) : 1;
 	uint64_t h = 1469598103934665603ULL;
-	char dir[AG_PATH_MAX];
 	struct stat st;
 
 	for (size_t i = 0; i < n; i++)
@@ -420,12 +604,17 @@ static void parent_times(const char *path, int64_t *at, int64_t *mt)
 		return;
 	}
 	*at = *mt = -1;
-	if (n >= sizeof dir)
+	if (dirfd == AT_FDCWD) {
+		char dir[256];   /* only SQL databases come here; long names go without */
+		if (n >= sizeof dir)
+			return;
+		memcpy(dir, path, n);
+		dir[n] = 0;
+		if (stat(dir, &st) < 0)
+			return;
+	} else if (fstat(dirfd, &st) < 0) {
 		return;
-	memcpy(dir, path, n);
-	dir[n] = 0;
-	if (stat(dir, &st) < 0)
-		return;
+	}
 	parent_seen.hash = h;
 	parent_seen.at = *at = (int64_t)st.st_atim.tv_sec * 1000000000 + st.st_atim.tv_nsec;
 	parent_seen.mt = *mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
@@ -514,7 +703,7 @@ static int record(struct ag_call *c)
 	}
 	struct snap_vals sv;
 	if (c->have_snap)
-		n = snap_fields(&c->snap, f, n, &sv);
+		n = snap_fields(&c->w->snap, f, n, &sv);
 #undef ADD
 #undef ADDI
 	int64_t now = ag_now_ns();
@@ -523,8 +712,17 @@ static int record(struct ag_call *c)
 	c->marked = rc == 0;
 	if (rc == 0 && c->have_src) {
 		/* The rename's source, so restore can put both names back. */
-		n = snap_fields(&c->src, f, 0, &sv);
+		n = snap_fields(&c->w->src, f, 0, &sv);
 		rc = ag_spool_append(&G.spool, AG_REC_SNAPSHOT, 0, now, 0, f, n, NULL);
+	}
+	uint64_t lost;
+	if (rc == 0 && (lost = __atomic_exchange_n(&G.unrecorded, 0, __ATOMIC_RELAXED))) {
+		char what[160];
+		int l = snprintf(what, sizeof what, "%llu operations were decided in a signal handler "
+				 "that interrupted agentguard, from the rules alone, and not recorded",
+				 (unsigned long long)lost);
+		struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
+		ag_spool_append(&G.spool, AG_REC_GAP, 0, now, 0, &g, 1, NULL);
 	}
 	return rc;
 }
@@ -600,17 +798,19 @@ int ag_describe(const struct ag_call *c, char *line, size_t len)
 			c->reason ? c->reason : "");
 }
 
-static void say_denied(const struct ag_call *c)
+static void say_denied(struct ag_call *c)
 {
-	char line[AG_PATH_MAX * 2 + 1024];
+	char small[512];
+	char *line = c->w ? c->w->text : small;
+	size_t cap = c->w ? sizeof c->w->text : sizeof small;
 
 	if (said_before(c))
 		return;
-	int l = ag_describe(c, line, sizeof line - 1);
+	int l = ag_describe(c, line, cap - 1);
 	if (l < 0)
 		return;
-	if ((size_t)l > sizeof line - 2)
-		l = (int)sizeof line - 2;
+	if ((size_t)l > cap - 2)
+		l = (int)cap - 2;
 	line[l++] = '\n';
 	say(line, (size_t)l);
 }
@@ -640,17 +840,26 @@ static int take_snapshots(struct ag_call *c, char *why, size_t whylen)
 	default: {
 		int how = o->kind == AG_OP_TRUNCATE ? AG_SNAP_COPY
 			: o->kind == AG_OP_DELETE ? AG_SNAP_MOVE : AG_SNAP_TAKE;
-		const char *victim = o->kind != AG_OP_RENAME ? o->path
-				     : o->target_exists ? o->target : NULL;
+		const char *victim = NULL;
+		const struct ag_at *at = &c->at;
+		if (o->kind == AG_OP_RENAME && o->target_exists) {
+			victim = o->target;
+			at = &c->tat;
+		} else if (o->kind != AG_OP_RENAME && o->kind != AG_OP_LINK) {
+			victim = o->path;
+		}
 		/* The directory's times before this operation changes them. */
 		int64_t pat = -1, pmt = -1;
 		if (victim)
-			parent_times(victim, &pat, &pmt);
-		rc = !victim ? 1 : ag_snapshot_take(G.s.state_dir, G.s.id, victim, how, &c->snap);
-		c->snap.parent_at = pat;
-		c->snap.parent_mt = pmt;
-		if (rc == 0 && snapshot_budget_st(&c->snap.st) < 0) {
-			snapshot_drop(&c->snap);
+			parent_times(victim, at->fd, &pat, &pmt);
+		/* By the directory held open and the name in it: what was judged
+		 * is what is kept (and, for a delete, moved away). */
+		rc = !victim ? 1 : ag_snapshot_take_at(G.s.state_dir, G.s.id, at->fd, at->name,
+							victim, how, &c->w->snap);
+		c->w->snap.parent_at = pat;
+		c->w->snap.parent_mt = pmt;
+		if (rc == 0 && snapshot_budget_st(&c->w->snap.st) < 0) {
+			snapshot_drop(&c->w->snap);
 			errno = EDQUOT;
 			rc = -1;
 		}
@@ -672,14 +881,15 @@ static int take_snapshots(struct ag_call *c, char *why, size_t whylen)
 	 * too (a hard link, O(1)), or restore could bring back the old target
 	 * but never the file that replaced it. */
 	struct stat st;
-	if (o->kind == AG_OP_RENAME && lstat(o->path, &st) == 0 &&
+	if (o->kind == AG_OP_RENAME &&
+	    fstatat(c->at.fd, c->at.name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))) {
 		int64_t pat, pmt;
-		parent_times(o->path, &pat, &pmt);
-		c->have_src = ag_snapshot_take(G.s.state_dir, G.s.id, o->path, AG_SNAP_TAKE,
-					       &c->src) == 0;
-		c->src.parent_at = pat;
-		c->src.parent_mt = pmt;
+		parent_times(o->path, c->at.fd, &pat, &pmt);
+		c->have_src = ag_snapshot_take_at(G.s.state_dir, G.s.id, c->at.fd, c->at.name,
+						  o->path, AG_SNAP_TAKE, &c->w->src) == 0;
+		c->w->src.parent_at = pat;
+		c->w->src.parent_mt = pmt;
 	}
 	return 0;
 }
@@ -714,19 +924,38 @@ static void deny(struct ag_call *c, const char *rule, const char *reason)
 	c->reason = reason;
 }
 
-int ag_check(struct ag_call *c)
+/* The object of a delete, rename or link is not there (c->fail_errno says
+ * how the real call would fail). Asked only when the rules would do more
+ * than allow: an allowed call finds out by itself. */
+static int absent(struct ag_call *c)
+{
+	struct stat st;
+
+	if (c->op.kind != AG_OP_DELETE && c->op.kind != AG_OP_RENAME && c->op.kind != AG_OP_LINK)
+		return 0;
+	if (!c->at.name || fstatat(c->at.fd, c->at.name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	if (errno != ENOENT && errno != ENOTDIR)
+		return 0;
+	c->fail_errno = errno;
+	return 1;
+}
+
+/* A hook entered while the guard was deciding on this thread: a signal
+ * handler interrupted it. The guard's locks may be held and its start may
+ * be half done, so nothing is recorded or waited for: what the compiled
+ * rules plainly allow runs, the rest is refused, and the next record says
+ * how many such decisions went unrecorded. */
+static int check_nested(struct ag_call *c)
 {
 	const struct ag_op *o = &c->op;
-	char *why = c->why;
 
-	pthread_once(&policy_once, load_policy);
-	if (G.state != G_ACTIVE) {
-		deny(c, "agentguard-unavailable", G.broken);
-		say_denied(c);
-		return -1;
-	}
+	__atomic_add_fetch(&G.unrecorded, 1, __ATOMIC_RELAXED);
 	c->enforced = 1;
-	if (ag_protected(o->path) || ag_protected(o->target)) {
+	if (__atomic_load_n(&G.state, __ATOMIC_ACQUIRE) != G_ACTIVE || !G.s.policy) {
+		deny(c, "agentguard-interrupted", "a signal handler interrupted agentguard while "
+		     "it was starting; nothing but what the rules plainly allow can run there");
+	} else if (protected_op(o)) {
 		deny(c, "agentguard-self",
 		     "the guard's own files (audit log, snapshots, rules, library) are protected");
 	} else {
@@ -734,11 +963,52 @@ int ag_check(struct ag_call *c)
 		c->decision = c->v.action;
 		c->rule = c->v.rule_id;
 		c->reason = c->v.reason;
+		if (c->decision > AG_LOG)
+			deny(c, c->rule, "a signal handler interrupted agentguard deciding another "
+			     "call: only what the rules plainly allow can run there");
+	}
+	leave(c);
+	if (c->decision != AG_DENY)
+		return 0;
+	say_denied(c);
+	return -1;
+}
+
+int ag_check(struct ag_call *c)
+{
+	const struct ag_op *o = &c->op;
+	char *why = c->why;
+
+	if (c->nested)
+		return check_nested(c);
+	pthread_once(&policy_once, load_policy);
+	if (G.state != G_ACTIVE) {
+		deny(c, "agentguard-unavailable", G.broken);
+		say_denied(c);
+		leave(c);
+		return -1;
+	}
+	c->enforced = 1;
+	if (protected_op(o)) {
+		deny(c, "agentguard-self",
+		     "the guard's own files (audit log, snapshots, rules, library) are protected");
+	} else {
+		ag_decide(G.s.policy, o, &c->v);
+		c->decision = c->v.action;
+		c->rule = c->v.rule_id;
+		c->reason = c->v.reason;
+		if (c->decision >= AG_SNAPSHOT && absent(c)) {
+			/* Nothing there: the call fails by itself, as it would bare
+			 * (a deny rule must not turn ENOENT into EACCES: ssh-keygen
+			 * -R relies on it), and nothing was destroyed or kept. */
+			leave(c);
+			return -1;
+		}
 		if (c->decision == AG_ASK) {
 			if (G.s.mode == AG_MODE_AUTONOMOUS) {
 				c->decision = AG_DENY;
 				c->reason = "needs human approval (autonomous mode never waits)";
-			} else if (ask_human(c)) {
+			} else if (ag_work(c) && ask_human(c)) {
 				c->reason = "approved by a human";
 			} else {
 				c->decision = AG_DENY;
@@ -755,7 +1025,9 @@ int ag_check(struct ag_call *c)
 		if (c->decision == AG_DENY && !G.s.enforce && !c->v.hard)
 			c->enforced = 0;
 	}
-	if (c->decision == AG_SNAPSHOT && take_snapshots(c, why, sizeof c->why) < 0) {
+	if (c->decision == AG_SNAPSHOT && (!ag_work(c) || take_snapshots(c, why, sizeof c->why) < 0)) {
+		if (!c->w)
+			snprintf(why, sizeof c->why, "too many decisions at once to take a snapshot");
 		c->reason = why;
 		c->decision = AG_DENY;
 	}
@@ -765,27 +1037,40 @@ int ag_check(struct ag_call *c)
 		c->decision = AG_DENY;
 		c->enforced = 1;
 	}
+	int moved = c->have_snap && c->w->snap.moved;
 	if (c->decision == AG_DENY) {
 		say_denied(c);
 		struct counters *k = counters();
 		if (k)
 			__atomic_add_fetch(&k->denials, 1, __ATOMIC_RELAXED);
 		if (c->enforced) {
-			if (c->have_snap && c->snap.moved)
-				snapshot_drop(&c->snap);   /* denied after all: put it back */
+			if (moved)
+				snapshot_drop(&c->w->snap);   /* denied after all: put it back */
+			leave(c);
 			return -1;
 		}
 	}
-	return c->have_snap && c->snap.moved ? 1 : 0;
+	leave(c);
+	return moved ? 1 : 0;
+}
+
+/* The outcome into the call's record. Under the busy mark: the spool's
+ * lock is taken, and a signal handler must not wait for it. */
+static void patch(struct ag_call *c, int err)
+{
+	if (!c->marked)
+		return;
+	ag_thread.busy++;
+	ag_spool_patch_errno(&G.spool, &c->mark, err);
+	ag_thread.busy--;
 }
 
 int ag_end(struct ag_call *c, int rc)
 {
 	int e = errno;
 
-	if (c->marked)
-		ag_spool_patch_errno(&G.spool, &c->mark, rc < 0 ? e : 0);
-	depth--;
+	patch(c, rc < 0 ? e : 0);
+	finish(c);
 	errno = e;
 	return rc;
 }
@@ -794,43 +1079,65 @@ int ag_end_status(struct ag_call *c, int status)
 {
 	int e = errno;
 
-	if (c->marked)
-		ag_spool_patch_errno(&G.spool, &c->mark, status);
-	depth--;
+	patch(c, status);
+	finish(c);
 	errno = e;
 	return status;
 }
 
 int ag_refuse_status(struct ag_call *c, int status)
 {
-	int e = errno;
-
-	ag_end_status(c, status);
-	errno = e;
-	return status;
+	return ag_end_status(c, status);
 }
 
 void ag_release(struct ag_call *c)
 {
-	(void)c;
-	depth--;
+	int e = errno;
+
+	finish(c);
+	errno = e;
 }
 
 int ag_after(struct ag_call *c, int rc)
 {
 	int e = errno;
 
-	if (c->marked)
-		ag_spool_patch_errno(&G.spool, &c->mark, rc < 0 ? e : 0);
+	patch(c, rc < 0 ? e : 0);
 	errno = e;
 	return rc;
 }
 
 int ag_refuse(struct ag_call *c)
 {
-	if (c->marked)
-		ag_spool_patch_errno(&G.spool, &c->mark, c->fail_errno ? c->fail_errno : EACCES);
-	depth--;
-	errno = c->fail_errno ? c->fail_errno : EACCES;
+	int err = c->fail_errno ? c->fail_errno : EACCES;
+
+	patch(c, err);
+	finish(c);
+	errno = err;
 	return -1;
+}
+
+int ag_sql_enter(void)
+{
+	return ag_thread.in_sql++;
+}
+
+void ag_sql_leave(int saved)
+{
+	ag_thread.in_sql = saved;
+}
+
+void ag_own_enter(sigset_t *saved)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, saved);
+	ag_thread.own++;
+}
+
+void ag_own_leave(const sigset_t *saved)
+{
+	ag_thread.own--;
+	pthread_sigmask(SIG_SETMASK, saved, NULL);
 }

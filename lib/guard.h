@@ -1,67 +1,52 @@
 /*
  * The one path every hook takes (guard.c), and the table of the real libc
  * functions (real.c). A hook knows its call's arguments and how its call
- * fails; everything else — re-entrancy, errno, building the operation,
+ * fails; everything else — who may pass, errno, building the operation,
  * deciding, snapshotting, auditing, refusing — lives here once.
  *
- *	int unlink(const char *path)
+ * Each exported entry is thin: AG_HOOK makes it pass the call straight to
+ * libc when the guard's own work is calling (a frame of a few bytes), and
+ * otherwise call the hook's guarded body, a separate function:
+ *
+ *	AG_HOOK(int, unlink, (const char *path), (path))
  *	{
  *		struct ag_call c;
- *		if (!ag_begin(&c, AG_OP_DELETE))
- *			return ag_real.unlink(path);
+ *		ag_begin(&c, AG_OP_DELETE);
  *		if (ag_set_path(&c, AT_FDCWD, path) < 0 || ag_check(&c) < 0)
  *			return ag_refuse(&c);
- *		return ag_end(&c, ag_real.unlink(path));
+ *		return ag_end(&c, ag_real.unlinkat(c.at.fd, c.at.name, 0));
  *	}
+ *
+ * The real call acts on what was judged: ag_set_path holds the resolved
+ * parent directory open (c.at.fd) and the hook calls the *at variant with
+ * the last component (c.at.name), so no symlink swapped in between can
+ * change the call's object.
  */
 #ifndef AGENTGUARD_GUARD_H
 #define AGENTGUARD_GUARD_H
 
+#include <netdb.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "agentguard.h"
 #include "snapshot.h"
 #include "spool.h"
 
+/* The real functions, one per AG_LIBC/AG_LIBC_VA line of interpose.def. */
 struct ag_real {
-	int (*unlink)(const char *);
-	int (*unlinkat)(int, const char *, int);
-	int (*remove)(const char *);
-	int (*rmdir)(const char *);
-	int (*rename)(const char *, const char *);
-	int (*renameat)(int, const char *, int, const char *);
-	int (*renameat2)(int, const char *, int, const char *, unsigned);
-	int (*open)(const char *, int, ...);
-	int (*open64)(const char *, int, ...);
-	int (*openat)(int, const char *, int, ...);
-	int (*openat64)(int, const char *, int, ...);
-	int (*creat)(const char *, mode_t);
-	int (*creat64)(const char *, mode_t);
-	int (*__open_2)(const char *, int);
-	int (*__open64_2)(const char *, int);
-	int (*__openat_2)(int, const char *, int);
-	int (*__openat64_2)(int, const char *, int);
-	FILE *(*fopen)(const char *, const char *);
-	FILE *(*fopen64)(const char *, const char *);
-	FILE *(*freopen)(const char *, const char *, FILE *);
-	FILE *(*freopen64)(const char *, const char *, FILE *);
-	int (*truncate)(const char *, off_t);
-	int (*truncate64)(const char *, off_t);
-	int (*ftruncate)(int, off_t);
-	int (*ftruncate64)(int, off_t);
-	int (*execve)(const char *, char *const[], char *const[]);
-	int (*execv)(const char *, char *const[]);
-	int (*execvp)(const char *, char *const[]);
-	int (*execvpe)(const char *, char *const[], char *const[]);
-	int (*fexecve)(int, char *const[], char *const[]);
-	int (*execveat)(int, const char *, char *const[], char *const[], int);
-	int (*posix_spawn)(pid_t *, const char *, const void *, const void *,
-			   char *const[], char *const[]);
-	int (*posix_spawnp)(pid_t *, const char *, const void *, const void *,
-			    char *const[], char *const[]);
-	int (*system)(const char *);
-	FILE *(*popen)(const char *, const char *);
+#define AG_LIBC(ret, name, params, args) ret (*name) params;
+#define AG_LIBC_VA(ret, name, params) ret (*name) params;
+#define AG_ENTRY(name)
+#define AG_CLIENT(name)
+#include "interpose.def"
+#undef AG_LIBC
+#undef AG_LIBC_VA
+#undef AG_ENTRY
+#undef AG_CLIENT
 };
 
 extern struct ag_real ag_real;
@@ -72,26 +57,83 @@ int __open_2(const char *path, int flags);
 int __open64_2(const char *path, int flags);
 int __openat_2(int dirfd, const char *path, int flags);
 int __openat64_2(int dirfd, const char *path, int flags);
-/* Resolve the whole table (idempotent): a guarded call's first step. A
- * call passed straight through resolves only its own entry (AG_REAL):
- * most processes never need most of them, and ~40 lookups at every
- * process start cost ~10 us. (glibc's dlsym does not allocate when it
- * succeeds, so resolving inside a hook is safe.) */
+
+/* Resolve the whole table (idempotent). A call passed straight through
+ * resolves only its own entry (AG_REAL): most processes never need most
+ * of them. (glibc's dlsym does not allocate when it succeeds, so
+ * resolving inside a hook is safe.) */
 void ag_real_init(void);
 void *ag_real_get(void **slot, const char *name);
 /* A database client library's function, found when first used (the
  * library may be loaded late, by dlopen, and locally): sonames is a
  * NULL-terminated list of the libraries to look in. */
 void *ag_client_sym(const char *const *sonames, const char *name);
-/* The next definition of `name` after this library (libc's, usually),
- * for hooks outside the table above. */
-void *ag_real_next(const char *name);
 /* A real function, even when a hook runs before our constructor did
  * (another library's constructor calling unlink, say). */
 #define AG_REAL(name) \
 	((__typeof__(ag_real.name))ag_real_get((void **)&ag_real.name, #name))
 
-/* One guarded call in flight. Lives on the hook's stack. */
+/* ---- who may pass ----------------------------------------------------------
+ * Per thread, and nothing else: a mark that means only "the guard's own
+ * work". User code running inside a hooked call (a callback, a signal
+ * handler) is judged like any other code.
+ */
+struct ag_thread {
+	/* >0 while the guard calls into code that comes back through our
+	 * hooks on its behalf (SQLite's own file calls while the guard takes
+	 * a backup). Signals are blocked meanwhile, so no user code runs. */
+	int own;
+	/* >0 while the guard decides a call on this thread. A hook entered
+	 * then interrupted the guard (a signal handler): its locks may be
+	 * held, so that call is decided from the policy alone. */
+	int busy;
+	/* >0 while a database client runs a statement the guard already
+	 * judged: the client's own nested API calls and its socket writes
+	 * for it are that statement, not new ones. */
+	int in_sql;
+	/* The work frames this thread holds (guard.c), for fork. */
+	uint64_t frames;
+};
+extern __thread struct ag_thread ag_thread __attribute__((tls_model("initial-exec")));
+
+#define AG_OWN_WORK() __builtin_expect(ag_thread.own != 0, 0)
+
+/* An exported entry and its guarded body (see the top of this file);
+ * AG_HOOK_VIA names the real function itself (a client library's). */
+#define AG_HOOK_VIA(real, ret, name, params, args)                              \
+	static ret guarded_##name params;                                      \
+	AG_EXPORT ret name params                                               \
+	{                                                                       \
+		if (AG_OWN_WORK())                                              \
+			return (real) args;                                     \
+		return guarded_##name args;                                     \
+	}                                                                       \
+	static __attribute__((noinline)) ret guarded_##name params
+#define AG_HOOK(ret, name, params, args) AG_HOOK_VIA(AG_REAL(name), ret, name, params, args)
+
+/* ---- one guarded call -------------------------------------------------- */
+
+/* Where the real call acts: a directory held open and a name in it. */
+struct ag_at {
+	int fd;              /* the parent directory (O_PATH), or AT_FDCWD */
+	int owned;           /* fd is ours to close */
+	const char *name;    /* the last component, as the caller wrote it */
+};
+
+/* Buffers a decision needs (~20 KiB), from a pool rather than the
+ * caller's stack: threads run on 16 KiB stacks and signal handlers on
+ * SIGSTKSZ alternate stacks. Held from the first ag_set_* until the call
+ * ends (ag_end, ag_refuse, ag_release). */
+struct ag_work {
+	struct ag_snapshot snap;   /* what the operation destroys */
+	struct ag_snapshot src;    /* rename: the source, under its old name */
+	char path[AG_PATH_MAX];
+	char target[AG_PATH_MAX];
+	char text[AG_PATH_MAX * 2 + 1024];  /* the deny line, the question */
+	char scratch[AG_PATH_MAX];
+};
+
+/* One guarded call in flight. Lives on the hook's stack: keep it small. */
 struct ag_call {
 	struct ag_op op;
 	struct ag_verdict v;
@@ -104,38 +146,48 @@ struct ag_call {
 	struct ag_spool_mark mark;
 	int marked;
 	int fail_errno;            /* refuse with this instead of EACCES */
+	int nested;                /* entered while the guard was busy (see ag_thread) */
+	int busy;                  /* this call holds ag_thread.busy */
 	const char *unguarded;     /* exec: why the target runs without us */
 	size_t sql_len;            /* sql: bytes of op.sql */
 	/* sql: how to snapshot the database before the statement runs (set by
 	 * the client's hook; NULL for servers, where snapshot means deny).
-	 * Fills c->snap; 0, 1 (nothing to keep), or -1 with errno. */
+	 * Fills c->w->snap; 0, 1 (nothing to keep), or -1 with errno. */
 	int (*snap_fn)(struct ag_call *c, void *arg);
 	void *snap_arg;
 	int64_t t0;
-	/* ag_begin clears everything above. The buffers below (~17 KiB) are
-	 * written before they are read, and clearing them would cost every
-	 * hooked call. */
-	struct ag_snapshot snap;   /* what the operation destroys */
-	struct ag_snapshot src;    /* rename: the source, under its old name */
+	struct ag_at at;           /* ag_set_path: where the real call acts */
+	struct ag_at tat;          /* ag_set_target: the same for the target */
+	struct ag_work *w;         /* NULL until a buffer is needed */
 	char why[256];             /* a reason made up on the spot: it must
 	                              outlive ag_check (clients quote it later) */
-	char path[AG_PATH_MAX];
-	char target[AG_PATH_MAX];
 };
 
-/* 1: guard this call (c is set up; finish with ag_end or ag_refuse).
- * 0: pass it straight to libc (our own work, or the guard is off). */
-int ag_begin(struct ag_call *c, enum ag_op_kind kind);
+/* Start guarding a call: always succeeds (the thin entry already let the
+ * guard's own work through). */
+void ag_begin(struct ag_call *c, enum ag_op_kind kind);
 
-/* Fill op paths from (dirfd, path); -1 when the path cannot be made
- * absolute and the call must be refused. */
+/* The call's work frame (taken from the pool on first use). NULL only if
+ * the pool stayed exhausted; the call is then refused. */
+struct ag_work *ag_work(struct ag_call *c);
+
+/* Fill op.path from (dirfd, path) and hold its parent open in c->at; -1
+ * when the path cannot be resolved and the call must be refused with
+ * c->fail_errno (the real call would have failed the same way).
+ * ag_set_target does the same for op.target and c->tat (rename, link). */
 int ag_set_path(struct ag_call *c, int dirfd, const char *path);
 int ag_set_target(struct ag_call *c, int dirfd, const char *path);
+/* Fill op.path with the file behind a descriptor (ftruncate, fexecve). */
+int ag_set_fd_path(struct ag_call *c, int fd);
+/* The session's rules say something about op (they are compiled now if
+ * they were not yet). */
+int ag_rules_name(struct ag_call *c, enum ag_op_kind op);
 /* Leave the call alone after all (not an operation, e.g. an open without
- * O_TRUNC of an empty file): nothing is recorded. Returns rc. */
+ * O_TRUNC of an empty file): nothing is recorded. Returns 0. */
 int ag_skip(struct ag_call *c);
 /* 1 when the path names something the guard itself owns (audit DB, spool,
- * snapshot store, rules, the library, /etc/ld.so.preload). */
+ * snapshot store, rules, the library, /etc/ld.so.preload), or a directory
+ * above one of them (renaming it would carry them away). */
 int ag_protected(const char *abs);
 
 /* Decide, snapshot if asked, record. 0: go ahead with the real call;
@@ -146,7 +198,7 @@ int ag_check(struct ag_call *c);
 
 /* After the real call: record its errno, restore errno, return rc. */
 int ag_end(struct ag_call *c, int rc);
-/* Refuse: errno = EACCES, return -1. */
+/* Refuse: errno = EACCES (or c->fail_errno), return -1. */
 int ag_refuse(struct ag_call *c);
 
 /* Database clients report a status code, not errno: record `status` as
@@ -157,7 +209,7 @@ int ag_refuse_status(struct ag_call *c, int status);
 
 /* Calls that may never return (exec) or run a while (system): leave the
  * guard before the real call — a vfork child shares our memory, so a
- * flag left set would switch the guard off in the parent — and record the
+ * frame or flag left held would be lost to the parent — and record the
  * outcome afterwards with ag_after (which returns rc, errno intact). */
 void ag_release(struct ag_call *c);
 int ag_after(struct ag_call *c, int rc);
@@ -166,6 +218,15 @@ int ag_after(struct ag_call *c, int rc);
  * (is_file) or "host/dbname". */
 void ag_set_sql(struct ag_call *c, const char *sql, size_t len, const char *database,
 		int is_file);
+/* Around a client's real call for a statement already judged (see
+ * ag_thread.sql). ag_sql_leave returns what ag_sql_enter saved: user code
+ * the client calls back (sqlite3_exec's row callback) runs outside. */
+int ag_sql_enter(void);
+void ag_sql_leave(int saved);
+/* The guard's own calls into a client library (a SQLite backup): signals
+ * blocked, hooks passed through. */
+void ag_own_enter(sigset_t *saved);
+void ag_own_leave(const sigset_t *saved);
 /* The one-line denial ("agentguard: denied sql ... (rule r: reason)"),
  * for clients that must carry it in their own error (servers raise it). */
 int ag_describe(const struct ag_call *c, char *line, size_t len);

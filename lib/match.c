@@ -446,6 +446,7 @@ void ag_mctx_init(struct ag_mctx *c, const struct ag_op *op)
 		subj_set(&c->path, op->path);
 		break;
 	case AG_OP_RENAME:
+	case AG_OP_LINK:
 		subj_set(&c->path, op->path);
 		subj_set(&c->target, op->target);
 		break;
@@ -781,7 +782,7 @@ enum ag_eval ag_rule_eval(const struct ag_rule *r, struct ag_mctx *c, struct ag_
 
 	if (!(r->ops & AG_OPBIT(op->kind)))
 		return AG_EVAL_NO;
-	if (op->kind != AG_OP_RENAME)
+	if (op->kind != AG_OP_RENAME && op->kind != AG_OP_LINK)
 		return eval_subject(r, c, &c->path, "path", w);
 
 	/* A rename is judged on each of its paths alone: moving /tmp/x onto

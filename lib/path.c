@@ -204,3 +204,124 @@ toolong:
 	errno = ENAMETOOLONG;
 	return -1;
 }
+
+/* The directory behind fd, as the kernel names it (free of symlinks).
+ * A directory removed while open is named "... (deleted)": that is its
+ * old name, which is what rules and the log should see. */
+static int fd_name(int fd, char *out, size_t outlen)
+{
+	char proc[40];
+	struct stat st;
+
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(proc, out, outlen - 1);
+	if (n < 0)
+		return -1;
+	if ((size_t)n >= outlen - 1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	out[n] = 0;
+	if (out[0] != '/') {
+		errno = ENOTDIR;
+		return -1;
+	}
+	static const char del[] = " (deleted)";
+	size_t dl = sizeof del - 1;
+	if ((size_t)n > dl && strcmp(out + n - dl, del) == 0 && fstat(fd, &st) == 0 &&
+	    st.st_nlink == 0)
+		out[n - dl] = 0;
+	return 0;
+}
+
+int ag_path_parent(int dirfd, const char *p, char *out, size_t outlen, char *scratch,
+		   size_t scratchlen, int *pfd, const char **name)
+{
+	struct stat st;
+
+	*pfd = dirfd;
+	*name = p;
+	if (!p) {
+		errno = EFAULT;
+		return -1;
+	}
+	if (!*p) {
+		errno = ENOENT;
+		return -1;
+	}
+	size_t end = strlen(p);
+	while (end > 1 && p[end - 1] == '/')
+		end--;
+	size_t start = end;
+	while (start > 0 && p[start - 1] != '/')
+		start--;
+	size_t llen = end - start;
+	const char *last = p + start;
+	int whole = llen == 0 || (llen == 1 && last[0] == '.') ||
+		    (llen == 2 && last[0] == '.' && last[1] == '.');
+	if (whole) {
+		/* "/", ".", "..": no name inside a parent to act on (and no
+		 * such call can remove or replace anything): judge what the
+		 * path names, and let the real call have the original. */
+		int fd = openat(dirfd, p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return ag_path_resolve(dirfd, p, out, outlen);
+		int rc = fd_name(fd, out, outlen);
+		close(fd);
+		return rc;
+	}
+
+	int fd;
+	if (start == 0 && dirfd != AT_FDCWD) {
+		/* A name in the caller's own directory descriptor. */
+		if (fstat(dirfd, &st) < 0)
+			return -1;
+		if (!S_ISDIR(st.st_mode)) {
+			errno = ENOTDIR;
+			return -1;
+		}
+		if (!cached_dir(dirfd, &st, out, outlen)) {
+			if (fd_name(dirfd, out, outlen) < 0)
+				return -1;
+			remember_dir(dirfd, &st, out);
+		}
+		fd = dirfd;
+	} else {
+		/* Hold the parent open: the real call then acts in this very
+		 * directory, whatever is renamed or swapped meanwhile. */
+		if (start == 0) {
+			fd = openat(AT_FDCWD, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		} else {
+			if (start >= scratchlen) {
+				errno = ENAMETOOLONG;
+				return -1;
+			}
+			memcpy(scratch, p, start);
+			scratch[start] = 0;
+			fd = openat(dirfd, scratch, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		}
+		if (fd < 0)
+			return -1;
+		if (fd_name(fd, out, outlen) < 0) {
+			int e = errno;
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		*pfd = fd;
+	}
+	size_t bl = strlen(out);
+	if (bl + 1 + llen + 1 > outlen) {
+		if (fd != dirfd)
+			close(fd);
+		*pfd = dirfd;
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (bl > 1)
+		out[bl++] = '/';
+	memcpy(out + bl, last, llen);
+	out[bl + llen] = 0;
+	*name = last;
+	return 0;
+}

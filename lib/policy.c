@@ -881,7 +881,8 @@ static const struct {
 	unsigned ops;
 } matchers[] = {
 	{"path", AG_M_PATH,
-	 AG_OPBIT(AG_OP_DELETE) | AG_OPBIT(AG_OP_RENAME) | AG_OPBIT(AG_OP_TRUNCATE)},
+	 AG_OPBIT(AG_OP_DELETE) | AG_OPBIT(AG_OP_RENAME) | AG_OPBIT(AG_OP_TRUNCATE) |
+	 AG_OPBIT(AG_OP_LINK)},
 	{"program", AG_M_PROGRAM, AG_ALL_OPS},
 	{"args", AG_M_ARGS, AG_OPBIT(AG_OP_EXEC)},
 	{"unguarded", AG_M_UNGUARDED, AG_OPBIT(AG_OP_EXEC)},
@@ -1209,9 +1210,11 @@ static void parse_example(struct cc *cc, const struct ag_rule *r, int first_op,
 		op->path = example_path(cc, at, rest);
 		break;
 	case AG_OP_RENAME:
+	case AG_OP_LINK:
 		w = shell_words(cc, at, rest, &nw);
 		if (nw != 2)
-			fail(cc, at, "rename example \"%s\" needs a source and a target", at->s);
+			fail(cc, at, "%s example \"%s\" needs a source and a target",
+			     ag_op_name(kind), at->s);
 		op->path = example_path(cc, at, w[0]);
 		op->target = example_path(cc, at, w[1]);
 		op->target_exists = 1;
@@ -1316,7 +1319,7 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 		for (size_t i = 0; i < n; i++) {
 			int k = ag_op_parse(it[i].s);
 			if (k < 0)
-				fail(cc, it[i].at, "unknown operation '%s' (expected delete, rename, truncate, exec, connect or sql)",
+				fail(cc, it[i].at, "unknown operation '%s' (expected delete, rename, truncate, exec, connect, sql or link)",
 				     it[i].s);
 			if (first_op < 0)
 				first_op = k;
@@ -1470,7 +1473,7 @@ static void compile_top(struct cc *cc)
 		for (struct ynode *dk = v[K_DEFAULTS]->first; dk; dk = dk->next->next) {
 			int op = ag_op_parse(dk->s);
 			if (op < 0)
-				fail(cc, dk, "unknown operation '%s' in defaults (expected delete, rename, truncate, exec, connect or sql)",
+				fail(cc, dk, "unknown operation '%s' in defaults (expected delete, rename, truncate, exec, connect, sql or link)",
 				     dk->s);
 			int a = ag_action_parse(get_str(cc, dk->next, "a default"));
 			if (a < 0)
@@ -1673,6 +1676,11 @@ uint64_t ag_policy_max_snapshot_bytes(const struct ag_policy *p)
 int ag_policy_denial_limit(const struct ag_policy *p)
 {
 	return p->denial_limit;
+}
+
+int ag_policy_has_rules(const struct ag_policy *p, enum ag_op_kind op)
+{
+	return p && (unsigned)op < AG_OP_COUNT && p->nbyop[op] > 0;
 }
 
 size_t ag_policy_rule_count(const struct ag_policy *p)

@@ -1,5 +1,17 @@
-/* libc's own functions, found once. */
+/*
+ * libc's own functions, found once, and the core's way to them.
+ *
+ * The core (session, snapshot, spool, policy loading, hashing, launch,
+ * guard.c) is shared with the CLI and calls unlink, rename, open, ... by
+ * their plain names. Inside the library those names are our own hooks, so
+ * the build renames every such reference in the core's objects to
+ * ag_libc_<name> (objcopy --redefine-syms, from lib/interpose.def), and
+ * ag_libc_<name> below calls the real function. The core never re-enters
+ * its own interposers, whatever it calls, and test/check-exports.sh fails
+ * the build if a core object still refers to an interposed name.
+ */
 #include <dlfcn.h>
+#include <stdarg.h>
 #include <link.h>
 #include <stdint.h>
 #include <string.h>
@@ -74,7 +86,7 @@ static void where_once(void)
 
 static pthread_once_t where = PTHREAD_ONCE_INIT;
 
-void *ag_real_next(const char *name)
+static void *real_next(const char *name)
 {
 	pthread_once(&where, where_once);
 	/* posix_spawn has an old and a current version; programs link the
@@ -96,7 +108,7 @@ void *ag_real_get(void **slot, const char *name)
 	void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 
 	if (!f) {
-		f = ag_real_next(name);
+		f = real_next(name);
 		__atomic_store_n(slot, f, __ATOMIC_RELEASE);
 	}
 	return f;
@@ -104,16 +116,13 @@ void *ag_real_get(void **slot, const char *name)
 
 static void real_init_once(void)
 {
-#define R(name) ag_real_get((void **)&ag_real.name, #name)
-	R(unlink); R(unlinkat); R(remove); R(rmdir);
-	R(rename); R(renameat); R(renameat2);
-	R(open); R(open64); R(openat); R(openat64); R(creat); R(creat64);
-	R(__open_2); R(__open64_2); R(__openat_2); R(__openat64_2);
-	R(fopen); R(fopen64); R(freopen); R(freopen64);
-	R(truncate); R(truncate64); R(ftruncate); R(ftruncate64);
-	R(execve); R(execv); R(execvp); R(execvpe); R(fexecve); R(execveat);
-	R(system); R(popen); R(posix_spawn); R(posix_spawnp);
-#undef R
+#define AG_LIBC(ret, name, params, args) ag_real_get((void **)&ag_real.name, #name);
+#define AG_LIBC_VA(ret, name, params) ag_real_get((void **)&ag_real.name, #name);
+#define AG_ENTRY(name)
+#define AG_CLIENT(name)
+#include "interpose.def"
+#undef AG_LIBC
+#undef AG_LIBC_VA
 }
 
 void ag_real_init(void)
@@ -122,6 +131,37 @@ void ag_real_init(void)
 
 	pthread_once(&once, real_init_once);
 }
+
+/* ---- the core's calls (see the top of this file) --------------------------- */
+
+#define AG_LIBC(ret, name, params, args) \
+	__attribute__((visibility("hidden"))) ret ag_libc_##name params;  \
+	ret ag_libc_##name params { return AG_REAL(name) args; }
+#define AG_LIBC_VA(ret, name, params)
+#include "interpose.def"
+#undef AG_LIBC
+#undef AG_LIBC_VA
+#undef AG_ENTRY
+#undef AG_CLIENT
+
+/* open's mode argument exists only with O_CREAT or O_TMPFILE. */
+#define VA_MODE(flags, last) ({ mode_t m_ = 0;                                  \
+	if (((flags) & O_CREAT) || ((flags) & O_TMPFILE) == O_TMPFILE) {           \
+		va_list ap_; va_start(ap_, last); m_ = (mode_t)va_arg(ap_, int);   \
+		va_end(ap_); }                                                     \
+	m_; })
+
+#define OPEN_VA(name, params, args)                                             \
+	__attribute__((visibility("hidden"))) int ag_libc_##name params;        \
+	int ag_libc_##name params                                              \
+	{                                                                       \
+		mode_t mode = VA_MODE(flags, flags);                            \
+		return AG_REAL(name) args;                                      \
+	}
+OPEN_VA(open, (const char *path, int flags, ...), (path, flags, mode))
+OPEN_VA(open64, (const char *path, int flags, ...), (path, flags, mode))
+OPEN_VA(openat, (int dirfd, const char *path, int flags, ...), (dirfd, path, flags, mode))
+OPEN_VA(openat64, (int dirfd, const char *path, int flags, ...), (dirfd, path, flags, mode))
 
 void *ag_client_sym(const char *const *sonames, const char *name)
 {

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <stddef.h>
 #include <sys/random.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,9 +25,18 @@ static void make_id(char *out, size_t outlen)
 		 r[4], r[5]);
 }
 
-int ag_copy_file(const char *src, const char *dst, mode_t mode)
+static int copy_at(int dirfd, const char *src, const char *dst, mode_t mode)
 {
-	int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	char proc[40];
+	int in;
+
+	if (!*src) {
+		/* A descriptor opened for writing: read the same file anew. */
+		snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
+		in = open(proc, O_RDONLY | O_CLOEXEC);
+	} else {
+		in = openat(dirfd, src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
 	int out = -1, rc = -1;
 	struct stat st;
 
@@ -52,8 +63,16 @@ int ag_copy_file(const char *src, const char *dst, mode_t mode)
 			break;
 		left -= n;
 	}
+	/* Across filesystems of different kinds copy_file_range may refuse:
+	 * sendfile needs no buffer of ours either. */
+	while (left > 0) {
+		ssize_t n = sendfile(out, in, NULL, (size_t)left);
+		if (n <= 0)
+			break;
+		left -= n;
+	}
 	if (left > 0) {
-		char buf[65536];
+		char buf[2048];   /* small: snapshots are taken on signal stacks too */
 		if (lseek(in, st.st_size - left, SEEK_SET) < 0 ||
 		    lseek(out, st.st_size - left, SEEK_SET) < 0)
 			goto done;
@@ -92,14 +111,27 @@ done:;
 	return rc;
 }
 
+int ag_copy_file(const char *src, const char *dst, mode_t mode)
+{
+	return copy_at(AT_FDCWD, src, dst, mode);
+}
+
 int ag_snapshot_take(const char *state_dir, const char *session,
 		     const char *path, int how, struct ag_snapshot *s)
 {
-	char abs[AG_PATH_MAX];
+	return ag_snapshot_take_at(state_dir, session, AT_FDCWD, path, path, how, s);
+}
 
-	memset(s, 0, sizeof *s);
+int ag_snapshot_take_at(const char *state_dir, const char *session, int dirfd,
+			const char *name, const char *path, int how, struct ag_snapshot *s)
+{
+	char *abs = s->abs;
+
+	memset(s, 0, offsetof(struct ag_snapshot, link_target));
+	s->link_target[0] = 0;
 	s->path = path;
-	if (lstat(path, &s->st) < 0)
+	/* An empty name: dirfd is the file itself (an open descriptor). */
+	if (fstatat(dirfd, name, &s->st, *name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) < 0)
 		return errno == ENOENT || errno == ENOTDIR ? 1 : -1;
 	make_id(s->id, sizeof s->id);
 
@@ -114,14 +146,14 @@ int ag_snapshot_take(const char *state_dir, const char *session,
 	}
 	s->kind = S_ISLNK(s->st.st_mode) ? "symlink" : "file";
 	if (ag_fmt(s->store, sizeof s->store, "snapshots/%s/%s", session, s->id) < 0 ||
-	    ag_fmt(abs, sizeof abs, "%s/%s", state_dir, s->store) < 0)
+	    ag_fmt(abs, sizeof s->abs, "%s/%s", state_dir, s->store) < 0)
 		return -1;
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int rc;
 		/* A delete: moving the file into the store is the deletion
 		 * (one rename instead of link + unlink, which doubled rm -rf). */
-		if (how == AG_SNAP_MOVE && rename(path, abs) == 0) {
+		if (how == AG_SNAP_MOVE && renameat(dirfd, name, AT_FDCWD, abs) == 0) {
 			if (S_ISLNK(s->st.st_mode)) {
 				ssize_t n = readlink(abs, s->link_target, sizeof s->link_target - 1);
 				s->link_target[n > 0 ? n : 0] = 0;
@@ -132,27 +164,32 @@ int ag_snapshot_take(const char *state_dir, const char *session,
 		if (how == AG_SNAP_MOVE && errno == ENOENT && !attempt)
 			goto mkdir;
 		if (S_ISLNK(s->st.st_mode)) {
-			ssize_t n = readlink(path, s->link_target, sizeof s->link_target - 1);
+			ssize_t n = readlinkat(dirfd, name, s->link_target, sizeof s->link_target - 1);
 			if (n < 0)
 				return -1;
 			s->link_target[n] = 0;
-			rc = how != AG_SNAP_COPY ? link(path, abs) : -1;
-			if (rc < 0 && errno != ENOENT)
+			rc = how != AG_SNAP_COPY ? linkat(dirfd, name, AT_FDCWD, abs, 0) : -1;
+			if (how == AG_SNAP_COPY || (rc < 0 && errno != ENOENT))
 				rc = symlink(s->link_target, abs);
 		} else {
-			rc = how != AG_SNAP_COPY ? link(path, abs) : -1;
-			if (rc < 0 && errno != ENOENT)
-				rc = ag_copy_file(path, abs, 0600);
+			rc = how != AG_SNAP_COPY ? linkat(dirfd, name, AT_FDCWD, abs, 0) : -1;
+			if (how == AG_SNAP_COPY || (rc < 0 && errno != ENOENT))
+				rc = copy_at(dirfd, name, abs, 0600);
 		}
 		if (rc == 0)
 			return 0;
 		if (errno != ENOENT || attempt)
 			return -1;
-mkdir:;
-		/* First snapshot of the session: make its directory. */
-		char dir[AG_PATH_MAX];
-		if (ag_fmt(dir, sizeof dir, "%s/snapshots/%s", state_dir, session) < 0 ||
-		    ag_mkdirs(dir, 0700) < 0)
+mkdir:
+		/* First snapshot of the session: make its directory (the state
+		 * dir's snapshots/ first), in abs, which then names the entry
+		 * again. No path buffer on the stack: this runs in signal
+		 * handlers on small alternate stacks. */
+		if (ag_fmt(abs, sizeof s->abs, "%s/snapshots", state_dir) < 0 ||
+		    (mkdir(abs, 0700) < 0 && errno != EEXIST) ||
+		    ag_fmt(abs, sizeof s->abs, "%s/snapshots/%s", state_dir, session) < 0 ||
+		    (mkdir(abs, 0700) < 0 && errno != EEXIST) ||
+		    ag_fmt(abs, sizeof s->abs, "%s/%s", state_dir, s->store) < 0)
 			return -1;
 	}
 	return -1;

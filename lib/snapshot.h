@@ -28,11 +28,13 @@ struct ag_snapshot {
 	const char *kind;              /* "file" | "symlink" | "dir" | "other" | "sqlite" */
 	const char *path;              /* original absolute path (not owned) */
 	char store[160];               /* relative to state dir; "" if none */
-	char link_target[AG_PATH_MAX]; /* symlink only */
 	struct stat st;                /* original metadata */
 	int moved;                     /* AG_SNAP_MOVE: the original is gone */
 	int64_t parent_at, parent_mt;  /* its directory's times before (-1: not
 	                                  known); filled in by the guard */
+	/* Written before they are read: left uncleared (8 KiB). */
+	char link_target[AG_PATH_MAX]; /* symlink only */
+	char abs[AG_PATH_MAX];         /* the store entry's absolute path */
 };
 
 /*
@@ -53,6 +55,10 @@ struct ag_snapshot {
 enum { AG_SNAP_TAKE, AG_SNAP_COPY, AG_SNAP_MOVE };
 int ag_snapshot_take(const char *state_dir, const char *session,
 		     const char *path, int how, struct ag_snapshot *s);
+/* The same for the entry `name` of the directory dirfd (the guard holds
+ * the parent it judged open): path is what the metadata records. */
+int ag_snapshot_take_at(const char *state_dir, const char *session, int dirfd,
+			const char *name, const char *path, int how, struct ag_snapshot *s);
 
 /* Copy src to dst (reflink, else copy_file_range, else read/write),
  * creating dst with `mode`, never following a symlink at dst. */

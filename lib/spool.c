@@ -85,8 +85,9 @@ static int spool_create(struct ag_spool *sp, size_t need)
 		uint64_t t = (uint64_t)ag_mono_ns() ^ (uint64_t)getpid() << 20;
 		memcpy(rnd, &t, sizeof rnd);
 	}
+	pid_t pid = sp->pid ? sp->pid : getpid();
 	snprintf(sp->name, sizeof sp->name, "%s.%d.%02x%02x%02x%02x%02x%02x",
-		 sp->session, (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3],
+		 sp->session, (int)pid, rnd[0], rnd[1], rnd[2], rnd[3],
 		 rnd[4], rnd[5]);
 	if (ag_fmt(tmp, sizeof tmp, "%s/.%s.tmp", dir, sp->name) < 0 ||
 	    ag_fmt(sp->path, sizeof sp->path, "%s/%s.spool", dir, sp->name) < 0)
@@ -120,8 +121,8 @@ static int spool_create(struct ag_spool *sp, size_t need)
 	struct ag_spool_hdr *h = (struct ag_spool_hdr *)base;
 	memcpy(h->magic, AG_SPOOL_MAGIC, 8);
 	h->hdr_size = HDR_SIZE;
-	h->pid = getpid();
-	h->proc_start = ag_proc_start(getpid());
+	h->pid = pid;
+	h->proc_start = ag_proc_start(pid);
 	snprintf(h->session, sizeof h->session, "%s", sp->session);
 	__atomic_store_n(&h->used, (uint64_t)HDR_SIZE, __ATOMIC_RELEASE);
 	if (rename(tmp, sp->path) < 0) {
@@ -265,7 +266,8 @@ static int write_proc_record(struct ag_spool *sp)
 {
 	char exe[AG_PATH_MAX], cwd[AG_PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	int64_t ppid = getppid();
+	/* In a vfork child getppid() names the parent, not the parent's own. */
+	int64_t ppid = !sp->pid || sp->pid == getpid() ? getppid() : -1;
 
 	exe[n > 0 ? n : 0] = 0;
 	if (!getcwd(cwd, sizeof cwd))

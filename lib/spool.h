@@ -109,6 +109,9 @@ struct ag_spool {
 	char path[AG_PATH_MAX];
 	char name[128];       /* basename without ".spool": prefix of event uids */
 	/* who writes: fixed when the session is known */
+	pid_t pid;            /* the process whose memory this is: a vfork
+	                         child that records first makes the file for
+	                         its parent, which goes on using it */
 	const char *state_dir;
 	const char *session;
 	const char *const *argv;

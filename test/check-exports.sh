@@ -1,13 +1,36 @@
 #!/usr/bin/env bash
-# The library shares every process it is loaded into: nothing but the
-# interposed symbols and agentguard_* may leave it.
+# The library shares every process it is loaded into: exactly the symbols
+# lib/interpose.def names (and agentguard_*) may leave it, every one of them
+# must, and no object of the core may still call an interposed name (it
+# would re-enter our own hooks: lib/real.c).
+#   check-exports.sh [BUILD_DIR]
 set -u
-lib=${1:-build/libagentguard.so}
-allowed='^(unlink|unlinkat|remove|rmdir|rename|renameat|renameat2|open|open64|openat|openat64|creat|creat64|__open_2|__open64_2|__openat_2|__openat64_2|fopen|fopen64|freopen|freopen64|truncate|truncate64|ftruncate|ftruncate64|execve|execv|execvp|execvpe|execl|execlp|execle|fexecve|execveat|posix_spawn|posix_spawnp|system|popen|connect|getaddrinfo|gethostbyname|gethostbyname2|gethostbyname_r|gethostbyname2_r|sqlite3_exec|sqlite3_prepare|sqlite3_prepare_v2|sqlite3_prepare_v3|sqlite3_prepare16|sqlite3_prepare16_v2|sqlite3_prepare16_v3|sqlite3_set_authorizer|sqlite3_close|sqlite3_close_v2|PQexec|PQexecParams|PQprepare|PQsendQuery|PQsendQueryParams|PQsendPrepare|mysql_query|mysql_real_query|mysql_send_query|mysql_real_connect|mysql_select_db|mysql_close|send|sendto|agentguard_.*)$'
-leaked=$(nm -D --defined-only "$lib" | awk '{print $3}' | sed 's/@.*//' | grep -Ev "$allowed" || true)
+build=${1:-build}
+lib=$build/libagentguard.so
+want=$build/gen/exports.txt
+syms=$build/gen/libc.syms
+bad=0
+
+have=$(nm -D --defined-only "$lib" | awk '{print $3}' | sed 's/@.*//' | sort -u)
+leaked=$(comm -23 <(echo "$have" | grep -v '^agentguard_') <(sort -u "$want"))
+missing=$(comm -13 <(echo "$have") <(sort -u "$want"))
 if [ -n "$leaked" ]; then
-	echo "check-exports: $lib exports symbols it must not:" >&2
+	echo "check-exports: $lib exports symbols lib/interpose.def does not name:" >&2
 	echo "$leaked" | sed 's/^/  /' >&2
-	exit 1
+	bad=1
 fi
-echo "check-exports: $(nm -D --defined-only "$lib" | wc -l) exported symbols, all interposed or agentguard_*"
+if [ -n "$missing" ]; then
+	echo "check-exports: lib/interpose.def names symbols $lib does not define:" >&2
+	echo "$missing" | sed 's/^/  /' >&2
+	bad=1
+fi
+names=$(awk '{print $1}' "$syms" | paste -sd'|')
+calls=$(find "$build/obj-so" -name '*.o' -exec nm -u -A {} + | awk -v re="^($names)\$" '$NF ~ re')
+if [ -n "$calls" ]; then
+	echo "check-exports: core objects call interposed names (not renamed to the real ones):" >&2
+	echo "$calls" | sed 's/^/  /' >&2
+	bad=1
+fi
+[ "$bad" -eq 0 ] || exit 1
+echo "check-exports: $(echo "$have" | wc -l) exported symbols, exactly those of lib/interpose.def;" \
+	"core objects call libc's real functions only"

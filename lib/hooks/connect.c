@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -74,17 +75,11 @@ static int name_of(const char *addr, char *host, size_t len)
 	return found;
 }
 
-static int (*real_getaddrinfo)(const char *, const char *, const struct addrinfo *,
-			       struct addrinfo **);
-static struct hostent *(*real_gethostbyname)(const char *);
-static int (*real_connect)(int, const struct sockaddr *, socklen_t);
-
-AG_EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-			  struct addrinfo **res)
+AG_HOOK(int, getaddrinfo, (const char *node, const char *service,
+			   const struct addrinfo *hints, struct addrinfo **res),
+	(node, service, hints, res))
 {
-	if (!real_getaddrinfo)
-		real_getaddrinfo = ag_real_next("getaddrinfo");
-	int rc = real_getaddrinfo(node, service, hints, res);
+	int rc = AG_REAL(getaddrinfo)(node, service, hints, res);
 	if (rc == 0 && node && res)
 		for (struct addrinfo *ai = *res; ai; ai = ai->ai_next)
 			if (ai->ai_addr)
@@ -92,11 +87,9 @@ AG_EXPORT int getaddrinfo(const char *node, const char *service, const struct ad
 	return rc;
 }
 
-AG_EXPORT struct hostent *gethostbyname(const char *name)
+AG_HOOK(struct hostent *, gethostbyname, (const char *name), (name))
 {
-	if (!real_gethostbyname)
-		real_gethostbyname = ag_real_next("gethostbyname");
-	struct hostent *h = real_gethostbyname(name);
+	struct hostent *h = AG_REAL(gethostbyname)(name);
 	if (h && h->h_addrtype == AF_INET && name)
 		for (char **a = h->h_addr_list; *a; a++) {
 			struct sockaddr_in in = {.sin_family = AF_INET};
@@ -108,17 +101,13 @@ AG_EXPORT struct hostent *gethostbyname(const char *name)
 
 /* ---- connect --------------------------------------------------------------- */
 
-AG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
+static __attribute__((noinline)) int guarded_connect(int fd, const struct sockaddr *sa,
+						     socklen_t len)
 {
 	struct ag_call c;
 	char addr[INET6_ADDRSTRLEN], host[256], unix_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 2];
 
-	if (!real_connect)
-		real_connect = ag_real_next("connect");
-	if (!sa || len < sizeof(sa_family_t) ||
-	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6 && sa->sa_family != AF_UNIX) ||
-	    !ag_begin(&c, AG_OP_CONNECT))
-		return real_connect(fd, sa, len);
+	ag_begin(&c, AG_OP_CONNECT);
 	if (sa->sa_family == AF_UNIX) {
 		const struct sockaddr_un *un = (const void *)sa;
 		size_t n = len > offsetof(struct sockaddr_un, sun_path)
@@ -143,5 +132,15 @@ AG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 	}
 	if (ag_check(&c) < 0)
 		return ag_refuse(&c);
-	return ag_end(&c, real_connect(fd, sa, len));
+	return ag_end(&c, AG_REAL(connect)(fd, sa, len));
+}
+
+/* Only the address families rules can name are judged. */
+AG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	if (!sa || len < sizeof(sa_family_t) ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6 && sa->sa_family != AF_UNIX) ||
+	    AG_OWN_WORK())
+		return AG_REAL(connect)(fd, sa, len);
+	return guarded_connect(fd, sa, len);
 }

@@ -1,4 +1,5 @@
 /* delete: unlink, unlinkat, remove, rmdir. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -6,59 +7,49 @@
 
 #include "guard.h"
 
-static int guard_delete(struct ag_call *c, int dirfd, const char *path, int is_dir)
+/* Judge a delete and carry it out in the directory that was judged:
+ * refused, done by the snapshot (moved into the store), or the real call. */
+static int delete_at(struct ag_call *c, int dirfd, const char *path, int flags)
 {
+	ag_begin(c, AG_OP_DELETE);
 	if (ag_set_path(c, dirfd, path) < 0)
-		return -1;
-	c->op.is_dir = is_dir;
-	return ag_check(c);
-}
-
-/* Each delete: refused, done by the snapshot (moved into the store), or
- * the real call. */
-#define DELETE_BODY(check, real_call)                                           \
-	switch (check) {                                                        \
-	case -1: return ag_refuse(&c);                                          \
-	case 1: return ag_end(&c, 0);                                           \
-	default: return ag_end(&c, real_call);                                  \
+		return ag_refuse(c);
+	c->op.is_dir = (flags & AT_REMOVEDIR) != 0;
+	switch (ag_check(c)) {
+	case -1: return ag_refuse(c);
+	case 1: return ag_end(c, 0);
+	default: return ag_end(c, AG_REAL(unlinkat)(c->at.fd, c->at.name, flags));
 	}
+}
 
-AG_EXPORT int unlink(const char *path)
+AG_HOOK(int, unlink, (const char *path), (path))
 {
 	struct ag_call c;
 
-	if (!ag_begin(&c, AG_OP_DELETE))
-		return AG_REAL(unlink)(path);
-	DELETE_BODY(guard_delete(&c, AT_FDCWD, path, 0), ag_real.unlink(path))
+	return delete_at(&c, AT_FDCWD, path, 0);
 }
 
-AG_EXPORT int unlinkat(int dirfd, const char *path, int flags)
+AG_HOOK(int, unlinkat, (int dirfd, const char *path, int flags), (dirfd, path, flags))
 {
 	struct ag_call c;
 
-	if (!ag_begin(&c, AG_OP_DELETE))
-		return AG_REAL(unlinkat)(dirfd, path, flags);
-	DELETE_BODY(guard_delete(&c, dirfd, path, (flags & AT_REMOVEDIR) != 0),
-		    ag_real.unlinkat(dirfd, path, flags))
+	return delete_at(&c, dirfd, path, flags);
 }
 
-AG_EXPORT int rmdir(const char *path)
+AG_HOOK(int, rmdir, (const char *path), (path))
 {
 	struct ag_call c;
 
-	if (!ag_begin(&c, AG_OP_DELETE))
-		return AG_REAL(rmdir)(path);
-	DELETE_BODY(guard_delete(&c, AT_FDCWD, path, 1), ag_real.rmdir(path))
+	return delete_at(&c, AT_FDCWD, path, AT_REMOVEDIR);
 }
 
-/* glibc's remove() reaches unlink/rmdir without the PLT. */
-AG_EXPORT int remove(const char *path)
+/* glibc's remove() reaches unlink/rmdir without the PLT: it is unlink, or
+ * rmdir for a directory. */
+AG_HOOK(int, remove, (const char *path), (path))
 {
 	struct ag_call c;
 	struct stat st;
-
-	if (!ag_begin(&c, AG_OP_DELETE))
-		return AG_REAL(remove)(path);
 	int is_dir = path && lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
-	DELETE_BODY(guard_delete(&c, AT_FDCWD, path, is_dir), ag_real.remove(path))
+
+	return delete_at(&c, AT_FDCWD, path, is_dir ? AT_REMOVEDIR : 0);
 }

@@ -33,9 +33,9 @@ static int exec_search(const char *file, char *const argv[], char *const envp[])
 	int eacces = 0;
 
 	if (strchr(file, '/'))
-		return ag_real.execve(file, argv, envp);
+		return AG_REAL(execve)(file, argv, envp);
 	for (const char *cur = ag_search_path(); ag_path_next(&cur, file, cand, sizeof cand);) {
-		ag_real.execve(cand, argv, envp);
+		AG_REAL(execve)(cand, argv, envp);
 		if (errno == ENOEXEC) {
 			/* A script without #!: the shell runs it, as execvp does. */
 			size_t argc = 0;
@@ -46,7 +46,7 @@ static int exec_search(const char *file, char *const argv[], char *const envp[])
 			sh[1] = cand;
 			for (size_t i = 1; i <= argc; i++)
 				sh[i + 1] = argv[i];
-			ag_real.execve("/bin/sh", (char *const *)sh, envp);
+			AG_REAL(execve)("/bin/sh", (char *const *)sh, envp);
 			return -1;
 		}
 		if (errno == EACCES)
@@ -59,18 +59,20 @@ static int exec_search(const char *file, char *const argv[], char *const envp[])
 	return -1;
 }
 
+/* envp for the calls that take the caller's `environ`: read only after the
+ * guard has started (the start may replace the array, and the array the
+ * caller saw before its hook ran must not be what the child gets). */
+#define ENVIRON ((char *const *)-1)
+
 /* The shared body of the exec family: decide, then exec with the child's
  * environment. `search`: PATH lookup as execvp does. */
-static int do_exec(int dirfd, const char *file, char *const argv[], char *const envp[],
-		   int search, int flags)
+static __attribute__((noinline)) int do_exec(int dirfd, const char *file, char *const argv[],
+					     char *const envp_in[], int search, int flags)
 {
 	struct ag_call c;
 
-	if (!ag_begin(&c, AG_OP_EXEC)) {
-		if (dirfd != AT_FDCWD || flags)
-			return AG_REAL(execveat)(dirfd, file, argv, envp, flags);
-		return search ? AG_REAL(execvpe)(file, argv, envp) : AG_REAL(execve)(file, argv, envp);
-	}
+	ag_begin(&c, AG_OP_EXEC);
+	char *const *envp = envp_in == ENVIRON ? environ : envp_in;
 	int set = ag_set_exec(&c, dirfd, file, argv, search);
 	if (set < 0 || (set == 0 && ag_check(&c) < 0))
 		return ag_refuse(&c);
@@ -81,43 +83,45 @@ static int do_exec(int dirfd, const char *file, char *const argv[], char *const 
 		ag_skip(&c);
 	int rc;
 	if (dirfd != AT_FDCWD || flags)
-		rc = ag_real.execveat(dirfd, file, argv, env, flags);
+		rc = AG_REAL(execveat)(dirfd, file, argv, env, flags);
 	else if (search && env == envp)
-		rc = ag_real.execvpe(file, argv, env);
+		rc = AG_REAL(execvpe)(file, argv, env);
 	else if (search)
 		rc = exec_search(file, argv, env);
 	else
-		rc = ag_real.execve(file, argv, env);
+		rc = AG_REAL(execve)(file, argv, env);
 	return ag_after(&c, rc);
 }
 
-AG_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+AG_HOOK(int, execve, (const char *path, char *const argv[], char *const envp[]),
+	(path, argv, envp))
 {
 	return do_exec(AT_FDCWD, path, argv, envp, 0, 0);
 }
 
-AG_EXPORT int execv(const char *path, char *const argv[])
+AG_HOOK(int, execv, (const char *path, char *const argv[]), (path, argv))
 {
-	return do_exec(AT_FDCWD, path, argv, environ, 0, 0);
+	return do_exec(AT_FDCWD, path, argv, ENVIRON, 0, 0);
 }
 
-AG_EXPORT int execvp(const char *file, char *const argv[])
+AG_HOOK(int, execvp, (const char *file, char *const argv[]), (file, argv))
 {
-	return do_exec(AT_FDCWD, file, argv, environ, 1, 0);
+	return do_exec(AT_FDCWD, file, argv, ENVIRON, 1, 0);
 }
 
-AG_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+AG_HOOK(int, execvpe, (const char *file, char *const argv[], char *const envp[]),
+	(file, argv, envp))
 {
 	return do_exec(AT_FDCWD, file, argv, envp, 1, 0);
 }
 
-AG_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
-		       char *const envp[], int flags)
+AG_HOOK(int, execveat, (int dirfd, const char *path, char *const argv[], char *const envp[],
+			int flags), (dirfd, path, argv, envp, flags))
 {
 	return do_exec(dirfd, path, argv, envp, 0, flags);
 }
 
-AG_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+AG_HOOK(int, fexecve, (int fd, char *const argv[], char *const envp[]), (fd, argv, envp))
 {
 	return do_exec(fd, "", argv, envp, 0, AT_EMPTY_PATH);
 }
@@ -141,31 +145,36 @@ AG_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 AG_EXPORT int execl(const char *path, const char *arg, ...)
 {
 	COLLECT_ARGS(arg, argv, (void)0);
-	return do_exec(AT_FDCWD, path, (char *const *)argv, environ, 0, 0);
+	if (AG_OWN_WORK())
+		return AG_REAL(execv)(path, (char *const *)argv);
+	return do_exec(AT_FDCWD, path, (char *const *)argv, ENVIRON, 0, 0);
 }
 
 AG_EXPORT int execlp(const char *file, const char *arg, ...)
 {
 	COLLECT_ARGS(arg, argv, (void)0);
-	return do_exec(AT_FDCWD, file, (char *const *)argv, environ, 1, 0);
+	if (AG_OWN_WORK())
+		return AG_REAL(execvp)(file, (char *const *)argv);
+	return do_exec(AT_FDCWD, file, (char *const *)argv, ENVIRON, 1, 0);
 }
 
 AG_EXPORT int execle(const char *path, const char *arg, ...)
 {
 	char *const *envp;
 	COLLECT_ARGS(arg, argv, envp = va_arg(ap_, char *const *));
+	if (AG_OWN_WORK())
+		return AG_REAL(execve)(path, (char *const *)argv, envp);
 	return do_exec(AT_FDCWD, path, (char *const *)argv, envp, 0, 0);
 }
 
-static int do_spawn(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
-		    const posix_spawnattr_t *attr, char *const argv[], char *const envp[],
-		    int search)
+static __attribute__((noinline)) int do_spawn(pid_t *pid, const char *file,
+					      const posix_spawn_file_actions_t *fa,
+					      const posix_spawnattr_t *attr, char *const argv[],
+					      char *const envp[], int search)
 {
 	struct ag_call c;
 
-	if (!ag_begin(&c, AG_OP_EXEC))
-		return (search ? AG_REAL(posix_spawnp) : AG_REAL(posix_spawn))(pid, file, fa, attr,
-									  argv, envp);
+	ag_begin(&c, AG_OP_EXEC);
 	int set = ag_set_exec(&c, AT_FDCWD, file, argv, search);
 	if (set < 0) {
 		ag_refuse(&c);
@@ -183,8 +192,8 @@ static int do_spawn(pid_t *pid, const char *file, const posix_spawn_file_actions
 		ag_release(&c);
 	else
 		ag_skip(&c);
-	int rc = (search ? ag_real.posix_spawnp : ag_real.posix_spawn)(pid, file, fa, attr,
-									argv, env);
+	int rc = (search ? AG_REAL(posix_spawnp) : AG_REAL(posix_spawn))(pid, file, fa, attr,
+									  argv, env);
 	int e = errno;
 	errno = rc;
 	ag_after(&c, rc ? -1 : 0);
@@ -192,14 +201,16 @@ static int do_spawn(pid_t *pid, const char *file, const posix_spawn_file_actions
 	return rc;
 }
 
-AG_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
-			  const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+AG_HOOK(int, posix_spawn, (pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+			   const posix_spawnattr_t *attr, char *const argv[], char *const envp[]),
+	(pid, path, fa, attr, argv, envp))
 {
 	return do_spawn(pid, path, fa, attr, argv, envp, 0);
 }
 
-AG_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
-			   const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+AG_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+			    const posix_spawnattr_t *attr, char *const argv[], char *const envp[]),
+	(pid, file, fa, attr, argv, envp))
 {
 	return do_spawn(pid, file, fa, attr, argv, envp, 1);
 }
@@ -219,34 +230,36 @@ static int guard_shell(struct ag_call *c, const char *cmd)
 	return 0;
 }
 
-AG_EXPORT int system(const char *cmd)
+AG_HOOK(int, system, (const char *cmd), (cmd))
 {
 	struct ag_call c;
 
-	if (!cmd || !ag_begin(&c, AG_OP_EXEC))
+	if (!cmd)
 		return AG_REAL(system)(cmd);
+	ag_begin(&c, AG_OP_EXEC);
 	if (guard_shell(&c, cmd) < 0) {
 		ag_refuse(&c);
 		/* What system() returns when the shell cannot run. */
 		return W_EXITCODE(127, 0);
 	}
 	ag_release(&c);
-	int rc = ag_real.system(cmd);
+	int rc = AG_REAL(system)(cmd);
 	return ag_after(&c, rc);
 }
 
-AG_EXPORT FILE *popen(const char *cmd, const char *mode)
+AG_HOOK(FILE *, popen, (const char *cmd, const char *mode), (cmd, mode))
 {
 	struct ag_call c;
 
-	if (!cmd || !ag_begin(&c, AG_OP_EXEC))
+	if (!cmd)
 		return AG_REAL(popen)(cmd, mode);
+	ag_begin(&c, AG_OP_EXEC);
 	if (guard_shell(&c, cmd) < 0) {
 		ag_refuse(&c);
 		return NULL;
 	}
 	ag_release(&c);
-	FILE *f = ag_real.popen(cmd, mode);
+	FILE *f = AG_REAL(popen)(cmd, mode);
 	ag_after(&c, f ? 0 : -1);
 	return f;
 }

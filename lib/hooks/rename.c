@@ -1,7 +1,9 @@
 /* rename: rename, renameat, renameat2. Overwriting an existing target
  * destroys it; that target is what a snapshot keeps. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "guard.h"
 
@@ -10,47 +12,51 @@
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
-static int guard_rename(struct ag_call *c, int olddir, const char *old, int newdir,
-			const char *new, unsigned flags)
+/* Judge, then rename between the two directories that were judged. */
+static int rename_at(struct ag_call *c, int olddir, const char *old, int newdir,
+		     const char *new, unsigned flags)
 {
+	struct stat st;
+
+	ag_begin(c, AG_OP_RENAME);
 	if (ag_set_path(c, olddir, old) < 0 || ag_set_target(c, newdir, new) < 0)
-		return -1;
+		return ag_refuse(c);
+	if ((flags & RENAME_NOREPLACE) && c->op.target_exists &&
+	    fstatat(c->at.fd, c->at.name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		/* mv's probe: it fails by itself and changes nothing, so it is
+		 * no operation (and no snapshot). */
+		c->fail_errno = EEXIST;
+		return ag_refuse(c);
+	}
 	/* Neither replaces anything. */
 	if (flags & (RENAME_NOREPLACE | RENAME_EXCHANGE))
 		c->op.target_exists = 0;
-	return ag_check(c);
+	if (ag_check(c) < 0)
+		return ag_refuse(c);
+	int rc = flags ? AG_REAL(renameat2)(c->at.fd, c->at.name, c->tat.fd, c->tat.name, flags)
+		       : AG_REAL(renameat)(c->at.fd, c->at.name, c->tat.fd, c->tat.name);
+	return ag_end(c, rc);
 }
 
-AG_EXPORT int rename(const char *old, const char *new)
+AG_HOOK(int, rename, (const char *old, const char *new), (old, new))
 {
 	struct ag_call c;
 
-	if (!ag_begin(&c, AG_OP_RENAME))
-		return AG_REAL(rename)(old, new);
-	if (guard_rename(&c, AT_FDCWD, old, AT_FDCWD, new, 0) < 0)
-		return ag_refuse(&c);
-	return ag_end(&c, ag_real.rename(old, new));
+	return rename_at(&c, AT_FDCWD, old, AT_FDCWD, new, 0);
 }
 
-AG_EXPORT int renameat(int olddir, const char *old, int newdir, const char *new)
+AG_HOOK(int, renameat, (int olddir, const char *old, int newdir, const char *new),
+	(olddir, old, newdir, new))
 {
 	struct ag_call c;
 
-	if (!ag_begin(&c, AG_OP_RENAME))
-		return AG_REAL(renameat)(olddir, old, newdir, new);
-	if (guard_rename(&c, olddir, old, newdir, new, 0) < 0)
-		return ag_refuse(&c);
-	return ag_end(&c, ag_real.renameat(olddir, old, newdir, new));
+	return rename_at(&c, olddir, old, newdir, new, 0);
 }
 
-AG_EXPORT int renameat2(int olddir, const char *old, int newdir, const char *new,
-			unsigned flags)
+AG_HOOK(int, renameat2, (int olddir, const char *old, int newdir, const char *new,
+			 unsigned flags), (olddir, old, newdir, new, flags))
 {
 	struct ag_call c;
 
-	if (!ag_begin(&c, AG_OP_RENAME))
-		return AG_REAL(renameat2)(olddir, old, newdir, new, flags);
-	if (guard_rename(&c, olddir, old, newdir, new, flags) < 0)
-		return ag_refuse(&c);
-	return ag_end(&c, ag_real.renameat2(olddir, old, newdir, new, flags));
+	return rename_at(&c, olddir, old, newdir, new, flags);
 }

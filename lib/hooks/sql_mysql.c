@@ -146,33 +146,38 @@ static void raising(const struct ag_call *c, char *sql, size_t len)
 	snprintf(sql, len, "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '%s'", clean);
 }
 
+/* One body for the three: judge `sql`, then the real call (inside the
+ * judged statement's scope: the library's own send() of it is that
+ * statement) or, when refused, the raising statement the same way. */
 #define MY_BODY(field, sql, len, real_args, refused_call)                           \
 	struct ag_call c;                                                       \
 	char db_[300], instead_[400];                                           \
-	if (!(sql) || !ag_begin(&c, AG_OP_SQL))                                 \
+	if (!(sql) || ag_thread.in_sql)                                            \
 		return REAL(field) real_args;                                   \
+	ag_begin(&c, AG_OP_SQL);                                                \
 	pthread_once(&resolved, resolve);                                       \
 	ag_set_sql(&c, sql, len, database(m, db_, sizeof db_), 0);              \
-	if (ag_check(&c) < 0) {                                                 \
-		/* The raising statement goes the same way: its error reaches \
-		 * the client where the real one's result would have. */      \
+	int refused_ = ag_check(&c) < 0;                                        \
+	if (refused_)                                                           \
+		/* Its error reaches the client where the real one's would. */ \
 		raising(&c, instead_, sizeof instead_);                         \
-		return ag_refuse_status(&c, refused_call);                      \
-	}                                                                       \
-	return ag_end_status(&c, M.field real_args);
+	int sv_ = ag_sql_enter();                                               \
+	int r_ = refused_ ? (refused_call) : M.field real_args;                 \
+	ag_sql_leave(sv_);                                                      \
+	return refused_ ? ag_refuse_status(&c, r_) : ag_end_status(&c, r_);
 
-AG_EXPORT int mysql_query(MYSQL *m, const char *q)
+AG_HOOK_VIA(REAL(query), int, mysql_query, (MYSQL *m, const char *q), (m, q))
 {
 	MY_BODY(query, q, q ? strlen(q) : 0, (m, q), M.query(m, instead_))
 }
 
-AG_EXPORT int mysql_real_query(MYSQL *m, const char *q, unsigned long len)
+AG_HOOK_VIA(REAL(real_query), int, mysql_real_query, (MYSQL *m, const char *q, unsigned long len), (m, q, len))
 {
 	MY_BODY(real_query, q, len, (m, q, len),
 		M.real_query(m, instead_, (unsigned long)strlen(instead_)))
 }
 
-AG_EXPORT int mysql_send_query(MYSQL *m, const char *q, unsigned long len)
+AG_HOOK_VIA(REAL(send_query), int, mysql_send_query, (MYSQL *m, const char *q, unsigned long len), (m, q, len))
 {
 	MY_BODY(send_query, q, len, (m, q, len),
 		M.send_query(m, instead_, (unsigned long)strlen(instead_)))
@@ -192,8 +197,7 @@ AG_EXPORT int mysql_send_query(MYSQL *m, const char *q, unsigned long len)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-static ssize_t (*real_send)(int, const void *, size_t, int);
-static ssize_t (*real_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+#define real_send AG_REAL(send)
 
 static int stream_socket(int fd)
 {
@@ -383,8 +387,7 @@ static ssize_t judge_and_send(ssize_t (*snd)(int, const void *, size_t, int), in
 	unsigned char out[420];
 	size_t outlen = 0;
 
-	if (!ag_begin(&c, AG_OP_SQL))
-		return send_all(snd, fd, pkt, len, flags) < 0 ? -1 : reported;
+	ag_begin(&c, AG_OP_SQL);
 	if (!wire_judge(&c, fd, pkt, len, out, &outlen)) {
 		ssize_t r = send_all(snd, fd, pkt, len, flags);
 		ag_end_status(&c, r < 0 ? errno : 0);
@@ -452,10 +455,7 @@ static ssize_t wire_compressed(int fd, const unsigned char *b, size_t len, int f
 	struct ag_call c;
 	unsigned char out[7 + 420];
 	size_t outlen = 0;
-	if (!ag_begin(&c, AG_OP_SQL)) {
-		free(buf);
-		return send_all(send_direct, fd, b, len, flags) < 0 ? -1 : (ssize_t)len;
-	}
+	ag_begin(&c, AG_OP_SQL);
 	if (!wire_judge(&c, fd, inner, ilen, out + 7, &outlen)) {
 		free(buf);
 		ssize_t r = send_all(send_direct, fd, b, len, flags);
@@ -475,7 +475,7 @@ static ssize_t wire_compressed(int fd, const unsigned char *b, size_t len, int f
 	return r < 0 ? -1 : (ssize_t)len;
 }
 
-static ssize_t wire(int fd, const unsigned char *b, size_t len, int flags,
+static __attribute__((noinline)) ssize_t wire(int fd, const unsigned char *b, size_t len, int flags,
 		    ssize_t (*pass)(int, const void *, size_t, int))
 {
 	struct pending *p = NULL;
@@ -559,12 +559,19 @@ static ssize_t pass_send(int fd, const void *b, size_t n, int flags)
 	return real_send(fd, b, n, flags);
 }
 
+/* Passed straight through: the guard's own work, a statement the client
+ * library was already judged for (mysql_real_query sending it), and what
+ * is too short to be a query when none is held back. */
+static int wire_passes(const void *buf, size_t len)
+{
+	return !buf || AG_OWN_WORK() || ag_thread.in_sql ||
+	       (len < 6 && !__atomic_load_n(&npending, __ATOMIC_RELAXED));
+}
+
 AG_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-	if (!real_send)
-		real_send = ag_real_next("send");
-	if (!buf || (len < 6 && !__atomic_load_n(&npending, __ATOMIC_RELAXED)))
-		return real_send(fd, buf, len, flags);
+	if (wire_passes(buf, len))
+		return AG_REAL(send)(fd, buf, len, flags);
 	return wire(fd, buf, len, flags, pass_send);
 }
 
@@ -573,11 +580,7 @@ AG_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 AG_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 			 const struct sockaddr *to, socklen_t tolen)
 {
-	if (!real_sendto)
-		real_sendto = ag_real_next("sendto");
-	if (!real_send)
-		real_send = ag_real_next("send");
-	if (to || !buf)
-		return real_sendto(fd, buf, len, flags, to, tolen);
+	if (to || wire_passes(buf, len))
+		return AG_REAL(sendto)(fd, buf, len, flags, to, tolen);
 	return wire(fd, buf, len, flags, pass_send);
 }

@@ -97,58 +97,67 @@ static int judge(struct ag_call *c, PGconn *conn, const char *sql, char *db, siz
 }
 
 /* One body for all six: judge `sql`, then either the real call or, when
- * refused, the raising statement through the same kind of call. */
+ * refused, the raising statement through the same kind of call. The real
+ * call runs in the judged statement's scope: libpq's PQexec reaching our
+ * PQsendQuery with the same text is that statement, not a new one. */
 #define PQ_BODY(ret, field, sql, real_args, refused_call, ok)                      \
 	struct ag_call c;                                                       \
 	char db_[512], instead_[1400];                                          \
-	if (!(sql) || !ag_begin(&c, AG_OP_SQL))                                 \
+	if (!(sql) || ag_thread.in_sql)                                            \
 		return REAL(field) real_args;                                   \
-	if (judge(&c, conn, sql, db_, sizeof db_, instead_, sizeof instead_) < 0) { \
-		ret r_ = refused_call;                                          \
+	ag_begin(&c, AG_OP_SQL);                                                \
+	int refused_ = judge(&c, conn, sql, db_, sizeof db_, instead_, sizeof instead_) < 0; \
+	int sv_ = ag_sql_enter();                                               \
+	ret r_ = refused_ ? (refused_call) : P.field real_args;                 \
+	ag_sql_leave(sv_);                                                      \
+	if (refused_)                                                           \
 		ag_refuse_status(&c, 42501);                                    \
-		return r_;                                                      \
-	}                                                                       \
-	ret r_ = P.field real_args;                                             \
-	ag_end_status(&c, (ok) ? 0 : 1);                                        \
+	else                                                                    \
+		ag_end_status(&c, (ok) ? 0 : 1);                                \
 	return r_;
 
-AG_EXPORT PGresult *PQexec(PGconn *conn, const char *query)
+AG_HOOK_VIA(REAL(exec), PGresult *, PQexec, (PGconn *conn, const char *query), (conn, query))
 {
 	PQ_BODY(PGresult *, exec, query, (conn, query), P.exec(conn, instead_), r_ != NULL)
 }
 
-AG_EXPORT PGresult *PQexecParams(PGconn *conn, const char *command, int n, const Oid *types,
-				 const char *const *values, const int *lengths,
-				 const int *formats, int result_format)
+AG_HOOK_VIA(REAL(exec_params), PGresult *, PQexecParams,
+	    (PGconn *conn, const char *command, int n, const Oid *types,
+	     const char *const *values, const int *lengths, const int *formats, int result_format),
+	    (conn, command, n, types, values, lengths, formats, result_format))
 {
 	PQ_BODY(PGresult *, exec_params, command,
 		(conn, command, n, types, values, lengths, formats, result_format),
 		P.exec(conn, instead_), r_ != NULL)
 }
 
-AG_EXPORT PGresult *PQprepare(PGconn *conn, const char *name, const char *query, int n,
-			      const Oid *types)
+AG_HOOK_VIA(REAL(prepare), PGresult *, PQprepare,
+	    (PGconn *conn, const char *name, const char *query, int n, const Oid *types),
+	    (conn, name, query, n, types))
 {
 	PQ_BODY(PGresult *, prepare, query, (conn, name, query, n, types),
 		P.exec(conn, instead_), r_ != NULL)
 }
 
-AG_EXPORT int PQsendQuery(PGconn *conn, const char *query)
+AG_HOOK_VIA(REAL(send_query), int, PQsendQuery, (PGconn *conn, const char *query),
+	    (conn, query))
 {
 	PQ_BODY(int, send_query, query, (conn, query), P.send_query(conn, instead_), r_ == 1)
 }
 
-AG_EXPORT int PQsendQueryParams(PGconn *conn, const char *command, int n, const Oid *types,
-				const char *const *values, const int *lengths,
-				const int *formats, int result_format)
+AG_HOOK_VIA(REAL(send_query_params), int, PQsendQueryParams,
+	    (PGconn *conn, const char *command, int n, const Oid *types,
+	     const char *const *values, const int *lengths, const int *formats, int result_format),
+	    (conn, command, n, types, values, lengths, formats, result_format))
 {
 	PQ_BODY(int, send_query_params, command,
 		(conn, command, n, types, values, lengths, formats, result_format),
 		P.send_query(conn, instead_), r_ == 1)
 }
 
-AG_EXPORT int PQsendPrepare(PGconn *conn, const char *name, const char *query, int n,
-			    const Oid *types)
+AG_HOOK_VIA(REAL(send_prepare), int, PQsendPrepare,
+	    (PGconn *conn, const char *name, const char *query, int n, const Oid *types),
+	    (conn, name, query, n, types))
 {
 	PQ_BODY(int, send_prepare, query, (conn, name, query, n, types),
 		P.send_query(conn, instead_), r_ == 1)

@@ -8,10 +8,13 @@
  *
  * libsqlite3 may arrive late (Python dlopens it), so its functions are
  * found on first use. Debian's libsqlite3 calls its own API through the
- * PLT: sqlite3_exec reaches our sqlite3_prepare_v2, and the guard's depth
- * flag lets only the outermost call be judged.
+ * PLT: sqlite3_exec reaches our sqlite3_prepare_v2, which is the statement
+ * already judged (the client's call runs in its scope, ag_sql_enter); the
+ * row callback is the application's and runs outside it.
  */
 #include <dlfcn.h>
+#include <signal.h>
+#include <stddef.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -180,31 +183,34 @@ static int copy_db(sqlite3 *dst, sqlite3 *src)
 	return rc == SQLITE_DONE ? fin : rc;
 }
 
-/* snapshot: an online backup of the main database into the store. */
+/* snapshot: an online backup of the main database into the store. SQLite
+ * opens and deletes its own files for it through our hooks: that is the
+ * guard's own work (ag_own_enter). */
 static int backup(struct ag_call *c, void *arg)
 {
 	sqlite3 *db = arg, *dst = NULL;
 	const char *file = c->op.path;
-	char abs[AG_PATH_MAX];
+	struct ag_snapshot *snap = &c->w->snap;
+	char *abs = snap->abs;
 
 	if (!file || !*file)
 		return 1;   /* in memory: nothing outlives the connection */
-	memset(&c->snap, 0, sizeof c->snap);
-	if (lstat(file, &c->snap.st) < 0)
+	memset(snap, 0, offsetof(struct ag_snapshot, link_target));
+	if (lstat(file, &snap->st) < 0)
 		return errno == ENOENT ? 1 : -1;
 	unsigned long long r = (unsigned long long)ag_now_ns() ^ ((unsigned long long)getpid() << 20);
-	snprintf(c->snap.id, sizeof c->snap.id, "%012llx", r & 0xffffffffffffULL);
-	c->snap.kind = "sqlite";
-	c->snap.path = file;
-	c->snap.parent_at = c->snap.parent_mt = -1;
-	if (ag_fmt(c->snap.store, sizeof c->snap.store, "snapshots/%s/%s", ag_session_id(),
-		   c->snap.id) < 0 ||
-	    ag_fmt(abs, sizeof abs, "%s/%s", ag_state_dir(), c->snap.store) < 0)
+	snprintf(snap->id, sizeof snap->id, "%012llx", r & 0xffffffffffffULL);
+	snap->kind = "sqlite";
+	snap->path = file;
+	snap->parent_at = snap->parent_mt = -1;
+	if (ag_fmt(snap->store, sizeof snap->store, "snapshots/%s/%s", ag_session_id(),
+		   snap->id) < 0 ||
+	    ag_fmt(abs, sizeof snap->abs, "%s/snapshots/%s", ag_state_dir(), ag_session_id()) < 0 ||
+	    ag_mkdirs(abs, 0700) < 0 ||
+	    ag_fmt(abs, sizeof snap->abs, "%s/%s", ag_state_dir(), snap->store) < 0)
 		return -1;
-	char dir[AG_PATH_MAX];
-	if (ag_fmt(dir, sizeof dir, "%s/snapshots/%s", ag_state_dir(), ag_session_id()) < 0 ||
-	    ag_mkdirs(dir, 0700) < 0)
-		return -1;
+	sigset_t saved;
+	ag_own_enter(&saved);
 	int rc = S.open_v2(abs, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc == SQLITE_OK)
 		rc = copy_db(dst, db);
@@ -218,6 +224,7 @@ static int backup(struct ag_call *c, void *arg)
 		S.close(ro);
 	}
 	S.close(dst);
+	ag_own_leave(&saved);
 	if (rc != SQLITE_OK) {
 		errno = EIO;
 		return -1;
@@ -243,14 +250,43 @@ static size_t text_len(const char *sql, int n)
 	return n < 0 ? strlen(sql) : strnlen(sql, (size_t)n);
 }
 
-AG_EXPORT int sqlite3_exec(sqlite3 *db, const char *sql, exec_cb cb, void *arg, char **errmsg)
+/* sqlite3_exec calls the application back for every row: that callback
+ * is the application's own code, judged like any other, so it runs
+ * outside the judged statement's scope. */
+struct row_cb {
+	exec_cb cb;
+	void *arg;
+	int outer;      /* ag_thread.in_sql outside the statement */
+};
+
+static int row_trampoline(void *a, int n, char **vals, char **cols)
+{
+	struct row_cb *r = a;
+	int inner = ag_thread.in_sql;
+
+	ag_sql_leave(r->outer);
+	int rc = r->cb(r->arg, n, vals, cols);
+	ag_sql_leave(inner);
+	return rc;
+}
+
+/* The client's real call, in the judged statement's scope: Debian's
+ * libsqlite3 reaches our sqlite3_prepare_v2 from inside sqlite3_exec. */
+#define IN_SCOPE(call) ({ int sv_ = ag_sql_enter(); int r_ = (call); ag_sql_leave(sv_); r_; })
+
+AG_HOOK_VIA(REAL(exec), int, sqlite3_exec,
+	    (sqlite3 *db, const char *sql, exec_cb cb, void *arg, char **errmsg),
+	    (db, sql, cb, arg, errmsg))
 {
 	struct ag_call c;
+	struct row_cb r = {cb, arg, ag_thread.in_sql};
+	exec_cb tcb = cb ? row_trampoline : NULL;
 
-	if (!sql || !ag_begin(&c, AG_OP_SQL))
+	if (!sql || ag_thread.in_sql)
 		return REAL(exec)(db, sql, cb, arg, errmsg);
+	ag_begin(&c, AG_OP_SQL);
 	if (judge(&c, db, sql, strlen(sql)) < 0) {
-		int rc = REFUSED(db, S.exec(db, sql, cb, arg, errmsg));
+		int rc = IN_SCOPE(REFUSED(db, S.exec(db, sql, tcb, &r, errmsg)));
 		if (errmsg && S.mprintf && S.free) {
 			/* sqlite3_exec hands back a message: make it say why. */
 			char line[1024];
@@ -260,13 +296,24 @@ AG_EXPORT int sqlite3_exec(sqlite3 *db, const char *sql, exec_cb cb, void *arg, 
 		}
 		return ag_refuse_status(&c, rc);
 	}
-	return ag_end_status(&c, S.exec(db, sql, cb, arg, errmsg));
+	return ag_end_status(&c, IN_SCOPE(S.exec(db, sql, tcb, &r, errmsg)));
 }
 
 /* The prepare family: only the first statement of the text is compiled,
  * but the whole text is judged (the rest is what the caller prepares
  * next; judging it now errs on the safe side). */
-#define PREPARE(field, name, params, args)                                          	AG_EXPORT int name params                                                   	{                                                                           		struct ag_call c;                                                   		if (!sql || !ag_begin(&c, AG_OP_SQL))                               			return REAL(field) args;                                    		if (judge(&c, db, sql, text_len(sql, n)) < 0)                       			return ag_refuse_status(&c, REFUSED(db, S.field args));     		return ag_end_status(&c, S.field args);                             	}
+#define PREPARE(field, name, params, args)                                      \
+	AG_HOOK_VIA(REAL(field), int, name, params, args)                       \
+	{                                                                       \
+		struct ag_call c;                                               \
+		if (!sql || ag_thread.in_sql)                                      \
+			return REAL(field) args;                                \
+		ag_begin(&c, AG_OP_SQL);                                        \
+		if (judge(&c, db, sql, text_len(sql, n)) < 0)                   \
+			return ag_refuse_status(&c,                             \
+				IN_SCOPE(REFUSED(db, S.field args)));           \
+		return ag_end_status(&c, IN_SCOPE(S.field args));               \
+	}
 
 PREPARE(prepare, sqlite3_prepare,
 	(sqlite3 *db, const char *sql, int n, sqlite3_stmt **st, const char **tail),
@@ -315,7 +362,21 @@ static size_t utf16_to_8(const void *in, int n, char *out, size_t cap)
 	return o;
 }
 
-#define PREPARE16(field, name, params, args)                                        	AG_EXPORT int name params                                                   	{                                                                           		struct ag_call c;                                                   		if (!sql || !ag_begin(&c, AG_OP_SQL))                               			return REAL(field) args;                                    		char *u8 = malloc(1 << 16);                                         		size_t l = u8 ? utf16_to_8(sql, n, u8, 1 << 16) : 0;               		int no = !u8 || judge(&c, db, u8, l) < 0;                           		int rc = no ? ag_refuse_status(&c, REFUSED(db, S.field args))       			    : ag_end_status(&c, S.field args);                      		free(u8);                                                           		return rc;                                                          	}
+#define PREPARE16(field, name, params, args)                                    \
+	AG_HOOK_VIA(REAL(field), int, name, params, args)                       \
+	{                                                                       \
+		struct ag_call c;                                               \
+		if (!sql || ag_thread.in_sql)                                      \
+			return REAL(field) args;                                \
+		ag_begin(&c, AG_OP_SQL);                                        \
+		char *u8 = malloc(1 << 16);                                     \
+		size_t l = u8 ? utf16_to_8(sql, n, u8, 1 << 16) : 0;           \
+		int no = !u8 || judge(&c, db, u8, l) < 0;                       \
+		int rc = no ? ag_refuse_status(&c, IN_SCOPE(REFUSED(db, S.field args))) \
+			    : ag_end_status(&c, IN_SCOPE(S.field args));        \
+		free(u8);                                                       \
+		return rc;                                                      \
+	}
 
 PREPARE16(prepare16, sqlite3_prepare16,
 	  (sqlite3 *db, const void *sql, int n, sqlite3_stmt **st, const void **tail),

@@ -2,6 +2,12 @@
  * truncate: every open that can empty an existing file (O_TRUNC, fopen "w"),
  * truncate and ftruncate to a smaller size. Also where writes to the
  * guard's own files are refused.
+ *
+ * A truncating open is carried out in two steps so that what is judged is
+ * what is emptied: the file is opened without O_TRUNC (in the directory
+ * that was judged), the descriptor names the file the kernel found
+ * (symlinks followed, as open does), and only then is it judged,
+ * snapshotted and truncated through that descriptor.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,54 +22,105 @@
 
 #define WRITING (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND)
 
-enum { GO, REFUSE, PASS };
+/* The open flavours, for the one guarded body they share. */
+enum flavour { F_OPEN, F_OPEN64, F_OPENAT, F_OPENAT64, F_OPEN_2, F_OPEN64_2, F_OPENAT_2,
+	       F_OPENAT64_2, F_CREAT, F_CREAT64 };
 
-/* The file a truncation hits: symlinks followed, as open and truncate do. */
-static int follow(struct ag_call *c)
+static int real_open(enum flavour f, int dirfd, const char *path, int flags, mode_t mode)
 {
-	char real[AG_PATH_MAX];
+	switch (f) {
+	case F_OPEN: return AG_REAL(open)(path, flags, mode);
+	case F_OPEN64: return AG_REAL(open64)(path, flags, mode);
+	case F_OPENAT: return AG_REAL(openat)(dirfd, path, flags, mode);
+	case F_OPENAT64: return AG_REAL(openat64)(dirfd, path, flags, mode);
+	case F_OPEN_2: return AG_REAL(__open_2)(path, flags);
+	case F_OPEN64_2: return AG_REAL(__open64_2)(path, flags);
+	case F_OPENAT_2: return AG_REAL(__openat_2)(dirfd, path, flags);
+	case F_OPENAT64_2: return AG_REAL(__openat64_2)(dirfd, path, flags);
+	case F_CREAT: return AG_REAL(creat)(path, mode);
+	case F_CREAT64: return AG_REAL(creat64)(path, mode);
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+/* The guard's own files: the name as written (it may not exist yet, or be
+ * a symlink that the open would follow into them). */
+static int aims_at_protected(struct ag_call *c)
+{
+	if (ag_protected(c->op.path))
+		return 1;
+	struct ag_work *w = c->w;
+	char *real = w->scratch;
+	ssize_t n = readlinkat(c->at.fd, c->at.name, real, sizeof w->scratch - 1);
+	if (n <= 0)
+		return 0;
+	real[n] = 0;
+	/* A symlink: where it leads (followed to the end, as open would). */
+	char *full = w->target;
+	if (!realpath(c->op.path, full))
+		return 0;
+	return ag_protected(full);
+}
+
+/* The decision for a writable open, made on the open descriptor. 0: go on
+ * with fd (truncated when `trunc` and allowed); 1: not an operation;
+ * -1: refused; -2: the truncation failed (errno says why). */
+static int judge_fd(struct ag_call *c, int fd, int trunc)
+{
 	struct stat st;
 
-	if (lstat(c->path, &st) == 0 && S_ISLNK(st.st_mode) && realpath(c->path, real))
-		snprintf(c->path, sizeof c->path, "%s", real);
+	if (ag_set_fd_path(c, fd) < 0)
+		return 1;   /* /proc unreadable: judged by name already */
+	int prot = ag_protected(c->op.path);
+	if (!prot && (!trunc || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0))
+		return 1;   /* nothing to lose */
+	c->at.name = "";     /* the snapshot reads the file through fd itself */
+	c->at.fd = fd;
+	c->at.owned = 0;
+	if (ag_check(c) < 0)
+		return -1;
+	if (trunc && AG_REAL(ftruncate)(fd, 0) < 0)
+		return -2;
 	return 0;
 }
 
-static int shrinks(const char *path, off_t len)
+static __attribute__((noinline)) int guarded_open(enum flavour f, int dirfd, const char *path,
+						  int flags, mode_t mode)
 {
-	struct stat st;
+	struct ag_call c;
 
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > len;
-}
-
-/* Shared by every open flavour. */
-static int guard_open(struct ag_call *c, int dirfd, const char *path, int flags)
-{
-	if (!(flags & WRITING) || !ag_begin(c, AG_OP_TRUNCATE))
-		return PASS;
-	if (ag_set_path(c, dirfd, path) < 0) {
-		ag_skip(c);
-		return PASS;   /* the real open reports the bad path itself */
+	ag_begin(&c, AG_OP_TRUNCATE);
+	if (ag_set_path(&c, dirfd, path) < 0) {
+		ag_skip(&c);
+		return real_open(f, dirfd, path, flags, mode);   /* it fails the same way */
 	}
-	follow(c);
-	if (ag_protected(c->path))
-		return ag_check(c) < 0 ? REFUSE : GO;
-	if (!(flags & O_TRUNC) || !shrinks(c->path, 0)) {
-		ag_skip(c);
-		return PASS;
+	if (aims_at_protected(&c)) {
+		if (ag_check(&c) < 0)
+			return ag_refuse(&c);
+		return ag_end(&c, real_open(f, dirfd, path, flags, mode));
 	}
-	return ag_check(c) < 0 ? REFUSE : GO;
-}
-
-static int fopen_flags(const char *mode)
-{
-	if (!mode)
-		return 0;
-	switch (mode[0]) {
-	case 'w': return O_WRONLY | O_CREAT | O_TRUNC;
-	case 'a': return O_WRONLY | O_CREAT | O_APPEND;
-	case 'r': return strchr(mode, '+') ? O_RDWR : 0;
-	default: return 0;
+	/* O_RDONLY|O_TRUNC truncates on Linux but cannot be truncated through
+	 * the descriptor: leave that oddity to the kernel. */
+	int trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
+	int fd = AG_REAL(openat)(c.at.fd, c.at.name, trunc ? flags & ~O_TRUNC : flags, mode);
+	if (fd < 0)
+		return ag_skip(&c), -1;   /* errno is the open's */
+	switch (judge_fd(&c, fd, trunc)) {
+	case 1:
+		ag_skip(&c);
+		return fd;
+	case -1:
+		close(fd);
+		return ag_refuse(&c);
+	case -2: {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return ag_end(&c, -1);
+	}
+	default:
+		return ag_end(&c, fd);
 	}
 }
 
@@ -72,163 +129,250 @@ static int fopen_flags(const char *mode)
 #define MODE_ARG(flags, last) ({ mode_t m_ = 0; if (TAKES_MODE(flags)) { \
 	va_list ap_; va_start(ap_, last); m_ = (mode_t)va_arg(ap_, int); va_end(ap_); } m_; })
 
-#define OPEN_BODY(name, dirfd, call)                                   \
-	struct ag_call c;                                              \
-	switch (guard_open(&c, dirfd, path, flags)) {                  \
-	case GO: return ag_end(&c, ag_real.name call);                 \
-	case REFUSE: return ag_refuse(&c);                             \
-	default: return AG_REAL(name) call;                            \
+/* The thin entries: an open that cannot write passes straight through. */
+#define OPEN_ENTRY(name, flavour, params, dirfd, call)                          \
+	AG_EXPORT int name params                                               \
+	{                                                                       \
+		mode_t mode = MODE_ARG(flags, flags);                           \
+		if (!(flags & WRITING) || AG_OWN_WORK())                        \
+			return AG_REAL(name) call;                              \
+		return guarded_open(flavour, dirfd, path, flags, mode);         \
 	}
+OPEN_ENTRY(open, F_OPEN, (const char *path, int flags, ...), AT_FDCWD, (path, flags, mode))
+OPEN_ENTRY(open64, F_OPEN64, (const char *path, int flags, ...), AT_FDCWD, (path, flags, mode))
+OPEN_ENTRY(openat, F_OPENAT, (int dirfd, const char *path, int flags, ...), dirfd,
+	   (dirfd, path, flags, mode))
+OPEN_ENTRY(openat64, F_OPENAT64, (int dirfd, const char *path, int flags, ...), dirfd,
+	   (dirfd, path, flags, mode))
 
-AG_EXPORT int open(const char *path, int flags, ...)
-{
-	mode_t mode = MODE_ARG(flags, flags);
-	OPEN_BODY(open, AT_FDCWD, (path, flags, mode))
-}
-
-AG_EXPORT int open64(const char *path, int flags, ...)
-{
-	mode_t mode = MODE_ARG(flags, flags);
-	OPEN_BODY(open64, AT_FDCWD, (path, flags, mode))
-}
-
-AG_EXPORT int openat(int dirfd, const char *path, int flags, ...)
-{
-	mode_t mode = MODE_ARG(flags, flags);
-	OPEN_BODY(openat, dirfd, (dirfd, path, flags, mode))
-}
-
-AG_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
-{
-	mode_t mode = MODE_ARG(flags, flags);
-	OPEN_BODY(openat64, dirfd, (dirfd, path, flags, mode))
-}
-
-AG_EXPORT int __open_2(const char *path, int flags)
-{
-	OPEN_BODY(__open_2, AT_FDCWD, (path, flags))
-}
-
-AG_EXPORT int __open64_2(const char *path, int flags)
-{
-	OPEN_BODY(__open64_2, AT_FDCWD, (path, flags))
-}
-
-AG_EXPORT int __openat_2(int dirfd, const char *path, int flags)
-{
-	OPEN_BODY(__openat_2, dirfd, (dirfd, path, flags))
-}
-
-AG_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
-{
-	OPEN_BODY(__openat64_2, dirfd, (dirfd, path, flags))
-}
+#define OPEN2_ENTRY(name, flavour, params, dirfd, call)                         \
+	AG_EXPORT int name params                                               \
+	{                                                                       \
+		if (!(flags & WRITING) || AG_OWN_WORK())                        \
+			return AG_REAL(name) call;                              \
+		return guarded_open(flavour, dirfd, path, flags, 0);            \
+	}
+OPEN2_ENTRY(__open_2, F_OPEN_2, (const char *path, int flags), AT_FDCWD, (path, flags))
+OPEN2_ENTRY(__open64_2, F_OPEN64_2, (const char *path, int flags), AT_FDCWD, (path, flags))
+OPEN2_ENTRY(__openat_2, F_OPENAT_2, (int dirfd, const char *path, int flags), dirfd,
+	    (dirfd, path, flags))
+OPEN2_ENTRY(__openat64_2, F_OPENAT64_2, (int dirfd, const char *path, int flags), dirfd,
+	    (dirfd, path, flags))
 
 AG_EXPORT int creat(const char *path, mode_t mode)
 {
-	int flags = O_CREAT | O_WRONLY | O_TRUNC;
-	OPEN_BODY(creat, AT_FDCWD, (path, mode))
+	if (AG_OWN_WORK())
+		return AG_REAL(creat)(path, mode);
+	return guarded_open(F_CREAT, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 
 AG_EXPORT int creat64(const char *path, mode_t mode)
 {
-	int flags = O_CREAT | O_WRONLY | O_TRUNC;
-	OPEN_BODY(creat64, AT_FDCWD, (path, mode))
+	if (AG_OWN_WORK())
+		return AG_REAL(creat64)(path, mode);
+	return guarded_open(F_CREAT64, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 
-/* The stdio flavours fail with NULL. */
-#define FOPEN_BODY(name, call)                                         \
-	struct ag_call c;                                              \
-	int flags = fopen_flags(mode);                                 \
-	switch (path ? guard_open(&c, AT_FDCWD, path, flags) : PASS) { \
-	case GO: {                                                     \
-		FILE *f_ = ag_real.name call;                          \
-		ag_end(&c, f_ ? 0 : -1);                               \
-		return f_;                                             \
-	}                                                              \
-	case REFUSE: ag_refuse(&c); return NULL;                       \
-	default: return AG_REAL(name) call;                            \
+/* ---- stdio ------------------------------------------------------------------ */
+
+/* fopen's mode as open flags (glibc's letters: + x e after the first). */
+static int fopen_flags(const char *mode)
+{
+	int f;
+
+	if (!mode)
+		return 0;
+	switch (mode[0]) {
+	case 'w': f = O_WRONLY | O_CREAT | O_TRUNC; break;
+	case 'a': f = O_WRONLY | O_CREAT | O_APPEND; break;
+	case 'r': f = O_RDONLY; break;
+	default: return 0;
 	}
+	for (const char *m = mode + 1; *m && *m != ','; m++) {
+		if (*m == '+')
+			f = (f & ~O_ACCMODE) | O_RDWR;
+		else if (*m == 'x')
+			f |= O_EXCL;
+		else if (*m == 'e')
+			f |= O_CLOEXEC;
+	}
+	return f;
+}
+
+/* fopen and fopen64: open as above, then a stream on the descriptor. */
+static __attribute__((noinline)) FILE *guarded_fopen(const char *path, const char *mode,
+						     int flags)
+{
+	int fd = guarded_open(F_OPEN, AT_FDCWD, path, flags, 0666);
+
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, mode);
+	if (!f) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return f;
+}
 
 AG_EXPORT FILE *fopen(const char *path, const char *mode)
 {
-	FOPEN_BODY(fopen, (path, mode))
+	int flags = fopen_flags(mode);
+
+	if (!path || !(flags & WRITING) || AG_OWN_WORK())
+		return AG_REAL(fopen)(path, mode);
+	return guarded_fopen(path, mode, flags);
 }
 
 AG_EXPORT FILE *fopen64(const char *path, const char *mode)
 {
-	FOPEN_BODY(fopen64, (path, mode))
+	int flags = fopen_flags(mode);
+
+	if (!path || !(flags & WRITING) || AG_OWN_WORK())
+		return AG_REAL(fopen64)(path, mode);
+	return guarded_fopen(path, mode, flags);
+}
+
+/* freopen keeps its stream, so it reopens by name: judged by name (the
+ * descriptor trick above would hand back a different stream). */
+static __attribute__((noinline)) FILE *guarded_freopen(
+	FILE *(*real)(const char *, const char *, FILE *), const char *path,
+	const char *mode, FILE *stream, int flags)
+{
+	struct ag_call c;
+	struct stat st;
+
+	ag_begin(&c, AG_OP_TRUNCATE);
+	if (ag_set_path(&c, AT_FDCWD, path) < 0) {
+		ag_skip(&c);
+		return real(path, mode, stream);
+	}
+	int judge = aims_at_protected(&c);
+	if (!judge && (flags & O_TRUNC) && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_size > 0 && realpath(path, c.w->path))
+		judge = 1;
+	if (!judge) {
+		ag_skip(&c);
+		return real(path, mode, stream);
+	}
+	c.at.fd = AT_FDCWD;
+	c.at.name = c.w->path;
+	if (ag_check(&c) < 0) {
+		ag_refuse(&c);
+		return NULL;
+	}
+	FILE *f = real(path, mode, stream);
+	ag_end(&c, f ? 0 : -1);
+	return f;
 }
 
 AG_EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
 {
-	FOPEN_BODY(freopen, (path, mode, stream))
+	int flags = fopen_flags(mode);
+
+	if (!path || !(flags & WRITING) || AG_OWN_WORK())
+		return AG_REAL(freopen)(path, mode, stream);
+	return guarded_freopen(AG_REAL(freopen), path, mode, stream, flags);
 }
 
 AG_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
 {
-	FOPEN_BODY(freopen64, (path, mode, stream))
+	int flags = fopen_flags(mode);
+
+	if (!path || !(flags & WRITING) || AG_OWN_WORK())
+		return AG_REAL(freopen64)(path, mode, stream);
+	return guarded_freopen(AG_REAL(freopen64), path, mode, stream, flags);
 }
 
-static int guard_truncate(struct ag_call *c, const char *path, off_t len)
-{
-	if (!ag_begin(c, AG_OP_TRUNCATE))
-		return PASS;
-	if (ag_set_path(c, AT_FDCWD, path) < 0) {
-		ag_skip(c);
-		return PASS;
-	}
-	follow(c);
-	if (!ag_protected(c->path) && !shrinks(c->path, len)) {
-		ag_skip(c);
-		return PASS;
-	}
-	return ag_check(c) < 0 ? REFUSE : GO;
-}
+/* ---- truncate, ftruncate ------------------------------------------------------ */
 
-static int guard_ftruncate(struct ag_call *c, int fd, off_t len)
+/* Both act through a descriptor the guard opens or is given, so that what
+ * is judged is what shrinks. */
+static int judge_shrink(struct ag_call *c, int fd, off_t len)
 {
 	struct stat st;
-	char proc[64];
 
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= len ||
-	    !ag_begin(c, AG_OP_TRUNCATE))
-		return PASS;
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(proc, c->path, sizeof c->path - 1);
-	if (n <= 0 || c->path[0] != '/') {
-		ag_skip(c);
-		return PASS;
+	if (ag_set_fd_path(c, fd) < 0)
+		return 1;
+	if (!ag_protected(c->op.path) &&
+	    (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= len))
+		return 1;   /* nothing shrinks: not an operation */
+	c->at.fd = fd;
+	c->at.name = "";
+	c->at.owned = 0;
+	return ag_check(c) < 0 ? -1 : 0;
+}
+
+static __attribute__((noinline)) int truncate_by_name(int (*real)(const char *, off_t),
+						      const char *path, off_t len)
+{
+	struct ag_call c;
+
+	ag_begin(&c, AG_OP_TRUNCATE);
+	if (ag_set_path(&c, AT_FDCWD, path) < 0) {
+		ag_skip(&c);
+		return real(path, len);
 	}
-	c->path[n] = 0;
-	c->op.path = c->path;
-	return ag_check(c) < 0 ? REFUSE : GO;
-}
-
-#define TRUNC_BODY(name, guard, arg)                                   \
-	struct ag_call c;                                              \
-	switch (guard(&c, arg, len)) {                                 \
-	case GO: return ag_end(&c, ag_real.name(arg, len));            \
-	case REFUSE: return ag_refuse(&c);                             \
-	default: return AG_REAL(name)(arg, len);                       \
+	if (aims_at_protected(&c))
+		return ag_check(&c) < 0 ? ag_refuse(&c) : ag_end(&c, real(path, len));
+	int fd = AG_REAL(openat)(c.at.fd, c.at.name, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		ag_skip(&c);
+		return real(path, len);   /* fails the same way (or is not a file) */
 	}
-
-AG_EXPORT int truncate(const char *path, off_t len)
-{
-	TRUNC_BODY(truncate, guard_truncate, path)
+	int rc = judge_shrink(&c, fd, len);
+	if (rc > 0) {
+		close(fd);
+		ag_skip(&c);
+		return real(path, len);
+	}
+	if (rc < 0) {
+		close(fd);
+		return ag_refuse(&c);
+	}
+	rc = AG_REAL(ftruncate)(fd, len);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return ag_end(&c, rc);
 }
 
-AG_EXPORT int truncate64(const char *path, off_t len)
+AG_HOOK(int, truncate, (const char *path, off_t len), (path, len))
 {
-	TRUNC_BODY(truncate64, guard_truncate, path)
+	return truncate_by_name(AG_REAL(truncate), path, len);
 }
 
-AG_EXPORT int ftruncate(int fd, off_t len)
+AG_HOOK(int, truncate64, (const char *path, off_t len), (path, len))
 {
-	TRUNC_BODY(ftruncate, guard_ftruncate, fd)
+	return truncate_by_name(AG_REAL(truncate64), path, len);
 }
 
-AG_EXPORT int ftruncate64(int fd, off_t len)
+static int ftruncate_guarded(int (*real)(int, off_t), int fd, off_t len)
 {
-	TRUNC_BODY(ftruncate64, guard_ftruncate, fd)
+	struct ag_call c;
+	struct stat st;
+
+	/* Growing, or not a regular file: nothing to judge (most calls). */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= len)
+		return real(fd, len);
+	ag_begin(&c, AG_OP_TRUNCATE);
+	int rc = judge_shrink(&c, fd, len);
+	if (rc > 0) {
+		ag_skip(&c);
+		return real(fd, len);
+	}
+	if (rc < 0)
+		return ag_refuse(&c);
+	return ag_end(&c, real(fd, len));
+}
+
+AG_HOOK(int, ftruncate, (int fd, off_t len), (fd, len))
+{
+	return ftruncate_guarded(AG_REAL(ftruncate), fd, len);
+}
+
+AG_HOOK(int, ftruncate64, (int fd, off_t len), (fd, len))
+{
+	return ftruncate_guarded(AG_REAL(ftruncate64), fd, len);
 }
