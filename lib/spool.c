@@ -586,9 +586,10 @@ int ag_spool_read_fd(int fd, const char *name, ag_spool_fn fn, void *ctx,
 			break;
 		off += len;
 	}
-	if (!rc && rd.err) {
-		/* What could not be read is damage like any other. */
-		dmg->bytes += rd.size - off;
+	if (!rc && off < rd.size && (rd.err || off < used)) {
+		/* What could not be read, or a record cut off by the end of the
+		 * file, is damage like any other. */
+		dmg->bytes += (rd.err ? rd.size : used < rd.size ? used : rd.size) - off;
 		damage_at(dmg, off);
 	}
 	if (end > used) {
