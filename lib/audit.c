@@ -73,6 +73,19 @@ sqlite3 *ag_audit_open(const char *state_dir, int readonly, char *err, size_t er
 		seterr(err, errlen, "cannot create state dir %s: %s", state_dir, strerror(errno));
 		return NULL;
 	}
+	/* SQLite would open a FIFO or a device and wait on it for good: the
+	 * log and its companions are regular files or nothing. */
+	static const char *const companion[] = {"", "-wal", "-shm", "-journal"};
+	for (int i = 0; i < 4; i++) {
+		char p[AG_PATH_MAX + 16];
+		struct stat st;
+		snprintf(p, sizeof p, "%s%s", path, companion[i]);
+		if (lstat(p, &st) == 0 && !S_ISREG(st.st_mode) && !(i == 0 && S_ISLNK(st.st_mode))) {
+			seterr(err, errlen, "%s is not a regular file: nothing was changed; move it "
+			       "aside%s", p, NULL);
+			return NULL;
+		}
+	}
 	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK)
 		goto fail;
 	sqlite3_busy_timeout(db, 10000);
