@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,19 @@ sqlite3 *ag_audit_open(const char *state_dir, int readonly, char *err, size_t er
 	if (!readonly && ag_mkdirs(state_dir, 0700) < 0) {
 		seterr(err, errlen, "cannot create state dir %s: %s", state_dir, strerror(errno));
 		return NULL;
+	}
+	/* SQLite would open a FIFO or a device and wait on it for good: the
+	 * log and its companions are regular files or nothing. */
+	static const char *const companion[] = {"", "-wal", "-shm", "-journal"};
+	for (int i = 0; i < 4; i++) {
+		char p[AG_PATH_MAX + 16];
+		struct stat st;
+		snprintf(p, sizeof p, "%s%s", path, companion[i]);
+		if (lstat(p, &st) == 0 && !S_ISREG(st.st_mode) && !(i == 0 && S_ISLNK(st.st_mode))) {
+			seterr(err, errlen, "%s is not a regular file: nothing was changed; move it "
+			       "aside%s", p, NULL);
+			return NULL;
+		}
 	}
 	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK)
 		goto fail;
@@ -285,8 +299,11 @@ struct ingest {
 	char session[AG_SESSION_ID_MAX];
 	char head[AG_HASH_HEX];
 	char last_uid[300];         /* the event a SNAPSHOT record belongs to */
+	const char *cur;            /* the session the spool's rows go to */
 	long count;
-	int failed;
+	long bad;                   /* records left out here (a malformed session id) */
+	unsigned long recs;
+	int failed, interrupted;
 };
 
 static char *dup_field(const struct ag_rec_view *rv, int tag)
@@ -320,9 +337,11 @@ static char *argv_json(const unsigned char *p, uint32_t len)
 
 static int load_head(struct ingest *g, const char *session, int64_t t)
 {
-	if (strcmp(g->session, session) == 0)
+	if (g->session[0] && strcmp(g->session, session) == 0)
 		return 0;
-	if (ensure_session(g->db, session, t) < 0)
+	/* The placeholder is no run of its own: it must not become "the
+	 * latest session" that report shows by default. */
+	if (ensure_session(g->db, session, strcmp(session, AG_AUDIT_UNATTRIBUTED) ? t : 0) < 0)
 		return -1;
 	sqlite3_reset(g->head_get);
 	bind_text(g->head_get, 1, session);
@@ -410,7 +429,7 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 			const struct ag_rec_view *rv)
 {
 	const struct ag_rec *r = rv->rec;
-	const char *session = sv->hdr->session;
+	const char *session = g->cur;
 	char uid[300], hash[AG_HASH_HEX];
 	char *xargv = NULL;
 	struct cval v[NCHAINED];
@@ -495,10 +514,63 @@ out:
 	return rc;
 }
 
+/* Where warnings about the spool directory go, and who may cut an ingest
+ * short (see audit.h). */
+static void warn_stderr(const char *msg)
+{
+	fprintf(stderr, "agentguard: warning: %s\n", msg);
+}
+
+static void (*warn_fn)(const char *msg) = warn_stderr;
+static int (*interrupt_fn)(void);
+
+void ag_audit_set_warn(void (*fn)(const char *msg))
+{
+	warn_fn = fn ? fn : warn_stderr;
+}
+
+void ag_audit_set_interrupt(int (*fn)(void))
+{
+	interrupt_fn = fn;
+}
+
+static int interrupted(struct ingest *g)
+{
+	if (!g->interrupted && interrupt_fn && interrupt_fn())
+		g->interrupted = 1;
+	return g->interrupted;
+}
+
+static __attribute__((format(printf, 1, 2))) void warn(const char *fmt, ...)
+{
+	char msg[3 * AG_PATH_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	warn_fn(msg);
+}
+
+static int add_gap(struct ingest *g, const char *uid, const char *session, int64_t t,
+		   int64_t pid, const char *what)
+{
+	sqlite3_reset(g->gap);
+	bind_text(g->gap, 1, uid);
+	bind_text(g->gap, 2, session);
+	sqlite3_bind_int64(g->gap, 3, t);
+	sqlite3_bind_int64(g->gap, 4, pid);
+	bind_text(g->gap, 5, what);
+	return sqlite3_step(g->gap) == SQLITE_DONE ? 0 : -1;
+}
+
 static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag_rec_view *rv)
 {
 	struct ingest *g = ctx;
 
+	/* A big spool takes a while: a second ^C must not wait for its end. */
+	if (++g->recs % 1024 == 0 && interrupted(g))
+		return 1;
 	switch (rv->rec->type) {
 	case AG_REC_PROC:
 		free(g->exe);
@@ -510,7 +582,14 @@ static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag
 		g->ppid = ag_rec_int(rv, AG_T_PPID);
 		return 0;
 	case AG_REC_SESSION: {
-		char *id = dup_field(rv, AG_T_SESSION), *mode = dup_field(rv, AG_T_MODE);
+		char *id = dup_field(rv, AG_T_SESSION);
+		if (!id || strlen(id) != rv->flen[AG_T_SESSION] || !ag_session_id_ok(id)) {
+			/* A row under a made-up id would fail verify. */
+			free(id);
+			g->bad++;
+			return 0;
+		}
+		char *mode = dup_field(rv, AG_T_MODE);
 		char *rules = dup_field(rv, AG_T_RULES), *hash = dup_field(rv, AG_T_RULES_HASH);
 		char *ws = dup_field(rv, AG_T_WORKSPACE), *sd = dup_field(rv, AG_T_STATE_DIR);
 		char *argv = rv->field[AG_T_ARGV] ? argv_json(rv->field[AG_T_ARGV], rv->flen[AG_T_ARGV]) : NULL;
@@ -520,7 +599,7 @@ static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag
 			.rules_hash = hash, .workspace = ws, .state_dir = sd,
 			.pid = sv->hdr->pid, .start_ns = ag_rec_int(rv, AG_T_START),
 		};
-		int rc = id ? update_session(g->db, &si) : 0;
+		int rc = update_session(g->db, &si);
 		free(id); free(mode); free(rules); free(hash); free(ws); free(sd); free(argv);
 		return rc < 0 ? (g->failed = 1, -1) : 0;
 	}
@@ -532,7 +611,7 @@ static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag
 		return 0;
 	case AG_REC_SNAPSHOT:
 		if (rv->field[AG_T_SNAP_ID] && rv->field[AG_T_KIND] && g->last_uid[0] &&
-		    insert_snapshot(g, sv->hdr->session, g->last_uid, rv) < 0) {
+		    insert_snapshot(g, g->cur, g->last_uid, rv) < 0) {
 			g->failed = 1;
 			return -1;
 		}
@@ -541,15 +620,9 @@ static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag
 		char *what = dup_field(rv, AG_T_WHAT), uid[300];
 		/* Keyed like events: ingesting a live spool twice adds it once. */
 		snprintf(uid, sizeof uid, "%s:%" PRIu64, sv->name, rv->rec->seq);
-		sqlite3_reset(g->gap);
-		bind_text(g->gap, 1, uid);
-		bind_text(g->gap, 2, sv->hdr->session);
-		sqlite3_bind_int64(g->gap, 3, rv->rec->time_ns);
-		sqlite3_bind_int64(g->gap, 4, sv->hdr->pid);
-		bind_text(g->gap, 5, what);
-		int ok = sqlite3_step(g->gap) == SQLITE_DONE;
+		int rc = add_gap(g, uid, g->cur, rv->rec->time_ns, sv->hdr->pid, what);
 		free(what);
-		return ok ? 0 : (g->failed = 1, -1);
+		return rc < 0 ? (g->failed = 1, -1) : 0;
 	}
 	default:
 		return 0;
@@ -559,26 +632,22 @@ static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag
 /* A spool is finished when no process maps it any more: its writer exited,
  * was killed, or exec'd into a new image (which writes a new spool). Its
  * creator's pid is not enough: a fork child appends to its parent's spool
- * and may outlive it. So: every spool some process maps, in one pass over
- * /proc (sorted, for bsearch). NULL if /proc cannot be read: then every
- * spool counts as live and nothing is deleted. */
-struct mapped {
-	char **names;
-	size_t n, cap;
-};
-
+ * and may outlive it. So one pass over /proc marks each of our spools that
+ * some process maps (by name: a writer in another mount namespace sees
+ * another path). NULL if /proc cannot be read: then every spool counts as
+ * live and nothing is deleted. names is sorted and not empty. */
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static struct mapped *mapped_spools(void)
+static unsigned char *live_marks(char *const *names, size_t n)
 {
-	struct mapped *m = calloc(1, sizeof *m);
+	unsigned char *live = calloc(n, 1);
 	DIR *proc = opendir("/proc");
 
-	if (!m || !proc) {
-		free(m);
+	if (!live || !proc) {
+		free(live);
 		if (proc)
 			closedir(proc);
 		return NULL;
@@ -594,72 +663,265 @@ static struct mapped *mapped_spools(void)
 		if (!f)
 			continue;   /* gone, or not ours to read */
 		while (fgets(line, sizeof line, f)) {
-			char *end = strstr(line, ".spool");
-			if (!end || (end[6] != '\n' && end[6] != 0 && end[6] != ' '))
-				continue;
-			end[6] = 0;
+			size_t l = strcspn(line, "\n");
+			line[l] = 0;
+			if (l > 10 && strcmp(line + l - 10, " (deleted)") == 0)
+				line[l -= 10] = 0;
 			char *base = strrchr(line, '/');
-			if (!base)
+			if (!base || l < 6 || strcmp(line + l - 6, ".spool") != 0)
 				continue;
-			if (m->n == m->cap) {
-				size_t cap = m->cap ? m->cap * 2 : 64;
-				char **v = realloc(m->names, cap * sizeof *v);
-				if (!v)
-					break;
-				m->names = v;
-				m->cap = cap;
-			}
-			if ((m->names[m->n] = strdup(base + 1)))
-				m->n++;
+			base++;
+			char **hit = bsearch(&base, names, n, sizeof *names, cmp_str);
+			if (hit)
+				live[hit - names] = 1;
 		}
 		fclose(f);
 	}
 	closedir(proc);
-	qsort(m->names, m->n, sizeof *m->names, cmp_str);
-	return m;
+	return live;
 }
 
-static void mapped_free(struct mapped *m)
+static int is_spool_name(const char *name)
 {
-	if (!m)
-		return;
-	for (size_t i = 0; i < m->n; i++)
-		free(m->names[i]);
-	free(m->names);
-	free(m);
+	size_t n = strlen(name);
+	return name[0] != '.' && n > 6 && strcmp(name + n - 6, ".spool") == 0;
 }
 
-static int spool_live(const struct mapped *m, const char *name)
+/* The sorted *.spool names in the directory open on dfd; -1 on error. */
+static long list_spools(int dfd, char ***out)
 {
-	return !m || bsearch(&name, m->names, m->n, sizeof *m->names, cmp_str) != NULL;
+	int fd = dup(dfd);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+
+	*out = NULL;
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	struct dirent *d;
+	while ((d = readdir(dir))) {
+		if (!is_spool_name(d->d_name))
+			continue;
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 64;
+			char **nv = realloc(v, c * sizeof *v);
+			if (!nv)
+				break;
+			v = nv;
+			cap = c;
+		}
+		if ((v[n] = strdup(d->d_name)))
+			n++;
+	}
+	closedir(dir);
+	if (n > 1)
+		qsort(v, n, sizeof *v, cmp_str);
+	*out = v;
+	return (long)n;
 }
 
-static int by_name(const struct dirent **a, const struct dirent **b)
+/* Where a file that is not a readable spool of ours is reported: the
+ * session its name claims (<session>.<pid>.<random>.spool) when the log
+ * knows that session, else the placeholder. */
+static const char *claimed_session(struct ingest *g, const char *name, char *buf, size_t len)
 {
-	return strcmp((*a)->d_name, (*b)->d_name);
+	snprintf(buf, len, "%s", name);
+	char *end = strrchr(buf, '.');
+	for (int k = 0; k < 3 && end; k++) {
+		*end = 0;
+		end = k < 2 ? strrchr(buf, '.') : NULL;
+	}
+	if (ag_session_id_ok(buf)) {
+		sqlite3_stmt *st;
+		int known = 0;
+		if (sqlite3_prepare_v2(g->db, "SELECT 1 FROM sessions WHERE id=?", -1, &st,
+				       NULL) == SQLITE_OK) {
+			bind_text(st, 1, buf);
+			known = sqlite3_step(st) == SQLITE_ROW;
+			sqlite3_finalize(st);
+		}
+		if (known)
+			return buf;
+	}
+	return AG_AUDIT_UNATTRIBUTED;
 }
 
-static int is_spool(const struct dirent *d)
+/* Move name aside into spool/damaged/ (never over another file there);
+ * the name it got into out, or -1 with errno. A symlink moves as itself:
+ * what it points to is never touched. */
+static int move_aside(int dfd, const char *name, char *out, size_t outlen)
 {
-	size_t n = strlen(d->d_name);
-	return d->d_name[0] != '.' && n > 6 && strcmp(d->d_name + n - 6, ".spool") == 0;
+	if (mkdirat(dfd, "damaged", 0700) < 0 && errno != EEXIST)
+		return -1;
+	int ddir = openat(dfd, "damaged", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (ddir < 0)
+		return -1;
+	int rc = -1;
+	for (int k = 0; k < 100; k++) {
+		if (k)
+			snprintf(out, outlen, "%s.%d", name, k);
+		else
+			snprintf(out, outlen, "%s", name);
+		rc = renameat2(dfd, name, ddir, out, RENAME_NOREPLACE);
+		if (rc == 0 || errno != EEXIST)
+			break;
+	}
+	int e = errno;
+	close(ddir);
+	errno = e;
+	return rc;
+}
+
+static const char *kind_of(mode_t m)
+{
+	switch (m & S_IFMT) {
+	case S_IFLNK: return "a symbolic link";
+	case S_IFDIR: return "a directory";
+	case S_IFIFO: return "a FIFO";
+	case S_IFSOCK: return "a socket";
+	case S_IFCHR: return "a character device";
+	case S_IFBLK: return "a block device";
+	default: return "not a regular file";
+	}
+}
+
+enum { SP_OK, SP_GONE, SP_ALIEN, SP_LEAVE };
+
+/* Open a directory entry as a spool without ever blocking or following it:
+ * SP_OK with fd and st, SP_GONE, SP_ALIEN (not a spool of ours: why says
+ * what it is, it goes aside) or SP_LEAVE (cannot be read now: why). */
+static int open_entry(int dfd, const char *name, uid_t owner, int *fd, struct stat *st,
+		      char *why, size_t whylen)
+{
+	struct stat fst;
+
+	*fd = -1;
+	if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return SP_GONE;
+		snprintf(why, whylen, "cannot be examined: %s", strerror(errno));
+		return SP_LEAVE;
+	}
+	if (S_ISLNK(st->st_mode)) {
+		char target[AG_PATH_MAX];
+		ssize_t n = readlinkat(dfd, name, target, sizeof target - 1);
+		target[n > 0 ? n : 0] = 0;
+		snprintf(why, whylen, "is a symbolic link (to %s), not a spool: it was not followed",
+			 target);
+		return SP_ALIEN;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		snprintf(why, whylen, "is %s, not a spool file", kind_of(st->st_mode));
+		return SP_ALIEN;
+	}
+	if (st->st_uid != owner && st->st_uid != geteuid()) {
+		snprintf(why, whylen, "belongs to uid %u, not to the owner of the spool directory "
+			 "(uid %u): not written by a guarded process", (unsigned)st->st_uid,
+			 (unsigned)owner);
+		return SP_ALIEN;
+	}
+	if (st->st_nlink != 1) {
+		/* Ours have one name; another would be ingested twice, or be a
+		 * file elsewhere (audit.db itself) under a spool's name. */
+		snprintf(why, whylen, "has %lu names (a hard link), which no spool has",
+			 (unsigned long)st->st_nlink);
+		return SP_ALIEN;
+	}
+	if (st->st_size > AG_SPOOL_READ_MAX) {
+		snprintf(why, whylen, "is %lld bytes, bigger than any spool",
+			 (long long)st->st_size);
+		return SP_ALIEN;
+	}
+	*fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (*fd < 0) {
+		if (errno == ENOENT)
+			return SP_GONE;
+		snprintf(why, whylen, "cannot be opened: %s", strerror(errno));
+		return SP_LEAVE;
+	}
+	if (fstat(*fd, &fst) < 0 || fst.st_dev != st->st_dev || fst.st_ino != st->st_ino ||
+	    !S_ISREG(fst.st_mode)) {
+		close(*fd);
+		*fd = -1;
+		snprintf(why, whylen, "changed while it was being opened");
+		return SP_LEAVE;
+	}
+	*st = fst;
+	return SP_OK;
+}
+
+/* "N bytes and M records could not be read" from what the reader found. */
+static void damage_words(const struct ag_spool_damage *d, long bad, char *out, size_t len)
+{
+	int n = 0;
+
+	out[0] = 0;
+#define ADD(...) (n += snprintf(out + n, len > (size_t)n ? len - (size_t)n : 0, __VA_ARGS__))
+	if (d->bytes)
+		ADD("%s%" PRIu64 " bytes held no readable record", n ? "; " : "", d->bytes);
+	if (d->records)
+		ADD("%s%" PRIu64 " records were malformed or numbered twice", n ? "; " : "",
+		    d->records);
+	if (bad)
+		ADD("%s%ld session records named no valid session", n ? "; " : "", bad);
+	if (d->unfinished)
+		ADD("%s%" PRIu64 " records were never completed by their writer", n ? "; " : "",
+		    d->unfinished);
+	if (d->missing)
+		ADD("%sthe file ends %" PRIu64 " bytes short of what its header counts",
+		    n ? "; " : "", d->missing);
+	if (d->unmarked)
+		ADD("%s%" PRIu64 " bytes of records lay past the end its header marks",
+		    n ? "; " : "", d->unmarked);
+#undef ADD
+}
+
+/* While ingesting, a busy audit.db is waited for (10 s, as everywhere)
+ * only as long as nobody asks us to stop. */
+static int busy_wait(void *ctx, int count)
+{
+	struct ingest *g = ctx;
+
+	if (count >= 1000 || interrupted(g))
+		return 0;
+	usleep(10000);
+	return 1;
 }
 
 long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, size_t errlen)
 {
 	char dir[AG_PATH_MAX];
-	struct dirent **names = NULL;
+	char **names = NULL;
 	struct ingest g = {.db = db, .state_dir = state_dir};
-	long total = 0;
+	unsigned char *live = NULL;
+	long total = 0, n = 0;
+	int dfd = -1;
+	struct stat dst;
 
 	if (ag_fmt(dir, sizeof dir, "%s/spool", state_dir) < 0)
 		return 0;
-	int n = scandir(dir, &names, is_spool, by_name);
-	if (n <= 0) {
-		free(names);
-		return 0;
+	/* The directory itself is not followed either: a link would have us
+	 * move and delete files somewhere else. */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		seterr(err, errlen, "cannot read the spool directory %s: %s (if it is a symlink "
+		       "or a file, move it aside)", dir, strerror(errno == ELOOP ? ENOTDIR : errno));
+		return -1;
 	}
-	struct mapped *mapped = mapped_spools();
+	if (fstat(dfd, &dst) < 0 || (n = list_spools(dfd, &names)) <= 0) {
+		if (n < 0)
+			seterr(err, errlen, "cannot read the spool directory %s: %s", dir,
+			       strerror(errno));
+		close(dfd);
+		return n < 0 ? -1 : 0;
+	}
+	live = live_marks(names, (size_t)n);
+	sqlite3_busy_handler(db, busy_wait, &g);
 	if (sqlite3_prepare_v2(db,
 			       "INSERT INTO events(uid, time_ns, session, pid, ppid, proc_start,"
 			       " exe, argv, cwd, op, path, target, address, host, port, sql,"
@@ -683,30 +945,129 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 		total = -1;
 		goto out;
 	}
-	for (int i = 0; i < n && total >= 0; i++) {
-		char path[AG_PATH_MAX];
-		if (ag_fmt(path, sizeof path, "%s/%s", dir, names[i]->d_name) < 0)
+	for (long i = 0; i < n && total >= 0; i++) {
+		const char *name = names[i];
+		int is_live = !live || live[i];
+		if (is_live && !all)
 			continue;
-		int live = spool_live(mapped, names[i]->d_name);
-		if (live && !all)
+		if (interrupted(&g)) {
+			seterr(err, errlen, "interrupted%s%s", NULL, NULL);
+			total = -1;
+			break;
+		}
+		char why[AG_PATH_MAX + 256], claim[256], aside[300] = "";
+		struct ag_spool_damage dmg = {0};
+		struct stat st;
+		int fd;
+		int what = open_entry(dfd, name, dst.st_uid, &fd, &st, why, sizeof why);
+		if (what == SP_GONE)
 			continue;
+		if (what == SP_LEAVE) {
+			warn("%s/%s %s; left where it is", dir, name, why);
+			continue;
+		}
 		if (exec1(db, "BEGIN IMMEDIATE") < 0) {
-			seterr(err, errlen, "cannot write the audit log: %s%s", sqlite3_errmsg(db), NULL);
+			seterr(err, errlen, "cannot write the audit log: %s%s",
+			       g.interrupted ? "interrupted" : sqlite3_errmsg(db), NULL);
+			if (fd >= 0)
+				close(fd);
 			total = -1;
 			break;
 		}
 		g.count = 0;
+		g.bad = 0;
 		g.failed = 0;
 		g.session[0] = 0;   /* another writer may have moved the head */
+		g.head[0] = 0;
+		g.last_uid[0] = 0;
 		free(g.exe); free(g.argv); free(g.cwd);
 		g.exe = g.argv = g.cwd = NULL;
 		g.ppid = 0;
-		int rc = ag_spool_read(path, ingest_rec, &g);
-		if (g.failed) {
-			seterr(err, errlen, "cannot write the audit log: %s%s", sqlite3_errmsg(db), NULL);
+		int rc = 0, header_ok = 0;
+		if (what == SP_OK) {
+			/* The session is fixed before the first row: one the header
+			 * cannot name goes to the placeholder, never to "". */
+			struct ag_spool_hdr h;
+			ssize_t hn = pread(fd, &h, sizeof h, 0);
+			g.cur = AG_AUDIT_UNATTRIBUTED;
+			if (hn == (ssize_t)sizeof h && memchr(h.session, 0, sizeof h.session) &&
+			    ag_session_id_ok(h.session)) {
+				snprintf(claim, sizeof claim, "%s", h.session);
+				g.cur = claim;
+				header_ok = 1;
+			}
+			rc = ag_spool_read_fd(fd, name, ingest_rec, &g, &dmg);
+			if (rc < 0) {
+				what = errno == EINVAL || errno == EFBIG ? SP_ALIEN : SP_LEAVE;
+				snprintf(why, sizeof why, "%s",
+					 errno == EINVAL ? "is not a spool (it has no spool header)"
+					 : errno == EFBIG ? "is bigger than any spool"
+					 : strerror(errno));
+			}
+		}
+		if (fd >= 0)
+			close(fd);
+		if (g.failed || g.interrupted) {
+			seterr(err, errlen, "cannot write the audit log: %s%s",
+			       g.interrupted ? "interrupted" : sqlite3_errmsg(db), NULL);
 			exec1(db, "ROLLBACK");
 			total = -1;
 			break;
+		}
+		if (what == SP_LEAVE) {
+			exec1(db, "ROLLBACK");
+			warn("%s/%s could not be read (%s); left where it is", dir, name, why);
+			continue;
+		}
+		char dmgtext[512];
+		damage_words(&dmg, g.bad, dmgtext, sizeof dmgtext);
+		/* A live spool's unfinished tail is not damage: it is judged once
+		 * its writers are done. */
+		int damaged = what == SP_ALIEN || (!is_live && (dmgtext[0] || !header_ok));
+		if (damaged) {
+			const char *sess = what == SP_ALIEN ? claimed_session(&g, name, claim, sizeof claim)
+							    : g.cur;
+			char gap[2 * AG_PATH_MAX + 1024], uid[400];
+			int moved = move_aside(dfd, name, aside, sizeof aside) == 0;
+			int e = errno;
+			if (what == SP_ALIEN)
+				snprintf(gap, sizeof gap, "spool/%s %s", name, why);
+			else if (!header_ok)
+				snprintf(gap, sizeof gap, "spool/%s names no valid session in its header: "
+					 "its %ld events are filed under session %s%s%s", name, g.count,
+					 AG_AUDIT_UNATTRIBUTED, dmgtext[0] ? "; " : "", dmgtext);
+			else
+				snprintf(gap, sizeof gap, "spool/%s is damaged: %s (its %ld readable "
+					 "events are in the log)", name, dmgtext, g.count);
+			size_t gl = strlen(gap);
+			if (moved)
+				snprintf(gap + gl, sizeof gap - gl, "; kept as spool/damaged/%s", aside);
+			else
+				snprintf(gap + gl, sizeof gap - gl, "; could not be moved aside (%s)",
+					 strerror(e));
+			/* One row per file, however often it is seen. */
+			snprintf(uid, sizeof uid, "damaged:%s:%llu:%llu", name,
+				 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+			if ((!strcmp(sess, AG_AUDIT_UNATTRIBUTED) && load_head(&g, sess, 0) < 0) ||
+			    add_gap(&g, uid, sess, ag_now_ns(), 0, gap) < 0 || exec1(db, "COMMIT") < 0) {
+				seterr(err, errlen, "cannot write the audit log: %s%s", sqlite3_errmsg(db),
+				       NULL);
+				exec1(db, "ROLLBACK");
+				if (moved) {
+					/* The rows are not in: the file must be read again. */
+					int ddir = openat(dfd, "damaged", O_RDONLY | O_DIRECTORY |
+							  O_NOFOLLOW | O_CLOEXEC);
+					if (ddir >= 0) {
+						renameat2(ddir, aside, dfd, name, RENAME_NOREPLACE);
+						close(ddir);
+					}
+				}
+				total = -1;
+				break;
+			}
+			total += g.count;
+			warn("%s (recorded as a gap in session %s)", gap, sess);
+			continue;
 		}
 		if (exec1(db, "COMMIT") < 0) {
 			seterr(err, errlen, "cannot write the audit log: %s%s", sqlite3_errmsg(db), NULL);
@@ -715,22 +1076,26 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 			break;
 		}
 		total += g.count;
-		/* Committed: the spool has nothing the log lacks. A file that is
-		 * not a spool at all is left for a human to look at. */
-		if (!live && rc == 0)
-			unlink(path);
+		/* Committed: the spool has nothing the log lacks. Unless the
+		 * name now means another file. */
+		struct stat now;
+		if (!is_live && fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    now.st_dev == st.st_dev && now.st_ino == st.st_ino)
+			unlinkat(dfd, name, 0);
 	}
 out:
-	mapped_free(mapped);
+	sqlite3_busy_timeout(db, 10000);
+	free(live);
 	sqlite3_finalize(g.ins);
 	sqlite3_finalize(g.snap);
 	sqlite3_finalize(g.head_get);
 	sqlite3_finalize(g.head_set);
 	sqlite3_finalize(g.gap);
 	free(g.exe); free(g.argv); free(g.cwd);
-	for (int i = 0; i < n; i++)
+	for (long i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
+	close(dfd);
 	return total;
 }
 

@@ -80,6 +80,32 @@ int ag_audit_session_end(sqlite3 *db, const char *id, int64_t end_ns,
 long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all,
 		     char *err, size_t errlen);
 
+/*
+ * What ingest does with what is not a good spool. The spool directory is
+ * written by the guarded processes, so it may hold anything: nothing in it
+ * is followed, opened in a way that can block, mapped, or trusted.
+ *  - Not a spool of ours (a symlink, FIFO, socket, device, directory, a
+ *    file of another uid or with a second name, no spool header, too big):
+ *    left unread and moved into spool/damaged/.
+ *  - A damaged spool (cut short, garbage between or after records, lying
+ *    lengths, numbers seen twice, records never completed): every record
+ *    that reads whole goes in, and the file is moved into spool/damaged/.
+ *  - A spool whose header names no valid session: its rows go under the
+ *    placeholder session AG_AUDIT_UNATTRIBUTED (never under "", which no
+ *    session row could vouch for), and the file is kept in spool/damaged/.
+ * Each such file is one row in gaps (under the session its header or name
+ * claims when the log knows it, else the placeholder) saying what it was,
+ * what could not be read, and where it went, and one warning line.
+ */
+#define AG_AUDIT_UNATTRIBUTED "(unattributed)"
+
+/* Where warnings go (one line each, no newline); NULL: stderr. */
+void ag_audit_set_warn(void (*fn)(const char *msg));
+/* Asked between spools, every 1024 records and while audit.db is busy:
+ * nonzero stops the ingest ("interrupted"; what was not committed stays in
+ * the spools for the next one). NULL: never. */
+void ag_audit_set_interrupt(int (*fn)(void));
+
 /* Walk every session's chain (or one). On the first bad row, writes a
  * description ("event 42 was changed", "event 17 is missing: event 18
  * does not link to 16", ...) into msg and returns 1; 0 if intact; -1 on

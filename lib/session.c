@@ -244,7 +244,7 @@ int ag_session_new(struct ag_session *s, const struct ag_session_opts *o,
 	return 0;
 }
 
-static int id_ok(const char *id)
+int ag_session_id_ok(const char *id)
 {
 	size_t n = strlen(id);
 
@@ -266,7 +266,7 @@ int ag_session_join(struct ag_session *s, char *err, size_t errlen)
 	memset(s, 0, sizeof *s);
 	if (!id || !*id)
 		return 0;
-	if (!id_ok(id) || !sd || sd[0] != '/' || !rules || !mode || !ws ||
+	if (!ag_session_id_ok(id) || !sd || sd[0] != '/' || !rules || !mode || !ws ||
 	    ws[0] != '/' || !home || home[0] != '/') {
 		seterr(err, errlen, "session %s: its environment is incomplete or damaged%s",
 		       id, NULL);

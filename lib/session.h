@@ -42,6 +42,9 @@ struct ag_session_opts {
 	const char *workspace;   /* NULL: $AGENTGUARD_WORKSPACE, else rules', else cwd */
 };
 
+/* A session id as sessions make them: 1..39 of [A-Za-z0-9._-]. */
+int ag_session_id_ok(const char *id);
+
 /*
  * Start a new session: load and validate the rules, freeze a copy of them
  * into the state dir, fix mode and workspace, make an id. 0 on success;

@@ -349,68 +349,278 @@ int64_t ag_rec_int(const struct ag_rec_view *rv, int tag)
 	return v;
 }
 
+/* A window on the file, read with pread: a spool cut short while we read
+ * it ends the read instead of killing us with SIGBUS, and a huge file is
+ * never mapped or read whole. */
+struct reader {
+	int fd;
+	uint64_t size;
+	unsigned char *buf;
+	size_t cap, len;   /* buf holds [off, off + len) */
+	uint64_t off;
+	int err;
+};
+
+#define WINDOW (1u << 20)
+
+/* [off, off + len) of the file, valid until the next call; NULL past the
+ * end or on a read error. */
+static const unsigned char *rd_at(struct reader *rd, uint64_t off, size_t len)
+{
+	if (off >= rd->off && off - rd->off <= rd->len && len <= rd->len - (off - rd->off))
+		return rd->buf + (off - rd->off);
+	if (rd->err || off > rd->size || len > rd->size - off)
+		return NULL;
+	size_t want = len > WINDOW ? len : WINDOW;
+	if (want > rd->size - off)
+		want = (size_t)(rd->size - off);
+	if (want > rd->cap) {
+		unsigned char *nb = realloc(rd->buf, want);
+		if (!nb) {
+			rd->err = ENOMEM;
+			return NULL;
+		}
+		rd->buf = nb;
+		rd->cap = want;
+	}
+	size_t got = 0;
+	while (got < want) {
+		ssize_t n = pread(rd->fd, rd->buf + got, want - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rd->err = errno;
+			break;
+		}
+		if (n == 0) {
+			rd->size = off + got;   /* cut short since we looked */
+			break;
+		}
+		got += (size_t)n;
+	}
+	rd->off = off;
+	rd->len = got;
+	return got >= len ? rd->buf : NULL;
+}
+
+/* The next 8-aligned offset from off that is not all zero bytes, or the
+ * end. Zeros are space reserved by fallocate and never written. */
+static uint64_t skip_zeros(struct reader *rd, uint64_t off)
+{
+	while (off + 8 <= rd->size) {
+		size_t n = rd->size - off < WINDOW ? (size_t)(rd->size - off) & ~(size_t)7 : WINDOW;
+		const unsigned char *p = rd_at(rd, off, n);
+		if (!p)
+			return off;
+		size_t i = 0;
+		while (i < n && !p[i])
+			i++;
+		if (i < n)
+			return off + (i & ~(size_t)7);
+		off += n;
+	}
+	return rd->size;
+}
+
+enum { REC_OK, REC_UNFINISHED, REC_BAD };
+
+/* Everything a record must be to be believed: a known type, a number the
+ * file can hold, fields that tile the record exactly up to the zero
+ * padding the writer leaves. Fills rv. */
+static int parse_rec(const unsigned char *p, uint64_t maxseq, struct ag_rec_view *rv)
+{
+	const struct ag_rec *r = (const void *)p;
+	const unsigned char *q = p + sizeof *r, *end = p + r->len;
+
+	if (r->type < AG_REC_PROC || r->type > AG_REC_GAP ||
+	    (r->flags & ~AG_REC_COMMITTED) || r->reserved || !r->seq || r->seq > maxseq)
+		return REC_BAD;
+	memset(rv, 0, sizeof *rv);
+	rv->rec = r;
+	while (q < end && *q) {
+		uint32_t len;
+		if (end - q < 5)
+			return REC_BAD;
+		memcpy(&len, q + 1, 4);
+		if ((size_t)(end - (q + 5)) < len)
+			return REC_BAD;
+		if (*q < AG_T_MAX) {
+			rv->field[*q] = q + 5;
+			rv->flen[*q] = len;
+		}
+		q += 5 + len;
+	}
+	if (end - q >= 8)
+		return REC_BAD;
+	for (; q < end; q++)
+		if (*q)
+			return REC_BAD;
+	if (rv->field[AG_T_ARGV] && rv->flen[AG_T_ARGV] > AG_ARGV_MAX)
+		return REC_BAD;
+	return __atomic_load_n(&r->flags, __ATOMIC_ACQUIRE) & AG_REC_COMMITTED ? REC_OK
+									       : REC_UNFINISHED;
+}
+
+static void damage_at(struct ag_spool_damage *d, uint64_t off)
+{
+	if (!d->first)
+		d->first = off;
+}
+
+int ag_spool_read_fd(int fd, const char *name, ag_spool_fn fn, void *ctx,
+		     struct ag_spool_damage *dmg)
+{
+	struct ag_spool_damage scratch;
+	struct ag_spool_hdr h;
+	unsigned char hb[HDR_SIZE];
+	struct stat st;
+
+	if (!dmg)
+		dmg = &scratch;
+	memset(dmg, 0, sizeof *dmg);
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)HDR_SIZE) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (st.st_size > AG_SPOOL_READ_MAX) {
+		errno = EFBIG;
+		return -1;
+	}
+	struct reader rd = {.fd = fd, .size = (uint64_t)st.st_size};
+	const unsigned char *p = rd_at(&rd, 0, HDR_SIZE);
+	if (!p) {
+		int e = rd.err ? rd.err : EINVAL;
+		free(rd.buf);
+		errno = e;
+		return -1;
+	}
+	memcpy(hb, p, HDR_SIZE);
+	memcpy(&h, hb, sizeof h);
+	if (memcmp(h.magic, AG_SPOOL_MAGIC, 8) != 0 || h.hdr_size != HDR_SIZE) {
+		free(rd.buf);
+		errno = EINVAL;
+		return -1;
+	}
+
+	char nm[256];
+	const char *slash = strrchr(name, '/');
+	snprintf(nm, sizeof nm, "%s", slash ? slash + 1 : name);
+	size_t nl = strlen(nm);
+	if (nl > 6 && strcmp(nm + nl - 6, ".spool") == 0)
+		nm[nl - 6] = 0;
+	struct ag_spool_view sv = {
+		&h, nm, memchr(h.session, 0, sizeof h.session) ? h.session : NULL,
+	};
+
+	uint64_t used = h.used;
+	if (used > rd.size) {
+		dmg->missing = used - rd.size;
+		damage_at(dmg, rd.size);
+		used = rd.size;
+	}
+	/* Record numbers run from 1 and each record takes at least a header:
+	 * anything else, and any number seen twice, is not a record we wrote. */
+	uint64_t maxseq = (rd.size - HDR_SIZE) / sizeof(struct ag_rec);
+	unsigned char *seen = calloc(maxseq / 8 + 1, 1);
+	if (!seen) {
+		free(rd.buf);
+		errno = ENOMEM;
+		return -1;
+	}
+
+	/* Records up to `used` are what the writers reserved; the walk goes on
+	 * to the end of the file so that a header whose `used` was damaged
+	 * loses nothing, and past damage it looks for the next record that
+	 * parses, 8 bytes at a time, so one bad record costs only itself. */
+	int rc = 0;
+	uint64_t off = HDR_SIZE, end = HDR_SIZE;
+	while (off + sizeof(struct ag_rec) <= rd.size) {
+		p = rd_at(&rd, off, sizeof(struct ag_rec));
+		if (!p)
+			break;
+		uint64_t w;
+		memcpy(&w, p, 8);
+		if (!w) {
+			uint64_t next = skip_zeros(&rd, off);
+			if (off < used) {
+				/* reserved, never written: its writer died */
+				uint64_t stop = next < used ? next : used;
+				dmg->bytes += stop - off;
+				damage_at(dmg, off);
+			}
+			off = next;
+			continue;
+		}
+		const struct ag_rec *r = (const void *)p;
+		uint32_t len = r->len;
+		int kind = REC_BAD;
+		struct ag_rec_view rv;
+		if (len >= sizeof *r && len % 8 == 0 && len <= AG_REC_MAX && len <= rd.size - off &&
+		    (p = rd_at(&rd, off, len)))
+			kind = parse_rec(p, maxseq, &rv);
+		if (kind == REC_BAD) {
+			if (rd.err)
+				break;
+			dmg->bytes += 8;
+			damage_at(dmg, off);
+			off += 8;
+			continue;
+		}
+		if (off + len > end)
+			end = off + len;
+		if (kind == REC_UNFINISHED) {
+			dmg->unfinished++;
+			damage_at(dmg, off);
+			off += len;
+			continue;
+		}
+		uint64_t seq = rv.rec->seq;
+		if (seen[seq / 8] & (1u << (seq % 8))) {
+			dmg->records++;
+			damage_at(dmg, off);
+			off += len;
+			continue;
+		}
+		seen[seq / 8] |= (unsigned char)(1u << (seq % 8));
+		if ((rc = fn(ctx, &sv, &rv)) != 0)
+			break;
+		off += len;
+	}
+	if (!rc && off < rd.size && (rd.err || off < used)) {
+		/* What could not be read, or a record cut off by the end of the
+		 * file, is damage like any other. */
+		dmg->bytes += (rd.err ? rd.size : used < rd.size ? used : rd.size) - off;
+		damage_at(dmg, off);
+	}
+	if (end > used) {
+		/* Records past the header's end mark: a damaged header (or a
+		 * writer still appending, which a reader of a live spool knows). */
+		dmg->unmarked = end - used;
+		damage_at(dmg, used);
+	}
+	free(seen);
+	free(rd.buf);
+	return rc;
+}
+
 int ag_spool_read(const char *path, ag_spool_fn fn, void *ctx)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
 	struct stat st;
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0 || (size_t)st.st_size < HDR_SIZE) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		errno = EINVAL;
 		return -1;
 	}
-	size_t size = (size_t)st.st_size;
-	const char *base = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	int rc = ag_spool_read_fd(fd, path, fn, ctx, NULL);
+	int e = errno;
 	close(fd);
-	if (base == MAP_FAILED)
-		return -1;
-	const struct ag_spool_hdr *h = (const void *)base;
-	if (memcmp(h->magic, AG_SPOOL_MAGIC, 8) != 0 || h->hdr_size != HDR_SIZE) {
-		munmap((void *)base, size);
-		errno = EINVAL;
-		return -1;
-	}
-	uint64_t used = __atomic_load_n(&h->used, __ATOMIC_ACQUIRE);
-	if (used > size)
-		used = size;
-
-	char name[256];
-	const char *slash = strrchr(path, '/');
-	snprintf(name, sizeof name, "%s", slash ? slash + 1 : path);
-	char *dot = strstr(name, ".spool");
-	if (dot)
-		*dot = 0;
-	struct ag_spool_view sv = {h, name};
-
-	int rc = 0;
-	for (uint64_t off = HDR_SIZE; off + sizeof(struct ag_rec) <= used;) {
-		const struct ag_rec *r = (const void *)(base + off);
-		if (r->len < sizeof *r || r->len % 8 || off + r->len > used)
-			break;
-		if (!(__atomic_load_n(&r->flags, __ATOMIC_ACQUIRE) & AG_REC_COMMITTED)) {
-			off += r->len;   /* its writer died (or is) mid-record */
-			continue;
-		}
-		struct ag_rec_view rv = {.rec = r};
-		const unsigned char *p = (const unsigned char *)(r + 1);
-		const unsigned char *end = (const unsigned char *)r + r->len;
-		while (p + 5 <= end && *p) {
-			uint32_t len;
-			memcpy(&len, p + 1, 4);
-			if ((size_t)(end - (p + 5)) < len)
-				break;
-			if (*p < AG_T_MAX) {
-				rv.field[*p] = p + 5;
-				rv.flen[*p] = len;
-			}
-			p += 5 + len;
-		}
-		if ((rc = fn(ctx, &sv, &rv)) != 0)
-			break;
-		off += r->len;
-	}
-	munmap((void *)base, size);
+	errno = e;
 	return rc;
 }

@@ -137,11 +137,14 @@ void ag_spool_forget(struct ag_spool *sp);
  * own); a new file when it has none. */
 void ag_spool_after_fork(struct ag_spool *sp);
 
-/* Reading (audit.c): calls fn for each committed record. Returns 0, or
- * -1 with errno if the file is not a spool. */
+/* Reading (audit.c). A spool may be damaged (a disk error, a writer
+ * killed mid-record, a truncation) or not ours at all, so reading trusts
+ * nothing in it: every committed, well-formed record is handed to fn once,
+ * and what could not be read is counted in an ag_spool_damage. */
 struct ag_spool_view {
-	const struct ag_spool_hdr *hdr;
+	const struct ag_spool_hdr *hdr;  /* a private copy of the header */
 	const char *name;     /* uid prefix */
+	const char *session;  /* hdr->session if it ends inside its field, else NULL */
 };
 struct ag_rec_view {
 	const struct ag_rec *rec;
@@ -150,6 +153,32 @@ struct ag_rec_view {
 };
 typedef int (*ag_spool_fn)(void *ctx, const struct ag_spool_view *sv,
 			   const struct ag_rec_view *rv);
+
+/* No writer makes a record this big (guard.c caps SQL at 64 KiB, argv at
+ * AG_ARGV_MAX): a bigger length field is damage. */
+#define AG_REC_MAX (4u << 20)
+/* Nor a file this big (a new one is started past 64 MiB). */
+#define AG_SPOOL_READ_MAX ((int64_t)1 << 30)
+
+struct ag_spool_damage {
+	uint64_t bytes;       /* bytes in which no record could be read */
+	uint64_t records;     /* records left out: malformed, numbered twice */
+	uint64_t unfinished;  /* records their writer never completed */
+	uint64_t missing;     /* bytes the header counts that the file lacks */
+	uint64_t unmarked;    /* bytes of records past the header's `used` */
+	uint64_t first;       /* offset of the first damage, 0 if none */
+};
+
+/* Calls fn for each committed record of the spool open on fd (read with
+ * pread, never mapped: a file cut short under us cannot SIGBUS). name is
+ * the file's name (the uid prefix is taken from it). Returns 0, fn's first
+ * nonzero return, or -1 with errno: EINVAL not a spool (no header), EFBIG
+ * bigger than any spool, or a read error. dmg may be NULL. A spool still
+ * being written shows its unfinished records as damage too. */
+int ag_spool_read_fd(int fd, const char *name, ag_spool_fn fn, void *ctx,
+		     struct ag_spool_damage *dmg);
+/* The same for a path; refuses (EINVAL) anything but a regular file and
+ * never follows a symlink or blocks on opening. */
 int ag_spool_read(const char *path, ag_spool_fn fn, void *ctx);
 /* An int64 field's value (0 when absent). */
 int64_t ag_rec_int(const struct ag_rec_view *rv, int tag);

@@ -246,6 +246,50 @@ static void summary(struct cli_db *d, const struct cli_opts *co,
 	fputs(" --dry-run\n", stderr);
 }
 
+/* Signals seen while the agent runs or we ingest: the first is the
+ * agent's (passed on); a second, or any once the agent is gone, means
+ * "get out": the ingest stops and the spools wait for the next command. */
+static pid_t run_child;      /* 0 once reaped */
+static int run_signals, run_late;   /* late: after the agent was reaped */
+
+static void take_signal(int sig, const siginfo_t *si)
+{
+	run_signals++;
+	run_late += run_child <= 0;
+	/* A terminal's ^C already reached the agent: it shares our process
+	 * group. Sending it again would read as a second ^C (which many
+	 * agents take as "quit now"). */
+	if (run_child > 0 && si->si_code != SI_KERNEL)
+		kill(run_child, sig);
+}
+
+static int ingest_interrupted(void)
+{
+	struct timespec zero = { 0, 0 };
+	siginfo_t si;
+	sigset_t stop;
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	int sig;
+	while ((sig = sigtimedwait(&stop, &si, &zero)) > 0)
+		take_signal(sig, &si);
+	return run_signals >= 2 || run_late;
+}
+
+/* audit.db busy (another writer): wait as long as everywhere else (10 s),
+ * unless we are asked to get out. */
+static int run_busy(void *ctx, int count)
+{
+	(void)ctx;
+	if (count >= 1000 || ingest_interrupted())
+		return 0;
+	usleep(10000);
+	return 1;
+}
+
 static void ingest(struct cli_db *d, int all, int *warned)
 {
 	char err[512];
@@ -266,8 +310,10 @@ static int supervise(struct cli_db *d, pid_t child, const sigset_t *set)
 
 	for (;;) {
 		pid_t w = waitpid(child, &wstatus, WNOHANG);
-		if (w == child)
+		if (w == child) {
+			run_child = 0;
 			return wstatus;
+		}
 		if (w < 0 && errno != EINTR) {
 			cli_err("lost track of the agent (pid %d): %s", (int)child, strerror(errno));
 			return 1 << 8;
@@ -281,13 +327,8 @@ static int supervise(struct cli_db *d, pid_t child, const sigset_t *set)
 		struct timespec ts = { (next - now) / 1000000000, (next - now) % 1000000000 };
 		siginfo_t si;
 		int sig = sigtimedwait(set, &si, &ts);
-		if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
-			/* A terminal's ^C already reached the agent: it shares our
-			 * process group. Sending it again would read as a second ^C
-			 * (which many agents take as "quit now"). */
-			if (si.si_code != SI_KERNEL)
-				kill(child, sig);
-		}
+		if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
+			take_signal(sig, &si);
 	}
 }
 
@@ -470,6 +511,8 @@ static int cmd_run(int argc, char **argv)
 	}
 	close_pipe(go);
 
+	run_child = pid;
+	ag_audit_set_interrupt(ingest_interrupted);
 	int64_t t0 = ag_mono_ns();
 	int e = exec_error(report[0]);
 	close_pipe(report);
@@ -482,11 +525,16 @@ static int cmd_run(int argc, char **argv)
 	 * (re-ingesting later is harmless) so the summary is complete. */
 	int warned = 0;
 	ingest(&d, 1, &warned);
+	ag_audit_set_interrupt(NULL);
+	sqlite3_busy_handler(d.db, run_busy, NULL);
 	if (ag_audit_session_end(d.db, s.id, ag_now_ns(), status, err, sizeof err) < 0)
 		cli_warn("cannot record the end of the session: %s", err);
 	if (e)
 		cli_err("cannot run %s: %s%s", agent[0], strerror(e),
 			e == ENOENT ? " (is it installed and on PATH?)" : "");
+	else if (ingest_interrupted())
+		cli_warn("interrupted: session %s ended with status %d; see it with "
+			 "'agentguard report --session %s'", s.id, status, s.id);
 	else
 		summary(&d, &co, &s, agent[0], status, signaled, took);
 	sigprocmask(SIG_SETMASK, &old, NULL);

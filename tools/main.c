@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "cli.h"
 
 static const struct cli_command *const commands[] = {
@@ -24,6 +25,12 @@ static void help(FILE *f)
 	      "Every command takes --help and --state-dir DIR (default: $AGENTGUARD_STATE_DIR,\n"
 	      "else ${XDG_STATE_HOME:-~/.local/state}/agentguard).\n"
 	      "Exit status: 0 success, 1 failure, 2 usage error.\n", f);
+}
+
+/* What ingest finds in the spool directory, said like every other warning. */
+static void audit_warning(const char *msg)
+{
+	cli_warn("%s", msg);
 }
 
 int main(int argc, char **argv)
@@ -51,6 +58,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < NCOMMANDS; i++) {
 		if (strcmp(name, commands[i]->name) == 0) {
 			cli_current = commands[i];
+			ag_audit_set_warn(audit_warning);
 			return commands[i]->main(argc - 1, argv + 1);
 		}
 	}

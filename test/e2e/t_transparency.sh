@@ -18,8 +18,14 @@ same() {
 	[ "$out1" == "$out2" ] || { diff <(echo "$out1") <(echo "$out2") | head -20; fail "output differs for '$*'"; }
 }
 
-# The two copies are made at different moments: give them the same times.
-fixed_times() { find . -mindepth 1 -exec touch -h -d '2021-02-03 04:05:06' {} +; }
+# The two copies are made at different moments: give them the same times,
+# the copy's own directory included (ls -la shows it as ..), and make sure
+# nothing in it keeps the time it was made at.
+fixed_times() {
+	find . -exec touch -h -d '2021-02-03 04:05:06' {} +
+	local newer; newer=$(find . -newermt '2021-02-03 04:05:06')
+	[ -z "$newer" ] || fail "times not fixed in the copy: $newer"
+}
 
 setup_tree() { make_tree tree; }
 setup_repo() {

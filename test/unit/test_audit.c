@@ -1,5 +1,13 @@
 /* lib/audit.c: audit.db, spool ingest, and the hash chain verify walks. */
 #include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -779,29 +787,435 @@ Test(audit_ingest, reingesting_a_live_spool_does_not_repeat_its_gap)
 	ag_audit_close(db);
 }
 
-Test(audit_ingest, a_file_that_is_not_a_spool_is_left_for_a_human)
+/* A finished spool of session `session` with n events, by a child. */
+static void finished_spool(const char *session, int n, int with_session_row)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct ag_spool sp;
+		char p[64];
+		spool_init(&sp, session);
+		if (with_session_row)
+			write_session(&sp, session, 5);
+		for (int i = 0; i < n; i++) {
+			snprintf(p, sizeof p, "/f/%d", i);
+			write_simple(&sp, p, 10 + i);
+		}
+		_exit(0);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Warnings ingest gives, one line each. */
+static char warned[16][2 * AG_PATH_MAX];
+static int nwarned;
+
+static void collect_warning(const char *msg)
+{
+	if (nwarned < 16)
+		snprintf(warned[nwarned++], sizeof warned[0], "%s", msg);
+}
+
+static int warned_about(const char *what)
+{
+	for (int i = 0; i < nwarned; i++)
+		if (strstr(warned[i], what))
+			return 1;
+	return 0;
+}
+
+static int in_damaged(const char *name, struct stat *st)
+{
+	char p[AG_PATH_MAX];
+
+	ut_fmt(p, sizeof p, "%s/spool/damaged/%s", S, name);
+	return lstat(p, st) == 0;
+}
+
+Test(audit_ingest, a_file_that_is_not_a_spool_is_moved_aside)
 {
 	char junk[AG_PATH_MAX], dir[AG_PATH_MAX];
 	struct stat st;
 
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		struct ag_spool sp;
-		spool_init(&sp, "sessJ");
-		write_simple(&sp, "/j", 1);
-		_exit(0);
-	}
-	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	finished_spool("sessJ", 1, 1);
 	ut_fmt(dir, sizeof dir, "%s/spool", S);
 	ut_fmt(junk, sizeof junk, "%s/aaa-junk.spool", dir);
 	ut_write_str(junk, "definitely not a spool");
+	ag_audit_set_warn(collect_warning);
 
 	sqlite3 *db = open_rw();
 	cr_expect_eq(ingest(db, 0), 1);
-	cr_expect_eq(lstat(junk, &st), 0, "the junk file was removed");
-	cr_expect_eq(nspools(), 1);
+	cr_expect_eq(nspools(), 0);
+	cr_assert(in_damaged("aaa-junk.spool", &st), "the junk file is not in spool/damaged");
+	ut_fmt(junk, sizeof junk, "%s/damaged/aaa-junk.spool", dir);
+	char *kept = ut_read(junk, NULL);
+	cr_expect_str_eq(kept, "definitely not a spool");
+	free(kept);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM gaps WHERE what LIKE '%%aaa-junk.spool%%'"), 1);
+	cr_expect(warned_about("aaa-junk.spool"));
+	/* Seen again (it is no longer there): no second row. */
+	cr_expect_eq(ingest(db, 0), 0);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM gaps"), 1);
 	expect_intact(db);
+	ag_audit_close(db);
+}
+
+/* Issue 8: a FIFO named *.spool hung every command for good; links were
+ * opened through, and nothing said what was there. */
+Test(audit_ingest, hostile_entries_are_reported_and_moved_aside_unread, .timeout = 120)
+{
+	char dir[AG_PATH_MAX], p[AG_PATH_MAX], victim[AG_PATH_MAX];
+	struct stat st;
+	const char *names[12];
+	int n = 0;
+
+	finished_spool("sessH", 2, 1);
+	ut_fmt(dir, sizeof dir, "%s/spool", S);
+	sqlite3 *db = open_rw();
+	ag_audit_set_warn(collect_warning);
+
+#define AT(name) (ut_fmt(p, sizeof p, "%s/%s", dir, name), names[n++] = name, p)
+	cr_assert_eq(mkfifo(AT("fifo.spool"), 0600), 0);
+	cr_assert_eq(symlink("/dev/zero", AT("zero.spool")), 0);
+	cr_assert_eq(symlink("../audit.db", AT("db.spool")), 0);
+	ut_fmt(victim, sizeof victim, "%s/fifo-elsewhere", S);
+	cr_assert_eq(mkfifo(victim, 0600), 0);
+	cr_assert_eq(symlink(victim, AT("tofifo.spool")), 0);
+	cr_assert_eq(mkdir(AT("dir.spool"), 0700), 0);
+	int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	cr_assert_lt(strlen(AT("sock.spool")), sizeof sa.sun_path);
+	strcpy(sa.sun_path, p);
+	cr_assert_eq(bind(sock, (struct sockaddr *)&sa, sizeof sa), 0, "%s", strerror(errno));
+	close(sock);
+	/* A huge sparse file, bigger than any spool. */
+	int fd = open(AT("sparse.spool"), O_RDWR | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)AG_SPOOL_READ_MAX + 4096), 0);
+	close(fd);
+	/* A second name for a file outside the spool dir. */
+	ut_fmt(victim, sizeof victim, "%s/victim", S);
+	ut_write_str(victim, "someone else's");
+	cr_assert_eq(link(victim, AT("hard.spool")), 0);
+	if (geteuid() == 0) {
+		cr_assert_eq(mknod(AT("dev.spool"), S_IFCHR | 0600, makedev(1, 3)), 0);
+		/* Not written by the state dir's owner. */
+		ut_write_str(AT("foreign.spool"), "x");
+		cr_assert_eq(chown(p, 4242, 4242), 0);
+	}
+#undef AT
+
+	cr_expect_eq(ingest(db, 0), 2, "the one real spool's events");
+	cr_expect_eq(nspools(), 0, "something was left in the spool dir");
+	for (int i = 0; i < n; i++) {
+		cr_expect(in_damaged(names[i], &st), "%s is not in spool/damaged", names[i]);
+		cr_expect(warned_about(names[i]), "no warning names %s", names[i]);
+		cr_expect_eq(qi(db, "SELECT count(*) FROM gaps WHERE what LIKE 'spool/%q %%'",
+				names[i]), 1, "no gap row names %s", names[i]);
+	}
+	/* Moved as themselves: links are still links, targets untouched. */
+	cr_expect(in_damaged("db.spool", &st) && S_ISLNK(st.st_mode));
+	cr_expect(in_damaged("fifo.spool", &st) && S_ISFIFO(st.st_mode));
+	cr_expect(in_damaged("dir.spool", &st) && S_ISDIR(st.st_mode));
+	char *v = ut_read(victim, NULL);
+	cr_expect_str_eq(v, "someone else's");
+	free(v);
+	cr_expect(warned_about("symbolic link (to /dev/zero)"));
+	/* The gaps belong to the session the names claim only if the log
+	 * knows it; these claim none. */
+	cr_expect_eq(qi(db, "SELECT count(*) FROM gaps WHERE session=%Q", AG_AUDIT_UNATTRIBUTED), n);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM sessions WHERE id=%Q", AG_AUDIT_UNATTRIBUTED), 1);
+	char latest[64];
+	cr_assert_eq(ag_audit_latest_session(db, latest, sizeof latest), 0);
+	cr_expect_str_eq(latest, "sessH", "the placeholder became the latest session");
+	expect_intact(db);
+	ag_audit_close(db);
+}
+
+/* A FIFO named after a known session is reported in that session. */
+Test(audit_ingest, an_entry_named_after_a_session_is_reported_there, .timeout = 60)
+{
+	char p[AG_PATH_MAX];
+
+	finished_spool("sessN", 1, 1);
+	sqlite3 *db = open_rw();
+	cr_expect_eq(ingest(db, 0), 1);
+	ag_audit_set_warn(collect_warning);
+	ut_fmt(p, sizeof p, "%s/spool/sessN.123.abcdef012345.spool", S);
+	cr_assert_eq(mkfifo(p, 0600), 0);
+	cr_expect_eq(ingest(db, 0), 0);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM gaps WHERE session='sessN' AND what LIKE "
+			"'%%sessN.123.abcdef012345.spool is a FIFO%%'"), 1);
+	ag_audit_close(db);
+}
+
+/* Offsets of each record of a spool file, by reading it back. */
+struct offs {
+	size_t off[64], n, next;
+};
+
+static int note_off(void *ctx, const struct ag_spool_view *sv, const struct ag_rec_view *rv)
+{
+	struct offs *o = ctx;
+
+	(void)sv;
+	if (!o->n)
+		o->next = 256;
+	o->off[o->n++] = o->next;
+	o->next += rv->rec->len;
+	return 0;
+}
+
+static void the_spool(char *out)
+{
+	char paths[2][AG_PATH_MAX];
+
+	cr_assert_eq(ut_spools(S, paths, 2), 1);
+	strcpy(out, paths[0]);
+}
+
+/* Issue 8: a damaged spool was dropped and deleted without a word. */
+Test(audit_ingest, a_damaged_spool_keeps_its_rows_and_its_evidence)
+{
+	char path[AG_PATH_MAX], *slash;
+	struct offs o = {0};
+	struct stat st;
+
+	finished_spool("sessD", 6, 1);   /* PROC, SESSION, 6 events */
+	the_spool(path);
+	cr_assert_eq(ag_spool_read(path, note_off, &o), 0);
+	cr_assert_eq(o.n, 8);
+	size_t size;
+	char *b = ut_read(path, &size);
+	/* Garbage over the third event, and the file cut inside the last. */
+	memset(b + o.off[4], 0xee, o.off[5] - o.off[4]);
+	ut_write(path, b, o.off[7] + 12);
+	free(b);
+	slash = strrchr(path, '/');
+	ag_audit_set_warn(collect_warning);
+
+	sqlite3 *db = open_rw();
+	cr_expect_eq(ingest(db, 0), 4, "every event that reads whole goes in");
+	cr_expect_eq(qi(db, "SELECT count(*) FROM events WHERE path IN "
+			"('/f/0','/f/1','/f/3','/f/4')"), 4);
+	cr_expect_eq(nspools(), 0);
+	cr_expect(in_damaged(slash + 1, &st), "the damaged spool was not kept");
+	cr_expect_eq(st.st_size, (off_t)(o.off[7] + 12));
+	char *what = qs(db, "SELECT what FROM gaps WHERE session='sessD'");
+	cr_assert_not_null(what, "no gap row for the damage");
+	cr_expect_not_null(strstr(what, slash + 1), "%s", what);
+	cr_expect_not_null(strstr(what, "bytes held no readable record"), "%s", what);
+	cr_expect_not_null(strstr(what, "kept as spool/damaged/"), "%s", what);
+	cr_expect(warned_about(slash + 1));
+	free(what);
+	expect_intact(db);
+	ag_audit_close(db);
+}
+
+/* A live spool's tail is being written, not damaged: it is not moved. */
+Test(audit_ingest, a_live_spool_is_not_called_damaged)
+{
+	struct ag_spool sp;
+
+	spool_init(&sp, "sessLv");
+	write_simple(&sp, "/lv/1", 1);
+	/* As if a second writer had reserved room and not written it yet. */
+	struct ag_spool_hdr *h = (struct ag_spool_hdr *)sp.base;
+	__atomic_add_fetch(&h->used, 64, __ATOMIC_RELEASE);
+	ag_audit_set_warn(collect_warning);
+	sqlite3 *db = open_rw();
+	cr_expect_eq(ingest(db, 1), 1);
+	cr_expect_eq(nspools(), 1);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM gaps"), 0);
+	cr_expect_eq(nwarned, 0, "%s", warned[0]);
+	ag_spool_forget(&sp);
+	ag_audit_close(db);
+}
+
+static void set_header_session(const char *path, const char *bytes, size_t n)
+{
+	size_t size;
+	char *b = ut_read(path, &size);
+	char *f = b + offsetof(struct ag_spool_hdr, session);
+
+	memset(f, 0, AG_SESSION_ID_MAX);
+	memcpy(f, bytes, n);
+	ut_write(path, b, size);
+	free(b);
+}
+
+/* Issue 8: a spool whose header named no session went in without a
+ * session row (chained from whatever head came before), and verify then
+ * called the log tampered with. */
+Test(audit_ingest, a_spool_naming_no_valid_session_goes_to_the_placeholder)
+{
+	static const struct {
+		const char *bytes;
+		size_t n;
+	} bad[] = {
+		{"", 0},
+		{"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", AG_SESSION_ID_MAX},  /* no NUL */
+		{"../etc", 6},
+		{"with space", 10},
+	};
+	char path[AG_PATH_MAX];
+	struct stat st;
+	sqlite3 *db = open_rw();
+
+	/* An ordinary session first: its head must not be borrowed. */
+	finished_spool("sessOk", 2, 1);
+	cr_assert_eq(ingest(db, 0), 2);
+	ag_audit_set_warn(collect_warning);
+	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+		finished_spool("sessBad", 3, 0);
+		the_spool(path);
+		set_header_session(path, bad[k].bytes, bad[k].n);
+		cr_expect_eq(ingest(db, 0), 3, "case %zu", k);
+		cr_expect_eq(nspools(), 0, "case %zu", k);
+		cr_expect(in_damaged(strrchr(path, '/') + 1, &st), "case %zu: not kept", k);
+		cr_expect_eq(qi(db, "SELECT count(*) FROM events WHERE session=%Q",
+				AG_AUDIT_UNATTRIBUTED), (int64_t)(3 * (k + 1)), "case %zu", k);
+		cr_expect_eq(qi(db, "SELECT count(*) FROM gaps WHERE session=%Q AND what LIKE "
+				"'%%names no valid session%%'", AG_AUDIT_UNATTRIBUTED),
+			     (int64_t)(k + 1), "case %zu", k);
+		expect_intact(db);
+	}
+	cr_expect_eq(qi(db, "SELECT count(*) FROM events WHERE session='' OR session IS NULL"), 0);
+	cr_expect_eq(qi(db, "SELECT events FROM sessions WHERE id='sessOk'"), 2);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM sessions WHERE id=''"), 0);
+	ag_audit_close(db);
+}
+
+/* A SESSION record whose id is no session id makes no session row. */
+Test(audit_ingest, a_malformed_session_record_is_left_out_and_said)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct ag_spool sp;
+		spool_init(&sp, "sessM");
+		write_session(&sp, "sessM", 5);
+		write_session(&sp, "bad id/..", 6);
+		write_simple(&sp, "/m/1", 7);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	ag_audit_set_warn(collect_warning);
+	sqlite3 *db = open_rw();
+	cr_expect_eq(ingest(db, 0), 1);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM sessions"), 1);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM gaps WHERE session='sessM' AND what LIKE "
+			"'%%1 session records named no valid session%%'"), 1);
+	expect_intact(db);
+	ag_audit_close(db);
+}
+
+/* Issue 8: qsort and bsearch were called with a NULL array when no
+ * process mapped a spool (undefined behaviour). This binary's qsort
+ * stands in for libc's to see it. */
+static int qsort_null;
+
+void qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	static void (*real)(void *, size_t, size_t, int (*)(const void *, const void *));
+	void *volatile b = base;   /* glibc says base is never NULL: do not let gcc believe it */
+
+	if (!b) {
+		qsort_null++;
+		return;
+	}
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "qsort");
+	real(base, n, size, cmp);
+}
+
+/* In a PID namespace of our own with its own /proc, no other process on
+ * the machine (another test run's guarded programs) can map a spool, so
+ * the scan is sure to find none. */
+static int ingest_with_an_empty_proc(void)
+{
+	if (unshare(CLONE_NEWNS | CLONE_NEWPID) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		char err[256];
+		if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount("proc", "/proc", "proc", 0, NULL) < 0)
+			_exit(3);
+		sqlite3 *db = ag_audit_open(S, 0, err, sizeof err);
+		if (!db || ag_audit_ingest(db, S, 0, err, sizeof err) != 1)
+			_exit(4);
+		ag_audit_close(db);
+		_exit(qsort_null ? 1 : 0);
+	}
+	int status;
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+Test(audit_ingest, no_live_spool_sorts_no_null_array)
+{
+	finished_spool("sessQ", 1, 1);
+	int rc = ingest_with_an_empty_proc();
+	if (rc < 0 || rc >= 3) {
+		/* No namespaces here (not root): the machine's /proc will do. */
+		sqlite3 *db = open_rw();
+		cr_expect_eq(ingest(db, 0), 1);
+		ag_audit_close(db);
+		rc = qsort_null ? 1 : 0;
+	}
+	cr_expect_eq(rc, 0, "qsort was called with a NULL array");
+	cr_expect_eq(nspools(), 0);
+}
+
+/* Ingest stops when asked (the second ^C in agentguard run) and loses
+ * nothing: the spools wait for the next one. */
+static int stop_now(void)
+{
+	return 1;
+}
+
+Test(audit_ingest, an_interrupt_stops_it_and_keeps_the_spools)
+{
+	char err[256] = "";
+
+	finished_spool("sessI", 2, 1);
+	sqlite3 *db = open_rw();
+	ag_audit_set_interrupt(stop_now);
+	cr_expect_eq(ag_audit_ingest(db, S, 0, err, sizeof err), -1);
+	cr_expect_not_null(strstr(err, "interrupted"), "%s", err);
+	cr_expect_eq(nspools(), 1);
+	ag_audit_set_interrupt(NULL);
+	cr_expect_eq(ingest(db, 0), 2);
+	cr_expect_eq(nspools(), 0);
+	ag_audit_close(db);
+}
+
+/* The spool directory itself is not followed. */
+Test(audit_ingest, a_symlinked_spool_dir_is_refused)
+{
+	char p[AG_PATH_MAX], other[AG_PATH_MAX], err[512] = "";
+
+	sqlite3 *db = open_rw();
+	ut_fmt(other, sizeof other, "%s/elsewhere", S);
+	cr_assert_eq(mkdir(other, 0700), 0);
+	ut_fmt(p, sizeof p, "%s/x.1.2.spool", other);
+	ut_write_str(p, "keep me");
+	ut_fmt(p, sizeof p, "%s/spool", S);
+	cr_assert_eq(symlink(other, p), 0);
+	cr_expect_eq(ag_audit_ingest(db, S, 0, err, sizeof err), -1);
+	cr_expect_not_null(strstr(err, "spool"), "%s", err);
+	ut_fmt(p, sizeof p, "%s/x.1.2.spool", other);
+	struct stat st;
+	cr_expect_eq(stat(p, &st), 0, "a file behind the link was moved");
 	ag_audit_close(db);
 }
 

@@ -1,6 +1,7 @@
 /* lib/spool.c: the per-process event file hooks write instead of audit.db. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -840,70 +841,270 @@ Test(spool_read, truncated_file_gives_the_complete_records)
 	free(s.bytes);
 }
 
-Test(spool_read, only_committed_records)
+/* Read p with the damage counted; records into c. */
+static int read_dmg(const char *p, struct coll *c, struct ag_spool_damage *d)
+{
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+
+	cr_assert_geq(fd, 0, "open %s: %s", p, strerror(errno));
+	memset(c, 0, sizeof *c);
+	int rc = ag_spool_read_fd(fd, p, collect, c, d);
+	close(fd);
+	cr_expect_not(c->bad_bounds, "a field points outside its record");
+	return rc;
+}
+
+/* Every record of the sample but those in skip[] came out, in order. */
+static void expect_all_but(const struct coll *c, const struct sample *s, const int *skip,
+			   int nskip)
+{
+	size_t k = 1;
+
+	cr_assert_gt(c->n, 0);
+	cr_expect_eq(c->r[0].type, AG_REC_PROC);
+	for (size_t want = 1; want < s->nrec; want++) {
+		int skipped = 0;
+		for (int j = 0; j < nskip; j++)
+			skipped |= (size_t)skip[j] == want;
+		if (skipped)
+			continue;
+		char path[64];
+		snprintf(path, sizeof path, "/sample/%zu", want - 1);
+		cr_assert_lt(k, c->n, "record %zu is missing (%zu read)", want, c->n);
+		cr_expect_str_eq(c->r[k].field[AG_T_PATH], path);
+		cr_expect_eq(c->r[k].seq, want + 1);
+		k++;
+	}
+	cr_expect_eq(c->n, k, "%zu records read, want %zu", c->n, k);
+}
+
+Test(spool_read, the_header_end_mark_is_not_trusted_over_the_records)
 {
 	struct sample s;
+	struct coll c;
+	struct ag_spool_damage d;
 	char p[AG_PATH_MAX];
 
 	make_sample(&s, 20);
 	ut_fmt(p, sizeof p, "%s/used.spool", S);
-	/* Records past `used` were being written when the process died. */
+	/* A finished spool's intact file says how much was written: records
+	 * past a `used` that stops short are still whole records. */
+	write_variant(p, &s, s.size);
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	expect_all_but(&c, &s, NULL, 0);
+	cr_expect_eq(d.bytes + d.records + d.unfinished + d.missing + d.unmarked, 0,
+		     "an intact spool shows damage");
+	coll_free(&c);
+
 	set_used(s.bytes, s.off[6]);
 	write_variant(p, &s, s.size);
-	cr_expect_eq(read_prefix(p, &s), 6);
-	/* `used` in the middle of a record: that record is not committed. */
-	set_used(s.bytes, s.off[6] + 8);
-	write_variant(p, &s, s.size);
-	cr_expect_eq(read_prefix(p, &s), 6);
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	expect_all_but(&c, &s, NULL, 0);
+	cr_expect_eq(d.unmarked, s.off[s.nrec] - s.off[6]);
+	cr_expect_eq(d.first, s.off[6]);
+	coll_free(&c);
+
 	set_used(s.bytes, 0);
 	write_variant(p, &s, s.size);
-	cr_expect_eq(read_prefix(p, &s), 0);
-	/* `used` beyond the file: read what is there, stop at the zeros. */
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	expect_all_but(&c, &s, NULL, 0);
+	cr_expect_gt(d.unmarked, 0);
+	coll_free(&c);
+
+	/* `used` beyond the file: read what is there, say what is missing. */
 	set_used(s.bytes, UINT64_MAX);
 	write_variant(p, &s, s.size);
-	cr_expect_eq(read_prefix(p, &s), s.nrec);
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	expect_all_but(&c, &s, NULL, 0);
+	cr_expect_eq(d.missing, UINT64_MAX - s.size);
+	coll_free(&c);
 	free(s.bytes);
 }
 
-Test(spool_read, bad_lengths_stop_or_are_skipped)
+Test(spool_read, an_unfinished_record_is_skipped_and_counted)
 {
 	struct sample s;
+	struct coll c;
+	struct ag_spool_damage d;
+	char p[AG_PATH_MAX];
+
+	make_sample(&s, 20);
+	ut_fmt(p, sizeof p, "%s/unfinished.spool", S);
+	uint16_t flags = 0;
+	memcpy(s.bytes + s.off[6] + offsetof(struct ag_rec, flags), &flags, 2);
+	write_variant(p, &s, s.size);
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	int skip[] = {6};
+	expect_all_but(&c, &s, skip, 1);
+	cr_expect_eq(d.unfinished, 1);
+	cr_expect_eq(d.first, s.off[6]);
+	coll_free(&c);
+
+	/* Reserved, never written: its writer died between the two. */
+	memset(s.bytes + s.off[6], 0, s.off[7] - s.off[6]);
+	write_variant(p, &s, s.size);
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	expect_all_but(&c, &s, skip, 1);
+	cr_expect_eq(d.bytes, s.off[7] - s.off[6]);
+	coll_free(&c);
+	free(s.bytes);
+}
+
+Test(spool_read, a_damaged_record_costs_only_itself)
+{
+	struct sample s;
+	struct coll c;
+	struct ag_spool_damage d;
 	char p[AG_PATH_MAX];
 	uint32_t len;
+	int skip4[] = {4}, skip3[] = {3}, skip5[] = {5}, skip8[] = {8};
 
 	make_sample(&s, 20);
 	ut_fmt(p, sizeof p, "%s/len.spool", S);
-
-	/* A record length smaller than a record header ends the walk. */
 	char *b = malloc(s.size);
 	cr_assert_not_null(b);
+
+	/* Shorter than a record header. */
 	memcpy(b, s.bytes, s.size);
 	len = 3;
 	memcpy(b + s.off[4], &len, 4);
 	ut_write(p, b, s.size);
-	cr_expect_eq(read_prefix(p, &s), 4);
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	expect_all_but(&c, &s, skip4, 1);
+	cr_expect_eq(d.bytes, s.off[5] - s.off[4]);
+	cr_expect_eq(d.first, s.off[4]);
+	coll_free(&c);
 
-	/* One reaching past the committed end too. */
+	/* Reaching past the end of the file. */
 	memcpy(b, s.bytes, s.size);
 	len = 0xfffffff0u;
 	memcpy(b + s.off[4], &len, 4);
 	ut_write(p, b, s.size);
-	cr_expect_eq(read_prefix(p, &s), 4);
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	expect_all_but(&c, &s, skip4, 1);
+	coll_free(&c);
 
-	/* A field claiming more bytes than its record: the record is still
-	 * delivered, the field stays inside its bounds. */
+	/* A length that lies by swallowing the next two records: they are
+	 * found again, the liar is not believed. */
 	memcpy(b, s.bytes, s.size);
-	size_t first_field = s.off[3] + sizeof(struct ag_rec);
-	len = 1u << 30;
-	memcpy(b + first_field + 1, &len, 4);
+	len = (uint32_t)(s.off[7] - s.off[4]);
+	memcpy(b + s.off[4], &len, 4);
 	ut_write(p, b, s.size);
-	struct coll c;
-	read_all(p, &c);
-	cr_expect_eq(c.n, s.nrec);
-	cr_expect_not(c.bad_bounds);
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	expect_all_but(&c, &s, skip4, 1);
+	cr_expect_eq(d.bytes, s.off[5] - s.off[4]);
+	coll_free(&c);
+
+	/* A field claiming more bytes than its record. */
+	memcpy(b, s.bytes, s.size);
+	len = 1u << 30;
+	memcpy(b + s.off[3] + sizeof(struct ag_rec) + 1, &len, 4);
+	ut_write(p, b, s.size);
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	expect_all_but(&c, &s, skip3, 1);
+	cr_expect_gt(d.bytes, 0);
+	coll_free(&c);
+
+	/* Two records with one number: the second is not a record we wrote
+	 * (ingest keys rows by number, so it would vanish silently). */
+	memcpy(b, s.bytes, s.size);
+	memcpy(b + s.off[5] + offsetof(struct ag_rec, seq),
+	       b + s.off[4] + offsetof(struct ag_rec, seq), 8);
+	ut_write(p, b, s.size);
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	expect_all_but(&c, &s, skip5, 1);
+	cr_expect_eq(d.records, 1);
+	coll_free(&c);
+
+	/* A number no file of this size can reach. */
+	memcpy(b, s.bytes, s.size);
+	uint64_t seq = UINT64_MAX;
+	memcpy(b + s.off[5] + offsetof(struct ag_rec, seq), &seq, 8);
+	ut_write(p, b, s.size);
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	expect_all_but(&c, &s, skip5, 1);
+	coll_free(&c);
+
+	/* Garbage over a record in the middle. */
+	memcpy(b, s.bytes, s.size);
+	memset(b + s.off[8], 0xa5, s.off[9] - s.off[8]);
+	ut_write(p, b, s.size);
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	expect_all_but(&c, &s, skip8, 1);
+	cr_expect_eq(d.bytes, s.off[9] - s.off[8]);
+	coll_free(&c);
+
+	/* Garbage after the last record. */
+	memcpy(b, s.bytes, s.size);
+	cr_assert_lt(s.off[s.nrec] + 64, s.size);
+	memset(b + s.off[s.nrec], 0x5a, 64);
+	ut_write(p, b, s.size);
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	expect_all_but(&c, &s, NULL, 0);
+	cr_expect_eq(d.bytes, 64);
+	cr_expect_eq(d.first, s.off[s.nrec]);
 	coll_free(&c);
 	free(b);
 	free(s.bytes);
+}
+
+Test(spool_read, an_argv_bigger_than_any_writer_makes_is_damage)
+{
+	struct ag_spool sp;
+	struct coll c;
+	struct ag_spool_damage d;
+	size_t big = AG_ARGV_MAX + 8;
+	char *words = calloc(big, 1);   /* big empty words: a huge JSON array */
+
+	cr_assert_not_null(words);
+	spool_init(&sp, S, "sessArgv");
+	struct ag_field f[] = {{AG_T_OP, 4, "exec"}, {AG_T_ARGV, (uint32_t)big, words}};
+	cr_assert_eq(ag_spool_append(&sp, AG_REC_EVENT, 0, 1, 0, f, 2, NULL), 0);
+	cr_assert_eq(append_event(&sp, "/after", 0, 2, NULL), 0);
+	char path[AG_PATH_MAX];
+	snprintf(path, sizeof path, "%s", sp.path);
+	ag_spool_forget(&sp);
+	cr_assert_eq(read_dmg(path, &c, &d), 0);
+	cr_assert_eq(c.n, 2, "%zu records", c.n);
+	cr_expect_eq(c.r[0].type, AG_REC_PROC);
+	cr_expect_str_eq(c.r[1].field[AG_T_PATH], "/after");
+	cr_expect_gt(d.bytes, big);
+	coll_free(&c);
+	free(words);
+}
+
+Test(spool_read, truncation_is_counted)
+{
+	struct sample s;
+	struct coll c;
+	struct ag_spool_damage d;
+	char p[AG_PATH_MAX];
+
+	make_sample(&s, 20);
+	ut_fmt(p, sizeof p, "%s/cut.spool", S);
+	write_variant(p, &s, s.off[8] + 10);
+	cr_assert_eq(read_dmg(p, &c, &d), 0);
+	cr_expect_eq(c.n, 8);
+	cr_expect_eq(d.missing, s.off[s.nrec] - (s.off[8] + 10));
+	cr_expect_gt(d.bytes, 0, "the cut record's bytes");
+	coll_free(&c);
+	free(s.bytes);
+}
+
+Test(spool_read, what_is_not_a_regular_file_is_refused_without_blocking)
+{
+	char p[AG_PATH_MAX];
+	int calls = 0;
+
+	ut_fmt(p, sizeof p, "%s/fifo.spool", S);
+	cr_assert_eq(mkfifo(p, 0600), 0);
+	errno = 0;
+	cr_expect_eq(ag_spool_read(p, count_only, &calls), -1);
+	cr_expect_eq(errno, EINVAL);
+	ut_fmt(p, sizeof p, "%s/null.spool", S);
+	cr_assert_eq(symlink("/dev/zero", p), 0);
+	cr_expect_eq(ag_spool_read(p, count_only, &calls), -1);
+	cr_expect_eq(calls, 0);
 }
 
 /* Random damage anywhere after the header must never crash the reader or
