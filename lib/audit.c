@@ -615,7 +615,10 @@ static struct mapped *mapped_spools(void)
 		fclose(f);
 	}
 	closedir(proc);
-	qsort(m->names, m->n, sizeof *m->names, cmp_str);
+	/* names is NULL when nothing maps a spool, and qsort and bsearch
+	 * take no NULL array even for zero elements. */
+	if (m->n)
+		qsort(m->names, m->n, sizeof *m->names, cmp_str);
 	return m;
 }
 
@@ -631,7 +634,7 @@ static void mapped_free(struct mapped *m)
 
 static int spool_live(const struct mapped *m, const char *name)
 {
-	return !m || bsearch(&name, m->names, m->n, sizeof *m->names, cmp_str) != NULL;
+	return !m || (m->n && bsearch(&name, m->names, m->n, sizeof *m->names, cmp_str));
 }
 
 static int by_name(const struct dirent **a, const struct dirent **b)
