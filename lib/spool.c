@@ -365,7 +365,11 @@ int ag_spool_read(const char *path, ag_spool_fn fn, void *ctx)
 	if (base == MAP_FAILED)
 		return -1;
 	const struct ag_spool_hdr *h = (const void *)base;
-	if (memcmp(h->magic, AG_SPOOL_MAGIC, 8) != 0 || h->hdr_size != HDR_SIZE) {
+	/* The session id is used as a C string: one with no NUL in its field
+	 * would have readers run on through the records, and past the end of
+	 * the mapping on a file that holds no zero byte. */
+	if (memcmp(h->magic, AG_SPOOL_MAGIC, 8) != 0 || h->hdr_size != HDR_SIZE ||
+	    !memchr(h->session, 0, sizeof h->session)) {
 		munmap((void *)base, size);
 		errno = EINVAL;
 		return -1;
