@@ -235,8 +235,9 @@ const char *ag_glob_check(const char *pat)
 			p++;
 		}
 	}
-	/* Each '**' multiplies the work of a mismatch; four is plenty for any
-	 * real path rule and keeps decide's worst case small. */
+	/* Matching costs O(pattern * path) however many there are (glob_path);
+	 * the limit stays because more than four never means anything a real
+	 * path rule needs, and rule files already written rely on it. */
 	if (dstars > 4)
 		return "too many '**' components in pattern (at most 4)";
 	return NULL;
