@@ -2,6 +2,7 @@
  * scratch state dir, read record by record (every field touched), then
  * moved into audit.db as `agentguard report` would. Never a crash, and
  * never a read outside the file. */
+#include <ftw.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,6 +32,21 @@ static int touch(void *ctx, const struct ag_spool_view *sv, const struct ag_rec_
 	return 0;
 }
 
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(p) : unlink(p);
+}
+
+/* libFuzzer ends a timed run with exit(): leave nothing in /dev/shm. */
+static void cleanup(void)
+{
+	if (db)
+		ag_audit_close(db);
+	nftw(state, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void setup(void)
 {
 	char err[512], dir[128];
@@ -45,6 +61,7 @@ static void setup(void)
 		fprintf(stderr, "fuzz_spool: %s\n", err);
 		abort();
 	}
+	atexit(cleanup);
 }
 
 /* A fresh log now and then, so that its size does not slow the run down. */
