@@ -148,6 +148,9 @@ $(FUZZ_BUILD)/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz.h $(FUZZ_OBJ)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
 	  -Ilib -o $@ $< $(FUZZ_OBJ) $(CLI_LIBS)
 
+# Kept between runs (make would delete them as intermediates).
+.SECONDARY: $(FUZZ_OBJ)
+
 fuzz-build: $(FUZZ_BINS)
 
 fuzz: fuzz-build
