@@ -127,3 +127,69 @@ clean:
 
 .PHONY: all deps-check test test-unit demo bench install clean
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- sanitizers and fuzzing ----------------------------------------------
+#
+#   make asan         the units and the end-to-end suite with everything built
+#                     with AddressSanitizer and UBSan into build-asan/
+#   make fuzz         each libFuzzer harness in test/fuzz/ for FUZZ_SECONDS
+#   make fuzz-smoke   the same, 10 s each (CI)
+
+ASAN_BUILD  ?= build-asan
+ASAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer
+# gcc: its shared libasan is what a preloaded library needs (clang's default
+# static runtime cannot be loaded into programs that were not built with it).
+ASAN_CC     ?= gcc
+
+asan:
+	$(MAKE) --no-print-directory CC=$(ASAN_CC) BUILD=$(ASAN_BUILD) \
+	  OPT="-O1 -g $(ASAN_FLAGS)" LDFLAGS="-pthread $(ASAN_FLAGS)" \
+	  $(ASAN_BUILD)/libagentguard.so $(ASAN_BUILD)/agentguard $(ASAN_BUILD)/test/unit
+	@AG_BUILD=$(ASAN_BUILD) ASAN_RT=$$($(ASAN_CC) -print-file-name=libasan.so) \
+	  bash test/asan.sh
+
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer
+FUZZ_FLAGS   := $(FUZZ_SAN) -fsanitize=fuzzer
+FUZZ_NAMES   := $(patsubst test/fuzz/fuzz_%.c,%,$(wildcard test/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_NAMES))
+# The core once more, instrumented for libFuzzer, in its own objects.
+FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(CORE_SRC) $(AUDIT_SRC)) \
+                $(FUZZ_BUILD)/obj/default_rules.o
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 \
+	  -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -Ilib -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/obj/default_rules.o: lib/default_rules.S rules/default.yaml
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -c -Ilib -DRULES_FILE='"rules/default.yaml"' $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz.h $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
+	  -Ilib -o $@ $< $(FUZZ_OBJ) $(CLI_LIBS)
+
+# Kept between runs (make would delete them as intermediates).
+.SECONDARY: $(FUZZ_OBJ)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash test/fuzz/run.sh $(FUZZ_NAMES)
+
+fuzz-smoke: fuzz-build
+	@FUZZ_SECONDS=10 bash test/fuzz/run.sh $(FUZZ_NAMES)
+
+.PHONY: asan fuzz fuzz-build fuzz-smoke
+-include $(shell find $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)
+
+clean: clean-asan
+clean-asan:
+	rm -rf $(ASAN_BUILD)
+.PHONY: clean-asan

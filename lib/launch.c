@@ -16,12 +16,35 @@ extern char **environ;
 static const char *const *session_vars;   /* "NAME=value", NULL-terminated */
 static const char *self;                  /* this library, resolved */
 static const char *self_given;            /* as LD_PRELOAD named it at start */
+static const char *san_rt;                /* make asan: the ASan runtime */
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <dlfcn.h>
+extern void __asan_init(void);
+
+/* An ASan-built library needs its runtime preloaded ahead of it into
+ * programs not built with it, so a child whose environment was wiped
+ * (env -i) gets the runtime back along with this library. */
+static const char *find_san_rt(void)
+{
+	Dl_info di;
+
+	return dladdr((void *)__asan_init, &di) && di.dli_fname && di.dli_fname[0] == '/'
+		       ? di.dli_fname : NULL;
+}
+#else
+static const char *find_san_rt(void)
+{
+	return NULL;
+}
+#endif
 
 void ag_launch_set(const char *const *vars, const char *s, const char *given)
 {
 	session_vars = vars;
 	self = s;
 	self_given = given && *given ? given : s;
+	san_rt = find_san_rt();
 }
 
 /* ---- resolving ---------------------------------------------------------- */
@@ -285,7 +308,8 @@ size_t ag_launch_preload_len(char *const envp[])
 {
 	const char *pre = first(envp, "LD_PRELOAD", 10);
 
-	return strlen("LD_PRELOAD=") + (self ? strlen(self) : 0) + 1 + (pre ? strlen(pre) : 0) + 1;
+	return strlen("LD_PRELOAD=") + (san_rt ? strlen(san_rt) + 1 : 0) +
+	       (self ? strlen(self) : 0) + 1 + (pre ? strlen(pre) : 0) + 1;
 }
 
 char *const *ag_launch_env_build(char *const envp[], const char **slots,
@@ -301,7 +325,9 @@ char *const *ag_launch_env_build(char *const envp[], const char **slots,
 		slots[n++] = *v;
 
 	/* This library first, then whatever else was preloaded. */
-	off = (size_t)snprintf(preload, preload_len, "LD_PRELOAD=%s", self ? self : "");
+	int rt = san_rt && !(pre && list_has(pre, san_rt));
+	off = (size_t)snprintf(preload, preload_len, "LD_PRELOAD=%s%s%s", rt ? san_rt : "",
+			       rt ? ":" : "", self ? self : "");
 	for (const char *p = pre; p && *p;) {
 		size_t l = strcspn(p, ": ");
 		int dup = (self && l == strlen(self) && strncmp(p, self, l) == 0) ||

@@ -198,6 +198,11 @@ enum ag_eval { AG_EVAL_NO, AG_EVAL_EXCEPTED, AG_EVAL_APPLIES };
 enum ag_eval ag_rule_eval(const struct ag_rule *r, struct ag_mctx *c,
 			  struct ag_why *why);
 
+/* Loop iterations of every glob match on this thread, for the tests that
+ * check the matchers stay O(pattern * subject). */
+extern __thread unsigned long ag_match_steps __attribute__((tls_model("initial-exec")));
+#define AG_MATCH_STEP() (ag_match_steps++)
+
 /* Glob over one string with no component structure: '*' matches any run
  * of characters including '/'. icase folds ASCII letters. */
 int ag_glob_flat(const char *pat, const char *s, size_t slen, int icase);

@@ -727,7 +727,8 @@ static void parent_times(struct restore *r, struct items *l)
 
 static int run_passes(struct restore *r, struct items *l)
 {
-	qsort(l->v, l->n, sizeof l->v[0], by_depth);
+	if (l->n)
+		qsort(l->v, l->n, sizeof l->v[0], by_depth);   /* v may be NULL */
 	for (size_t i = 0; i < l->n; i++) {
 		struct item *it = &l->v[i];
 		char dest[AG_PATH_MAX + AG_PATH_MAX];

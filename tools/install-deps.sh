@@ -3,10 +3,13 @@
 # is already there. Used by the README's first command and by CI.
 # The database servers are for the end-to-end tests, which start their own
 # instances on a unix socket; the system services are never used.
+# libclang-rt-14-dev: libFuzzer and clang's sanitizer runtimes (make fuzz);
+# libasan8/libubsan1: gcc's shared sanitizer runtimes (make asan).
 set -eu
 pkgs="make gcc libc6-dev clang binutils pkg-config libyaml-dev libsqlite3-dev libjansson-dev
 nettle-dev libcriterion-dev sqlite3 python3 perl git findutils coreutils tar
-postgresql postgresql-client mariadb-server mariadb-client util-linux"
+postgresql postgresql-client mariadb-server mariadb-client util-linux
+libclang-rt-14-dev libasan8 libubsan1"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

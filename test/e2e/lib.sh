@@ -1,6 +1,27 @@
 # Helpers for the end-to-end tests (sourced by run.sh).
-AG_LIB=$AG_ROOT/build/libagentguard.so
-AG=$AG_ROOT/build/agentguard
+# AG_BUILD: another build directory (make asan uses build-asan). AG_ASAN_RT:
+# the sanitizer runtime, which has to be preloaded ahead of an ASan-built
+# library into programs that were not built with it.
+AG_BUILD=${AG_BUILD:-$AG_ROOT/build}
+case $AG_BUILD in /*) ;; *) AG_BUILD=$AG_ROOT/$AG_BUILD ;; esac
+AG_LIB=$AG_BUILD/libagentguard.so
+AG=${AG_CLI:-$AG_BUILD/agentguard}
+AG_PRELOAD=${AG_ASAN_RT:+$AG_ASAN_RT:}$AG_LIB
+
+# Under make asan, for programs that link libp11-kit (psql, curl): with the
+# ASan runtime preloaded ahead of libc, glibc 2.36's setlocale lock comes out
+# of p11-kit's constructor corrupted and the program hangs in exit (it does
+# so with the bare runtime, without agentguard). With libc ahead of the
+# runtime (and the library ahead of both, so that its interposers still
+# win) it runs; ASan then keeps its stack, global and UBSan checks there but
+# not its heap checks, which the units and the CLI still have.
+asan_libc_first() {
+	[ -n "${AG_ASAN_RT:-}" ] || return 0
+	local libc
+	libc=$(ldd /bin/sh | awk '$1 ~ /^libc\.so/ {print $3}')
+	AG_ASAN_RT=$libc:$AG_ASAN_RT
+	AG_PRELOAD=$AG_LIB:$AG_ASAN_RT
+}
 
 # A fresh world per test: never the real HOME or state.
 ag_setup() {
@@ -15,9 +36,9 @@ ag_setup() {
 }
 
 # The LD_PRELOAD form, workspace $WS.
-guard() { LD_PRELOAD=$AG_LIB AGENTGUARD_WORKSPACE=$WS "$@"; }
+guard() { LD_PRELOAD=$AG_PRELOAD AGENTGUARD_WORKSPACE=$WS "$@"; }
 # The wrapper form.
-agrun() { "$AG" run --workspace "$WS" -- "$@"; }
+agrun() { LD_PRELOAD=${AG_ASAN_RT:-} "$AG" run --workspace "$WS" -- "$@"; }
 
 db() { sqlite3 -batch "$AGENTGUARD_STATE_DIR/audit.db" "$@"; }
 # Move finished spools into audit.db.

@@ -5,6 +5,7 @@
 # that restore brings the database back; every statement is an audit row.
 
 source "$AG_ROOT/test/e2e/dbservers.sh"
+asan_libc_first
 
 # The agent's shell: a client must be started by a guarded process to be
 # judged, as an agent's would be.

@@ -70,7 +70,7 @@ test_ask_without_a_human_is_denied_and_recorded() {
 	assert_exists "$WS/ask/one"
 	# Supervised, but no terminal to ask on: denied too (setsid: no controlling tty).
 	err=$(AGENTGUARD_RULES=$T/rules.yaml AGENTGUARD_MODE=supervised setsid -w \
-		env LD_PRELOAD="$AG_LIB" AGENTGUARD_WORKSPACE="$WS" rm "$WS/ask/two" 2>&1 </dev/null) &&
+		env LD_PRELOAD="$AG_PRELOAD" AGENTGUARD_WORKSPACE="$WS" rm "$WS/ask/two" 2>&1 </dev/null) &&
 		fail "rm should be refused without a terminal"
 	assert_contains "$err" "a human did not approve it"
 	assert_exists "$WS/ask/two"

@@ -13,7 +13,7 @@ same() {
 	rm -rf "$WS/run"; mkdir -p "$WS/run"; (cd "$WS/run" && $setup && fixed_times)
 	out1=$(cd "$WS/run" && "$@" 2>&1) && rc1=0 || rc1=$?
 	rm -rf "$WS/run"; mkdir -p "$WS/run"; (cd "$WS/run" && $setup && fixed_times)
-	out2=$(cd "$WS/run" && AGENTGUARD_RULES=$T/allow.yaml LD_PRELOAD=$AG_LIB "$@" 2>&1) && rc2=0 || rc2=$?
+	out2=$(cd "$WS/run" && AGENTGUARD_RULES=$T/allow.yaml LD_PRELOAD=$AG_PRELOAD "$@" 2>&1) && rc2=0 || rc2=$?
 	[ "$rc1" == "$rc2" ] || fail "exit status differs for '$*': $rc1 bare, $rc2 guarded"
 	[ "$out1" == "$out2" ] || { diff <(echo "$out1") <(echo "$out2") | head -20; fail "output differs for '$*'"; }
 }

@@ -428,6 +428,31 @@ Test(audit_ingest, no_spools_is_zero)
 	ag_audit_close(db);
 }
 
+/* When no process maps a spool, the list of mapped spools is empty and its
+ * array NULL; sorting and searching it used to hand qsort and bsearch that
+ * NULL, which is undefined (make asan's UBSan stops on it). A finished
+ * spool must still be ingested and deleted. */
+Test(audit_ingest, finished_spool_when_none_is_mapped)
+{
+	pid_t kid = fork();
+	cr_assert_geq(kid, 0);
+	if (kid == 0) {
+		struct ag_spool sp;
+		spool_init(&sp, "sessN");
+		write_session(&sp, "sessN", 10);
+		write_simple(&sp, "/n/a", 20);
+		_exit(0);
+	}
+	int status;
+	cr_assert_eq(waitpid(kid, &status, 0), kid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	sqlite3 *db = open_rw();
+	cr_expect_eq(ingest(db, 0), 1);
+	cr_expect_eq(nspools(), 0);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM events WHERE path='/n/a'"), 1);
+	ag_audit_close(db);
+}
+
 Test(audit_ingest, session_events_and_snapshot_rows)
 {
 	struct ag_spool sp;
