@@ -371,17 +371,28 @@ static void snapshot_drop(const struct ag_snapshot *s)
 static int ask_human(const struct ag_call *c)
 {
 	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-	char q[AG_PATH_MAX * 2 + 512], a[16];
+	char q[AG_PATH_MAX * 2 + 1024], a[16], rule[256], why[256];
 	int ok = 0;
 
 	if (fd < 0)
 		return 0;
-	int l = snprintf(q, sizeof q, "agentguard: allow %s %s%s%s? (rule %s%s%s) [y/N] ",
-			 ag_op_name(c->op.kind), c->op.path ? c->op.path : "",
-			 c->op.target ? " -> " : "", c->op.target ? c->op.target : "",
-			 c->rule ? c->rule : "default", c->reason ? ": " : "",
-			 c->reason ? c->reason : "");
-	if (l > 0 && write(fd, q, (size_t)l < sizeof q ? (size_t)l : sizeof q - 1) > 0) {
+	/* Names, rule and reason are the agent's text: escaped, so a \r or an
+	 * escape sequence cannot redraw the question the human answers. */
+	size_t l = (size_t)snprintf(q, sizeof q, "agentguard: allow %s ", ag_op_name(c->op.kind));
+	if (c->op.path)
+		l += ag_escape_display(c->op.path, strlen(c->op.path), q + l, AG_PATH_MAX);
+	if (c->op.target) {
+		l += (size_t)snprintf(q + l, sizeof q - l, " -> ");
+		l += ag_escape_display(c->op.target, strlen(c->op.target), q + l, AG_PATH_MAX);
+	}
+	ag_escape_display(c->rule ? c->rule : "default", strlen(c->rule ? c->rule : "default"),
+			  rule, sizeof rule);
+	ag_escape_display(c->reason, c->reason ? strlen(c->reason) : 0, why, sizeof why);
+	int t = snprintf(q + l, sizeof q - l, "? (rule %s%s%s) [y/N] ", rule,
+			 c->reason ? ": " : "", why);
+	if (t > 0)
+		l += (size_t)t < sizeof q - l ? (size_t)t : sizeof q - l - 1;
+	if (write(fd, q, l) > 0) {
 		struct pollfd p = {fd, POLLIN, 0};
 		if (poll(&p, 1, 60000) == 1) {
 			ssize_t n = read(fd, a, sizeof a - 1);
@@ -593,11 +604,20 @@ int ag_describe(const struct ag_call *c, char *line, size_t len)
 		snprintf(what, sizeof what, "%s%s%s", o->path ? o->path : "",
 			 o->target ? " -> " : "", o->target ? o->target : "");
 	}
-	return snprintf(line, len, "agentguard: %s %s %s (%s%s%s%s)",
-			c->enforced ? "denied" : "would deny", ag_op_name(o->kind), what,
-			c->rule ? "rule " : "default for ",
-			c->rule ? c->rule : ag_op_name(o->kind), c->reason ? ": " : "",
-			c->reason ? c->reason : "");
+	/* Every part but the op may be the agent's text (the rules file too):
+	 * escaped straight into line, so one denial stays one honest line. */
+	char rule[256], why[1024];
+	int h = snprintf(line, len, "agentguard: %s %s ",
+			 c->enforced ? "denied" : "would deny", ag_op_name(o->kind));
+	if (h < 0 || (size_t)h >= len)
+		return h;
+	size_t w = (size_t)h + ag_escape_display(what, strlen(what), line + h, len - (size_t)h);
+	ag_escape_display(c->rule, c->rule ? strlen(c->rule) : 0, rule, sizeof rule);
+	ag_escape_display(c->reason, c->reason ? strlen(c->reason) : 0, why, sizeof why);
+	return (int)w + snprintf(line + w, len - w, " (%s%s%s%s)",
+				 c->rule ? "rule " : "default for ",
+				 c->rule ? rule : ag_op_name(o->kind), c->reason ? ": " : "",
+				 why);
 }
 
 static void say_denied(const struct ag_call *c)
