@@ -745,7 +745,10 @@ static void html_header(FILE *f, const char *id, const struct sess *s)
 			cli_put_argv(m, s->argv, 2000);
 			fclose(m);
 		}
-		html_row(f, "agent", argv, 1);
+		/* cli_put_argv has escaped it already. */
+		fputs("<tr><th>agent</th><td class=mono>", f);
+		cli_put_html_shown(f, argv ? argv : "-");
+		fputs("</td></tr>\n", f);
 		free(argv);
 		snprintf(buf, sizeof buf, "%s%s", s->mode ? s->mode : "-",
 			 !s->has_enforce ? "" : s->enforce ? ", enforcing" : ", monitor (would deny)");
@@ -850,7 +853,7 @@ static int html_timeline(FILE *f, struct report *r, const char *session,
 			fprintf(f, " title=\"%s %s ", a, dec_label[j]);
 			cli_put_html(f, cli_col(st, EV_OP));
 			fputc(' ', f);
-			cli_put_html(f, subj);
+			cli_put_html_shown(f, subj);
 			if (cli_col(st, EV_RULE)) {
 				fputs(" (rule ", f);
 				cli_put_html(f, cli_col(st, EV_RULE));
@@ -891,7 +894,7 @@ static int html_events(FILE *f, struct report *r, const char *session)
 			(long long)sqlite3_column_int64(st, EV_ID), t, dec_class(label), label);
 		cli_put_html(f, cli_col(st, EV_OP));
 		fputs("</td><td class=mono>", f);
-		cli_put_html(f, subj);
+		cli_put_html_shown(f, subj);
 		fprintf(f, "</td><td>%lld <span class=mono>",
 			(long long)sqlite3_column_int64(st, EV_PID));
 		cli_put_html(f, cli_base(cli_col(st, EV_EXE)));
