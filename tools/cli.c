@@ -12,11 +12,18 @@
 
 const struct cli_command *cli_current;
 
+/* Messages name files, rows and arguments: shown escaped (cli_put), so
+ * that one message stays one line. */
 static void vmsg(const char *kind, const char *fmt, va_list ap)
 {
+	char *msg = NULL;
+
 	fprintf(stderr, "agentguard%s%s: %s", cli_current ? " " : "",
 		cli_current ? cli_current->name : "", kind);
-	vfprintf(stderr, fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	cli_put(stderr, msg ? msg : fmt);
+	free(msg);
 	fputc('\n', stderr);
 }
 
