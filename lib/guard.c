@@ -86,8 +86,10 @@ static void go_broken(const char *err)
 	G.state = G_BROKEN;
 	snprintf(G.broken, sizeof G.broken,
 		 "agentguard cannot start (%.900s); refusing every guarded operation", err);
+	/* err may quote the rules file: escaped, like every denial. */
+	char shown[sizeof G.broken];
 	say("agentguard: ", 12);
-	say(G.broken, strlen(G.broken));
+	say(shown, ag_escape_display(G.broken, strlen(G.broken), shown, sizeof shown));
 	say("\n", 1);
 }
 
