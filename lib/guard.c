@@ -373,27 +373,33 @@ static void snapshot_drop(const struct ag_snapshot *s)
 static int ask_human(const struct ag_call *c)
 {
 	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-	char q[AG_PATH_MAX * 2 + 1024], a[16], rule[256], why[256];
+	char q[AG_PATH_MAX * 2 + 512], a[16];
+	const char *rule = c->rule ? c->rule : "default";
 	int ok = 0;
 
 	if (fd < 0)
 		return 0;
 	/* Names, rule and reason are the agent's text: escaped, so a \r or an
-	 * escape sequence cannot redraw the question the human answers. */
-	size_t l = (size_t)snprintf(q, sizeof q, "agentguard: allow %s ", ag_op_name(c->op.kind));
+	 * escape sequence cannot redraw the question the human answers. Each
+	 * part has its bound, which together fit q. */
+	size_t l = (size_t)snprintf(q, 64, "agentguard: allow %s ", ag_op_name(c->op.kind));
 	if (c->op.path)
 		l += ag_escape_display(c->op.path, strlen(c->op.path), q + l, AG_PATH_MAX);
 	if (c->op.target) {
-		l += (size_t)snprintf(q + l, sizeof q - l, " -> ");
+		memcpy(q + l, " -> ", 4);
+		l += 4;
 		l += ag_escape_display(c->op.target, strlen(c->op.target), q + l, AG_PATH_MAX);
 	}
-	ag_escape_display(c->rule ? c->rule : "default", strlen(c->rule ? c->rule : "default"),
-			  rule, sizeof rule);
-	ag_escape_display(c->reason, c->reason ? strlen(c->reason) : 0, why, sizeof why);
-	int t = snprintf(q + l, sizeof q - l, "? (rule %s%s%s) [y/N] ", rule,
-			 c->reason ? ": " : "", why);
-	if (t > 0)
-		l += (size_t)t < sizeof q - l ? (size_t)t : sizeof q - l - 1;
+	memcpy(q + l, "? (rule ", 8);
+	l += 8;
+	l += ag_escape_display(rule, strlen(rule), q + l, 128);
+	if (c->reason) {
+		memcpy(q + l, ": ", 2);
+		l += 2;
+		l += ag_escape_display(c->reason, strlen(c->reason), q + l, 256);
+	}
+	memcpy(q + l, ") [y/N] ", 8);
+	l += 8;
 	if (write(fd, q, l) > 0) {
 		struct pollfd p = {fd, POLLIN, 0};
 		if (poll(&p, 1, 60000) == 1) {
@@ -608,14 +614,16 @@ int ag_describe(const struct ag_call *c, char *line, size_t len)
 	}
 	/* Every part but the op may be the agent's text (the rules file too):
 	 * escaped straight into line, so one denial stays one honest line. */
-	char rule[256], why[1024];
 	int h = snprintf(line, len, "agentguard: %s %s ",
 			 c->enforced ? "denied" : "would deny", ag_op_name(o->kind));
 	if (h < 0 || (size_t)h >= len)
 		return h;
 	size_t w = (size_t)h + ag_escape_display(what, strlen(what), line + h, len - (size_t)h);
-	ag_escape_display(c->rule, c->rule ? strlen(c->rule) : 0, rule, sizeof rule);
-	ag_escape_display(c->reason, c->reason ? strlen(c->reason) : 0, why, sizeof why);
+	/* what is in line now; its room holds the escaped rule and reason
+	 * (hooks run on small stacks). */
+	char *rule = what, *why = what + 256;
+	ag_escape_display(c->rule, c->rule ? strlen(c->rule) : 0, rule, 256);
+	ag_escape_display(c->reason, c->reason ? strlen(c->reason) : 0, why, sizeof what - 256);
 	return (int)w + snprintf(line + w, len - w, " (%s%s%s%s)",
 				 c->rule ? "rule " : "default for ",
 				 c->rule ? rule : ag_op_name(o->kind), c->reason ? ": " : "",
