@@ -168,3 +168,16 @@ PY
 	ingest
 	assert_eq "$(db "select decision || '|' || rule from events where op='delete'")" "deny|ask-first"
 }
+
+# SQL text is the agent's too: the deny line keeps it on one line (line
+# breaks read as spaces there) with the rest escaped.
+test_sql_deny_line_is_escaped() {
+	agrun true 2>/dev/null
+	audit=$AGENTGUARD_STATE_DIR/audit.db
+	err=$(guard sqlite3 "$audit" "DELETE FROM events; -- x${ESC}[2K${CR}${RLO}"$'\n'"DROP" 2>&1) &&
+		fail "the statement should be refused"
+	line=$(grep '^agentguard: denied sql' <<<"$err")
+	assert_contains "$line" 'DELETE FROM events; -- x\x1b[2K \u202e DROP (rule agentguard-self'
+	assert_no_raw_controls "$err"
+	assert_eq "$(grep -c '^DROP' <<<"$err")" 0 "in: $err"
+}
