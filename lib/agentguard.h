@@ -240,6 +240,20 @@ const char *ag_getenv(const char *name);
 void ag_env_snapshot(void);
 /* The default state dir: ${XDG_STATE_HOME:-$HOME/.local/state}/agentguard */
 int ag_default_state_dir(char *out, size_t outlen);
+/*
+ * Text made safe to show on a terminal or to a human deciding: control
+ * characters (C0, DEL, C1), bidi marks, embeddings, overrides and
+ * isolates, zero-width and other invisible formatting characters, line
+ * and paragraph separators and bytes that are not valid UTF-8 are shown
+ * as visible escapes (\n \r \t, \x1b, \u202e, \xff for a stray byte),
+ * and a backslash as \\, so no escape can be forged. Valid printable
+ * UTF-8 is kept. Writes at most outlen bytes, always NUL-terminated
+ * (unless outlen is 0); when the result does not fit it is cut after a
+ * whole character or escape and ends in "...". Returns the length
+ * written. in may be NULL (empty). Pure, allocation-free and
+ * async-signal-safe: hooks call it in signal handlers and vfork children.
+ */
+size_t ag_escape_display(const char *in, size_t len, char *out, size_t outlen);
 /* Start time of a process (clock ticks since boot, /proc/PID/stat field 22);
  * 0 if unknown. */
 uint64_t ag_proc_start(pid_t pid);

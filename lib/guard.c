@@ -135,8 +135,10 @@ static void go_broken(const char *err)
 	G.state = G_BROKEN;
 	snprintf(G.broken, sizeof G.broken,
 		 "agentguard cannot start (%.900s); refusing every guarded operation", err);
+	/* err may quote the rules file: escaped, like every denial. */
+	char shown[sizeof G.broken];
 	say("agentguard: ", 12);
-	say(G.broken, strlen(G.broken));
+	say(shown, ag_escape_display(G.broken, strlen(G.broken), shown, sizeof shown));
 	say("\n", 1);
 }
 
@@ -555,17 +557,33 @@ static int ask_human(struct ag_call *c)
 {
 	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	char *q = c->w->text, a[16];
-	const size_t qcap = sizeof c->w->text;
+	const char *rule = c->rule ? c->rule : "default";
 	int ok = 0;
 
 	if (fd < 0)
 		return 0;
-	int l = snprintf(q, qcap, "agentguard: allow %s %s%s%s? (rule %s%s%s) [y/N] ",
-			 ag_op_name(c->op.kind), c->op.path ? c->op.path : "",
-			 c->op.target ? " -> " : "", c->op.target ? c->op.target : "",
-			 c->rule ? c->rule : "default", c->reason ? ": " : "",
-			 c->reason ? c->reason : "");
-	if (l > 0 && write(fd, q, (size_t)l < qcap ? (size_t)l : qcap - 1) > 0) {
+	/* Names, rule and reason are the agent's text: escaped, so a \r or an
+	 * escape sequence cannot redraw the question the human answers. Each
+	 * part has its bound, which together fit q. */
+	size_t l = (size_t)snprintf(q, 64, "agentguard: allow %s ", ag_op_name(c->op.kind));
+	if (c->op.path)
+		l += ag_escape_display(c->op.path, strlen(c->op.path), q + l, AG_PATH_MAX);
+	if (c->op.target) {
+		memcpy(q + l, " -> ", 4);
+		l += 4;
+		l += ag_escape_display(c->op.target, strlen(c->op.target), q + l, AG_PATH_MAX);
+	}
+	memcpy(q + l, "? (rule ", 8);
+	l += 8;
+	l += ag_escape_display(rule, strlen(rule), q + l, 128);
+	if (c->reason) {
+		memcpy(q + l, ": ", 2);
+		l += 2;
+		l += ag_escape_display(c->reason, strlen(c->reason), q + l, 256);
+	}
+	memcpy(q + l, ") [y/N] ", 8);
+	l += 8;
+	if (write(fd, q, l) > 0) {
 		struct pollfd p = {fd, POLLIN, 0};
 		if (poll(&p, 1, 60000) == 1) {
 			ssize_t n = read(fd, a, sizeof a - 1);
@@ -791,11 +809,22 @@ int ag_describe(const struct ag_call *c, char *line, size_t len)
 		snprintf(what, sizeof what, "%s%s%s", o->path ? o->path : "",
 			 o->target ? " -> " : "", o->target ? o->target : "");
 	}
-	return snprintf(line, len, "agentguard: %s %s %s (%s%s%s%s)",
-			c->enforced ? "denied" : "would deny", ag_op_name(o->kind), what,
-			c->rule ? "rule " : "default for ",
-			c->rule ? c->rule : ag_op_name(o->kind), c->reason ? ": " : "",
-			c->reason ? c->reason : "");
+	/* Every part but the op may be the agent's text (the rules file too):
+	 * escaped straight into line, so one denial stays one honest line. */
+	int h = snprintf(line, len, "agentguard: %s %s ",
+			 c->enforced ? "denied" : "would deny", ag_op_name(o->kind));
+	if (h < 0 || (size_t)h >= len)
+		return h;
+	size_t w = (size_t)h + ag_escape_display(what, strlen(what), line + h, len - (size_t)h);
+	/* what is in line now; its room holds the escaped rule and reason
+	 * (hooks run on small stacks). */
+	char *rule = what, *why = what + 256;
+	ag_escape_display(c->rule, c->rule ? strlen(c->rule) : 0, rule, 256);
+	ag_escape_display(c->reason, c->reason ? strlen(c->reason) : 0, why, sizeof what - 256);
+	return (int)w + snprintf(line + w, len - w, " (%s%s%s%s)",
+				 c->rule ? "rule " : "default for ",
+				 c->rule ? rule : ag_op_name(o->kind), c->reason ? ": " : "",
+				 why);
 }
 
 static void say_denied(struct ag_call *c)

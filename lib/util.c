@@ -215,3 +215,129 @@ uint64_t ag_proc_start(pid_t pid)
 	}
 	return strtoull(p, NULL, 10);
 }
+
+/* ---- text safe to show on a terminal ------------------------------------- */
+
+/* Code point of the valid UTF-8 sequence at s (at most avail bytes) and its
+ * length, or 0 when the bytes are not one: overlong forms (C0 8A is not a
+ * newline), surrogates and values past U+10FFFF are all invalid. */
+static size_t utf8_decode(const unsigned char *s, size_t avail, uint32_t *cp)
+{
+	unsigned c = s[0];
+	size_t n;
+	uint32_t min, v;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, min = 0x80, v = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, min = 0x800, v = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, min = 0x10000, v = c & 0x07;
+	else
+		return 0;
+	if (n > avail)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3f);
+	}
+	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
+	return n;
+}
+
+/* Code points a terminal obeys or a reader cannot see: C1 controls, marks
+ * and overrides that reorder text, zero-width characters (they make two
+ * different names look the same; this shows ZWJ inside emoji sequences as
+ * well, truth before looks), line and paragraph separators, and the
+ * invisible tag characters. */
+static int invisible(uint32_t cp)
+{
+	return (cp >= 0x80 && cp <= 0x9f) || cp == 0xad || cp == 0x61c ||
+	       cp == 0x180e || (cp >= 0x200b && cp <= 0x200f) ||
+	       (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) ||
+	       cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb) ||
+	       (cp >= 0xe0000 && cp <= 0xe007f);
+}
+
+/* The shown form of one unit of input (one character, or one byte that is
+ * not part of valid UTF-8) into piece (at least 11 bytes); its length. */
+static size_t escape_unit(const unsigned char *s, size_t avail, char *piece,
+			  size_t *used)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint32_t cp;
+	size_t n = utf8_decode(s, avail, &cp), k = 0;
+
+	if (n == 0) {
+		*used = 1;
+		piece[0] = '\\';
+		piece[1] = 'x';
+		piece[2] = hex[s[0] >> 4];
+		piece[3] = hex[s[0] & 15];
+		return 4;
+	}
+	*used = n;
+	if (cp == '\\' || cp == '\n' || cp == '\r' || cp == '\t') {
+		piece[0] = '\\';
+		piece[1] = cp == '\\' ? '\\' : cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't';
+		return 2;
+	}
+	if (cp < 0x20 || cp == 0x7f) {
+		piece[0] = '\\';
+		piece[1] = 'x';
+		piece[2] = hex[cp >> 4];
+		piece[3] = hex[cp & 15];
+		return 4;
+	}
+	if (invisible(cp)) {
+		/* \u and four digits, \U and eight past the BMP: what $'...'
+		 * in bash reads back as the same character. */
+		int digits = cp > 0xffff ? 8 : 4;
+		piece[k++] = '\\';
+		piece[k++] = cp > 0xffff ? 'U' : 'u';
+		for (int i = digits - 1; i >= 0; i--)
+			piece[k++] = hex[(cp >> (4 * i)) & 15];
+		return k;
+	}
+	for (k = 0; k < n; k++)
+		piece[k] = (char)s[k];
+	return n;
+}
+
+size_t ag_escape_display(const char *in, size_t len, char *out, size_t outlen)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t o = 0, fits_dots = 0, i = 0;
+
+	if (outlen == 0)
+		return 0;
+	if (!s)
+		len = 0;
+	while (i < len) {
+		char piece[12];
+		size_t used, pl = escape_unit(s + i, len - i, piece, &used);
+
+		if (o + pl > outlen - 1) {
+			/* Cut after a whole unit, never inside an escape or a
+			 * character, and say so. */
+			o = fits_dots;
+			for (int d = 0; d < 3 && o < outlen - 1; d++)
+				out[o++] = '.';
+			break;
+		}
+		for (size_t k = 0; k < pl; k++)
+			out[o++] = piece[k];
+		if (o + 3 <= outlen - 1)
+			fits_dots = o;
+		i += used;
+	}
+	out[o] = 0;
+	return o;
+}

@@ -12,11 +12,18 @@
 
 const struct cli_command *cli_current;
 
+/* Messages name files, rows and arguments: shown escaped (cli_put), so
+ * that one message stays one line. */
 static void vmsg(const char *kind, const char *fmt, va_list ap)
 {
+	char *msg = NULL;
+
 	fprintf(stderr, "agentguard%s%s: %s", cli_current ? " " : "",
 		cli_current ? cli_current->name : "", kind);
-	vfprintf(stderr, fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	cli_put(stderr, msg ? msg : fmt);
+	free(msg);
 	fputc('\n', stderr);
 }
 
@@ -432,42 +439,34 @@ static size_t utf8_len(const unsigned char *s)
 	return n;
 }
 
-/* C0, DEL and C1 controls (U+0080..U+009F, which terminals also obey). */
-static int is_control(const unsigned char *s, size_t n)
+/* ag_escape_display into a buffer of our own: at most max bytes of
+ * escapes, then "...". NULL when out of memory. */
+static char *escaped(const char *s, size_t max)
 {
-	if (n == 1)
-		return s[0] < 0x20 || s[0] == 0x7f;
-	return n == 2 && s[0] == 0xc2 && s[1] < 0xa0;
+	size_t n = strlen(s);
+	/* No character grows more than fourfold. */
+	size_t cap = n < ((size_t)-1 - 8) / 4 ? 4 * n + 1 : (size_t)-1;
+	char *buf;
+
+	if (max < (size_t)-1 - 4 && cap > max + 4)
+		cap = max + 4;
+	buf = malloc(cap);
+	if (buf)
+		ag_escape_display(s, n, buf, cap);
+	return buf;
 }
 
 static void put_escaped(FILE *f, const char *str, size_t max)
 {
-	const unsigned char *s = (const unsigned char *)str;
-	size_t done = 0;
+	char *buf;
 
-	if (!s) {
+	if (!str) {
 		fputc('-', f);
 		return;
 	}
-	while (*s) {
-		size_t n = utf8_len(s);
-		size_t cost = n == 0 ? 4 : is_control(s, n) ? 4 * n : n;
-		if (done + cost > max) {
-			fputs("...", f);
-			return;
-		}
-		if (n == 0) {
-			fprintf(f, "\\x%02x", *s);
-			n = 1;
-		} else if (is_control(s, n)) {
-			for (size_t i = 0; i < n; i++)
-				fprintf(f, "\\x%02x", s[i]);
-		} else {
-			fwrite(s, 1, n, f);
-		}
-		done += cost;
-		s += n;
-	}
+	buf = escaped(str, max);
+	fputs(buf ? buf : "?", f);
+	free(buf);
 }
 
 void cli_put(FILE *f, const char *s)
@@ -484,6 +483,7 @@ void cli_put_word(FILE *f, const char *s)
 {
 	static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 				   "0123456789_@%+=:,./-";
+	char *e;
 
 	if (!s)
 		s = "";
@@ -491,21 +491,32 @@ void cli_put_word(FILE *f, const char *s)
 		fputs(s, f);
 		return;
 	}
-	fputc('\'', f);
-	for (const char *p = s; *p; p++) {
-		if (*p == '\'') {
-			fputs("'\\''", f);
-		} else {
-			const char *q = p;
-			while (q[1] && q[1] != '\'')
-				q++;
-			char *chunk = strndup(p, (size_t)(q - p + 1));
-			cli_put(f, chunk ? chunk : "?");
-			free(chunk);
-			p = q;
-		}
+	e = escaped(s, (size_t)-1 / 2);
+	if (!e) {
+		fputs("'?'", f);
+		return;
 	}
-	fputc('\'', f);
+	if (strcmp(e, s) != 0) {
+		/* Something had to be escaped: bash's $'...' reads our escapes
+		 * back as the very bytes, so the word still pastes. */
+		fputs("$'", f);
+		for (const char *p = e; *p; p++) {
+			if (*p == '\'')
+				fputc('\\', f);
+			fputc(*p, f);
+		}
+		fputc('\'', f);
+	} else {
+		fputc('\'', f);
+		for (const char *p = s; *p; p++) {
+			if (*p == '\'')
+				fputs("'\\''", f);
+			else
+				fputc(*p, f);
+		}
+		fputc('\'', f);
+	}
+	free(e);
 }
 
 void cli_put_argv(FILE *f, const char *argv_json, size_t max)
@@ -541,7 +552,7 @@ void cli_put_argv(FILE *f, const char *argv_json, size_t max)
 	free(buf);
 }
 
-void cli_put_html(FILE *f, const char *str)
+void cli_put_html_shown(FILE *f, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
 
@@ -549,8 +560,9 @@ void cli_put_html(FILE *f, const char *str)
 		return;
 	while (*s) {
 		size_t n = utf8_len(s);
-		if (n == 0 || (n == 1 && is_control(s, 1) && *s != '\n' && *s != '\t')) {
-			fputs("&#xfffd;", f);
+		if (n == 0 || (n == 1 && (*s < 0x20 || *s == 0x7f))) {
+			/* Not what cli_put makes: never raw into the page. */
+			fprintf(f, "\\x%02x", *s);
 			s++;
 			continue;
 		}
@@ -564,6 +576,17 @@ void cli_put_html(FILE *f, const char *str)
 		}
 		s += n;
 	}
+}
+
+void cli_put_html(FILE *f, const char *str)
+{
+	char *e;
+
+	if (!str)
+		return;
+	e = escaped(str, (size_t)-1 / 2);
+	cli_put_html_shown(f, e ? e : "?");
+	free(e);
 }
 
 json_t *cli_json_str(const char *str)

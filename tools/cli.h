@@ -143,17 +143,22 @@ void cli_put_subject(FILE *f, sqlite3_stmt *ev, size_t max);
 
 /* ---- output -------------------------------------------------------------- */
 
-/* Text with control characters and invalid UTF-8 shown as \xNN, so file
+/* Text as ag_escape_display shows it (controls, bidi and invisible
+ * characters, invalid UTF-8 as visible escapes, a backslash as \\), so file
  * names cannot rewrite the terminal. NULL prints as "-". */
 void cli_put(FILE *f, const char *s);
 /* As cli_put, cut to at most max bytes with "..." (one line). */
 void cli_put_short(FILE *f, const char *s, size_t max);
-/* One shell word, quoted when needed, so printed commands can be pasted. */
+/* One shell word, quoted when needed, so printed commands can be pasted:
+ * a word that needs escapes is written $'...' (bash reads them back). */
 void cli_put_word(FILE *f, const char *s);
 /* A JSON argv array as shell words (raw text if it is not an array). */
 void cli_put_argv(FILE *f, const char *argv_json, size_t max);
-/* HTML-escaped text (control characters as U+FFFD). */
+/* Text escaped as cli_put does, then HTML-escaped: the page shows a bidi
+ * override or a control as the same visible escape the terminal does. */
 void cli_put_html(FILE *f, const char *s);
+/* HTML-escaped only, for text cli_put* already made (cli_put_subject). */
+void cli_put_html_shown(FILE *f, const char *s);
 
 /* A JSON string; invalid UTF-8 bytes become U+FFFD (jansson refuses them). */
 json_t *cli_json_str(const char *s);

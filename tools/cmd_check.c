@@ -46,11 +46,13 @@ static int cmd_check(int argc, char **argv)
 		struct ag_policy *p = ag_policy_load_file(argv[i], &env, err, sizeof err);
 		if (!p) {
 			/* The loader names the file itself; a bare errno does not. */
-			if (err[0])
-				fprintf(stderr, "%s\n", err);
-			else
+			if (err[0]) {
+				cli_put(stderr, err);   /* it may quote the file */
+				fputc('\n', stderr);
+			} else {
 				fprintf(stderr, "%s: cannot load: %s\n", argv[i],
 					errno ? strerror(errno) : "unknown error");
+			}
 			bad = 1;
 			continue;
 		}

@@ -467,10 +467,16 @@ static void put_op(FILE *f, const struct subject *s)
 		}
 		if (op->host) {
 			cli_put(f, op->host);
-			if (op->addr)
-				fprintf(f, " [%s]", op->addr);
+			if (op->addr) {
+				fputs(" [", f);
+				cli_put(f, op->addr);
+				fputc(']', f);
+			}
 		} else {
-			fprintf(f, strchr(op->addr, ':') ? "[%s]" : "%s", op->addr);
+			int v6 = strchr(op->addr, ':') != NULL;
+			fputs(v6 ? "[" : "", f);
+			cli_put(f, op->addr);
+			fputs(v6 ? "]" : "", f);
 		}
 		fprintf(f, ":%d", op->port);
 		break;
@@ -502,9 +508,12 @@ static void text_out(const struct subject *s, const char *rules, enum ag_mode mo
 		cli_put(stdout, s->op.caller);
 		putchar('\n');
 	}
-	if (s->op.kind == AG_OP_EXEC)
-		printf("guarded:   %s%s\n", s->op.unguarded ? "no: " : "yes",
-		       s->op.unguarded ? s->unguarded_why : "");
+	if (s->op.kind == AG_OP_EXEC) {
+		printf("guarded:   %s", s->op.unguarded ? "no: " : "yes");
+		if (s->op.unguarded)
+			cli_put(stdout, s->unguarded_why);
+		putchar('\n');
+	}
 	printf("rules:     ");
 	cli_put(stdout, rules);
 	printf("  (%s mode, %s)\n", mode == AG_MODE_SUPERVISED ? "supervised" : "autonomous",
@@ -532,7 +541,9 @@ static void text_out(const struct subject *s, const char *rules, enum ag_mode mo
 	if (o->decision != v->action)
 		printf("           the rules say %s; %s\n", ag_action_name(v->action),
 		       mode == AG_MODE_AUTONOMOUS && v->action == AG_ASK ? "autonomous mode turns that into deny" : "");
-	printf("effect:    %s\n", o->effect);
+	printf("effect:    ");
+	cli_put(stdout, o->effect);
+	putchar('\n');
 	if (o->decision == AG_DENY) {
 		/* The line the guard writes to the agent's stderr (guard.c). */
 		printf("the agent sees: agentguard: %s %s ", o->enforced ? "denied" : "would deny",
@@ -683,8 +694,10 @@ static struct ag_policy *load_rules(const char *file, const char *workspace,
 				   sizeof err);
 	}
 	if (!p) {
-		if (err[0])
-			fprintf(stderr, "%s\n", err);
+		if (err[0]) {
+			cli_put(stderr, err);   /* it may quote the file */
+			fputc('\n', stderr);
+		}
 		cli_err("cannot load the rules %s%s%s", *name, err[0] ? "" : ": ",
 			err[0] ? "" : strerror(errno));
 	}

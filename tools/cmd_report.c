@@ -527,8 +527,13 @@ static int text_timeline(FILE *f, struct report *r, const char *session,
 		/* Dates only when the event is not on the session's first day. */
 		cli_fmt_time(tn, s->start_ns <= 0 || tn / 86400000000000LL !=
 					 s->start_ns / 86400000000000LL, t, sizeof t);
-		fprintf(f, "  %s  %-10s %-8s ", t, cli_decision_label(st),
-			cli_col(st, EV_OP) ? cli_col(st, EV_OP) : "?");
+		/* The row's words too: a spool can be written to by hand. */
+		char dec[64], op[64];
+		const char *opv = cli_col(st, EV_OP) ? cli_col(st, EV_OP) : "?";
+		ag_escape_display(cli_decision_label(st), strlen(cli_decision_label(st)),
+				  dec, sizeof dec);
+		ag_escape_display(opv, strlen(opv), op, sizeof op);
+		fprintf(f, "  %s  %-10s %-8s ", t, dec, op);
 		cli_put_subject(f, st, 300);
 		fprintf(f, "\n      pid %lld ", pid);
 		cli_put(f, cli_base(cli_col(st, EV_EXE)));
@@ -745,7 +750,10 @@ static void html_header(FILE *f, const char *id, const struct sess *s)
 			cli_put_argv(m, s->argv, 2000);
 			fclose(m);
 		}
-		html_row(f, "agent", argv, 1);
+		/* cli_put_argv has escaped it already. */
+		fputs("<tr><th>agent</th><td class=mono>", f);
+		cli_put_html_shown(f, argv ? argv : "-");
+		fputs("</td></tr>\n", f);
 		free(argv);
 		snprintf(buf, sizeof buf, "%s%s", s->mode ? s->mode : "-",
 			 !s->has_enforce ? "" : s->enforce ? ", enforcing" : ", monitor (would deny)");
@@ -850,7 +858,7 @@ static int html_timeline(FILE *f, struct report *r, const char *session,
 			fprintf(f, " title=\"%s %s ", a, dec_label[j]);
 			cli_put_html(f, cli_col(st, EV_OP));
 			fputc(' ', f);
-			cli_put_html(f, subj);
+			cli_put_html_shown(f, subj);
 			if (cli_col(st, EV_RULE)) {
 				fputs(" (rule ", f);
 				cli_put_html(f, cli_col(st, EV_RULE));
@@ -887,11 +895,13 @@ static int html_events(FILE *f, struct report *r, const char *session)
 		const char *label = cli_decision_label(st);
 		char *subj = subject_text(st, 1000);
 		cli_fmt_time(sqlite3_column_int64(st, EV_TIME), 1, t, sizeof t);
-		fprintf(f, "<tr id=e%lld><td>%s</td><td class=\"dec %s\">%s</td><td>",
-			(long long)sqlite3_column_int64(st, EV_ID), t, dec_class(label), label);
+		fprintf(f, "<tr id=e%lld><td>%s</td><td class=\"dec %s\">",
+			(long long)sqlite3_column_int64(st, EV_ID), t, dec_class(label));
+		cli_put_html(f, label);
+		fputs("</td><td>", f);
 		cli_put_html(f, cli_col(st, EV_OP));
 		fputs("</td><td class=mono>", f);
-		cli_put_html(f, subj);
+		cli_put_html_shown(f, subj);
 		fprintf(f, "</td><td>%lld <span class=mono>",
 			(long long)sqlite3_column_int64(st, EV_PID));
 		cli_put_html(f, cli_base(cli_col(st, EV_EXE)));

@@ -192,13 +192,18 @@ static void fail(struct restore *r, const char *path, const char *fmt, ...)
 static void fail(struct restore *r, const char *path, const char *fmt, ...)
 {
 	va_list ap;
+	char *why = NULL;
 
 	printf("%s ", r->dry_run ? "would fail" : "failed");
 	cli_put(stdout, path);
 	fputs(": ", stdout);
+	/* The reasons carry rows' text (ids, store names): escaped too. */
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	if (vasprintf(&why, fmt, ap) < 0)
+		why = NULL;
 	va_end(ap);
+	cli_put(stdout, why ? why : fmt);
+	free(why);
 	putchar('\n');
 	r->failed++;
 }
@@ -445,7 +450,8 @@ static void print_done(struct restore *r, const char *verb, const char *dest,
 		fputs(" as ", stdout);
 		cli_put(stdout, as);
 	}
-	printf(" (%s", it->id);
+	fputs(" (", stdout);
+	cli_put(stdout, it->id);
 	if (r->to) {
 		fputs(", from ", stdout);
 		cli_put(stdout, it->path);
@@ -547,7 +553,9 @@ static void restore_leaf(struct restore *r, struct item *it)
 		if (same_content(dir, name, it) && S_ISREG(st.st_mode)) {
 			printf("%s ", r->dry_run ? "would skip" : "skipped");
 			cli_put(stdout, dest);
-			printf(": already has the content of snapshot %s\n", it->id);
+			fputs(": already has the content of snapshot ", stdout);
+			cli_put(stdout, it->id);
+			putchar('\n');
 			r->skipped++;
 			goto out;
 		}
@@ -717,7 +725,9 @@ static void parent_times(struct restore *r, struct items *l)
 		if (dir < 0 || futimens(dir, v[i]->ptimes) < 0) {
 			printf("note: could not put back the times of the directory holding ");
 			cli_put(stdout, v[i]->path);
-			printf(": %s\n", dir < 0 ? why : strerror(errno));
+			fputs(": ", stdout);
+			cli_put(stdout, dir < 0 ? why : strerror(errno));
+			putchar('\n');
 		}
 		if (dir >= 0)
 			close(dir);

@@ -430,7 +430,8 @@ static int cmd_run(int argc, char **argv)
 		size_t rl = rules ? strlen(rules) : 0;
 		if (rl && strncmp(err, rules, rl) == 0 && err[rl] == ':') {
 			/* file:line:col first on its line, where editors look for it. */
-			fprintf(stderr, "%s\n", err);
+			cli_put(stderr, err);   /* it may quote the file */
+			fputc('\n', stderr);
 			cli_err("refusing to start: the rules above are broken, nothing was run "
 				"(check them with 'agentguard check %s')", rules);
 		} else {

@@ -56,7 +56,10 @@ static int cmd_verify(int argc, char **argv)
 		return CLI_FAIL;
 	}
 	if (rc > 0) {
-		printf("audit log TAMPERED WITH: %s\n", msg);
+		/* A tampered log's ids are the tamperer's text. */
+		fputs("audit log TAMPERED WITH: ", stdout);
+		cli_put(stdout, msg);
+		putchar('\n');
 		cli_db_close(&d);
 		return CLI_FAIL;
 	}

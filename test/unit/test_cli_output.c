@@ -42,14 +42,24 @@ Test(cli_put, plain_text_and_utf8_pass_through)
 
 Test(cli_put, controls_and_bad_utf8_are_escaped)
 {
-	expect(cli_put, "evil\x1b[31mred\nline", "evil\\x1b[31mred\\x0aline");
+	expect(cli_put, "evil\x1b[31mred\nline", "evil\\x1b[31mred\\nline");
+	expect(cli_put, "build.tmp\r\x1b[2K", "build.tmp\\r\\x1b[2K");
 	expect(cli_put, "bad\xffutf", "bad\\xffutf");
 	/* C1 CSI (U+009B) is a terminal control too. */
-	expect(cli_put, "a\xc2\x9b" "2J", "a\\xc2\\x9b2J");
+	expect(cli_put, "a\xc2\x9b" "2J", "a\\u009b2J");
 	/* Overlong "/" and a UTF-16 surrogate are not valid UTF-8. */
 	expect(cli_put, "\xc0\xaf", "\\xc0\\xaf");
 	expect(cli_put, "\xed\xa0\x80", "\\xed\\xa0\\x80");
 	expect(cli_put, "\x7f", "\\x7f");
+}
+
+Test(cli_put, bidi_and_backslash)
+{
+	/* A right-to-left override would show "gpj.exe" as "exe.jpg". */
+	expect(cli_put, "photo\xe2\x80\xaegpj.exe", "photo\\u202egpj.exe");
+	expect(cli_put, "a\xe2\x81\xa6" "b", "a\\u2066b");
+	/* A name spelling an escape cannot pass for one. */
+	expect(cli_put, "x\\ny", "x\\\\ny");
 }
 
 Test(cli_put_word, quotes_only_when_needed)
@@ -59,14 +69,23 @@ Test(cli_put_word, quotes_only_when_needed)
 	expect(cli_put_word, "it's", "'it'\\''s'");
 	expect(cli_put_word, "", "''");
 	expect(cli_put_word, "$(rm -rf /)", "'$(rm -rf /)'");
-	expect(cli_put_word, "x\ny", "'x\\x0ay'");
+	/* Escapes only mean something inside $'...': bash reads them back. */
+	expect(cli_put_word, "x\ny", "$'x\\ny'");
+	expect(cli_put_word, "it's\x1b", "$'it\\'s\\x1b'");
+	expect(cli_put_word, "a\\b", "$'a\\\\b'");
+	expect(cli_put_word, "r\xe2\x80\xaex", "$'r\\u202ex'");
 }
 
 Test(cli_put_html, escapes_markup_and_controls)
 {
 	expect(cli_put_html, "<img src=x onerror=\"a('1')\">&",
 	       "&lt;img src=x onerror=&quot;a(&#39;1&#39;)&quot;&gt;&amp;");
-	expect(cli_put_html, "a\x1b" "b\xff", "a&#xfffd;b&#xfffd;");
+	expect(cli_put_html, "a\x1b" "b\xff", "a\\x1bb\\xff");
+	/* A bidi override is shown, not obeyed, on the page too. */
+	expect(cli_put_html, "x\xe2\x80\xae<y", "x\\u202e&lt;y");
+	expect(cli_put_html, "a\nb", "a\\nb");
+	/* Already shown text (cli_put_subject's) is only HTML-escaped. */
+	expect(cli_put_html_shown, "a\\x1b<", "a\\x1b&lt;");
 	expect(cli_put_html, "caf\xc3\xa9", "caf\xc3\xa9");
 }
 

@@ -355,3 +355,140 @@ Test(util_state_dir, env_snapshot_pins_the_start_values)
 	cr_expect_eq(ag_default_state_dir(out, sizeof out), 0);
 	cr_expect_str_eq(out, "/home/at-start/.local/state/agentguard");
 }
+
+/* ---- ag_escape_display ---------------------------------------------------- */
+
+static void esc_expect(const char *in, size_t len, const char *want)
+{
+	char out[256];
+	size_t n = ag_escape_display(in, len, out, sizeof out);
+
+	cr_expect_str_eq(out, want);
+	cr_expect_eq(n, strlen(out));
+}
+#define ESC(in, want) esc_expect(in, sizeof in - 1, want)
+
+Test(util_escape, c0_controls_and_del)
+{
+	ESC("a\rb\nc\td", "a\\rb\\nc\\td");
+	ESC("\x1b[2K\x1b[1A", "\\x1b[2K\\x1b[1A");
+	ESC("\x01\x07\x08\x0b\x0c\x1f\x7f", "\\x01\\x07\\x08\\x0b\\x0c\\x1f\\x7f");
+	/* A NUL inside the counted text is shown, not an end. */
+	ESC("a\0b", "a\\x00b");
+}
+
+Test(util_escape, c1_controls_as_code_points_and_raw_bytes)
+{
+	ESC("\xc2\x80" "\xc2\x85" "\xc2\x9b" "2J\xc2\x9f", "\\u0080\\u0085\\u009b2J\\u009f");
+	/* C1 as single bytes are not UTF-8: bytes. */
+	ESC("\x9b" "2J\x85", "\\x9b2J\\x85");
+	/* U+00A0 is the first printable after C1. */
+	ESC("\xc2\xa0", "\xc2\xa0");
+}
+
+Test(util_escape, bidi_marks_overrides_isolates)
+{
+	ESC("\xe2\x80\xaa\xe2\x80\xab\xe2\x80\xac\xe2\x80\xad\xe2\x80\xae",
+	    "\\u202a\\u202b\\u202c\\u202d\\u202e");
+	ESC("\xe2\x81\xa6\xe2\x81\xa7\xe2\x81\xa8\xe2\x81\xa9",
+	    "\\u2066\\u2067\\u2068\\u2069");
+	ESC("\xe2\x80\x8e\xe2\x80\x8f\xd8\x9c", "\\u200e\\u200f\\u061c");
+	/* The classic trick: "exe.txt" that is really "txt.exe". */
+	ESC("evil\xe2\x80\xaetxt.exe", "evil\\u202etxt.exe");
+}
+
+Test(util_escape, invisible_formatting)
+{
+	ESC("id\xe2\x80\x8brsa", "id\\u200brsa");
+	ESC("a\xe2\x80\x8c" "b\xe2\x80\x8d" "c", "a\\u200cb\\u200dc");
+	ESC("\xe2\x80\xa8\xe2\x80\xa9", "\\u2028\\u2029");
+	ESC("\xe2\x81\xa0\xef\xbb\xbf\xc2\xad", "\\u2060\\ufeff\\u00ad");
+	/* A tag character, past the BMP: eight digits. */
+	ESC("x\xf3\xa0\x80\x81y", "x\\U000e0001y");
+}
+
+Test(util_escape, backslash_cannot_forge_an_escape)
+{
+	ESC("\\", "\\\\");
+	/* The text "\x1b" and a real ESC must look different. */
+	ESC("\\x1b", "\\\\x1b");
+	ESC("\\u202e", "\\\\u202e");
+}
+
+Test(util_escape, valid_printable_utf8_kept)
+{
+	ESC("caf\xc3\xa9 na\xc3\xafve", "caf\xc3\xa9 na\xc3\xafve");
+	ESC("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e");
+	ESC("\xf0\x9f\x94\xa5\xf0\x9f\x98\x80", "\xf0\x9f\x94\xa5\xf0\x9f\x98\x80");
+	ESC("\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d", "\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d");
+	ESC("plain /home/u/x.txt ~!@#$%^&*()", "plain /home/u/x.txt ~!@#$%^&*()");
+}
+
+Test(util_escape, invalid_utf8_bytes)
+{
+	/* Overlong newlines and slash: never decoded into what they spell. */
+	ESC("\xc0\x8a", "\\xc0\\x8a");
+	ESC("\xe0\x80\x8a", "\\xe0\\x80\\x8a");
+	ESC("\xf0\x80\x80\x8a", "\\xf0\\x80\\x80\\x8a");
+	ESC("\xc0\xaf", "\\xc0\\xaf");
+	ESC("bad\xffutf\xfe", "bad\\xffutf\\xfe");
+	/* Surrogate, past U+10FFFF, a lone continuation byte. */
+	ESC("\xed\xa0\x80", "\\xed\\xa0\\x80");
+	ESC("\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80");
+	ESC("\x80", "\\x80");
+	/* A sequence cut by the end of the text, or by a plain byte. */
+	ESC("ok\xe2\x80", "ok\\xe2\\x80");
+	ESC("\xe2\x80" "a", "\\xe2\\x80a");
+}
+
+Test(util_escape, length_bounds_the_input)
+{
+	char out[32];
+
+	/* Only len bytes are read: the valid character after them is not. */
+	ag_escape_display("ab\xe2\x80\xae", 4, out, sizeof out);
+	cr_expect_str_eq(out, "ab\\xe2\\x80");
+	cr_expect_eq(ag_escape_display(NULL, 5, out, sizeof out), 0);
+	cr_expect_str_eq(out, "");
+}
+
+Test(util_escape, truncation_never_overflows_and_is_marked)
+{
+	char out[64];
+	const char *in = "0123456789\x1b[2K0123456789";
+
+	for (size_t cap = 1; cap <= sizeof out; cap++) {
+		memset(out, 'Z', sizeof out);
+		size_t n = ag_escape_display(in, strlen(in), out, cap);
+		cr_assert_lt(n, cap);
+		cr_assert_eq(out[n], 0, "cap %zu", cap);
+		cr_assert_eq(strlen(out), n);
+		for (size_t i = cap; i < sizeof out; i++)
+			cr_assert_eq(out[i], 'Z', "wrote past %zu at %zu", cap, i);
+		/* Full text needs 27 bytes; anything shorter is cut and says so. */
+		if (cap < 28 && cap >= 4)
+			cr_assert(n >= 3 && strcmp(out + n - 3, "...") == 0, "cap %zu: %s", cap, out);
+		/* Never half an escape: no lone backslash before the dots. */
+		if (cap < 28 && n >= 4)
+			cr_assert_neq(out[n - 4], '\\', "cap %zu: %s", cap, out);
+	}
+	/* Cut inside the escape: the whole escape goes. */
+	ag_escape_display(in, strlen(in), out, 16);
+	cr_expect_str_eq(out, "0123456789...");
+	/* Room for it all: no dots. */
+	ag_escape_display(in, strlen(in), out, 28);
+	cr_expect_str_eq(out, "0123456789\\x1b[2K0123456789");
+	/* Nothing to write into: nothing written. */
+	out[0] = 'Z';
+	cr_expect_eq(ag_escape_display(in, strlen(in), out, 0), 0);
+	cr_expect_eq(out[0], 'Z');
+}
+
+Test(util_escape, truncation_keeps_utf8_whole)
+{
+	char out[8];
+
+	/* "é" is two bytes: never cut between them. */
+	ag_escape_display("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 10, out, sizeof out);
+	cr_expect_str_eq(out, "\xc3\xa9\xc3\xa9...");
+}
