@@ -154,7 +154,8 @@ test_a_cut_argv_says_so() {
 	ingest
 	argv=$(db "select argv from events where op='exec' and path like '%/true'")
 	# "true" and 32 words of 1001 bytes fit in 32 KiB; 68 words do not.
-	assert_contains "$argv" '{"truncated_bytes":68068,"truncated_words":68}]'
+	tail=${argv: -60}   # (the whole argv would drown a failure message)
+	assert_contains "$tail" 'xxxx",{"truncated_bytes":68068,"truncated_words":68}]'
 	assert_eq "$(db "select json_array_length(argv) from events where op='exec' and path like '%/true'")" 34
 	out=$("$AG" report --decision allow)
 	assert_contains "$out" "[argv truncated: 68068 more bytes, 68 more words not recorded]"
