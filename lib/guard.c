@@ -138,6 +138,13 @@ static void init(void)
 	}
 	if (rc < 0) {
 		go_broken(err);
+		/* A session that is named but cannot be joined (its rules are not
+		 * its own copy, say): its refusals still go into its log. */
+		if (G.s.id[0] && G.s.state_dir[0] == '/') {
+			G.spool.state_dir = G.s.state_dir;
+			G.spool.session = G.s.id;
+			G.spool.argv = G.argv;
+		}
 		return;
 	}
 	/* Protection compares resolved paths. */

@@ -177,4 +177,11 @@ test_refusals_of_a_guard_whose_rules_cannot_load_are_recorded() {
 	row=$(db "select rule, decision, enforced from events where op='delete' and path='$WS/f'")
 	assert_eq "$row" "agentguard-unavailable|deny|1"
 	assert_contains "$(db "select reason from events where path='$WS/f'")" "$frozen"
+	# Rules that are not the session's own copy: refused at joining, and
+	# recorded as well.
+	err=$(env $(cat "$T/env") AGENTGUARD_RULES=$T/rules.yaml LD_PRELOAD=$AG_LIB rm "$WS/f" 2>&1) &&
+		fail "rm should be refused"
+	assert_exists "$WS/f"
+	ingest
+	assert_eq "$(db "select count(*) from events where rule='agentguard-unavailable' and path='$WS/f' and reason like '%not the session''s own copy%'")" 1
 }
