@@ -41,7 +41,7 @@ static const char schema[] =
 	" mode INTEGER, uid INTEGER, gid INTEGER, atime_ns INTEGER,"
 	" mtime_ns INTEGER, size INTEGER, sha256 TEXT, link_target TEXT,"
 	" store TEXT, created_ns INTEGER, restored_ns INTEGER,"
-	" parent_atime_ns INTEGER, parent_mtime_ns INTEGER);"
+	" parent_atime_ns INTEGER, parent_mtime_ns INTEGER, rdev INTEGER);"
 	"CREATE INDEX IF NOT EXISTS snapshots_session ON snapshots(session, path);"
 	"CREATE TABLE IF NOT EXISTS gaps("
 	" id INTEGER PRIMARY KEY, uid TEXT UNIQUE, session TEXT, time_ns INTEGER,"
@@ -53,6 +53,20 @@ static void seterr(char *err, size_t errlen, const char *fmt, const char *a,
 {
 	if (err && errlen)
 		snprintf(err, errlen, fmt, a, b ? b : "");
+}
+
+/* Columns added after a table was first made: logs written by an older
+ * agentguard get them (NULL in old rows). */
+static int add_columns(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db, "SELECT rdev FROM snapshots LIMIT 0", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_finalize(st);
+		return 0;
+	}
+	return sqlite3_exec(db, "ALTER TABLE snapshots ADD COLUMN rdev INTEGER", NULL, NULL,
+			    NULL) == SQLITE_OK ? 0 : -1;
 }
 
 sqlite3 *ag_audit_open(const char *state_dir, int readonly, char *err, size_t errlen)
@@ -92,7 +106,8 @@ sqlite3 *ag_audit_open(const char *state_dir, int readonly, char *err, size_t er
 	if (!readonly) {
 		if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 				 NULL, NULL, NULL) != SQLITE_OK ||
-		    sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK)
+		    sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+		    add_columns(db) < 0)
 			goto fail;
 	} else if (sqlite3_exec(db, "SELECT count(*) FROM sessions", NULL, NULL, NULL) != SQLITE_OK) {
 		goto fail;
@@ -318,9 +333,14 @@ static char *dup_field(const struct ag_rec_view *rv, int tag)
 	return s;
 }
 
-/* NUL-separated words -> JSON array text (malloc'd). */
-static char *argv_json(const unsigned char *p, uint32_t len)
+/* NUL-separated words -> JSON array text (malloc'd). An argv cut at
+ * AG_ARGV_MAX ends with an object, {"truncated_bytes": N,
+ * "truncated_words": M}: every real word is a string, so the cut can
+ * never be mistaken for (or forged by) an argument. */
+static char *argv_json(const struct ag_rec_view *rv)
 {
+	const unsigned char *p = rv->field[AG_T_ARGV];
+	uint32_t len = rv->flen[AG_T_ARGV];
 	json_t *a = json_array();
 	uint32_t i = 0;
 
@@ -329,6 +349,12 @@ static char *argv_json(const unsigned char *p, uint32_t len)
 		size_t l = strnlen(w, len - i);
 		json_array_append_new(a, json_stringn(w, l));
 		i += (uint32_t)l + 1;
+	}
+	if (rv->field[AG_T_ARGV_CUT] && rv->flen[AG_T_ARGV_CUT] == 16) {
+		int64_t cut[2];
+		memcpy(cut, rv->field[AG_T_ARGV_CUT], 16);
+		json_array_append_new(a, json_pack("{s:I,s:I}", "truncated_bytes", (json_int_t)cut[0],
+						   "truncated_words", (json_int_t)cut[1]));
 	}
 	char *s = json_dumps(a, JSON_COMPACT);
 	json_decref(a);
@@ -420,6 +446,10 @@ static int insert_snapshot(struct ingest *g, const char *session, const char *ui
 		sqlite3_bind_null(st, 16);
 		sqlite3_bind_null(st, 17);
 	}
+	if (rv->field[AG_T_RDEV])
+		sqlite3_bind_int64(st, 18, ag_rec_int(rv, AG_T_RDEV));
+	else
+		sqlite3_bind_null(st, 18);
 	int ok = sqlite3_step(st) == SQLITE_DONE;
 	free(store);
 	return ok ? 0 : -1;
@@ -449,7 +479,7 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 		return 0;
 
 	if (rv->field[AG_T_ARGV])
-		xargv = argv_json(rv->field[AG_T_ARGV], rv->flen[AG_T_ARGV]);
+		xargv = argv_json(rv);
 #define F(tag) tv(rv->field[tag], rv->flen[tag])
 	int k = 0;
 	v[k++] = ts(uid);
@@ -578,7 +608,7 @@ static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag
 		free(g->cwd);
 		g->exe = dup_field(rv, AG_T_EXE);
 		g->cwd = dup_field(rv, AG_T_CWD);
-		g->argv = rv->field[AG_T_ARGV] ? argv_json(rv->field[AG_T_ARGV], rv->flen[AG_T_ARGV]) : NULL;
+		g->argv = rv->field[AG_T_ARGV] ? argv_json(rv) : NULL;
 		g->ppid = ag_rec_int(rv, AG_T_PPID);
 		return 0;
 	case AG_REC_SESSION: {
@@ -592,7 +622,7 @@ static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag
 		char *mode = dup_field(rv, AG_T_MODE);
 		char *rules = dup_field(rv, AG_T_RULES), *hash = dup_field(rv, AG_T_RULES_HASH);
 		char *ws = dup_field(rv, AG_T_WORKSPACE), *sd = dup_field(rv, AG_T_STATE_DIR);
-		char *argv = rv->field[AG_T_ARGV] ? argv_json(rv->field[AG_T_ARGV], rv->flen[AG_T_ARGV]) : NULL;
+		char *argv = rv->field[AG_T_ARGV] ? argv_json(rv) : NULL;
 		struct ag_session_info si = {
 			.id = id, .argv_json = argv, .mode = mode,
 			.enforce = (int)ag_rec_int(rv, AG_T_ENFORCE), .rules = rules,
@@ -931,8 +961,8 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 	    sqlite3_prepare_v2(db,
 			       "INSERT OR IGNORE INTO snapshots(id, session, event_uid, kind, path,"
 			       " mode, uid, gid, atime_ns, mtime_ns, size, sha256, link_target,"
-			       " store, created_ns, parent_atime_ns, parent_mtime_ns)"
-			       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			       " store, created_ns, parent_atime_ns, parent_mtime_ns, rdev)"
+			       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 			       -1, &g.snap, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "SELECT head FROM sessions WHERE id=?", -1, &g.head_get,
 			       NULL) != SQLITE_OK ||

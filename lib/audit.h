@@ -16,7 +16,8 @@
  *            events INT, halted INT)
  *   events(id INTEGER PK (chain order), uid TEXT UNIQUE, time_ns INT,
  *          session TEXT, pid INT, ppid INT, proc_start INT, exe TEXT,
- *          argv TEXT json array, cwd TEXT, op TEXT, path TEXT, target TEXT,
+ *          argv TEXT json array (cut at 32 KiB: then its last element is
+ *          {"truncated_bytes": N, "truncated_words": M}), cwd TEXT, op TEXT, path TEXT, target TEXT,
  *          address TEXT, host TEXT, port INT, sql TEXT, sql_class TEXT,
  *          database TEXT, rule TEXT, decision TEXT, enforced INT,
  *          reason TEXT, errno INT (NULL: unknown, the process died inside
@@ -24,13 +25,14 @@
  *          why the program runs without the library: static, setuid,
  *          setgid, capabilities), prev_hash TEXT, hash TEXT)
  *   snapshots(id TEXT PK, session TEXT, event_uid TEXT, kind TEXT
- *          ('file'|'symlink'|'dir'|'sqlite'), path TEXT, mode INT, uid INT,
+ *          ('file'|'symlink'|'dir'|'sqlite'|'fifo'|'device'|'socket'), path TEXT, mode INT, uid INT,
  *          gid INT, atime_ns INT, mtime_ns INT, size INT, sha256 TEXT,
  *          link_target TEXT, store TEXT (path relative to state dir, NULL
  *          for 'dir'), created_ns INT, restored_ns INT, parent_atime_ns INT,
  *          parent_mtime_ns INT (the times of the directory holding `path`
  *          before the session first deleted anything in it: restore puts
- *          them back on that directory))
+ *          them back on that directory), rdev INT (kind 'device': st_rdev;
+ *          its type, block or character, is in mode))
  *   gaps(id INTEGER PK, uid TEXT UNIQUE, session TEXT, time_ns INT, pid INT,
  *        what TEXT)
  *

@@ -44,7 +44,7 @@ static struct {
 	char envbuf[7 * AG_PATH_MAX];/* the session's variables for children */
 	const char *env[16];
 	char preload_given[AG_PATH_MAX];
-	int counters_failed;
+	int64_t counters_failed;    /* when making them last failed (mono ns) */
 	pid_t pid;                  /* this process: not a vfork child's (which
 	                               shares our memory and runs no atfork) */
 	uint64_t unrecorded;        /* decided in a signal handler that
@@ -113,20 +113,26 @@ static void say(const char *msg, size_t len)
 
 static void record_session(void)
 {
-	const char *mode = G.s.mode == AG_MODE_SUPERVISED ? "supervised" : "autonomous";
-	int64_t enforce = G.s.enforce;
+	static int64_t enforce;
+	/* Static: the spool keeps it to write at the head of every spool file
+	 * this process makes, so a session started on a full disk (or whose
+	 * spool was deleted) still gets its row once a spool can be made. */
+	static struct ag_field f[9];
 
-#define S(tag, str) {tag, (uint32_t)strlen(str), str}
-	struct ag_field f[] = {
-		S(AG_T_SESSION, G.s.id), {AG_T_ARGV | AG_FIELD_ARGV, 0, G.argv},
-		S(AG_T_MODE, mode), {AG_T_ENFORCE, 8, &enforce},
-		S(AG_T_RULES, G.s.rules_name), S(AG_T_RULES_HASH, G.s.rules_hash),
-		S(AG_T_WORKSPACE, G.s.workspace), S(AG_T_STATE_DIR, G.s.state_dir),
-		{AG_T_START, 8, &G.s.start_ns},
-	};
+	enforce = G.s.enforce;
+	const char *mode = G.s.mode == AG_MODE_SUPERVISED ? "supervised" : "autonomous";
+#define S(tag, str) (struct ag_field){tag, (uint32_t)strlen(str), str}
+	f[0] = S(AG_T_SESSION, G.s.id);
+	f[1] = (struct ag_field){AG_T_ARGV | AG_FIELD_ARGV, 0, G.argv};
+	f[2] = S(AG_T_MODE, mode);
+	f[3] = (struct ag_field){AG_T_ENFORCE, 8, &enforce};
+	f[4] = S(AG_T_RULES, G.s.rules_name);
+	f[5] = S(AG_T_RULES_HASH, G.s.rules_hash);
+	f[6] = S(AG_T_WORKSPACE, G.s.workspace);
+	f[7] = S(AG_T_STATE_DIR, G.s.state_dir);
+	f[8] = (struct ag_field){AG_T_START, 8, &G.s.start_ns};
 #undef S
-	ag_spool_append(&G.spool, AG_REC_SESSION, 0, G.s.start_ns, 0, f,
-			(int)(sizeof f / sizeof f[0]), NULL);
+	ag_spool_set_session(&G.spool, f, 9, G.s.start_ns);
 }
 
 /* Fail closed, and say why once. */
@@ -212,6 +218,13 @@ static void init(void)
 	}
 	if (rc < 0) {
 		go_broken(err);
+		/* A session that is named but cannot be joined (its rules are not
+		 * its own copy, say): its refusals still go into its log. */
+		if (G.s.id[0] && G.s.state_dir[0] == '/') {
+			G.spool.state_dir = G.s.state_dir;
+			G.spool.session = G.s.id;
+			G.spool.argv = G.argv;
+		}
 		return;
 	}
 	/* Protection compares resolved paths. */
@@ -483,7 +496,8 @@ static int protected_op(const struct ag_op *o)
  * of the session sees the same numbers. */
 static struct counters *counters(void)
 {
-	if (G.counters || G.counters_failed)
+	/* A full disk is not forever: try again, at most once a second. */
+	if (G.counters || (G.counters_failed && ag_mono_ns() - G.counters_failed < 1000000000LL))
 		return G.counters;
 	/* Relative to the state dir: no path buffer (signal stacks are small). */
 	char name[AG_SESSION_ID_MAX + 32];
@@ -509,12 +523,16 @@ static struct counters *counters(void)
 	G.counters = m;
 	return G.counters;
 fail:
-	G.counters_failed = 1;
+	G.counters_failed = ag_mono_ns();
 	return NULL;
 }
 
 /* Reserve room in the session's snapshot budget for a file of this
- * metadata; 0, or -1 with EDQUOT. */
+ * metadata, before anything is copied; 0, or -1 with EDQUOT (over budget)
+ * or EIO (the session's counters cannot be kept). The cost is st_size,
+ * not st_blocks: the budget bounds what restore may have to bring back
+ * (and what `gc` reports freeing), and a sparse file's holes cost nothing
+ * on disk only as long as every copy keeps them. */
 static int snapshot_budget_st(const struct stat *st)
 {
 	uint64_t max = ag_policy_max_snapshot_bytes(G.s.policy);
@@ -522,8 +540,10 @@ static int snapshot_budget_st(const struct stat *st)
 
 	if (!max || !S_ISREG(st->st_mode))
 		return 0;
-	if (!(k = counters()))
+	if (!(k = counters())) {
+		errno = EIO;
 		return -1;
+	}
 	uint64_t size = (uint64_t)st->st_size;
 	if (__atomic_add_fetch(&k->snapshot_bytes, size, __ATOMIC_RELAXED) > max) {
 		__atomic_sub_fetch(&k->snapshot_bytes, size, __ATOMIC_RELAXED);
@@ -531,6 +551,15 @@ static int snapshot_budget_st(const struct stat *st)
 		return -1;
 	}
 	return 0;
+}
+
+/* Give back a reservation whose snapshot was not kept. */
+static void snapshot_unbudget(const struct stat *st)
+{
+	struct counters *k = G.counters;
+
+	if (k && S_ISREG(st->st_mode) && ag_policy_max_snapshot_bytes(G.s.policy))
+		__atomic_sub_fetch(&k->snapshot_bytes, (uint64_t)st->st_size, __ATOMIC_RELAXED);
 }
 
 static int snapshot_budget(const char *path)
@@ -640,7 +669,7 @@ static void parent_times(const char *path, int dirfd, int64_t *at, int64_t *mt)
 
 /* Snapshot metadata as spool fields; the numbers live in *v. */
 struct snap_vals {
-	int64_t mode, uid, gid, at, mt, size, pat, pmt;
+	int64_t mode, uid, gid, at, mt, size, pat, pmt, rdev;
 };
 
 static int snap_fields(const struct ag_snapshot *s, struct ag_field *f, int n,
@@ -667,6 +696,10 @@ static int snap_fields(const struct ag_snapshot *s, struct ag_field *f, int n,
 		ADD(AG_T_LINK, s->link_target);
 	if (s->store[0])
 		ADD(AG_T_STORE, s->store);
+	/* A device node is its numbers: restore makes it again with them. */
+	v->rdev = (int64_t)s->st.st_rdev;
+	if (S_ISCHR(s->st.st_mode) || S_ISBLK(s->st.st_mode))
+		ADDI(AG_T_RDEV, &v->rdev);
 	v->pat = s->parent_at;
 	v->pmt = s->parent_mt;
 	if (v->pmt >= 0) {
@@ -881,17 +914,35 @@ static int take_snapshots(struct ag_call *c, char *why, size_t whylen)
 		int64_t pat = -1, pmt = -1;
 		if (victim)
 			parent_times(victim, at->fd, &pat, &pmt);
+		/* Charged before the copy: a file over budget is refused at once,
+		 * not after copying gigabytes only to throw them away. */
+		struct stat vst;
+		int charged = victim && fstatat(at->fd, at->name, &vst,
+						*at->name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) == 0;
+		if (charged && snapshot_budget_st(&vst) < 0) {
+			rc = -1;
+			break;
+		}
 		/* By the directory held open and the name in it: what was judged
 		 * is what is kept (and, for a delete, moved away). */
 		rc = !victim ? 1 : ag_snapshot_take_at(G.s.state_dir, G.s.id, at->fd, at->name,
 							victim, how, &c->w->snap);
+		int e = errno;
 		c->w->snap.parent_at = pat;
 		c->w->snap.parent_mt = pmt;
-		if (rc == 0 && snapshot_budget_st(&c->w->snap.st) < 0) {
-			snapshot_drop(&c->w->snap);
-			errno = EDQUOT;
-			rc = -1;
+		if (charged && rc != 0)
+			snapshot_unbudget(&vst);
+		/* It changed between the two looks: charge what was kept. */
+		if (charged && rc == 0 && (c->w->snap.st.st_size != vst.st_size ||
+					   c->w->snap.st.st_mode != vst.st_mode)) {
+			snapshot_unbudget(&vst);
+			if (snapshot_budget_st(&c->w->snap.st) < 0) {
+				e = errno;
+				snapshot_drop(&c->w->snap);
+				rc = -1;
+			}
 		}
+		errno = e;
 	}
 	}
 	if (rc < 0 && errno == EDQUOT) {
@@ -1013,6 +1064,10 @@ int ag_check(struct ag_call *c)
 	pthread_once(&policy_once, load_policy);
 	if (G.state != G_ACTIVE) {
 		deny(c, "agentguard-unavailable", G.broken);
+		/* The spool needs no policy: the refusal is recorded when the
+		 * session is known (rules that will not load, say). */
+		if (G.spool.session)
+			record(c);
 		say_denied(c);
 		leave(c);
 		return -1;

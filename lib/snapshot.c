@@ -25,6 +25,62 @@ static void make_id(char *out, size_t outlen)
 		 r[4], r[5]);
 }
 
+/* Copy len bytes at off: in the kernel when it can, else through a buffer. */
+static int copy_range(int in, int out, off_t off, off_t len)
+{
+	char buf[1024];   /* small: snapshots are taken on signal stacks too */
+	int kernel = 1, viasend = 1;
+
+	while (len > 0) {
+		ssize_t n;
+		if (kernel) {
+			loff_t oi = off, oo = off;
+			n = copy_file_range(in, &oi, out, &oo, (size_t)len, 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				/* Not supported here (EXDEV, EINVAL, ENOSYS, ...) or the
+				 * file shrank (0): the buffer tells which. */
+				kernel = 0;
+				continue;
+			}
+		} else if (viasend) {
+			/* Across filesystems of different kinds: sendfile needs no
+			 * buffer of ours either. */
+			off_t oi = off;
+			n = lseek(out, off, SEEK_SET) < 0 ? -1 : sendfile(out, in, &oi, (size_t)len);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				viasend = 0;
+				continue;
+			}
+		} else {
+			n = pread(in, buf, len < (off_t)sizeof buf ? (size_t)len : sizeof buf, off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -1;
+			if (n == 0)
+				return 0;   /* shrank while copying: what is there is copied */
+			for (ssize_t w = 0; w < n;) {
+				ssize_t m = pwrite(out, buf + w, (size_t)(n - w), off + w);
+				if (m < 0 && errno == EINTR)
+					continue;
+				if (m <= 0) {
+					if (m == 0)
+						errno = ENOSPC;
+					return -1;
+				}
+				w += m;
+			}
+		}
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
 static int copy_at(int dirfd, const char *src, const char *dst, mode_t mode)
 {
 	char proc[40];
@@ -51,52 +107,33 @@ static int copy_at(int dirfd, const char *src, const char *dst, mode_t mode)
 	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (out < 0)
 		goto done;
-	/* Cheapest first: share extents, then let the kernel copy, then copy. */
+	/* Cheapest first: share extents (holes and all). */
 	if (ioctl(out, FICLONE, in) == 0) {
 		rc = 0;
 		goto done;
 	}
-	off_t left = st.st_size;
-	while (left > 0) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
-		if (n <= 0)
+	/* Then only the data: holes stay holes (copy_file_range and read
+	 * would fill them with zeros, and a sparse 10 GiB file would take
+	 * 10 GiB in the store). Without SEEK_DATA, all of it is data. */
+	off_t end = st.st_size, pos = 0;
+	while (pos < end) {
+		off_t data = lseek(in, pos, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break;              /* only a hole from here on */
+		off_t hole = data < 0 ? end : lseek(in, data, SEEK_HOLE);
+		if (data < 0)
+			data = pos;
+		if (hole < 0 || hole > end)
+			hole = end;
+		if (data >= end)
 			break;
-		left -= n;
-	}
-	/* Across filesystems of different kinds copy_file_range may refuse:
-	 * sendfile needs no buffer of ours either. */
-	while (left > 0) {
-		ssize_t n = sendfile(out, in, NULL, (size_t)left);
-		if (n <= 0)
-			break;
-		left -= n;
-	}
-	if (left > 0) {
-		char buf[2048];   /* small: snapshots are taken on signal stacks too */
-		if (lseek(in, st.st_size - left, SEEK_SET) < 0 ||
-		    lseek(out, st.st_size - left, SEEK_SET) < 0)
+		if (copy_range(in, out, data, hole - data) < 0)
 			goto done;
-		for (;;) {
-			ssize_t n = read(in, buf, sizeof buf);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				goto done;
-			if (n == 0)
-				break;
-			for (ssize_t w = 0; w < n;) {
-				ssize_t m = write(out, buf + w, (size_t)(n - w));
-				if (m < 0 && errno == EINTR)
-					continue;
-				if (m <= 0) {
-					if (m == 0)
-						errno = ENOSPC;
-					goto done;
-				}
-				w += m;
-			}
-		}
+		pos = hole;
 	}
+	/* The length, and any hole at the end. */
+	if (ftruncate(out, end) < 0)
+		goto done;
 	rc = 0;
 done:;
 	int e = errno;
@@ -141,7 +178,13 @@ int ag_snapshot_take_at(const char *state_dir, const char *session, int dirfd,
 		return 0;
 	}
 	if (!S_ISREG(s->st.st_mode) && !S_ISLNK(s->st.st_mode)) {
-		s->kind = "other";
+		/* Nothing to store: restore makes a FIFO or device node again from
+		 * the metadata (device numbers included); a socket is made by the
+		 * program that listens on it, so it is recorded as one that
+		 * cannot be brought back. */
+		s->kind = S_ISFIFO(s->st.st_mode) ? "fifo"
+			: S_ISSOCK(s->st.st_mode) ? "socket"
+			: S_ISCHR(s->st.st_mode) || S_ISBLK(s->st.st_mode) ? "device" : "other";
 		return 0;
 	}
 	s->kind = S_ISLNK(s->st.st_mode) ? "symlink" : "file";

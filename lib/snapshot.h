@@ -9,6 +9,11 @@
  *   kind 'symlink'  the symlink itself (its target text is also in the DB)
  *   kind 'dir'      nothing stored: an empty directory's mode/owner/times
  *   kind 'sqlite'   an online-backup copy of a SQLite database
+ *   kind 'fifo'     nothing stored: restore makes it again (mkfifo)
+ *   kind 'device'   nothing stored: a device node's numbers (st_rdev) and
+ *                   type are in the metadata; restore, as root, mknods it
+ *   kind 'socket'   a record only: a socket is made by whoever listens on
+ *                   it, and cannot be restored
  *
  * The metadata travels with the event through the spool into the audit
  * DB's `snapshots` table (see audit.h).
@@ -25,7 +30,8 @@
 
 struct ag_snapshot {
 	char id[AG_SNAP_ID_MAX];       /* 12 random hex digits */
-	const char *kind;              /* "file" | "symlink" | "dir" | "other" | "sqlite" */
+	const char *kind;              /* "file" | "symlink" | "dir" | "sqlite" |
+	                                  "fifo" | "device" | "socket" | "other" */
 	const char *path;              /* original absolute path (not owned) */
 	char store[160];               /* relative to state dir; "" if none */
 	struct stat st;                /* original metadata */
@@ -60,8 +66,9 @@ int ag_snapshot_take(const char *state_dir, const char *session,
 int ag_snapshot_take_at(const char *state_dir, const char *session, int dirfd,
 			const char *name, const char *path, int how, struct ag_snapshot *s);
 
-/* Copy src to dst (reflink, else copy_file_range, else read/write),
- * creating dst with `mode`, never following a symlink at dst. */
+/* Copy src to dst (reflink, else its data extents with copy_file_range,
+ * else read/write; holes stay holes), creating dst with `mode`, never
+ * following a symlink at dst. */
 int ag_copy_file(const char *src, const char *dst, mode_t mode);
 
 #endif

@@ -17,8 +17,14 @@
 
 _Static_assert(sizeof(struct ag_spool_hdr) <= HDR_SIZE, "spool header too big");
 
-/* Bytes an argv takes as NUL-separated words, whole words only. */
-static uint32_t argv_len(const char *const *argv)
+/* What of an argv did not fit under AG_ARGV_MAX. */
+struct argv_cut {
+	int64_t bytes, words;
+};
+
+/* Bytes an argv takes as NUL-separated words, whole words only; what is
+ * left out goes into *cut. */
+static uint32_t argv_len(const char *const *argv, struct argv_cut *cut)
 {
 	size_t n = 0;
 
@@ -28,20 +34,29 @@ static uint32_t argv_len(const char *const *argv)
 			break;
 		n += l;
 	}
+	for (; argv && *argv; argv++) {
+		cut->bytes += (int64_t)strlen(*argv) + 1;
+		cut->words++;
+	}
 	return (uint32_t)n;
 }
 
-static size_t rec_size(struct ag_field *f, int nf)
+#define CUT_FIELD (1 + 4 + sizeof(struct argv_cut))
+
+static size_t rec_size(struct ag_field *f, int nf, struct argv_cut *cut)
 {
 	size_t n = sizeof(struct ag_rec);
 
+	cut->bytes = cut->words = 0;
 	for (int i = 0; i < nf; i++) {
 		if (!f[i].data)
 			continue;
 		if (f[i].tag & AG_FIELD_ARGV)
-			f[i].len = argv_len(f[i].data);
+			f[i].len = argv_len(f[i].data, cut);
 		n += 1 + 4 + f[i].len;
 	}
+	if (cut->words)
+		n += CUT_FIELD;
 	return (n + 7) & ~(size_t)7;
 }
 
@@ -138,6 +153,9 @@ static int spool_create(struct ag_spool *sp, size_t need)
 	sp->ino = st.st_ino;
 	sp->owner = 1;
 	sp->gen++;
+	sp->created_ns = ag_now_ns();
+	sp->since_check = 0;
+	sp->checked_at = ag_mono_ns();
 	return 0;
 }
 
@@ -149,12 +167,18 @@ static void put_field(char **p, const struct ag_field *f)
 	memcpy(*p, &len, 4);
 	*p += 4;
 	if (f->tag & AG_FIELD_ARGV) {
+		/* Whole words, never past what rec_size counted (another thread
+		 * may change the argv in between: then the rest is NULs). */
 		char *end = *p + len;
-		for (const char *const *a = f->data; *a && *p < end; a++) {
+		for (const char *const *a = f->data; *a; a++) {
 			size_t l = strlen(*a) + 1;
+			if (l > (size_t)(end - *p))
+				break;
 			memcpy(*p, *a, l);
 			*p += l;
 		}
+		memset(*p, 0, (size_t)(end - *p));
+		*p = end;
 		return;
 	}
 	memcpy(*p, f->data, len);
@@ -162,6 +186,7 @@ static void put_field(char **p, const struct ag_field *f)
 }
 
 static int write_proc_record(struct ag_spool *sp);
+static int write_session_record(struct ag_spool *sp);
 
 static int open_spool(struct ag_spool *sp, size_t need)
 {
@@ -181,7 +206,42 @@ static int open_spool(struct ag_spool *sp, size_t need)
 		return -1;
 	}
 	sp->failed = 0;
-	return write_proc_record(sp);
+	if (write_proc_record(sp) < 0)
+		return -1;
+	return sp->session_rec ? write_session_record(sp) : 0;
+}
+
+/* Every SPOOL_CHECK records, or once a second, make sure the mapped file
+ * is still the one at sp->path: a long-running process whose state dir
+ * was removed would otherwise append to a deleted file nobody reads. */
+#define SPOOL_CHECK 16
+
+static void check_gone(struct ag_spool *sp)
+{
+	int64_t now = ag_mono_ns();
+	struct stat st;
+
+	if (++sp->since_check < SPOOL_CHECK && now - sp->checked_at < 1000000000LL)
+		return;
+	sp->since_check = 0;
+	sp->checked_at = now;
+	if (stat(sp->path, &st) == 0) {
+		if (st.st_dev == sp->dev && st.st_ino == sp->ino)
+			return;
+	} else if (errno != ENOENT && errno != ENOTDIR) {
+		return;   /* cannot tell (EACCES, ...): keep writing */
+	}
+	/* Everything the file held is lost with it (the CLI only deletes
+	 * spools nobody maps, so nothing in it was moved to audit.db). */
+	struct ag_spool_hdr *h = (struct ag_spool_hdr *)sp->base;
+	uint64_t n = __atomic_load_n(&h->seq, __ATOMIC_RELAXED);
+	if (!sp->gone)
+		sp->gone_since = sp->created_ns;
+	sp->gone += n;
+	munmap(sp->base, sp->cap);
+	sp->base = NULL;
+	sp->cap = 0;
+	sp->gen++;
 }
 
 /* With sp->mu held: reserve `need` bytes; their offset, or -1. Other
@@ -189,6 +249,8 @@ static int open_spool(struct ag_spool *sp, size_t need)
  * so the reservation is a compare-and-swap on the shared header. */
 static int64_t reserve_room(struct ag_spool *sp, size_t need)
 {
+	if (sp->base)
+		check_gone(sp);
 	for (int tries = 0; tries < 64; tries++) {
 		if (!sp->base && open_spool(sp, need) < 0)
 			return -1;
@@ -233,7 +295,8 @@ static int append_locked(struct ag_spool *sp, uint16_t type, int32_t err,
 			 struct ag_field *f, int nf,
 			 struct ag_spool_mark *mark)
 {
-	size_t need = rec_size(f, nf);
+	struct argv_cut cut;
+	size_t need = rec_size(f, nf, &cut);
 
 	if (need > UINT32_MAX)
 		return -1;
@@ -251,6 +314,10 @@ static int append_locked(struct ag_spool *sp, uint16_t type, int32_t err,
 	for (int i = 0; i < nf; i++)
 		if (f[i].data)
 			put_field(&p, &f[i]);
+	if (cut.words) {
+		struct ag_field c = {AG_T_ARGV_CUT, sizeof cut, &cut};
+		put_field(&p, &c);
+	}
 	memset(p, 0, (size_t)(rec + need - p));
 	memcpy(rec, &r, sizeof r);
 	/* The store that makes the record count. */
@@ -281,6 +348,59 @@ static int write_proc_record(struct ag_spool *sp)
 	return append_locked(sp, AG_REC_PROC, 0, ag_now_ns(), 0, f, 4, NULL);
 }
 
+static int write_session_record(struct ag_spool *sp)
+{
+	struct ag_field f[24];
+	int n = sp->session_nf < 24 ? sp->session_nf : 24;
+
+	/* A copy: appending fills in the argv field's length. */
+	memcpy(f, sp->session_rec, (size_t)n * sizeof f[0]);
+	return append_locked(sp, AG_REC_SESSION, 0, sp->session_time, 0, f, n, NULL);
+}
+
+int ag_spool_set_session(struct ag_spool *sp, const struct ag_field *f, int nf,
+			 int64_t time_ns)
+{
+	int rc, e;
+
+	pthread_mutex_lock(&sp->mu);
+	sp->session_rec = f;
+	sp->session_nf = nf;
+	sp->session_time = time_ns;
+	/* A new spool starts with it; an open one gets it appended. */
+	if (!sp->base)
+		rc = open_spool(sp, 0);
+	else
+		rc = write_session_record(sp);
+	e = errno;
+	pthread_mutex_unlock(&sp->mu);
+	errno = e;
+	return rc;
+}
+
+/* With sp->mu held, after a record went in: say what went missing. */
+static void write_gaps(struct ag_spool *sp)
+{
+	char what[200];
+	int l;
+
+	if (sp->gone) {
+		l = snprintf(what, sizeof what, "%llu records may have been lost: the spool "
+			     "file holding them was deleted while in use (was the state dir "
+			     "removed?)", (unsigned long long)sp->gone);
+		struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
+		if (append_locked(sp, AG_REC_GAP, 0, sp->gone_since, 0, &g, 1, NULL) == 0)
+			sp->gone = 0;
+	}
+	if (sp->lost) {
+		l = snprintf(what, sizeof what, "%llu decisions could not be recorded",
+			     (unsigned long long)sp->lost);
+		struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
+		if (append_locked(sp, AG_REC_GAP, 0, sp->lost_since, 0, &g, 1, NULL) == 0)
+			sp->lost = 0;
+	}
+}
+
 int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
 		    int64_t time_ns, int64_t latency_ns,
 		    struct ag_field *f, int nf, struct ag_spool_mark *mark)
@@ -293,14 +413,8 @@ int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
 	if (rc < 0 && type == AG_REC_EVENT) {
 		if (!sp->lost++)
 			sp->lost_since = time_ns;
-	} else if (rc == 0 && sp->lost) {
-		/* The log works again: say what went missing. */
-		char what[128];
-		int l = snprintf(what, sizeof what, "%llu decisions could not be recorded",
-				 (unsigned long long)sp->lost);
-		struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
-		if (append_locked(sp, AG_REC_GAP, 0, sp->lost_since, 0, &g, 1, NULL) == 0)
-			sp->lost = 0;
+	} else if (rc == 0 && (sp->lost || sp->gone)) {
+		write_gaps(sp);
 	}
 	pthread_mutex_unlock(&sp->mu);
 	errno = e;
@@ -325,6 +439,9 @@ void ag_spool_after_fork(struct ag_spool *sp)
 	sp->owner = 0;
 	sp->failed = 0;
 	sp->lost = 0;
+	sp->gone = 0;
+	/* The session row names its starting process: not this one. */
+	sp->session_rec = NULL;
 }
 
 void ag_spool_forget(struct ag_spool *sp)
@@ -335,6 +452,7 @@ void ag_spool_forget(struct ag_spool *sp)
 	sp->cap = 0;
 	sp->failed = 0;
 	sp->lost = 0;
+	sp->gone = 0;
 	pthread_mutex_init(&sp->mu, NULL);
 }
 

@@ -49,6 +49,10 @@ enum ag_tag {
 	AG_T_UNGUARDED, AG_T_PID,
 	/* snapshot: the parent directory's times before the session changed it */
 	AG_T_PARENT_ATIME, AG_T_PARENT_MTIME,
+	/* argv cut at AG_ARGV_MAX: two int64, the bytes and words left out */
+	AG_T_ARGV_CUT,
+	/* snapshot of a device node: its st_rdev */
+	AG_T_RDEV,
 	AG_T_MAX
 };
 
@@ -84,7 +88,10 @@ struct ag_spool_hdr {
 
 /* A field to append: tag, bytes. Numbers are stored as 8-byte int64.
  * With AG_FIELD_ARGV in tag, data is a NULL-terminated argv that the
- * spool stores as NUL-separated words (at most AG_ARGV_MAX bytes). */
+ * spool stores as NUL-separated words (whole words, at most AG_ARGV_MAX
+ * bytes). What does not fit is counted in an AG_T_ARGV_CUT field the
+ * spool adds itself, so a cut argv never reads as a complete one. At
+ * most one AG_FIELD_ARGV field per record. */
 #define AG_FIELD_ARGV 0x100
 #define AG_ARGV_MAX (32u << 10)
 struct ag_field {
@@ -106,6 +113,17 @@ struct ag_spool {
 	int64_t failed_at;
 	uint64_t lost;        /* records that could not be written (reported as a gap) */
 	int64_t lost_since;
+	uint64_t gone;        /* records in spool files deleted under us (a gap too) */
+	int64_t gone_since;
+	int64_t created_ns;   /* when the mapped file was made (wall clock) */
+	unsigned since_check; /* records since the file was last seen in place */
+	int64_t checked_at;
+	/* The session record, when this process started the session: written
+	 * at the head of every spool file it makes, so the session row is not
+	 * lost with a spool that could not be made (full disk) or was deleted. */
+	const struct ag_field *session_rec;
+	int session_nf;
+	int64_t session_time;
 	char path[AG_PATH_MAX];
 	char name[128];       /* basename without ".spool": prefix of event uids */
 	/* who writes: fixed when the session is known */
@@ -130,6 +148,11 @@ int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
 		    struct ag_field *f, int nf, struct ag_spool_mark *mark);
 void ag_spool_patch_errno(struct ag_spool *sp, const struct ag_spool_mark *m,
 			  int err);
+/* Remember the session record (f must stay valid for the process's life)
+ * and write it now if a spool can be made; else it goes at the head of
+ * the next one. 0 if written now. */
+int ag_spool_set_session(struct ag_spool *sp, const struct ag_field *f, int nf,
+			 int64_t time_ns);
 /* Forget the mapping: the next record starts a new file. */
 void ag_spool_forget(struct ag_spool *sp);
 /* In a fork child: keep appending to the parent's file while it has room

@@ -532,12 +532,25 @@ void cli_put_argv(FILE *f, const char *argv_json, size_t max)
 		json_decref(a);
 		return;
 	}
+	json_t *cut = NULL;
 	json_array_foreach(a, i, v) {
+		/* The spool's mark of an argv cut at 32 KiB: the only non-string. */
+		if (json_is_object(v) && json_object_get(v, "truncated_bytes")) {
+			cut = v;
+			continue;
+		}
 		if (i)
 			fputc(' ', m);
 		cli_put_word(m, json_is_string(v) ? json_string_value(v) : "?");
 	}
 	fclose(m);
+	/* Shown even when the line is cut short below. */
+	char note[128] = "";
+	if (cut)
+		snprintf(note, sizeof note, " [argv truncated: %" JSON_INTEGER_FORMAT
+			 " more bytes, %" JSON_INTEGER_FORMAT " more words not recorded]",
+			 json_integer_value(json_object_get(cut, "truncated_bytes")),
+			 json_integer_value(json_object_get(cut, "truncated_words")));
 	json_decref(a);
 	/* Already escaped, so cutting cannot expose a control character; back
 	 * up to a character boundary. */
@@ -549,6 +562,7 @@ void cli_put_argv(FILE *f, const char *argv_json, size_t max)
 	} else {
 		fwrite(buf, 1, len, f);
 	}
+	fputs(note, f);
 	free(buf);
 }
 

@@ -483,6 +483,21 @@ static void run_flush(FILE *f, struct run *run, const char *session, const char 
 	run->key[0] = 0;
 }
 
+/* A socket's snapshot is a record only: offering to restore it would be a lie. */
+static int snapshot_is_socket(struct report *r, const char *id)
+{
+	sqlite3_stmt *st = cli_prepare(&r->d, "SELECT kind FROM snapshots WHERE id = ?1");
+	int sock = 0;
+
+	if (!st)
+		return 0;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && cli_col(st, 0))
+		sock = strcmp(cli_col(st, 0), "socket") == 0;
+	sqlite3_finalize(st);
+	return sock;
+}
+
 static int text_timeline(FILE *f, struct report *r, const char *session,
 			 const struct sess *s)
 {
@@ -544,7 +559,9 @@ static int text_timeline(FILE *f, struct report *r, const char *session,
 			cli_put(f, cli_col(st, EV_REASON));
 		}
 		fputc('\n', f);
-		if (cli_col(st, EV_SNAPSHOT)) {
+		if (cli_col(st, EV_SNAPSHOT) && snapshot_is_socket(r, cli_col(st, EV_SNAPSHOT))) {
+			fputs("      (a socket: recorded, but it cannot be restored)\n", f);
+		} else if (cli_col(st, EV_SNAPSHOT)) {
 			fputs("      undo: agentguard restore ", f);
 			cli_put_word(f, cli_col(st, EV_SNAPSHOT));
 			if (sd) {

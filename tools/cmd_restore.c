@@ -27,7 +27,9 @@ static const char help[] =
 "\n"
 "Put snapshotted files, symlinks, directories and SQLite databases back:\n"
 "content, mode, access and modification times, and the owner when run as\n"
-"root. Snapshot ids are in 'agentguard report' (a unique prefix is enough).\n"
+"root. FIFOs are made again, and device nodes too when run as root; a socket\n"
+"cannot be restored (the program that listens on it makes it): it is\n"
+"reported, and is a failure only when asked for by its id. Snapshot ids are in 'agentguard report' (a unique prefix is enough).\n"
 "\n"
 "With --session, every snapshot of the session is restored (only those whose\n"
 "path matches GLOB with --path). When the session snapshotted one path several\n"
@@ -60,12 +62,13 @@ static const struct option options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-enum kind { K_FILE, K_SYMLINK, K_DIR, K_SQLITE };
+enum kind { K_FILE, K_SYMLINK, K_DIR, K_SQLITE, K_FIFO, K_DEVICE, K_SOCKET, K_OTHER };
 
 struct item {
 	char *id, *path, *link_target, *store, *sha256;
 	enum kind kind;
 	mode_t mode;
+	mode_t fmt;                 /* S_IFMT bits of the original */
 	uid_t uid;
 	gid_t gid;
 	int has_owner, has_mode;
@@ -88,6 +91,8 @@ struct restore {
 	char to_abs[AG_PATH_MAX];
 	long restored, skipped, failed, superseded;
 	long conflicts;             /* skips that --overwrite/--keep-both would settle */
+	long unrestorable;          /* sockets met in a --session restore */
+	int by_id;                  /* items were asked for by id */
 };
 
 static void item_free(struct item *it)
@@ -129,7 +134,8 @@ static char *dup_col(sqlite3_stmt *st, int i)
 /* 0, or -1 when the row is unusable (reason in why). */
 static int item_from_row(sqlite3_stmt *st, struct item *it, const char **why)
 {
-	static const char *const kinds[] = { "file", "symlink", "dir", "sqlite" };
+	static const char *const kinds[] = { "file", "symlink", "dir", "sqlite", "fifo",
+					     "device", "socket", "other" };
 	const char *k = cli_col(st, 1);
 
 	memset(it, 0, sizeof *it);
@@ -137,6 +143,7 @@ static int item_from_row(sqlite3_stmt *st, struct item *it, const char **why)
 	it->path = dup_col(st, 2);
 	it->has_mode = sqlite3_column_type(st, 3) != SQLITE_NULL;
 	it->mode = (mode_t)sqlite3_column_int(st, 3) & 07777;
+	it->fmt = (mode_t)sqlite3_column_int(st, 3) & S_IFMT;
 	it->has_owner = sqlite3_column_type(st, 4) != SQLITE_NULL &&
 			sqlite3_column_type(st, 5) != SQLITE_NULL;
 	it->uid = (uid_t)sqlite3_column_int64(st, 4);
@@ -157,6 +164,11 @@ static int item_from_row(sqlite3_stmt *st, struct item *it, const char **why)
 	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
 		if (k && strcmp(k, kinds[i]) == 0) {
 			it->kind = (enum kind)i;
+			/* Older logs called FIFOs, sockets and devices 'other'; the
+			 * mode still says which. */
+			if (it->kind == K_OTHER)
+				it->kind = S_ISFIFO(it->fmt) ? K_FIFO : S_ISSOCK(it->fmt) ? K_SOCKET
+					 : S_ISCHR(it->fmt) || S_ISBLK(it->fmt) ? K_DEVICE : K_OTHER;
 			return 0;
 		}
 	*why = "the snapshot record has an unknown kind";
@@ -405,6 +417,55 @@ static int set_meta(int dir, const char *name, const struct item *it)
 	return rc;
 }
 
+/* The same for a FIFO or device node, which must not be opened (a FIFO's
+ * open waits for a writer; a device's does whatever the driver does): an
+ * O_PATH descriptor pins the inode, and /proc/self/fd reaches it. */
+static int set_meta_node(int dir, const char *name, const struct item *it)
+{
+	int fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	char proc[64];
+	struct stat st;
+	int rc = 0;
+
+	if (fd < 0)
+		return -1;
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	if (fstat(fd, &st) < 0) {
+		rc = -1;
+	} else if ((st.st_mode & S_IFMT) != it->fmt) {
+		errno = EINVAL;     /* not what was just made there */
+		rc = -1;
+	}
+	if (rc == 0 && geteuid() == 0 && it->has_owner &&
+	    fchownat(fd, "", it->uid, it->gid, AT_EMPTY_PATH) < 0)
+		rc = -1;
+	if (rc == 0 && it->has_mode && chmod(proc, it->mode) < 0)
+		rc = -1;
+	if (rc == 0 && utimensat(AT_FDCWD, proc, it->times, 0) < 0)
+		rc = -1;
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
+/* A device node's numbers (a column newer logs have). */
+static int item_rdev(struct restore *r, const struct item *it, dev_t *rdev)
+{
+	sqlite3_stmt *st = cli_prepare(&r->d, "SELECT rdev FROM snapshots WHERE id = ?1");
+	int rc = -1;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, it->id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		*rdev = (dev_t)sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* Move tmp to name: atomically replacing only with --overwrite. */
 static int place(int dir, const char *tmp, const char *name, int overwrite)
 {
@@ -518,8 +579,18 @@ static void restore_leaf(struct restore *r, struct item *it)
 	struct stat st;
 	int replacing = 0;
 
+	dev_t rdev = 0;
+	int node = it->kind == K_FIFO || it->kind == K_DEVICE;
+
 	dest_of(r, it, dest, sizeof dest);
-	if ((it->kind == K_FILE || it->kind == K_SQLITE)) {
+	if (it->kind == K_DEVICE && item_rdev(r, it, &rdev) < 0) {
+		fail(r, dest, "the snapshot record has no device numbers (taken by an older "
+		     "agentguard); make it again with mknod");
+		return;
+	}
+	if (node) {
+		/* Made from the metadata alone. */
+	} else if ((it->kind == K_FILE || it->kind == K_SQLITE)) {
 		if (!it->store) {
 			fail(r, dest, "its content is no longer in the snapshot store (removed by "
 			     "'agentguard gc')");
@@ -601,6 +672,14 @@ static void restore_leaf(struct restore *r, struct item *it)
 	int made;
 	if (it->kind == K_SYMLINK) {
 		made = symlinkat(it->link_target, dir, tmp);
+	} else if (it->kind == K_FIFO) {
+		made = mkfifoat(dir, tmp, 0600);
+	} else if (it->kind == K_DEVICE) {
+		made = mknodat(dir, tmp, it->fmt | 0600, rdev);
+		if (made < 0 && errno == EPERM) {
+			fail(r, dest, "making a device node needs root: run restore as root");
+			goto out;
+		}
 	} else {
 		/* ag_copy_file takes paths: reach the temp file through the parent
 		 * fd, so the walk above is still what decides where it lands. */
@@ -611,7 +690,7 @@ static void restore_leaf(struct restore *r, struct item *it)
 		fail(r, dest, "cannot write it: %s", strerror(errno));
 		goto out;
 	}
-	if (it->kind != K_SYMLINK && it->sha256) {
+	if (!node && it->kind != K_SYMLINK && it->sha256) {
 		char hex[AG_HASH_HEX];
 		if (ag_sha256_file_hex(proc, hex) < 0 || strcmp(hex, it->sha256) != 0) {
 			fail(r, dest, "the stored content does not match its recorded sha256 "
@@ -620,7 +699,7 @@ static void restore_leaf(struct restore *r, struct item *it)
 			goto out;
 		}
 	}
-	if (set_meta(dir, tmp, it) < 0) {
+	if ((node ? set_meta_node(dir, tmp, it) : set_meta(dir, tmp, it)) < 0) {
 		fail(r, dest, "cannot set its mode, owner or times: %s", strerror(errno));
 		unlinkat(dir, tmp, 0);
 		goto out;
@@ -670,6 +749,27 @@ static void dir_meta(struct restore *r, const struct item *it)
 	if (set_meta(dir, name, it) < 0)
 		fail(r, dest, "cannot set its mode, owner or times: %s", strerror(errno));
 	close(dir);
+}
+
+/* A socket has no content: the program that listens on it makes it. Asked
+ * for by id, that is a failure; met in a session, a note. */
+static void not_restorable(struct restore *r, const struct item *it)
+{
+	char dest[AG_PATH_MAX + AG_PATH_MAX];
+	const char *what = it->kind == K_SOCKET
+		? "a socket cannot be restored: it has no content, and the program that "
+		  "listens on it makes it again"
+		: "this kind of file cannot be restored";
+
+	dest_of(r, it, dest, sizeof dest);
+	if (r->by_id) {
+		fail(r, dest, "%s (snapshot %s)", what, it->id);
+		return;
+	}
+	printf("not restorable ");
+	cli_put(stdout, dest);
+	printf(": %s (snapshot %s)\n", what, it->id);
+	r->unrestorable++;
 }
 
 /* Parents before children. */
@@ -753,8 +853,11 @@ static int run_passes(struct restore *r, struct items *l)
 			restore_dir(r, &l->v[i]);
 	for (size_t i = 0; i < l->n; i++)
 		if (l->v[i].kind == K_FILE || l->v[i].kind == K_SYMLINK ||
-		    l->v[i].kind == K_SQLITE)
+		    l->v[i].kind == K_SQLITE || l->v[i].kind == K_FIFO ||
+		    l->v[i].kind == K_DEVICE)
 			restore_leaf(r, &l->v[i]);
+		else if (l->v[i].kind == K_SOCKET || l->v[i].kind == K_OTHER)
+			not_restorable(r, &l->v[i]);
 	/* Last: creating children changed the directories' times. */
 	for (size_t i = l->n; i-- > 0;)
 		if (l->v[i].kind == K_DIR && l->v[i].dir_done && !r->dry_run)
@@ -834,6 +937,7 @@ static int cmd_restore(int argc, char **argv)
 
 	if (cli_db_open(&r.d, &r.co, CLI_DB_READ) < 0)
 		return CLI_FAIL;
+	r.by_id = !session;
 	int rc = session ? load_session(&r, session, glob_arg ? glob : NULL, &l)
 			 : load_ids(&r, argv + optind, argc - optind, &l);
 	if (rc == 0 && l.n && open_root(&r) < 0)
@@ -852,6 +956,9 @@ static int cmd_restore(int argc, char **argv)
 		       "was changed\n", r.restored, r.skipped, r.failed);
 	else
 		printf("%ld restored, %ld skipped, %ld failed\n", r.restored, r.skipped, r.failed);
+	if (r.unrestorable)
+		printf("%ld not restorable (sockets: reported above; not a failure)\n",
+		       r.unrestorable);
 	if (r.conflicts)
 		printf("skipped items already exist: --overwrite replaces them, --keep-both "
 		       "restores next to them\n");

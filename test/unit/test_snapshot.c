@@ -164,7 +164,7 @@ Test(snapshot, empty_directory_is_metadata_only)
 	cr_expect_eq(lstat(dir, &st), -1);
 }
 
-Test(snapshot, fifo_is_other)
+Test(snapshot, fifo_is_a_fifo_with_nothing_stored)
 {
 	char p[AG_PATH_MAX];
 	struct ag_snapshot s;
@@ -172,7 +172,7 @@ Test(snapshot, fifo_is_other)
 	ws(p, "fifo");
 	cr_assert_eq(mkfifo(p, 0600), 0);
 	cr_assert_eq(ag_snapshot_take(STATE, "sess1", p, AG_SNAP_TAKE, &s), 0);
-	cr_expect_str_eq(s.kind, "other");
+	cr_expect_str_eq(s.kind, "fifo");
 	cr_expect_str_eq(s.store, "");
 }
 
@@ -461,4 +461,33 @@ Test(copy_file, bad_sources)
 	cr_expect_eq(ag_copy_file(src, dst, 0600), -1);
 	cr_expect_eq(errno, EINVAL);
 	cr_expect_eq(lstat(dst, &st), -1, "no dst left behind");
+}
+
+Test(copy_file, keeps_holes)
+{
+	char src[AG_PATH_MAX], dst[AG_PATH_MAX];
+	off_t size = 64 << 20;
+
+	ws(src, "sparse");
+	int fd = open(src, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, "head", 4, 0), 4);
+	cr_assert_eq(pwrite(fd, "mid", 3, size / 2), 3);
+	cr_assert_eq(ftruncate(fd, size), 0);
+	close(fd);
+	ws(dst, "copy");
+	cr_assert_eq(ag_copy_file(src, dst, 0600), 0, "%s", strerror(errno));
+	struct stat st;
+	cr_assert_eq(stat(dst, &st), 0);
+	cr_expect_eq(st.st_size, size);
+	cr_expect_lt(st.st_blocks, 1024, "%lld blocks: the holes were filled",
+		     (long long)st.st_blocks);
+	size_t n;
+	char *a = ut_read(src, &n), *b;
+	size_t m;
+	b = ut_read(dst, &m);
+	cr_assert_eq(n, m);
+	cr_expect_eq(memcmp(a, b, n), 0);
+	free(a);
+	free(b);
 }

@@ -1172,3 +1172,83 @@ Test(spool_read, random_damage_never_crashes)
 	free(b);
 	free(s.bytes);
 }
+
+/* ---- rows lost or wrong ---------------------------------------------------- */
+
+Test(spool, argv_cut_at_the_cap_is_counted_in_its_own_field)
+{
+	struct ag_spool sp;
+	static char big[1000];
+	const char *argv[40];
+	char path[AG_PATH_MAX];
+
+	memset(big, 'x', sizeof big - 1);
+	argv[0] = "prog";
+	for (int i = 1; i < 39; i++)
+		argv[i] = big;
+	argv[39] = NULL;
+	spool_init(&sp, S, "sessC");
+	struct ag_field f[] = {
+		{AG_T_OP, 4, "exec"},
+		{AG_T_ARGV | AG_FIELD_ARGV, 0, argv},
+	};
+	cr_assert_eq(ag_spool_append(&sp, AG_REC_EVENT, 0, 1, 0, f, 2, NULL), 0);
+	cr_assert_eq(append_event(&sp, "/short", 0, 2, NULL), 0);
+	only_spool(S, path);
+	struct coll c;
+	read_all(path, &c);
+	cr_assert_eq(c.n, 3);
+	/* "prog" and 32 words of 1000 bytes fit in 32 KiB; 6 words do not. */
+	cr_expect_eq(c.r[1].flen[AG_T_ARGV], 5 + 32 * 1000);
+	cr_assert_not_null(c.r[1].field[AG_T_ARGV_CUT]);
+	cr_assert_eq(c.r[1].flen[AG_T_ARGV_CUT], 16);
+	int64_t cut[2];
+	memcpy(cut, c.r[1].field[AG_T_ARGV_CUT], 16);
+	cr_expect_eq(cut[0], 6 * 1000);
+	cr_expect_eq(cut[1], 6);
+	/* An argv that fits has no such field (the process record's). */
+	cr_expect_null(c.r[0].field[AG_T_ARGV_CUT]);
+	coll_free(&c);
+	ag_spool_forget(&sp);
+}
+
+Test(spool, a_deleted_spool_is_replaced_with_a_gap_and_the_session_record)
+{
+	struct ag_spool sp;
+	char dir[AG_PATH_MAX], first[AG_PATH_MAX];
+	static int64_t start = 42;
+	static struct ag_field sess[] = {
+		{AG_T_SESSION, 5, "sessD"},
+		{AG_T_START, 8, &start},
+	};
+
+	spool_init(&sp, S, "sessD");
+	cr_assert_eq(ag_spool_set_session(&sp, sess, 2, 42), 0);
+	cr_assert_eq(append_event(&sp, "/a", 0, 1, NULL), 0);
+	strcpy(first, sp.path);
+	ut_fmt(dir, sizeof dir, "%s/spool", S);
+	ut_rmrf(dir);
+	/* Looked for at least every 16 records: these are 40. */
+	for (int i = 0; i < 40; i++)
+		cr_assert_eq(append_event(&sp, "/b", 0, 10 + i, NULL), 0);
+	cr_expect_str_neq(sp.path, first);
+	struct coll c;
+	read_all(sp.path, &c);
+	cr_assert_geq(c.n, 4);
+	cr_expect_eq(c.r[0].type, AG_REC_PROC);
+	cr_expect_eq(c.r[1].type, AG_REC_SESSION, "the session record heads the new file");
+	cr_expect_str_eq(c.r[1].field[AG_T_SESSION], "sessD");
+	int gaps = 0, events = 0;
+	for (size_t i = 0; i < c.n; i++) {
+		if (c.r[i].type == AG_REC_GAP) {
+			gaps++;
+			cr_expect(strstr(c.r[i].field[AG_T_WHAT], "deleted while in use") != NULL,
+				  "%s", c.r[i].field[AG_T_WHAT]);
+		}
+		events += c.r[i].type == AG_REC_EVENT;
+	}
+	cr_expect_eq(gaps, 1);
+	cr_expect_geq(events, 40 - 15);
+	coll_free(&c);
+	ag_spool_forget(&sp);
+}
