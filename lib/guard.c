@@ -322,6 +322,19 @@ static void leave(struct ag_call *c)
 	}
 }
 
+void ag_pause(struct ag_call *c)
+{
+	leave(c);
+}
+
+void ag_resume(struct ag_call *c)
+{
+	if (!c->busy) {
+		c->busy = 1;
+		ag_thread.busy++;
+	}
+}
+
 /* The call is over: give back what it held. */
 static void finish(struct ag_call *c)
 {
@@ -711,6 +724,29 @@ static int snap_fields(const struct ag_snapshot *s, struct ag_field *f, int n,
 	return n;
 }
 
+/* Decisions made in signal handlers that interrupted the guard, as a gap:
+ * after the next record, and at exit for the last of them. */
+static void record_unrecorded(int64_t now)
+{
+	uint64_t lost = __atomic_exchange_n(&G.unrecorded, 0, __ATOMIC_RELAXED);
+
+	if (!lost)
+		return;
+	char what[160];
+	int l = snprintf(what, sizeof what, "%llu operations were decided in a signal handler "
+			 "that interrupted agentguard, from the rules alone, and not recorded",
+			 (unsigned long long)lost);
+	struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
+	ag_spool_append(&G.spool, AG_REC_GAP, 0, now, 0, &g, 1, NULL);
+}
+
+__attribute__((destructor)) static void ag_dtor(void)
+{
+	if (G.state == G_ACTIVE && !ag_thread.busy &&
+	    __atomic_load_n(&G.unrecorded, __ATOMIC_RELAXED))
+		record_unrecorded(ag_now_ns());
+}
+
 static int record(struct ag_call *c)
 {
 	const struct ag_op *o = &c->op;
@@ -766,15 +802,8 @@ static int record(struct ag_call *c)
 		n = snap_fields(&c->w->src, f, 0, &sv);
 		rc = ag_spool_append(&G.spool, AG_REC_SNAPSHOT, 0, now, 0, f, n, NULL);
 	}
-	uint64_t lost;
-	if (rc == 0 && (lost = __atomic_exchange_n(&G.unrecorded, 0, __ATOMIC_RELAXED))) {
-		char what[160];
-		int l = snprintf(what, sizeof what, "%llu operations were decided in a signal handler "
-				 "that interrupted agentguard, from the rules alone, and not recorded",
-				 (unsigned long long)lost);
-		struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
-		ag_spool_append(&G.spool, AG_REC_GAP, 0, now, 0, &g, 1, NULL);
-	}
+	if (rc == 0)
+		record_unrecorded(now);
 	return rc;
 }
 

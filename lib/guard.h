@@ -182,6 +182,11 @@ int ag_set_fd_path(struct ag_call *c, int fd);
 /* The session's rules say something about op (they are compiled now if
  * they were not yet). */
 int ag_rules_name(struct ag_call *c, enum ag_op_kind op);
+/* Around a real call made before the decision (an open that may block on
+ * a FIFO): user code that a signal runs meanwhile is judged in full, not
+ * as an interruption of the guard. */
+void ag_pause(struct ag_call *c);
+void ag_resume(struct ag_call *c);
 /* Leave the call alone after all (not an operation, e.g. an open without
  * O_TRUNC of an empty file): nothing is recorded. Returns 0. */
 int ag_skip(struct ag_call *c);

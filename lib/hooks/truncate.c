@@ -103,9 +103,11 @@ static __attribute__((noinline)) int guarded_open(enum flavour f, int dirfd, con
 	/* O_RDONLY|O_TRUNC truncates on Linux but cannot be truncated through
 	 * the descriptor: leave that oddity to the kernel. */
 	int trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
+	ag_pause(&c);
 	int fd = AG_REAL(openat)(c.at.fd, c.at.name, trunc ? flags & ~O_TRUNC : flags, mode);
 	if (fd < 0)
 		return ag_skip(&c), -1;   /* errno is the open's */
+	ag_resume(&c);
 	switch (judge_fd(&c, fd, trunc)) {
 	case 1:
 		ag_skip(&c);
