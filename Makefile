@@ -88,6 +88,8 @@ $(BUILD)/obj-so/%.o: $(BUILD)/obj/%.o $(GEN)/libc.syms
 	@mkdir -p $(dir $@)
 	objcopy --redefine-syms=$(GEN)/libc.syms $< $@
 HOOK_OBJ := $(filter-out $(BUILD)/obj/lib/guard.o $(BUILD)/obj/lib/lazy.o,$(PRELOAD_OBJ))
+# Each hook's frame size, for test/check-frames.sh (passthrough frames stay small).
+$(HOOK_OBJ): CFLAGS += -fstack-usage
 
 $(LIBSO): $(SO_CORE_OBJ) $(HOOK_OBJ) $(GEN)/exports.map
 	$(CC) -shared -o $@ $(SO_CORE_OBJ) $(HOOK_OBJ) $(LDFLAGS) \

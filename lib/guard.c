@@ -832,11 +832,46 @@ static int said_before(const struct ag_call *c)
 	return same;
 }
 
+/* Appending to a line: plain text, or the agent's text escaped. */
+struct line {
+	char *buf;
+	size_t cap, n;
+};
+
+static void put(struct line *l, const char *s)
+{
+	size_t k = strlen(s);
+
+	if (l->n + 1 >= l->cap)
+		return;
+	if (k > l->cap - 1 - l->n)
+		k = l->cap - 1 - l->n;
+	memcpy(l->buf + l->n, s, k);
+	l->n += k;
+	l->buf[l->n] = 0;
+}
+
+static void put_shown(struct line *l, const char *s, size_t len)
+{
+	if (l->n + 1 < l->cap)
+		l->n += ag_escape_display(s, len, l->buf + l->n, l->cap - l->n);
+}
+
+/* Every part but the op words may be the agent's text (the rules file
+ * too): escaped straight into line, so one denial stays one honest line.
+ * No buffer of path size: this runs on signal stacks. */
 int ag_describe(const struct ag_call *c, char *line, size_t len)
 {
 	const struct ag_op *o = &c->op;
-	char what[AG_PATH_MAX * 2 + 64];
+	struct line l = {line, len, 0};
 
+	if (!len)
+		return -1;
+	line[0] = 0;
+	put(&l, "agentguard: ");
+	put(&l, c->enforced ? "denied " : "would deny ");
+	put(&l, ag_op_name(o->kind));
+	put(&l, " ");
 	if (o->kind == AG_OP_SQL) {
 		/* One line: the statement flattened and cut. */
 		char stmt[240];
@@ -853,40 +888,45 @@ int ag_describe(const struct ag_call *c, char *line, size_t len)
 			memcpy(stmt + n, "...", 3);
 			n += 3;
 		}
-		stmt[n] = 0;
-		snprintf(what, sizeof what, "%s: %s", o->database ? o->database : "?", stmt);
+		put_shown(&l, o->database ? o->database : "?", o->database ? strlen(o->database) : 1);
+		put(&l, ": ");
+		put_shown(&l, stmt, n);
 	} else if (o->kind == AG_OP_CONNECT && o->unix_path) {
-		snprintf(what, sizeof what, "unix:%s", o->unix_path);
+		put(&l, "unix:");
+		put_shown(&l, o->unix_path, strlen(o->unix_path));
 	} else if (o->kind == AG_OP_CONNECT) {
 		/* addr:port ([v6]:port), after the host name when it is known */
 		char ap[INET6_ADDRSTRLEN + 16];
 		int v6 = o->addr && strchr(o->addr, ':');
 		snprintf(ap, sizeof ap, "%s%s%s:%d", v6 ? "[" : "", o->addr ? o->addr : "?",
 			 v6 ? "]" : "", o->port);
-		if (o->host)
-			snprintf(what, sizeof what, "%s (%s)", o->host, ap);
-		else
-			snprintf(what, sizeof what, "%s", ap);
+		if (o->host) {
+			put_shown(&l, o->host, strlen(o->host));
+			put(&l, " (");
+			put_shown(&l, ap, strlen(ap));
+			put(&l, ")");
+		} else {
+			put_shown(&l, ap, strlen(ap));
+		}
 	} else {
-		snprintf(what, sizeof what, "%s%s%s", o->path ? o->path : "",
-			 o->target ? " -> " : "", o->target ? o->target : "");
+		if (o->path)
+			put_shown(&l, o->path, strlen(o->path));
+		if (o->target) {
+			put(&l, " -> ");
+			put_shown(&l, o->target, strlen(o->target));
+		}
 	}
-	/* Every part but the op may be the agent's text (the rules file too):
-	 * escaped straight into line, so one denial stays one honest line. */
-	int h = snprintf(line, len, "agentguard: %s %s ",
-			 c->enforced ? "denied" : "would deny", ag_op_name(o->kind));
-	if (h < 0 || (size_t)h >= len)
-		return h;
-	size_t w = (size_t)h + ag_escape_display(what, strlen(what), line + h, len - (size_t)h);
-	/* what is in line now; its room holds the escaped rule and reason
-	 * (hooks run on small stacks). */
-	char *rule = what, *why = what + 256;
-	ag_escape_display(c->rule, c->rule ? strlen(c->rule) : 0, rule, 256);
-	ag_escape_display(c->reason, c->reason ? strlen(c->reason) : 0, why, sizeof what - 256);
-	return (int)w + snprintf(line + w, len - w, " (%s%s%s%s)",
-				 c->rule ? "rule " : "default for ",
-				 c->rule ? rule : ag_op_name(o->kind), c->reason ? ": " : "",
-				 why);
+	put(&l, c->rule ? " (rule " : " (default for ");
+	if (c->rule)
+		put_shown(&l, c->rule, strlen(c->rule));
+	else
+		put(&l, ag_op_name(o->kind));
+	if (c->reason) {
+		put(&l, ": ");
+		put_shown(&l, c->reason, strlen(c->reason));
+	}
+	put(&l, ")");
+	return (int)l.n;
 }
 
 static void say_denied(struct ag_call *c)

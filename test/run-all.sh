@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 pass=0 fail=0
 
 if bash test/check-exports.sh build; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+if bash test/check-frames.sh build; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 
 out=$(mktemp)
 build/test/unit --jobs 2 2>&1 | tee "$out"
