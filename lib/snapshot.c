@@ -225,10 +225,11 @@ int ag_snapshot_take_at(const char *state_dir, const char *session, int dirfd,
 			return -1;
 mkdir:
 		/* First snapshot of the session: make its directory (the state
-		 * dir's snapshots/ first), in abs, which then names the entry
+		 * dir and its snapshots/ first: someone may have removed them), in abs, which then names the entry
 		 * again. No path buffer on the stack: this runs in signal
 		 * handlers on small alternate stacks. */
-		if (ag_fmt(abs, sizeof s->abs, "%s/snapshots", state_dir) < 0 ||
+		if ((mkdir(state_dir, 0700) < 0 && errno != EEXIST) ||
+		    ag_fmt(abs, sizeof s->abs, "%s/snapshots", state_dir) < 0 ||
 		    (mkdir(abs, 0700) < 0 && errno != EEXIST) ||
 		    ag_fmt(abs, sizeof s->abs, "%s/snapshots/%s", state_dir, session) < 0 ||
 		    (mkdir(abs, 0700) < 0 && errno != EEXIST) ||
