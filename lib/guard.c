@@ -794,15 +794,18 @@ static int record(struct ag_call *c)
 #undef ADD
 #undef ADDI
 	int64_t now = ag_now_ns();
-	int rc = ag_spool_append(&G.spool, AG_REC_EVENT, -1, now,
-				 ag_mono_ns() - c->t0, f, n, &c->mark);
-	c->marked = rc == 0;
+	/* Interrupting the guard, a handler must not wait for the spool's lock:
+	 * its interrupted holder may be this very thread. */
+	int rc = (c->nested ? ag_spool_try_append : ag_spool_append)(&G.spool, AG_REC_EVENT, -1, now,
+								  ag_mono_ns() - c->t0, f, n,
+								  c->nested ? NULL : &c->mark);
+	c->marked = rc == 0 && !c->nested;
 	if (rc == 0 && c->have_src) {
 		/* The rename's source, so restore can put both names back. */
 		n = snap_fields(&c->w->src, f, 0, &sv);
 		rc = ag_spool_append(&G.spool, AG_REC_SNAPSHOT, 0, now, 0, f, n, NULL);
 	}
-	if (rc == 0)
+	if (rc == 0 && !c->nested)
 		record_unrecorded(now);
 	return rc;
 }
@@ -1099,7 +1102,6 @@ static int check_nested(struct ag_call *c)
 {
 	const struct ag_op *o = &c->op;
 
-	__atomic_add_fetch(&G.unrecorded, 1, __ATOMIC_RELAXED);
 	c->enforced = 1;
 	if (__atomic_load_n(&G.state, __ATOMIC_ACQUIRE) != G_ACTIVE || !G.s.policy) {
 		deny(c, "agentguard-interrupted", "a signal handler interrupted agentguard while "
@@ -1116,6 +1118,11 @@ static int check_nested(struct ag_call *c)
 			deny(c, c->rule, "a signal handler interrupted agentguard deciding another "
 			     "call: only what the rules plainly allow can run there");
 	}
+	/* Recorded when the spool is free (the guard was deciding, not
+	 * writing); else counted, and the next record says how many. */
+	if (__atomic_load_n(&G.state, __ATOMIC_ACQUIRE) != G_ACTIVE || !G.spool.session ||
+	    record(c) < 0)
+		__atomic_add_fetch(&G.unrecorded, 1, __ATOMIC_RELAXED);
 	leave(c);
 	if (c->decision != AG_DENY)
 		return 0;

@@ -401,13 +401,18 @@ static void write_gaps(struct ag_spool *sp)
 	}
 }
 
-int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
-		    int64_t time_ns, int64_t latency_ns,
-		    struct ag_field *f, int nf, struct ag_spool_mark *mark)
+static int append(struct ag_spool *sp, int try, uint16_t type, int32_t err,
+		  int64_t time_ns, int64_t latency_ns,
+		  struct ag_field *f, int nf, struct ag_spool_mark *mark)
 {
 	int rc, e;
 
-	pthread_mutex_lock(&sp->mu);
+	if (!try)
+		pthread_mutex_lock(&sp->mu);
+	else if (pthread_mutex_trylock(&sp->mu) != 0) {
+		errno = EBUSY;
+		return -1;
+	}
 	rc = append_locked(sp, type, err, time_ns, latency_ns, f, nf, mark);
 	e = errno;
 	if (rc < 0 && type == AG_REC_EVENT) {
@@ -419,6 +424,20 @@ int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
 	pthread_mutex_unlock(&sp->mu);
 	errno = e;
 	return rc;
+}
+
+int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
+		    int64_t time_ns, int64_t latency_ns,
+		    struct ag_field *f, int nf, struct ag_spool_mark *mark)
+{
+	return append(sp, 0, type, err, time_ns, latency_ns, f, nf, mark);
+}
+
+int ag_spool_try_append(struct ag_spool *sp, uint16_t type, int32_t err,
+			int64_t time_ns, int64_t latency_ns,
+			struct ag_field *f, int nf, struct ag_spool_mark *mark)
+{
+	return append(sp, 1, type, err, time_ns, latency_ns, f, nf, mark);
 }
 
 void ag_spool_patch_errno(struct ag_spool *sp, const struct ag_spool_mark *m,
