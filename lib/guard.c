@@ -180,7 +180,8 @@ static void environ_add_session(void)
 
 static void init(void)
 {
-	char err[1024];
+	/* Static: this runs once (pthread_once), and maybe on a small stack. */
+	static char err[1024], entry[AG_PATH_MAX], real[AG_PATH_MAX];
 	int rc;
 	Dl_info di;
 
@@ -193,7 +194,6 @@ static void init(void)
 	const char *pre = ag_getenv("LD_PRELOAD");
 	for (const char *p = pre; p && *p && G.self[0];) {
 		size_t l = strcspn(p, ": ");
-		char entry[AG_PATH_MAX], real[AG_PATH_MAX];
 		if (l && l < sizeof entry) {
 			memcpy(entry, p, l);
 			entry[l] = 0;
@@ -228,7 +228,7 @@ static void init(void)
 		return;
 	}
 	/* Protection compares resolved paths. */
-	char real_sd[AG_PATH_MAX];
+	static char real_sd[AG_PATH_MAX];
 	if (realpath(G.s.state_dir, real_sd))
 		snprintf(G.s.state_dir, sizeof G.s.state_dir, "%s", real_sd);
 	G.state_len = strlen(G.s.state_dir);

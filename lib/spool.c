@@ -88,13 +88,15 @@ static int reserve(const char *path, size_t size, dev_t dev, ino_t ino)
  * half-made spool. */
 static int spool_create(struct ag_spool *sp, size_t need)
 {
-	char dir[AG_PATH_MAX], tmp[AG_PATH_MAX];
+	/* Names relative to the spool dir, held open: no path buffer on the
+	 * stack (the first record may be made on a signal stack). */
+	char tmp[sizeof sp->name + 16], fin[sizeof sp->name + 16];
 	unsigned char rnd[6];
 	size_t cap = SPOOL_INIT;
 
 	while (cap < need + HDR_SIZE)
 		cap *= 2;
-	if (ag_fmt(dir, sizeof dir, "%s/spool", sp->state_dir) < 0)
+	if (ag_fmt(sp->path, sizeof sp->path, "%s/spool", sp->state_dir) < 0)
 		return -1;
 	if (getrandom(rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd) {
 		uint64_t t = (uint64_t)ag_mono_ns() ^ (uint64_t)getpid() << 20;
@@ -104,18 +106,28 @@ static int spool_create(struct ag_spool *sp, size_t need)
 	snprintf(sp->name, sizeof sp->name, "%s.%d.%02x%02x%02x%02x%02x%02x",
 		 sp->session, (int)pid, rnd[0], rnd[1], rnd[2], rnd[3],
 		 rnd[4], rnd[5]);
-	if (ag_fmt(tmp, sizeof tmp, "%s/.%s.tmp", dir, sp->name) < 0 ||
-	    ag_fmt(sp->path, sizeof sp->path, "%s/%s.spool", dir, sp->name) < 0)
+	if (ag_fmt(tmp, sizeof tmp, ".%s.tmp", sp->name) < 0 ||
+	    ag_fmt(fin, sizeof fin, "%s.spool", sp->name) < 0)
 		return -1;
-
-	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 && errno == ENOENT) {
-		if (ag_mkdirs(dir, 0700) < 0)
-			return -1;
-		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int dfd = open(sp->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 && errno == ENOENT) {
+		/* Made anew (someone removed it, or the state dir, meanwhile). */
+		if ((mkdir(sp->state_dir, 0700) < 0 && errno != EEXIST) ||
+		    (mkdir(sp->path, 0700) < 0 && errno != EEXIST)) {
+			if (ag_mkdirs(sp->path, 0700) < 0)
+				return -1;
+		}
+		dfd = open(sp->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	}
-	if (fd < 0)
+	if (dfd < 0)
 		return -1;
+	int fd = openat(dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		int e = errno;
+		close(dfd);
+		errno = e;
+		return -1;
+	}
 	struct stat st;
 	int rc = posix_fallocate(fd, 0, (off_t)cap);
 	if (rc == 0 && fstat(fd, &st) < 0)
@@ -129,7 +141,8 @@ static int spool_create(struct ag_spool *sp, size_t need)
 	/* The mapping is all we keep: programs close descriptors they do not own. */
 	close(fd);
 	if (rc) {
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
+		close(dfd);
 		errno = rc;
 		return -1;
 	}
@@ -140,13 +153,17 @@ static int spool_create(struct ag_spool *sp, size_t need)
 	h->proc_start = ag_proc_start(pid);
 	snprintf(h->session, sizeof h->session, "%s", sp->session);
 	__atomic_store_n(&h->used, (uint64_t)HDR_SIZE, __ATOMIC_RELEASE);
-	if (rename(tmp, sp->path) < 0) {
+	if (renameat(dfd, tmp, dfd, fin) < 0) {
 		int e = errno;
 		munmap(base, cap);
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
+		close(dfd);
 		errno = e;
 		return -1;
 	}
+	close(dfd);
+	if (ag_fmt(sp->path, sizeof sp->path, "%s/spool/%s", sp->state_dir, fin) < 0)
+		sp->path[0] = 0;
 	sp->base = base;
 	sp->cap = cap;
 	sp->dev = st.st_dev;
@@ -331,7 +348,8 @@ static int append_locked(struct ag_spool *sp, uint16_t type, int32_t err,
 
 static int write_proc_record(struct ag_spool *sp)
 {
-	char exe[AG_PATH_MAX], cwd[AG_PATH_MAX];
+	/* Static: written under the spool's lock, and off the caller's stack. */
+	static char exe[AG_PATH_MAX], cwd[AG_PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	/* In a vfork child getppid() names the parent, not the parent's own. */
 	int64_t ppid = !sp->pid || sp->pid == getpid() ? getppid() : -1;
