@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test: the exported-symbol check, the Criterion units, then the
+# Every test: the exported-symbol check, the entry frame check, the check
+# that a test names every interposed symbol, the Criterion units, then the
 # end-to-end runs of real programs. Ends with one total line.
 set -u
 cd "$(dirname "$0")/.."
@@ -7,6 +8,7 @@ pass=0 fail=0
 
 if bash test/check-exports.sh build; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 if bash test/check-frames.sh build; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+if bash test/check-entry-tests.sh build; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 
 out=$(mktemp)
 build/test/unit --jobs 2 2>&1 | tee "$out"

@@ -289,9 +289,10 @@ test_mariadb_statements_name_their_database() {
 	gmariadb -e "SELECT 1 AS connected_to_test" >/dev/null
 	agent_sh mariadb --socket="$MY_SOCK" -u root -e "USE shop; SELECT 2 AS used_shop" >/dev/null
 	myclient query "SELECT 3 AS library_on_test" >/dev/null
+	myclient selectdb "SELECT 4 AS library_selected_shop" >/dev/null
 	ingest
 	local bad=() row
-	for q in connected_to_test:test used_shop:shop library_on_test:test; do
+	for q in connected_to_test:test used_shop:shop library_on_test:test library_selected_shop:shop; do
 		row=$(db "select database from events where op='sql' and sql like '%${q%%:*}%'")
 		[[ "$row" == */"${q#*:}" && "$row" != /* ]] || bad+=("${q%%:*}: '$row', want '<host>/${q#*:}'")
 	done
@@ -318,8 +319,9 @@ MYSQL_RES *mysql_store_result(MYSQL *);
 void mysql_free_result(MYSQL_RES *);
 const char *mysql_error(MYSQL *);
 void mysql_close(MYSQL *);
+int mysql_select_db(MYSQL *, const char *);
 
-/* myclient SOCKET MODE SQL */
+/* myclient SOCKET MODE SQL (MODE selectdb: mysql_select_db shop, then query) */
 int main(int argc, char **argv)
 {
 	if (argc != 4)
@@ -333,6 +335,8 @@ int main(int argc, char **argv)
 	int rc;
 	if (!strcmp(mode, "query"))
 		rc = mysql_query(m, sql);
+	else if (!strcmp(mode, "selectdb"))
+		rc = mysql_select_db(m, "shop") || mysql_query(m, sql);
 	else if (!strcmp(mode, "real"))
 		rc = mysql_real_query(m, sql, strlen(sql));
 	else if (!strcmp(mode, "send"))
