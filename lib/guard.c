@@ -260,6 +260,57 @@ static void load_policy(void)
 
 static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
 
+/* The guard's start (the session, the first compile of the rules: libyaml
+ * and tens of KiB of stack) may be asked for on a 16 KiB thread or on a
+ * signal's alternate stack. It runs on a thread of its own, with a stack
+ * of its own, while the caller waits; inline in a vfork child (which must
+ * not make threads) or when no thread can be made (a sandbox that forbids
+ * clone). */
+struct start_job {
+	void (*fn)(void);
+};
+
+static void *start_thread(void *arg)
+{
+	((struct start_job *)arg)->fn();
+	return NULL;
+}
+
+static void on_own_stack(void (*fn)(void))
+{
+	struct start_job job = {fn};
+	pthread_attr_t at;
+	pthread_t t;
+	int made = 0;
+
+	if (G.pid && getpid() == G.pid && pthread_attr_init(&at) == 0) {
+		/* No signal handler may run on it: its hooks would wait for the
+		 * very start it is making. (They run on the caller, which is
+		 * marked busy, and are decided without waiting.) */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		pthread_attr_setstacksize(&at, 512u << 10);
+		made = pthread_create(&t, &at, start_thread, &job) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&at);
+	}
+	if (made)
+		pthread_join(t, NULL);
+	else
+		fn();
+}
+
+static void init_apart(void)
+{
+	on_own_stack(init);
+}
+
+static void load_policy_apart(void)
+{
+	on_own_stack(load_policy);
+}
+
 /* A shell forks once per command and its child's first hooked call is
  * the exec: without this every child would read the session and compile
  * the rules again (~0.8 ms under bash). Done once in the parent, every
@@ -308,7 +359,7 @@ void ag_begin(struct ag_call *c, enum ag_op_kind kind)
 	/* A signal handler that interrupted the guard's start must not wait
 	 * for it (pthread_once would never return): it decides without. */
 	if (!c->nested) {
-		pthread_once(&init_once, init);
+		pthread_once(&init_once, init_apart);
 		c->op.caller = G.caller;
 	}
 }
@@ -452,7 +503,7 @@ int ag_rules_name(struct ag_call *c, enum ag_op_kind op)
 {
 	if (c->nested)
 		return G.s.policy && ag_policy_has_rules(G.s.policy, op);
-	pthread_once(&policy_once, load_policy);
+	pthread_once(&policy_once, load_policy_apart);
 	return G.state == G_ACTIVE && ag_policy_has_rules(G.s.policy, op);
 }
 
@@ -1137,7 +1188,7 @@ int ag_check(struct ag_call *c)
 
 	if (c->nested)
 		return check_nested(c);
-	pthread_once(&policy_once, load_policy);
+	pthread_once(&policy_once, load_policy_apart);
 	if (G.state != G_ACTIVE) {
 		deny(c, "agentguard-unavailable", G.broken);
 		/* The spool needs no policy: the refusal is recorded when the

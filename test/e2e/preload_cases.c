@@ -4,11 +4,10 @@
  *   setenv-execvp            setenv, then execvp("true")
  *   vfork PATH               first decision in a vfork child (exec), then the
  *                            parent deletes PATH; prints "parent P child C"
- *   small-thread FILE PATH PRE  a 16 KiB-stack thread opens FILE read-only and
- *                            deletes PATH (after the main thread deleted PRE:
- *                            the guard's start is not on the small stack)
- *   altstack PATH PRE        a handler on an 8 KiB alternate stack deletes PATH
- *                            (after the program deleted PRE itself)
+ *   small-thread FILE PATH   a 16 KiB-stack thread opens FILE read-only and
+ *                            deletes PATH: the process's first decision
+ *   altstack PATH            a handler on an 8 KiB alternate stack deletes PATH:
+ *                            the process's first decision
  *   callback DB PATH         sqlite3_exec's row callback deletes PATH
  *   handler-in-call FIFO PATH  a handler deletes PATH while open(FIFO, O_TRUNC)
  *                            blocks inside the hooked call
@@ -113,9 +112,8 @@ int main(int argc, char **argv)
 		printf("parent %d child %d unlink %d\n", (int)getpid(), (int)c, rc);
 		return rc != 0;
 	}
-	if (!strcmp(cmd, "small-thread") && argc == 5) {
+	if (!strcmp(cmd, "small-thread") && argc == 4) {
 		pthread_attr_t at;
-		unlink(argv[4]);
 		pthread_t t;
 		void *res;
 		pthread_attr_init(&at);
@@ -128,7 +126,7 @@ int main(int argc, char **argv)
 		       (long)res & 2 ? "ok" : "failed");
 		return (long)res != 3;
 	}
-	if (!strcmp(cmd, "altstack") && argc == 4) {
+	if (!strcmp(cmd, "altstack") && argc == 3) {
 		/* The classic SIGSTKSZ, not glibc's larger dynamic one. */
 		static char stack[8192];
 		stack_t ss = {.ss_sp = stack, .ss_size = sizeof stack};
@@ -136,7 +134,6 @@ int main(int argc, char **argv)
 		victim = argv[2];
 		if (sigaltstack(&ss, NULL) < 0 || sigaction(SIGUSR1, &sa, NULL) < 0)
 			return 3;
-		unlink(argv[3]);
 		raise(SIGUSR1);
 		printf("handler unlink %d %s\n", (int)handler_rc,
 		       handler_rc ? strerror(handler_errno) : "ok");
