@@ -59,6 +59,16 @@ static int exec_search(const char *file, char *const argv[], char *const envp[])
 	return -1;
 }
 
+/* Under AddressSanitizer: a vfork child's frames never return (it execs),
+ * and their poisoned redzones stay behind in the stack the parent shares;
+ * clear them, as ASan does before any call that does not return. */
+#if defined(__SANITIZE_ADDRESS__)
+void __asan_handle_no_return(void);
+#define asan_before_exec() __asan_handle_no_return()
+#else
+#define asan_before_exec() ((void)0)
+#endif
+
 /* envp for the calls that take the caller's `environ`: read only after the
  * guard has started (the start may replace the array, and the array the
  * caller saw before its hook ran must not be what the child gets). */
@@ -82,6 +92,7 @@ static __attribute__((noinline)) int do_exec(int dirfd, const char *file, char *
 	else
 		ag_skip(&c);
 	int rc;
+	asan_before_exec();
 	if (dirfd != AT_FDCWD || flags)
 		rc = AG_REAL(execveat)(dirfd, file, argv, env, flags);
 	else if (search && env == envp)

@@ -40,7 +40,9 @@ test_small_stacks_work() {
 	out=$(cases small-thread "$WS/r.txt" "$WS/t.txt") || fail "16 KiB thread: $out"
 	assert_eq "$out" "open ok unlink ok"
 	# A signal handler on an 8 KiB alternate stack deletes under a
-	# snapshot rule (the workspace's): kept and restorable.
+	# snapshot rule (the workspace's): kept and restorable. (Not under
+	# AddressSanitizer, whose instrumented frames are several times ours.)
+	[ -z "${AG_ASAN_RT:-}" ] || return 0
 	printf 'precious\n' > "$WS/a.txt"
 	out=$(cases altstack "$WS/a.txt") || fail "alternate stack: $out"
 	assert_missing "$WS/a.txt"
