@@ -1144,6 +1144,22 @@ static int absent(struct ag_call *c)
 	return 1;
 }
 
+/* The guard's own files first, then the rules. 1 when the rules decided
+ * (c->v holds their verdict), 0 when self-protection refused. */
+static int judge_rules(struct ag_call *c)
+{
+	if (protected_op(&c->op)) {
+		deny(c, "agentguard-self",
+		     "the guard's own files (audit log, snapshots, rules, library) are protected");
+		return 0;
+	}
+	ag_decide(G.s.policy, &c->op, &c->v);
+	c->decision = c->v.action;
+	c->rule = c->v.rule_id;
+	c->reason = c->v.reason;
+	return 1;
+}
+
 /* A hook entered while the guard was deciding on this thread: a signal
  * handler interrupted it. The guard's locks may be held and its start may
  * be half done, so nothing is recorded or waited for: what the compiled
@@ -1151,23 +1167,14 @@ static int absent(struct ag_call *c)
  * how many such decisions went unrecorded. */
 static int check_nested(struct ag_call *c)
 {
-	const struct ag_op *o = &c->op;
 
 	c->enforced = 1;
 	if (__atomic_load_n(&G.state, __ATOMIC_ACQUIRE) != G_ACTIVE || !G.s.policy) {
 		deny(c, "agentguard-interrupted", "a signal handler interrupted agentguard while "
 		     "it was starting; nothing but what the rules plainly allow can run there");
-	} else if (protected_op(o)) {
-		deny(c, "agentguard-self",
-		     "the guard's own files (audit log, snapshots, rules, library) are protected");
-	} else {
-		ag_decide(G.s.policy, o, &c->v);
-		c->decision = c->v.action;
-		c->rule = c->v.rule_id;
-		c->reason = c->v.reason;
-		if (c->decision > AG_LOG)
-			deny(c, c->rule, "a signal handler interrupted agentguard deciding another "
-			     "call: only what the rules plainly allow can run there");
+	} else if (judge_rules(c) && c->decision > AG_LOG) {
+		deny(c, c->rule, "a signal handler interrupted agentguard deciding another "
+		     "call: only what the rules plainly allow can run there");
 	}
 	/* Recorded when the spool is free (the guard was deciding, not
 	 * writing); else counted, and the next record says how many. */
@@ -1183,7 +1190,6 @@ static int check_nested(struct ag_call *c)
 
 int ag_check(struct ag_call *c)
 {
-	const struct ag_op *o = &c->op;
 	char *why = c->why;
 
 	if (c->nested)
@@ -1200,14 +1206,7 @@ int ag_check(struct ag_call *c)
 		return -1;
 	}
 	c->enforced = 1;
-	if (protected_op(o)) {
-		deny(c, "agentguard-self",
-		     "the guard's own files (audit log, snapshots, rules, library) are protected");
-	} else {
-		ag_decide(G.s.policy, o, &c->v);
-		c->decision = c->v.action;
-		c->rule = c->v.rule_id;
-		c->reason = c->v.reason;
+	if (judge_rules(c)) {
 		if (c->decision >= AG_SNAPSHOT && absent(c)) {
 			/* Nothing there: the call fails by itself, as it would bare
 			 * (a deny rule must not turn ENOENT into EACCES: ssh-keygen
