@@ -1167,7 +1167,6 @@ static int judge_rules(struct ag_call *c)
  * how many such decisions went unrecorded. */
 static int check_nested(struct ag_call *c)
 {
-
 	c->enforced = 1;
 	if (__atomic_load_n(&G.state, __ATOMIC_ACQUIRE) != G_ACTIVE || !G.s.policy) {
 		deny(c, "agentguard-interrupted", "a signal handler interrupted agentguard while "
