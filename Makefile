@@ -84,6 +84,8 @@ $(GEN)/libc.syms: lib/interpose.def
 # renamed to the real functions.
 SO_CORE_OBJ := $(patsubst $(BUILD)/obj/%,$(BUILD)/obj-so/%,$(CORE_OBJ) \
                $(BUILD)/obj/lib/guard.o $(BUILD)/obj/lib/lazy.o)
+# guard.o and lazy.o are only reached through the pattern below: keep them.
+.SECONDARY: $(BUILD)/obj/lib/guard.o $(BUILD)/obj/lib/lazy.o
 $(BUILD)/obj-so/%.o: $(BUILD)/obj/%.o $(GEN)/libc.syms
 	@mkdir -p $(dir $@)
 	objcopy --redefine-syms=$(GEN)/libc.syms $< $@
