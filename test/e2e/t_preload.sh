@@ -161,3 +161,20 @@ assert rc == -1 and ctypes.get_errno() == 17, (rc, ctypes.get_errno())"
 	ingest
 	assert_eq "$(db "select count(*) from events where path like '%/.ssh/nothing' or path='$WS/a'")" 0
 }
+
+test_a_deleted_working_directory_changes_nothing() {
+	# A program whose working directory was removed: absolute paths work
+	# as bare, relative ones fail as bare, and the log names the real file.
+	run_in_gone() {
+		mkdir -p "$WS/gone"; printf 'x\n' > "$WS/keep.txt"
+		(cd "$WS/gone" && "$@" sh -c 'rmdir "$1" && rm "$2" && echo removed; rm nothing 2>&1 | sed "s/^rm: //"' \
+			sh "$WS/gone" "$WS/keep.txt")
+	}
+	bare=$(run_in_gone env)
+	guarded=$(run_in_gone guard)
+	assert_eq "$guarded" "$bare"
+	assert_contains "$guarded" "removed"
+	assert_missing "$WS/keep.txt"
+	ingest
+	assert_eq "$(db "select count(*) from events where op='delete' and path='$WS/keep.txt'")" 1
+}
