@@ -274,6 +274,15 @@ static int row_trampoline(void *a, int n, char **vals, char **cols)
  * libsqlite3 reaches our sqlite3_prepare_v2 from inside sqlite3_exec. */
 #define IN_SCOPE(call) ({ int sv_ = ag_sql_enter(); int r_ = (call); ag_sql_leave(sv_); r_; })
 
+/* No text, or the client's own nested call for a statement already
+ * judged: straight through. Else start guarding it. */
+#define SQLITE_BEGIN(field, args)                                               \
+	do {                                                                    \
+		if (!sql || ag_thread.in_sql)                                   \
+			return REAL(field) args;                                \
+		ag_begin(&c, AG_OP_SQL);                                        \
+	} while (0)
+
 AG_HOOK_VIA(REAL(exec), int, sqlite3_exec,
 	    (sqlite3 *db, const char *sql, exec_cb cb, void *arg, char **errmsg),
 	    (db, sql, cb, arg, errmsg))
@@ -282,9 +291,7 @@ AG_HOOK_VIA(REAL(exec), int, sqlite3_exec,
 	struct row_cb r = {cb, arg, ag_thread.in_sql};
 	exec_cb tcb = cb ? row_trampoline : NULL;
 
-	if (!sql || ag_thread.in_sql)
-		return REAL(exec)(db, sql, cb, arg, errmsg);
-	ag_begin(&c, AG_OP_SQL);
+	SQLITE_BEGIN(exec, (db, sql, cb, arg, errmsg));
 	if (judge(&c, db, sql, strlen(sql)) < 0) {
 		int rc = IN_SCOPE(REFUSED(db, S.exec(db, sql, tcb, &r, errmsg)));
 		if (errmsg && S.mprintf && S.free) {
@@ -306,9 +313,7 @@ AG_HOOK_VIA(REAL(exec), int, sqlite3_exec,
 	AG_HOOK_VIA(REAL(field), int, name, params, args)                       \
 	{                                                                       \
 		struct ag_call c;                                               \
-		if (!sql || ag_thread.in_sql)                                      \
-			return REAL(field) args;                                \
-		ag_begin(&c, AG_OP_SQL);                                        \
+		SQLITE_BEGIN(field, args);                                      \
 		if (judge(&c, db, sql, text_len(sql, n)) < 0)                   \
 			return ag_refuse_status(&c,                             \
 				IN_SCOPE(REFUSED(db, S.field args)));           \
@@ -366,9 +371,7 @@ static size_t utf16_to_8(const void *in, int n, char *out, size_t cap)
 	AG_HOOK_VIA(REAL(field), int, name, params, args)                       \
 	{                                                                       \
 		struct ag_call c;                                               \
-		if (!sql || ag_thread.in_sql)                                      \
-			return REAL(field) args;                                \
-		ag_begin(&c, AG_OP_SQL);                                        \
+		SQLITE_BEGIN(field, args);                                      \
 		char *u8 = malloc(1 << 16);                                     \
 		size_t l = u8 ? utf16_to_8(sql, n, u8, 1 << 16) : 0;           \
 		int no = !u8 || judge(&c, db, u8, l) < 0;                       \
