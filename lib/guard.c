@@ -401,14 +401,19 @@ static void finish(struct ag_call *c)
 	leave(c);
 }
 
+/* The call's work frame, or -1 (EAGAIN: the pool stayed exhausted). */
+static int need_work(struct ag_call *c)
+{
+	if (ag_work(c))
+		return 0;
+	c->fail_errno = EAGAIN;
+	return -1;
+}
+
 static int set_at(struct ag_call *c, struct ag_at *at, char *out, int dirfd, const char *path)
 {
-	struct ag_work *w = ag_work(c);
+	struct ag_work *w = c->w;
 
-	if (!w) {
-		c->fail_errno = EAGAIN;
-		return -1;
-	}
 	if (ag_path_parent(dirfd, path, out, AG_PATH_MAX, w->scratch, sizeof w->scratch,
 			   &at->fd, &at->name) < 0) {
 		/* The real call would fail too (no such directory, bad dirfd,
@@ -422,7 +427,7 @@ static int set_at(struct ag_call *c, struct ag_at *at, char *out, int dirfd, con
 
 int ag_set_path(struct ag_call *c, int dirfd, const char *path)
 {
-	if (set_at(c, &c->at, c->w ? c->w->path : ag_work(c) ? c->w->path : NULL, dirfd, path) < 0)
+	if (need_work(c) < 0 || set_at(c, &c->at, c->w->path, dirfd, path) < 0)
 		return -1;
 	c->op.path = c->w->path;
 	return 0;
@@ -432,11 +437,8 @@ int ag_set_target(struct ag_call *c, int dirfd, const char *path)
 {
 	struct stat st;
 
-	if (!ag_work(c) || set_at(c, &c->tat, c->w->target, dirfd, path) < 0) {
-		if (!c->w)
-			c->fail_errno = EAGAIN;
+	if (need_work(c) < 0 || set_at(c, &c->tat, c->w->target, dirfd, path) < 0)
 		return -1;
-	}
 	c->op.target = c->w->target;
 	c->op.target_exists = fstatat(c->tat.fd, c->tat.name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	return 0;
@@ -446,10 +448,8 @@ int ag_set_fd_path(struct ag_call *c, int fd)
 {
 	char proc[40];
 
-	if (!ag_work(c)) {
-		c->fail_errno = EAGAIN;
+	if (need_work(c) < 0)
 		return -1;
-	}
 	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
 	ssize_t n = readlink(proc, c->w->path, sizeof c->w->path - 1);
 	if (n <= 0 || c->w->path[0] != '/') {
@@ -470,10 +470,8 @@ int ag_set_exec(struct ag_call *c, int dirfd, const char *file,
 		c->fail_errno = EFAULT;
 		return -1;
 	}
-	if (!ag_work(c)) {
-		c->fail_errno = EAGAIN;
+	if (need_work(c) < 0)
 		return -1;
-	}
 	char *path = c->w->path;
 	if (!*file && dirfd >= 0) {
 		/* fexecve, execveat(AT_EMPTY_PATH): the file behind the descriptor. */
