@@ -38,6 +38,7 @@ enum ag_op_kind {
 	AG_OP_CONNECT,
 	AG_OP_SQL,
 	AG_OP_LINK,      /* a new name for a file, or a special file */
+	AG_OP_IO_URING,  /* a ring whose operations no filter sees (kernel layer) */
 	AG_OP_COUNT
 };
 

@@ -27,14 +27,16 @@ static const char schema[] =
 	" id TEXT PRIMARY KEY, argv TEXT, mode TEXT, enforce INTEGER, rules TEXT,"
 	" rules_hash TEXT, workspace TEXT, state_dir TEXT, pid INTEGER,"
 	" start_ns INTEGER, end_ns INTEGER, exit_status INTEGER, genesis TEXT,"
-	" head TEXT, events INTEGER NOT NULL DEFAULT 0, halted INTEGER NOT NULL DEFAULT 0);"
+	" head TEXT, events INTEGER NOT NULL DEFAULT 0, halted INTEGER NOT NULL DEFAULT 0,"
+	" kernel TEXT);"
 	"CREATE TABLE IF NOT EXISTS events("
 	" id INTEGER PRIMARY KEY, uid TEXT UNIQUE NOT NULL, time_ns INTEGER,"
 	" session TEXT, pid INTEGER, ppid INTEGER, proc_start INTEGER, exe TEXT,"
 	" argv TEXT, cwd TEXT, op TEXT, path TEXT, target TEXT, address TEXT,"
 	" host TEXT, port INTEGER, sql TEXT, sql_class TEXT, database TEXT,"
 	" rule TEXT, decision TEXT, enforced INTEGER, reason TEXT, errno INTEGER,"
-	" snapshot TEXT, latency_ns INTEGER, unguarded TEXT, prev_hash TEXT, hash TEXT);"
+	" snapshot TEXT, latency_ns INTEGER, unguarded TEXT, prev_hash TEXT, hash TEXT,"
+	" layer TEXT);"
 	"CREATE INDEX IF NOT EXISTS events_session ON events(session, id);"
 	"CREATE TABLE IF NOT EXISTS snapshots("
 	" id TEXT PRIMARY KEY, session TEXT, event_uid TEXT, kind TEXT, path TEXT,"
@@ -59,14 +61,27 @@ static void seterr(char *err, size_t errlen, const char *fmt, const char *a,
  * agentguard get them (NULL in old rows). */
 static int add_columns(sqlite3 *db)
 {
-	sqlite3_stmt *st;
+	static const char *const added[][2] = {
+		{"snapshots", "rdev INTEGER"},
+		{"events", "layer TEXT"},
+		{"sessions", "kernel TEXT"},
+	};
 
-	if (sqlite3_prepare_v2(db, "SELECT rdev FROM snapshots LIMIT 0", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_finalize(st);
-		return 0;
+	for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) {
+		char q[160];
+		sqlite3_stmt *st;
+		size_t nl = strcspn(added[i][1], " ");
+		snprintf(q, sizeof q, "SELECT %.*s FROM %s LIMIT 0", (int)nl, added[i][1],
+			 added[i][0]);
+		if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_finalize(st);
+			continue;
+		}
+		snprintf(q, sizeof q, "ALTER TABLE %s ADD COLUMN %s", added[i][0], added[i][1]);
+		if (sqlite3_exec(db, q, NULL, NULL, NULL) != SQLITE_OK)
+			return -1;
 	}
-	return sqlite3_exec(db, "ALTER TABLE snapshots ADD COLUMN rdev INTEGER", NULL, NULL,
-			    NULL) == SQLITE_OK ? 0 : -1;
+	return 0;
 }
 
 sqlite3 *ag_audit_open(const char *state_dir, int readonly, char *err, size_t errlen)
@@ -149,8 +164,11 @@ static const char *const chained[] = {
 	"uid", "time_ns", "session", "pid", "ppid", "proc_start", "exe", "argv",
 	"cwd", "op", "path", "target", "address", "host", "port", "sql",
 	"sql_class", "database", "rule", "decision", "enforced", "reason",
-	"errno", "snapshot", "latency_ns", "unguarded",
+	"errno", "snapshot", "latency_ns", "unguarded", "layer",
 };
+/* "layer" came later: absent (the library's rows) it adds nothing to the
+ * hash, so rows written before it still verify. */
+#define LAYER_COL (NCHAINED - 1)
 #define NCHAINED ((int)(sizeof chained / sizeof chained[0]))
 
 /* One column value as the hash sees it: NULL, an integer, or text. */
@@ -172,6 +190,8 @@ static void hash_event(const char *prev, const struct cval *v, char out[AG_HASH_
 	for (int i = 0; i < NCHAINED; i++) {
 		/* name, then a length-prefixed value: no two rows hash alike. */
 		ag_sha256_update(&h, chained[i], strlen(chained[i]));
+		if (v[i].type == SQLITE_NULL && i == LAYER_COL)
+			continue;
 		if (v[i].type == SQLITE_NULL) {
 			ag_sha256_update(&h, "!\n", 2);
 			continue;
@@ -237,8 +257,8 @@ static int update_session(sqlite3 *db, const struct ag_session_info *s)
 		return -1;
 	if (sqlite3_prepare_v2(db,
 			       "UPDATE sessions SET argv=?, mode=?, enforce=?, rules=?, "
-			       "rules_hash=?, workspace=?, state_dir=?, pid=?, start_ns=? "
-			       "WHERE id=?", -1, &st, NULL) != SQLITE_OK)
+			       "rules_hash=?, workspace=?, state_dir=?, pid=?, start_ns=?, "
+			       "kernel=coalesce(?, kernel) WHERE id=?", -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	bind_text(st, 1, s->argv_json);
 	bind_text(st, 2, s->mode);
@@ -249,7 +269,8 @@ static int update_session(sqlite3 *db, const struct ag_session_info *s)
 	bind_text(st, 7, s->state_dir);
 	sqlite3_bind_int64(st, 8, s->pid);
 	sqlite3_bind_int64(st, 9, s->start_ns);
-	bind_text(st, 10, s->id);
+	bind_text(st, 10, s->kernel);
+	bind_text(st, 11, s->id);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 	sqlite3_finalize(st);
 	return rc;
@@ -487,8 +508,9 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 	v[k++] = ts(session);
 	v[k++] = iv(rv->field[AG_T_PID] ? ag_rec_int(rv, AG_T_PID) : sv->hdr->pid);
 	v[k++] = iv(rv->field[AG_T_PPID] ? ag_rec_int(rv, AG_T_PPID) : g->ppid);
-	v[k++] = iv((int64_t)sv->hdr->proc_start);
-	v[k++] = ts(g->exe);
+	v[k++] = iv(rv->field[AG_T_PROC_START] ? ag_rec_int(rv, AG_T_PROC_START)
+				      : (int64_t)sv->hdr->proc_start);
+	v[k++] = rv->field[AG_T_EXE] ? F(AG_T_EXE) : ts(g->exe);
 	v[k++] = ts(xargv ? xargv : g->argv);
 	v[k++] = rv->field[AG_T_CWD] ? F(AG_T_CWD) : ts(g->cwd);
 	v[k++] = F(AG_T_OP);
@@ -508,6 +530,7 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 	v[k++] = F(AG_T_SNAP_ID);
 	v[k++] = iv(r->latency_ns);
 	v[k++] = F(AG_T_UNGUARDED);
+	v[k++] = F(AG_T_LAYER);
 #undef F
 	hash_event(g->head, v, hash);
 
@@ -956,8 +979,8 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 			       "INSERT INTO events(uid, time_ns, session, pid, ppid, proc_start,"
 			       " exe, argv, cwd, op, path, target, address, host, port, sql,"
 			       " sql_class, database, rule, decision, enforced, reason, errno,"
-			       " snapshot, latency_ns, unguarded, prev_hash, hash) VALUES(?,?,?,?,?,"
-			       "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &g.ins, NULL) != SQLITE_OK ||
+			       " snapshot, latency_ns, unguarded, layer, prev_hash, hash) VALUES(?,?,?,?,?,"
+			       "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &g.ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			       "INSERT OR IGNORE INTO snapshots(id, session, event_uid, kind, path,"
 			       " mode, uid, gid, atime_ns, mtime_ns, size, sha256, link_target,"

@@ -65,6 +65,7 @@ struct ag_session_info {
 	const char *state_dir;
 	int64_t pid;
 	int64_t start_ns;
+	const char *kernel;      /* the kernel layer: "on", or "off: why" (NULL: unknown) */
 };
 
 /* Insert the session row (with its genesis hash) if it is not there. */

@@ -18,7 +18,9 @@
 #include <unistd.h>
 #include <dlfcn.h>
 
+#include "gate.h"
 #include "guard.h"
+#include "kernel_abi.h"
 #include "launch.h"
 #include "session.h"
 
@@ -52,6 +54,7 @@ static struct {
 } G = { .spool = { .mu = PTHREAD_MUTEX_INITIALIZER } };
 
 __thread struct ag_thread ag_thread __attribute__((tls_model("initial-exec")));
+__thread const struct agentguard_kproc *ag_behalf __attribute__((tls_model("initial-exec")));
 
 /* ---- work frames --------------------------------------------------------------
  * A decision's big buffers come from here, not from the caller's stack.
@@ -342,6 +345,7 @@ __attribute__((constructor)) static void ag_ctor(int argc, char **argv, char **e
 	G.argv = (const char *const *)argv;
 	G.pid = getpid();
 	ag_env_snapshot();
+	ag_gate_map(ag_getenv("AGENTGUARD_GATE"));
 	pthread_atfork(atfork_prepare, NULL, atfork_child);
 }
 
@@ -360,7 +364,7 @@ void ag_begin(struct ag_call *c, enum ag_op_kind kind)
 	 * for it (pthread_once would never return): it decides without. */
 	if (!c->nested) {
 		pthread_once(&init_once, init_apart);
-		c->op.caller = G.caller;
+		c->op.caller = ag_behalf && ag_behalf->exe ? ag_behalf->exe : G.caller;
 	}
 }
 
@@ -802,7 +806,7 @@ static int record(struct ag_call *c)
 	const char *op = ag_op_name(o->kind);
 	const char *dec = ag_action_name(c->decision);
 	int64_t enforced = c->enforced;
-	struct ag_field f[32];
+	struct ag_field f[40];
 	int n = 0;
 
 #define ADD(tag, str) do { if (str) f[n++] = (struct ag_field){tag, (uint32_t)strlen(str), str}; } while (0)
@@ -829,10 +833,26 @@ static int record(struct ag_call *c)
 		if (port >= 0)
 			ADDI(AG_T_PORT, &port);
 	}
+	const struct agentguard_kproc *who = ag_behalf;
 	if (o->argv)
 		f[n++] = (struct ag_field){AG_T_ARGV | AG_FIELD_ARGV, 0, o->argv};
-	if (o->kind == AG_OP_EXEC) {
+	else if (who && who->argv)
+		f[n++] = (struct ag_field){AG_T_ARGV | AG_FIELD_ARGV, 0, who->argv};
+	if (o->kind == AG_OP_EXEC)
 		ADD(AG_T_UNGUARDED, c->unguarded);
+	int64_t ppid, start;
+	if (who) {
+		/* The supervisor's record of another process's call. */
+		pid = who->pid;
+		ppid = who->ppid;
+		start = (int64_t)who->start;
+		ADDI(AG_T_PID, &pid);
+		ADDI(AG_T_PPID, &ppid);
+		ADDI(AG_T_PROC_START, &start);
+		ADD(AG_T_EXE, who->exe);
+		ADD(AG_T_CWD, who->cwd);
+		ADD(AG_T_LAYER, "kernel");
+	} else if (o->kind == AG_OP_EXEC) {
 		/* A vfork child writes into its parent's spool: say whose it is. */
 		pid = getpid();
 		ADDI(AG_T_PID, &pid);
@@ -1259,6 +1279,22 @@ int ag_check(struct ag_call *c)
 	}
 	leave(c);
 	return moved ? 1 : 0;
+}
+
+/* Refused before any rule is asked (the kernel layer met a call it cannot
+ * judge): recorded, said and counted like every denial. */
+int ag_check_refuse(struct ag_call *c, const char *rule, const char *reason)
+{
+	pthread_once(&policy_once, load_policy_apart);
+	deny(c, rule, reason);
+	if (G.spool.session)
+		record(c);
+	say_denied(c);
+	struct counters *k = G.state == G_ACTIVE ? counters() : NULL;
+	if (k)
+		__atomic_add_fetch(&k->denials, 1, __ATOMIC_RELAXED);
+	leave(c);
+	return -1;
 }
 
 /* The outcome into the call's record. Under the busy mark: the spool's

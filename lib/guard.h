@@ -96,6 +96,12 @@ struct ag_thread {
 };
 extern __thread struct ag_thread ag_thread __attribute__((tls_model("initial-exec")));
 
+/* Set while the kernel layer's supervisor makes a call on another
+ * process's behalf (lib/kernel_abi.h): whom the record names. */
+struct agentguard_kproc;
+extern __thread const struct agentguard_kproc *ag_behalf
+	__attribute__((tls_model("initial-exec")));
+
 #define AG_OWN_WORK() __builtin_expect(ag_thread.own != 0, 0)
 
 /* An exported entry and its guarded body (see the top of this file);
@@ -200,6 +206,12 @@ int ag_protected(const char *abs);
  * the snapshot moved the file into the store, which was the deletion:
  * finish with ag_end(c, 0) without the real call. */
 int ag_check(struct ag_call *c);
+/* Refuse the call as rule `rule` with `reason` without asking the rules
+ * (recorded, said, counted by the breaker); -1. */
+int ag_check_refuse(struct ag_call *c, const char *rule, const char *reason);
+/* Judge a connection to sa without making it (connect.c): 0, or -1 with
+ * errno when refused. */
+int ag_judge_address(const struct sockaddr *sa, socklen_t len);
 
 /* After the real call: record its errno, restore errno, return rc. */
 int ag_end(struct ag_call *c, int rc);

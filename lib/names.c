@@ -5,7 +5,7 @@
 #include "agentguard.h"
 
 static const char *const op_names[AG_OP_COUNT] = {
-	"delete", "rename", "truncate", "exec", "connect", "sql", "link",
+	"delete", "rename", "truncate", "exec", "connect", "sql", "link", "io_uring",
 };
 
 static const char *const action_names[AG_ACTION_COUNT] = {

@@ -1319,7 +1319,7 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 		for (size_t i = 0; i < n; i++) {
 			int k = ag_op_parse(it[i].s);
 			if (k < 0)
-				fail(cc, it[i].at, "unknown operation '%s' (expected delete, rename, truncate, exec, connect, sql or link)",
+				fail(cc, it[i].at, "unknown operation '%s' (expected delete, rename, truncate, exec, connect, sql, link or io_uring)",
 				     it[i].s);
 			if (first_op < 0)
 				first_op = k;
@@ -1468,12 +1468,15 @@ static void compile_top(struct cc *cc)
 			p->denial_limit = (int)get_uint(cc, vv[0], "denials", INT_MAX);
 	}
 
+	/* A ring's operations pass no system call the kernel layer sees:
+	 * refused unless a rule (or `defaults:`) allows it. */
+	p->defaults[AG_OP_IO_URING] = AG_DENY;
 	if (v[K_DEFAULTS]) {
 		map_check_keys(cc, v[K_DEFAULTS], "defaults");
 		for (struct ynode *dk = v[K_DEFAULTS]->first; dk; dk = dk->next->next) {
 			int op = ag_op_parse(dk->s);
 			if (op < 0)
-				fail(cc, dk, "unknown operation '%s' in defaults (expected delete, rename, truncate, exec, connect, sql or link)",
+				fail(cc, dk, "unknown operation '%s' in defaults (expected delete, rename, truncate, exec, connect, sql, link or io_uring)",
 				     dk->s);
 			int a = ag_action_parse(get_str(cc, dk->next, "a default"));
 			if (a < 0)
@@ -1487,8 +1490,12 @@ static void compile_top(struct cc *cc)
 			continue;
 		char buf[160];
 		const char *on = ag_op_name((enum ag_op_kind)op);
-		snprintf(buf, sizeof buf, "no rule allows this %s and the policy's default for %s is %s",
-			 on, on, ag_action_name(p->defaults[op]));
+		if (op == AG_OP_IO_URING)
+			snprintf(buf, sizeof buf, "io_uring would act where agentguard cannot see; "
+				 "a rule 'on: io_uring' with 'action: allow' allows it");
+		else
+			snprintf(buf, sizeof buf, "no rule allows this %s and the policy's default for %s is %s",
+				 on, on, ag_action_name(p->defaults[op]));
 		p->default_reason[op] = pol_strdup(cc, buf);
 	}
 

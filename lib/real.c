@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "gate.h"
 #include "guard.h"
 
 struct ag_real ag_real;
@@ -74,6 +75,10 @@ static void resolve(void **slot, const char *name)
 		f = dlsym(libc, name);
 	if (ours(f))
 		f = NULL;
+	/* Under the kernel layer, calls it would report go through the gate. */
+	void *g = ag_gate_real(name, f);
+	if (g)
+		f = g;
 	__atomic_store_n(slot, f, __ATOMIC_RELEASE);
 }
 

@@ -262,6 +262,7 @@ int ag_session_join(struct ag_session *s, char *err, size_t errlen)
 	const char *ws = ag_getenv("AGENTGUARD_WORKSPACE");
 	const char *home = ag_getenv("AGENTGUARD_HOME");
 	const char *mon = ag_getenv("AGENTGUARD_MONITOR");
+	const char *gate = ag_getenv("AGENTGUARD_GATE");
 
 	memset(s, 0, sizeof *s);
 	if (!id || !*id)
@@ -296,6 +297,8 @@ int ag_session_join(struct ag_session *s, char *err, size_t errlen)
 	}
 	/* The session's start folded the rules' `enforce:` into MONITOR. */
 	s->enforce = !(mon && strcmp(mon, "1") == 0);
+	if (gate && strlen(gate) < sizeof s->gate)
+		strcpy(s->gate, gate);
 	return 1;
 }
 
@@ -346,8 +349,11 @@ int ag_session_env_strings(const struct ag_session *s, char *buf, size_t buflen,
 		{"AGENTGUARD_WORKSPACE", s->workspace},
 		{"AGENTGUARD_HOME", s->home},
 		{"AGENTGUARD_MONITOR", s->enforce ? "0" : "1"},
+		{"AGENTGUARD_GATE", s->gate},
 	};
 	int n = (int)(sizeof vals / sizeof vals[0]);
+	if (!s->gate[0])
+		n--;   /* last: no kernel layer, no gate */
 	size_t off = 0;
 
 	if (n + 1 > outmax)

@@ -12,6 +12,8 @@
  *   AGENTGUARD_HOME       the HOME that ~ and $HOME in rules meant at the start
  *                         (so changing HOME later moves no protection)
  *   AGENTGUARD_MONITOR    1: enforce is off (log "would deny"; only hard rules block)
+ *   AGENTGUARD_GATE       under the kernel layer: where the library maps its
+ *                         syscall gate (lib/gate.h); absent without it
  */
 #ifndef AGENTGUARD_SESSION_H
 #define AGENTGUARD_SESSION_H
@@ -31,6 +33,7 @@ struct ag_session {
 	enum ag_mode mode;
 	int enforce;
 	int64_t start_ns;
+	char gate[24];                 /* "0x..." or "" (no kernel layer) */
 	struct ag_policy *policy;      /* owned */
 };
 

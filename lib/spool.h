@@ -53,6 +53,9 @@ enum ag_tag {
 	AG_T_ARGV_CUT,
 	/* snapshot of a device node: its st_rdev */
 	AG_T_RDEV,
+	/* kernel layer: the event was seen by the supervisor ("kernel"), for
+	 * the process of AG_T_PID/EXE/ARGV/CWD/PPID, started at AG_T_PROC_START */
+	AG_T_LAYER, AG_T_PROC_START,
 	AG_T_MAX
 };
 

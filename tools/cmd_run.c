@@ -6,12 +6,15 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "audit.h"
 #include "cli.h"
+#include "kernel.h"
 #include "session.h"
 
 static const char help[] =
@@ -31,6 +34,14 @@ static const char help[] =
 "  --workspace DIR    $WORKSPACE in the rules (default: $AGENTGUARD_WORKSPACE,\n"
 "                     else the rules' workspace, else the current directory)\n"
 "  --state-dir DIR    where audit.db and snapshots/ live\n"
+"  --no-kernel        guard with the library only (no seccomp supervisor)\n"
+"  --require-kernel   refuse to start if the kernel layer cannot be set up\n"
+"\n"
+"The kernel layer (on by default) puts the agent and every descendant under a\n"
+"seccomp filter: what the library cannot see (static programs such as Go\n"
+"CLIs and busybox, raw system calls, io_uring, setuid copies) is judged by\n"
+"this process with the same rules. Where it cannot be set up (an outer\n"
+"sandbox, an old kernel) the session says so and goes on without it.\n"
 "\n"
 "The library is $AGENTGUARD_LIB if set, else libagentguard.so next to this\n"
 "program, else ../lib/agentguard/libagentguard.so relative to it.\n"
@@ -38,13 +49,15 @@ static const char help[] =
 "Example:\n"
 "  agentguard run --rules rules/devbox.yaml -- claude -p 'fix the tests'\n";
 
-enum { OPT_RULES = 1, OPT_MODE, OPT_MONITOR, OPT_WORKSPACE };
+enum { OPT_RULES = 1, OPT_MODE, OPT_MONITOR, OPT_WORKSPACE, OPT_NO_KERNEL, OPT_REQUIRE_KERNEL };
 
 static const struct option options[] = {
 	{ "rules", required_argument, NULL, OPT_RULES },
 	{ "mode", required_argument, NULL, OPT_MODE },
 	{ "monitor", no_argument, NULL, OPT_MONITOR },
 	{ "workspace", required_argument, NULL, OPT_WORKSPACE },
+	{ "no-kernel", no_argument, NULL, OPT_NO_KERNEL },
+	{ "require-kernel", no_argument, NULL, OPT_REQUIRE_KERNEL },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -388,7 +401,7 @@ static int cmd_run(int argc, char **argv)
 	struct ag_session s;
 	struct cli_db d = { 0 };
 	char lib[PATH_MAX], err[2048];
-	int c, status = CLI_OK;
+	int c, status = CLI_OK, kernel = 1, require_kernel = 0;
 
 	optind = 0;
 	while ((c = cli_getopt(argc, argv, options, &co, &status)) != -1) {
@@ -403,10 +416,14 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case OPT_MONITOR: so.monitor = 1; break;
 		case OPT_WORKSPACE: so.workspace = optarg; break;
+		case OPT_NO_KERNEL: kernel = 0; break;
+		case OPT_REQUIRE_KERNEL: require_kernel = 1; break;
 		}
 	}
 	if (optind >= argc)
 		return cli_usage("name the agent to run: agentguard run [OPTIONS] -- AGENT [ARGS...]");
+	if (!kernel && require_kernel)
+		return cli_usage("--no-kernel and --require-kernel contradict each other");
 	char **agent = argv + optind;
 
 	if (cli_guarded()) {
@@ -462,6 +479,19 @@ static int cmd_run(int argc, char **argv)
 		cli_err("cannot prepare to start the agent: %s", strerror(errno));
 		goto fail;
 	}
+	/* The kernel layer: a gate address for this session (the library maps
+	 * it, the filter lets through what comes from it) and a socket on which
+	 * the child hands back the filter's listener. */
+	uintptr_t gate = 0;
+	int ks[2] = { -1, -1 };
+	if (kernel) {
+		gate = ag_kernel_gate_pick();
+		snprintf(s.gate, sizeof s.gate, "0x%llx", (unsigned long long)gate);
+		if (pipe2(ks, O_CLOEXEC) < 0) {
+			cli_err("cannot prepare the kernel layer: %s", strerror(errno));
+			goto fail;
+		}
+	}
 	/* Blocked before fork, so a ^C in between cannot kill us unrecorded;
 	 * the child restores the old mask before exec. */
 	sigprocmask(SIG_BLOCK, &set, &old);
@@ -478,11 +508,55 @@ static int cmd_run(int argc, char **argv)
 	if (pid == 0) {
 		close(go[1]);
 		close(report[0]);
+		if (ks[1] >= 0) {
+			/* Fails only with a reason the supervisor hears. */
+			close(ks[0]);
+			ag_kernel_install(ks[1], gate, err, sizeof err);
+			close(ks[1]);
+		}
 		child_exec(go[0], report[1], agent, &old, lib);
 	}
 	close(go[0]);
 	close(report[1]);
 	go[0] = report[1] = -1;
+
+	char kstate[700] = "off: --no-kernel";
+	struct ag_kernel *kl = NULL;
+	if (ks[0] >= 0) {
+		close(ks[1]);
+		int lfd = ag_kernel_receive(ks[0], pid, err, sizeof err);
+		close(ks[0]);
+		if (lfd >= 0) {
+			/* Files made for a process get its umask, applied by hand. */
+			umask(0);
+			/* A send made for a process must not kill us with its SIGPIPE. */
+			signal(SIGPIPE, SIG_IGN);
+			kl = ag_kernel_start(lfd, lib, gate, err, sizeof err);
+			if (!kl) {
+				/* Its filter is on and nobody would answer it. */
+				close(lfd);
+				cli_err("the kernel layer's supervisor cannot start: %s; nothing was run "
+					"(--no-kernel runs with the library only)", err);
+				close_pipe(go);
+				kill(pid, SIGKILL);
+				waitpid(pid, NULL, 0);
+				goto fail_sig;
+			}
+			snprintf(kstate, sizeof kstate, "on");
+		} else {
+			snprintf(kstate, sizeof kstate, "off: %.600s", err);
+			if (require_kernel) {
+				cli_err("--require-kernel: the kernel layer cannot be set up: %s; nothing "
+					"was run", err);
+				close_pipe(go);
+				kill(pid, SIGKILL);
+				waitpid(pid, NULL, 0);
+				goto fail_sig;
+			}
+			cli_warn("the kernel layer is off (%s): only the library guards this session, "
+				 "static programs and raw system calls go unseen", err);
+		}
+	}
 
 	struct ag_session_info info = {
 		.id = s.id,
@@ -495,6 +569,7 @@ static int cmd_run(int argc, char **argv)
 		.state_dir = s.state_dir,
 		.pid = pid,
 		.start_ns = s.start_ns,
+		.kernel = kstate,
 	};
 	if (ag_audit_session_begin(d.db, &info, err, sizeof err) < 0) {
 		cli_err("cannot record the session in %s: %s; the agent was not started",
@@ -519,6 +594,9 @@ static int cmd_run(int argc, char **argv)
 	close_pipe(report);
 	int ws = supervise(&d, pid, &set);
 	int64_t took = ag_mono_ns() - t0;
+	/* What the agent left running meets a closed listener from now on:
+	 * its watched calls fail (ENOSYS), nothing goes unjudged. */
+	ag_kernel_stop(kl);
 	int signaled = WIFSIGNALED(ws);
 	status = signaled ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws);
 

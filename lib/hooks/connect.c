@@ -101,13 +101,10 @@ AG_HOOK(struct hostent *, gethostbyname, (const char *name), (name))
 
 /* ---- connect --------------------------------------------------------------- */
 
-static __attribute__((noinline)) int guarded_connect(int fd, const struct sockaddr *sa,
-						     socklen_t len)
+/* The operation a connection to sa is; the buffers are the caller's. */
+static void connect_op(struct ag_call *c, const struct sockaddr *sa, socklen_t len,
+		       char *addr, char *host, size_t hostlen, char *unix_path)
 {
-	struct ag_call c;
-	char addr[INET6_ADDRSTRLEN], host[256], unix_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 2];
-
-	ag_begin(&c, AG_OP_CONNECT);
 	if (sa->sa_family == AF_UNIX) {
 		const struct sockaddr_un *un = (const void *)sa;
 		size_t n = len > offsetof(struct sockaddr_un, sun_path)
@@ -123,16 +120,44 @@ static __attribute__((noinline)) int guarded_connect(int fd, const struct sockad
 			memcpy(unix_path, un->sun_path, n);
 			unix_path[n] = 0;
 		}
-		c.op.unix_path = unix_path;
+		c->op.unix_path = unix_path;
 	} else {
-		addr_text(sa, addr, sizeof addr, &c.op.port);
-		c.op.addr = addr;
-		if (name_of(addr, host, sizeof host))
-			c.op.host = host;
+		addr_text(sa, addr, INET6_ADDRSTRLEN, &c->op.port);
+		c->op.addr = addr;
+		if (name_of(addr, host, hostlen))
+			c->op.host = host;
 	}
+}
+
+#define UNIX_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) + 2)
+
+static __attribute__((noinline)) int guarded_connect(int fd, const struct sockaddr *sa,
+						     socklen_t len)
+{
+	struct ag_call c;
+	char addr[INET6_ADDRSTRLEN], host[256], unix_path[UNIX_MAX];
+
+	ag_begin(&c, AG_OP_CONNECT);
+	connect_op(&c, sa, len, addr, host, sizeof host, unix_path);
 	if (ag_check(&c) < 0)
 		return ag_refuse(&c);
 	return ag_end(&c, AG_REAL(connect)(fd, sa, len));
+}
+
+int ag_judge_address(const struct sockaddr *sa, socklen_t len)
+{
+	struct ag_call c;
+	char addr[INET6_ADDRSTRLEN], host[256], unix_path[UNIX_MAX];
+
+	if (!sa || len < sizeof(sa_family_t) ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6 && sa->sa_family != AF_UNIX))
+		return 0;
+	ag_begin(&c, AG_OP_CONNECT);
+	connect_op(&c, sa, len, addr, host, sizeof host, unix_path);
+	if (ag_check(&c) < 0)
+		return ag_refuse(&c);
+	ag_release(&c);
+	return 0;
 }
 
 /* Only the address families rules can name are judged. */

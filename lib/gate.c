@@ -1,0 +1,225 @@
+/*
+ * The syscall gate: how the library's own real calls get past the kernel
+ * layer without being reported a second time.
+ *
+ * Under `agentguard run` a seccomp filter reports the destructive system
+ * calls to the supervisor unless the instruction that made them lies in
+ * one page at an address fixed for the session (AGENTGUARD_GATE). Each
+ * guarded process maps a few instructions there — "syscall; ret" behind
+ * the usual argument shuffle — and the real calls the library has already
+ * judged (unlink, rename, truncating opens, exec, connect, ...) go through
+ * it instead of through libc. Everything else in the process (a static
+ * helper it runs, a raw syscall(), libc's own internal calls) still meets
+ * the filter.
+ *
+ * Without a gate (no kernel layer, another architecture, the address
+ * taken) the library calls libc as always and the supervisor judges those
+ * calls too: slower, never weaker.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "gate.h"
+#include "guard.h"
+
+long (*ag_gate)(long nr, long a, long b, long c, long d, long e, long f);
+
+#if defined(__x86_64__)
+/* System V argument registers to the kernel's: rdi..r9 and the seventh
+ * (stack) argument become rax, rdi, rsi, rdx, r10, r8, r9. */
+__asm__(".pushsection .text\n"
+	".hidden ag_gate_code\n.hidden ag_gate_code_end\n"
+	"ag_gate_code:\n"
+	"\tmov %rdi, %rax\n"
+	"\tmov %rsi, %rdi\n"
+	"\tmov %rdx, %rsi\n"
+	"\tmov %rcx, %rdx\n"
+	"\tmov %r8, %r10\n"
+	"\tmov %r9, %r8\n"
+	"\tmov 8(%rsp), %r9\n"
+	"\tsyscall\n"
+	"\tret\n"
+	"ag_gate_code_end:\n"
+	".popsection\n");
+extern const char ag_gate_code[], ag_gate_code_end[];
+#define HAVE_GATE 1
+#endif
+
+uintptr_t ag_gate_parse(const char *s)
+{
+	char *end;
+
+	if (!s || s[0] != '0' || s[1] != 'x')
+		return 0;
+	errno = 0;
+	unsigned long long v = strtoull(s + 2, &end, 16);
+	if (errno || *end || !v || (v & (AG_GATE_SIZE - 1)) || v >= (1ull << 47))
+		return 0;
+	return (uintptr_t)v;
+}
+
+void ag_gate_map(const char *addr_text)
+{
+#ifdef HAVE_GATE
+	uintptr_t at = ag_gate_parse(addr_text);
+	size_t len = (size_t)(ag_gate_code_end - ag_gate_code);
+
+	if (!at)
+		return;
+	void *p = mmap((void *)at, AG_GATE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED || (uintptr_t)p != at) {
+		/* Old kernels ignore MAP_FIXED_NOREPLACE and map elsewhere. */
+		if (p != MAP_FAILED)
+			munmap(p, AG_GATE_SIZE);
+		return;
+	}
+	memcpy(p, ag_gate_code, len);
+	if (mprotect(p, AG_GATE_SIZE, PROT_READ | PROT_EXEC) < 0) {
+		munmap(p, AG_GATE_SIZE);
+		return;
+	}
+	__atomic_store_n(&ag_gate, (void *)p, __ATOMIC_RELEASE);
+#else
+	(void)addr_text;
+#endif
+}
+
+/* ---- the real calls that go through it --------------------------------------
+ * Same contract as libc's: -1 and errno on failure. */
+
+static long ret(long r)
+{
+	if (r < 0 && r > -4096) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+}
+
+#define SYS(nr, a, b, c, d, e, f) \
+	ret(ag_gate((nr), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f)))
+
+static int g_unlink(const char *p) { return (int)SYS(SYS_unlinkat, AT_FDCWD, p, 0, 0, 0, 0); }
+static int g_unlinkat(int d, const char *p, int fl) { return (int)SYS(SYS_unlinkat, d, p, fl, 0, 0, 0); }
+static int g_rmdir(const char *p) { return (int)SYS(SYS_unlinkat, AT_FDCWD, p, AT_REMOVEDIR, 0, 0, 0); }
+static int g_remove(const char *p)
+{
+	/* As libc's: a file, else a directory. */
+	int rc = g_unlink(p);
+	return rc < 0 && (errno == EISDIR || errno == EPERM) ? g_rmdir(p) : rc;
+}
+static int g_rename(const char *a, const char *b)
+{
+	return (int)SYS(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 0, 0);
+}
+static int g_renameat(int da, const char *a, int db, const char *b)
+{
+	return (int)SYS(SYS_renameat2, da, a, db, b, 0, 0);
+}
+static int g_renameat2(int da, const char *a, int db, const char *b, unsigned fl)
+{
+	return (int)SYS(SYS_renameat2, da, a, db, b, fl, 0);
+}
+static int g_truncate(const char *p, off_t len) { return (int)SYS(SYS_truncate, p, len, 0, 0, 0, 0); }
+static int g_ftruncate(int fd, off_t len) { return (int)SYS(SYS_ftruncate, fd, len, 0, 0, 0, 0); }
+static int g_execve(const char *p, char *const a[], char *const e[])
+{
+	return (int)SYS(SYS_execve, p, a, e, 0, 0, 0);
+}
+static int g_execveat(int d, const char *p, char *const a[], char *const e[], int fl)
+{
+	return (int)SYS(SYS_execveat, d, p, a, e, fl, 0);
+}
+static int g_fexecve(int fd, char *const a[], char *const e[])
+{
+	return g_execveat(fd, "", a, e, AT_EMPTY_PATH);
+}
+static int g_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	return (int)SYS(SYS_connect, fd, sa, len, 0, 0, 0);
+}
+static int g_creat(const char *p, mode_t m)
+{
+	return (int)SYS(SYS_openat, AT_FDCWD, p, O_CREAT | O_WRONLY | O_TRUNC, m, 0, 0);
+}
+
+/* An open goes through the gate only when the filter would stop it (it
+ * truncates): the others stay libc's, cancellation point and all. */
+static int (*libc_open)(const char *, int, ...);
+static int (*libc_openat)(int, const char *, int, ...);
+
+static int g_openat(int d, const char *p, int fl, ...)
+{
+	mode_t m = 0;
+	if ((fl & O_CREAT) || (fl & O_TMPFILE) == O_TMPFILE) {
+		va_list ap;
+		va_start(ap, fl);
+		m = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	if (!(fl & O_TRUNC))
+		return libc_openat(d, p, fl, m);
+	return (int)SYS(SYS_openat, d, p, fl | O_LARGEFILE, m, 0, 0);
+}
+static int g_open(const char *p, int fl, ...)
+{
+	mode_t m = 0;
+	if ((fl & O_CREAT) || (fl & O_TMPFILE) == O_TMPFILE) {
+		va_list ap;
+		va_start(ap, fl);
+		m = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	if (!(fl & O_TRUNC))
+		return libc_open(p, fl, m);
+	return (int)SYS(SYS_openat, AT_FDCWD, p, fl | O_LARGEFILE, m, 0, 0);
+}
+static ssize_t (*libc_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+static ssize_t g_sendto(int fd, const void *b, size_t n, int fl, const struct sockaddr *sa,
+			socklen_t len)
+{
+	if (!sa)
+		return libc_sendto(fd, b, n, fl, sa, len);
+	return SYS(SYS_sendto, fd, b, n, fl, sa, len);
+}
+
+/* The gated replacement for a real function, or NULL: the filter never
+ * stops it, or there is no gate. lib is libc's function (kept for what
+ * needs no gate). */
+void *ag_gate_real(const char *name, void *lib)
+{
+	static const struct { const char *name; void *fn; } table[] = {
+		{"unlink", g_unlink}, {"unlinkat", g_unlinkat}, {"rmdir", g_rmdir},
+		{"remove", g_remove}, {"rename", g_rename}, {"renameat", g_renameat},
+		{"renameat2", g_renameat2}, {"truncate", g_truncate}, {"truncate64", g_truncate},
+		{"ftruncate", g_ftruncate}, {"ftruncate64", g_ftruncate},
+		{"execve", g_execve}, {"execveat", g_execveat}, {"fexecve", g_fexecve},
+		{"connect", g_connect}, {"creat", g_creat}, {"creat64", g_creat},
+		{"open", g_open}, {"open64", g_open}, {"openat", g_openat}, {"openat64", g_openat},
+		{"sendto", g_sendto},
+	};
+
+	if (!__atomic_load_n(&ag_gate, __ATOMIC_ACQUIRE) || !lib)
+		return NULL;
+	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+		if (strcmp(table[i].name, name) != 0)
+			continue;
+		if (strncmp(name, "openat", 6) == 0)
+			libc_openat = lib;
+		else if (strncmp(name, "open", 4) == 0)
+			libc_open = lib;
+		else if (strcmp(name, "sendto") == 0)
+			libc_sendto = lib;
+		return table[i].fn;
+	}
+	return NULL;
+}

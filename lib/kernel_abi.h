@@ -1,0 +1,46 @@
+/*
+ * What the kernel layer's supervisor (tools/kernel.c) asks of the library
+ * (lib/hooks/kernel.c). The supervisor loads libagentguard.so into itself
+ * and completes a reported system call by making the same call through the
+ * library's own entry points (unlinkat, renameat2, openat, ...), on the
+ * reporting process's behalf: the call is decided, snapshotted, recorded
+ * and refused exactly as it would be inside that process, and it acts on
+ * what was judged. These names are exported (agentguard_ prefix) and found
+ * with dlsym.
+ */
+#ifndef AGENTGUARD_KERNEL_ABI_H
+#define AGENTGUARD_KERNEL_ABI_H
+
+#include <stdint.h>
+
+/* The process a call is made for, as /proc shows it. */
+struct agentguard_kproc {
+	int pid;                   /* thread group id */
+	int ppid;
+	uint64_t start;            /* start time (clock ticks since boot) */
+	const char *exe;           /* absolute, or NULL */
+	const char *cwd;           /* absolute, or NULL */
+	const char *const *argv;   /* NULL-terminated, or NULL */
+};
+
+/* Calls this thread makes into the library until agentguard_kernel_end are
+ * recorded for p (pid, exe, argv, cwd) and marked as seen by the kernel
+ * layer; `program:` rules match p's exe. p must stay valid meanwhile. */
+typedef void agentguard_kernel_begin_fn(const struct agentguard_kproc *p);
+typedef void agentguard_kernel_end_fn(void);
+
+/* Judge an exec the supervisor cannot make itself (it lets the process go
+ * on if allowed): 0 go ahead, -1 with errno (EACCES) refused. dirfd is the
+ * supervisor's descriptor for the process's directory (or AT_FDCWD with an
+ * absolute path); flags as execveat's (AT_EMPTY_PATH). */
+typedef int agentguard_kernel_exec_fn(int dirfd, const char *path, char *const argv[],
+				      int flags);
+/* Judge an operation that has no libc call to make it through: op
+ * "io_uring" (a ring that would act unseen) or "connect" (a sendto/sendmsg
+ * address, judged like a connect to it). 0 go ahead, -1 with errno. */
+typedef int agentguard_kernel_judge_fn(const char *op, const void *addr, unsigned addrlen);
+/* Record a refusal the supervisor made itself (a call it cannot judge,
+ * such as a 32-bit system call): op, subject, reason. */
+typedef void agentguard_kernel_refuse_fn(const char *op, const char *path, const char *reason);
+
+#endif

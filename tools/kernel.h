@@ -1,0 +1,39 @@
+/*
+ * The kernel layer (kernel.c): a seccomp filter on the agent and every
+ * descendant that reports the destructive system calls made anywhere but
+ * through the library's gate (lib/gate.c), and the supervisor in
+ * `agentguard run` that completes them on the caller's behalf through the
+ * library's own entry points (lib/kernel_abi.h).
+ */
+#ifndef AGENTGUARD_KERNEL_H
+#define AGENTGUARD_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A gate address for a new session: random, page-aligned, far from where
+ * programs and libraries are mapped. */
+uintptr_t ag_kernel_gate_pick(void);
+
+/* In the agent's process, before it execs: no-new-privs, the filter, and
+ * the listener handed to the supervisor over sock. Returns 0, or -1 with
+ * why in err (the filter is not on; the supervisor hears the same). */
+int ag_kernel_install(int sock, uintptr_t gate, char *err, size_t errlen);
+
+/* In the supervisor: the listener of child (>= 0, taken with
+ * pidfd_getfd), or -1 with the child's reason in err. */
+int ag_kernel_receive(int sock, int child, char *err, size_t errlen);
+
+struct ag_kernel;
+
+/* Start serving the listener with the library at lib_path (threads of
+ * this process). NULL with err when the library lacks the kernel entries. */
+struct ag_kernel *ag_kernel_start(int listener, const char *lib_path, uintptr_t gate,
+				  char *err, size_t errlen);
+/* Stop serving (processes still filtered then get ENOSYS for the watched
+ * calls: fail closed) and free. */
+void ag_kernel_stop(struct ag_kernel *k);
+/* Calls handled so far. */
+uint64_t ag_kernel_calls(const struct ag_kernel *k);
+
+#endif
