@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -147,6 +148,20 @@ static int g_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	return (int)SYS(SYS_connect, fd, sa, len, 0, 0, 0);
 }
+static int g_link(const char *a, const char *b)
+{
+	return (int)SYS(SYS_linkat, AT_FDCWD, a, AT_FDCWD, b, 0, 0);
+}
+static int g_linkat(int da, const char *a, int db, const char *b, int fl)
+{
+	return (int)SYS(SYS_linkat, da, a, db, b, fl, 0);
+}
+static int g_symlink(const char *t, const char *p) { return (int)SYS(SYS_symlinkat, t, AT_FDCWD, p, 0, 0, 0); }
+static int g_symlinkat(const char *t, int d, const char *p) { return (int)SYS(SYS_symlinkat, t, d, p, 0, 0, 0); }
+static int g_mknodat(int d, const char *p, mode_t m, dev_t dev) { return (int)SYS(SYS_mknodat, d, p, m, dev, 0, 0); }
+static int g_mknod(const char *p, mode_t m, dev_t dev) { return g_mknodat(AT_FDCWD, p, m, dev); }
+static int g_mkfifoat(int d, const char *p, mode_t m) { return g_mknodat(d, p, m | S_IFIFO, 0); }
+static int g_mkfifo(const char *p, mode_t m) { return g_mknodat(AT_FDCWD, p, m | S_IFIFO, 0); }
 static int g_creat(const char *p, mode_t m)
 {
 	return (int)SYS(SYS_openat, AT_FDCWD, p, O_CREAT | O_WRONLY | O_TRUNC, m, 0, 0);
@@ -205,7 +220,9 @@ void *ag_gate_real(const char *name, void *lib)
 		{"execve", g_execve}, {"execveat", g_execveat}, {"fexecve", g_fexecve},
 		{"connect", g_connect}, {"creat", g_creat}, {"creat64", g_creat},
 		{"open", g_open}, {"open64", g_open}, {"openat", g_openat}, {"openat64", g_openat},
-		{"sendto", g_sendto},
+		{"sendto", g_sendto}, {"link", g_link}, {"linkat", g_linkat},
+		{"symlink", g_symlink}, {"symlinkat", g_symlinkat}, {"mknod", g_mknod},
+		{"mknodat", g_mknodat}, {"mkfifo", g_mkfifo}, {"mkfifoat", g_mkfifoat},
 	};
 
 	if (!__atomic_load_n(&ag_gate, __ATOMIC_ACQUIRE) || !lib)

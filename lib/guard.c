@@ -943,7 +943,8 @@ int ag_describe(const struct ag_call *c, char *line, size_t len)
 	put(&l, "agentguard: ");
 	put(&l, c->enforced ? "denied " : "would deny ");
 	put(&l, ag_op_name(o->kind));
-	put(&l, " ");
+	if (o->kind != AG_OP_IO_URING)
+		put(&l, " ");   /* a ring has no subject */
 	if (o->kind == AG_OP_SQL) {
 		/* One line: the statement flattened and cut. */
 		char stmt[240];

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -166,13 +167,17 @@ static const char *unguarded_depth(const char *path, int depth)
 	if (stat(path, &st) < 0)
 		return NULL;
 	/* The loader drops LD_PRELOAD in secure mode: a set-id program that
-	 * changes our ids, or one that gains capabilities. */
-	if ((st.st_mode & S_ISUID) && st.st_uid != geteuid())
-		return "setuid";
-	if ((st.st_mode & S_ISGID) && st.st_gid != getegid())
-		return "setgid";
-	if (getxattr(path, "security.capability", NULL, 0) > 0)
-		return "capabilities";
+	 * changes our ids, or one that gains capabilities. Not under
+	 * no-new-privs (the kernel layer sets it): there nothing is gained,
+	 * the program runs as its caller and is preloaded as usual. */
+	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) {
+		if ((st.st_mode & S_ISUID) && st.st_uid != geteuid())
+			return "setuid";
+		if ((st.st_mode & S_ISGID) && st.st_gid != getegid())
+			return "setgid";
+		if (getxattr(path, "security.capability", NULL, 0) > 0)
+			return "capabilities";
+	}
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;

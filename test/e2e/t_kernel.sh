@@ -1,0 +1,262 @@
+# The kernel layer: what the library cannot reach — a static C program, a
+# static Go program, busybox, raw syscall() from Python, io_uring, a setgid
+# copy of rm, a process tree — is judged under `agentguard run` by the
+# seccomp supervisor, with the same rules, snapshots and audit log.
+
+KBIN=$AG_BUILD/e2e-kernel
+
+# Build a test program once per build tree (sources in test/e2e/kernel/).
+kbuild() {
+	local name=$1 src out
+	mkdir -p "$KBIN"
+	out=$KBIN/$name
+	case $name in
+	kstatic) src=$AG_ROOT/test/e2e/kernel/kstatic.c ;;
+	kgo) src=$AG_ROOT/test/e2e/kernel/kgo.go ;;
+	kuring) src=$AG_ROOT/test/e2e/kernel/kuring.c ;;
+	esac
+	if [ ! -x "$out" ] || [ "$src" -nt "$out" ]; then
+		case $name in
+		kstatic) gcc -static -O2 -pthread -o "$out.tmp" "$src" ;;
+		kuring) gcc -O2 -o "$out.tmp" "$src" -luring ;;
+		kgo) (cd "$(dirname "$src")" && HOME=$T GOCACHE=$KBIN/gocache CGO_ENABLED=0 \
+			GO111MODULE=off go build -o "$out.tmp" kgo.go) ;;
+		esac
+		mv "$out.tmp" "$out"
+	fi
+	echo "$out"
+}
+
+krun() { LD_PRELOAD=${AG_ASAN_RT:-} "$AG" run --require-kernel --workspace "$WS" -- "$@"; }
+
+# rows OP PATH: "decision layer" of the events on PATH.
+rows() { db "select decision || ' ' || coalesce(layer, 'library') from events where op = '$1' and path = '$2'"; }
+
+seed() { for f in "$@"; do printf 'original %s\n' "$f" > "$WS/$f"; done; }
+
+test_static_c_program_is_snapshotted_and_restorable() {
+	local k; k=$(kbuild kstatic)
+	file "$k" | grep -q 'statically linked' || fail "$k is not static"
+	seed gone moved over trunc ftrunc o2 raw kept
+	local before; before=$(tree_sig "$WS")
+	out=$(krun "$k" rm gone mv moved over trunc trunc ftrunc ftrunc openat2-trunc o2 \
+		raw-unlink raw 2>&1)
+	assert_contains "$out" "rm gone: ok"
+	assert_contains "$out" "openat2-trunc o2: ok"
+	assert_missing "$WS/gone"; assert_missing "$WS/raw"
+	assert_eq "$(cat "$WS/trunc")" "rewritten"
+	assert_eq "$(rows delete "$WS/gone")" "snapshot kernel"
+	assert_eq "$(rows delete "$WS/raw")" "snapshot kernel"
+	assert_eq "$(rows rename "$WS/moved")" "snapshot kernel"
+	assert_eq "$(rows truncate "$WS/trunc")" "snapshot kernel"
+	assert_eq "$(rows truncate "$WS/ftrunc")" "snapshot kernel"
+	assert_eq "$(rows truncate "$WS/o2")" "snapshot kernel"
+	# The rows name the static program, not agentguard.
+	assert_eq "$(db "select distinct exe from events where layer = 'kernel'")" "$k"
+	"$AG" restore --overwrite --session "$(latest_session)" >/dev/null
+	assert_eq "$(tree_sig "$WS")" "$before" "after restore"
+	"$AG" verify >/dev/null
+}
+
+test_static_c_program_cannot_touch_credentials_or_the_guard() {
+	local k; k=$(kbuild kstatic)
+	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/id_ed25519"
+	krun true
+	local db_=$AGENTGUARD_STATE_DIR/audit.db
+	out=$(krun "$k" rm "$HOME/.ssh/id_ed25519" trunc "$HOME/.ssh/id_ed25519" \
+		raw-unlink "$db_" mv "$db_" "$WS/stolen.db" link "$db_" "$WS/db-link" \
+		symlink "$WS" "$AGENTGUARD_STATE_DIR/spool/x.spool" rmdir "$AGENTGUARD_STATE_DIR" 2>&1)
+	assert_eq "$(grep -c ': EACCES' <<<"$out")" 7 "$out"
+	assert_eq "$(cat "$HOME/.ssh/id_ed25519")" "key"
+	assert_exists "$db_"; assert_missing "$WS/stolen.db"; assert_missing "$WS/db-link"
+	assert_eq "$(db "select count(*) from events where decision = 'deny' and layer = 'kernel'")" 7
+	assert_contains "$out" "agentguard: denied delete $HOME/.ssh/id_ed25519 (rule protect-credentials"
+	"$AG" verify >/dev/null
+}
+
+test_busybox_is_judged() {
+	command -v busybox >/dev/null || fail "busybox-static is not installed"
+	file -L "$(command -v busybox)" | grep -q 'statically linked' || fail "busybox is not static"
+	seed a b c
+	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/known_hosts"
+	seed d
+	krun busybox sh -c "rm a; mv b d; echo new > c; rm $HOME/.ssh/known_hosts" 2>/dev/null || true
+	assert_missing "$WS/a"; assert_eq "$(cat "$WS/c")" "new"
+	assert_eq "$(cat "$HOME/.ssh/known_hosts")" "key"
+	assert_eq "$(rows delete "$WS/a")" "snapshot kernel"
+	assert_eq "$(rows rename "$WS/b")" "snapshot kernel"
+	assert_eq "$(rows truncate "$WS/c")" "snapshot kernel"
+	assert_eq "$(rows delete "$HOME/.ssh/known_hosts")" "deny kernel"
+	"$AG" restore --overwrite --session "$(latest_session)" >/dev/null
+	assert_eq "$(cat "$WS/a")" "original a"
+	assert_eq "$(cat "$WS/b")" "original b"
+	assert_eq "$(cat "$WS/c")" "original c"
+	assert_eq "$(cat "$WS/d")" "original d"
+}
+
+test_static_go_program_is_judged() {
+	command -v go >/dev/null || fail "golang-go is not installed"
+	local g; g=$(kbuild kgo)
+	file "$g" | grep -q 'statically linked' || fail "$g is not static"
+	seed gone moved over written cut
+	mkdir -p "$HOME/.kube"; printf 'config\n' > "$HOME/.kube/config"
+	local fakebin=$T/bin; mkdir -p "$fakebin"
+	printf '#!/bin/sh\necho "terraform $*" >> %s\n' "$T/marker" > "$fakebin/terraform"
+	chmod +x "$fakebin/terraform"
+	out=$(krun "$g" rm gone mv moved over write written truncate cut rm "$HOME/.kube/config" \
+		dial 169.254.169.254:80 exec "$fakebin/terraform" destroy -auto-approve 2>&1)
+	assert_contains "$out" "rm gone: ok"
+	assert_contains "$out" "dial 169.254.169.254:80: dial tcp 169.254.169.254:80: connect: permission denied"
+	assert_contains "$out" "exec $fakebin/terraform: fork/exec $fakebin/terraform: permission denied"
+	assert_missing "$T/marker"
+	assert_eq "$(cat "$HOME/.kube/config")" "config"
+	assert_eq "$(cat "$WS/written")" "written by go"
+	assert_eq "$(rows delete "$WS/gone")" "snapshot kernel"
+	assert_eq "$(rows rename "$WS/moved")" "snapshot kernel"
+	assert_eq "$(rows truncate "$WS/written")" "snapshot kernel"
+	assert_eq "$(rows truncate "$WS/cut")" "snapshot kernel"
+	assert_eq "$(db "select rule from events where op = 'exec' and layer = 'kernel'")" "no-infra-destroy"
+	assert_eq "$(db "select rule from events where op = 'connect' and layer = 'kernel'")" "no-cloud-metadata"
+	"$AG" restore --overwrite --session "$(latest_session)" >/dev/null
+	for f in gone moved over written cut; do assert_eq "$(cat "$WS/$f")" "original $f"; done
+}
+
+test_python_ctypes_raw_syscall_is_judged() {
+	seed raw
+	mkdir -p "$HOME/.aws"; printf 'secret\n' > "$HOME/.aws/credentials"
+	cat > "$T/raw.py" <<-'EOF'
+	import ctypes, os, sys
+	libc = ctypes.CDLL(None, use_errno=True)
+	for p in sys.argv[1:]:
+	    rc = libc.syscall(263, -100, p.encode(), 0)   # unlinkat(AT_FDCWD, p, 0)
+	    print(p, rc, os.strerror(ctypes.get_errno()) if rc else "ok")
+	EOF
+	out=$(krun python3 "$T/raw.py" "$WS/raw" "$HOME/.aws/credentials" 2>&1)
+	assert_contains "$out" "$WS/raw 0 ok"
+	assert_contains "$out" "$HOME/.aws/credentials -1 Permission denied"
+	assert_eq "$(cat "$HOME/.aws/credentials")" "secret"
+	assert_eq "$(rows delete "$WS/raw")" "snapshot kernel"
+	assert_eq "$(rows delete "$HOME/.aws/credentials")" "deny kernel"
+	# Bare LD_PRELOAD has no kernel layer: the same raw call is unseen there.
+	seed raw
+	guard python3 "$T/raw.py" "$WS/raw" >/dev/null
+	assert_missing "$WS/raw"
+}
+
+test_io_uring_refused_unless_a_rule_allows_it() {
+	local u; u=$(kbuild kuring)
+	out=$(krun "$u" 2>&1) && fail "io_uring ran: $out"
+	assert_contains "$out" "io_uring_queue_init: Operation not permitted"
+	assert_contains "$out" "agentguard: denied io_uring (default for io_uring"
+	assert_eq "$(db "select decision || ' ' || layer from events where op = 'io_uring'")" "deny kernel"
+	cat > "$T/uring.yaml" <<-'EOF'
+	version: 1
+	rules:
+	  - id: rings-ok
+	    on: io_uring
+	    action: allow
+	EOF
+	out=$(LD_PRELOAD=${AG_ASAN_RT:-} "$AG" run --require-kernel --rules "$T/uring.yaml" \
+		--workspace "$WS" -- "$u" 2>&1) || fail "io_uring still refused: $out"
+	assert_contains "$out" "io_uring_queue_init: ok"
+}
+
+test_setgid_copy_of_rm_is_guarded() {
+	cp /bin/rm "$T/rm-sgid"
+	chgrp nogroup "$T/rm-sgid" && chmod g+s "$T/rm-sgid"
+	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/id_rsa"
+	seed victim
+	out=$(krun "$T/rm-sgid" "$HOME/.ssh/id_rsa" "$WS/victim" 2>&1) || true
+	assert_contains "$out" "agentguard: denied delete $HOME/.ssh/id_rsa"
+	assert_eq "$(cat "$HOME/.ssh/id_rsa")" "key"
+	assert_missing "$WS/victim"
+	assert_eq "$(db "select decision from events where op = 'delete' and path = '$WS/victim'")" "snapshot"
+	# No-new-privs: it ran as its caller, preloaded, so it is not unguarded.
+	assert_eq "$(db "select coalesce(unguarded, '-') from events where op = 'exec' and path = '$T/rm-sgid'")" "-"
+	# Without the kernel layer the loader drops the library for it.
+	"$AG" run --no-kernel --workspace "$WS" -- "$T/rm-sgid" "$HOME/.ssh/id_rsa" 2>/dev/null || true
+	assert_missing "$HOME/.ssh/id_rsa"
+}
+
+test_exec_from_a_static_parent_is_judged() {
+	local k; k=$(kbuild kstatic)
+	local fakebin=$T/bin; mkdir -p "$fakebin"
+	printf '#!/bin/sh\necho "terraform $*" >> %s\n' "$T/marker" > "$fakebin/terraform"
+	chmod +x "$fakebin/terraform"
+	out=$(krun "$k" exec "$fakebin/terraform" destroy -auto-approve 2>&1) || true
+	assert_contains "$out" "exec $fakebin/terraform: EACCES"
+	assert_contains "$out" "agentguard: denied exec $fakebin/terraform (rule no-infra-destroy"
+	assert_missing "$T/marker"
+	krun "$k" exec "$fakebin/terraform" plan >/dev/null 2>&1
+	assert_eq "$(cat "$T/marker")" "terraform plan"
+}
+
+test_metadata_address_refused_from_a_static_program() {
+	local k; k=$(kbuild kstatic)
+	out=$(krun "$k" connect 169.254.169.254:80 sendto 169.254.169.254:53 connect 127.0.0.1:9 2>&1)
+	assert_contains "$out" "connect 169.254.169.254:80: EACCES"
+	assert_contains "$out" "sendto 169.254.169.254:53: EACCES"
+	assert_not_contains "$out" "connect 127.0.0.1:9: EACCES"
+	assert_eq "$(db "select count(*) from events where op = 'connect' and decision = 'deny' and layer = 'kernel'")" 2
+}
+
+test_process_tree_forks_threads_vforks_and_execs() {
+	local k; k=$(kbuild kstatic)
+	for i in 0 1 2 3 4 5 6 7 8; do seed "f.$i"; done
+	out=$(timeout -k 5 60 "$AG" run --require-kernel --workspace "$WS" -- "$k" tree "$WS/f" 2>&1) ||
+		fail "the tree did not finish: $out"
+	assert_contains "$out" "tree $WS/f: ok"
+	for i in 0 1 2 3 4 5 6 7 8; do
+		assert_missing "$WS/f.$i"
+		assert_eq "$(rows delete "$WS/f.$i")" "snapshot kernel"
+	done
+	# Each row names the process that made the call.
+	assert_eq "$(db "select count(distinct pid) from events where op = 'delete'")" 6
+	# Many at once: no hand-off deadlock in the supervisor.
+	for r in 1 2 3 4; do mkdir -p "$WS/r$r"; for i in 0 1 2 3 4 5 6 7 8; do : > "$WS/r$r/f.$i"; done; done
+	timeout -k 5 60 "$AG" run --require-kernel --workspace "$WS" -- sh -c "
+		for r in 1 2 3 4; do '$k' tree '$WS'/r\$r/f >/dev/null & done; wait" ||
+		fail "parallel trees did not finish"
+	assert_eq "$(find "$WS" -name 'f.*' | wc -l)" 0
+}
+
+test_library_calls_are_not_reported_twice() {
+	seed a b c d e
+	krun sh -c 'rm a; mv b c; : > d; python3 -c "import os, subprocess; os.remove(\"e\"); os.system(\"true\"); subprocess.run([\"true\"])"'
+	assert_eq "$(db "select count(*) from events where layer = 'kernel'")" 0 \
+		"$(db "select op, path from events where layer = 'kernel'")"
+	assert_eq "$(rows delete "$WS/a")" "snapshot library"
+	assert_eq "$(rows delete "$WS/e")" "snapshot library"
+}
+
+test_32bit_system_calls_are_refused() {
+	local k; k=$(kbuild kstatic)
+	seed q
+	# Some kernels run without the 32-bit ABI: then there is nothing to refuse.
+	local rc=0
+	"$k" i386-unlink "$T/none" >/dev/null 2>&1 || rc=$?
+	if [ "$rc" -ge 128 ]; then
+		echo "this kernel has no 32-bit system calls (int 0x80 faults): nothing to test"
+		return 0
+	fi
+	out=$(krun "$k" i386-unlink "$WS/q" 2>&1)
+	assert_contains "$out" "i386-unlink $WS/q: EACCES"
+	assert_exists "$WS/q"
+}
+
+test_kernel_layer_off_is_said_recorded_and_can_be_required() {
+	local k; k=$(kbuild kstatic)
+	seed q
+	out=$("$k" noseccomp-exec "$AG" run --workspace "$WS" -- "$k" rm q 2>&1)
+	assert_eq "$(grep -c 'kernel layer is off' <<<"$out")" 1 "$out"
+	assert_contains "$(db "select kernel from sessions")" "off: the seccomp filter cannot be installed"
+	seed q
+	out=$("$k" noseccomp-exec "$AG" run --require-kernel --workspace "$WS" -- "$k" rm q 2>&1) &&
+		fail "--require-kernel ran without the kernel layer"
+	assert_contains "$out" "--require-kernel: the kernel layer cannot be set up"
+	assert_exists "$WS/q"
+	krun true
+	assert_eq "$(db "select kernel from sessions order by start_ns desc limit 1")" "on"
+	"$AG" run --no-kernel --workspace "$WS" -- true
+	assert_eq "$(db "select kernel from sessions order by start_ns desc limit 1")" "off: --no-kernel"
+}
