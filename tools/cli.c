@@ -782,3 +782,78 @@ void cli_put_subject(FILE *f, sqlite3_stmt *ev, size_t max)
 		}
 	}
 }
+
+/* ---- coverage ------------------------------------------------------------ */
+
+void cli_put_coverage(FILE *f, struct cli_db *d, const char *session, const char *prefix)
+{
+	sqlite3_stmt *st = NULL;
+	char *kernel = NULL;
+	long lib = 0, kern = 0, ung = 0;
+
+	/* Logs older than the kernel layer have no such column: "unknown". */
+	if (sqlite3_prepare_v2(d->db, "SELECT kernel FROM sessions WHERE id = ?1", -1, &st,
+			       NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW && cli_col(st, 0))
+			kernel = strdup(cli_col(st, 0));
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(d->db, "SELECT count(*) FILTER (WHERE coalesce(layer, 'library') "
+			       "<> 'kernel'), count(*) FILTER (WHERE layer = 'kernel') FROM events "
+			       "WHERE session = ?1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			lib = sqlite3_column_int64(st, 0);
+			kern = sqlite3_column_int64(st, 1);
+		}
+	} else {
+		/* No layer column: every row is the library's. */
+		sqlite3_finalize(st);
+		st = cli_prepare(d, "SELECT count(*) FROM events WHERE session = ?1");
+		if (st) {
+			sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				lib = sqlite3_column_int64(st, 0);
+		}
+	}
+	sqlite3_finalize(st);
+	int on = kernel && strcmp(kernel, "on") == 0;
+	fprintf(f, "%scoverage: %ld operations seen by the library, %ld by the kernel layer (",
+		prefix, lib, kern);
+	if (on)
+		fputs("on", f);
+	else if (kernel)
+		cli_put(f, kernel);
+	else
+		fputs("not recorded for this session", f);
+	fputs(")\n", f);
+
+	st = cli_prepare(d, "SELECT path, count(*), min(unguarded) FROM events WHERE session = ?1 "
+			    "AND op = 'exec' AND unguarded IS NOT NULL GROUP BY path ORDER BY min(id)");
+	if (!st) {
+		free(kernel);
+		return;
+	}
+	sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (ung == 0)
+			fprintf(f, "%sprograms that ran without the library (%s): ", prefix,
+				on ? "the kernel layer watched them" : "nothing watched them");
+		if (ung < 8) {
+			fputs(ung ? ", " : "", f);
+			cli_put(f, cli_col(st, 0));
+			fputs(" (", f);
+			cli_put(f, cli_col(st, 2));
+			fputc(')', f);
+		}
+		ung++;
+	}
+	if (ung > 8)
+		fprintf(f, " and %ld more", ung - 8);
+	if (ung)
+		fputc('\n', f);
+	sqlite3_finalize(st);
+	free(kernel);
+}

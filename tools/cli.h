@@ -126,12 +126,12 @@ const char *cli_state_dir_arg(const struct cli_opts *co, const struct cli_db *d)
 #define CLI_EVENT_COLS "id, time_ns, session, pid, ppid, proc_start, exe, argv, " \
 	"cwd, op, path, target, address, host, port, sql, sql_class, database, " \
 	"rule, decision, enforced, reason, errno, snapshot, latency_ns, " \
-	"unguarded, prev_hash, hash"
+	"unguarded, coalesce(layer, 'library') AS layer, prev_hash, hash"
 enum {
 	EV_ID, EV_TIME, EV_SESSION, EV_PID, EV_PPID, EV_PROC_START, EV_EXE,
 	EV_ARGV, EV_CWD, EV_OP, EV_PATH, EV_TARGET, EV_ADDRESS, EV_HOST, EV_PORT,
 	EV_SQL, EV_SQL_CLASS, EV_DATABASE, EV_RULE, EV_DECISION, EV_ENFORCED,
-	EV_REASON, EV_ERRNO, EV_SNAPSHOT, EV_LATENCY, EV_UNGUARDED, EV_PREV_HASH,
+	EV_REASON, EV_ERRNO, EV_SNAPSHOT, EV_LATENCY, EV_UNGUARDED, EV_LAYER, EV_PREV_HASH,
 	EV_HASH, EV_NCOLS
 };
 
@@ -140,6 +140,10 @@ const char *cli_decision_label(sqlite3_stmt *ev);
 /* What an event acted on, one line: the path (-> target), the command line,
  * host[address]:port, or the SQL [class] on database. */
 void cli_put_subject(FILE *f, sqlite3_stmt *ev, size_t max);
+/* The session's coverage, a line or two each starting with prefix: the
+ * operations each layer saw, whether the kernel layer was on, and the
+ * programs that ran without the library. */
+void cli_put_coverage(FILE *f, struct cli_db *d, const char *session, const char *prefix);
 
 /* ---- output -------------------------------------------------------------- */
 

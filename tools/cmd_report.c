@@ -614,6 +614,7 @@ static int text_report(struct report *r, const struct idlist *l)
 		if (get_sess(r, l->v[i], &s) < 0)
 			return -1;
 		text_header(stdout, l->v[i], &s);
+		cli_put_coverage(stdout, &r->d, l->v[i], "  ");
 		int rc = get_counts(r, l->v[i], &c);
 		if (rc == 0) {
 			text_counts(stdout, &c, filtered(r));

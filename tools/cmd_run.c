@@ -241,6 +241,7 @@ static void summary(struct cli_db *d, const struct cli_opts *co,
 		fprintf(stderr, "agentguard: %ld times decisions could not be recorded "
 			"(see the gaps in the report)\n", gaps);
 
+	cli_put_coverage(stderr, d, s->id, "agentguard: ");
 	const char *sd = cli_state_dir_arg(co, d);
 	fputs("agentguard: what happened:  agentguard report --session ", stderr);
 	cli_put_word(stderr, s->id);

@@ -11,7 +11,7 @@ set -eu
 pkgs="make gcc libc6-dev clang binutils pkg-config libyaml-dev libsqlite3-dev libjansson-dev
 nettle-dev libcriterion-dev sqlite3 python3 perl git findutils coreutils tar
 postgresql postgresql-client mariadb-server mariadb-client util-linux
-libclang-rt-14-dev libasan8 libubsan1 busybox-static golang-go liburing-dev"
+libclang-rt-14-dev libasan8 libubsan1 busybox-static golang-go liburing-dev file"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
