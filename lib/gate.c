@@ -67,30 +67,41 @@ uintptr_t ag_gate_parse(const char *s)
 	return (uintptr_t)v;
 }
 
+/* Where the gate goes, from the constructor; mapped only when a gated call
+ * is first needed (most processes — a /bin/true — never need one: its
+ * page fault would be the layer's biggest cost for them), or before a
+ * fork, so that every child has it already. */
+static uintptr_t gate_at;
+static int gate_state;   /* 0 not yet, 1 being mapped, 2 done (mapped or not) */
+
 void ag_gate_map(const char *addr_text)
 {
-#ifdef HAVE_GATE
-	uintptr_t at = ag_gate_parse(addr_text);
-	size_t len = (size_t)(ag_gate_code_end - ag_gate_code);
+	gate_at = ag_gate_parse(addr_text);
+}
 
-	if (!at)
+void ag_gate_ensure(void)
+{
+#ifdef HAVE_GATE
+	int expect = 0;
+
+	/* Not pthread_once: a signal handler may get here while this thread
+	 * is mapping it. It then goes without (through libc, to the filter). */
+	if (!gate_at || !__atomic_compare_exchange_n(&gate_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
+						     __ATOMIC_ACQUIRE))
 		return;
-	void *p = mmap((void *)at, AG_GATE_SIZE, PROT_READ | PROT_WRITE,
+	size_t len = (size_t)(ag_gate_code_end - ag_gate_code);
+	void *p = mmap((void *)gate_at, AG_GATE_SIZE, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	if (p == MAP_FAILED || (uintptr_t)p != at) {
-		/* Old kernels ignore MAP_FIXED_NOREPLACE and map elsewhere. */
-		if (p != MAP_FAILED)
+	if (p != MAP_FAILED && (uintptr_t)p == gate_at) {
+		memcpy(p, ag_gate_code, len);
+		if (mprotect(p, AG_GATE_SIZE, PROT_READ | PROT_EXEC) == 0)
+			__atomic_store_n(&ag_gate, (void *)p, __ATOMIC_RELEASE);
+		else
 			munmap(p, AG_GATE_SIZE);
-		return;
+	} else if (p != MAP_FAILED) {
+		munmap(p, AG_GATE_SIZE);   /* old kernels map elsewhere instead */
 	}
-	memcpy(p, ag_gate_code, len);
-	if (mprotect(p, AG_GATE_SIZE, PROT_READ | PROT_EXEC) < 0) {
-		munmap(p, AG_GATE_SIZE);
-		return;
-	}
-	__atomic_store_n(&ag_gate, (void *)p, __ATOMIC_RELEASE);
-#else
-	(void)addr_text;
+	__atomic_store_n(&gate_state, 2, __ATOMIC_RELEASE);
 #endif
 }
 
@@ -225,11 +236,14 @@ void *ag_gate_real(const char *name, void *lib)
 		{"mknodat", g_mknodat}, {"mkfifo", g_mkfifo}, {"mkfifoat", g_mkfifoat},
 	};
 
-	if (!__atomic_load_n(&ag_gate, __ATOMIC_ACQUIRE) || !lib)
+	if (!gate_at || !lib)
 		return NULL;
 	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
 		if (strcmp(table[i].name, name) != 0)
 			continue;
+		ag_gate_ensure();
+		if (!__atomic_load_n(&ag_gate, __ATOMIC_ACQUIRE))
+			return NULL;
 		if (strncmp(name, "openat", 6) == 0)
 			libc_openat = lib;
 		else if (strncmp(name, "open", 4) == 0)

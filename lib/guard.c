@@ -321,6 +321,7 @@ static void load_policy_apart(void)
  * own locks, so allocating here is safe.) */
 static void atfork_prepare(void)
 {
+	ag_gate_ensure();   /* once here, not in every child */
 	if (ag_thread.busy || ag_thread.own)
 		return;
 	ag_thread.busy++;

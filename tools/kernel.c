@@ -247,12 +247,15 @@ int ag_kernel_install(int sock, uintptr_t gate, char *err, size_t errlen)
 	}
 	/* Killable-only waits (5.19): a signal must not restart a call the
 	 * supervisor is completing (it would run twice). */
+	/* SPEC_ALLOW: the filter is about what a program may destroy, not a
+	 * side-channel boundary; without it the kernel may slow every process
+	 * of the session with speculation mitigations. */
 	long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-			  SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
-			  &fp);
+			  SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV |
+			  SECCOMP_FILTER_FLAG_SPEC_ALLOW, &fp);
 	if (fd < 0 && errno == EINVAL)
 		fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-			     SECCOMP_FILTER_FLAG_NEW_LISTENER, &fp);
+			     SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_SPEC_ALLOW, &fp);
 	if (fd < 0) {
 		int e = errno;
 		snprintf(err, errlen, "the seccomp filter cannot be installed (%s)%s", strerror(e),
