@@ -25,7 +25,8 @@
 # AG_AGENTS_ASSERT=1 or 0 overrides that choice. Whatever the mode, a run
 # fails when the agent fails, when it did not do what it was told (the
 # harness is broken then), or when something that was snapshotted is not
-# restored. AG_AGENTS_KEEP=1 keeps each run's directory.
+# restored. AG_AGENTS_KEEP=1 keeps each run's directory; AG_AGENTS_STRACE=1
+# also records the agent's system calls there (strace -f -k).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -86,9 +87,13 @@ install_agent() {
 
 # ---- one agent -------------------------------------------------------------
 
-# The files each run starts with; what each operation leaves on disk.
+# The files each run starts with; what each operation leaves on disk. The
+# edit makes its file longer and the overwrite makes its file shorter: an
+# agent that rewrites in place (open without O_TRUNC, ftruncate to the new
+# length, write: opencode) destroys content with a shrinking ftruncate only
+# in the second case, so both are needed to tell what a guard sees.
 EDIT_OLD='alpha line'
-EDIT_NEW='ALPHA LINE'
+EDIT_NEW='ALPHA LINE, edited by the agent'
 WRITE_NEW='overwritten by the agent'
 
 make_workspace() {
@@ -99,6 +104,11 @@ make_workspace() {
 	printf 'deleted with the agent own delete\n' > "$WS/src/patchdel.txt"
 	touch -d '2021-03-04 05:06:07' "$WS"/src/*.txt
 	mkdir -p "$T/orig" && cp -p "$WS"/src/*.txt "$T/orig/"
+	# A repository of its own, as a project is: otherwise the agents find
+	# the one this script is in (opencode walks all of its worktrees).
+	git -C "$WS" init -q && git -C "$WS" add -A &&
+		git -C "$WS" -c user.name=agentguard -c user.email=test@localhost \
+			commit -q -m 'the files before the agent'
 }
 
 # The operations, each with the file it names (run.sh reports by label).
@@ -164,9 +174,9 @@ json.dump({'models': [standin.CODEX_MODEL]}, open('$HOME/.codex/catalog.json', '
 		 "autoupdate": false, "share": "disabled",
 		 "permission": {"edit": "allow", "bash": "allow", "external_directory": "allow"}}
 		EOF
-		AENV=(OPENCODE_DISABLE_MODELS_FETCH=1 OPENCODE_DISABLE_AUTOUPDATE=1
+		AENV=(OPENCODE_DISABLE_MODELS_FETCH=1 OPENCODE_DISABLE_AUTOUPDATE=1 OPENCODE_DISABLE_DEFAULT_PLUGINS=1
 		      OPENCODE_DISABLE_LSP_DOWNLOAD=1)
-		ACMD=("$(bin_of opencode)" run "$PROMPT") ;;
+		ACMD=("$(bin_of opencode)" run --pure "$PROMPT") ;;
 	claude)
 		# IS_SANDBOX: it refuses --dangerously-skip-permissions as root otherwise.
 		AENV=(ANTHROPIC_BASE_URL="$url" ANTHROPIC_API_KEY=sk-ant-standin IS_SANDBOX=1
@@ -214,19 +224,26 @@ run_agent() {
 	for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
 	PORT=$(cat "$T/port" 2>/dev/null) || { echo "agents: $a: the stand-in did not start"; cat "$T/standin.log"; kill "$spid"; return 1; }
 	setup_agent "$a"
+	# AG_AGENTS_STRACE=1: how the agent makes each call (which system call,
+	# from libc or not), in the run dir; implies AG_AGENTS_KEEP.
+	STRACE=()
+	if [ "${AG_AGENTS_STRACE:-0}" = 1 ]; then
+		STRACE=(strace -f -k -qq -o "$T/strace.txt" -e trace=%file,%net,ftruncate,fallocate,execve)
+		AG_AGENTS_KEEP=1
+	fi
 	local version
 	version=$(cd "$WS" && env -i PATH="$PATH" HOME="$HOME" "${ACMD[0]}" --version 2>/dev/null | head -n 1)
 
 	local start=$SECONDS rc=0
 	# A clean environment: only what the agent needs, nothing of this shell's.
 	(cd "$WS" && env -i PATH="$dir/node_modules/.bin:/usr/local/bin:/usr/bin:/bin" HOME="$HOME" \
-		TERM=dumb LANG=C.UTF-8 USER=$(id -un) "${AENV[@]}" \
+		TERM=dumb LANG=C.UTF-8 USER=$(id -un) GIT_CEILING_DIRECTORIES="$T" "${AENV[@]}" \
 		timeout -k 10 "$timeout_s" "$AG" run --state-dir "$T/state" --workspace "$WS" \
-		"${kflag[@]}" -- "${ACMD[@]}") </dev/null >"$T/agent.out" 2>&1 || rc=$?
+		"${kflag[@]}" -- ${STRACE:+"${STRACE[@]}"} "${ACMD[@]}") </dev/null >"$T/agent.out" 2>&1 || rc=$?
 	local secs=$((SECONDS - start))
 	kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
 
-	echo "== $a $version: exit $rc in ${secs}s (run dir $T)"
+	echo "== $a $version: exit $rc in ${secs}s"
 	if [ $rc -ne 0 ]; then
 		echo "   FAILED: the agent (or agentguard run) exited $rc:"
 		tail -n 25 "$T/agent.out" | sed 's/^/    | /'
@@ -240,8 +257,9 @@ run_agent() {
 	local layer_expr="'library'"
 	[ $layer_col = 1 ] && layer_expr="coalesce(nullif(layer,''),'library')"
 
-	# Which operations the stand-in handed out, and through which tool.
-	declare -A TOOL=()
+	# Which operations the agent has a tool for (OFFER), and which of them
+	# the stand-in asked for (TOOL), through which tool.
+	declare -A TOOL=() OFFER=()
 	local l t
 	while IFS=$'\t' read -r l t; do
 		[ -n "$l" ] && TOOL[$l]=$t
@@ -249,6 +267,15 @@ run_agent() {
 for line in open(sys.argv[1]):
     c = json.loads(line)
     if c.get('label'): print(c['label'] + '\t' + c['tool'])" "$T/model/calls.jsonl" 2>/dev/null)
+	while IFS=$'\t' read -r l t; do
+		[ -n "$l" ] && OFFER[$l]=$t
+	done < <(python3 -c "import json,sys
+for l, t in json.load(open(sys.argv[1])).items():
+    if t: print(l + '\t' + t)" "$T/model/offers.json" 2>/dev/null)
+	if [ ${#OFFER[@]} -eq 0 ]; then
+		echo "   FAILED: the agent never offered the stand-in a tool for any operation"
+		bad=1
+	fi
 
 	# What the agent did, on disk, before the restore undoes it.
 	for l in "${LABELS[@]}"; do
@@ -289,7 +316,13 @@ for line in open(sys.argv[1]):
 		bad=1
 	fi
 	for l in "${LABELS[@]}"; do
-		[ -n "${TOOL[$l]:-}" ] || echo "   $(printf '%-13s' "$l") not offered (the agent has no tool for it)"
+		[ -z "${TOOL[$l]:-}" ] && [ ${#OFFER[@]} -gt 0 ] || continue
+		if [ -n "${OFFER[$l]:-}" ]; then
+			echo "   FAILED: $l (via ${OFFER[$l]}) was never asked for: the agent stopped early"
+			bad=1
+		else
+			echo "   $(printf '%-13s' "$l") not offered (the agent has no tool for it)"
+		fi
 	done
 
 	# The rest of what the log saw: programs started, connections made.
@@ -301,7 +334,9 @@ for line in open(sys.argv[1]):
 	all=$(db "select group_concat(op || ' x' || n || ' [' || lay || ']', ', ') from (select op, $layer_expr as lay, count(*) n from events where session='$sess' group by op, lay)")
 	echo "   programs: exec rows $execs${unguarded:+ (unguarded: $unguarded)}; connect rows $connects ($ours to the stand-in)"
 	echo "   all rows: ${all:-none}"
-	if [ ${#unseen[@]} -gt 0 ]; then
+	if [ $bad = 1 ]; then
+		:
+	elif [ ${#unseen[@]} -gt 0 ]; then
 		echo "   NOT SEEN: ${unseen[*]}"
 		if [ "$assert" = 1 ]; then
 			echo "   FAILED: full coverage expected (kernel layer), these operations were not guarded"
@@ -310,9 +345,14 @@ for line in open(sys.argv[1]):
 	else
 		echo "   all operations seen and restored"
 	fi
-	SUMMARY+=("$(printf '%-9s %-28s seen: %-26s not seen: %s' "$a" "$version" "${seen[*]:--}" "${unseen[*]:--}")")
+	SUMMARY+=("$(printf '%-9s %-28s seen: %-26s not seen: %-26s%s' "$a" "$version" \
+		"${seen[*]:--}" "${unseen[*]:--}" "$([ $bad = 1 ] && echo FAILED)")")
 
-	if [ $bad = 0 ] && [ "${AG_AGENTS_KEEP:-0}" != 1 ]; then rm -rf "$T"; fi
+	if [ $bad = 0 ] && [ "${AG_AGENTS_KEEP:-0}" != 1 ]; then
+		rm -rf "$T"
+	else
+		echo "   kept: $T (model/ has every request the agent sent)"
+	fi
 	return $bad
 }
 
@@ -331,4 +371,8 @@ echo
 echo "agents: coverage (kernel layer: $kmode)"
 for s in "${SUMMARY[@]}"; do echo "  $s"; done
 echo "agents: $pass passed, $fail failed, $skipped skipped"
+if [ $((pass + fail)) -eq 0 ]; then
+	echo "agents: no agent ran"
+	exit 1
+fi
 [ $fail -eq 0 ]

@@ -162,6 +162,7 @@ class Plan:
         self.final = doc.get("final", FINAL_TEXT)
         self.lock = threading.Lock()
         self.noted = set()
+        self.offers = {}
         self.calls_file = None
 
     def next_call(self, tools, done):
@@ -171,6 +172,7 @@ class Plan:
         noted once in calls.jsonl (with the tool it went to), so run.sh
         knows which operations the agent was asked to do, and how."""
         i = 0
+        self.note_offers(tools)
         for n, step in enumerate(self.steps):
             try:
                 call = step_call(step, tools, self.cwd)
@@ -181,6 +183,26 @@ class Plan:
                 return call
             i += 1
         return None
+
+    def note_offers(self, tools):
+        """offers.json: per label, the tool the agent offers for it (or null)."""
+        if not self.calls_file:
+            return
+        with self.lock:
+            for step in self.steps:
+                label = step.get("label")
+                if not label:
+                    continue
+                try:
+                    name = step_call(step, tools, self.cwd)[0]
+                except LookupError:
+                    name = None
+                if name or label not in self.offers:
+                    self.offers[label] = name or self.offers.get(label)
+            path = os.path.join(os.path.dirname(self.calls_file), "offers.json")
+            with open(path + ".tmp", "w") as f:
+                json.dump(self.offers, f)
+            os.rename(path + ".tmp", path)
 
     def note(self, n, step, call):
         with self.lock:
