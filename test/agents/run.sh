@@ -210,6 +210,7 @@ SUMMARY=()
 
 run_agent() {
 	local a=$1 bad=0
+	local -A DID=()
 	T=$(mktemp -d "$dir/run-$a.XXXXXX")
 	export HOME=$T/home
 	WS=$T/ws
@@ -228,7 +229,7 @@ run_agent() {
 	# from libc or not), in the run dir; implies AG_AGENTS_KEEP.
 	STRACE=()
 	if [ "${AG_AGENTS_STRACE:-0}" = 1 ]; then
-		STRACE=(strace -f -k -qq -o "$T/strace.txt" -e trace=%file,%net,ftruncate,fallocate,execve)
+		STRACE=(strace -f -k -qq -o "$T/strace.txt" -e 'trace=%file,%net,ftruncate,fallocate,execve')
 		AG_AGENTS_KEEP=1
 	fi
 	local version
@@ -237,7 +238,7 @@ run_agent() {
 	local start=$SECONDS rc=0
 	# A clean environment: only what the agent needs, nothing of this shell's.
 	(cd "$WS" && env -i PATH="$dir/node_modules/.bin:/usr/local/bin:/usr/bin:/bin" HOME="$HOME" \
-		TERM=dumb LANG=C.UTF-8 USER=$(id -un) GIT_CEILING_DIRECTORIES="$T" "${AENV[@]}" \
+		TERM=dumb LANG=C.UTF-8 USER="$(id -un)" GIT_CEILING_DIRECTORIES="$T" "${AENV[@]}" \
 		timeout -k 10 "$timeout_s" "$AG" run --state-dir "$T/state" --workspace "$WS" \
 		"${kflag[@]}" -- ${STRACE:+"${STRACE[@]}"} "${ACMD[@]}") </dev/null >"$T/agent.out" 2>&1 || rc=$?
 	local secs=$((SECONDS - start))
@@ -279,12 +280,13 @@ for l, t in json.load(open(sys.argv[1])).items():
 
 	# What the agent did, on disk, before the restore undoes it.
 	for l in "${LABELS[@]}"; do
-		if file_done "$l"; then DONE[$l]=1; else DONE[$l]=0; fi
+		if file_done "$l"; then DID["$l"]=1; else DID["$l"]=0; fi
 	done
 
 	# Restore the whole session over what the agent left.
-	local restore_out
-	restore_out=$("$AG" restore --state-dir "$T/state" --session "$sess" --overwrite 2>&1)
+	local restore_out restore_rc=0
+	restore_out=$("$AG" restore --state-dir "$T/state" --session "$sess" --overwrite 2>&1) ||
+		restore_rc=$?
 
 	local seen=() unseen=() notdone=()
 	for l in "${LABELS[@]}"; do
@@ -295,7 +297,7 @@ for l, t in json.load(open(sys.argv[1])).items():
 		snaps=$(db "select count(*) from events where session='$sess' and (path='$f' or target='$f') and decision='snapshot'")
 		detail=$(db "select group_concat(x, ', ') from (select op || '/' || decision || '/' || $layer_expr || ' x' || count(*) as x from events where session='$sess' and (path='$f' or target='$f') group by op, decision, $layer_expr)")
 		if cmp -s "$T/orig/${FILE_OF[$l]}" "$f"; then restored=yes; else restored=no; fi
-		[ "${DONE[$l]:-0}" = 1 ] || did=0
+		[ "${DID[$l]:-0}" = 1 ] || did=0
 		printf '   %-13s via %-12s rows %-2s snapshot %-2s restored %-3s %s\n' \
 			"$l" "${TOOL[$l]}" "$rows" "$snaps" "$restored" "${detail:+($detail)}"
 		if [ $did = 0 ]; then
@@ -306,7 +308,9 @@ for l, t in json.load(open(sys.argv[1])).items():
 			unseen+=("$l")
 			# A snapshot that does not bring the file back is a bug in any mode.
 			if [ "$snaps" -gt 0 ]; then
-				echo "   FAILED: $l was snapshotted but restore did not bring ${FILE_OF[$l]} back"
+				echo "   FAILED: $l was snapshotted but restore did not bring ${FILE_OF[$l]} back" \
+					"(restore exited $restore_rc):"
+				tail -n 10 <<<"$restore_out" | sed 's/^/    | /'
 				bad=1
 			fi
 		fi
@@ -316,7 +320,7 @@ for l, t in json.load(open(sys.argv[1])).items():
 		bad=1
 	fi
 	for l in "${LABELS[@]}"; do
-		[ -z "${TOOL[$l]:-}" ] && [ ${#OFFER[@]} -gt 0 ] || continue
+		if [ -n "${TOOL[$l]:-}" ] || [ ${#OFFER[@]} -eq 0 ]; then continue; fi
 		if [ -n "${OFFER[$l]:-}" ]; then
 			echo "   FAILED: $l (via ${OFFER[$l]}) was never asked for: the agent stopped early"
 			bad=1
@@ -356,7 +360,6 @@ for l, t in json.load(open(sys.argv[1])).items():
 	return $bad
 }
 
-declare -A DONE
 for a in "${agents[@]}"; do
 	[ -n "${PKG[$a]:-}" ] || { echo "agents: unknown agent '$a' (known: ${!PKG[*]})"; fail=$((fail + 1)); continue; }
 	if ! install_agent "$a"; then
