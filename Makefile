@@ -118,6 +118,12 @@ demo: all
 bench: all
 	@python3 bench/run.py
 
+# Real agents from npm (into build/agents/) against a stand-in model API on
+# 127.0.0.1: too heavy for `make test`. test/agents/run.sh says what it checks.
+test-agents: all
+	@bash test/agents/run.sh
+.PHONY: test-agents
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/agentguard \
 	  $(DESTDIR)$(PREFIX)/share/agentguard/rules
