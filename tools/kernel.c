@@ -854,6 +854,21 @@ static int do_sendmsg(struct job *j, uint64_t umsg, unsigned count, size_t strid
 	return 0;
 }
 
+/* The operation a 64-bit watched call is, for a refusal's row. */
+static const char *op64(int nr)
+{
+	switch (nr) {
+	case SYS_unlink: case SYS_unlinkat: case SYS_rmdir: return "delete";
+	case SYS_rename: case SYS_renameat: case SYS_renameat2: return "rename";
+	case SYS_execve: case SYS_execveat: return "exec";
+	case SYS_connect: case SYS_sendto: case SYS_sendmsg: case SYS_sendmmsg: return "connect";
+	case SYS_link: case SYS_linkat: case SYS_symlink: case SYS_symlinkat:
+	case SYS_mknod: case SYS_mknodat: return "link";
+	case SYS_io_uring_setup: return "io_uring";
+	default: return "truncate";
+	}
+}
+
 static const char *op32(int nr)
 {
 	for (size_t i = 0; i < sizeof watched32 / sizeof watched32[0]; i++)
@@ -1064,8 +1079,7 @@ static void serve_one(struct ag_kernel *k, struct seccomp_notif *req,
 	k->lib.begin(&j.who);
 	const char *foreign = job_foreign(&j);
 	if (foreign) {
-		k->lib.refuse(j.req->data.nr == SYS_execve || j.req->data.nr == SYS_execveat
-			      ? "exec" : "delete", j.exe, foreign);
+		k->lib.refuse(op64(j.req->data.nr), j.exe, foreign);
 		resp->error = -EACCES;
 	} else if (handle(&j) == 1) {
 		k->lib.end();
@@ -1202,10 +1216,22 @@ void ag_kernel_stop(struct ag_kernel *k)
 	if (!k)
 		return;
 	__atomic_store_n(&k->stopping, 1, __ATOMIC_RELEASE);
-	for (int i = 0; i < k->nworkers; i++)
-		pthread_kill(k->workers[i], SIGUSR2);
-	for (int i = 0; i < k->nworkers; i++)
-		pthread_join(k->workers[i], NULL);
+	/* A worker between its check of `stopping` and its RECV misses one
+	 * wake-up: wake it until it is gone. */
+	for (int i = 0; i < k->nworkers; i++) {
+		for (;;) {
+			pthread_kill(k->workers[i], SIGUSR2);
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 20 * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (pthread_timedjoin_np(k->workers[i], NULL, &ts) == 0)
+				break;
+		}
+	}
 	close(k->listener);
 	/* The library stays loaded: its spool may still be in use by atexit. */
 	free(k);

@@ -178,6 +178,19 @@ test_setgid_copy_of_rm_is_guarded() {
 	assert_missing "$HOME/.ssh/id_rsa"
 }
 
+test_a_process_with_other_credentials_is_refused() {
+	[ "$(id -u)" = 0 ] || { echo "needs root to drop privileges: skipped"; return 0; }
+	local k; k=$(kbuild kstatic)
+	mkdir -p "$WS/open"; chmod 1777 "$WS/open"
+	printf 'x\n' > "$WS/open/f"; chmod 666 "$WS/open/f"; chmod 755 "$WS"
+	out=$(krun "$k" become 65534 rm "$WS/open/f" 2>&1) || true
+	assert_contains "$out" "become 65534: ok"
+	assert_contains "$out" "rm $WS/open/f: EACCES"
+	assert_exists "$WS/open/f"
+	assert_contains "$(db "select reason from events where layer = 'kernel' and decision = 'deny'")" \
+		"other credentials"
+}
+
 test_exec_from_a_static_parent_is_judged() {
 	local k; k=$(kbuild kstatic)
 	local fakebin=$T/bin; mkdir -p "$fakebin"

@@ -8,6 +8,7 @@
  *   openat2-trunc P | link A B | symlink A B | exec PROG [ARGS...] (last)
  *   connect IP:PORT | sendto IP:PORT | uring | tree P (fork, threads,
  *   vfork and exec, each deleting P.N) | i386-unlink P (int 0x80)
+ *   become UID (drop to that uid and gid, as a root agent may)
  *   noseccomp-exec PROG [ARGS...]: exec PROG where seccomp() fails with
  *   ENOSYS (as on a kernel without it, or in a sandbox that forbids it)
  */
@@ -30,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <unistd.h>
 
 static int say(const char *op, const char *arg, int rc)
@@ -189,6 +191,9 @@ int main(int argc, char **argv)
 			if (say(op, "setup", fd) >= 0)
 				close(fd);
 			i--;
+		} else if (!strcmp(op, "become")) {
+			uid_t u = (uid_t)atoi(a);
+			say(op, a, setgroups(0, NULL) < 0 || setgid(u) < 0 ? -1 : setuid(u));
 		} else if (!strcmp(op, "i386-unlink")) {
 			say(op, a, i386_unlink(a));
 		} else if (!strcmp(op, "noseccomp-exec")) {
