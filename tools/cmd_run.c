@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -323,7 +324,14 @@ static int supervise(struct cli_db *d, pid_t child, const sigset_t *set)
 	int warned = 0, wstatus = 0;
 
 	for (;;) {
-		pid_t w = waitpid(child, &wstatus, WNOHANG);
+		/* As a subreaper (kernel layer) we also get the agent's orphans:
+		 * reaped here, the agent's own status kept. */
+		pid_t w;
+		int st;
+		while ((w = waitpid(-1, &st, WNOHANG)) > 0 && w != child)
+			;
+		if (w == child)
+			wstatus = st;
 		if (w == child) {
 			run_child = 0;
 			return wstatus;
@@ -530,6 +538,10 @@ static int cmd_run(int argc, char **argv)
 		if (lfd >= 0) {
 			/* Files made for a process get its umask, applied by hand. */
 			umask(0);
+			/* What the agent's processes leave behind stays our descendant:
+			 * with ptrace restricted to ancestors (Yama), the supervisor
+			 * could not read a daemonized process's memory otherwise. */
+			prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 			/* A send made for a process must not kill us with its SIGPIPE. */
 			signal(SIGPIPE, SIG_IGN);
 			kl = ag_kernel_start(lfd, lib, gate, err, sizeof err);

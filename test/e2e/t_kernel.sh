@@ -273,3 +273,12 @@ test_kernel_layer_off_is_said_recorded_and_can_be_required() {
 	"$AG" run --no-kernel --workspace "$WS" -- true
 	assert_eq "$(db "select kernel from sessions order by start_ns desc limit 1")" "off: --no-kernel"
 }
+
+test_what_outlives_the_session_cannot_act_unjudged() {
+	local k; k=$(kbuild kstatic)
+	seed late
+	krun sh -c "(sleep 0.3; '$k' rm '$WS/late' > '$T/late.out') & exit 0"
+	for _ in $(seq 50); do [ -s "$T/late.out" ] && break; sleep 0.1; done
+	assert_eq "$(cat "$T/late.out")" "rm $WS/late: ENOSYS"
+	assert_exists "$WS/late"
+}
