@@ -324,7 +324,23 @@ struct lib {
 	int (*mknodat)(int, const char *, mode_t, dev_t);
 };
 
+/* What /proc says of a process image, kept between its calls (a static
+ * rm -rf makes thousands): keyed by the process and what changes at each
+ * exec — its start time and the addresses of its code and stack, which
+ * exec lays out anew. */
+struct image {
+	int tgid;
+	uint64_t start, code, stack;
+	char exe[PATH_MAX];
+	char *cmdline;
+	size_t cmdlen;
+};
+#define NIMAGES 32
+
 struct ag_kernel {
+	struct image images[NIMAGES];
+	unsigned next_image;
+	pthread_mutex_t images_mu;
 	int listener;
 	int stopping;
 	uintptr_t gate;
@@ -378,6 +394,10 @@ static ssize_t proc_read(int pid, const char *what, char *buf, size_t cap)
 		if (n <= 0)
 			break;
 		got += (size_t)n;
+		/* A /proc file hands over all it has at once when it fits: a
+		 * short read is its end (one read less per call). */
+		if ((size_t)n < cap - 1 - (got - (size_t)n))
+			break;
 	}
 	close(fd);
 	buf[got] = 0;
@@ -477,27 +497,59 @@ static int job_who(struct job *j)
 	j->umask = um >= 0 ? (unsigned)um : 022;
 	j->who.pid = j->tgid;
 	j->who.ppid = (int)status_num(j->status, "PPid:", 10);
-	proc_link(j->tgid, "exe", j->exe, sizeof j->exe);
 	proc_link(j->tid, "cwd", j->cwd, sizeof j->cwd);
-	j->who.exe = j->exe[0] == '/' ? j->exe : NULL;
 	j->who.cwd = j->cwd[0] == '/' ? j->cwd : NULL;
+	/* Fields 22 (start), 26 (start of code) and 28 (start of stack),
+	 * counted after the name, which may hold spaces. */
 	char stat[1024];
+	uint64_t field[29] = {0};
 	if (proc_read(j->tgid, "stat", stat, sizeof stat) > 0) {
-		/* Field 22, counted after the name (which may hold spaces). */
 		char *s = strrchr(stat, ')');
-		for (int f = 2; s && f < 22; f++)
+		for (int f = 2; s && f < 28; f++) {
 			s = strchr(s + 1, ' ');
-		j->who.start = s ? strtoull(s + 1, NULL, 10) : 0;
+			if (s)
+				field[f + 1] = strtoull(s + 1, NULL, 10);
+		}
 	}
+	j->who.start = field[22];
 	j->cmdline = malloc(32 << 10);
-	if (j->cmdline) {
-		ssize_t n = proc_read(j->tgid, "cmdline", j->cmdline, 32 << 10);
-		int w = 0;
-		for (ssize_t i = 0; n > 0 && i < n && w < 255; i += (ssize_t)strlen(j->cmdline + i) + 1)
-			j->argv[w++] = j->cmdline + i;
-		j->argv[w] = NULL;
-		j->who.argv = w ? j->argv : NULL;
+	if (!j->cmdline)
+		return -1;
+	struct ag_kernel *k = j->k;
+	ssize_t n = -1;
+	pthread_mutex_lock(&k->images_mu);
+	for (int i = 0; i < NIMAGES; i++) {
+		struct image *im = &k->images[i];
+		if (im->tgid == j->tgid && im->start == field[22] && im->code == field[26] &&
+		    im->stack == field[28] && im->cmdline) {
+			memcpy(j->exe, im->exe, sizeof j->exe);
+			memcpy(j->cmdline, im->cmdline, im->cmdlen + 1);
+			n = (ssize_t)im->cmdlen;
+			break;
+		}
 	}
+	pthread_mutex_unlock(&k->images_mu);
+	if (n < 0) {
+		proc_link(j->tgid, "exe", j->exe, sizeof j->exe);
+		n = proc_read(j->tgid, "cmdline", j->cmdline, 32 << 10);
+		char *copy = n >= 0 && field[22] ? malloc((size_t)n + 1) : NULL;
+		if (copy) {
+			memcpy(copy, j->cmdline, (size_t)n + 1);
+			pthread_mutex_lock(&k->images_mu);
+			struct image *im = &k->images[k->next_image++ % NIMAGES];
+			free(im->cmdline);
+			*im = (struct image){.tgid = j->tgid, .start = field[22], .code = field[26],
+					     .stack = field[28], .cmdline = copy, .cmdlen = (size_t)n};
+			memcpy(im->exe, j->exe, sizeof im->exe);
+			pthread_mutex_unlock(&k->images_mu);
+		}
+	}
+	j->who.exe = j->exe[0] == '/' ? j->exe : NULL;
+	int w = 0;
+	for (ssize_t i = 0; n > 0 && i < n && w < 255; i += (ssize_t)strlen(j->cmdline + i) + 1)
+		j->argv[w++] = j->cmdline + i;
+	j->argv[w] = NULL;
+	j->who.argv = w ? j->argv : NULL;
 	j->mem = proc_open(j->tid, "mem", O_RDONLY);
 	if (j->mem < 0)
 		return -1;
@@ -1161,6 +1213,7 @@ struct ag_kernel *ag_kernel_start(int listener, const char *lib_path, uintptr_t 
 	}
 	k->listener = listener;
 	k->gate = gate;
+	pthread_mutex_init(&k->images_mu, NULL);
 	k->handle = dlopen(lib_path, RTLD_NOW | RTLD_LOCAL);
 	if (!k->handle) {
 		snprintf(err, errlen, "cannot load %s into the supervisor: %s", lib_path, dlerror());
@@ -1233,6 +1286,8 @@ void ag_kernel_stop(struct ag_kernel *k)
 		}
 	}
 	close(k->listener);
+	for (int i = 0; i < NIMAGES; i++)
+		free(k->images[i].cmdline);
 	/* The library stays loaded: its spool may still be in use by atexit. */
 	free(k);
 }

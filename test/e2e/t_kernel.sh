@@ -53,6 +53,8 @@ test_static_c_program_is_snapshotted_and_restorable() {
 	assert_eq "$(rows truncate "$WS/o2")" "snapshot kernel"
 	# The rows name the static program, not agentguard.
 	assert_eq "$(db "select distinct exe from events where layer = 'kernel'")" "$k"
+	assert_eq "$(db "select distinct argv from events where layer = 'kernel'")" \
+		"[\"$k\",\"rm\",\"gone\",\"mv\",\"moved\",\"over\",\"trunc\",\"trunc\",\"ftrunc\",\"ftrunc\",\"openat2-trunc\",\"o2\",\"raw-unlink\",\"raw\"]"
 	"$AG" restore --overwrite --session "$(latest_session)" >/dev/null
 	assert_eq "$(tree_sig "$WS")" "$before" "after restore"
 	"$AG" verify >/dev/null
