@@ -100,7 +100,9 @@ $(LIBSO): $(SO_CORE_OBJ) $(HOOK_OBJ) $(GEN)/exports.map
 $(CLI): $(CORE_OBJ) $(AUDIT_OBJ) $(CLI_OBJ)
 	$(CC) -o $@ $^ $(LDFLAGS) $(CLI_LIBS)
 
-$(UNIT): $(CORE_OBJ) $(AUDIT_OBJ) $(UNIT_OBJ)
+# The units also run the kernel layer's filter program (tools/kernel.o)
+# and check the gate's address parsing (lib/gate.o).
+$(UNIT): $(CORE_OBJ) $(AUDIT_OBJ) $(UNIT_OBJ) $(BUILD)/obj/tools/kernel.o $(BUILD)/obj/lib/gate.o
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS) $(TEST_LIBS)
 

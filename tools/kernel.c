@@ -197,6 +197,16 @@ static int build_filter(struct prog *p, uintptr_t gate)
 	return p->bad ? -1 : resolve_jumps(p);
 }
 
+int ag_kernel_filter(struct sock_filter *out, size_t cap, uintptr_t gate)
+{
+	struct prog p;
+
+	if (build_filter(&p, gate) < 0 || (size_t)p.n > cap)
+		return -1;
+	memcpy(out, p.ins, (size_t)p.n * sizeof *out);
+	return p.n;
+}
+
 uintptr_t ag_kernel_gate_pick(void)
 {
 	uint64_t r = 0;

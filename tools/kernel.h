@@ -15,6 +15,11 @@
  * programs and libraries are mapped. */
 uintptr_t ag_kernel_gate_pick(void);
 
+/* The filter program for a session whose gate is at `gate` (0: none), for
+ * tests: its length, or -1 if it does not fit in cap instructions. */
+struct sock_filter;
+int ag_kernel_filter(struct sock_filter *out, size_t cap, uintptr_t gate);
+
 /* In the agent's process, before it execs: no-new-privs, the filter, and
  * the listener handed to the supervisor over sock. Returns 0, or -1 with
  * why in err (the filter is not on; the supervisor hears the same). */
