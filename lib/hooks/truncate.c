@@ -96,12 +96,63 @@ static int judge_fd(struct ag_call *c, int fd, int trunc, int flags)
 	return 0;
 }
 
+/* The judged open's end: fd handed back, or closed and refused. */
+static int opened(struct ag_call *c, int fd, int trunc, int flags)
+{
+	switch (judge_fd(c, fd, trunc, flags)) {
+	case 1:
+		ag_skip(c);
+		return fd;
+	case -1:
+		close(fd);
+		return ag_refuse(c);
+	case -2: {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return ag_end(c, -1);
+	}
+	default:
+		return ag_end(c, fd);
+	}
+}
+
+/* A file this session already kept, opened again to be written (the
+ * editor's hundredth save): opened as asked, with no parent held and no
+ * /proc lookup. What was opened is checked against what was looked up; a
+ * file swapped in between is judged on the descriptor like any other. */
+static int reopen_seen(struct ag_call *c, enum flavour f, int dirfd, const char *path,
+		       int flags, mode_t mode, int *fdp)
+{
+	struct stat st, now;
+
+	if ((flags & O_TRUNC) || !ag_write_flags(flags) || !ag_rules_name(c, AG_OP_WRITE) ||
+	    fstatat(dirfd, path, &st, (flags & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0) < 0 ||
+	    !S_ISREG(st.st_mode) || !ag_write_seen(&st))
+		return 0;
+	ag_pause(c);
+	int fd = real_open(f, dirfd, path, flags, mode);
+	int e = errno;
+	ag_resume(c);
+	if (fd < 0 || (fstat(fd, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino)) {
+		ag_skip(c);
+		errno = e;
+		*fdp = fd;
+		return 1;
+	}
+	*fdp = opened(c, fd, 0, flags);
+	return 1;
+}
+
 static __attribute__((noinline)) int guarded_open(enum flavour f, int dirfd, const char *path,
 						  int flags, mode_t mode)
 {
 	struct ag_call c;
+	int fd;
 
 	ag_begin(&c, AG_OP_TRUNCATE);
+	if (reopen_seen(&c, f, dirfd, path, flags, mode, &fd))
+		return fd;
 	if (ag_set_path(&c, dirfd, path) < 0) {
 		ag_skip(&c);
 		return real_open(f, dirfd, path, flags, mode);   /* it fails the same way */
@@ -115,26 +166,11 @@ static __attribute__((noinline)) int guarded_open(enum flavour f, int dirfd, con
 	 * the descriptor: leave that oddity to the kernel. */
 	int trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
 	ag_pause(&c);
-	int fd = AG_REAL(openat)(c.at.fd, c.at.name, trunc ? flags & ~O_TRUNC : flags, mode);
+	fd = AG_REAL(openat)(c.at.fd, c.at.name, trunc ? flags & ~O_TRUNC : flags, mode);
 	if (fd < 0)
 		return ag_skip(&c), -1;   /* errno is the open's */
 	ag_resume(&c);
-	switch (judge_fd(&c, fd, trunc, flags)) {
-	case 1:
-		ag_skip(&c);
-		return fd;
-	case -1:
-		close(fd);
-		return ag_refuse(&c);
-	case -2: {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return ag_end(&c, -1);
-	}
-	default:
-		return ag_end(&c, fd);
-	}
+	return opened(&c, fd, trunc, flags);
 }
 
 /* open's mode argument exists only with O_CREAT or O_TMPFILE. */
