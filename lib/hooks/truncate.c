@@ -84,7 +84,11 @@ static int judge_fd(struct ag_call *c, int fd, int trunc, int flags)
 	int prot = ag_protected(c->op.path);
 	if (!prot && !write && (!trunc || !full))
 		return 1;   /* nothing to lose */
-	c->at.name = "";     /* the snapshot reads the file through fd itself */
+	/* The snapshot reads the file through fd itself: the parent held for
+	 * the open is done with (and would leak if merely forgotten). */
+	if (c->at.owned)
+		close(c->at.fd);
+	c->at.name = "";
 	c->at.fd = fd;
 	c->at.owned = 0;
 	if (write)
@@ -352,6 +356,8 @@ static int judge_shrink(struct ag_call *c, int fd, off_t len)
 	if (!ag_protected(c->op.path) &&
 	    (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= len))
 		return 1;   /* nothing shrinks: not an operation */
+	if (c->at.owned)
+		close(c->at.fd);   /* truncate's parent: done with, as in judge_fd */
 	c->at.fd = fd;
 	c->at.name = "";
 	c->at.owned = 0;
