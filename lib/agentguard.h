@@ -39,6 +39,7 @@ enum ag_op_kind {
 	AG_OP_SQL,
 	AG_OP_LINK,      /* a new name for a file, or a special file */
 	AG_OP_IO_URING,  /* a ring whose operations no filter sees (kernel layer) */
+	AG_OP_WRITE,     /* an existing file opened to be overwritten in place */
 	AG_OP_COUNT
 };
 
@@ -82,7 +83,7 @@ int ag_sql_class_parse(const char *name);            /* -1 if unknown */
  */
 struct ag_op {
 	enum ag_op_kind kind;
-	const char *path;        /* delete/truncate: the file; rename: source;
+	const char *path;        /* delete/truncate/write: the file; rename: source;
 	                            exec: resolved program path; sql: sqlite file */
 	const char *target;      /* rename: target path; link: the new name */
 	int target_exists;       /* rename: target exists (will be destroyed) */

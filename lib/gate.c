@@ -7,7 +7,7 @@
  * one page at an address fixed for the session (AGENTGUARD_GATE). Each
  * guarded process maps a few instructions there — "syscall; ret" behind
  * the usual argument shuffle — and the real calls the library has already
- * judged (unlink, rename, truncating opens, exec, connect, ...) go through
+ * judged (unlink, rename, writable opens, exec, connect, ...) go through
  * it instead of through libc. Everything else in the process (a static
  * helper it runs, a raw syscall(), libc's own internal calls) still meets
  * the filter.
@@ -179,7 +179,8 @@ static int g_creat(const char *p, mode_t m)
 }
 
 /* An open goes through the gate only when the filter would stop it (it
- * truncates): the others stay libc's, cancellation point and all. */
+ * truncates or can write, tools/kernel.c open_flags): the others stay
+ * libc's, cancellation point and all. */
 static int (*libc_open)(const char *, int, ...);
 static int (*libc_openat)(int, const char *, int, ...);
 
@@ -192,7 +193,7 @@ static int g_openat(int d, const char *p, int fl, ...)
 		m = (mode_t)va_arg(ap, int);
 		va_end(ap);
 	}
-	if (!(fl & O_TRUNC))
+	if (!(fl & O_TRUNC) && (fl & O_ACCMODE) == O_RDONLY)
 		return libc_openat(d, p, fl, m);
 	return (int)SYS(SYS_openat, d, p, fl | O_LARGEFILE, m, 0, 0);
 }
@@ -205,9 +206,13 @@ static int g_open(const char *p, int fl, ...)
 		m = (mode_t)va_arg(ap, int);
 		va_end(ap);
 	}
-	if (!(fl & O_TRUNC))
+	if (!(fl & O_TRUNC) && (fl & O_ACCMODE) == O_RDONLY)
 		return libc_open(p, fl, m);
 	return (int)SYS(SYS_openat, AT_FDCWD, p, fl | O_LARGEFILE, m, 0, 0);
+}
+static int g_fallocate(int fd, int mode, off_t off, off_t len)
+{
+	return (int)SYS(SYS_fallocate, fd, mode, off, len, 0, 0);
 }
 static ssize_t (*libc_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
 static ssize_t g_sendto(int fd, const void *b, size_t n, int fl, const struct sockaddr *sa,
@@ -228,6 +233,7 @@ void *ag_gate_real(const char *name, void *lib)
 		{"remove", g_remove}, {"rename", g_rename}, {"renameat", g_renameat},
 		{"renameat2", g_renameat2}, {"truncate", g_truncate}, {"truncate64", g_truncate},
 		{"ftruncate", g_ftruncate}, {"ftruncate64", g_ftruncate},
+		{"fallocate", g_fallocate}, {"fallocate64", g_fallocate},
 		{"execve", g_execve}, {"execveat", g_execveat}, {"fexecve", g_fexecve},
 		{"connect", g_connect}, {"creat", g_creat}, {"creat64", g_creat},
 		{"open", g_open}, {"open64", g_open}, {"openat", g_openat}, {"openat64", g_openat},

@@ -1043,7 +1043,7 @@ static int take_snapshots(struct ag_call *c, char *why, size_t whylen)
 		rc = o->path && snapshot_budget(o->path) < 0 ? -1 : c->snap_fn(c, c->snap_arg);
 		break;
 	default: {
-		int how = o->kind == AG_OP_TRUNCATE ? AG_SNAP_COPY
+		int how = o->kind == AG_OP_TRUNCATE || o->kind == AG_OP_WRITE ? AG_SNAP_COPY
 			: o->kind == AG_OP_DELETE ? AG_SNAP_MOVE : AG_SNAP_TAKE;
 		const char *victim = NULL;
 		const struct ag_at *at = &c->at;

@@ -470,6 +470,7 @@ void ag_mctx_init(struct ag_mctx *c, const struct ag_op *op)
 	switch (op->kind) {
 	case AG_OP_DELETE:
 	case AG_OP_TRUNCATE:
+	case AG_OP_WRITE:
 		subj_set(&c->path, op->path);
 		break;
 	case AG_OP_RENAME:

@@ -882,7 +882,7 @@ static const struct {
 } matchers[] = {
 	{"path", AG_M_PATH,
 	 AG_OPBIT(AG_OP_DELETE) | AG_OPBIT(AG_OP_RENAME) | AG_OPBIT(AG_OP_TRUNCATE) |
-	 AG_OPBIT(AG_OP_LINK)},
+	 AG_OPBIT(AG_OP_LINK) | AG_OPBIT(AG_OP_WRITE)},
 	{"program", AG_M_PROGRAM, AG_ALL_OPS},
 	{"args", AG_M_ARGS, AG_OPBIT(AG_OP_EXEC)},
 	{"unguarded", AG_M_UNGUARDED, AG_OPBIT(AG_OP_EXEC)},
@@ -1207,6 +1207,7 @@ static void parse_example(struct cc *cc, const struct ag_rule *r, int first_op,
 	switch (kind) {
 	case AG_OP_DELETE:
 	case AG_OP_TRUNCATE:
+	case AG_OP_WRITE:
 		op->path = example_path(cc, at, rest);
 		break;
 	case AG_OP_RENAME:
@@ -1319,7 +1320,7 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 		for (size_t i = 0; i < n; i++) {
 			int k = ag_op_parse(it[i].s);
 			if (k < 0)
-				fail(cc, it[i].at, "unknown operation '%s' (expected delete, rename, truncate, exec, connect, sql, link or io_uring)",
+				fail(cc, it[i].at, "unknown operation '%s' (expected delete, rename, truncate, write, exec, connect, sql, link or io_uring)",
 				     it[i].s);
 			if (first_op < 0)
 				first_op = k;
@@ -1476,7 +1477,7 @@ static void compile_top(struct cc *cc)
 		for (struct ynode *dk = v[K_DEFAULTS]->first; dk; dk = dk->next->next) {
 			int op = ag_op_parse(dk->s);
 			if (op < 0)
-				fail(cc, dk, "unknown operation '%s' in defaults (expected delete, rename, truncate, exec, connect, sql, link or io_uring)",
+				fail(cc, dk, "unknown operation '%s' in defaults (expected delete, rename, truncate, write, exec, connect, sql, link or io_uring)",
 				     dk->s);
 			int a = ag_action_parse(get_str(cc, dk->next, "a default"));
 			if (a < 0)

@@ -266,14 +266,15 @@ static int build(struct subject *s, int argc, char **argv, const char *program)
 		op->caller = s->caller;
 	}
 	if (k < 0)
-		return cli_usage("unknown operation '%s': use delete, rename, truncate, exec, "
-				 "connect or sql", what);
+		return cli_usage("unknown operation '%s': use delete, rename, truncate, write, "
+				 "exec, connect or sql", what);
 	op->kind = (enum ag_op_kind)k;
 	argc--;
 	argv++;
 	switch (op->kind) {
 	case AG_OP_DELETE:
 	case AG_OP_TRUNCATE:
+	case AG_OP_WRITE:
 		if (argc != 1)
 			return cli_usage("%s wants one PATH%s", what,
 					 argc && argv[0][0] == '-' ? " (options go before the operation)" : "");

@@ -20,7 +20,7 @@ static const char help[] =
 "  --since DUR      events of the last DUR (30s, 15m, 2h, 7d); without\n"
 "                   --session this looks at every session\n"
 "Filters:\n"
-"  --op OP          delete, rename, truncate, exec, connect or sql\n"
+"  --op OP          delete, rename, truncate, write, exec, connect or sql\n"
 "  --decision D     allow, log, snapshot, ask, deny, or would-deny\n"
 "                   (also shows that decision in the timeline)\n"
 "  --rule ID        events decided by this rule\n"
@@ -1048,7 +1048,7 @@ static int cmd_report(int argc, char **argv)
 			break;
 		case OPT_OP:
 			if (ag_op_parse(optarg) < 0)
-				return cli_usage("--op is delete, rename, truncate, exec, connect or sql, not '%s'",
+				return cli_usage("--op is delete, rename, truncate, write, exec, connect or sql, not '%s'",
 						 optarg);
 			r.op = optarg;
 			break;

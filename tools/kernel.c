@@ -5,7 +5,8 @@
  *
  *   the filter     built below, installed in the agent's process before it
  *                  execs, inherited by every descendant: the watched calls
- *                  (delete, rename, truncate, truncating opens, exec,
+ *                  (delete, rename, truncate, truncating opens, opens and
+ *                  fallocate modes that overwrite in place, exec,
  *                  connect, sendto/sendmsg with an address, new names,
  *                  io_uring) are reported to the supervisor unless they come
  *                  from the library's gate page (lib/gate.c), which means
@@ -28,6 +29,7 @@
 #include <limits.h>
 #include <link.h>
 #include <linux/audit.h>
+#include <linux/falloc.h>
 #include <linux/filter.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
@@ -59,6 +61,9 @@
 
 /* ---- the filter ------------------------------------------------------------ */
 
+#define FALLOC_DROPS (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_ZERO_RANGE | \
+		      FALLOC_FL_INSERT_RANGE)
+
 /* x86_64 calls reported whatever their arguments (when not from the gate). */
 static const int watched64[] = {
 	SYS_unlink, SYS_unlinkat, SYS_rmdir, SYS_rename, SYS_renameat, SYS_renameat2,
@@ -82,8 +87,7 @@ static const struct { int nr; const char *op; } watched32[] = {
 enum { NR32_OPEN = 5, NR32_OPENAT = 295, NR32_SOCKETCALL = 102 };
 
 /* A tiny assembler: forward jumps to labels, resolved at the end. */
-enum { L_NEXT = -1, L_GATE, L_NOTIFY, L_ALLOW, L_ENOSYS, L_OPEN, L_OPENAT, L_SENDTO,
-       L_NOT64, L_OPEN32, L_OPENAT32, L_SOCK32, L_COUNT };
+enum { L_NEXT = -1, L_GATE, L_NOTIFY, L_ALLOW, L_ENOSYS, L_OPEN, L_OPENAT, L_SENDTO, L_FALLOC, L_NOT64, L_OPEN32, L_OPENAT32, L_SOCK32, L_COUNT };
 struct prog {
 	struct sock_filter ins[256];
 	int jt[256], jf[256];   /* labels, L_NEXT for the next instruction */
@@ -107,6 +111,7 @@ static void emit(struct prog *p, uint16_t code, uint32_t k, int jt, int jf)
 #define JEQ(k, t, f) emit(p, BPF_JMP | BPF_JEQ | BPF_K, (k), (t), (f))
 #define JGE(k, t, f) emit(p, BPF_JMP | BPF_JGE | BPF_K, (k), (t), (f))
 #define JSET(k, t, f) emit(p, BPF_JMP | BPF_JSET | BPF_K, (k), (t), (f))
+#define AND(k) emit(p, BPF_ALU | BPF_AND | BPF_K, (k), L_NEXT, L_NEXT)
 #define LABEL(l) (p->at[l] = p->n)
 #define ARG_LO(i) ((uint32_t)(offsetof(struct seccomp_data, args) + 8 * (i)))
 #define ARG_HI(i) (ARG_LO(i) + 4)
@@ -126,6 +131,21 @@ static int resolve_jumps(struct prog *p)
 	return 0;
 }
 
+/* An open's flags (argument i) that the supervisor must see: it truncates,
+ * or it can overwrite in place (a `write`) — writable, and neither
+ * append-only nor bound to create a new file. */
+static void open_flags(struct prog *p, int i)
+{
+	LD(ARG_LO(i));
+	JSET(O_TRUNC, L_GATE, L_NEXT);
+	JSET(O_ACCMODE, L_NEXT, L_ALLOW);
+	AND(O_CREAT | O_EXCL);
+	JEQ(O_CREAT | O_EXCL, L_ALLOW, L_NEXT);
+	LD(ARG_LO(i));
+	AND(O_ACCMODE | O_APPEND);
+	JEQ(O_WRONLY | O_APPEND, L_ALLOW, L_GATE);
+}
+
 static int build_filter(struct prog *p, uintptr_t gate)
 {
 	memset(p, 0, sizeof *p);
@@ -140,14 +160,16 @@ static int build_filter(struct prog *p, uintptr_t gate)
 	JEQ(SYS_open, L_OPEN, L_NEXT);
 	JEQ(SYS_openat, L_OPENAT, L_NEXT);
 	JEQ(SYS_sendto, L_SENDTO, L_NEXT);
+	JEQ(SYS_fallocate, L_FALLOC, L_NEXT);
 	RET(SECCOMP_RET_ALLOW);
 
 	LABEL(L_OPEN);
-	LD(ARG_LO(1));
-	JSET(O_TRUNC, L_GATE, L_ALLOW);
+	open_flags(p, 1);
 	LABEL(L_OPENAT);
-	LD(ARG_LO(2));
-	JSET(O_TRUNC, L_GATE, L_ALLOW);
+	open_flags(p, 2);
+	LABEL(L_FALLOC);                              /* the modes that drop data */
+	LD(ARG_LO(1));
+	JSET(FALLOC_DROPS, L_GATE, L_ALLOW);
 	LABEL(L_SENDTO);                              /* with an address only */
 	LD(ARG_LO(4));
 	JEQ(0, L_NEXT, L_GATE);
@@ -328,6 +350,7 @@ struct lib {
 	int (*openat)(int, const char *, int, ...);
 	int (*truncate)(const char *, off_t);
 	int (*ftruncate)(int, off_t);
+	int (*fallocate)(int, int, off_t, off_t);
 	int (*connect)(int, const struct sockaddr *, socklen_t);
 	int (*linkat)(int, const char *, int, const char *, int);
 	int (*symlinkat)(const char *, int, const char *);
@@ -666,8 +689,8 @@ static int read_path(struct job *j, uint64_t addr, char *buf)
 	return mem_str(j, addr, buf, PATH_MAX);
 }
 
-/* An open that truncates: opened here, judged and snapshotted by the
- * library's openat, and handed over. 1 when answered by hand_over. */
+/* An open that truncates or can overwrite: opened here, judged and
+ * snapshotted by the library's openat, and handed over. 1 when answered by hand_over. */
 static int do_open(struct job *j, long dfd, uint64_t upath, int flags, mode_t mode, char *path)
 {
 	if (read_path(j, upath, path) < 0)
@@ -927,6 +950,7 @@ static const char *op64(int nr)
 	case SYS_link: case SYS_linkat: case SYS_symlink: case SYS_symlinkat:
 	case SYS_mknod: case SYS_mknodat: return "link";
 	case SYS_io_uring_setup: return "io_uring";
+	case SYS_fallocate: return "write";
 	default: return "truncate";
 	}
 }
@@ -992,6 +1016,16 @@ static int handle(struct job *j)
 		if (fd < 0)
 			break;
 		rc = L->ftruncate(fd, (off_t)a[1]);
+		int e = errno;
+		close(fd);
+		errno = e;
+		break;
+	}
+	case SYS_fallocate: {
+		int fd = job_fd(j, (long)a[0]);
+		if (fd < 0)
+			break;
+		rc = L->fallocate(fd, (int)a[1], (off_t)a[2], (off_t)a[3]);
 		int e = errno;
 		close(fd);
 		errno = e;
@@ -1236,6 +1270,7 @@ struct ag_kernel *ag_kernel_start(int listener, const char *lib_path, uintptr_t 
 	    !SYM(refuse, "agentguard_kernel_refuse") || !SYM(unlinkat, "unlinkat") ||
 	    !SYM(renameat2, "renameat2") || !SYM(openat, "openat") ||
 	    !SYM(truncate, "truncate") || !SYM(ftruncate, "ftruncate") ||
+	    !SYM(fallocate, "fallocate") ||
 	    !SYM(connect, "connect") || !SYM(linkat, "linkat") ||
 	    !SYM(symlinkat, "symlinkat") || !SYM(mknodat, "mknodat")) {
 		snprintf(err, errlen, "%s has no kernel-layer entries (an older build?)", lib_path);

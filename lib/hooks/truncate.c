@@ -1,7 +1,9 @@
 /*
  * truncate: every open that can empty an existing file (O_TRUNC, fopen "w"),
  * truncate and ftruncate to a smaller size. Also where writes to the
- * guard's own files are refused.
+ * guard's own files are refused, and where an open that can overwrite a
+ * file in place (O_WRONLY/O_RDWR without O_TRUNC, fopen "r+") is judged
+ * as a `write` (write.c).
  *
  * A truncating open is carried out in two steps so that what is judged is
  * what is emptied: the file is opened without O_TRUNC (in the directory
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "guard.h"
+#include "write.h"
 
 #define WRITING (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND)
 
@@ -65,19 +68,31 @@ static int aims_at_protected(struct ag_call *c)
 
 /* The decision for a writable open, made on the open descriptor. 0: go on
  * with fd (truncated when `trunc` and allowed); 1: not an operation;
- * -1: refused; -2: the truncation failed (errno says why). */
-static int judge_fd(struct ag_call *c, int fd, int trunc)
+ * -1: refused; -2: the truncation failed (errno says why). An open that
+ * does not truncate but can overwrite (`flags`) is a `write`. */
+static int judge_fd(struct ag_call *c, int fd, int trunc, int flags)
 {
 	struct stat st;
+	int full = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
+	int write = !trunc && full && ag_write_flags(flags);
 
+	/* The editor's hundredth save: one lookup, no /proc, no row. */
+	if (write && ag_rules_name(c, AG_OP_WRITE) && ag_write_seen(&st))
+		return 1;
 	if (ag_set_fd_path(c, fd) < 0)
 		return 1;   /* /proc unreadable: judged by name already */
 	int prot = ag_protected(c->op.path);
-	if (!prot && (!trunc || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0))
+	if (!prot && !write && (!trunc || !full))
 		return 1;   /* nothing to lose */
-	c->at.name = "";     /* the snapshot reads the file through fd itself */
+	/* The snapshot reads the file through fd itself: the parent held for
+	 * the open is done with (and would leak if merely forgotten). */
+	if (c->at.owned)
+		close(c->at.fd);
+	c->at.name = "";
 	c->at.fd = fd;
 	c->at.owned = 0;
+	if (write)
+		return ag_write_judge(c, &st);
 	if (ag_check(c) < 0)
 		return -1;
 	if (trunc && AG_REAL(ftruncate)(fd, 0) < 0)
@@ -85,12 +100,63 @@ static int judge_fd(struct ag_call *c, int fd, int trunc)
 	return 0;
 }
 
+/* The judged open's end: fd handed back, or closed and refused. */
+static int opened(struct ag_call *c, int fd, int trunc, int flags)
+{
+	switch (judge_fd(c, fd, trunc, flags)) {
+	case 1:
+		ag_skip(c);
+		return fd;
+	case -1:
+		close(fd);
+		return ag_refuse(c);
+	case -2: {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return ag_end(c, -1);
+	}
+	default:
+		return ag_end(c, fd);
+	}
+}
+
+/* A file this session already kept, opened again to be written (the
+ * editor's hundredth save): opened as asked, with no parent held and no
+ * /proc lookup. What was opened is checked against what was looked up; a
+ * file swapped in between is judged on the descriptor like any other. */
+static int reopen_seen(struct ag_call *c, enum flavour f, int dirfd, const char *path,
+		       int flags, mode_t mode, int *fdp)
+{
+	struct stat st, now;
+
+	if ((flags & O_TRUNC) || !ag_write_flags(flags) || !ag_rules_name(c, AG_OP_WRITE) ||
+	    fstatat(dirfd, path, &st, (flags & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0) < 0 ||
+	    !S_ISREG(st.st_mode) || !ag_write_seen(&st))
+		return 0;
+	ag_pause(c);
+	int fd = real_open(f, dirfd, path, flags, mode);
+	int e = errno;
+	ag_resume(c);
+	if (fd < 0 || (fstat(fd, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino)) {
+		ag_skip(c);
+		errno = e;
+		*fdp = fd;
+		return 1;
+	}
+	*fdp = opened(c, fd, 0, flags);
+	return 1;
+}
+
 static __attribute__((noinline)) int guarded_open(enum flavour f, int dirfd, const char *path,
 						  int flags, mode_t mode)
 {
 	struct ag_call c;
+	int fd;
 
 	ag_begin(&c, AG_OP_TRUNCATE);
+	if (reopen_seen(&c, f, dirfd, path, flags, mode, &fd))
+		return fd;
 	if (ag_set_path(&c, dirfd, path) < 0) {
 		ag_skip(&c);
 		return real_open(f, dirfd, path, flags, mode);   /* it fails the same way */
@@ -104,26 +170,11 @@ static __attribute__((noinline)) int guarded_open(enum flavour f, int dirfd, con
 	 * the descriptor: leave that oddity to the kernel. */
 	int trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
 	ag_pause(&c);
-	int fd = AG_REAL(openat)(c.at.fd, c.at.name, trunc ? flags & ~O_TRUNC : flags, mode);
+	fd = AG_REAL(openat)(c.at.fd, c.at.name, trunc ? flags & ~O_TRUNC : flags, mode);
 	if (fd < 0)
 		return ag_skip(&c), -1;   /* errno is the open's */
 	ag_resume(&c);
-	switch (judge_fd(&c, fd, trunc)) {
-	case 1:
-		ag_skip(&c);
-		return fd;
-	case -1:
-		close(fd);
-		return ag_refuse(&c);
-	case -2: {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return ag_end(&c, -1);
-	}
-	default:
-		return ag_end(&c, fd);
-	}
+	return opened(&c, fd, trunc, flags);
 }
 
 /* open's mode argument exists only with O_CREAT or O_TMPFILE. */
@@ -250,9 +301,9 @@ static __attribute__((noinline)) FILE *guarded_freopen(
 		ag_skip(&c);
 		return real(path, mode, stream);
 	}
-	int judge = aims_at_protected(&c);
-	if (!judge && (flags & O_TRUNC) && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-	    st.st_size > 0 && realpath(path, c.w->path))
+	int judge = aims_at_protected(&c), write = 0;
+	if (!judge && stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    ((flags & O_TRUNC) || (write = ag_write_flags(flags))) && realpath(path, c.w->path))
 		judge = 1;
 	if (!judge) {
 		ag_skip(&c);
@@ -260,7 +311,12 @@ static __attribute__((noinline)) FILE *guarded_freopen(
 	}
 	c.at.fd = AT_FDCWD;
 	c.at.name = c.w->path;
-	if (ag_check(&c) < 0) {
+	int rc = write ? ag_write_judge(&c, &st) : ag_check(&c);
+	if (rc > 0) {
+		ag_skip(&c);
+		return real(path, mode, stream);
+	}
+	if (rc < 0) {
 		ag_refuse(&c);
 		return NULL;
 	}
@@ -300,6 +356,8 @@ static int judge_shrink(struct ag_call *c, int fd, off_t len)
 	if (!ag_protected(c->op.path) &&
 	    (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= len))
 		return 1;   /* nothing shrinks: not an operation */
+	if (c->at.owned)
+		close(c->at.fd);   /* truncate's parent: done with, as in judge_fd */
 	c->at.fd = fd;
 	c->at.name = "";
 	c->at.owned = 0;

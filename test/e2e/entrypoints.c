@@ -139,10 +139,13 @@ static int fopened(FILE *f)
 	return report(0);
 }
 
+/* EP_WRITE=1: opened to overwrite in place (O_RDWR, fopen "r+") instead. */
 static int do_open(const char *sym)
 {
 	const char *p = arg(0), *name;
-	const int fl = O_WRONLY | O_TRUNC;
+	const int w = getenv("EP_WRITE") != NULL;
+	const int fl = w ? O_RDWR : O_WRONLY | O_TRUNC;
+	const char *fm = w ? "r+" : "w";
 
 	if (!strcmp(sym, "open"))
 		return opened(open(p, fl));
@@ -157,14 +160,14 @@ static int do_open(const char *sym)
 	if (!strcmp(sym, "__open64_2"))
 		return opened(__open64_2(p, fl));
 	if (!strcmp(sym, "fopen"))
-		return fopened(fopen(p, "w"));
+		return fopened(fopen(p, fm));
 	if (!strcmp(sym, "fopen64"))
-		return fopened(fopen64(p, "w"));
+		return fopened(fopen64(p, fm));
 	if (!strncmp(sym, "freopen", 7)) {
 		FILE *f = fopen("/dev/null", "r");
 		if (!f)
 			return usage("cannot open /dev/null");
-		return fopened(!strcmp(sym, "freopen") ? freopen(p, "w", f) : freopen64(p, "w", f));
+		return fopened(!strcmp(sym, "freopen") ? freopen(p, fm, f) : freopen64(p, fm, f));
 	}
 	int dfd = dir_of(p, &name);
 	if (!strcmp(sym, "openat"))
@@ -185,10 +188,23 @@ static int do_truncate(const char *sym)
 		return report(truncate(p, 1) < 0);
 	if (!strcmp(sym, "truncate64"))
 		return report(truncate64(p, 1) < 0);
-	int fd = open(p, O_WRONLY);
+	/* Append-only: the open itself is no `write`, the shrink is judged. */
+	int fd = open(p, O_WRONLY | O_APPEND);
 	if (fd < 0)
 		return report(1);
 	return report((!strcmp(sym, "ftruncate") ? ftruncate(fd, 1) : ftruncate64(fd, 1)) < 0);
+}
+
+/* Punches out the first block (an append-only descriptor, as above). */
+static int do_fallocate(const char *sym)
+{
+	int fd = open(arg(0), O_WRONLY | O_APPEND);
+	const int mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+
+	if (fd < 0)
+		return report(1);
+	return report((!strcmp(sym, "fallocate") ? fallocate(fd, mode, 0, 4096)
+		       : fallocate64(fd, mode, 0, 4096)) < 0);
 }
 
 /* ---- new names and special files ---------------------------------------- */
@@ -479,7 +495,7 @@ static const struct {
 	{"rename", do_rename},
 	{"open", do_open}, {"creat", do_open}, {"__open", do_open}, {"fopen", do_open},
 	{"freopen", do_open},
-	{"truncate", do_truncate}, {"ftruncate", do_truncate},
+	{"truncate", do_truncate}, {"ftruncate", do_truncate}, {"fallocate", do_fallocate},
 	{"link", do_link}, {"symlink", do_link}, {"mkfifo", do_link}, {"mknod", do_link},
 	{"exec", do_exec}, {"fexecve", do_exec}, {"posix_spawn", do_exec},
 	{"system", do_exec}, {"popen", do_exec},

@@ -113,6 +113,47 @@ test_open_family_truncating() {
 	report_bad
 }
 
+# The same opens without O_TRUNC (fopen "r+"): a `write`, kept before the
+# open returns, refused on credentials; creat always truncates.
+test_open_family_writing_in_place() {
+	mkdir -p "$HOME/.ssh"
+	local s opens=${OPENS//creat64/}
+	opens=${opens//creat/}
+	for s in $opens; do
+		printf 'content\n' > "$WS/w.$s"; printf 'key\n' > "$HOME/.ssh/w.$s"
+		EP_WRITE=1 expect $s ok "$WS/w.$s"
+		EP_WRITE=1 expect $s "err EACCES" "$HOME/.ssh/w.$s"
+	done
+	ingest
+	for s in $opens; do
+		row $s write "$WS/w.$s" "$SNAP"; snapped $s "$WS/w.$s"
+		row $s write "$HOME/.ssh/w.$s" "$CRED"
+		[ "$(cat "$HOME/.ssh/w.$s")" == key ] || bad "$s: $HOME/.ssh/w.$s changed"
+	done
+	report_bad
+}
+
+test_fallocate_family_punching() {
+	mkdir -p "$HOME/.ssh"
+	local s
+	for s in fallocate fallocate64; do
+		head -c 8192 /dev/urandom > "$WS/f.$s"; cp "$WS/f.$s" "$T/f.$s.orig"
+		head -c 8192 /dev/urandom > "$HOME/.ssh/f.$s"; cp "$HOME/.ssh/f.$s" "$T/k.$s.orig"
+		expect $s ok "$WS/f.$s"
+		cmp -s "$WS/f.$s" "$T/f.$s.orig" && bad "$s: $WS/f.$s not punched"
+		expect $s "err EACCES" "$HOME/.ssh/f.$s"
+		cmp -s "$HOME/.ssh/f.$s" "$T/k.$s.orig" || bad "$s: $HOME/.ssh/f.$s punched"
+	done
+	ingest
+	for s in fallocate fallocate64; do
+		row $s write "$WS/f.$s" "$SNAP"; snapped $s "$WS/f.$s"
+		row $s write "$HOME/.ssh/f.$s" "$CRED"
+		"$AG" restore --overwrite "$(db "select snapshot from events where op='write' and path='$WS/f.$s'")" >/dev/null
+		cmp -s "$WS/f.$s" "$T/f.$s.orig" || bad "$s: $WS/f.$s not restored byte-identical"
+	done
+	report_bad
+}
+
 test_truncate_family_shrinking() {
 	mkdir -p "$HOME/.ssh"
 	local s
@@ -264,7 +305,10 @@ test_sqlite_entry_points() {
 		got=$(db "select group_concat(sql_class || '|' || decision || '|' || rule, ' ') from events
 			where op='sql' and database='$WS/$s.db' and sql='DROP TABLE users'")
 		[ "$got" == "drop_table|snapshot|sqlite-destructive-snapshot" ] || bad "$s: DROP TABLE row '$got'"
-		got=$(db "select count(*) from snapshots where path='$WS/$s.db'")
+		got=$(db "select count(*) from events where op='write' and path='$WS/$s.db' and snapshot is not null")
+		# Opened read-write: kept once as it was, whatever SQL follows.
+		[ "$got" == 1 ] || bad "$s: $got write snapshots of $WS/$s.db, want 1"
+		got=$(db "select count(*) from events where op='sql' and database='$WS/$s.db' and snapshot is not null")
 		# The second statement is judged too: the close variants' DROP
 		# TABLE orders, set_authorizer's DELETE FROM orders (snapshotted,
 		# then refused by the application's authorizer).

@@ -236,12 +236,16 @@ test_process_tree_forks_threads_vforks_and_execs() {
 }
 
 test_library_calls_are_not_reported_twice() {
-	seed a b c d e
-	krun sh -c 'rm a; mv b c; : > d; python3 -c "import os, subprocess; os.remove(\"e\"); os.system(\"true\"); subprocess.run([\"true\"])"'
+	seed a b c d e w p
+	head -c 8192 /dev/urandom > "$WS/h"
+	krun sh -c 'rm a; mv b c; : > d; printf x 1<> w; fallocate -p -o 0 -l 4096 h; python3 -c "import os, subprocess; os.remove(\"e\"); open(\"p\", \"r+\").write(\"y\"); os.system(\"true\"); subprocess.run([\"true\"])"'
 	assert_eq "$(db "select count(*) from events where layer = 'kernel'")" 0 \
 		"$(db "select op, path from events where layer = 'kernel'")"
 	assert_eq "$(rows delete "$WS/a")" "snapshot library"
 	assert_eq "$(rows delete "$WS/e")" "snapshot library"
+	assert_eq "$(rows write "$WS/w")" "snapshot library"
+	assert_eq "$(rows write "$WS/p")" "snapshot library"
+	assert_eq "$(rows write "$WS/h")" "snapshot library"
 }
 
 test_32bit_system_calls_are_refused() {

@@ -167,6 +167,20 @@ int main(int argc, char **argv)
 			if (fd < 0 || say(op, a, ftruncate(fd, 0)) < 0)
 				continue;
 			close(fd);
+		} else if (!strcmp(op, "overwrite")) {
+			/* In place, no truncation: what opencode's Bun does. */
+			fd = open(a, O_WRONLY);
+			if (say(op, a, fd) >= 0) {
+				if (write(fd, "OVER", 4) != 4)
+					return 3;
+				close(fd);
+			}
+		} else if (!strcmp(op, "punch")) {
+			fd = open(a, O_RDWR);
+			if (fd < 0 || say(op, a, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+							   0, 4096)) < 0)
+				continue;
+			close(fd);
 		} else if (!strcmp(op, "openat2-trunc")) {
 			struct open_how how = {.flags = O_WRONLY | O_TRUNC};
 			fd = (int)syscall(SYS_openat2, AT_FDCWD, a, &how, sizeof how);
