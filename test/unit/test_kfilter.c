@@ -17,7 +17,7 @@
 
 #define GATE ((uintptr_t)0x12340000a000ull)
 
-/* The subset the filter uses: word loads, K-compares, returns. */
+/* The subset the filter uses: word loads, AND, K-compares, returns. */
 static uint32_t run(const struct sock_filter *f, int n, const struct seccomp_data *d)
 {
 	uint32_t a = 0;
@@ -28,6 +28,9 @@ static uint32_t run(const struct sock_filter *f, int n, const struct seccomp_dat
 		case BPF_LD | BPF_W | BPF_ABS:
 			cr_assert(i->k + 4 <= sizeof *d, "load past seccomp_data at %d", pc);
 			memcpy(&a, (const char *)d + i->k, 4);
+			break;
+		case BPF_ALU | BPF_AND | BPF_K:
+			a &= i->k;
 			break;
 		case BPF_JMP | BPF_JEQ | BPF_K:
 			pc += a == i->k ? i->jt : i->jf;
@@ -93,7 +96,40 @@ Test(kfilter, everything_else_passes)
 		cr_expect_eq(verdict(GATE, X64, nr[i], ELSEWHERE, NULL), ALLOW, "nr %d", nr[i]);
 }
 
-Test(kfilter, opens_only_when_they_truncate_sends_only_with_an_address)
+static uint32_t open_v(int flags)
+{
+	uint64_t a[6] = {0x1000, (uint64_t)(unsigned)flags, 0644};
+	uint64_t at[6] = {AT_FDCWD & 0xffffffffu, 0x1000, (uint64_t)(unsigned)flags};
+	uint32_t v = verdict(GATE, X64, SYS_open, ELSEWHERE, a);
+	cr_assert_eq(verdict(GATE, X64, SYS_openat, ELSEWHERE, at), v, "open and openat differ");
+	return v;
+}
+
+Test(kfilter, writable_opens_that_can_overwrite_and_fallocate_that_drops_data)
+{
+	cr_expect_eq(open_v(O_RDONLY), ALLOW);
+	cr_expect_eq(open_v(O_RDONLY | O_CREAT), ALLOW);
+	cr_expect_eq(open_v(O_WRONLY), NOTIFY);
+	cr_expect_eq(open_v(O_RDWR | O_CREAT), NOTIFY);
+	cr_expect_eq(open_v(O_WRONLY | O_TRUNC), NOTIFY);
+	cr_expect_eq(open_v(O_RDONLY | O_TRUNC), NOTIFY);
+	/* Nothing to overwrite: a new file, or writes that only append. */
+	cr_expect_eq(open_v(O_WRONLY | O_CREAT | O_EXCL), ALLOW);
+	cr_expect_eq(open_v(O_WRONLY | O_APPEND), ALLOW);
+	cr_expect_eq(open_v(O_WRONLY | O_APPEND | O_CREAT), ALLOW);
+	/* A read-write append descriptor can be mapped and written. */
+	cr_expect_eq(open_v(O_RDWR | O_APPEND), NOTIFY);
+	uint64_t keep[6] = {3, 0}, punch[6] = {3, 0x02 | 0x01}, collapse[6] = {3, 0x08},
+		 zero[6] = {3, 0x10}, insert[6] = {3, 0x20};
+	cr_expect_eq(verdict(GATE, X64, SYS_fallocate, ELSEWHERE, keep), ALLOW);
+	cr_expect_eq(verdict(GATE, X64, SYS_fallocate, ELSEWHERE, punch), NOTIFY);
+	cr_expect_eq(verdict(GATE, X64, SYS_fallocate, ELSEWHERE, collapse), NOTIFY);
+	cr_expect_eq(verdict(GATE, X64, SYS_fallocate, ELSEWHERE, zero), NOTIFY);
+	cr_expect_eq(verdict(GATE, X64, SYS_fallocate, ELSEWHERE, insert), NOTIFY);
+	cr_expect_eq(verdict(GATE, X64, SYS_fallocate, GATE + 8, punch), ALLOW);
+}
+
+Test(kfilter, truncating_opens_and_sends_with_an_address)
 {
 	uint64_t rd[6] = {0, O_RDONLY}, tr[6] = {0, O_WRONLY | O_TRUNC};
 	uint64_t at_rd[6] = {AT_FDCWD & 0xffffffffu, 0, O_RDWR | O_CREAT},
