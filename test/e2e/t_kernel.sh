@@ -81,31 +81,35 @@ test_busybox_is_judged() {
 	file -L "$(command -v busybox)" | grep -q 'statically linked' || fail "busybox is not static"
 	seed a b c
 	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/known_hosts"
-	seed d
-	krun busybox sh -c "rm a; mv b d; echo new > c; rm $HOME/.ssh/known_hosts" 2>/dev/null || true
+	seed d e
+	krun busybox sh -c "rm a; mv b d; echo new > c; echo XX | dd of=e conv=notrunc 2>/dev/null;
+		rm $HOME/.ssh/known_hosts" 2>/dev/null || true
 	assert_missing "$WS/a"; assert_eq "$(cat "$WS/c")" "new"
 	assert_eq "$(cat "$HOME/.ssh/known_hosts")" "key"
 	assert_eq "$(rows delete "$WS/a")" "snapshot kernel"
 	assert_eq "$(rows rename "$WS/b")" "snapshot kernel"
 	assert_eq "$(rows truncate "$WS/c")" "snapshot kernel"
+	assert_eq "$(rows write "$WS/e")" "snapshot kernel"
 	assert_eq "$(rows delete "$HOME/.ssh/known_hosts")" "deny kernel"
 	"$AG" restore --overwrite --session "$(latest_session)" >/dev/null
 	assert_eq "$(cat "$WS/a")" "original a"
 	assert_eq "$(cat "$WS/b")" "original b"
 	assert_eq "$(cat "$WS/c")" "original c"
 	assert_eq "$(cat "$WS/d")" "original d"
+	assert_eq "$(cat "$WS/e")" "original e"
 }
 
 test_static_go_program_is_judged() {
 	command -v go >/dev/null || fail "golang-go is not installed"
 	local g; g=$(kbuild kgo)
 	file "$g" | grep -q 'statically linked' || fail "$g is not static"
-	seed gone moved over written cut
+	seed gone moved over written cut inplace
 	mkdir -p "$HOME/.kube"; printf 'config\n' > "$HOME/.kube/config"
 	local fakebin=$T/bin; mkdir -p "$fakebin"
 	printf '#!/bin/sh\necho "terraform $*" >> %s\n' "$T/marker" > "$fakebin/terraform"
 	chmod +x "$fakebin/terraform"
-	out=$(krun "$g" rm gone mv moved over write written truncate cut rm "$HOME/.kube/config" \
+	out=$(krun "$g" rm gone mv moved over write written truncate cut overwrite inplace \
+		overwrite "$HOME/.kube/config" rm "$HOME/.kube/config" \
 		dial 169.254.169.254:80 exec "$fakebin/terraform" destroy -auto-approve 2>&1)
 	assert_contains "$out" "rm gone: ok"
 	assert_contains "$out" "dial 169.254.169.254:80: dial tcp 169.254.169.254:80: connect: permission denied"
@@ -117,10 +121,12 @@ test_static_go_program_is_judged() {
 	assert_eq "$(rows rename "$WS/moved")" "snapshot kernel"
 	assert_eq "$(rows truncate "$WS/written")" "snapshot kernel"
 	assert_eq "$(rows truncate "$WS/cut")" "snapshot kernel"
+	assert_eq "$(rows write "$WS/inplace")" "snapshot kernel"
+	assert_eq "$(rows write "$HOME/.kube/config")" "deny kernel"
 	assert_eq "$(db "select rule from events where op = 'exec' and layer = 'kernel'")" "no-infra-destroy"
 	assert_eq "$(db "select rule from events where op = 'connect' and layer = 'kernel'")" "no-cloud-metadata"
 	"$AG" restore --overwrite --session "$(latest_session)" >/dev/null
-	for f in gone moved over written cut; do assert_eq "$(cat "$WS/$f")" "original $f"; done
+	for f in gone moved over written cut inplace; do assert_eq "$(cat "$WS/$f")" "original $f"; done
 }
 
 test_python_ctypes_raw_syscall_is_judged() {

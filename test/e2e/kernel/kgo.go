@@ -31,6 +31,13 @@ func main() {
 			i++
 		case "write":
 			say(op, arg, os.WriteFile(arg, []byte("written by go\n"), 0644))
+		case "overwrite":
+			f, err := os.OpenFile(arg, os.O_WRONLY, 0)
+			if err == nil {
+				_, err = f.WriteAt([]byte("OVERWRITTEN"), 0)
+				f.Close()
+			}
+			say(op, arg, err)
 		case "truncate":
 			say(op, arg, os.Truncate(arg, 0))
 		case "dial":
