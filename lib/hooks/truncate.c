@@ -55,12 +55,47 @@ static int aims_at_protected(struct ag_call *c)
 	ssize_t n = readlinkat(c->at.fd, c->at.name, real, sizeof w->scratch - 1);
 	if (n <= 0)
 		return 0;
-	real[n] = 0;
-	/* A symlink: where it leads (followed to the end, as open would). */
-	char *full = w->target;
-	if (!realpath(c->op.path, full))
+	/* A symlink: where it leads (followed to the end, as open would; by
+	 * the kernel, from the directory held: the link's own name may be
+	 * longer than PATH_MAX). */
+	int fd = AG_REAL(openat)(c->at.fd, c->at.name, O_PATH | O_CLOEXEC);
+	if (fd < 0)
 		return 0;
+	char proc[40], *full = w->target;
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	n = readlink(proc, full, sizeof w->target - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	full[n] = 0;
 	return ag_protected(full);
+}
+
+/* From here on the call acts on the descriptor itself (the snapshot
+ * reads the file through it): the parent held for the open is done with
+ * (it was leaked, one per truncating open, before). */
+static void at_descriptor(struct ag_call *c, int fd)
+{
+	if (c->at.owned)
+		close(c->at.fd);
+	c->at.fd = fd;
+	c->at.name = "";
+	c->at.owned = 0;
+}
+
+/* op.path for the file open on fd, which the caller reached at c->at (if
+ * anywhere): the name ag_set_path made when that entry is the file
+ * itself, else the descriptor's (a symlink there was followed). -1: the
+ * descriptor has no name (/proc not mounted): judged by name already. */
+static int name_opened(struct ag_call *c, int fd)
+{
+	struct stat st, lst;
+
+	if (c->op.path && c->at.name && *c->at.name && fstat(fd, &st) == 0 &&
+	    fstatat(c->at.fd, c->at.name, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    st.st_dev == lst.st_dev && st.st_ino == lst.st_ino)
+		return 0;
+	return ag_set_fd_path_at(c, fd, c->at.fd, c->at.name);
 }
 
 /* The decision for a writable open, made on the open descriptor. 0: go on
@@ -70,14 +105,12 @@ static int judge_fd(struct ag_call *c, int fd, int trunc)
 {
 	struct stat st;
 
-	if (ag_set_fd_path(c, fd) < 0)
+	if (name_opened(c, fd) < 0)
 		return 1;   /* /proc unreadable: judged by name already */
 	int prot = ag_protected(c->op.path);
 	if (!prot && (!trunc || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0))
 		return 1;   /* nothing to lose */
-	c->at.name = "";     /* the snapshot reads the file through fd itself */
-	c->at.fd = fd;
-	c->at.owned = 0;
+	at_descriptor(c, fd);
 	if (ag_check(c) < 0)
 		return -1;
 	if (trunc && AG_REAL(ftruncate)(fd, 0) < 0)
@@ -295,14 +328,12 @@ static int judge_shrink(struct ag_call *c, int fd, off_t len)
 {
 	struct stat st;
 
-	if (ag_set_fd_path(c, fd) < 0)
+	if (name_opened(c, fd) < 0)
 		return 1;
 	if (!ag_protected(c->op.path) &&
 	    (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= len))
 		return 1;   /* nothing shrinks: not an operation */
-	c->at.fd = fd;
-	c->at.name = "";
-	c->at.owned = 0;
+	at_descriptor(c, fd);
 	return ag_check(c) < 0 ? -1 : 0;
 }
 
