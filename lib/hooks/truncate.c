@@ -269,36 +269,46 @@ AG_EXPORT FILE *fopen64(const char *path, const char *mode)
 	return guarded_fopen(path, mode, flags);
 }
 
-/* freopen keeps its stream, so it reopens by name: judged by name (the
- * descriptor trick above would hand back a different stream). */
+/* freopen keeps its stream, and the descriptor number the stream had.
+ * The file is opened, judged and (for "w") truncated as fopen's is, by
+ * descriptor; the stream is then reopened onto that very file through
+ * /proc/self/fd/N, a magic link that names the open file itself and not
+ * a path a symlink could be swapped into, and our descriptor is closed.
+ * (Reopening with "w" truncates again: the same file, already empty.) */
 static __attribute__((noinline)) FILE *guarded_freopen(
 	FILE *(*real)(const char *, const char *, FILE *), const char *path,
 	const char *mode, FILE *stream, int flags)
 {
-	struct ag_call c;
-	struct stat st;
+	int fd = guarded_open(F_OPEN, AT_FDCWD, path, flags | O_CLOEXEC, 0666);
 
-	ag_begin(&c, AG_OP_TRUNCATE);
-	if (ag_set_path(&c, AT_FDCWD, path) < 0) {
-		ag_skip(&c);
-		return real(path, mode, stream);
-	}
-	int judge = aims_at_protected(&c);
-	if (!judge && (flags & O_TRUNC) && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-	    st.st_size > 0 && realpath(path, c.w->path))
-		judge = 1;
-	if (!judge) {
-		ag_skip(&c);
-		return real(path, mode, stream);
-	}
-	c.at.fd = AT_FDCWD;
-	c.at.name = c.w->path;
-	if (ag_check(&c) < 0) {
-		ag_refuse(&c);
+	if (fd < 0) {
+		/* Refused, or the open failed: freopen fails as it does bare when
+		 * its open fails, with the stream's old file closed (an open of ""
+		 * cannot succeed), and the open's errno. */
+		int e = errno;
+		real("", mode, stream);
+		errno = e;
 		return NULL;
 	}
-	FILE *f = real(path, mode, stream);
-	ag_end(&c, f ? 0 : -1);
+	/* The file is there now: 'x' (O_EXCL) was for the open just made. */
+	char m[64], proc[40];
+	const char *use = mode;
+	size_t ml = strlen(mode), letters = strcspn(mode, ",");
+	if (memchr(mode, 'x', letters) && ml < sizeof m) {
+		size_t k = 0;
+		for (size_t i = 0; i < ml; i++)
+			if (i >= letters || mode[i] != 'x')
+				m[k++] = mode[i];
+		m[k] = 0;
+		use = m;
+	}
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	struct stat st;
+	/* Without /proc, by name: judged already, but open to a swap. */
+	FILE *f = real(stat(proc, &st) == 0 ? proc : path, use, stream);
+	int e = errno;
+	close(fd);
+	errno = e;
 	return f;
 }
 

@@ -16,9 +16,17 @@
  *   race LINK SAFE EVIL N    one thread deletes LINK/victim N times while
  *                            another swaps LINK between SAFE and EVIL;
  *                            prints "done OK DENIED"
+ *   freopen PATH [64]        freopen(PATH, "w") (freopen64 with 64) a stream
+ *                            on a pipe's write end, then write "new" to it;
+ *                            prints whether the same FILE* came back on the
+ *                            same descriptor number and the pipe saw EOF
+ *   freopen-race LINK SAFE EVIL N  one thread freopens LINK "w" N times while
+ *                            another points LINK at SAFE or EVIL (files);
+ *                            prints "done OK DENIED"
  *
  * Each prints what happened; the shell test checks disk and audit log.
  */
+#define _GNU_SOURCE   /* freopen64 */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -77,6 +85,10 @@ static void *swapper(void *arg)
 	char tmp[4096];
 
 	snprintf(tmp, sizeof tmp, "%s.tmp", r->link);
+	/* The first name is the safe one. */
+	unlink(tmp);
+	if (symlink(r->safe, tmp) == 0)
+		rename(tmp, r->link);
 	for (unsigned i = 0; !r->stop; i++) {
 		unlink(tmp);
 		if (symlink(i & 1 ? r->evil : r->safe, tmp) == 0)
@@ -196,6 +208,51 @@ int main(int argc, char **argv)
 				ok++;
 			else if (errno == EACCES)
 				denied++;
+		}
+		r.stop = 1;
+		pthread_join(t, NULL);
+		printf("done %ld %ld\n", ok, denied);
+		return 0;
+	}
+	if (!strcmp(cmd, "freopen") && (argc == 3 || argc == 4)) {
+		int p[2];
+		if (pipe(p) < 0)
+			return 3;
+		FILE *f = fdopen(p[1], "w");
+		if (!f)
+			return 3;
+		FILE *g = argc == 4 ? freopen64(argv[2], "w", f) : freopen(argv[2], "w", f);
+		if (!g) {
+			printf("freopen NULL %s\n", strerror(errno));
+			return 1;
+		}
+		int same_fd = fileno(g) == p[1];
+		/* The pipe's only write end was the stream's old file. */
+		fcntl(p[0], F_SETFL, O_NONBLOCK);
+		char c;
+		int eof = read(p[0], &c, 1) == 0;
+		int ok = fputs("new\n", g) >= 0 && fclose(g) == 0;
+		printf("same stream %d, same fd %d, old file closed %d, written %d\n", g == f,
+		       same_fd, eof, ok);
+		return !(g == f && same_fd && eof && ok);
+	}
+	if (!strcmp(cmd, "freopen-race") && argc == 6) {
+		struct race r = {argv[2], argv[3], argv[4], atol(argv[5]), 0};
+		long ok = 0, denied = 0;
+		pthread_t t;
+		pthread_create(&t, NULL, swapper, &r);
+		for (long i = 0; i < r.n; i++) {
+			FILE *f = fopen("/dev/null", "r");
+			if (!f)
+				return 3;
+			/* A failed freopen leaves the FILE closed (not freed). */
+			FILE *g = freopen(r.link, "w", f);
+			if (g) {
+				ok++;
+				fclose(g);
+			} else if (errno == EACCES) {
+				denied++;
+			}
 		}
 		r.stop = 1;
 		pthread_join(t, NULL);

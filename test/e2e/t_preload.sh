@@ -178,3 +178,44 @@ test_a_deleted_working_directory_changes_nothing() {
 	ingest
 	assert_eq "$(db "select count(*) from events where op='delete' and path='$WS/keep.txt'")" 1
 }
+
+test_freopen_keeps_its_stream_and_acts_on_what_was_judged() {
+	key
+	for v in "" 64; do
+		printf 'old%s\n' "$v" > "$WS/notes$v"
+		# shellcheck disable=SC2086
+		out=$(cases freopen "$WS/notes$v" $v) || fail "freopen$v: $out"
+		assert_eq "$out" "same stream 1, same fd 1, old file closed 1, written 1"
+		assert_eq "$(cat "$WS/notes$v")" new
+	done
+	# Refused: NULL with EACCES, and the key keeps its content.
+	out=$(cases freopen "$HOME/.ssh/id_test" 2>&1) && fail "freopen of the key worked: $out"
+	assert_contains "$out" "freopen NULL Permission denied"
+	assert_eq "$(cat "$HOME/.ssh/id_test")" key
+	ingest
+	# The workspace file was snapshotted by descriptor, and comes back.
+	for v in "" 64; do
+		id=$(db "select snapshot from events where op='truncate' and path='$WS/notes$v' and decision='snapshot'")
+		[ -n "$id" ] || fail "no snapshot for freopen$v"
+		"$AG" restore --overwrite "$id" >/dev/null
+		assert_eq "$(cat "$WS/notes$v")" "old$v"
+	done
+	assert_eq "$(db "select decision from events where op='truncate' and path='$HOME/.ssh/id_test'")" deny
+}
+
+test_freopen_through_a_swapped_symlink_changes_nothing() {
+	# freopen used to judge the name and then reopen it: a symlink swapped
+	# in between emptied the key the check never saw.
+	key
+	: > "$WS/safe"
+	cp "$HOME/.ssh/id_test" "$HOME/.ssh/victim"
+	sed 's/^limits: {denials: [0-9]*}/limits: {denials: 0}/' "$AG_ROOT/rules/default.yaml" > "$T/rules.yaml"
+	export AGENTGUARD_RULES=$T/rules.yaml
+	out=$(cases freopen-race "$WS/link" "$WS/safe" "$HOME/.ssh/victim" 10000 2>/dev/null)
+	assert_eq "$(cat "$HOME/.ssh/victim")" key
+	denied=$(awk '{print $3}' <<<"$out")
+	[ "$denied" -gt 0 ] || fail "the swap never won: the race was not exercised ($out)"
+	ingest
+	assert_eq "$(db "select count(*) from events where op='truncate' and path='$HOME/.ssh/victim' and decision='deny'")" "$denied"
+	assert_eq "$(db "select count(*) from events where path='$HOME/.ssh/victim' and decision!='deny'")" 0
+}
