@@ -90,6 +90,28 @@ test_a_signal_handler_that_interrupts_the_guard_cannot_delete() {
 	assert_eq "$(db "select count(*) from events where op='delete' and path='$HOME/.ssh/id_test' and decision!='deny'")" 0
 }
 
+test_a_handler_interrupting_the_guard_while_it_holds_the_spool_lock_is_counted_in_a_gap() {
+	# The storm above meets the spool's lock held only by chance; here it
+	# is made certain. The file size limit is set to the spool's size: the
+	# guard's next growth of the spool, under its lock, fails with SIGXFSZ,
+	# whose handler (on this thread) deletes the key. That decision cannot
+	# wait for the lock its own thread holds: it is made from the rules
+	# alone (deny), and counted in a gap once the lock is free.
+	key
+	mkdir -p "$T/scratch"
+	out=$(cases handler-spool-locked "$AGENTGUARD_STATE_DIR/spool" "$T/scratch" \
+		"$HOME/.ssh/id_test" 2>/dev/null) || fail "$out"
+	assert_eq "$out" "handler runs 1 unlink -1 Permission denied"
+	assert_exists "$HOME/.ssh/id_test"
+	ingest
+	assert_eq "$(db "select count(*) from events where path='$HOME/.ssh/id_test'")" 0
+	assert_eq "$(db "select what from gaps where what like '%signal handler%'")" \
+		"1 operations were decided in a signal handler that interrupted agentguard, from the rules alone, and not recorded"
+	# The interrupted call itself (an allowed unlink) is a gap of its own.
+	assert_eq "$(db "select what from gaps where what like '%could not be recorded%'")" \
+		"1 decisions could not be recorded"
+}
+
 test_a_symlink_swapped_between_check_and_use_changes_nothing() {
 	key
 	mkdir -p "$WS/safe"
