@@ -200,16 +200,44 @@ int ag_path_lexical(const char *base, const char *p, char *out, size_t outlen);
  * (not followed). Returns 0, or -1 with errno. */
 int ag_path_resolve(int dirfd, const char *p, char *out, size_t outlen);
 
+/* A judged name, which may be longer than PATH_MAX: the kernel limits each
+ * path argument to PATH_MAX, not the depth of a tree, so a call relative
+ * to a deep directory descriptor or a deep cwd names a file whose absolute
+ * name is longer. It starts in the caller's buffer (s, cap) and moves to
+ * an anonymous mapping when it outgrows it (no malloc: names are made in
+ * signal handlers too); ag_name_free gives the mapping back. Names longer
+ * than AG_NAME_MAX are not made (ENAMETOOLONG). */
+struct ag_name {
+	char *s;
+	size_t cap;
+	size_t mapped;   /* >0: s is a mapping of this many bytes */
+};
+#define AG_NAME_MAX (1u << 20)
+void ag_name_free(struct ag_name *n);
+
 /* For an operation on the last component of (dirfd, p): open its parent
  * directory (*pfd, O_PATH; the caller closes it when it is not dirfd),
  * point *name at the last component inside p (trailing slashes kept, as
- * the real call must see them), and write the absolute path the kernel
- * gives that directory, joined with the name, into out. scratch holds the
- * directory part while it is opened. For "/", "." and ".." (nothing to
- * act on inside a parent) *pfd and *name are dirfd and p. Returns 0, or
- * -1 with the errno the real call would have failed with. */
-int ag_path_parent(int dirfd, const char *p, char *out, size_t outlen, char *scratch,
+ * the real call must see them), and write the absolute path of that
+ * directory (free of symlinks), joined with the name, into out, however
+ * long. scratch (at least PATH_MAX bytes) is used meanwhile. For "/", "."
+ * and ".." (nothing to act on inside a parent) *pfd and *name are dirfd
+ * and p. Returns 0; -1 with the errno the real call would have failed
+ * with (p itself PATH_MAX or longer: ENAMETOOLONG, as the kernel says);
+ * -2 when the parent is open in *pfd but its name cannot be had (errno:
+ * an ancestor that cannot be read, say), and out holds nothing. */
+int ag_path_parent(int dirfd, const char *p, struct ag_name *out, char *scratch,
 		   size_t scratchlen, int *pfd, const char **name);
+
+/* The absolute name of what descriptor fd is open on, however long. For a
+ * directory it is found by walking up; a file deeper than the kernel
+ * names (/proc/self/fd stops at a page) can only be found by its inode in
+ * a directory: the one (hintdir, hint) names, if given (where the caller
+ * opened it; symlinks there are followed), then the cwd, then each
+ * directory this process has open. 0, or -1 with errno (ENAMETOOLONG: it
+ * was found nowhere; EBADF: not a file with a name, a pipe say). */
+int ag_fd_name(int fd, int hintdir, const char *hint, struct ag_name *out, char *scratch,
+	       size_t scratchlen);
 
 /* ---- hashing (hash.c) ---------------------------------------------------- */
 

@@ -399,6 +399,8 @@ static void finish(struct ag_call *c)
 	if (c->tat.owned)
 		close(c->tat.fd);
 	c->at.owned = c->tat.owned = 0;
+	ag_name_free(&c->pn);
+	ag_name_free(&c->tn);
 	if (c->w) {
 		frame_give(c->w);
 		c->w = NULL;
@@ -415,61 +417,97 @@ static int need_work(struct ag_call *c)
 	return -1;
 }
 
-static int set_at(struct ag_call *c, struct ag_at *at, char *out, int dirfd, const char *path)
+/* The object's name cannot be had: the call is judged without one (and
+ * refused, see judge_rules). */
+static void set_unnamed(struct ag_call *c, int err)
+{
+	snprintf(c->why, sizeof c->why, "agentguard cannot name the file this acts on (%s), "
+		 "so it cannot judge it", strerror(err));
+	c->unnamed = c->why;
+}
+
+/* -1: refuse with c->fail_errno; 0: op's name in nm; 1: unnamed. */
+static int set_at(struct ag_call *c, struct ag_at *at, struct ag_name *nm, char *buf,
+		  int dirfd, const char *path)
 {
 	struct ag_work *w = c->w;
 
-	if (ag_path_parent(dirfd, path, out, AG_PATH_MAX, w->scratch, sizeof w->scratch,
-			   &at->fd, &at->name) < 0) {
+	if (!nm->s) {
+		nm->s = buf;
+		nm->cap = AG_PATH_MAX;
+	}
+	int rc = ag_path_parent(dirfd, path, nm, w->scratch, sizeof w->scratch, &at->fd,
+				&at->name);
+	at->owned = at->fd != dirfd;
+	if (rc == -1) {
 		/* The real call would fail too (no such directory, bad dirfd,
 		 * too long): refuse with the same complaint, judge nothing. */
 		c->fail_errno = errno;
 		return -1;
 	}
-	at->owned = at->fd != dirfd;
+	if (rc == -2) {
+		set_unnamed(c, errno);
+		return 1;
+	}
 	return 0;
 }
 
 int ag_set_path(struct ag_call *c, int dirfd, const char *path)
 {
-	if (need_work(c) < 0 || set_at(c, &c->at, c->w->path, dirfd, path) < 0)
+	int rc = need_work(c) < 0 ? -1 : set_at(c, &c->at, &c->pn, c->w->path, dirfd, path);
+
+	if (rc < 0)
 		return -1;
-	c->op.path = c->w->path;
+	c->op.path = rc == 0 ? c->pn.s : NULL;
 	return 0;
 }
 
 int ag_set_target(struct ag_call *c, int dirfd, const char *path)
 {
 	struct stat st;
+	int rc = need_work(c) < 0 ? -1 : set_at(c, &c->tat, &c->tn, c->w->target, dirfd, path);
 
-	if (need_work(c) < 0 || set_at(c, &c->tat, c->w->target, dirfd, path) < 0)
+	if (rc < 0)
 		return -1;
-	c->op.target = c->w->target;
+	c->op.target = rc == 0 ? c->tn.s : NULL;
 	c->op.target_exists = fstatat(c->tat.fd, c->tat.name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	return 0;
+}
+
+int ag_set_fd_path_at(struct ag_call *c, int fd, int hintdir, const char *hint)
+{
+	if (need_work(c) < 0)
+		return -1;
+	if (!c->pn.s) {
+		c->pn.s = c->w->path;
+		c->pn.cap = AG_PATH_MAX;
+	}
+	c->op.path = NULL;
+	if (ag_fd_name(fd, hintdir, hint, &c->pn, c->w->scratch, sizeof c->w->scratch) < 0) {
+		if (errno != ENAMETOOLONG) {
+			c->fail_errno = errno;
+			return -1;
+		}
+		snprintf(c->why, sizeof c->why, "the file behind descriptor %d is deeper than "
+			 "PATH_MAX and in no directory this process has open, so agentguard "
+			 "cannot name it to judge it (work from its directory)", fd);
+		c->unnamed = c->why;
+		return 0;
+	}
+	c->op.path = c->pn.s;
 	return 0;
 }
 
 int ag_set_fd_path(struct ag_call *c, int fd)
 {
-	char proc[40];
-
-	if (need_work(c) < 0)
-		return -1;
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(proc, c->w->path, sizeof c->w->path - 1);
-	if (n <= 0 || c->w->path[0] != '/') {
-		c->fail_errno = n < 0 ? errno : EBADF;
-		return -1;
-	}
-	c->w->path[n] = 0;
-	c->op.path = c->w->path;
-	return 0;
+	return ag_set_fd_path_at(c, fd, AT_FDCWD, NULL);
 }
 
 int ag_set_exec(struct ag_call *c, int dirfd, const char *file,
 		char *const argv[], int search)
 {
 	int rc;
+	struct stat st;
 
 	if (!file) {
 		c->fail_errno = EFAULT;
@@ -477,27 +515,33 @@ int ag_set_exec(struct ag_call *c, int dirfd, const char *file,
 	}
 	if (need_work(c) < 0)
 		return -1;
-	char *path = c->w->path;
 	if (!*file && dirfd >= 0) {
 		/* fexecve, execveat(AT_EMPTY_PATH): the file behind the descriptor. */
-		char proc[40];
-		snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
-		ssize_t n = readlink(proc, path, AG_PATH_MAX - 1);
-		rc = n > 0 ? 0 : -1;
-		path[n > 0 ? n : 0] = 0;
-	} else if (search && !strchr(file, '/'))
-		rc = ag_launch_resolve(file, path, AG_PATH_MAX);
-	else
-		rc = ag_path_resolve(dirfd, file, path, AG_PATH_MAX);
+		if (ag_set_fd_path(c, dirfd) < 0)
+			return 1;
+		rc = c->unnamed ? 0 : strlen(c->op.path) < AG_PATH_MAX ? stat(c->op.path, &st)
+							      : fstat(dirfd, &st);
+	} else if (search && !strchr(file, '/')) {
+		rc = ag_launch_resolve(file, c->w->path, AG_PATH_MAX);
+		if (rc == 0)
+			rc = stat(c->w->path, &st);
+		c->op.path = c->w->path;
+	} else {
+		/* Named from its directory, held open: the name may be longer than
+		 * PATH_MAX (a relative path from a deep cwd or dirfd). */
+		rc = set_at(c, &c->at, &c->pn, c->w->path, dirfd, file);
+		c->op.path = rc == 0 ? c->pn.s : NULL;
+		if (rc >= 0)
+			rc = fstatat(c->at.fd, c->at.name, &st, 0);
+		c->fail_errno = 0;
+	}
 	/* No such program: nothing will run, and the real call says so. Callers
 	 * like Python's subprocess try every $PATH entry in turn; only the one
 	 * that exists is an operation. */
-	struct stat st;
-	if (rc < 0 || stat(path, &st) < 0)
+	if (rc < 0)
 		return 1;
-	c->op.path = path;
 	c->op.argv = (const char *const *)argv;
-	c->unguarded = ag_launch_unguarded(path);
+	c->unguarded = c->op.path ? ag_launch_unguarded(c->op.path) : NULL;
 	c->op.unguarded = c->unguarded != NULL;
 	return 0;
 }
@@ -637,15 +681,38 @@ static int snapshot_budget(const char *path)
 }
 
 /* Over budget after the fact: give the store its space back (and a
- * moved file its place). */
-static void snapshot_drop(const struct ag_snapshot *s)
+ * moved file its place, (dirfd, name): its path may be longer than
+ * PATH_MAX). */
+static void snapshot_drop(const struct ag_snapshot *s, int dirfd, const char *name)
 {
 	if (!s->store[0])
 		return;
 	if (s->moved)
-		rename(s->abs, s->path);
+		renameat(AT_FDCWD, s->abs, dirfd, name);
 	else
 		unlink(s->abs);
+}
+
+/* A name escaped for a human: when long (deeper than PATH_MAX, say) its
+ * start and its end, where the file's own name is, cut at whole
+ * characters. The bytes written to out (cap > 0). */
+static size_t shown_name(const char *s, char *out, size_t cap)
+{
+	size_t n = strlen(s), keep = 1024;
+
+	if (n <= 2 * keep + 3)
+		return ag_escape_display(s, n, out, cap);
+	size_t head = keep, tail = n - keep;
+	while (head && ((unsigned char)s[head] & 0xc0) == 0x80)
+		head--;
+	while (tail < n && ((unsigned char)s[tail] & 0xc0) == 0x80)
+		tail++;
+	size_t o = ag_escape_display(s, head, out, cap / 2);
+	if (o + 4 < cap) {
+		memcpy(out + o, "...", 4);
+		o += 3;
+	}
+	return o + ag_escape_display(s + tail, n - tail, out + o, cap - o);
 }
 
 /* Supervised mode: ask on the terminal, never on the agent's stdin. */
@@ -663,11 +730,11 @@ static int ask_human(struct ag_call *c)
 	 * part has its bound, which together fit q. */
 	size_t l = (size_t)snprintf(q, 64, "agentguard: allow %s ", ag_op_name(c->op.kind));
 	if (c->op.path)
-		l += ag_escape_display(c->op.path, strlen(c->op.path), q + l, AG_PATH_MAX);
+		l += shown_name(c->op.path, q + l, AG_PATH_MAX);
 	if (c->op.target) {
 		memcpy(q + l, " -> ", 4);
 		l += 4;
-		l += ag_escape_display(c->op.target, strlen(c->op.target), q + l, AG_PATH_MAX);
+		l += shown_name(c->op.target, q + l, AG_PATH_MAX);
 	}
 	memcpy(q + l, "? (rule ", 8);
 	l += 8;
@@ -930,6 +997,12 @@ static void put_shown(struct line *l, const char *s, size_t len)
 		l->n += ag_escape_display(s, len, l->buf + l->n, l->cap - l->n);
 }
 
+static void put_name(struct line *l, const char *s)
+{
+	if (l->n + 1 < l->cap)
+		l->n += shown_name(s, l->buf + l->n, l->cap - l->n);
+}
+
 /* Every part but the op words may be the agent's text (the rules file
  * too): escaped straight into line, so one denial stays one honest line.
  * No buffer of path size: this runs on signal stacks. */
@@ -982,12 +1055,12 @@ int ag_describe(const struct ag_call *c, char *line, size_t len)
 		} else {
 			put_shown(&l, ap, strlen(ap));
 		}
-	} else {
-		if (o->path)
-			put_shown(&l, o->path, strlen(o->path));
+	} else if (o->kind != AG_OP_IO_URING) {
+		/* No path: one that could not be named (c->unnamed says why). */
+		put_name(&l, o->path ? o->path : "?");
 		if (o->target) {
 			put(&l, " -> ");
-			put_shown(&l, o->target, strlen(o->target));
+			put_name(&l, o->target);
 		}
 	}
 	put(&l, c->rule ? " (rule " : " (default for ");
@@ -1081,7 +1154,7 @@ static int take_snapshots(struct ag_call *c, char *why, size_t whylen)
 			snapshot_unbudget(&vst);
 			if (snapshot_budget_st(&c->w->snap.st) < 0) {
 				e = errno;
-				snapshot_drop(&c->w->snap);
+				snapshot_drop(&c->w->snap, at->fd, at->name);
 				rc = -1;
 			}
 		}
@@ -1158,7 +1231,7 @@ static int absent(struct ag_call *c)
 		return 0;
 	if (!c->at.name || fstatat(c->at.fd, c->at.name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return 0;
-	if (errno != ENOENT && errno != ENOTDIR)
+	if (errno != ENOENT && errno != ENOTDIR && errno != ENAMETOOLONG)
 		return 0;
 	c->fail_errno = errno;
 	return 1;
@@ -1168,6 +1241,10 @@ static int absent(struct ag_call *c)
  * (c->v holds their verdict), 0 when self-protection refused. */
 static int judge_rules(struct ag_call *c)
 {
+	if (c->unnamed) {
+		deny(c, "agentguard-unnamed", c->unnamed);
+		return 0;
+	}
 	if (protected_op(&c->op)) {
 		deny(c, "agentguard-self",
 		     "the guard's own files (audit log, snapshots, rules, library) are protected");
@@ -1274,7 +1351,8 @@ int ag_check(struct ag_call *c)
 			__atomic_add_fetch(&k->denials, 1, __ATOMIC_RELAXED);
 		if (c->enforced) {
 			if (moved)
-				snapshot_drop(&c->w->snap);   /* denied after all: put it back */
+				/* denied after all: put it back */
+				snapshot_drop(&c->w->snap, c->at.fd, c->at.name);
 			leave(c);
 			return -1;
 		}

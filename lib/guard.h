@@ -164,6 +164,10 @@ struct ag_call {
 	int64_t t0;
 	struct ag_at at;           /* ag_set_path: where the real call acts */
 	struct ag_at tat;          /* ag_set_target: the same for the target */
+	struct ag_name pn, tn;     /* op.path and op.target: in w, or mapped
+	                              when longer (given back with the call) */
+	const char *unnamed;       /* why the object could not be named: the
+	                              call is then refused, and recorded */
 	struct ag_work *w;         /* NULL until a buffer is needed */
 	char why[256];             /* a reason made up on the spot: it must
 	                              outlive ag_check (clients quote it later) */
@@ -179,12 +183,19 @@ struct ag_work *ag_work(struct ag_call *c);
 
 /* Fill op.path from (dirfd, path) and hold its parent open in c->at; -1
  * when the path cannot be resolved and the call must be refused with
- * c->fail_errno (the real call would have failed the same way).
+ * c->fail_errno (the real call would have failed the same way). A parent
+ * that is there but cannot be named (an ancestor deeper than PATH_MAX
+ * that cannot be read): 0, op.path NULL and c->unnamed set.
  * ag_set_target does the same for op.target and c->tat (rename, link). */
 int ag_set_path(struct ag_call *c, int dirfd, const char *path);
 int ag_set_target(struct ag_call *c, int dirfd, const char *path);
-/* Fill op.path with the file behind a descriptor (ftruncate, fexecve). */
+/* Fill op.path with the file behind a descriptor (ftruncate, fexecve).
+ * ag_set_fd_path_at first looks for it at (hintdir, hint), where the
+ * caller opened it: a file deeper than PATH_MAX has no name the kernel
+ * will print. Either way, when it cannot be named at all, c->unnamed
+ * says so (and the call is refused by ag_check). */
 int ag_set_fd_path(struct ag_call *c, int fd);
+int ag_set_fd_path_at(struct ag_call *c, int fd, int hintdir, const char *hint);
 /* The session's rules say something about op (they are compiled now if
  * they were not yet). */
 int ag_rules_name(struct ag_call *c, enum ag_op_kind op);

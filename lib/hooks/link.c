@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,9 +28,21 @@ static int judge_link(struct ag_call *c, int olddir, const char *old, int follow
 		return -1;
 	if (ag_set_target(c, newdir, new) < 0)
 		return -1;
-	/* Linking through a symlink links what it leads to. */
-	if (old && follow && realpath(c->op.path, c->w->scratch))
-		c->op.path = c->w->scratch;
+	/* Linking through a symlink links what it leads to: named by the
+	 * kernel from the directory held (the link's own name may be longer
+	 * than PATH_MAX, and realpath stops there). */
+	if (old && follow && c->op.path) {
+		int fd = AG_REAL(openat)(c->at.fd, c->at.name, O_PATH | O_CLOEXEC);
+		char proc[40];
+		snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+		ssize_t n = fd < 0 ? -1 : readlink(proc, c->w->scratch, sizeof c->w->scratch - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n > 0 && c->w->scratch[0] == '/') {
+			c->w->scratch[n] = 0;
+			c->op.path = c->w->scratch;
+		}
+	}
 	if (!ag_protected(c->op.path) && !ag_protected(c->op.target) &&
 	    !ag_rules_name(c, AG_OP_LINK)) {
 		ag_skip(c);

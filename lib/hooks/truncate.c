@@ -58,12 +58,47 @@ static int aims_at_protected(struct ag_call *c)
 	ssize_t n = readlinkat(c->at.fd, c->at.name, real, sizeof w->scratch - 1);
 	if (n <= 0)
 		return 0;
-	real[n] = 0;
-	/* A symlink: where it leads (followed to the end, as open would). */
-	char *full = w->target;
-	if (!realpath(c->op.path, full))
+	/* A symlink: where it leads (followed to the end, as open would; by
+	 * the kernel, from the directory held: the link's own name may be
+	 * longer than PATH_MAX). */
+	int fd = AG_REAL(openat)(c->at.fd, c->at.name, O_PATH | O_CLOEXEC);
+	if (fd < 0)
 		return 0;
+	char proc[40], *full = w->target;
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	n = readlink(proc, full, sizeof w->target - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	full[n] = 0;
 	return ag_protected(full);
+}
+
+/* From here on the call acts on the descriptor itself (the snapshot
+ * reads the file through it): the parent held for the open is done with
+ * (it was leaked, one per truncating open, before). */
+static void at_descriptor(struct ag_call *c, int fd)
+{
+	if (c->at.owned)
+		close(c->at.fd);
+	c->at.fd = fd;
+	c->at.name = "";
+	c->at.owned = 0;
+}
+
+/* op.path for the file open on fd, which the caller reached at c->at (if
+ * anywhere): the name ag_set_path made when that entry is the file
+ * itself, else the descriptor's (a symlink there was followed). -1: the
+ * descriptor has no name (/proc not mounted): judged by name already. */
+static int name_opened(struct ag_call *c, int fd)
+{
+	struct stat st, lst;
+
+	if (c->op.path && c->at.name && *c->at.name && fstat(fd, &st) == 0 &&
+	    fstatat(c->at.fd, c->at.name, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    st.st_dev == lst.st_dev && st.st_ino == lst.st_ino)
+		return 0;
+	return ag_set_fd_path_at(c, fd, c->at.fd, c->at.name);
 }
 
 /* The decision for a writable open, made on the open descriptor. 0: go on
@@ -79,18 +114,12 @@ static int judge_fd(struct ag_call *c, int fd, int trunc, int flags)
 	/* The editor's hundredth save: one lookup, no /proc, no row. */
 	if (write && ag_rules_name(c, AG_OP_WRITE) && ag_write_seen(&st))
 		return 1;
-	if (ag_set_fd_path(c, fd) < 0)
+	if (name_opened(c, fd) < 0)
 		return 1;   /* /proc unreadable: judged by name already */
 	int prot = ag_protected(c->op.path);
 	if (!prot && !write && (!trunc || !full))
 		return 1;   /* nothing to lose */
-	/* The snapshot reads the file through fd itself: the parent held for
-	 * the open is done with (and would leak if merely forgotten). */
-	if (c->at.owned)
-		close(c->at.fd);
-	c->at.name = "";
-	c->at.fd = fd;
-	c->at.owned = 0;
+	at_descriptor(c, fd);
 	if (write)
 		return ag_write_judge(c, &st);
 	if (ag_check(c) < 0)
@@ -287,41 +316,46 @@ AG_EXPORT FILE *fopen64(const char *path, const char *mode)
 	return guarded_fopen(path, mode, flags);
 }
 
-/* freopen keeps its stream, so it reopens by name: judged by name (the
- * descriptor trick above would hand back a different stream). */
+/* freopen keeps its stream, and the descriptor number the stream had.
+ * The file is opened, judged and (for "w") truncated as fopen's is, by
+ * descriptor; the stream is then reopened onto that very file through
+ * /proc/self/fd/N, a magic link that names the open file itself and not
+ * a path a symlink could be swapped into, and our descriptor is closed.
+ * (Reopening with "w" truncates again: the same file, already empty.) */
 static __attribute__((noinline)) FILE *guarded_freopen(
 	FILE *(*real)(const char *, const char *, FILE *), const char *path,
 	const char *mode, FILE *stream, int flags)
 {
-	struct ag_call c;
-	struct stat st;
+	int fd = guarded_open(F_OPEN, AT_FDCWD, path, flags | O_CLOEXEC, 0666);
 
-	ag_begin(&c, AG_OP_TRUNCATE);
-	if (ag_set_path(&c, AT_FDCWD, path) < 0) {
-		ag_skip(&c);
-		return real(path, mode, stream);
-	}
-	int judge = aims_at_protected(&c), write = 0;
-	if (!judge && stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-	    ((flags & O_TRUNC) || (write = ag_write_flags(flags))) && realpath(path, c.w->path))
-		judge = 1;
-	if (!judge) {
-		ag_skip(&c);
-		return real(path, mode, stream);
-	}
-	c.at.fd = AT_FDCWD;
-	c.at.name = c.w->path;
-	int rc = write ? ag_write_judge(&c, &st) : ag_check(&c);
-	if (rc > 0) {
-		ag_skip(&c);
-		return real(path, mode, stream);
-	}
-	if (rc < 0) {
-		ag_refuse(&c);
+	if (fd < 0) {
+		/* Refused, or the open failed: freopen fails as it does bare when
+		 * its open fails, with the stream's old file closed (an open of ""
+		 * cannot succeed), and the open's errno. */
+		int e = errno;
+		real("", mode, stream);
+		errno = e;
 		return NULL;
 	}
-	FILE *f = real(path, mode, stream);
-	ag_end(&c, f ? 0 : -1);
+	/* The file is there now: 'x' (O_EXCL) was for the open just made. */
+	char m[64], proc[40];
+	const char *use = mode;
+	size_t ml = strlen(mode), letters = strcspn(mode, ",");
+	if (memchr(mode, 'x', letters) && ml < sizeof m) {
+		size_t k = 0;
+		for (size_t i = 0; i < ml; i++)
+			if (i >= letters || mode[i] != 'x')
+				m[k++] = mode[i];
+		m[k] = 0;
+		use = m;
+	}
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	struct stat st;
+	/* Without /proc, by name: judged already, but open to a swap. */
+	FILE *f = real(stat(proc, &st) == 0 ? proc : path, use, stream);
+	int e = errno;
+	close(fd);
+	errno = e;
 	return f;
 }
 
@@ -351,16 +385,12 @@ static int judge_shrink(struct ag_call *c, int fd, off_t len)
 {
 	struct stat st;
 
-	if (ag_set_fd_path(c, fd) < 0)
+	if (name_opened(c, fd) < 0)
 		return 1;
 	if (!ag_protected(c->op.path) &&
 	    (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= len))
 		return 1;   /* nothing shrinks: not an operation */
-	if (c->at.owned)
-		close(c->at.fd);   /* truncate's parent: done with, as in judge_fd */
-	c->at.fd = fd;
-	c->at.name = "";
-	c->at.owned = 0;
+	at_descriptor(c, fd);
 	return ag_check(c) < 0 ? -1 : 0;
 }
 

@@ -16,9 +16,23 @@
  *   race LINK SAFE EVIL N    one thread deletes LINK/victim N times while
  *                            another swaps LINK between SAFE and EVIL;
  *                            prints "done OK DENIED"
+ *   handler-spool-locked SPOOLDIR SCRATCH PATH  a handler deletes PATH while
+ *                            this thread holds the spool's lock: the file
+ *                            size limit is set to the spool's size, so the
+ *                            guard's next growth of the spool (under its
+ *                            lock, deciding an unlink in SCRATCH) raises
+ *                            SIGXFSZ; prints "handler runs R unlink RC ERR"
+ *   freopen PATH [64]        freopen(PATH, "w") (freopen64 with 64) a stream
+ *                            on a pipe's write end, then write "new" to it;
+ *                            prints whether the same FILE* came back on the
+ *                            same descriptor number and the pipe saw EOF
+ *   freopen-race LINK SAFE EVIL N  one thread freopens LINK "w" N times while
+ *                            another points LINK at SAFE or EVIL (files);
+ *                            prints "done OK DENIED"
  *
  * Each prints what happened; the shell test checks disk and audit log.
  */
+#define _GNU_SOURCE   /* freopen64 */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -28,6 +42,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +59,36 @@ static void unlink_victim(int sig)
 	handler_errno = errno;
 	handler_runs++;
 	errno = e;
+}
+
+/* SIGXFSZ: the guard is growing the spool, under its lock. Once: the
+ * limit goes back, and the guard's next record gets through. */
+static void unlink_victim_unlimited(int sig)
+{
+	struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+	setrlimit(RLIMIT_FSIZE, &rl);
+	unlink_victim(sig);
+}
+
+/* The largest spool in dir: this process's. */
+static off_t spool_size(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	off_t max = 0;
+	char p[4096];
+	struct stat st;
+
+	while (d && (e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		if (l > 6 && !strcmp(e->d_name + l - 6, ".spool") && stat(p, &st) == 0 &&
+		    st.st_size > max)
+			max = st.st_size;
+	}
+	if (d)
+		closedir(d);
+	return max;
 }
 
 static void *thread_body(void *arg)
@@ -77,6 +123,10 @@ static void *swapper(void *arg)
 	char tmp[4096];
 
 	snprintf(tmp, sizeof tmp, "%s.tmp", r->link);
+	/* The first name is the safe one. */
+	unlink(tmp);
+	if (symlink(r->safe, tmp) == 0)
+		rename(tmp, r->link);
 	for (unsigned i = 0; !r->stop; i++) {
 		unlink(tmp);
 		if (symlink(i & 1 ? r->evil : r->safe, tmp) == 0)
@@ -196,6 +246,78 @@ int main(int argc, char **argv)
 				ok++;
 			else if (errno == EACCES)
 				denied++;
+		}
+		r.stop = 1;
+		pthread_join(t, NULL);
+		printf("done %ld %ld\n", ok, denied);
+		return 0;
+	}
+	if (!strcmp(cmd, "handler-spool-locked") && argc == 5) {
+		struct sigaction sa = {.sa_handler = unlink_victim_unlimited};
+		char f[4096];
+		victim = argv[4];
+		snprintf(f, sizeof f, "%s/f", argv[3]);
+		sigaction(SIGXFSZ, &sa, NULL);
+		/* The first decision makes the spool. */
+		close(open(f, O_WRONLY | O_CREAT, 0600));
+		unlink(f);
+		off_t size = spool_size(argv[2]);
+		if (size <= 0)
+			return 3;
+		struct rlimit rl = {(rlim_t)size, RLIM_INFINITY};
+		if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+			return 3;
+		/* Each unlink is a row; the spool fills, and must grow. */
+		for (int i = 0; i < 100000 && !handler_runs; i++) {
+			close(open(f, O_WRONLY | O_CREAT, 0600));
+			unlink(f);
+		}
+		/* One more row: the guard says what it could not record. */
+		close(open(f, O_WRONLY | O_CREAT, 0600));
+		unlink(f);
+		printf("handler runs %d unlink %d %s\n", (int)handler_runs, (int)handler_rc,
+		       handler_rc ? strerror(handler_errno) : "ok");
+		return handler_runs != 1;
+	}
+	if (!strcmp(cmd, "freopen") && (argc == 3 || argc == 4)) {
+		int p[2];
+		if (pipe(p) < 0)
+			return 3;
+		FILE *f = fdopen(p[1], "w");
+		if (!f)
+			return 3;
+		FILE *g = argc == 4 ? freopen64(argv[2], "w", f) : freopen(argv[2], "w", f);
+		if (!g) {
+			printf("freopen NULL %s\n", strerror(errno));
+			return 1;
+		}
+		int same_fd = fileno(g) == p[1];
+		/* The pipe's only write end was the stream's old file. */
+		fcntl(p[0], F_SETFL, O_NONBLOCK);
+		char c;
+		int eof = read(p[0], &c, 1) == 0;
+		int ok = fputs("new\n", g) >= 0 && fclose(g) == 0;
+		printf("same stream %d, same fd %d, old file closed %d, written %d\n", g == f,
+		       same_fd, eof, ok);
+		return !(g == f && same_fd && eof && ok);
+	}
+	if (!strcmp(cmd, "freopen-race") && argc == 6) {
+		struct race r = {argv[2], argv[3], argv[4], atol(argv[5]), 0};
+		long ok = 0, denied = 0;
+		pthread_t t;
+		pthread_create(&t, NULL, swapper, &r);
+		for (long i = 0; i < r.n; i++) {
+			FILE *f = fopen("/dev/null", "r");
+			if (!f)
+				return 3;
+			/* A failed freopen leaves the FILE closed (not freed). */
+			FILE *g = freopen(r.link, "w", f);
+			if (g) {
+				ok++;
+				fclose(g);
+			} else if (errno == EACCES) {
+				denied++;
+			}
 		}
 		r.stop = 1;
 		pthread_join(t, NULL);

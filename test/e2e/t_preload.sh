@@ -90,6 +90,28 @@ test_a_signal_handler_that_interrupts_the_guard_cannot_delete() {
 	assert_eq "$(db "select count(*) from events where op='delete' and path='$HOME/.ssh/id_test' and decision!='deny'")" 0
 }
 
+test_a_handler_interrupting_the_guard_while_it_holds_the_spool_lock_is_counted_in_a_gap() {
+	# The storm above meets the spool's lock held only by chance; here it
+	# is made certain. The file size limit is set to the spool's size: the
+	# guard's next growth of the spool, under its lock, fails with SIGXFSZ,
+	# whose handler (on this thread) deletes the key. That decision cannot
+	# wait for the lock its own thread holds: it is made from the rules
+	# alone (deny), and counted in a gap once the lock is free.
+	key
+	mkdir -p "$T/scratch"
+	out=$(cases handler-spool-locked "$AGENTGUARD_STATE_DIR/spool" "$T/scratch" \
+		"$HOME/.ssh/id_test" 2>/dev/null) || fail "$out"
+	assert_eq "$out" "handler runs 1 unlink -1 Permission denied"
+	assert_exists "$HOME/.ssh/id_test"
+	ingest
+	assert_eq "$(db "select count(*) from events where path='$HOME/.ssh/id_test'")" 0
+	assert_eq "$(db "select what from gaps where what like '%signal handler%'")" \
+		"1 operations were decided in a signal handler that interrupted agentguard, from the rules alone, and not recorded"
+	# The interrupted call itself (an allowed unlink) is a gap of its own.
+	assert_eq "$(db "select what from gaps where what like '%could not be recorded%'")" \
+		"1 decisions could not be recorded"
+}
+
 test_a_symlink_swapped_between_check_and_use_changes_nothing() {
 	key
 	mkdir -p "$WS/safe"
@@ -177,4 +199,45 @@ test_a_deleted_working_directory_changes_nothing() {
 	assert_missing "$WS/keep.txt"
 	ingest
 	assert_eq "$(db "select count(*) from events where op='delete' and path='$WS/keep.txt'")" 1
+}
+
+test_freopen_keeps_its_stream_and_acts_on_what_was_judged() {
+	key
+	for v in "" 64; do
+		printf 'old%s\n' "$v" > "$WS/notes$v"
+		# shellcheck disable=SC2086
+		out=$(cases freopen "$WS/notes$v" $v) || fail "freopen$v: $out"
+		assert_eq "$out" "same stream 1, same fd 1, old file closed 1, written 1"
+		assert_eq "$(cat "$WS/notes$v")" new
+	done
+	# Refused: NULL with EACCES, and the key keeps its content.
+	out=$(cases freopen "$HOME/.ssh/id_test" 2>&1) && fail "freopen of the key worked: $out"
+	assert_contains "$out" "freopen NULL Permission denied"
+	assert_eq "$(cat "$HOME/.ssh/id_test")" key
+	ingest
+	# The workspace file was snapshotted by descriptor, and comes back.
+	for v in "" 64; do
+		id=$(db "select snapshot from events where op='truncate' and path='$WS/notes$v' and decision='snapshot'")
+		[ -n "$id" ] || fail "no snapshot for freopen$v"
+		"$AG" restore --overwrite "$id" >/dev/null
+		assert_eq "$(cat "$WS/notes$v")" "old$v"
+	done
+	assert_eq "$(db "select decision from events where op='truncate' and path='$HOME/.ssh/id_test'")" deny
+}
+
+test_freopen_through_a_swapped_symlink_changes_nothing() {
+	# freopen used to judge the name and then reopen it: a symlink swapped
+	# in between emptied the key the check never saw.
+	key
+	: > "$WS/safe"
+	cp "$HOME/.ssh/id_test" "$HOME/.ssh/victim"
+	sed 's/^limits: {denials: [0-9]*}/limits: {denials: 0}/' "$AG_ROOT/rules/default.yaml" > "$T/rules.yaml"
+	export AGENTGUARD_RULES=$T/rules.yaml
+	out=$(cases freopen-race "$WS/link" "$WS/safe" "$HOME/.ssh/victim" 10000 2>/dev/null)
+	assert_eq "$(cat "$HOME/.ssh/victim")" key
+	denied=$(awk '{print $3}' <<<"$out")
+	[ "$denied" -gt 0 ] || fail "the swap never won: the race was not exercised ($out)"
+	ingest
+	assert_eq "$(db "select count(*) from events where op='truncate' and path='$HOME/.ssh/victim' and decision='deny'")" "$denied"
+	assert_eq "$(db "select count(*) from events where path='$HOME/.ssh/victim' and decision!='deny'")" 0
 }

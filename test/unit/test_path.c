@@ -360,3 +360,151 @@ Test(path_resolve, deleted_cwd_fails_like_the_kernel)
 	ut_fmt(p, sizeof p, "%s/l/f", T);
 	expect_resolve(AT_FDCWD, p, "a/b/c/f");
 }
+
+/* ---- names deeper than PATH_MAX ------------------------------------------------
+ * A chain of 52 directories of 98 bytes: /proc/self/fd and getcwd cannot
+ * name its bottom, calls relative to a descriptor can reach it. */
+#define LVL "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+#define DEPTH 52
+
+static char D[AG_PATH_MAX];
+static int dfd[DEPTH + 1];
+static char want[DEPTH * 128 + AG_PATH_MAX];
+
+static void deep_setup(void)
+{
+	ut_mkdtemp(D, sizeof D);
+	cr_assert_not_null(getcwd(oldcwd, sizeof oldcwd));
+	size_t n = (size_t)snprintf(want, sizeof want, "%s", D);
+	dfd[0] = open(D, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cr_assert_geq(dfd[0], 0);
+	for (int i = 1; i <= DEPTH; i++) {
+		cr_assert_eq(mkdirat(dfd[i - 1], LVL, 0755), 0);
+		dfd[i] = openat(dfd[i - 1], LVL, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		cr_assert_geq(dfd[i], 0);
+		n += (size_t)snprintf(want + n, sizeof want - n, "/%s", LVL);
+	}
+	int fd = openat(dfd[DEPTH], "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cr_assert_gt(strlen(want), 5000);
+}
+
+/* nftw cannot go that deep: take the chain down from its bottom. */
+static void deep_teardown(void)
+{
+	if (oldcwd[0] && chdir(oldcwd) < 0)
+		oldcwd[0] = 0;
+	unlinkat(dfd[DEPTH], "f", 0);
+	unlinkat(dfd[DEPTH - 5], "l", 0);
+	for (int i = DEPTH; i > 0; i--) {
+		close(dfd[i]);
+		unlinkat(dfd[i - 1], LVL, AT_REMOVEDIR);
+	}
+	close(dfd[0]);
+	ut_rmrf(D);
+}
+
+TestSuite(path_deep, .init = deep_setup, .fini = deep_teardown);
+
+static void expect_name(const struct ag_name *n, const char *suffix)
+{
+	char full[sizeof want + 16];
+
+	snprintf(full, sizeof full, "%s%s", want, suffix);
+	cr_expect_str_eq(n->s, full);
+}
+
+Test(path_deep, parent_of_a_name_in_a_deep_descriptor)
+{
+	char buf[AG_PATH_MAX], scratch[AG_PATH_MAX];
+	struct ag_name n = {buf, sizeof buf, 0};
+	const char *name;
+	int pfd;
+
+	cr_assert_eq(ag_path_parent(dfd[DEPTH], "f", &n, scratch, sizeof scratch, &pfd, &name), 0,
+		     "%s", strerror(errno));
+	expect_name(&n, "/f");
+	cr_expect_gt(n.mapped, 0, "a name that long lives in a mapping");
+	cr_expect_eq(pfd, dfd[DEPTH]);
+	cr_expect_str_eq(name, "f");
+	ag_name_free(&n);
+	cr_expect_eq(n.mapped, 0);
+}
+
+Test(path_deep, parent_from_a_deep_cwd)
+{
+	char buf[AG_PATH_MAX], scratch[AG_PATH_MAX];
+	struct ag_name n = {buf, sizeof buf, 0};
+	const char *name;
+	int pfd;
+
+	cr_assert_eq(fchdir(dfd[DEPTH - 2]), 0);
+	cr_assert_eq(ag_path_parent(AT_FDCWD, LVL "/" LVL "/f", &n, scratch, sizeof scratch, &pfd,
+				    &name), 0, "%s", strerror(errno));
+	expect_name(&n, "/f");
+	cr_expect_neq(pfd, AT_FDCWD, "the parent is held open");
+	struct stat a, b;
+	cr_assert_eq(fstat(pfd, &a), 0);
+	cr_assert_eq(fstat(dfd[DEPTH], &b), 0);
+	cr_expect(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+	close(pfd);
+	ag_name_free(&n);
+}
+
+Test(path_deep, an_argument_of_path_max_fails_as_the_kernel_says)
+{
+	static char big[PATH_MAX + 1];
+	char buf[AG_PATH_MAX], scratch[AG_PATH_MAX];
+	struct ag_name n = {buf, sizeof buf, 0};
+	const char *name;
+	int pfd;
+
+	for (size_t i = 0; i < PATH_MAX; i++)
+		big[i] = i % 2 ? '/' : 'a';
+	big[PATH_MAX - 1] = 'a';
+	errno = 0;
+	cr_expect_eq(ag_path_parent(dfd[DEPTH], big, &n, scratch, sizeof scratch, &pfd, &name), -1);
+	cr_expect_eq(errno, ENAMETOOLONG);
+	cr_expect_eq(unlinkat(dfd[DEPTH], big, 0), -1);
+	cr_expect_eq(errno, ENAMETOOLONG);
+}
+
+Test(path_deep, descriptors_of_deep_files_and_directories)
+{
+	char buf[AG_PATH_MAX], scratch[AG_PATH_MAX];
+	struct ag_name n = {buf, sizeof buf, 0};
+
+	/* A directory: walked up. */
+	cr_assert_eq(ag_fd_name(dfd[DEPTH], AT_FDCWD, NULL, &n, scratch, sizeof scratch), 0);
+	expect_name(&n, "");
+	ag_name_free(&n);
+
+	int fd = openat(dfd[DEPTH], "f", O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	/* A file: where the caller opened it... */
+	n = (struct ag_name){buf, sizeof buf, 0};
+	cr_assert_eq(ag_fd_name(fd, dfd[DEPTH], "f", &n, scratch, sizeof scratch), 0);
+	expect_name(&n, "/f");
+	ag_name_free(&n);
+	/* ... through a symlink there, as open follows it... */
+	cr_assert_eq(symlinkat(LVL "/" LVL "/" LVL "/" LVL "/" LVL "/f", dfd[DEPTH - 5], "l"), 0);
+	n = (struct ag_name){buf, sizeof buf, 0};
+	cr_assert_eq(ag_fd_name(fd, dfd[DEPTH - 5], "l", &n, scratch, sizeof scratch), 0);
+	expect_name(&n, "/f");
+	ag_name_free(&n);
+	/* ... or in a directory this process has open. */
+	n = (struct ag_name){buf, sizeof buf, 0};
+	cr_assert_eq(ag_fd_name(fd, AT_FDCWD, NULL, &n, scratch, sizeof scratch), 0);
+	expect_name(&n, "/f");
+	ag_name_free(&n);
+	/* Nowhere to be found: no name, rather than a wrong one. */
+	cr_assert_eq(chdir("/"), 0);
+	cr_assert_eq(close(dfd[DEPTH]), 0);
+	n = (struct ag_name){buf, sizeof buf, 0};
+	errno = 0;
+	cr_expect_eq(ag_fd_name(fd, AT_FDCWD, NULL, &n, scratch, sizeof scratch), -1);
+	cr_expect_eq(errno, ENAMETOOLONG);
+	dfd[DEPTH] = openat(dfd[DEPTH - 1], LVL, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	close(fd);
+}
