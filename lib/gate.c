@@ -184,31 +184,30 @@ static int g_creat(const char *p, mode_t m)
 static int (*libc_open)(const char *, int, ...);
 static int (*libc_openat)(int, const char *, int, ...);
 
+/* open's mode argument exists only with O_CREAT or O_TMPFILE. */
+#define OPEN_MODE(fl) ({ mode_t m_ = 0;                                         \
+	if (((fl) & O_CREAT) || ((fl) & O_TMPFILE) == O_TMPFILE) {               \
+		va_list ap_; va_start(ap_, fl); m_ = (mode_t)va_arg(ap_, int);   \
+		va_end(ap_); }                                                   \
+	m_; })
+
+static int gated_open(int d, const char *p, int fl, mode_t m)
+{
+	return (int)SYS(SYS_openat, d, p, fl | O_LARGEFILE, m, 0, 0);
+}
+static int reads_only(int fl)
+{
+	return !(fl & O_TRUNC) && (fl & O_ACCMODE) == O_RDONLY;
+}
 static int g_openat(int d, const char *p, int fl, ...)
 {
-	mode_t m = 0;
-	if ((fl & O_CREAT) || (fl & O_TMPFILE) == O_TMPFILE) {
-		va_list ap;
-		va_start(ap, fl);
-		m = (mode_t)va_arg(ap, int);
-		va_end(ap);
-	}
-	if (!(fl & O_TRUNC) && (fl & O_ACCMODE) == O_RDONLY)
-		return libc_openat(d, p, fl, m);
-	return (int)SYS(SYS_openat, d, p, fl | O_LARGEFILE, m, 0, 0);
+	mode_t m = OPEN_MODE(fl);
+	return reads_only(fl) ? libc_openat(d, p, fl, m) : gated_open(d, p, fl, m);
 }
 static int g_open(const char *p, int fl, ...)
 {
-	mode_t m = 0;
-	if ((fl & O_CREAT) || (fl & O_TMPFILE) == O_TMPFILE) {
-		va_list ap;
-		va_start(ap, fl);
-		m = (mode_t)va_arg(ap, int);
-		va_end(ap);
-	}
-	if (!(fl & O_TRUNC) && (fl & O_ACCMODE) == O_RDONLY)
-		return libc_open(p, fl, m);
-	return (int)SYS(SYS_openat, AT_FDCWD, p, fl | O_LARGEFILE, m, 0, 0);
+	mode_t m = OPEN_MODE(fl);
+	return reads_only(fl) ? libc_open(p, fl, m) : gated_open(AT_FDCWD, p, fl, m);
 }
 static int g_fallocate(int fd, int mode, off_t off, off_t len)
 {

@@ -403,6 +403,15 @@ static void close_pipe(int p[2])
 	p[0] = p[1] = -1;
 }
 
+/* The agent's process must not start after all: it waits for the go,
+ * which never comes; it is killed and reaped. */
+static void abandon(pid_t pid, int go[2])
+{
+	close_pipe(go);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct cli_opts co = { 0 };
@@ -550,9 +559,7 @@ static int cmd_run(int argc, char **argv)
 				close(lfd);
 				cli_err("the kernel layer's supervisor cannot start: %s; nothing was run "
 					"(--no-kernel runs with the library only)", err);
-				close_pipe(go);
-				kill(pid, SIGKILL);
-				waitpid(pid, NULL, 0);
+				abandon(pid, go);
 				goto fail_sig;
 			}
 			snprintf(kstate, sizeof kstate, "on");
@@ -561,9 +568,7 @@ static int cmd_run(int argc, char **argv)
 			if (require_kernel) {
 				cli_err("--require-kernel: the kernel layer cannot be set up: %s; nothing "
 					"was run", err);
-				close_pipe(go);
-				kill(pid, SIGKILL);
-				waitpid(pid, NULL, 0);
+				abandon(pid, go);
 				goto fail_sig;
 			}
 			cli_warn("the kernel layer is off (%s): only the library guards this session, "
@@ -593,9 +598,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (write(go[1], "g", 1) != 1) {
 		cli_err("cannot start the agent: %s", strerror(errno));
-		close_pipe(go);
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
+		abandon(pid, go);
 		goto fail_sig;
 	}
 	close_pipe(go);
