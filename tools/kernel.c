@@ -739,7 +739,6 @@ static char **read_argv(struct job *j, uint64_t uargv, char **store)
 		v[n] = buf + used;
 		used += strlen(buf + used) + 1;
 	}
-	/* Pointers last: buf does not move. */
 	v[n] = NULL;
 	return v;
 fail:
