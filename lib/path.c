@@ -313,6 +313,8 @@ struct rbuf {
 
 static int rb_prepend(struct rbuf *r, const char *s, size_t len)
 {
+	if (!len)
+		return 0;
 	if (len > r->pos) {
 		size_t used = r->cap - r->pos;
 		if (used + len > AG_NAME_MAX) {
@@ -323,9 +325,10 @@ static int rb_prepend(struct rbuf *r, const char *s, size_t len)
 		char *m = map(cap);
 		if (!m)
 			return -1;
-		memcpy(m + cap - used, r->b + r->pos, used);
-		if (r->b)
+		if (r->b) {
+			memcpy(m + cap - used, r->b + r->pos, used);
 			munmap(r->b, r->cap);
+		}
 		r->b = m;
 		r->pos = cap - used;
 		r->cap = cap;
