@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "gate.h"
 #include "guard.h"
 #include "launch.h"
 
@@ -95,8 +96,9 @@ static __attribute__((noinline)) int do_exec(int dirfd, const char *file, char *
 	asan_before_exec();
 	if (dirfd != AT_FDCWD || flags)
 		rc = AG_REAL(execveat)(dirfd, file, argv, env, flags);
-	else if (search && env == envp)
-		rc = AG_REAL(execvpe)(file, argv, env);
+	else if (search && env == envp && !ag_gate)
+		rc = AG_REAL(execvpe)(file, argv, env);   /* under the gate: our search, whose
+							     execve goes through it */
 	else if (search)
 		rc = exec_search(file, argv, env);
 	else
