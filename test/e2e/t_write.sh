@@ -23,7 +23,9 @@ kept() {
 
 test_dd_notrunc_shell_readwrite_python_perl() {
 	orig dd.bin; orig sh.txt; orig py.txt; orig pl.txt
-	guard dd if=/dev/zero of="$WS/dd.bin" bs=512 count=1 conv=notrunc status=none
+	# bs=4096 with count in bytes: dd asks aligned_alloc for a page-multiple buffer,
+	# which AddressSanitizer (make asan preloads it into dd) insists on.
+	guard dd if=/dev/zero of="$WS/dd.bin" bs=4096 count=512 iflag=count_bytes conv=notrunc status=none
 	guard bash -c "printf XXXX 1<> '$WS/sh.txt'"
 	guard python3 -c "f = open('$WS/py.txt', 'r+b'); f.seek(100); f.write(b'PYTHON'); f.close()"
 	guard perl -e "open(my \$f, '+<', '$WS/pl.txt') or die; seek(\$f, 7, 0); print \$f 'PERL'; close \$f"
@@ -57,7 +59,7 @@ test_second_open_in_the_session_makes_no_second_snapshot() {
 	# One session, several processes: the first open keeps it, later ones
 	# (in other processes too) pass without a row.
 	agrun bash -c "printf 1 1<> '$WS/a.txt'; printf 2 1<> '$WS/a.txt';
-		python3 -c \"open('$WS/a.txt', 'r+').write('3')\"; dd if=/dev/zero of='$WS/a.txt' bs=1 count=1 conv=notrunc status=none"
+		python3 -c \"open('$WS/a.txt', 'r+').write('3')\"; dd if=/dev/zero of='$WS/a.txt' bs=4096 count=1 iflag=count_bytes conv=notrunc status=none"
 	assert_eq "$(db "select count(*) from events where op='write'")" 1
 	assert_eq "$(db "select count(*) from snapshots")" 1
 	kept a.txt
@@ -81,7 +83,8 @@ test_credentials_denied_and_untouched() {
 	mkdir -p "$HOME/.ssh"; printf 'KEY\n' > "$HOME/.ssh/id_ed25519"
 	err=$(guard bash -c "printf EVIL 1<> '$HOME/.ssh/id_ed25519'" 2>&1) && fail "should be refused"
 	assert_contains "$err" "agentguard: denied write $HOME/.ssh/id_ed25519 (rule protect-credentials"
-	err=$(guard dd if=/dev/zero of="$HOME/.ssh/id_ed25519" bs=1 count=2 conv=notrunc 2>&1) &&
+	err=$(guard dd if=/dev/zero of="$HOME/.ssh/id_ed25519" bs=4096 count=2 iflag=count_bytes \
+		conv=notrunc 2>&1) &&
 		fail "dd should be refused"
 	assert_contains "$err" "Permission denied"
 	assert_eq "$(cat "$HOME/.ssh/id_ed25519")" KEY
