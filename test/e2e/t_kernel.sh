@@ -294,3 +294,48 @@ test_what_outlives_the_session_cannot_act_unjudged() {
 	assert_eq "$(cat "$T/late.out")" "rm $WS/late: ENOSYS"
 	assert_exists "$WS/late"
 }
+
+test_the_breaker_counts_what_the_kernel_layer_denies() {
+	local k; k=$(kbuild kstatic)
+	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/id_rsa"
+	seed after
+	cat > "$T/breaker.yaml" <<-'EOF2'
+	version: 1
+	limits: {denials: 2}
+	rules:
+	  - id: keys
+	    on: [delete]
+	    path: ["~/.ssh/**"]
+	    action: deny
+	  - id: keep
+	    on: [delete]
+	    path: ["$WORKSPACE/**"]
+	    action: snapshot
+	EOF2
+	out=$("$AG" run --require-kernel --rules "$T/breaker.yaml" --workspace "$WS" -- "$k" \
+		rm "$HOME/.ssh/id_rsa" rm "$HOME/.ssh/id_rsa" rm "$WS/after" 2>&1) || true
+	assert_contains "$out" "rm $WS/after: EACCES"
+	assert_exists "$WS/after"
+	assert_contains "$(db "select reason from events where path = '$WS/after'")" "session halted"
+	assert_eq "$(db "select layer from events where path = '$WS/after'")" "kernel"
+}
+
+test_the_snapshot_budget_counts_what_the_kernel_layer_keeps() {
+	local k; k=$(kbuild kstatic)
+	head -c 3000 /dev/urandom > "$WS/big1"; head -c 3000 /dev/urandom > "$WS/big2"
+	cat > "$T/budget.yaml" <<-'EOF2'
+	version: 1
+	snapshots: {max_bytes: 4KiB}
+	rules:
+	  - id: keep
+	    on: [delete]
+	    path: ["$WORKSPACE/**"]
+	    action: snapshot
+	EOF2
+	out=$("$AG" run --require-kernel --rules "$T/budget.yaml" --workspace "$WS" -- "$k" \
+		rm "$WS/big1" rm "$WS/big2" 2>&1) || true
+	assert_contains "$out" "rm $WS/big1: ok"
+	assert_contains "$out" "rm $WS/big2: EACCES"
+	assert_exists "$WS/big2"
+	assert_contains "$(db "select reason from events where path = '$WS/big2'")" "snapshots.max_bytes"
+}
