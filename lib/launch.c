@@ -170,7 +170,11 @@ static const char *unguarded_depth(const char *path, int depth)
 	 * changes our ids, or one that gains capabilities. Not under
 	 * no-new-privs (the kernel layer sets it): there nothing is gained,
 	 * the program runs as its caller and is preloaded as usual. */
-	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) {
+	/* Once set it cannot be cleared: a yes is asked once per process. */
+	static int nnp;
+	if (!nnp)
+		nnp = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
+	if (!nnp) {
 		if ((st.st_mode & S_ISUID) && st.st_uid != geteuid())
 			return "setuid";
 		if ((st.st_mode & S_ISGID) && st.st_gid != getegid())

@@ -34,6 +34,14 @@ rows() { db "select decision || ' ' || coalesce(layer, 'library') from events wh
 
 seed() { for f in "$@"; do printf 'original %s\n' "$f" > "$WS/$f"; done; }
 
+# A terraform that only notes how it was run (in $T/marker); prints its directory.
+fake_terraform() {
+	mkdir -p "$T/bin"
+	printf '#!/bin/sh\necho "terraform $*" >> %s\n' "$T/marker" > "$T/bin/terraform"
+	chmod +x "$T/bin/terraform"
+	echo "$T/bin"
+}
+
 test_static_c_program_is_snapshotted_and_restorable() {
 	local k; k=$(kbuild kstatic)
 	file "$k" | grep -q 'statically linked' || fail "$k is not static"
@@ -105,9 +113,7 @@ test_static_go_program_is_judged() {
 	file "$g" | grep -q 'statically linked' || fail "$g is not static"
 	seed gone moved over written cut inplace
 	mkdir -p "$HOME/.kube"; printf 'config\n' > "$HOME/.kube/config"
-	local fakebin=$T/bin; mkdir -p "$fakebin"
-	printf '#!/bin/sh\necho "terraform $*" >> %s\n' "$T/marker" > "$fakebin/terraform"
-	chmod +x "$fakebin/terraform"
+	local fakebin; fakebin=$(fake_terraform)
 	out=$(krun "$g" rm gone mv moved over write written truncate cut overwrite inplace \
 		overwrite "$HOME/.kube/config" rm "$HOME/.kube/config" \
 		dial 169.254.169.254:80 exec "$fakebin/terraform" destroy -auto-approve 2>&1)
@@ -201,9 +207,7 @@ test_a_process_with_other_credentials_is_refused() {
 
 test_exec_from_a_static_parent_is_judged() {
 	local k; k=$(kbuild kstatic)
-	local fakebin=$T/bin; mkdir -p "$fakebin"
-	printf '#!/bin/sh\necho "terraform $*" >> %s\n' "$T/marker" > "$fakebin/terraform"
-	chmod +x "$fakebin/terraform"
+	local fakebin; fakebin=$(fake_terraform)
 	out=$(krun "$k" exec "$fakebin/terraform" destroy -auto-approve 2>&1) || true
 	assert_contains "$out" "exec $fakebin/terraform: EACCES"
 	assert_contains "$out" "agentguard: denied exec $fakebin/terraform (rule no-infra-destroy"
