@@ -1337,7 +1337,9 @@ int ag_check(struct ag_call *c)
 		c->reason = why;
 		c->decision = AG_DENY;
 	}
-	if (record(c) < 0 && c->decision > AG_LOG) {
+	/* A call libc makes for an entry point already recorded is one event. */
+	int quiet = ag_behalf && ag_behalf->quiet && c->decision == AG_ALLOW;
+	if (!quiet && record(c) < 0 && c->decision > AG_LOG) {
 		snprintf(why, sizeof c->why, "the audit log cannot be written (%s)", strerror(errno));
 		c->reason = why;
 		c->decision = AG_DENY;

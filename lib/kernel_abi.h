@@ -21,6 +21,11 @@ struct agentguard_kproc {
 	const char *exe;           /* absolute, or NULL */
 	const char *cwd;           /* absolute, or NULL */
 	const char *const *argv;   /* NULL-terminated, or NULL */
+	/* Made inside libc beneath an entry point the library judges itself
+	 * (posix_spawn, system) or by libc's own name service and logging
+	 * (nscd, DNS, syslog): judged as ever, but an allowed call leaves no
+	 * row of its own. */
+	int quiet;
 };
 
 /* Calls this thread makes into the library until agentguard_kernel_end are

@@ -385,11 +385,10 @@ struct ag_kernel {
 	/* Who we are, to tell a process that acts with other credentials. */
 	char creds[512];
 	char mntns[64];
-	/* libc as mapped here: an exec from inside it (not from syscall()) in a
-	 * process that has the gate came through a hooked entry the library
-	 * already judged (posix_spawn, system, execvp run libc's own execve). */
-	dev_t libc_dev;
-	ino_t libc_ino;
+	/* libc and the library as mapped here, to tell libc's own calls
+	 * (from_libc). */
+	dev_t libc_dev, lib_dev;
+	ino_t libc_ino, lib_ino;
 	uintptr_t syscall_off, syscall_len;
 };
 
@@ -748,14 +747,18 @@ fail:
 	return NULL;
 }
 
-/* Is this exec libc's own, in a process where the library judged it
- * already? (See struct ag_kernel.) */
-static int exec_judged(struct job *j)
+/* Was this call made inside libc, in a process the library is in? Then it is
+ * libc's own: an exec beneath posix_spawn or system, which the library judged
+ * and recorded at the entry point, or a connect of the name service (nscd,
+ * DNS) or of syslog. It is judged all the same (a program can reach libc's
+ * code past the library, through dlsym on libc, say), only not recorded
+ * twice when allowed. syscall() is a raw call, never libc's own. */
+static int from_libc(struct job *j)
 {
 	struct ag_kernel *k = j->k;
 	uint64_t ip = j->req->data.instruction_pointer;
 	char maps[64];
-	int gate = 0, in_libc = 0;
+	int lib = 0, in_libc = 0;
 	uintptr_t base = 0;
 
 	if (!k->gate || !k->libc_ino)
@@ -772,8 +775,9 @@ static int exec_judged(struct job *j)
 		if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &lo, &hi, perm, &off, &maj, &mnr,
 			   &ino) != 7)
 			continue;
-		if (lo == k->gate && perm[2] == 'x')
-			gate = 1;
+		if ((lo == k->gate && perm[2] == 'x') ||
+		    (ino == k->lib_ino && (dev_t)makedev(maj, mnr) == k->lib_dev))
+			lib = 1;
 		if (ino != k->libc_ino || (dev_t)makedev(maj, mnr) != k->libc_dev)
 			continue;
 		if (off == 0 && !base)
@@ -782,19 +786,15 @@ static int exec_judged(struct job *j)
 			in_libc = 1;
 	}
 	fclose(f);
-	if (!gate || !in_libc || !base)
+	if (!lib || !in_libc || !base)
 		return 0;
-	/* syscall() is how a program makes a raw call through libc. */
 	return !(ip >= base + k->syscall_off && ip < base + k->syscall_off + k->syscall_len);
 }
 
 static int do_exec(struct job *j, long dfd, uint64_t upath, uint64_t uargv, int flags,
 		   char *path)
 {
-	if (exec_judged(j)) {
-		go_on(j);
-		return 0;
-	}
+	j->who.quiet = from_libc(j);
 	if (read_path(j, upath, path) < 0)
 		return -1;
 	char *store = NULL;
@@ -862,6 +862,7 @@ static int do_connect(struct job *j, long fd, uint64_t uaddr, uint64_t len)
 
 	if (read_addr(j, uaddr, len, &ss, &sl) < 0)
 		return -1;
+	j->who.quiet = from_libc(j);
 	if (unix_rebase(j, &ss, &sl) < 0) {
 		j->k->lib.refuse("connect", NULL, "the unix socket's relative path is too long to "
 				 "be connected for the caller");
@@ -888,6 +889,7 @@ static long do_sendto(struct job *j, const uint64_t *a)
 
 	if (read_addr(j, a[4], a[5], &ss, &sl) < 0)
 		return -1;
+	j->who.quiet = from_libc(j);
 	if (j->k->lib.judge("connect", &ss, sl) < 0)
 		return -1;
 	size_t len = (size_t)a[2];
@@ -920,6 +922,7 @@ static long do_sendto(struct job *j, const uint64_t *a)
  * caller (its control messages carry its own descriptors). */
 static int do_sendmsg(struct job *j, uint64_t umsg, unsigned count, size_t stride)
 {
+	j->who.quiet = from_libc(j);
 	for (unsigned i = 0; i < count && i < 1024; i++) {
 		struct msghdr m;
 		if (mem_get(j, umsg + i * stride, &m, sizeof m) < 0)
@@ -1283,6 +1286,11 @@ struct ag_kernel *ag_kernel_start(int listener, const char *lib_path, uintptr_t 
 	proc_link(getpid(), "ns/mnt", k->mntns, sizeof k->mntns);
 	if (find_libc(k) < 0)
 		k->libc_ino = 0;
+	struct stat lst;
+	if (stat(lib_path, &lst) == 0) {
+		k->lib_dev = lst.st_dev;
+		k->lib_ino = lst.st_ino;
+	}
 	struct sigaction sa = {.sa_handler = wake};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR2, &sa, NULL);   /* no SA_RESTART: it ends a waiting RECV */
