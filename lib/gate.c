@@ -54,15 +54,23 @@ extern const char ag_gate_code[], ag_gate_code_end[];
 #define HAVE_GATE 1
 #endif
 
+/* Parsed by hand: strtoull's code would be two more pages faulted into every
+ * process of the session (a /bin/true has 60 in all). */
 uintptr_t ag_gate_parse(const char *s)
 {
-	char *end;
+	uint64_t v = 0;
 
-	if (!s || s[0] != '0' || s[1] != 'x')
+	if (!s || s[0] != '0' || s[1] != 'x' || !s[2])
 		return 0;
-	errno = 0;
-	unsigned long long v = strtoull(s + 2, &end, 16);
-	if (errno || *end || !v || (v & (AG_GATE_SIZE - 1)) || v >= (1ull << 47))
+	for (s += 2; *s; s++) {
+		unsigned d = *s >= '0' && *s <= '9' ? (unsigned)(*s - '0')
+			   : *s >= 'a' && *s <= 'f' ? (unsigned)(*s - 'a' + 10)
+			   : *s >= 'A' && *s <= 'F' ? (unsigned)(*s - 'A' + 10) : 16u;
+		if (d > 15 || v >> 44)
+			return 0;
+		v = v << 4 | d;
+	}
+	if (!v || (v & (AG_GATE_SIZE - 1)) || v >= (1ull << 47))
 		return 0;
 	return (uintptr_t)v;
 }

@@ -178,4 +178,10 @@ Test(kfilter, gate_addresses_are_page_aligned_and_do_not_wrap)
 	cr_expect_eq(ag_gate_parse("4096"), 0);
 	cr_expect_eq(ag_gate_parse("0x800000000000"), 0);
 	cr_expect_eq(ag_gate_parse(NULL), 0);
+	cr_expect_eq(ag_gate_parse("0x"), 0);
+	cr_expect_eq(ag_gate_parse("0x1000g000"), 0);
+	cr_expect_eq(ag_gate_parse("0x1000 "), 0);
+	cr_expect_eq(ag_gate_parse("0x10000000000000000000001000"), 0);   /* wraps 64 bits */
+	cr_expect_eq(ag_gate_parse("0x7FFF0000A000"), 0x7fff0000a000ull);
+	cr_expect_eq(ag_gate_parse("0x00001000"), 0x1000);
 }
