@@ -19,7 +19,7 @@ CORE_SRC := lib/names.c lib/util.c lib/path.c lib/hash.c lib/match.c \
             lib/policy.c lib/decide.c lib/sqlclass.c lib/spool.c \
             lib/session.c lib/snapshot.c lib/launch.c
 # Only in the preload library: the guard and the interposers.
-PRELOAD_SRC := lib/real.c lib/gate.c lib/guard.c lib/lazy.c $(sort $(wildcard lib/hooks/*.c))
+PRELOAD_SRC := lib/real.c lib/gate.c lib/floor.c lib/guard.c lib/lazy.c $(sort $(wildcard lib/hooks/*.c))
 # Only in the CLI and tests: the audit database.
 AUDIT_SRC := lib/audit.c
 CLI_SRC   := $(sort $(wildcard tools/*.c))
@@ -101,8 +101,8 @@ $(CLI): $(CORE_OBJ) $(AUDIT_OBJ) $(CLI_OBJ)
 	$(CC) -o $@ $^ $(LDFLAGS) $(CLI_LIBS)
 
 # The units also run the kernel layer's filter program (tools/kernel.o)
-# and check the gate's address parsing (lib/gate.o).
-$(UNIT): $(CORE_OBJ) $(AUDIT_OBJ) $(UNIT_OBJ) $(BUILD)/obj/tools/kernel.o $(BUILD)/obj/lib/gate.o
+# with what it links (tools/floor.o).
+$(UNIT): $(CORE_OBJ) $(AUDIT_OBJ) $(UNIT_OBJ) $(BUILD)/obj/tools/kernel.o $(BUILD)/obj/tools/floor.o
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS) $(TEST_LIBS)
 

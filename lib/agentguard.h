@@ -141,6 +141,12 @@ const char *ag_policy_workspace(const struct ag_policy *p); /* absolute */
 uint64_t ag_policy_max_snapshot_bytes(const struct ag_policy *p); /* 0 = none */
 int ag_policy_denial_limit(const struct ag_policy *p);     /* 0 = none */
 size_t ag_policy_rule_count(const struct ag_policy *p);
+/* What the hard deny rules on files keep from being deleted, renamed,
+ * truncated or written, as plain paths (a file, or a directory and all
+ * below it): fn(ctx, path, len) for each. Returns how many of those rules'
+ * paths are not plain (a wildcard inside, an exception) and so not given. */
+int ag_policy_hard_paths(const struct ag_policy *p,
+			 void (*fn)(void *ctx, const char *path, size_t len), void *ctx);
 /* Some rule of p names op in its `on:` (cheap: callers skip the rest). */
 int ag_policy_has_rules(const struct ag_policy *p, enum ag_op_kind op);
 

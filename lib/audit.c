@@ -28,7 +28,7 @@ static const char schema[] =
 	" rules_hash TEXT, workspace TEXT, state_dir TEXT, pid INTEGER,"
 	" start_ns INTEGER, end_ns INTEGER, exit_status INTEGER, genesis TEXT,"
 	" head TEXT, events INTEGER NOT NULL DEFAULT 0, halted INTEGER NOT NULL DEFAULT 0,"
-	" kernel TEXT);"
+	" kernel TEXT, floor TEXT);"
 	"CREATE TABLE IF NOT EXISTS events("
 	" id INTEGER PRIMARY KEY, uid TEXT UNIQUE NOT NULL, time_ns INTEGER,"
 	" session TEXT, pid INTEGER, ppid INTEGER, proc_start INTEGER, exe TEXT,"
@@ -65,6 +65,7 @@ static int add_columns(sqlite3 *db)
 		{"snapshots", "rdev INTEGER"},
 		{"events", "layer TEXT"},
 		{"sessions", "kernel TEXT"},
+		{"sessions", "floor TEXT"},
 	};
 
 	for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) {
@@ -258,7 +259,8 @@ static int update_session(sqlite3 *db, const struct ag_session_info *s)
 	if (sqlite3_prepare_v2(db,
 			       "UPDATE sessions SET argv=?, mode=?, enforce=?, rules=?, "
 			       "rules_hash=?, workspace=?, state_dir=?, pid=?, start_ns=?, "
-			       "kernel=coalesce(?, kernel) WHERE id=?", -1, &st, NULL) != SQLITE_OK)
+			       "kernel=coalesce(?, kernel), floor=coalesce(?, floor) WHERE id=?",
+			       -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	bind_text(st, 1, s->argv_json);
 	bind_text(st, 2, s->mode);
@@ -270,7 +272,8 @@ static int update_session(sqlite3 *db, const struct ag_session_info *s)
 	sqlite3_bind_int64(st, 8, s->pid);
 	sqlite3_bind_int64(st, 9, s->start_ns);
 	bind_text(st, 10, s->kernel);
-	bind_text(st, 11, s->id);
+	bind_text(st, 11, s->floor);
+	bind_text(st, 12, s->id);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 	sqlite3_finalize(st);
 	return rc;

@@ -66,6 +66,7 @@ struct ag_session_info {
 	int64_t pid;
 	int64_t start_ns;
 	const char *kernel;      /* the kernel layer: "on", or "off: why" (NULL: unknown) */
+	const char *floor;       /* its Landlock floor: "on: ...", or "off: why" */
 };
 
 /* Insert the session row (with its genesis hash) if it is not there. */

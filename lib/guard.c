@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <dlfcn.h>
 
+#include "floor.h"
 #include "gate.h"
 #include "guard.h"
 #include "kernel_abi.h"
@@ -43,7 +44,7 @@ static struct {
 	size_t state_len;
 	const char *const *argv;
 	struct counters *counters;  /* session-wide, shared by every process */
-	char envbuf[7 * AG_PATH_MAX];/* the session's variables for children */
+	char envbuf[8 * AG_PATH_MAX];/* the session's variables for children */
 	const char *env[16];
 	char preload_given[AG_PATH_MAX];
 	int64_t counters_failed;    /* when making them last failed (mono ns) */
@@ -347,6 +348,7 @@ __attribute__((constructor)) static void ag_ctor(int argc, char **argv, char **e
 	G.pid = getpid();
 	ag_env_snapshot();
 	ag_gate_map(ag_getenv("AGENTGUARD_GATE"));
+	ag_floor_note(ag_getenv("AGENTGUARD_FLOOR"));
 	pthread_atfork(atfork_prepare, NULL, atfork_child);
 }
 
@@ -394,6 +396,7 @@ void ag_resume(struct ag_call *c)
 /* The call is over: give back what it held. */
 static void finish(struct ag_call *c)
 {
+	ag_thread.route = 0;
 	if (c->at.owned)
 		close(c->at.fd);
 	if (c->tat.owned)
@@ -1290,6 +1293,12 @@ int ag_check(struct ag_call *c)
 
 	if (c->nested)
 		return check_nested(c);
+	if (!ag_behalf && !ag_floor_reaches(&c->op)) {
+		/* Beyond the floor: the supervisor judges, makes and records it. */
+		ag_thread.route = 1;
+		leave(c);
+		return 0;
+	}
 	pthread_once(&policy_once, load_policy_apart);
 	if (G.state != G_ACTIVE) {
 		deny(c, "agentguard-unavailable", G.broken);

@@ -93,6 +93,9 @@ struct ag_thread {
 	int in_sql;
 	/* The work frames this thread holds (guard.c), for fork. */
 	uint64_t frames;
+	/* The next real call is beyond the Landlock floor (floor.c): it goes
+	 * to the supervisor, outside the gate, unjudged here. */
+	int route;
 };
 extern __thread struct ag_thread ag_thread __attribute__((tls_model("initial-exec")));
 

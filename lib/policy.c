@@ -1695,3 +1695,33 @@ size_t ag_policy_rule_count(const struct ag_policy *p)
 {
 	return p->nrules;
 }
+
+int ag_policy_hard_paths(const struct ag_policy *p,
+			 void (*fn)(void *ctx, const char *path, size_t len), void *ctx)
+{
+	const unsigned files = AG_OPBIT(AG_OP_DELETE) | AG_OPBIT(AG_OP_RENAME) |
+			       AG_OPBIT(AG_OP_TRUNCATE) | AG_OPBIT(AG_OP_WRITE);
+	int other = 0;
+
+	for (size_t i = 0; i < p->nrules; i++) {
+		const struct ag_rule *r = &p->rules[i];
+		if (!r->hard || r->action != AG_DENY || !(r->ops & files))
+			continue;
+		/* Only a rule that is its paths alone says "never, whoever": an
+		 * exception, or a program or argument condition, is the rule's
+		 * to weigh call by call. */
+		if (r->nunless || r->m.present != AG_M_PATH) {
+			other++;
+			continue;
+		}
+		for (size_t g = 0; g < r->m.path.n; g++) {
+			const struct ag_glob *gl = &r->m.path.g[g];
+			if (!gl->base && gl->pat[0] == '/' &&
+			    (gl->shape == AG_GLOB_EXACT || gl->shape == AG_GLOB_UNDER))
+				fn(ctx, gl->pat, gl->plen);
+			else
+				other++;
+		}
+	}
+	return other;
+}

@@ -263,6 +263,7 @@ int ag_session_join(struct ag_session *s, char *err, size_t errlen)
 	const char *home = ag_getenv("AGENTGUARD_HOME");
 	const char *mon = ag_getenv("AGENTGUARD_MONITOR");
 	const char *gate = ag_getenv("AGENTGUARD_GATE");
+	const char *floor = ag_getenv("AGENTGUARD_FLOOR");
 
 	memset(s, 0, sizeof *s);
 	if (!id || !*id)
@@ -299,6 +300,8 @@ int ag_session_join(struct ag_session *s, char *err, size_t errlen)
 	s->enforce = !(mon && strcmp(mon, "1") == 0);
 	if (gate && strlen(gate) < sizeof s->gate)
 		strcpy(s->gate, gate);
+	if (floor && floor[0] == '/' && strlen(floor) < sizeof s->floor)
+		strcpy(s->floor, floor);
 	return 1;
 }
 
@@ -349,20 +352,21 @@ int ag_session_env_strings(const struct ag_session *s, char *buf, size_t buflen,
 		{"AGENTGUARD_WORKSPACE", s->workspace},
 		{"AGENTGUARD_HOME", s->home},
 		{"AGENTGUARD_MONITOR", s->enforce ? "0" : "1"},
-		{"AGENTGUARD_GATE", s->gate},
+		{"AGENTGUARD_GATE", s->gate},    /* these two only with the kernel layer */
+		{"AGENTGUARD_FLOOR", s->floor},
 	};
-	int n = (int)(sizeof vals / sizeof vals[0]);
-	if (!s->gate[0])
-		n--;   /* last: no kernel layer, no gate */
+	int nv = (int)(sizeof vals / sizeof vals[0]), n = 0;
 	size_t off = 0;
 
-	if (n + 1 > outmax)
+	if (nv + 1 > outmax)
 		return -1;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < nv; i++) {
+		if (i >= nv - 2 && !vals[i][1][0])
+			continue;
 		int l = snprintf(buf + off, buflen - off, "%s=%s", vals[i][0], vals[i][1]);
 		if (l < 0 || (size_t)l >= buflen - off)
 			return -1;
-		out[i] = buf + off;
+		out[n++] = buf + off;
 		off += (size_t)l + 1;
 	}
 	out[n] = NULL;
@@ -371,7 +375,7 @@ int ag_session_env_strings(const struct ag_session *s, char *buf, size_t buflen,
 
 void ag_session_setenv(const struct ag_session *s)
 {
-	char buf[6 * AG_PATH_MAX + 512];
+	char buf[7 * AG_PATH_MAX + 512];
 	const char *vars[16];
 	int n = ag_session_env_strings(s, buf, sizeof buf, vars, 16);
 

@@ -34,6 +34,7 @@ struct ag_session {
 	int enforce;
 	int64_t start_ns;
 	char gate[24];                 /* "0x..." or "" (no kernel layer) */
+	char floor[AG_PATH_MAX];       /* the Landlock floor's zone file, or "" */
 	struct ag_policy *policy;      /* owned */
 };
 

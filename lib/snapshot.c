@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "floor.h"
 #include "snapshot.h"
 
 static void make_id(char *out, size_t outlen)
@@ -159,6 +160,38 @@ int ag_snapshot_take(const char *state_dir, const char *session,
 	return ag_snapshot_take_at(state_dir, session, AT_FDCWD, path, path, how, s);
 }
 
+int ag_snapshot_stage(const char *state_dir, const char *session, struct ag_snapshot *s)
+{
+	return ag_fmt(s->stage, sizeof s->stage, "%s/stage/%s-%s", state_dir, session, s->id);
+}
+
+/* Under the floor (lib/floor.c, in the library); the CLI never is. */
+__attribute__((weak)) int ag_floor_on(void)
+{
+	return 0;
+}
+
+/* A copy into the store: straight in, or under the floor, which refuses
+ * writing there (and would leave an empty file behind, made before the
+ * refusal), made in stage/ and moved in. */
+static int copy_in(const char *state_dir, const char *session, int dirfd, const char *name,
+		   struct ag_snapshot *s)
+{
+	if (!ag_floor_on())
+		return copy_at(dirfd, name, s->abs, 0600);
+	if (ag_snapshot_stage(state_dir, session, s) < 0)
+		return -1;
+	if (copy_at(dirfd, name, s->stage, 0600) < 0)
+		return -1;
+	if (rename(s->stage, s->abs) < 0) {
+		int e = errno;
+		unlink(s->stage);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
 int ag_snapshot_take_at(const char *state_dir, const char *session, int dirfd,
 			const char *name, const char *path, int how, struct ag_snapshot *s)
 {
@@ -217,7 +250,7 @@ int ag_snapshot_take_at(const char *state_dir, const char *session, int dirfd,
 		} else {
 			rc = how != AG_SNAP_COPY ? linkat(dirfd, name, AT_FDCWD, abs, 0) : -1;
 			if (how == AG_SNAP_COPY || (rc < 0 && errno != ENOENT))
-				rc = copy_at(dirfd, name, abs, 0600);
+				rc = copy_in(state_dir, session, dirfd, name, s);
 		}
 		if (rc == 0)
 			return 0;

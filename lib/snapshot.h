@@ -41,7 +41,13 @@ struct ag_snapshot {
 	/* Written before they are read: left uncleared (8 KiB). */
 	char link_target[AG_PATH_MAX]; /* symlink only */
 	char abs[AG_PATH_MAX];         /* the store entry's absolute path */
+	char stage[AG_PATH_MAX];       /* where a copy is made first, under a floor */
 };
+
+/* Under the Landlock floor (tools/floor.c) the store takes entries moved
+ * or linked into it but cannot be written: a copy is made in stage/ and
+ * then moved in. s->stage := that place for s->id; 0, or -1 (too long). */
+int ag_snapshot_stage(const char *state_dir, const char *session, struct ag_snapshot *s);
 
 /*
  * Preserve what deleting/overwriting/truncating `path` would destroy. The

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "agentguard.h"
+#include "gate.h"
 
 int ag_fmt(char *out, size_t outlen, const char *fmt, ...)
 {
@@ -340,4 +342,27 @@ size_t ag_escape_display(const char *in, size_t len, char *out, size_t outlen)
 	}
 	out[o] = 0;
 	return o;
+}
+
+/* The gate's address (lib/gate.h), here in the core so the CLI and the unit
+ * tests have it without the gate itself. */
+/* Parsed by hand: strtoull's code would be two more pages faulted into every
+ * process of the session (a /bin/true has 60 in all). */
+uintptr_t ag_gate_parse(const char *s)
+{
+	uint64_t v = 0;
+
+	if (!s || s[0] != '0' || s[1] != 'x' || !s[2])
+		return 0;
+	for (s += 2; *s; s++) {
+		unsigned d = *s >= '0' && *s <= '9' ? (unsigned)(*s - '0')
+			   : *s >= 'a' && *s <= 'f' ? (unsigned)(*s - 'a' + 10)
+			   : *s >= 'A' && *s <= 'F' ? (unsigned)(*s - 'A' + 10) : 16u;
+		if (d > 15 || v >> 44)
+			return 0;
+		v = v << 4 | d;
+	}
+	if (!v || (v & (AG_GATE_SIZE - 1)) || v >= (1ull << 47))
+		return 0;
+	return (uintptr_t)v;
 }

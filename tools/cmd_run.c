@@ -15,6 +15,7 @@
 
 #include "audit.h"
 #include "cli.h"
+#include "floor.h"
 #include "kernel.h"
 #include "session.h"
 
@@ -501,7 +502,8 @@ static int cmd_run(int argc, char **argv)
 	 * it, the filter lets through what comes from it) and a socket on which
 	 * the child hands back the filter's listener. */
 	uintptr_t gate = 0;
-	int ks[2] = { -1, -1 };
+	int ks[2] = { -1, -1 }, floor_fd = -1;
+	char fstate[700] = "off: --no-kernel";
 	if (kernel) {
 		gate = ag_kernel_gate_pick();
 		snprintf(s.gate, sizeof s.gate, "0x%llx", (unsigned long long)gate);
@@ -509,6 +511,9 @@ static int cmd_run(int argc, char **argv)
 			cli_err("cannot prepare the kernel layer: %s", strerror(errno));
 			goto fail;
 		}
+		/* Laid by the child with the filter; the zone it writes tells
+		 * the library what the floor keeps from it. */
+		floor_fd = ag_floor_prepare(&s, lib, s.floor, sizeof s.floor, fstate, sizeof fstate);
 	}
 	/* Blocked before fork, so a ^C in between cannot kill us unrecorded;
 	 * the child restores the old mask before exec. */
@@ -529,7 +534,7 @@ static int cmd_run(int argc, char **argv)
 		if (ks[1] >= 0) {
 			/* Fails only with a reason the supervisor hears. */
 			close(ks[0]);
-			ag_kernel_install(ks[1], gate, err, sizeof err);
+			ag_kernel_install(ks[1], gate, floor_fd, err, sizeof err);
 			close(ks[1]);
 		}
 		child_exec(go[0], report[1], agent, &old, lib);
@@ -537,13 +542,31 @@ static int cmd_run(int argc, char **argv)
 	close(go[0]);
 	close(report[1]);
 	go[0] = report[1] = -1;
+	if (floor_fd >= 0)
+		close(floor_fd);
 
 	char kstate[700] = "off: --no-kernel";
 	struct ag_kernel *kl = NULL;
 	if (ks[0] >= 0) {
 		close(ks[1]);
-		int lfd = ag_kernel_receive(ks[0], pid, err, sizeof err);
+		int laid = -1;
+		int lfd = ag_kernel_receive(ks[0], pid, &laid, err, sizeof err);
 		close(ks[0]);
+		if (lfd < 0 && floor_fd >= 0)
+			snprintf(fstate, sizeof fstate, "off: the kernel layer is off");
+		else if (laid > 0)
+			snprintf(fstate, sizeof fstate, "off: it cannot be laid (%s)", strerror(laid));
+		if (strncmp(fstate, "off", 3) == 0 && lfd >= 0) {
+			if (require_kernel) {
+				cli_err("--require-kernel: the Landlock floor cannot be laid: %s; "
+					"nothing was run", fstate + 5);
+				close(lfd);
+				abandon(pid, go);
+				goto fail_sig;
+			}
+			cli_warn("the Landlock floor is off (%s): processes that get past the "
+				 "library can change the guard's own files", fstate + 5);
+		}
 		if (lfd >= 0) {
 			/* Files made for a process get its umask, applied by hand. */
 			umask(0);
@@ -588,6 +611,7 @@ static int cmd_run(int argc, char **argv)
 		.pid = pid,
 		.start_ns = s.start_ns,
 		.kernel = kstate,
+		.floor = fstate,
 	};
 	if (ag_audit_session_begin(d.db, &info, err, sizeof err) < 0) {
 		cli_err("cannot record the session in %s: %s; the agent was not started",

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "gate.h"
+#include "floor.h"
 #include "kernel.h"
 #include "kernel_abi.h"
 
@@ -134,11 +135,13 @@ static int resolve_jumps(struct prog *p)
 /* An open's flags (argument i) that the supervisor must see: it truncates,
  * or it can overwrite in place (a `write`) — writable, and neither
  * append-only nor bound to create a new file. */
-static void open_flags(struct prog *p, int i)
+static void open_flags(struct prog *p, int i, int floor)
 {
 	LD(ARG_LO(i));
 	JSET(O_TRUNC, L_GATE, L_NEXT);
 	JSET(O_ACCMODE, L_NEXT, L_ALLOW);
+	if (floor)
+		JSET(O_CREAT, L_GATE, L_NEXT);
 	AND(O_CREAT | O_EXCL);
 	JEQ(O_CREAT | O_EXCL, L_ALLOW, L_NEXT);
 	LD(ARG_LO(i));
@@ -146,7 +149,7 @@ static void open_flags(struct prog *p, int i)
 	JEQ(O_WRONLY | O_APPEND, L_ALLOW, L_GATE);
 }
 
-static int build_filter(struct prog *p, uintptr_t gate)
+static int build_filter(struct prog *p, uintptr_t gate, int floor)
 {
 	memset(p, 0, sizeof *p);
 	for (int l = 0; l < L_COUNT; l++)
@@ -164,9 +167,9 @@ static int build_filter(struct prog *p, uintptr_t gate)
 	RET(SECCOMP_RET_ALLOW);
 
 	LABEL(L_OPEN);
-	open_flags(p, 1);
+	open_flags(p, 1, floor);
 	LABEL(L_OPENAT);
-	open_flags(p, 2);
+	open_flags(p, 2, floor);
 	LABEL(L_FALLOC);                              /* the modes that drop data */
 	LD(ARG_LO(1));
 	JSET(FALLOC_DROPS, L_GATE, L_ALLOW);
@@ -219,11 +222,11 @@ static int build_filter(struct prog *p, uintptr_t gate)
 	return p->bad ? -1 : resolve_jumps(p);
 }
 
-int ag_kernel_filter(struct sock_filter *out, size_t cap, uintptr_t gate)
+int ag_kernel_filter(struct sock_filter *out, size_t cap, uintptr_t gate, int floor)
 {
 	struct prog p;
 
-	if (build_filter(&p, gate) < 0 || (size_t)p.n > cap)
+	if (build_filter(&p, gate, floor) < 0 || (size_t)p.n > cap)
 		return -1;
 	memcpy(out, p.ins, (size_t)p.n * sizeof *out);
 	return p.n;
@@ -250,31 +253,32 @@ uintptr_t ag_kernel_gate_pick(void)
 struct hello {
 	int status;
 	int fd;
-	char why[504];
+	int floor;     /* the Landlock floor: 0 laid, else errno (-1: none asked) */
+	char why[500];
 };
 
-static int send_result(int sock, int status, int fd, const char *why)
+static int send_result(int sock, int status, int fd, int floor, const char *why)
 {
-	struct hello h = {.status = status, .fd = fd};
+	struct hello h = {.status = status, .fd = fd, .floor = floor};
 
 	snprintf(h.why, sizeof h.why, "%s", why ? why : "");
 	return write(sock, &h, sizeof h) == (ssize_t)sizeof h ? 0 : -1;
 }
 
-int ag_kernel_install(int sock, uintptr_t gate, char *err, size_t errlen)
+int ag_kernel_install(int sock, uintptr_t gate, int floor, char *err, size_t errlen)
 {
 	struct prog p;
 
-	if (build_filter(&p, gate) < 0) {
+	if (build_filter(&p, gate, floor >= 0) < 0) {
 		snprintf(err, errlen, "the filter program could not be built");
-		send_result(sock, EINVAL, -1, err);
+		send_result(sock, EINVAL, -1, -1, err);
 		return -1;
 	}
 	struct sock_fprog fp = {.len = (unsigned short)p.n, .filter = p.ins};
 	/* A setuid or setgid program then runs as its caller, preloaded. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		snprintf(err, errlen, "no-new-privs cannot be set: %s", strerror(errno));
-		send_result(sock, errno, -1, err);
+		send_result(sock, errno, -1, -1, err);
 		return -1;
 	}
 	/* Killable-only waits (5.19): a signal must not restart a call the
@@ -294,15 +298,24 @@ int ag_kernel_install(int sock, uintptr_t gate, char *err, size_t errlen)
 			 e == EBUSY ? ": an outer sandbox already supervises this process"
 			 : e == EINVAL || e == ENOSYS ? ": this kernel lacks seccomp user notification"
 			 : "");
-		send_result(sock, e, -1, err);
+		send_result(sock, e, -1, -1, err);
 		return -1;
+	}
+	/* The floor only with the supervisor on: what it refuses, the
+	 * supervisor makes. Its own system call is not one the filter watches. */
+	int fl = -1;
+	if (floor >= 0) {
+		fl = ag_floor_apply(floor) == 0 ? 0 : errno;
+		close(floor);
+		if (fl)
+			unsetenv("AGENTGUARD_FLOOR");
 	}
 	/* The listener stays open here (close-on-exec) until the exec: the
 	 * supervisor copies it out of this process meanwhile. */
-	return send_result(sock, 0, (int)fd, NULL);
+	return send_result(sock, 0, (int)fd, fl, NULL);
 }
 
-int ag_kernel_receive(int sock, int child, char *err, size_t errlen)
+int ag_kernel_receive(int sock, int child, int *floor, char *err, size_t errlen)
 {
 	struct hello h = {.status = -1};
 	ssize_t n;
@@ -315,6 +328,7 @@ int ag_kernel_receive(int sock, int child, char *err, size_t errlen)
 		return -1;
 	}
 	h.why[sizeof h.why - 1] = 0;
+	*floor = h.floor;
 	if (h.status != 0) {
 		snprintf(err, errlen, "%s", h.why[0] ? h.why : strerror(h.status));
 		return -1;

@@ -16,18 +16,23 @@
 uintptr_t ag_kernel_gate_pick(void);
 
 /* The filter program for a session whose gate is at `gate` (0: none), for
- * tests: its length, or -1 if it does not fit in cap instructions. */
+ * tests: its length, or -1 if it does not fit in cap instructions. With
+ * `floor` (a Landlock floor is laid, tools/floor.c) every writable open
+ * that may create a file is reported too: where the floor refuses it, the
+ * supervisor makes it. */
 struct sock_filter;
-int ag_kernel_filter(struct sock_filter *out, size_t cap, uintptr_t gate);
+int ag_kernel_filter(struct sock_filter *out, size_t cap, uintptr_t gate, int floor);
 
-/* In the agent's process, before it execs: no-new-privs, the filter, and
+/* In the agent's process, before it execs: no-new-privs, the filter, the
+ * Landlock floor (ruleset `floor`, from ag_floor_prepare; -1: none), and
  * the listener handed to the supervisor over sock. Returns 0, or -1 with
  * why in err (the filter is not on; the supervisor hears the same). */
-int ag_kernel_install(int sock, uintptr_t gate, char *err, size_t errlen);
+int ag_kernel_install(int sock, uintptr_t gate, int floor, char *err, size_t errlen);
 
 /* In the supervisor: the listener of child (>= 0, taken with
- * pidfd_getfd), or -1 with the child's reason in err. */
-int ag_kernel_receive(int sock, int child, char *err, size_t errlen);
+ * pidfd_getfd), or -1 with the child's reason in err. *floor: 0 if the
+ * floor was laid, else the errno that stopped it (-1: none was asked). */
+int ag_kernel_receive(int sock, int child, int *floor, char *err, size_t errlen);
 
 struct ag_kernel;
 

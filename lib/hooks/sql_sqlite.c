@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "floor.h"
 #include "guard.h"
 
 typedef struct sqlite3 sqlite3;
@@ -209,9 +210,17 @@ static int backup(struct ag_call *c, void *arg)
 	    ag_mkdirs(abs, 0700) < 0 ||
 	    ag_fmt(abs, sizeof snap->abs, "%s/%s", ag_state_dir(), snap->store) < 0)
 		return -1;
+	/* Under the floor the store cannot be written: made in stage/, then
+	 * moved in (lib/snapshot.h). */
+	const char *to = abs;
+	if (ag_floor_on()) {
+		if (ag_snapshot_stage(ag_state_dir(), ag_session_id(), snap) < 0)
+			return -1;
+		to = snap->stage;
+	}
 	sigset_t saved;
 	ag_own_enter(&saved);
-	int rc = S.open_v2(abs, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	int rc = S.open_v2(to, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc == SQLITE_OK)
 		rc = copy_db(dst, db);
 	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
@@ -225,7 +234,11 @@ static int backup(struct ag_call *c, void *arg)
 	}
 	S.close(dst);
 	ag_own_leave(&saved);
+	if (rc == SQLITE_OK && to != abs && rename(to, abs) < 0)
+		rc = SQLITE_ERROR;
 	if (rc != SQLITE_OK) {
+		if (to != abs)
+			unlink(to);
 		errno = EIO;
 		return -1;
 	}

@@ -71,3 +71,38 @@ make_tree() {
 	touch -d '2020-01-02 03:04:05.123456789' "$1/a.txt" "$1/sub/blob.bin"
 	chmod 700 "$1/sub/deeper"
 }
+
+# ---- the kernel layer's test programs (sources in test/e2e/kernel/) ----
+
+KBIN=$AG_BUILD/e2e-kernel
+
+# Build a test program once per build tree (sources in test/e2e/kernel/).
+kbuild() {
+	local name=$1 src out
+	mkdir -p "$KBIN"
+	out=$KBIN/$name
+	case $name in
+	kstatic) src=$AG_ROOT/test/e2e/kernel/kstatic.c ;;
+	kgo) src=$AG_ROOT/test/e2e/kernel/kgo.go ;;
+	kuring) src=$AG_ROOT/test/e2e/kernel/kuring.c ;;
+	kgate) src=$AG_ROOT/test/e2e/kernel/kgate.c ;;
+	esac
+	if [ ! -x "$out" ] || [ "$src" -nt "$out" ]; then
+		case $name in
+		kstatic) gcc -static -O2 -pthread -o "$out.tmp.$$" "$src" ;;
+		kuring) gcc -O2 -o "$out.tmp.$$" "$src" -luring ;;
+		kgate) gcc -O2 -o "$out.tmp.$$" "$src" ;;
+		kgo) (cd "$(dirname "$src")" && HOME=$T GOCACHE=$KBIN/gocache CGO_ENABLED=0 \
+			GO111MODULE=off go build -o "$out.tmp.$$" kgo.go) ;;
+		esac
+		mv "$out.tmp.$$" "$out"
+	fi
+	echo "$out"
+}
+
+krun() { LD_PRELOAD=${AG_ASAN_RT:-} "$AG" run --require-kernel --workspace "$WS" -- "$@"; }
+
+# rows OP PATH: "decision layer" of the events on PATH.
+rows() { db "select decision || ' ' || coalesce(layer, 'library') from events where op = '$1' and path = '$2'"; }
+
+seed() { for f in "$@"; do printf 'original %s\n' "$f" > "$WS/$f"; done; }

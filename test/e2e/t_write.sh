@@ -122,14 +122,3 @@ test_static_program_overwriting_in_place_is_kept_by_the_kernel_layer() {
 	assert_contains "$out" "overwrite $HOME/.ssh/id_rsa: EACCES"
 	assert_eq "$(cat "$HOME/.ssh/id_rsa")" KEY
 }
-
-KBIN=$AG_BUILD/e2e-kernel
-kbuild() {
-	mkdir -p "$KBIN"
-	local out=$KBIN/kstatic src=$AG_ROOT/test/e2e/kernel/kstatic.c
-	if [ ! -x "$out" ] || [ "$src" -nt "$out" ]; then
-		gcc -static -O2 -pthread -o "$out.tmp.$$" "$src" && mv "$out.tmp.$$" "$out"
-	fi
-	echo "$out"
-}
-krun() { LD_PRELOAD=${AG_ASAN_RT:-} "$AG" run --require-kernel --workspace "$WS" -- "$@"; }

@@ -51,10 +51,12 @@ static uint32_t run(const struct sock_filter *f, int n, const struct seccomp_dat
 	return 0;
 }
 
+static int floor_on;   /* the filter of a session with a Landlock floor */
+
 static uint32_t verdict(uintptr_t gate, uint32_t arch, int nr, uint64_t ip, const uint64_t *args)
 {
 	struct sock_filter f[256];
-	int n = ag_kernel_filter(f, 256, gate);
+	int n = ag_kernel_filter(f, 256, gate, floor_on);
 	struct seccomp_data d = {.nr = nr, .arch = arch, .instruction_pointer = ip};
 
 	cr_assert(n > 0);
@@ -127,6 +129,21 @@ Test(kfilter, writable_opens_that_can_overwrite_and_fallocate_that_drops_data)
 	cr_expect_eq(verdict(GATE, X64, SYS_fallocate, ELSEWHERE, zero), NOTIFY);
 	cr_expect_eq(verdict(GATE, X64, SYS_fallocate, ELSEWHERE, insert), NOTIFY);
 	cr_expect_eq(verdict(GATE, X64, SYS_fallocate, GATE + 8, punch), ALLOW);
+}
+
+Test(kfilter, under_a_floor_opens_that_may_create_go_to_the_supervisor)
+{
+	floor_on = 1;
+	cr_expect_eq(open_v(O_WRONLY | O_CREAT | O_EXCL), NOTIFY);
+	cr_expect_eq(open_v(O_WRONLY | O_APPEND | O_CREAT), NOTIFY);
+	cr_expect_eq(open_v(O_RDWR | O_CREAT), NOTIFY);
+	uint64_t at[6] = {AT_FDCWD & 0xffffffffu, 0x1000, O_WRONLY | O_CREAT | O_EXCL};
+	cr_expect_eq(verdict(GATE, X64, SYS_openat, GATE + 8, at), ALLOW);
+	/* Reading, or appending to what exists, stays the process's own. */
+	cr_expect_eq(open_v(O_RDONLY), ALLOW);
+	cr_expect_eq(open_v(O_RDONLY | O_CREAT), ALLOW);
+	cr_expect_eq(open_v(O_WRONLY | O_APPEND), ALLOW);
+	floor_on = 0;
 }
 
 Test(kfilter, truncating_opens_and_sends_with_an_address)

@@ -1,0 +1,116 @@
+# The Landlock floor (kernel layer II): what no process of a session can
+# change, whatever code it runs — a program that makes its calls through the
+# gate (past the library and the seccomp filter), a static one — and that
+# what the floor keeps out of a process's own reach is still made, judged,
+# by the supervisor.
+
+# The state dir's files a session must not be able to change.
+guard_files() {
+	STORE_FILE=$(find "$AGENTGUARD_STATE_DIR/snapshots" -type f | head -1)
+	RULES_FILE=$(find "$AGENTGUARD_STATE_DIR/rules" -name '*.yaml' | head -1)
+	[ -n "$STORE_FILE" ] && [ -n "$RULES_FILE" ] || fail "no snapshot or frozen rules to attack"
+}
+
+# One session first, so there are a log, a snapshot and frozen rules.
+first_session() {
+	seed kept
+	krun rm "$WS/kept" >/dev/null 2>&1
+	guard_files
+	mkdir -p "$HOME/.ssh"; printf 'KEY\n' > "$HOME/.ssh/id_rsa"
+}
+
+test_session_records_the_floor() {
+	krun true >/dev/null 2>&1
+	assert_contains "$(db "select floor from sessions")" "on: Landlock ABI"
+	assert_contains "$(db "select floor from sessions")" "kept from: writing"
+	"$AG" run --no-kernel --workspace "$WS" -- true >/dev/null 2>&1
+	assert_eq "$(db "select floor from sessions order by start_ns desc limit 1")" "off: --no-kernel"
+}
+
+test_a_program_using_the_gate_cannot_touch_the_guard_or_credentials() {
+	local g; g=$(kbuild kgate)
+	first_session
+	local db=$AGENTGUARD_STATE_DIR/audit.db sum store_sum rules_sum
+	sum=$(sha256sum < "$db"); store_sum=$(sha256sum < "$STORE_FILE")
+	rules_sum=$(sha256sum < "$RULES_FILE")
+	seed free
+	out=$(krun "$g" rm "$WS/free" rm "$db" write "$db" trunc "$db" link "$db" "$WS/db.link" \
+		mv "$db" "$WS/db.moved" mv "$AGENTGUARD_STATE_DIR" "$T/state.moved" \
+		mv "$T" "/tmp/moved.$$" rm "$STORE_FILE" write "$STORE_FILE" trunc "$STORE_FILE" \
+		mv "$STORE_FILE" "$WS/snap" write "$RULES_FILE" rm "$RULES_FILE" \
+		rm "$HOME/.ssh/id_rsa" trunc "$HOME/.ssh/id_rsa" write "$HOME/.ssh/id_rsa" \
+		mv "$HOME/.ssh" "$WS/ssh" rmdir "$HOME/.ssh" 2>&1)
+	# The gate really is a way past the library and the filter: an
+	# ordinary file goes without a row or a snapshot...
+	assert_contains "$out" "rm $WS/free: ok"
+	assert_missing "$WS/free"
+	# ...and the floor is what stops everything else.
+	local refused; refused=$(grep -c ': EACCES$\|: EXDEV$' <<<"$out")
+	assert_eq "$refused" 20 "$out"
+	assert_exists "$db"; assert_exists "$STORE_FILE"; assert_exists "$RULES_FILE"
+	assert_missing "$WS/db.link"; assert_missing "$WS/db.moved"; assert_missing "/tmp/moved.$$"
+	assert_eq "$(cat "$HOME/.ssh/id_rsa")" KEY
+	assert_eq "$(sha256sum < "$STORE_FILE")" "$store_sum"
+	assert_eq "$(sha256sum < "$RULES_FILE")" "$rules_sum"
+	"$AG" verify >/dev/null || fail "verify after the attacks: $("$AG" verify 2>&1)"
+	[ "$sum" != "" ]
+}
+
+test_a_static_program_cannot_touch_the_guard() {
+	local k; k=$(kbuild kstatic)
+	first_session
+	local db=$AGENTGUARD_STATE_DIR/audit.db
+	out=$(krun "$k" rm "$db" trunc "$db" mv "$STORE_FILE" "$WS/snap" rm "$STORE_FILE" \
+		link "$db" "$WS/db.link" trunc "$RULES_FILE" 2>&1)
+	assert_eq "$(grep -c ': EACCES$' <<<"$out")" 6 "$out"
+	assert_exists "$db"; assert_exists "$STORE_FILE"; assert_missing "$WS/db.link"
+	# The supervisor refused these: they are in the log.
+	assert_eq "$(db "select count(*) from events where decision = 'deny' and layer = 'kernel' and rule = 'agentguard-self'")" 6
+}
+
+test_the_supervisor_cannot_be_signalled() {
+	local g; g=$(kbuild kgate)
+	out=$(krun sh -c "'$g' kill \$PPID; echo still here" 2>&1)
+	assert_contains "$out" "kill "
+	assert_contains "$out" ": EPERM"
+	assert_contains "$out" "still here"
+	assert_contains "$out" "ended: sh exited with status 0"
+}
+
+# Beyond the floor: $HOME is restricted (it holds ~/.ssh), so what is made
+# in it during the session is out of the process's own reach. The library
+# hands those calls to the supervisor, which judges and makes them.
+test_work_beyond_the_floor_is_made_by_the_supervisor() {
+	mkdir -p "$HOME/.ssh"; printf 'KEY\n' > "$HOME/.ssh/id_rsa"
+	printf 'old\n' > "$HOME/.tool.json"
+	printf 'a=1\n' > "$HOME/.toolrc"
+	out=$(krun bash -c '
+		set -e
+		cd "$HOME"
+		echo new > fresh.txt; echo more >> fresh.txt
+		# An atomic replace of an existing file, as agents keep their state.
+		echo "{\"v\": 2}" > .tool.json.tmp; mv .tool.json.tmp .tool.json
+		mkdir -p made/deeper; echo deep > made/deeper/f; rm made/deeper/f
+		sed -i s/a=1/a=2/ .toolrc
+		python3 -c "import tempfile; f = tempfile.NamedTemporaryFile(dir=\".\", delete=False); f.write(b\"t\"); f.close(); print(\"temp ok\")"
+		rm fresh.txt
+		echo done' 2>&1) || fail "beyond the floor: $out"
+	assert_contains "$out" "temp ok"
+	assert_contains "$out" "done"
+	assert_missing "$HOME/fresh.txt"
+	assert_eq "$(cat "$HOME/.tool.json")" '{"v": 2}'
+	assert_eq "$(cat "$HOME/.toolrc")" "a=2"
+	assert_missing "$HOME/made/deeper/f"
+	# Judged by the rules all the same: home configuration is snapshotted.
+	assert_eq "$(rows rename "$HOME/.tool.json.tmp")" "snapshot kernel"
+	assert_eq "$(rows delete "$HOME/fresh.txt")" "snapshot kernel"
+	assert_eq "$(cat "$HOME/.ssh/id_rsa")" KEY
+}
+
+test_credentials_beyond_the_floor_stay_refused() {
+	mkdir -p "$HOME/.ssh"; printf 'KEY\n' > "$HOME/.ssh/id_rsa"
+	out=$(krun bash -c 'rm -f ~/.ssh/id_rsa; echo x > ~/.ssh/id_rsa; mv ~/.ssh ~/ssh.moved; true' 2>&1)
+	assert_eq "$(cat "$HOME/.ssh/id_rsa")" KEY
+	assert_missing "$HOME/ssh.moved"
+	assert_contains "$out" "denied delete $HOME/.ssh/id_rsa"
+}
