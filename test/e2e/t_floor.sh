@@ -11,8 +11,10 @@ guard_files() {
 	[ -n "$STORE_FILE" ] && [ -n "$RULES_FILE" ] || fail "no snapshot or frozen rules to attack"
 }
 
-# One session first, so there are a log, a snapshot and frozen rules.
+# One session first, so there are a log, a snapshot and frozen rules (the
+# built-in rules from a file, so that a copy of them is frozen).
 first_session() {
+	export AGENTGUARD_RULES=$AG_ROOT/rules/default.yaml
 	seed kept
 	krun rm "$WS/kept" >/dev/null 2>&1
 	guard_files
@@ -30,8 +32,8 @@ test_session_records_the_floor() {
 test_a_program_using_the_gate_cannot_touch_the_guard_or_credentials() {
 	local g; g=$(kbuild kgate)
 	first_session
-	local db=$AGENTGUARD_STATE_DIR/audit.db sum store_sum rules_sum
-	sum=$(sha256sum < "$db"); store_sum=$(sha256sum < "$STORE_FILE")
+	local db=$AGENTGUARD_STATE_DIR/audit.db store_sum rules_sum
+	store_sum=$(sha256sum < "$STORE_FILE")
 	rules_sum=$(sha256sum < "$RULES_FILE")
 	seed free
 	out=$(krun "$g" rm "$WS/free" rm "$db" write "$db" trunc "$db" link "$db" "$WS/db.link" \
@@ -46,14 +48,13 @@ test_a_program_using_the_gate_cannot_touch_the_guard_or_credentials() {
 	assert_missing "$WS/free"
 	# ...and the floor is what stops everything else.
 	local refused; refused=$(grep -c ': EACCES$\|: EXDEV$' <<<"$out")
-	assert_eq "$refused" 20 "$out"
+	assert_eq "$refused" 18 "$out"
 	assert_exists "$db"; assert_exists "$STORE_FILE"; assert_exists "$RULES_FILE"
 	assert_missing "$WS/db.link"; assert_missing "$WS/db.moved"; assert_missing "/tmp/moved.$$"
 	assert_eq "$(cat "$HOME/.ssh/id_rsa")" KEY
 	assert_eq "$(sha256sum < "$STORE_FILE")" "$store_sum"
 	assert_eq "$(sha256sum < "$RULES_FILE")" "$rules_sum"
 	"$AG" verify >/dev/null || fail "verify after the attacks: $("$AG" verify 2>&1)"
-	[ "$sum" != "" ]
 }
 
 test_a_static_program_cannot_touch_the_guard() {
@@ -87,23 +88,24 @@ test_work_beyond_the_floor_is_made_by_the_supervisor() {
 	out=$(krun bash -c '
 		set -e
 		cd "$HOME"
-		echo new > fresh.txt; echo more >> fresh.txt
+		echo new > .fresh; echo more >> .fresh
 		# An atomic replace of an existing file, as agents keep their state.
 		echo "{\"v\": 2}" > .tool.json.tmp; mv .tool.json.tmp .tool.json
 		mkdir -p made/deeper; echo deep > made/deeper/f; rm made/deeper/f
 		sed -i s/a=1/a=2/ .toolrc
 		python3 -c "import tempfile; f = tempfile.NamedTemporaryFile(dir=\".\", delete=False); f.write(b\"t\"); f.close(); print(\"temp ok\")"
-		rm fresh.txt
+		rm .fresh
 		echo done' 2>&1) || fail "beyond the floor: $out"
 	assert_contains "$out" "temp ok"
 	assert_contains "$out" "done"
-	assert_missing "$HOME/fresh.txt"
+	assert_missing "$HOME/.fresh"
 	assert_eq "$(cat "$HOME/.tool.json")" '{"v": 2}'
 	assert_eq "$(cat "$HOME/.toolrc")" "a=2"
 	assert_missing "$HOME/made/deeper/f"
 	# Judged by the rules all the same: home configuration is snapshotted.
 	assert_eq "$(rows rename "$HOME/.tool.json.tmp")" "snapshot kernel"
-	assert_eq "$(rows delete "$HOME/fresh.txt")" "snapshot kernel"
+	assert_eq "$(rows delete "$HOME/.fresh")" "snapshot kernel"
+	assert_eq "$(rows rename "$HOME/$(db "select substr(path, length('$HOME') + 2) from events where op = 'rename' and target = '$HOME/.toolrc'")")" "snapshot kernel"
 	assert_eq "$(cat "$HOME/.ssh/id_rsa")" KEY
 }
 
