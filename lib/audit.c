@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,6 +87,9 @@ static int add_columns(sqlite3 *db)
 	return 0;
 }
 
+static int key_setup(sqlite3 *db, const char *state_dir, int writable, char *err, size_t errlen);
+static void key_detach(sqlite3 *db);
+
 sqlite3 *ag_audit_open(const char *state_dir, int readonly, char *err, size_t errlen)
 {
 	char path[AG_PATH_MAX];
@@ -128,6 +133,13 @@ sqlite3 *ag_audit_open(const char *state_dir, int readonly, char *err, size_t er
 	} else if (sqlite3_exec(db, "SELECT count(*) FROM sessions", NULL, NULL, NULL) != SQLITE_OK) {
 		goto fail;
 	}
+	/* A log that can be written is always keyed; reading one only needs
+	 * the key to verify it. */
+	if (key_setup(db, state_dir, !readonly, err, errlen) < 0 && !readonly) {
+		key_detach(db);
+		sqlite3_close(db);
+		return NULL;
+	}
 	return db;
 fail:;
 	int code = db ? sqlite3_errcode(db) : SQLITE_CANTOPEN;
@@ -144,7 +156,177 @@ fail:;
 
 void ag_audit_close(sqlite3 *db)
 {
+	key_detach(db);
 	sqlite3_close(db);
+}
+
+/* ---- the chain's key -----------------------------------------------------
+ * The chain is an HMAC-SHA256 chain keyed with a secret of the state dir
+ * (AGENTGUARD_KEY_FILE, else STATE/key): who edits the log without it
+ * cannot make the hashes agree again. Processes of a session cannot change
+ * it, nor (where the floor can say so, tools/floor.c) read it. */
+
+#define KEY_LEN 32
+
+static struct keyed {
+	sqlite3 *db;
+	unsigned char key[KEY_LEN];
+	char id[17];                /* the first 16 hex digits of its sha256 */
+} keys[8];
+static pthread_mutex_t keys_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int ag_audit_key_path(const char *state_dir, char *out, size_t len)
+{
+	const char *e = getenv("AGENTGUARD_KEY_FILE");
+
+	if (e && e[0] == '/')
+		return ag_fmt(out, len, "%s", e);
+	return ag_fmt(out, len, "%s/key", state_dir);
+}
+
+static const struct keyed *key_of(sqlite3 *db)
+{
+	const struct keyed *k = NULL;
+
+	pthread_mutex_lock(&keys_mu);
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !k; i++)
+		if (keys[i].db == db)
+			k = &keys[i];
+	pthread_mutex_unlock(&keys_mu);
+	return k;
+}
+
+static int unhex(const char *h, unsigned char *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(h + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+/* Read the key, or make it (create): 0, 1 (none, not made), -1. Made in a
+ * temporary file and linked into place, so a reader never sees half. */
+static int load_key(const char *state_dir, int create, unsigned char key[KEY_LEN],
+		    char *err, size_t errlen)
+{
+	char path[AG_PATH_MAX], tmp[AG_PATH_MAX + 32], text[2 * KEY_LEN + 2];
+
+	if (ag_audit_key_path(state_dir, path, sizeof path) < 0) {
+		seterr(err, errlen, "the key's path is too long%s%s", "", NULL);
+		return -1;
+	}
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0) {
+			ssize_t n = read(fd, text, sizeof text);
+			close(fd);
+			if (n < 2 * KEY_LEN || unhex(text, key, KEY_LEN) < 0) {
+				seterr(err, errlen, "the chain key %s is damaged%s", path, NULL);
+				return -1;
+			}
+			return 0;
+		}
+		if (errno != ENOENT) {
+			seterr(err, errlen, "cannot read the chain key %s: %s", path, strerror(errno));
+			return -1;
+		}
+		if (!create)
+			return 1;
+		unsigned char k[KEY_LEN];
+		if (getrandom(k, sizeof k, 0) != (ssize_t)sizeof k) {
+			seterr(err, errlen, "no randomness for the chain key: %s%s", strerror(errno), NULL);
+			return -1;
+		}
+		for (int i = 0; i < KEY_LEN; i++)
+			snprintf(text + 2 * i, 3, "%02x", k[i]);
+		text[2 * KEY_LEN] = '\n';
+		char *slash = strrchr(path, '/');
+		if (slash && slash != path) {
+			*slash = 0;
+			int made = ag_mkdirs(path, 0700);
+			*slash = '/';
+			if (made < 0) {
+				seterr(err, errlen, "cannot make the chain key's directory for %s: %s",
+				       path, strerror(errno));
+				return -1;
+			}
+		}
+		snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0400);
+		if (fd < 0) {
+			seterr(err, errlen, "cannot make the chain key %s: %s", path, strerror(errno));
+			return -1;
+		}
+		int ok = write(fd, text, 2 * KEY_LEN + 1) == 2 * KEY_LEN + 1 && fsync(fd) == 0;
+		close(fd);
+		if (ok && link(tmp, path) < 0 && errno != EEXIST)
+			ok = 0;
+		unlink(tmp);
+		if (!ok) {
+			seterr(err, errlen, "cannot make the chain key %s: %s", path, strerror(errno));
+			return -1;
+		}
+	}
+	seterr(err, errlen, "the chain key %s keeps changing%s", path, NULL);
+	return -1;
+}
+
+static void key_attach(sqlite3 *db, const unsigned char key[KEY_LEN])
+{
+	char hex[AG_HASH_HEX];
+
+	ag_sha256_buf_hex(key, KEY_LEN, hex);
+	pthread_mutex_lock(&keys_mu);
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		if (keys[i].db)
+			continue;
+		keys[i].db = db;
+		memcpy(keys[i].key, key, KEY_LEN);
+		snprintf(keys[i].id, sizeof keys[i].id, "%.16s", hex);
+		break;
+	}
+	pthread_mutex_unlock(&keys_mu);
+}
+
+static void key_detach(sqlite3 *db)
+{
+	pthread_mutex_lock(&keys_mu);
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (keys[i].db == db)
+			memset(&keys[i], 0, sizeof keys[i]);
+	pthread_mutex_unlock(&keys_mu);
+}
+
+/* HMAC-SHA256 (RFC 2104) around the chain's own hashing. */
+static void mac_begin(struct ag_sha256 *h, const struct keyed *k)
+{
+	ag_sha256_init(h);
+	if (!k)
+		return;
+	unsigned char pad[64] = {0};
+	memcpy(pad, k->key, KEY_LEN);
+	for (int i = 0; i < 64; i++)
+		pad[i] ^= 0x36;
+	ag_sha256_update(h, pad, sizeof pad);
+}
+
+static void mac_end(struct ag_sha256 *h, const struct keyed *k, char out[AG_HASH_HEX])
+{
+	ag_sha256_hex(h, out);
+	if (!k)
+		return;
+	unsigned char inner[32], pad[64] = {0};
+	unhex(out, inner, sizeof inner);
+	memcpy(pad, k->key, KEY_LEN);
+	for (int i = 0; i < 64; i++)
+		pad[i] ^= 0x5c;
+	ag_sha256_init(h);
+	ag_sha256_update(h, pad, sizeof pad);
+	ag_sha256_update(h, inner, sizeof inner);
+	ag_sha256_hex(h, out);
 }
 
 /* ---- the chain ---------------------------------------------------------- */
@@ -180,12 +362,13 @@ struct cval {
 	size_t len;
 };
 
-static void hash_event(const char *prev, const struct cval *v, char out[AG_HASH_HEX])
+static void hash_event(const struct keyed *k, const char *prev, const struct cval *v,
+		       char out[AG_HASH_HEX])
 {
 	struct ag_sha256 h;
 	char num[32];
 
-	ag_sha256_init(&h);
+	mac_begin(&h, k);
 	ag_sha256_update(&h, prev, strlen(prev));
 	ag_sha256_update(&h, "\n", 1);
 	for (int i = 0; i < NCHAINED; i++) {
@@ -209,7 +392,7 @@ static void hash_event(const char *prev, const struct cval *v, char out[AG_HASH_
 		ag_sha256_update(&h, s, len);
 		ag_sha256_update(&h, "\n", 1);
 	}
-	ag_sha256_hex(&h, out);
+	mac_end(&h, k, out);
 }
 
 /* ---- sessions ----------------------------------------------------------- */
@@ -535,7 +718,7 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 	v[k++] = F(AG_T_UNGUARDED);
 	v[k++] = F(AG_T_LAYER);
 #undef F
-	hash_event(g->head, v, hash);
+	hash_event(key_of(g->db), g->head, v, hash);
 
 	sqlite3_stmt *st = g->ins;
 	sqlite3_reset(st);
@@ -1157,8 +1340,162 @@ out:
 
 /* ---- verify ------------------------------------------------------------- */
 
-static int verify_session(sqlite3 *db, const char *id, const char *genesis,
-			  const char *head, char *msg, size_t msglen)
+static char key_err[AG_PATH_MAX + 512];   /* why the last open found no key */
+
+static const char *key_problem(sqlite3 *db)
+{
+	(void)db;
+	return key_err[0] ? key_err : "no key was loaded";
+}
+
+static int meta_get(sqlite3 *db, const char *key, char *out, size_t len)
+{
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	bind_text(st, 1, key);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+		snprintf(out, len, "%s", (const char *)sqlite3_column_text(st, 0));
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int meta_set(sqlite3 *db, const char *key, const char *value)
+{
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta VALUES(?, ?)", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -1;
+	bind_text(st, 1, key);
+	bind_text(st, 2, value);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int verify_session(sqlite3 *db, const struct keyed *k, const char *id,
+			  const char *genesis, const char *head, char *msg, size_t msglen);
+
+/* A log from before the chain was keyed: every session whose unkeyed
+ * chain holds is chained again with the key. One that does not hold stays
+ * as it is, and fails verify. */
+static int rekey(sqlite3 *db, const struct keyed *k)
+{
+	sqlite3_stmt *ss, *ev, *up, *hd;
+	char msg[256];
+	int rc = -1;
+
+	if (exec1(db, "BEGIN IMMEDIATE") < 0)
+		return -1;
+	char sql[1024];
+	int n = snprintf(sql, sizeof sql, "SELECT id");
+	for (int i = 0; i < NCHAINED; i++)
+		n += snprintf(sql + n, sizeof sql - (size_t)n, ", %s", chained[i]);
+	snprintf(sql + n, sizeof sql - (size_t)n, " FROM events WHERE session=? ORDER BY id");
+	if (sqlite3_prepare_v2(db, "SELECT id, genesis, head FROM sessions", -1, &ss, NULL) != SQLITE_OK)
+		goto rollback;
+	if (sqlite3_prepare_v2(db, sql, -1, &ev, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "UPDATE events SET prev_hash=?, hash=? WHERE id=?", -1, &up,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "UPDATE sessions SET head=? WHERE id=?", -1, &hd, NULL) !=
+		    SQLITE_OK) {
+		sqlite3_finalize(ss);
+		goto rollback;
+	}
+	rc = 0;
+	while (rc == 0 && sqlite3_step(ss) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(ss, 0);
+		if (!id || verify_session(db, NULL, id, (const char *)sqlite3_column_text(ss, 1),
+					  (const char *)sqlite3_column_text(ss, 2), msg, sizeof msg))
+			continue;
+		char prev[AG_HASH_HEX], hash[AG_HASH_HEX];
+		snprintf(prev, sizeof prev, "%s", (const char *)sqlite3_column_text(ss, 1));
+		sqlite3_reset(ev);
+		bind_text(ev, 1, id);
+		while (rc == 0 && sqlite3_step(ev) == SQLITE_ROW) {
+			struct cval v[NCHAINED];
+			for (int i = 0; i < NCHAINED; i++) {
+				int c = i + 1, t = sqlite3_column_type(ev, c);
+				v[i] = t == SQLITE_NULL ? (struct cval){.type = SQLITE_NULL}
+				     : t == SQLITE_INTEGER ? iv(sqlite3_column_int64(ev, c))
+				     : (struct cval){.type = SQLITE_TEXT,
+						     .s = (const char *)sqlite3_column_text(ev, c),
+						     .len = (size_t)sqlite3_column_bytes(ev, c)};
+			}
+			hash_event(k, prev, v, hash);
+			sqlite3_reset(up);
+			bind_text(up, 1, prev);
+			bind_text(up, 2, hash);
+			sqlite3_bind_int64(up, 3, sqlite3_column_int64(ev, 0));
+			rc = sqlite3_step(up) == SQLITE_DONE ? 0 : -1;
+			snprintf(prev, sizeof prev, "%s", hash);
+		}
+		sqlite3_reset(hd);
+		bind_text(hd, 1, prev);
+		bind_text(hd, 2, id);
+		if (rc == 0)
+			rc = sqlite3_step(hd) == SQLITE_DONE ? 0 : -1;
+	}
+	sqlite3_finalize(ss);
+	sqlite3_finalize(ev);
+	sqlite3_finalize(up);
+	sqlite3_finalize(hd);
+	if (rc == 0 && meta_set(db, "chain_key", k->id) == 0 && exec1(db, "COMMIT") == 0)
+		return 0;
+rollback:
+	exec1(db, "ROLLBACK");
+	return -1;
+}
+
+static int key_setup(sqlite3 *db, const char *state_dir, int writable, char *err, size_t errlen)
+{
+	unsigned char key[KEY_LEN];
+	char kept[64];
+	/* A keyed log whose key is gone gets no new one: it is missing. */
+	int keyed = meta_get(db, "chain_key", kept, sizeof kept) == 0;
+	int r = load_key(state_dir, writable && !keyed, key, key_err, sizeof key_err);
+
+	if (r != 0) {
+		char path[AG_PATH_MAX];
+		ag_audit_key_path(state_dir, path, sizeof path);
+		if (r > 0)
+			snprintf(key_err, sizeof key_err, "its key is missing: no %s (this log was "
+				 "keyed with key %s)", path, keyed ? kept : "?");
+		seterr(err, errlen, "%s%s", key_err, NULL);
+		return -1;
+	}
+	key_err[0] = 0;
+	key_attach(db, key);
+	memset(key, 0, sizeof key);
+	if (!writable)
+		return 0;
+	const struct keyed *k = key_of(db);
+	if (keyed) {
+		if (strcmp(kept, k->id) == 0)
+			return 0;
+		char path[AG_PATH_MAX];
+		ag_audit_key_path(state_dir, path, sizeof path);
+		snprintf(key_err, sizeof key_err, "the chain key %s (id %s) is not the one this log "
+			 "was keyed with (id %s): it cannot be extended; put the key back, or "
+			 "move audit.db aside to start a new log", path, k->id, kept);
+		seterr(err, errlen, "%s%s", key_err, NULL);
+		return -1;
+	}
+	if (rekey(db, k) < 0) {
+		seterr(err, errlen, "cannot key the log's chain: %s%s", sqlite3_errmsg(db), NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static int verify_session(sqlite3 *db, const struct keyed *k, const char *id,
+			  const char *genesis, const char *head, char *msg, size_t msglen)
 {
 	char sql[1024], expect[AG_HASH_HEX], got[AG_HASH_HEX];
 	int n = snprintf(sql, sizeof sql, "SELECT id, prev_hash, hash");
@@ -1208,7 +1545,7 @@ static int verify_session(sqlite3 *db, const char *id, const char *genesis,
 			bad = 1;
 			break;
 		}
-		hash_event(prev, v, got);
+		hash_event(k, prev, v, got);
 		if (!hash || strcmp(hash, got) != 0) {
 			snprintf(msg, msglen, "session %s: event %" PRId64 " was changed", id, rowid);
 			bad = 1;
@@ -1234,6 +1571,18 @@ int ag_audit_verify(sqlite3 *db, const char *session, char *msg, size_t msglen)
 {
 	sqlite3_stmt *st;
 	int rc = 0;
+	const struct keyed *k = key_of(db);
+
+	if (!k) {
+		snprintf(msg, msglen, "the chain cannot be checked: %s", key_problem(db));
+		return 1;
+	}
+	char kept[64] = "";
+	if (meta_get(db, "chain_key", kept, sizeof kept) == 0 && strcmp(kept, k->id) != 0) {
+		snprintf(msg, msglen, "the chain was keyed with key %s, and the key now there is %s: "
+			 "the key was replaced", kept, k->id);
+		return 1;
+	}
 
 	if (sqlite3_prepare_v2(db,
 			       session ? "SELECT id, genesis, head FROM sessions WHERE id=?"
@@ -1247,7 +1596,7 @@ int ag_audit_verify(sqlite3 *db, const char *session, char *msg, size_t msglen)
 	int seen = 0;
 	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
 		seen++;
-		rc = verify_session(db, (const char *)sqlite3_column_text(st, 0),
+		rc = verify_session(db, k, (const char *)sqlite3_column_text(st, 0),
 				    (const char *)sqlite3_column_text(st, 1),
 				    (const char *)sqlite3_column_text(st, 2), msg, msglen);
 	}

@@ -114,6 +114,9 @@ void ag_audit_set_interrupt(int (*fn)(void));
  * description ("event 42 was changed", "event 17 is missing: event 18
  * does not link to 16", ...) into msg and returns 1; 0 if intact; -1 on
  * error. */
+/* Where the chain's key is: $AGENTGUARD_KEY_FILE, else STATE/key. */
+int ag_audit_key_path(const char *state_dir, char *out, size_t len);
+
 int ag_audit_verify(sqlite3 *db, const char *session, char *msg,
 		    size_t msglen);
 

@@ -289,10 +289,11 @@ Test(audit_open, creates_state_dir_and_schema)
 				evcols[i]), 1, "events.%s", evcols[i]);
 	ag_audit_close(db);
 
-	/* Opening again is fine and keeps one schema row. */
+	/* Opening again is fine and keeps one schema row, and one chain key. */
 	db = ag_audit_open(dir, 0, err, sizeof err);
 	cr_assert_not_null(db, "%s", err);
-	cr_expect_eq(qi(db, "SELECT count(*) FROM meta"), 1);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM meta WHERE key = 'schema'"), 1);
+	cr_expect_eq(qi(db, "SELECT count(*) FROM meta WHERE key = 'chain_key'"), 1);
 	ag_audit_close(db);
 
 	db = ag_audit_open(dir, 1, err, sizeof err);

@@ -1,0 +1,98 @@
+# The trail: a keyed chain an editor without the key cannot make agree again,
+# and session heads kept where the session cannot reach them, against which
+# verify checks a log.
+
+# rehash [KEYFILE]: rewrite every row's reason and chain the log again from
+# outside, as lib/audit.c does, keyed with KEYFILE's key or not keyed.
+rehash() {
+	python3 - "$AGENTGUARD_STATE_DIR/audit.db" "${1:-}" <<-'EOF'
+	import hashlib, hmac, sqlite3, sys
+	cols = ["uid", "time_ns", "session", "pid", "ppid", "proc_start", "exe", "argv",
+	        "cwd", "op", "path", "target", "address", "host", "port", "sql",
+	        "sql_class", "database", "rule", "decision", "enforced", "reason",
+	        "errno", "snapshot", "latency_ns", "unguarded", "layer"]
+	db = sqlite3.connect(sys.argv[1])
+	key = bytes.fromhex(open(sys.argv[2]).read().strip()) if sys.argv[2] else None
+	db.execute("UPDATE events SET reason = 'nothing happened here'")
+	for sid, genesis in db.execute("SELECT id, genesis FROM sessions").fetchall():
+	    prev = genesis
+	    for row in db.execute("SELECT id, %s FROM events WHERE session = ? ORDER BY id"
+	                          % ", ".join(cols), (sid,)).fetchall():
+	        m = prev.encode() + b"\n"
+	        for name, v in zip(cols, row[1:]):
+	            m += name.encode()
+	            if v is None:
+	                m += b"" if name == "layer" else b"!\n"
+	                continue
+	            b = str(v).encode()
+	            m += b":%d:" % len(b) + b + b"\n"
+	        h = (hmac.new(key, m, hashlib.sha256) if key else hashlib.sha256(m)).hexdigest()
+	        db.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE id = ?", (prev, h, row[0]))
+	        prev = h
+	    db.execute("UPDATE sessions SET head = ? WHERE id = ?", (prev, sid))
+	db.commit()
+	EOF
+}
+
+a_session() {
+	seed gone
+	krun sh -c "rm '$WS/gone'; rm -f '$HOME/.ssh/id_rsa'; true" >/dev/null 2>&1
+}
+
+test_an_edit_rehashed_without_the_key_fails_verify() {
+	mkdir -p "$HOME/.ssh"; printf 'KEY\n' > "$HOME/.ssh/id_rsa"
+	a_session
+	"$AG" verify >/dev/null || fail "a fresh log does not verify"
+	local copy=$T/audit.copy
+	cp "$AGENTGUARD_STATE_DIR/audit.db" "$copy"
+	# Whoever holds the key can chain the log again (the editor's script is
+	# right)...
+	rehash "$AGENTGUARD_STATE_DIR/key"
+	"$AG" verify >/dev/null || fail "rehashed with the key: $("$AG" verify 2>&1)"
+	# ...whoever does not, cannot.
+	cp "$copy" "$AGENTGUARD_STATE_DIR/audit.db"
+	rm -f "$AGENTGUARD_STATE_DIR/audit.db-wal" "$AGENTGUARD_STATE_DIR/audit.db-shm"
+	rehash
+	out=$("$AG" verify 2>&1) && fail "verify passed a log rehashed without the key: $out"
+	assert_contains "$out" "was changed"
+}
+
+test_a_replaced_key_is_named() {
+	a_session
+	rm -f "$AGENTGUARD_STATE_DIR/key"
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$AGENTGUARD_STATE_DIR/key"
+	out=$("$AG" verify 2>&1) && fail "verify passed with another key: $out"
+	assert_contains "$out" "the key was replaced"
+	out=$(krun true 2>&1) && fail "a session ran on a log keyed with another key: $out"
+	assert_contains "$out" "is not the one this log was keyed with"
+}
+
+test_a_missing_key_fails_verify() {
+	a_session
+	rm -f "$AGENTGUARD_STATE_DIR/key"
+	out=$("$AG" verify 2>&1) && fail "verify passed without its key: $out"
+	assert_contains "$out" "its key is missing"
+}
+
+test_the_session_cannot_touch_the_key() {
+	local g k; g=$(kbuild kgate); k=$(kbuild kstatic)
+	a_session
+	local key=$AGENTGUARD_STATE_DIR/key sum; sum=$(sha256sum < "$key")
+	out=$(krun sh -c "'$g' rm '$key' write '$key' trunc '$key' mv '$key' '$WS/k'; '$k' rm '$key' trunc '$key'" 2>&1)
+	assert_eq "$(grep -c ': EACCES$' <<<"$out")" 6 "$out"
+	assert_eq "$(sha256sum < "$key")" "$sum"
+}
+
+test_an_old_unkeyed_log_is_keyed_once_and_verifies() {
+	a_session
+	# As an older agentguard left it: chained without a key.
+	rehash
+	sqlite3 "$AGENTGUARD_STATE_DIR/audit.db" "DELETE FROM meta WHERE key = 'chain_key'"
+	krun true >/dev/null 2>&1
+	"$AG" verify >/dev/null || fail "the keyed log does not verify: $("$AG" verify 2>&1)"
+	assert_eq "$(db "select count(*) from meta where key = 'chain_key'")" 1
+	# Now keyed: the unkeyed rehash no longer passes.
+	rehash
+	"$AG" verify >/dev/null 2>&1 && fail "an unkeyed rehash passed a keyed log"
+	true
+}
