@@ -1619,3 +1619,107 @@ int ag_audit_verify(sqlite3 *db, const char *session, char *msg, size_t msglen)
 	}
 	return rc;
 }
+
+/* ---- heads: the chain's anchors ------------------------------------------
+ * At its end a session's head is appended to STATE/heads (out of the
+ * session's reach under the floor), one JSON line: session, events, head,
+ * key. That line anchors the first `events` events of the session: who
+ * edits the log and chains it again cannot match a head kept elsewhere
+ * (export them off the machine), even with the key. */
+
+int ag_audit_write_head(sqlite3 *db, const char *state_dir, const char *session,
+			char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	char path[AG_PATH_MAX];
+	const struct keyed *k = key_of(db);
+
+	if (ag_fmt(path, sizeof path, "%s/heads", state_dir) < 0 ||
+	    sqlite3_prepare_v2(db, "SELECT head, events, end_ns FROM sessions WHERE id=?", -1, &st,
+			       NULL) != SQLITE_OK) {
+		seterr(err, errlen, "cannot read the head of session %s%s", session, NULL);
+		return -1;
+	}
+	bind_text(st, 1, session);
+	int rc = -1;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+		json_t *j = json_pack("{s:s,s:I,s:s,s:s,s:I}", "session", session, "events",
+				      (json_int_t)sqlite3_column_int64(st, 1), "head",
+				      (const char *)sqlite3_column_text(st, 0), "key",
+				      k ? k->id : "", "end_ns",
+				      (json_int_t)sqlite3_column_int64(st, 2));
+		char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		int fd = line ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+				     0600) : -1;
+		if (fd >= 0) {
+			size_t n = strlen(line);
+			line[n] = '\n';   /* json_dumps left room: its NUL */
+			rc = write(fd, line, n + 1) == (ssize_t)(n + 1) ? 0 : -1;
+			close(fd);
+		}
+		free(line);
+	}
+	sqlite3_finalize(st);
+	if (rc < 0)
+		seterr(err, errlen, "cannot write the head of session %s to %s", session, path);
+	return rc;
+}
+
+int ag_audit_check_heads(sqlite3 *db, const char *file, char *msg, size_t msglen, long *checked)
+{
+	FILE *f = fopen(file, "re");
+	sqlite3_stmt *st;
+	char line[4096];
+	long n = 0, at = 0;
+	int bad = 0;
+
+	*checked = 0;
+	if (!f) {
+		snprintf(msg, msglen, "cannot read the heads in %s: %s", file, strerror(errno));
+		return -1;
+	}
+	/* The hash of the session's Nth event (1-based), in chain order. */
+	if (sqlite3_prepare_v2(db, "SELECT hash FROM events WHERE session=?1 ORDER BY id "
+				   "LIMIT 1 OFFSET ?2 - 1", -1, &st, NULL) != SQLITE_OK) {
+		fclose(f);
+		snprintf(msg, msglen, "cannot read the audit log: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	while (!bad && fgets(line, sizeof line, f)) {
+		at++;
+		json_error_t je;
+		json_t *j = json_loads(line, 0, &je);
+		const char *sid = json_string_value(json_object_get(j, "session"));
+		const char *head = json_string_value(json_object_get(j, "head"));
+		json_int_t events = json_integer_value(json_object_get(j, "events"));
+		if (!j || !sid || !head) {
+			snprintf(msg, msglen, "%s:%ld: not a session head", file, at);
+			bad = 1;
+		} else {
+			char genesis[AG_HASH_HEX];
+			genesis_of(sid, genesis);
+			const char *got = NULL;
+			sqlite3_reset(st);
+			bind_text(st, 1, sid);
+			sqlite3_bind_int64(st, 2, events);
+			if (events == 0)
+				got = genesis;
+			else if (sqlite3_step(st) == SQLITE_ROW)
+				got = (const char *)sqlite3_column_text(st, 0);
+			if (!got || strcmp(got, head) != 0) {
+				snprintf(msg, msglen, "session %s does not match the head kept for it "
+					 "(%s:%ld): %s", sid, file, at,
+					 got ? "its first events were changed and chained again"
+					     : "its events are gone");
+				bad = 1;
+			}
+			n++;
+		}
+		json_decref(j);
+	}
+	sqlite3_finalize(st);
+	fclose(f);
+	*checked = n;
+	return bad;
+}

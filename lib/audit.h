@@ -114,6 +114,15 @@ void ag_audit_set_interrupt(int (*fn)(void));
  * description ("event 42 was changed", "event 17 is missing: event 18
  * does not link to 16", ...) into msg and returns 1; 0 if intact; -1 on
  * error. */
+/* Append session's head to STATE/heads (at its end): 0 or -1. */
+int ag_audit_write_head(sqlite3 *db, const char *state_dir, const char *session,
+			char *err, size_t errlen);
+/* Check the log against the heads in file (STATE/heads, or heads exported
+ * from it): 0 all match (*checked of them), 1 one does not (msg says
+ * which), -1 the file cannot be read. */
+int ag_audit_check_heads(sqlite3 *db, const char *file, char *msg, size_t msglen,
+			 long *checked);
+
 /* Where the chain's key is: $AGENTGUARD_KEY_FILE, else STATE/key. */
 int ag_audit_key_path(const char *state_dir, char *out, size_t len);
 

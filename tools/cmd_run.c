@@ -648,6 +648,8 @@ static int cmd_run(int argc, char **argv)
 	sqlite3_busy_handler(d.db, run_busy, NULL);
 	if (ag_audit_session_end(d.db, s.id, ag_now_ns(), status, err, sizeof err) < 0)
 		cli_warn("cannot record the end of the session: %s", err);
+	else if (ag_audit_write_head(d.db, s.state_dir, s.id, err, sizeof err) < 0)
+		cli_warn("%s: verify cannot check this session against it", err);
 	if (e)
 		cli_err("cannot run %s: %s%s", agent[0], strerror(e),
 			e == ENOENT ? " (is it installed and on PATH?)" : "");

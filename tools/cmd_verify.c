@@ -1,26 +1,34 @@
 /* agentguard verify: walk the audit log's hash chains. */
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "cli.h"
 
 static const char help[] =
-"Usage: agentguard verify [--session ID] [--state-dir DIR]\n"
+"Usage: agentguard verify [--session ID] [--heads FILE] [--state-dir DIR]\n"
 "\n"
-"Check the audit log's tamper evidence: every event's hash covers the one\n"
-"before it and the event's own fields, and each session records its last\n"
-"hash. Names the first event that was changed, deleted or inserted.\n"
+"Check the audit log's tamper evidence: every event's hash is keyed with the\n"
+"state dir's key and covers the one before it and the event's own fields,\n"
+"and each session records its last hash. Names the first event that was\n"
+"changed, deleted or inserted. Each session's head at its end is kept in\n"
+"STATE/heads, out of the session's reach: the log is checked against it, and\n"
+"against heads exported elsewhere with --heads (which a log edited and\n"
+"chained again, even with the key, cannot match).\n"
 "\n"
 "Options:\n"
 "  --session ID     check one session (default: all)\n"
+"  --heads FILE     also check against these session heads (JSON lines)\n"
 "  --state-dir DIR  where audit.db lives\n"
 "\n"
 "Exit status: 0 intact, 1 tampered with (or the log cannot be read).\n";
 
-enum { OPT_SESSION = 1 };
+enum { OPT_SESSION = 1, OPT_HEADS };
 
 static const struct option options[] = {
 	{ "session", required_argument, NULL, OPT_SESSION },
+	{ "heads", required_argument, NULL, OPT_HEADS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -28,7 +36,7 @@ static int cmd_verify(int argc, char **argv)
 {
 	struct cli_opts co = { 0 };
 	struct cli_db d;
-	const char *session_arg = NULL;
+	const char *session_arg = NULL, *heads_arg = NULL;
 	char session[256], msg[1024];
 	int c, status = CLI_OK;
 
@@ -38,6 +46,8 @@ static int cmd_verify(int argc, char **argv)
 			return status;
 		if (c == OPT_SESSION)
 			session_arg = optarg;
+		if (c == OPT_HEADS)
+			heads_arg = optarg;
 	}
 	if (optind < argc)
 		return cli_usage("unexpected argument '%s'", argv[optind]);
@@ -54,6 +64,24 @@ static int cmd_verify(int argc, char **argv)
 		cli_err("cannot verify the audit log %s: %s", d.path, msg[0] ? msg : "unknown error");
 		cli_db_close(&d);
 		return CLI_FAIL;
+	}
+	/* The heads kept here, then the ones named. */
+	long anchored = 0;
+	char kept[AG_PATH_MAX + 16];
+	snprintf(kept, sizeof kept, "%s/heads", d.state_dir);
+	const char *files[2] = {access(kept, F_OK) == 0 ? kept : NULL, heads_arg};
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		long n = 0;
+		if (!files[i])
+			continue;
+		rc = ag_audit_check_heads(d.db, files[i], msg, sizeof msg, &n);
+		if (rc < 0) {
+			cli_err("%s", msg);
+			cli_db_close(&d);
+			return CLI_FAIL;
+		}
+		if (i == 1)
+			anchored = n;
 	}
 	if (rc > 0) {
 		/* A tampered log's ids are the tamperer's text. */
@@ -83,6 +111,9 @@ static int cmd_verify(int argc, char **argv)
 	sqlite3_finalize(st);
 	printf("audit log intact: %lld event%s in %lld session%s\n", ev, ev == 1 ? "" : "s",
 	       ss, ss == 1 ? "" : "s");
+	if (heads_arg)
+		printf("%ld session head%s in %s match\n", anchored, anchored == 1 ? "" : "s",
+		       heads_arg);
 	if (d.readonly)
 		printf("(events still in spool files were not checked: the log was read-only)\n");
 	cli_db_close(&d);

@@ -46,9 +46,11 @@ test_an_edit_rehashed_without_the_key_fails_verify() {
 	local copy=$T/audit.copy
 	cp "$AGENTGUARD_STATE_DIR/audit.db" "$copy"
 	# Whoever holds the key can chain the log again (the editor's script is
-	# right)...
+	# right: with the heads kept here gone too, verify has nothing else)...
 	rehash "$AGENTGUARD_STATE_DIR/key"
+	mv "$AGENTGUARD_STATE_DIR/heads" "$T/heads.kept"
 	"$AG" verify >/dev/null || fail "rehashed with the key: $("$AG" verify 2>&1)"
+	mv "$T/heads.kept" "$AGENTGUARD_STATE_DIR/heads"
 	# ...whoever does not, cannot.
 	cp "$copy" "$AGENTGUARD_STATE_DIR/audit.db"
 	rm -f "$AGENTGUARD_STATE_DIR/audit.db-wal" "$AGENTGUARD_STATE_DIR/audit.db-shm"
@@ -85,9 +87,10 @@ test_the_session_cannot_touch_the_key() {
 
 test_an_old_unkeyed_log_is_keyed_once_and_verifies() {
 	a_session
-	# As an older agentguard left it: chained without a key.
+	# As an older agentguard left it: chained without a key, no heads.
 	rehash
 	sqlite3 "$AGENTGUARD_STATE_DIR/audit.db" "DELETE FROM meta WHERE key = 'chain_key'"
+	rm "$AGENTGUARD_STATE_DIR/heads"
 	krun true >/dev/null 2>&1
 	"$AG" verify >/dev/null || fail "the keyed log does not verify: $("$AG" verify 2>&1)"
 	assert_eq "$(db "select count(*) from meta where key = 'chain_key'")" 1
@@ -95,4 +98,34 @@ test_an_old_unkeyed_log_is_keyed_once_and_verifies() {
 	rehash
 	"$AG" verify >/dev/null 2>&1 && fail "an unkeyed rehash passed a keyed log"
 	true
+}
+
+test_heads_kept_and_exported_anchor_the_log() {
+	a_session
+	krun true >/dev/null 2>&1
+	assert_eq "$(wc -l < "$AGENTGUARD_STATE_DIR/heads")" 2
+	local id; id=$(db "select id from sessions order by start_ns limit 1")
+	assert_contains "$(head -1 "$AGENTGUARD_STATE_DIR/heads")" "\"session\":\"$id\""
+	cp "$AGENTGUARD_STATE_DIR/heads" "$T/exported"
+	out=$("$AG" verify --heads "$T/exported" 2>&1) || fail "verify against exported heads: $out"
+	assert_contains "$out" "2 session heads in $T/exported match"
+	# An editor with the key chains the log again: the heads kept here
+	# catch it...
+	rehash "$AGENTGUARD_STATE_DIR/key"
+	out=$("$AG" verify 2>&1) && fail "verify passed a log that no longer matches its heads: $out"
+	assert_contains "$out" "does not match the head kept for it"
+	# ...and when they are rewritten too, the exported ones still do.
+	rm "$AGENTGUARD_STATE_DIR/heads"
+	"$AG" verify >/dev/null || fail "no heads here: $("$AG" verify 2>&1)"
+	out=$("$AG" verify --heads "$T/exported" 2>&1) && fail "exported heads did not catch it: $out"
+	assert_contains "$out" "session $id does not match the head kept for it ($T/exported:1)"
+}
+
+test_the_session_cannot_touch_the_heads() {
+	local g; g=$(kbuild kgate)
+	a_session
+	local heads=$AGENTGUARD_STATE_DIR/heads sum; sum=$(sha256sum < "$heads")
+	out=$(krun "$g" rm "$heads" write "$heads" trunc "$heads" 2>&1)
+	assert_eq "$(grep -c ': EACCES$' <<<"$out")" 3 "$out"
+	assert_eq "$(head -1 "$heads" | sha256sum)" "$sum"
 }
