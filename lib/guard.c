@@ -606,8 +606,18 @@ static int protected_op(const struct ag_op *o)
 	       (protected_above(o->path) || protected_above(o->target));
 }
 
+/* Under the Landlock floor the supervisor alone counts: a process maps the
+ * counters read-only (they are out of its reach) and asks the supervisor
+ * to add what it adds (lib/kernel_abi.h). Whatever it writes into its own
+ * memory, a halted session stays halted. */
+static int counting_remote(void)
+{
+	return G.s.floor[0] && !ag_behalf;
+}
+
 /* The session-wide counters live in a small shared file so every process
- * of the session sees the same numbers. */
+ * of the session sees the same numbers: spool/SID.counters, or under the
+ * floor rules/SID.counters, which `agentguard run` makes. */
 static struct counters *counters(void)
 {
 	/* A full disk is not forever: try again, at most once a second. */
@@ -615,22 +625,26 @@ static struct counters *counters(void)
 		return G.counters;
 	/* Relative to the state dir: no path buffer (signal stacks are small). */
 	char name[AG_SESSION_ID_MAX + 32];
+	int remote = counting_remote();
 	int sd = open(G.s.state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (sd < 0 || ag_fmt(name, sizeof name, "spool/%s.counters", G.s.id) < 0) {
+	if (sd < 0 || ag_fmt(name, sizeof name, "%s/%s.counters",
+			     G.s.floor[0] ? "rules" : "spool", G.s.id) < 0) {
 		if (sd >= 0)
 			close(sd);
 		goto fail;
 	}
-	mkdirat(sd, "spool", 0700);
-	int fd = openat(sd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (!G.s.floor[0])
+		mkdirat(sd, "spool", 0700);
+	int fd = remote ? openat(sd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+			: openat(sd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	close(sd);
 	if (fd < 0)
 		goto fail;
-	if (posix_fallocate(fd, 0, 4096) != 0) {
+	if (!remote && posix_fallocate(fd, 0, 4096) != 0) {
 		close(fd);
 		goto fail;
 	}
-	void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *m = mmap(NULL, 4096, remote ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (m == MAP_FAILED)
 		goto fail;
@@ -647,6 +661,46 @@ fail:
  * not st_blocks: the budget bounds what restore may have to bring back
  * (and what `gc` reports freeing), and a sparse file's holes cost nothing
  * on disk only as long as every copy keeps them. */
+/* Under the floor, budget the supervisor granted this process and it has
+ * not used yet: asked for in pieces, so that an rm -rf does not ask per file. */
+#define LEASE_PIECE (64u << 10)
+static uint64_t lease;
+
+static long count_remote(int what, uint64_t n)
+{
+	return syscall(AGENTGUARD_KMSG, what, n);
+}
+
+static void count_denial(void)
+{
+	if (counting_remote()) {
+		count_remote(AGENTGUARD_COUNT_DENIAL, 0);
+		return;
+	}
+	struct counters *k = G.state == G_ACTIVE ? counters() : NULL;
+	if (k)
+		__atomic_add_fetch(&k->denials, 1, __ATOMIC_RELAXED);
+}
+
+static int budget_remote(uint64_t size)
+{
+	uint64_t l = __atomic_load_n(&lease, __ATOMIC_RELAXED);
+	while (l >= size)
+		if (__atomic_compare_exchange_n(&lease, &l, l - size, 0, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+			return 0;
+	uint64_t ask = size + LEASE_PIECE;
+	if (count_remote(AGENTGUARD_COUNT_RESERVE, ask) == 0) {
+		__atomic_add_fetch(&lease, LEASE_PIECE, __ATOMIC_RELAXED);
+		return 0;
+	}
+	if (errno == EDQUOT && count_remote(AGENTGUARD_COUNT_RESERVE, size) == 0)
+		return 0;
+	if (errno != EDQUOT)
+		errno = EIO;
+	return -1;
+}
+
 static int snapshot_budget_st(const struct stat *st)
 {
 	uint64_t max = ag_policy_max_snapshot_bytes(G.s.policy);
@@ -654,6 +708,8 @@ static int snapshot_budget_st(const struct stat *st)
 
 	if (!max || !S_ISREG(st->st_mode))
 		return 0;
+	if (counting_remote())
+		return budget_remote((uint64_t)st->st_size);
 	if (!(k = counters())) {
 		errno = EIO;
 		return -1;
@@ -671,6 +727,12 @@ static int snapshot_budget_st(const struct stat *st)
 static void snapshot_unbudget(const struct stat *st)
 {
 	struct counters *k = G.counters;
+
+	if (counting_remote()) {
+		if (S_ISREG(st->st_mode) && ag_policy_max_snapshot_bytes(G.s.policy))
+			__atomic_add_fetch(&lease, (uint64_t)st->st_size, __ATOMIC_RELAXED);
+		return;
+	}
 
 	if (k && S_ISREG(st->st_mode) && ag_policy_max_snapshot_bytes(G.s.policy))
 		__atomic_sub_fetch(&k->snapshot_bytes, (uint64_t)st->st_size, __ATOMIC_RELAXED);
@@ -866,6 +928,9 @@ static void record_unrecorded(int64_t now)
 
 __attribute__((destructor)) static void ag_dtor(void)
 {
+	uint64_t l = __atomic_exchange_n(&lease, 0, __ATOMIC_RELAXED);
+	if (l && counting_remote())
+		count_remote(AGENTGUARD_COUNT_RELEASE, l);
 	if (G.state == G_ACTIVE && !ag_thread.busy &&
 	    __atomic_load_n(&G.unrecorded, __ATOMIC_RELAXED))
 		record_unrecorded(ag_now_ns());
@@ -1357,9 +1422,7 @@ int ag_check(struct ag_call *c)
 	int moved = c->have_snap && c->w->snap.moved;
 	if (c->decision == AG_DENY) {
 		say_denied(c);
-		struct counters *k = counters();
-		if (k)
-			__atomic_add_fetch(&k->denials, 1, __ATOMIC_RELAXED);
+		count_denial();
 		if (c->enforced) {
 			if (moved)
 				/* denied after all: put it back */
@@ -1381,11 +1444,40 @@ int ag_check_refuse(struct ag_call *c, const char *rule, const char *reason)
 	if (G.spool.session)
 		record(c);
 	say_denied(c);
-	struct counters *k = G.state == G_ACTIVE ? counters() : NULL;
-	if (k)
-		__atomic_add_fetch(&k->denials, 1, __ATOMIC_RELAXED);
+	count_denial();
 	leave(c);
 	return -1;
+}
+
+/* The supervisor's side of count_remote (lib/hooks/kernel.c). */
+long ag_count(int what, uint64_t n)
+{
+	pthread_once(&init_once, init_apart);
+	pthread_once(&policy_once, load_policy_apart);
+	struct counters *k = G.state == G_ACTIVE ? counters() : NULL;
+	uint64_t max = G.state == G_ACTIVE ? ag_policy_max_snapshot_bytes(G.s.policy) : 0;
+
+	if (!k)
+		return -EIO;
+	switch (what) {
+	case AGENTGUARD_COUNT_DENIAL:
+		__atomic_add_fetch(&k->denials, 1, __ATOMIC_RELAXED);
+		return 0;
+	case AGENTGUARD_COUNT_RESERVE:
+		if (max && __atomic_add_fetch(&k->snapshot_bytes, n, __ATOMIC_RELAXED) > max) {
+			__atomic_sub_fetch(&k->snapshot_bytes, n, __ATOMIC_RELAXED);
+			return -EDQUOT;
+		}
+		return 0;
+	case AGENTGUARD_COUNT_RELEASE: {
+		uint64_t v = __atomic_load_n(&k->snapshot_bytes, __ATOMIC_RELAXED);
+		while (!__atomic_compare_exchange_n(&k->snapshot_bytes, &v, v > n ? v - n : 0, 0,
+						    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+		return 0;
+	}
+	}
+	return -EINVAL;
 }
 
 /* The outcome into the call's record. Under the busy mark: the spool's

@@ -104,6 +104,9 @@ extern __thread struct ag_thread ag_thread __attribute__((tls_model("initial-exe
 struct agentguard_kproc;
 extern __thread const struct agentguard_kproc *ag_behalf
 	__attribute__((tls_model("initial-exec")));
+/* The supervisor counts for a process under the floor (guard.c): what is
+ * one of AGENTGUARD_COUNT_*; 0 or a negative errno. */
+long ag_count(int what, uint64_t n);
 
 #define AG_OWN_WORK() __builtin_expect(ag_thread.own != 0, 0)
 

@@ -48,4 +48,16 @@ typedef int agentguard_kernel_judge_fn(const char *op, const void *addr, unsigne
  * such as a 32-bit system call): op, subject, reason. */
 typedef void agentguard_kernel_refuse_fn(const char *op, const char *path, const char *reason);
 
+/* Counting for the session, which the supervisor alone does under the
+ * Landlock floor: a process asks with system call AGENTGUARD_KMSG (which
+ * exists nowhere else; the filter always reports it), what = one of these
+ * and n, and the supervisor answers through agentguard_kernel_count. */
+#define AGENTGUARD_KMSG 1023
+enum {
+	AGENTGUARD_COUNT_DENIAL = 1,    /* one more denial (n unused) */
+	AGENTGUARD_COUNT_RESERVE = 2,   /* n bytes of the snapshot budget: 0 or -EDQUOT */
+	AGENTGUARD_COUNT_RELEASE = 3,   /* n reserved bytes given back */
+};
+typedef long agentguard_kernel_count_fn(int what, uint64_t n);
+
 #endif

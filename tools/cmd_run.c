@@ -514,6 +514,14 @@ static int cmd_run(int argc, char **argv)
 		/* Laid by the child with the filter; the zone it writes tells
 		 * the library what the floor keeps from it. */
 		floor_fd = ag_floor_prepare(&s, lib, s.floor, sizeof s.floor, fstate, sizeof fstate);
+		/* Under the floor the supervisor alone writes the session's
+		 * counters; its processes map them read-only. */
+		if (floor_fd >= 0 && ag_floor_counters(&s, err, sizeof err) < 0) {
+			close(floor_fd);
+			floor_fd = -1;
+			s.floor[0] = 0;
+			snprintf(fstate, sizeof fstate, "off: %.600s", err);
+		}
 	}
 	/* Blocked before fork, so a ^C in between cannot kill us unrecorded;
 	 * the child restores the old mask before exec. */
@@ -556,6 +564,11 @@ static int cmd_run(int argc, char **argv)
 			snprintf(fstate, sizeof fstate, "off: the kernel layer is off");
 		else if (laid > 0)
 			snprintf(fstate, sizeof fstate, "off: it cannot be laid (%s)", strerror(laid));
+		if (strncmp(fstate, "off", 3) == 0) {
+			/* The supervisor's copy of the library counts as without it. */
+			unsetenv("AGENTGUARD_FLOOR");
+			s.floor[0] = 0;
+		}
 		if (strncmp(fstate, "off", 3) == 0 && lfd >= 0) {
 			if (require_kernel) {
 				cli_err("--require-kernel: the Landlock floor cannot be laid: %s; "

@@ -382,3 +382,19 @@ int ag_floor_apply(int ruleset)
 {
 	return (int)syscall(SYS_landlock_restrict_self, ruleset, 0);
 }
+
+int ag_floor_counters(const struct ag_session *s, char *err, size_t errlen)
+{
+	char p[PATH_MAX + 64];
+	static const char zero[4096];
+
+	snprintf(p, sizeof p, "%s/rules/%s.counters", s->state_dir, s->id);
+	int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int ok = fd >= 0 && pwrite(fd, zero, sizeof zero, 0) == (ssize_t)sizeof zero;
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
+		snprintf(err, errlen, "the session's counters %s cannot be made (%s)", p, strerror(e));
+	return ok ? 0 : -1;
+}

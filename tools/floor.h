@@ -22,6 +22,10 @@ struct ag_session;
 int ag_floor_prepare(const struct ag_session *s, const char *lib, char *zone, size_t zonelen,
 		     char *state, size_t statelen);
 
+/* Make the session's counters (STATE/rules/SID.counters), which under the
+ * floor only the supervisor writes. 0, or -1 with why in err. */
+int ag_floor_counters(const struct ag_session *s, char *err, size_t errlen);
+
 /* In the agent's process (no-new-privs set): lay it. 0, or -1 with errno. */
 int ag_floor_apply(int ruleset);
 

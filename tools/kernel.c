@@ -158,6 +158,7 @@ static int build_filter(struct prog *p, uintptr_t gate, int floor)
 	JEQ(AUDIT_ARCH_X86_64, L_NEXT, L_NOT64);
 	LD(offsetof(struct seccomp_data, nr));
 	JGE(0x40000000, L_ENOSYS, L_NEXT);          /* x32: not judged, not run */
+	JEQ(AGENTGUARD_KMSG, L_NOTIFY, L_NEXT);     /* the library asks the supervisor */
 	for (size_t i = 0; i < sizeof watched64 / sizeof watched64[0]; i++)
 		JEQ((uint32_t)watched64[i], L_GATE, L_NEXT);
 	JEQ(SYS_open, L_OPEN, L_NEXT);
@@ -268,6 +269,12 @@ static int send_result(int sock, int status, int fd, int floor, const char *why)
 int ag_kernel_install(int sock, uintptr_t gate, int floor, char *err, size_t errlen)
 {
 	struct prog p;
+	/* The library hands what is beyond the floor to the supervisor,
+	 * unjudged itself: it may know of a floor only once one is laid. */
+	char zone[4096];
+	const char *z = getenv("AGENTGUARD_FLOOR");
+	snprintf(zone, sizeof zone, "%s", z ? z : "");
+	unsetenv("AGENTGUARD_FLOOR");
 
 	if (build_filter(&p, gate, floor >= 0) < 0) {
 		snprintf(err, errlen, "the filter program could not be built");
@@ -307,8 +314,8 @@ int ag_kernel_install(int sock, uintptr_t gate, int floor, char *err, size_t err
 	if (floor >= 0) {
 		fl = ag_floor_apply(floor) == 0 ? 0 : errno;
 		close(floor);
-		if (fl)
-			unsetenv("AGENTGUARD_FLOOR");
+		if (!fl && zone[0])
+			setenv("AGENTGUARD_FLOOR", zone, 1);
 	}
 	/* The listener stays open here (close-on-exec) until the exec: the
 	 * supervisor copies it out of this process meanwhile. */
@@ -359,6 +366,7 @@ struct lib {
 	agentguard_kernel_exec_fn *exec;
 	agentguard_kernel_judge_fn *judge;
 	agentguard_kernel_refuse_fn *refuse;
+	agentguard_kernel_count_fn *count;
 	int (*unlinkat)(int, const char *, int);
 	int (*renameat2)(int, const char *, int, const char *, unsigned);
 	int (*openat)(int, const char *, int, ...);
@@ -1000,6 +1008,13 @@ static int handle(struct job *j)
 		goto out;
 	}
 	switch (nr) {
+	case AGENTGUARD_KMSG:
+		rc = L->count((int)a[0], a[1]);
+		if (rc < 0) {
+			errno = (int)-rc;
+			rc = -1;
+		}
+		break;
 	case SYS_unlink:
 	case SYS_rmdir:
 	case SYS_unlinkat: {
@@ -1283,7 +1298,8 @@ struct ag_kernel *ag_kernel_start(int listener, const char *lib_path, uintptr_t 
 #define SYM(field, name) (*(void **)&k->lib.field = dlsym(k->handle, name))
 	if (!SYM(begin, "agentguard_kernel_begin") || !SYM(end, "agentguard_kernel_end") ||
 	    !SYM(exec, "agentguard_kernel_exec") || !SYM(judge, "agentguard_kernel_judge") ||
-	    !SYM(refuse, "agentguard_kernel_refuse") || !SYM(unlinkat, "unlinkat") ||
+	    !SYM(refuse, "agentguard_kernel_refuse") || !SYM(count, "agentguard_kernel_count") ||
+	    !SYM(unlinkat, "unlinkat") ||
 	    !SYM(renameat2, "renameat2") || !SYM(openat, "openat") ||
 	    !SYM(truncate, "truncate") || !SYM(ftruncate, "ftruncate") ||
 	    !SYM(fallocate, "fallocate") ||

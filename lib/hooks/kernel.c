@@ -69,3 +69,8 @@ AG_EXPORT void agentguard_kernel_refuse(const char *op, const char *path, const 
 	ag_check_refuse(&c, "agentguard-kernel", reason);
 	ag_refuse(&c);
 }
+
+AG_EXPORT long agentguard_kernel_count(int what, uint64_t n)
+{
+	return ag_count(what, n);
+}

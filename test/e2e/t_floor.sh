@@ -116,3 +116,51 @@ test_credentials_beyond_the_floor_stay_refused() {
 	assert_missing "$HOME/ssh.moved"
 	assert_contains "$out" "denied delete $HOME/.ssh/id_rsa"
 }
+
+# The counters the circuit breaker reads are the supervisor's: a process of
+# the session can neither write them nor map them writable.
+test_a_halted_session_stays_halted_whatever_its_processes_write() {
+	local g; g=$(kbuild kgate)
+	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/id_rsa"
+	seed after
+	cat > "$T/breaker.yaml" <<-'EOF2'
+	version: 1
+	limits: {denials: 2}
+	rules:
+	  - id: keys
+	    on: [delete]
+	    path: ["~/.ssh/**"]
+	    action: deny
+	  - id: keep
+	    on: [delete]
+	    path: ["$WORKSPACE/**"]
+	    action: snapshot
+	EOF2
+	cat > "$T/unhalt.py" <<-'EOF2'
+	import mmap, os, sys
+	p = sys.argv[1]
+	try:
+	    fd = os.open(p, os.O_RDWR)
+	    print("open rw: ok")
+	except OSError as e:
+	    print("open rw:", e.strerror)
+	    fd = os.open(p, os.O_RDONLY)
+	try:
+	    mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)[0:16] = bytes(16)
+	    print("map rw: ok")
+	except (OSError, TypeError) as e:
+	    print("map rw:", e)
+	EOF2
+	out=$("$AG" run --require-kernel --rules "$T/breaker.yaml" --workspace "$WS" -- sh -c '
+		rm -f ~/.ssh/id_rsa; rm -f ~/.ssh/id_rsa
+		c=$AGENTGUARD_STATE_DIR/rules/$AGENTGUARD_SESSION.counters
+		"$1" write "$c" trunc "$c" rm "$c"
+		python3 "$2" "$c"
+		rm "$3"; echo "rm: $?"' sh "$g" "$T/unhalt.py" "$WS/after" 2>&1)
+	assert_eq "$(grep -c ': EACCES$' <<<"$out")" 3 "$out"
+	assert_contains "$out" "open rw: Permission denied"
+	assert_not_contains "$out" "map rw: ok"
+	assert_contains "$out" "rm: 1"
+	assert_exists "$WS/after"
+	assert_contains "$(db "select reason from events where path = '$WS/after'")" "session halted"
+}
