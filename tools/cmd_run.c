@@ -502,7 +502,7 @@ static int cmd_run(int argc, char **argv)
 	 * it, the filter lets through what comes from it) and a socket on which
 	 * the child hands back the filter's listener. */
 	uintptr_t gate = 0;
-	int ks[2] = { -1, -1 }, floor_fd = -1;
+	int ks[2] = { -1, -1 }, want_floor = 0;
 	char fstate[700] = "off: --no-kernel";
 	if (kernel) {
 		gate = ag_kernel_gate_pick();
@@ -511,17 +511,16 @@ static int cmd_run(int argc, char **argv)
 			cli_err("cannot prepare the kernel layer: %s", strerror(errno));
 			goto fail;
 		}
-		/* Laid by the child with the filter; the zone it writes tells
-		 * the library what the floor keeps from it. */
-		floor_fd = ag_floor_prepare(&s, lib, s.floor, sizeof s.floor, fstate, sizeof fstate);
-		/* Under the floor the supervisor alone writes the session's
-		 * counters; its processes map them read-only. */
-		if (floor_fd >= 0 && ag_floor_counters(&s, err, sizeof err) < 0) {
-			close(floor_fd);
-			floor_fd = -1;
-			s.floor[0] = 0;
+		/* Laid by the child with the filter (it builds the floor while
+		 * the supervisor starts); the zone it writes tells the library
+		 * what the floor keeps from it. Under the floor the supervisor
+		 * alone writes the session's counters. */
+		if (ag_floor_counters(&s, err, sizeof err) < 0)
 			snprintf(fstate, sizeof fstate, "off: %.600s", err);
-		}
+		else if (ag_fmt(s.floor, sizeof s.floor, "%s/rules/%s.floor", s.state_dir, s.id) < 0)
+			snprintf(fstate, sizeof fstate, "off: the state dir's path is too long");
+		else
+			want_floor = 1;
 	}
 	/* Blocked before fork, so a ^C in between cannot kill us unrecorded;
 	 * the child restores the old mask before exec. */
@@ -542,7 +541,10 @@ static int cmd_run(int argc, char **argv)
 		if (ks[1] >= 0) {
 			/* Fails only with a reason the supervisor hears. */
 			close(ks[0]);
-			ag_kernel_install(ks[1], gate, floor_fd, err, sizeof err);
+			char zone[AG_PATH_MAX];
+			int ffd = want_floor ? ag_floor_prepare(&s, lib, zone, sizeof zone, fstate,
+								sizeof fstate) : -1;
+			ag_kernel_install(ks[1], gate, ffd, fstate, err, sizeof err);
 			close(ks[1]);
 		}
 		child_exec(go[0], report[1], agent, &old, lib);
@@ -550,17 +552,15 @@ static int cmd_run(int argc, char **argv)
 	close(go[0]);
 	close(report[1]);
 	go[0] = report[1] = -1;
-	if (floor_fd >= 0)
-		close(floor_fd);
 
 	char kstate[700] = "off: --no-kernel";
 	struct ag_kernel *kl = NULL;
 	if (ks[0] >= 0) {
 		close(ks[1]);
 		int laid = -1;
-		int lfd = ag_kernel_receive(ks[0], pid, &laid, err, sizeof err);
+		int lfd = ag_kernel_receive(ks[0], pid, &laid, fstate, sizeof fstate, err, sizeof err);
 		close(ks[0]);
-		if (lfd < 0 && floor_fd >= 0)
+		if (lfd < 0 && want_floor)
 			snprintf(fstate, sizeof fstate, "off: the kernel layer is off");
 		else if (laid > 0)
 			snprintf(fstate, sizeof fstate, "off: it cannot be laid (%s)", strerror(laid));

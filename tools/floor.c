@@ -388,6 +388,8 @@ int ag_floor_counters(const struct ag_session *s, char *err, size_t errlen)
 	char p[PATH_MAX + 64];
 	static const char zero[4096];
 
+	snprintf(p, sizeof p, "%s/rules", s->state_dir);
+	mkdir(p, 0700);
 	snprintf(p, sizeof p, "%s/rules/%s.counters", s->state_dir, s->id);
 	int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	int ok = fd >= 0 && pwrite(fd, zero, sizeof zero, 0) == (ssize_t)sizeof zero;

@@ -33,6 +33,7 @@
 #include <linux/filter.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -256,19 +257,27 @@ struct hello {
 	int fd;
 	int floor;     /* the Landlock floor: 0 laid, else errno (-1: none asked) */
 	char why[500];
+	char floor_state[700];
 };
+
+static const char *floor_said;
 
 static int send_result(int sock, int status, int fd, int floor, const char *why)
 {
 	struct hello h = {.status = status, .fd = fd, .floor = floor};
 
+	snprintf(h.floor_state, sizeof h.floor_state, "%s", floor_said ? floor_said : "");
+
 	snprintf(h.why, sizeof h.why, "%s", why ? why : "");
 	return write(sock, &h, sizeof h) == (ssize_t)sizeof h ? 0 : -1;
 }
 
-int ag_kernel_install(int sock, uintptr_t gate, int floor, char *err, size_t errlen)
+int ag_kernel_install(int sock, uintptr_t gate, int floor, const char *floor_state, char *err,
+		      size_t errlen)
 {
 	struct prog p;
+
+	floor_said = floor_state;
 	/* The library hands what is beyond the floor to the supervisor,
 	 * unjudged itself: it may know of a floor only once one is laid. */
 	char zone[4096];
@@ -322,7 +331,8 @@ int ag_kernel_install(int sock, uintptr_t gate, int floor, char *err, size_t err
 	return send_result(sock, 0, (int)fd, fl, NULL);
 }
 
-int ag_kernel_receive(int sock, int child, int *floor, char *err, size_t errlen)
+int ag_kernel_receive(int sock, int child, int *floor, char *floor_state, size_t fslen,
+		      char *err, size_t errlen)
 {
 	struct hello h = {.status = -1};
 	ssize_t n;
@@ -335,7 +345,10 @@ int ag_kernel_receive(int sock, int child, int *floor, char *err, size_t errlen)
 		return -1;
 	}
 	h.why[sizeof h.why - 1] = 0;
+	h.floor_state[sizeof h.floor_state - 1] = 0;
 	*floor = h.floor;
+	if (h.floor_state[0])
+		snprintf(floor_state, fslen, "%s", h.floor_state);
 	if (h.status != 0) {
 		snprintf(err, errlen, "%s", h.why[0] ? h.why : strerror(h.status));
 		return -1;
@@ -1249,9 +1262,20 @@ static void *worker(void *arg)
 	while (req && resp && !__atomic_load_n(&k->stopping, __ATOMIC_ACQUIRE)) {
 		memset(req, 0, sz.seccomp_notif > sizeof *req ? sz.seccomp_notif : sizeof *req);
 		if (ioctl(k->listener, SECCOMP_IOCTL_NOTIF_RECV, req) < 0) {
-			if (errno == EINTR || errno == ENOENT)
+			if (errno == EINTR)
 				continue;
-			break;
+			if (errno != ENOENT)
+				break;
+			/* A caller that died first, or no caller left at all: once
+			 * every process of the filter is gone, RECV fails at once,
+			 * for good (the listener hangs up), and spinning on it would
+			 * burn the CPU until we are stopped. */
+			struct pollfd pf = {.fd = k->listener, .events = POLLIN};
+			if (poll(&pf, 1, -1) < 0 && errno != EINTR)
+				break;
+			if (pf.revents & (POLLHUP | POLLERR | POLLNVAL))
+				break;
+			continue;
 		}
 		serve_one(k, req, resp);
 	}

@@ -25,14 +25,18 @@ int ag_kernel_filter(struct sock_filter *out, size_t cap, uintptr_t gate, int fl
 
 /* In the agent's process, before it execs: no-new-privs, the filter, the
  * Landlock floor (ruleset `floor`, from ag_floor_prepare; -1: none), and
- * the listener handed to the supervisor over sock. Returns 0, or -1 with
- * why in err (the filter is not on; the supervisor hears the same). */
-int ag_kernel_install(int sock, uintptr_t gate, int floor, char *err, size_t errlen);
+ * the listener handed to the supervisor over sock with floor_state (what
+ * ag_floor_prepare said). Returns 0, or -1 with why in err (the filter is
+ * not on; the supervisor hears the same). */
+int ag_kernel_install(int sock, uintptr_t gate, int floor, const char *floor_state, char *err,
+		      size_t errlen);
 
 /* In the supervisor: the listener of child (>= 0, taken with
  * pidfd_getfd), or -1 with the child's reason in err. *floor: 0 if the
- * floor was laid, else the errno that stopped it (-1: none was asked). */
-int ag_kernel_receive(int sock, int child, int *floor, char *err, size_t errlen);
+ * floor was laid, else the errno that stopped it (-1: none was asked);
+ * floor_state: what the child said of it, if anything. */
+int ag_kernel_receive(int sock, int child, int *floor, char *floor_state, size_t fslen,
+		      char *err, size_t errlen);
 
 struct ag_kernel;
 
