@@ -18,6 +18,7 @@
  * allocation, so this works in signal handlers too.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -63,9 +64,9 @@ static void load(void)
 	__atomic_store_n(&zone_state, 2, __ATOMIC_RELEASE);
 }
 
-/* The kind of the zone's line for path[0, n) ('R', 'G'), or 0. Binary
- * search on the sorted lines: from a middle byte, back to its line's start. */
-static int kind_of(const char *path, size_t n)
+/* Where the zone's line for path[0, n) starts, or NULL. Binary search on
+ * the sorted lines: from a middle byte, back to its line's start. */
+static const char *line_of(const char *path, size_t n)
 {
 	size_t lo = 0, hi = zone_len;
 
@@ -84,14 +85,27 @@ static int kind_of(const char *path, size_t n)
 		if (c == 0)
 			c = ln < n ? -1 : ln > n ? 1 : 0;
 		if (c == 0)
-			return zone[s];
+			return zone + s;
 		if (c < 0)
 			lo = e + 1;
 		else
 			hi = s;
 	}
-	return 0;
+	return NULL;
 }
+
+/* The kind of path[0, n)'s line ('R', 'G'), or 0. */
+static int kind_of(const char *path, size_t n)
+{
+	const char *l = line_of(path, n);
+
+	return l ? l[0] : 0;
+}
+
+/* The granted entry the last covered path fell under: its offset in the
+ * zone (high half) and length (low half), in one word so that threads
+ * never see half of another's. */
+static uint64_t last_granted;
 
 int ag_floor_covers(const char *path, size_t n)
 {
@@ -101,6 +115,13 @@ int ag_floor_covers(const char *path, size_t n)
 		load();
 	if (!zone || __atomic_load_n(&zone_state, __ATOMIC_ACQUIRE) != 2)
 		return 1;   /* no zone (or loading in an interrupted thread): try */
+	/* Most calls fall under the entry the last one did (an rm -rf of a
+	 * tree in the workspace): that one is tried first. */
+	uint64_t lg = __atomic_load_n(&last_granted, __ATOMIC_RELAXED);
+	size_t gl = (uint32_t)lg;
+	if (lg && gl <= n && memcmp(path, zone + (lg >> 32), gl) == 0 &&
+	    (gl == n || path[gl] == '/'))
+		return 1;
 	if (kind_of("/", 1) != 'R')
 		return 1;
 	/* Down from "/": restricted directories lead on, a granted entry
@@ -109,9 +130,13 @@ int ag_floor_covers(const char *path, size_t n)
 	for (size_t i = 1; i <= n; i++) {
 		if (i < n && path[i] != '/')
 			continue;
-		int k = kind_of(path, i);
-		if (k == 'G')
+		const char *line = line_of(path, i);
+		int k = line ? line[0] : 0;
+		if (k == 'G') {
+			__atomic_store_n(&last_granted, (uint64_t)(line + 1 - zone) << 32 | (uint32_t)i,
+					 __ATOMIC_RELAXED);
 			return 1;
+		}
 		if (k != 'R')
 			return 0;
 	}
