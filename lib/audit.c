@@ -526,6 +526,9 @@ struct ingest {
 	long bad;                   /* records left out here (a malformed session id) */
 	unsigned long recs;
 	int failed, interrupted;
+	/* Records of a spool below this offset are the supervisor's copy's
+	 * (STATE/kspool), already read: the process may have changed them. */
+	uint64_t skip_below;
 };
 
 static char *dup_field(const struct ag_rec_view *rv, int tag)
@@ -810,6 +813,8 @@ static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag
 	/* A big spool takes a while: a second ^C must not wait for its end. */
 	if (++g->recs % 1024 == 0 && interrupted(g))
 		return 1;
+	if (rv->off < g->skip_below)
+		return 0;
 	switch (rv->rec->type) {
 	case AG_REC_PROC:
 		free(g->exe);
@@ -1130,6 +1135,116 @@ static int busy_wait(void *ctx, int count)
 	return 1;
 }
 
+/* The statements an ingest uses. */
+static int prepare_ingest(struct ingest *g)
+{
+	sqlite3_busy_handler(g->db, busy_wait, g);
+	return (sqlite3_prepare_v2(g->db,
+			       "INSERT INTO events(uid, time_ns, session, pid, ppid, proc_start,"
+			       " exe, argv, cwd, op, path, target, address, host, port, sql,"
+			       " sql_class, database, rule, decision, enforced, reason, errno,"
+			       " snapshot, latency_ns, unguarded, layer, prev_hash, hash) VALUES(?,?,?,?,?,"
+			       "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &g->ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(g->db,
+			       "INSERT OR IGNORE INTO snapshots(id, session, event_uid, kind, path,"
+			       " mode, uid, gid, atime_ns, mtime_ns, size, sha256, link_target,"
+			       " store, created_ns, parent_atime_ns, parent_mtime_ns, rdev)"
+			       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			       -1, &g->snap, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(g->db, "SELECT head FROM sessions WHERE id=?", -1, &g->head_get,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(g->db, "UPDATE sessions SET head=?, events=events+1 WHERE id=?",
+			       -1, &g->head_set, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(g->db, "INSERT OR IGNORE INTO gaps(uid, session, time_ns, pid, what)"
+				   " VALUES(?,?,?,?,?)",
+			       -1, &g->gap, NULL) != SQLITE_OK) ? -1 : 0;
+}
+
+/* The supervisor's copy of spool `name` (lib/guard.c hand_over), if there
+ * is one: its records into the log, and *copied := where they end (0:
+ * none). -1 if it cannot be read, or the log not written. */
+static int ingest_copy(struct ingest *g, int kdfd, const char *name, uint64_t *copied)
+{
+	*copied = 0;
+	if (kdfd < 0)
+		return 0;
+	int fd = openat(kdfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	struct ag_spool_hdr h;
+	int rc = -1;
+	if (pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h &&
+	    memcmp(h.magic, AG_SPOOL_MAGIC, 8) == 0) {
+		g->skip_below = 0;
+		rc = ag_spool_read_fd(fd, name, ingest_rec, g, NULL);
+		if (rc == 0)
+			*copied = h.used;
+	}
+	close(fd);
+	return g->failed ? -1 : rc;
+}
+
+/* Copies whose spool is gone (the supervisor's own records, or a spool
+ * its process deleted): into the log by themselves once no one writes
+ * them. */
+static long ingest_orphans(struct ingest *g, int kdfd, char *const *spools, long nspools,
+			   int all)
+{
+	char **names = NULL;
+	long n = kdfd >= 0 ? list_spools(kdfd, &names) : 0, total = 0;
+
+	if (n <= 0)
+		return 0;
+	unsigned char *live = live_marks(names, (size_t)n);
+	for (long i = 0; i < n && total >= 0; i++) {
+		const char *name = names[i];
+		if (nspools && bsearch(&name, spools, (size_t)nspools, sizeof *spools, cmp_str))
+			continue;   /* read with its spool */
+		if ((!live || live[i]) && !all)
+			continue;
+		struct ag_spool_hdr h;
+		int fd = openat(kdfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0)
+			continue;
+		ssize_t hn = pread(fd, &h, sizeof h, 0);
+		close(fd);
+		if (exec1(g->db, "BEGIN IMMEDIATE") < 0) {
+			total = -1;
+			break;
+		}
+		g->count = g->bad = 0;
+		g->failed = 0;
+		g->session[0] = g->head[0] = g->last_uid[0] = 0;
+		free(g->exe); free(g->argv); free(g->cwd);
+		g->exe = g->argv = g->cwd = NULL;
+		char claim[AG_SESSION_ID_MAX];
+		g->cur = AG_AUDIT_UNATTRIBUTED;
+		if (hn == (ssize_t)sizeof h && memchr(h.session, 0, sizeof h.session) &&
+		    ag_session_id_ok(h.session)) {
+			snprintf(claim, sizeof claim, "%s", h.session);
+			g->cur = claim;
+		}
+		uint64_t copied;
+		if (ingest_copy(g, kdfd, name, &copied) < 0 || exec1(g->db, "COMMIT") < 0) {
+			exec1(g->db, "ROLLBACK");
+			if (g->failed) {
+				total = -1;
+				break;
+			}
+			warn("kspool/%s could not be read; left where it is", name);
+			continue;
+		}
+		total += g->count;
+		if (live && !live[i])
+			unlinkat(kdfd, name, 0);
+	}
+	free(live);
+	for (long i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return total;
+}
+
 long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, size_t errlen)
 {
 	char dir[AG_PATH_MAX];
@@ -1140,12 +1255,24 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 	int dfd = -1;
 	struct stat dst;
 
-	if (ag_fmt(dir, sizeof dir, "%s/spool", state_dir) < 0)
+	if (ag_fmt(dir, sizeof dir, "%s/kspool", state_dir) < 0)
 		return 0;
+	int kdfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (ag_fmt(dir, sizeof dir, "%s/spool", state_dir) < 0) {
+		if (kdfd >= 0)
+			close(kdfd);
+		return 0;
+	}
 	/* The directory itself is not followed either: a link would have us
 	 * move and delete files somewhere else. */
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0 && errno == ENOENT && kdfd >= 0) {
+		n = 0;
+		goto orphans;   /* the supervisor's records only */
+	}
 	if (dfd < 0) {
+		if (kdfd >= 0)
+			close(kdfd);
 		if (errno == ENOENT)
 			return 0;
 		seterr(err, errlen, "cannot read the spool directory %s: %s (if it is a symlink "
@@ -1153,33 +1280,19 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 		return -1;
 	}
 	if (fstat(dfd, &dst) < 0 || (n = list_spools(dfd, &names)) <= 0) {
-		if (n < 0)
+		if (n < 0) {
 			seterr(err, errlen, "cannot read the spool directory %s: %s", dir,
 			       strerror(errno));
-		close(dfd);
-		return n < 0 ? -1 : 0;
+			close(dfd);
+			if (kdfd >= 0)
+				close(kdfd);
+			return -1;
+		}
+		n = 0;
+		goto orphans;
 	}
 	live = live_marks(names, (size_t)n);
-	sqlite3_busy_handler(db, busy_wait, &g);
-	if (sqlite3_prepare_v2(db,
-			       "INSERT INTO events(uid, time_ns, session, pid, ppid, proc_start,"
-			       " exe, argv, cwd, op, path, target, address, host, port, sql,"
-			       " sql_class, database, rule, decision, enforced, reason, errno,"
-			       " snapshot, latency_ns, unguarded, layer, prev_hash, hash) VALUES(?,?,?,?,?,"
-			       "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &g.ins, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db,
-			       "INSERT OR IGNORE INTO snapshots(id, session, event_uid, kind, path,"
-			       " mode, uid, gid, atime_ns, mtime_ns, size, sha256, link_target,"
-			       " store, created_ns, parent_atime_ns, parent_mtime_ns, rdev)"
-			       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-			       -1, &g.snap, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT head FROM sessions WHERE id=?", -1, &g.head_get,
-			       NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "UPDATE sessions SET head=?, events=events+1 WHERE id=?",
-			       -1, &g.head_set, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO gaps(uid, session, time_ns, pid, what)"
-				   " VALUES(?,?,?,?,?)",
-			       -1, &g.gap, NULL) != SQLITE_OK) {
+	if (prepare_ingest(&g) < 0) {
 		seterr(err, errlen, "cannot write the audit log: %s%s", sqlite3_errmsg(db), NULL);
 		total = -1;
 		goto out;
@@ -1190,7 +1303,7 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 		if (is_live && !all)
 			continue;
 		if (interrupted(&g)) {
-			seterr(err, errlen, "interrupted%s%s", NULL, NULL);
+			seterr(err, errlen, "interrupted%s%s", "", NULL);
 			total = -1;
 			break;
 		}
@@ -1235,8 +1348,18 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 				g.cur = claim;
 				header_ok = 1;
 			}
-			rc = ag_spool_read_fd(fd, name, ingest_rec, &g, &dmg);
-			if (rc < 0) {
+			/* The supervisor's copy first: what it holds counts, not
+			 * what the process may have made of it since. */
+			uint64_t copied = 0;
+			if (ingest_copy(&g, kdfd, name, &copied) < 0 && g.failed)
+				rc = -1;
+			g.skip_below = copied;
+			if (rc == 0)
+				rc = ag_spool_read_fd(fd, name, ingest_rec, &g, &dmg);
+			g.skip_below = 0;
+			if (rc < 0 && g.failed) {
+				/* The log could not be written: handled below. */
+			} else if (rc < 0) {
 				what = errno == EINVAL || errno == EFBIG ? SP_ALIEN : SP_LEAVE;
 				snprintf(why, sizeof why, "%s",
 					 errno == EINVAL ? "is not a spool (it has no spool header)"
@@ -1319,8 +1442,24 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 		 * name now means another file. */
 		struct stat now;
 		if (!is_live && fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    now.st_dev == st.st_dev && now.st_ino == st.st_ino)
+		    now.st_dev == st.st_dev && now.st_ino == st.st_ino) {
 			unlinkat(dfd, name, 0);
+			if (kdfd >= 0)
+				unlinkat(kdfd, name, 0);
+		}
+	}
+orphans:
+	if (total >= 0 && kdfd >= 0) {
+		if (!g.ins && prepare_ingest(&g) < 0) {
+			seterr(err, errlen, "cannot write the audit log: %s%s", sqlite3_errmsg(db), NULL);
+			total = -1;
+		} else {
+			long o = ingest_orphans(&g, kdfd, names, n, all);
+			total = o < 0 ? -1 : total + o;
+			if (o < 0)
+				seterr(err, errlen, "cannot write the audit log: %s%s",
+				       sqlite3_errmsg(db), NULL);
+		}
 	}
 out:
 	sqlite3_busy_timeout(db, 10000);
@@ -1334,7 +1473,10 @@ out:
 	for (long i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
-	close(dfd);
+	if (dfd >= 0)
+		close(dfd);
+	if (kdfd >= 0)
+		close(kdfd);
 	return total;
 }
 

@@ -666,20 +666,42 @@ fail:
 #define LEASE_PIECE (64u << 10)
 static uint64_t lease;
 
-static long count_remote(int what, uint64_t n)
+static long count_remote(int what, uint64_t n, uint64_t a2, uint64_t a3)
 {
-	return syscall(AGENTGUARD_KMSG, what, n);
+	return syscall(AGENTGUARD_KMSG, what, n, a2, a3);
 }
 
 static void count_denial(void)
 {
 	if (counting_remote()) {
-		count_remote(AGENTGUARD_COUNT_DENIAL, 0);
+		count_remote(AGENTGUARD_COUNT_DENIAL, 0, 0, 0);
 		return;
 	}
 	struct counters *k = G.state == G_ACTIVE ? counters() : NULL;
 	if (k)
 		__atomic_add_fetch(&k->denials, 1, __ATOMIC_RELAXED);
+}
+
+/* Under the floor the supervisor owns the log: what a process records is
+ * copied by the supervisor into STATE/kspool/, out of the session's reach,
+ * and the log takes that copy over the process's own spool. A deny or ask
+ * goes at once, before the call returns; the rest at most 64 records or
+ * 100 ms later, and at exit. */
+static unsigned since_handed;
+static int64_t handed_at;
+
+static void hand_over(int now)
+{
+	if (!counting_remote() || !G.spool.base)
+		return;
+	int64_t t = ag_mono_ns();
+	if (!now && ++since_handed < 64 && t - handed_at < 100000000)
+		return;
+	since_handed = 0;
+	handed_at = t;
+	const struct ag_spool_hdr *h = (const void *)G.spool.base;
+	count_remote(AGENTGUARD_COPY_SPOOL, (uint64_t)(uintptr_t)G.spool.base,
+		     __atomic_load_n(&h->used, __ATOMIC_ACQUIRE), (uintptr_t)G.spool.name);
 }
 
 static int budget_remote(uint64_t size)
@@ -690,11 +712,11 @@ static int budget_remote(uint64_t size)
 						__ATOMIC_RELAXED))
 			return 0;
 	uint64_t ask = size + LEASE_PIECE;
-	if (count_remote(AGENTGUARD_COUNT_RESERVE, ask) == 0) {
+	if (count_remote(AGENTGUARD_COUNT_RESERVE, ask, 0, 0) == 0) {
 		__atomic_add_fetch(&lease, LEASE_PIECE, __ATOMIC_RELAXED);
 		return 0;
 	}
-	if (errno == EDQUOT && count_remote(AGENTGUARD_COUNT_RESERVE, size) == 0)
+	if (errno == EDQUOT && count_remote(AGENTGUARD_COUNT_RESERVE, size, 0, 0) == 0)
 		return 0;
 	if (errno != EDQUOT)
 		errno = EIO;
@@ -930,14 +952,18 @@ __attribute__((destructor)) static void ag_dtor(void)
 {
 	uint64_t l = __atomic_exchange_n(&lease, 0, __ATOMIC_RELAXED);
 	if (l && counting_remote())
-		count_remote(AGENTGUARD_COUNT_RELEASE, l);
+		count_remote(AGENTGUARD_COUNT_RELEASE, l, 0, 0);
 	if (G.state == G_ACTIVE && !ag_thread.busy &&
 	    __atomic_load_n(&G.unrecorded, __ATOMIC_RELAXED))
 		record_unrecorded(ag_now_ns());
+	hand_over(1);
 }
 
 static int record(struct ag_call *c)
 {
+	/* Before this record: the ones before it have their outcome by now. */
+	if (!c->nested)
+		hand_over(0);
 	const struct ag_op *o = &c->op;
 	const char *op = ag_op_name(o->kind);
 	const char *dec = ag_action_name(c->decision);
@@ -1449,6 +1475,13 @@ int ag_check_refuse(struct ag_call *c, const char *rule, const char *reason)
 	return -1;
 }
 
+/* This is the supervisor (lib/hooks/kernel.c): its own records go where
+ * no process of the session can change them. */
+void ag_supervisor_note(void)
+{
+	G.spool.dir = "kspool";
+}
+
 /* The supervisor's side of count_remote (lib/hooks/kernel.c). */
 long ag_count(int what, uint64_t n)
 {
@@ -1488,6 +1521,8 @@ static void patch(struct ag_call *c, int err)
 		return;
 	ag_thread.busy++;
 	ag_spool_patch_errno(&G.spool, &c->mark, err);
+	if (c->decision >= AG_ASK)
+		hand_over(1);
 	ag_thread.busy--;
 }
 

@@ -107,6 +107,8 @@ extern __thread const struct agentguard_kproc *ag_behalf
 /* The supervisor counts for a process under the floor (guard.c): what is
  * one of AGENTGUARD_COUNT_*; 0 or a negative errno. */
 long ag_count(int what, uint64_t n);
+/* This process is the supervisor: its records go to STATE/kspool. */
+void ag_supervisor_note(void);
 
 #define AG_OWN_WORK() __builtin_expect(ag_thread.own != 0, 0)
 

@@ -13,7 +13,7 @@
 
 #define SPOOL_INIT (16u << 10)   /* most processes record a handful of events */
 #define SPOOL_MAX (64u << 20)    /* then start a new file */
-#define HDR_SIZE 256u
+#define HDR_SIZE AG_SPOOL_HDR_SIZE
 
 _Static_assert(sizeof(struct ag_spool_hdr) <= HDR_SIZE, "spool header too big");
 
@@ -96,7 +96,7 @@ static int spool_create(struct ag_spool *sp, size_t need)
 
 	while (cap < need + HDR_SIZE)
 		cap *= 2;
-	if (ag_fmt(sp->path, sizeof sp->path, "%s/spool", sp->state_dir) < 0)
+	if (ag_fmt(sp->path, sizeof sp->path, "%s/%s", sp->state_dir, sp->dir ? sp->dir : "spool") < 0)
 		return -1;
 	if (getrandom(rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd) {
 		uint64_t t = (uint64_t)ag_mono_ns() ^ (uint64_t)getpid() << 20;
@@ -622,6 +622,23 @@ static void damage_at(struct ag_spool_damage *d, uint64_t off)
 		d->first = off;
 }
 
+size_t ag_spool_committed(const unsigned char *buf, size_t len, uint64_t off)
+{
+	size_t at = 0;
+	uint64_t maxseq = (off + len) / sizeof(struct ag_rec) + 1;
+
+	while (at + sizeof(struct ag_rec) <= len) {
+		struct ag_rec r;
+		struct ag_rec_view rv;
+		memcpy(&r, buf + at, sizeof r);
+		if (r.len < sizeof r || r.len % 8 || r.len > AG_REC_MAX || r.len > len - at ||
+		    parse_rec(buf + at, maxseq, &rv) != REC_OK)
+			break;
+		at += r.len;
+	}
+	return at;
+}
+
 int ag_spool_read_fd(int fd, const char *name, ag_spool_fn fn, void *ctx,
 		     struct ag_spool_damage *dmg)
 {
@@ -739,6 +756,7 @@ int ag_spool_read_fd(int fd, const char *name, ag_spool_fn fn, void *ctx,
 			continue;
 		}
 		seen[seq / 8] |= (unsigned char)(1u << (seq % 8));
+		rv.off = off;
 		if ((rc = fn(ctx, &sv, &rv)) != 0)
 			break;
 		off += len;

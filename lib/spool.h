@@ -136,6 +136,9 @@ struct ag_spool {
 	const char *state_dir;
 	const char *session;
 	const char *const *argv;
+	/* The directory under state_dir: "spool" (NULL), or "kspool" for
+	 * the supervisor's own records, out of the session's reach. */
+	const char *dir;
 };
 
 /* Where an appended record is, to patch its errno after the real call. */
@@ -178,12 +181,21 @@ struct ag_spool_view {
 	const char *session;  /* hdr->session if it ends inside its field, else NULL */
 };
 struct ag_rec_view {
+	uint64_t off;         /* where the record is in the file */
 	const struct ag_rec *rec;
 	const unsigned char *field[AG_T_MAX];  /* NULL when absent */
 	uint32_t flen[AG_T_MAX];
 };
 typedef int (*ag_spool_fn)(void *ctx, const struct ag_spool_view *sv,
 			   const struct ag_rec_view *rv);
+
+/* The spool header's size: records start there. */
+#define AG_SPOOL_HDR_SIZE 256u
+
+/* Of the file bytes buf[0, len) (from a record's start at file offset
+ * off), how many are whole, committed, well-formed records in a row: what
+ * a copy of a live spool may take without ever having to change it. */
+size_t ag_spool_committed(const unsigned char *buf, size_t len, uint64_t off);
 
 /* No writer makes a record this big (guard.c caps SQL at 64 KiB, argv at
  * AG_ARGV_MAX): a bigger length field is damage. */

@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -56,6 +57,7 @@
 #include "floor.h"
 #include "kernel.h"
 #include "kernel_abi.h"
+#include "spool.h"
 
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 #define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
@@ -1001,6 +1003,77 @@ static const char *op32(int nr)
 }
 
 /* One report: fills j->resp, or answers itself (1). */
+/* A copy of a process's spool (AGENTGUARD_COPY_SPOOL): the supervisor owns
+ * the log. Into STATE/kspool/NAME.spool, where no process of the session
+ * can change it, go the committed records the process's mapping holds
+ * past what the copy has: never anything the copy already holds, so what
+ * the process changes in its own memory afterwards changes nothing here.
+ * The log takes this copy over the process's spool (lib/audit.c). */
+static int copy_spool(struct job *j, uint64_t base, uint64_t used, uint64_t uname)
+{
+	const char *sd = getenv("AGENTGUARD_STATE_DIR"), *sid = getenv("AGENTGUARD_SESSION");
+	char name[128], path[PATH_MAX];
+	size_t sl = sid ? strlen(sid) : 0;
+
+	if (!sd || !sid || mem_str(j, uname, name, sizeof name) < 0)
+		return -1;
+	/* SESSION.PID.RANDOM, as spool.c names them, and nothing else. */
+	if (strncmp(name, sid, sl) != 0 || name[sl] != '.' ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+		    strlen(name) || strstr(name, "..")) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (used > ((uint64_t)64 << 20) || used < AG_SPOOL_HDR_SIZE) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(path, sizeof path, "%s/kspool", sd);
+	mkdir(path, 0700);
+	snprintf(path, sizeof path, "%s/kspool/%s.spool", sd, name);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	int rc = -1;
+	struct stat st;
+	/* Processes that share a spool (a fork child) may send at once. */
+	if (flock(fd, LOCK_EX) < 0 || fstat(fd, &st) < 0)
+		goto out;
+	uint64_t have = (uint64_t)st.st_size;
+	if (have < AG_SPOOL_HDR_SIZE) {
+		unsigned char hdr[AG_SPOOL_HDR_SIZE];
+		if (mem_get(j, base, hdr, sizeof hdr) < 0 ||
+		    memcmp(hdr, AG_SPOOL_MAGIC, 8) != 0 ||
+		    pwrite(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr)
+			goto out;
+		have = AG_SPOOL_HDR_SIZE;
+	}
+	if (used > have) {
+		size_t len = (size_t)(used - have);
+		unsigned char *buf = malloc(len);
+		if (!buf || mem_get(j, base + have, buf, len) < 0) {
+			free(buf);
+			goto out;
+		}
+		size_t n = ag_spool_committed(buf, len, have);
+		if (n && pwrite(fd, buf, n, (off_t)have) != (ssize_t)n) {
+			free(buf);
+			goto out;
+		}
+		free(buf);
+		have += n;
+	}
+	/* The copy's own header says where its records end. */
+	if (pwrite(fd, &have, sizeof have, offsetof(struct ag_spool_hdr, used)) != sizeof have)
+		goto out;
+	rc = 0;
+out:;
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
 static int handle(struct job *j)
 {
 	struct lib *L = &j->k->lib;
@@ -1022,6 +1095,10 @@ static int handle(struct job *j)
 	}
 	switch (nr) {
 	case AGENTGUARD_KMSG:
+		if (a[0] == AGENTGUARD_COPY_SPOOL) {
+			rc = copy_spool(j, a[1], a[2], a[3]);
+			break;
+		}
 		rc = L->count((int)a[0], a[1]);
 		if (rc < 0) {
 			errno = (int)-rc;

@@ -16,6 +16,9 @@
 
 AG_EXPORT void agentguard_kernel_begin(const struct agentguard_kproc *p)
 {
+	static int noted;
+	if (!__atomic_exchange_n(&noted, 1, __ATOMIC_RELAXED))
+		ag_supervisor_note();
 	ag_behalf = p;
 }
 

@@ -106,3 +106,11 @@ krun() { LD_PRELOAD=${AG_ASAN_RT:-} "$AG" run --require-kernel --workspace "$WS"
 rows() { db "select decision || ' ' || coalesce(layer, 'library') from events where op = '$1' and path = '$2'"; }
 
 seed() { for f in "$@"; do printf 'original %s\n' "$f" > "$WS/$f"; done; }
+
+# A terraform that only notes how it was run (in $T/marker); prints its directory.
+fake_terraform() {
+	mkdir -p "$T/bin"
+	printf '#!/bin/sh\necho "terraform $*" >> %s\n' "$T/marker" > "$T/bin/terraform"
+	chmod +x "$T/bin/terraform"
+	echo "$T/bin"
+}

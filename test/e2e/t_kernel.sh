@@ -3,13 +3,6 @@
 # copy of rm, a process tree — is judged under `agentguard run` by the
 # seccomp supervisor, with the same rules, snapshots and audit log.
 
-# A terraform that only notes how it was run (in $T/marker); prints its directory.
-fake_terraform() {
-	mkdir -p "$T/bin"
-	printf '#!/bin/sh\necho "terraform $*" >> %s\n' "$T/marker" > "$T/bin/terraform"
-	chmod +x "$T/bin/terraform"
-	echo "$T/bin"
-}
 
 test_static_c_program_is_snapshotted_and_restorable() {
 	local k; k=$(kbuild kstatic)

@@ -129,3 +129,36 @@ test_the_session_cannot_touch_the_heads() {
 	assert_eq "$(grep -c ': EACCES$' <<<"$out")" 3 "$out"
 	assert_eq "$(head -1 "$heads" | sha256sum)" "$sum"
 }
+
+# The supervisor owns the log: a deny row leaves the process before the
+# call returns, so what the process then does to its own spool (here: zero
+# every record in its mapping) cannot take it back.
+test_a_process_cannot_erase_its_deny_rows_from_its_spool() {
+	local fakebin; fakebin=$(fake_terraform)
+	cat > "$T/erase.py" <<-'EOF2'
+	import ctypes, os, sys
+	try:
+	    os.execv(sys.argv[1], [sys.argv[1], "destroy", "-auto-approve"])
+	except PermissionError:
+	    print("denied")
+	libc = ctypes.CDLL(None)
+	erased = 0
+	for line in open("/proc/self/maps"):
+	    if line.rstrip().endswith(".spool") and "rw-s" in line:
+	        lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+	        libc.memset(ctypes.c_void_p(lo + 256), 0, hi - lo - 256)
+	        erased += 1
+	print("erased", erased)
+	EOF2
+	out=$(krun python3 "$T/erase.py" "$fakebin/terraform" 2>&1)
+	assert_contains "$out" "denied"
+	assert_contains "$out" "erased 1"
+	assert_missing "$T/marker"
+	assert_eq "$(db "select decision || ' ' || rule from events where op = 'exec' and path = '$fakebin/terraform'")" "deny no-infra-destroy"
+	"$AG" verify >/dev/null || fail "verify: $("$AG" verify 2>&1)"
+	# Without the kernel layer the same erasure takes the row with it: the
+	# library alone cannot keep what its process overwrites.
+	out=$("$AG" run --no-kernel --workspace "$WS" -- python3 "$T/erase.py" "$fakebin/terraform" 2>&1)
+	assert_contains "$out" "erased 1"
+	assert_eq "$(db "select count(*) from events where op = 'exec' and path = '$fakebin/terraform'")" 1
+}
