@@ -62,11 +62,13 @@ test_a_static_program_cannot_touch_the_guard() {
 	first_session
 	local db=$AGENTGUARD_STATE_DIR/audit.db
 	out=$(krun "$k" rm "$db" trunc "$db" mv "$STORE_FILE" "$WS/snap" rm "$STORE_FILE" \
-		link "$db" "$WS/db.link" trunc "$RULES_FILE" 2>&1)
-	assert_eq "$(grep -c ': EACCES$' <<<"$out")" 6 "$out"
+		link "$db" "$WS/db.link" trunc "$RULES_FILE" mv "$AGENTGUARD_STATE_DIR" "$T/moved" \
+		mv "$T" "/tmp/moved.$$" trunc "$AGENTGUARD_STATE_DIR/heads" 2>&1)
+	assert_eq "$(grep -c ': EACCES$' <<<"$out")" 9 "$out"
 	assert_exists "$db"; assert_exists "$STORE_FILE"; assert_missing "$WS/db.link"
+	assert_missing "/tmp/moved.$$"
 	# The supervisor refused these: they are in the log.
-	assert_eq "$(db "select count(*) from events where decision = 'deny' and layer = 'kernel' and rule = 'agentguard-self'")" 6
+	assert_eq "$(db "select count(*) from events where decision = 'deny' and layer = 'kernel' and rule = 'agentguard-self'")" 9
 }
 
 test_the_supervisor_cannot_be_signalled() {
@@ -120,7 +122,7 @@ test_credentials_beyond_the_floor_stay_refused() {
 # The counters the circuit breaker reads are the supervisor's: a process of
 # the session can neither write them nor map them writable.
 test_a_halted_session_stays_halted_whatever_its_processes_write() {
-	local g; g=$(kbuild kgate)
+	local g k; g=$(kbuild kgate); k=$(kbuild kstatic)
 	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/id_rsa"
 	seed after
 	cat > "$T/breaker.yaml" <<-'EOF2'
@@ -155,9 +157,10 @@ test_a_halted_session_stays_halted_whatever_its_processes_write() {
 		rm -f ~/.ssh/id_rsa; rm -f ~/.ssh/id_rsa
 		c=$AGENTGUARD_STATE_DIR/rules/$AGENTGUARD_SESSION.counters
 		"$1" write "$c" trunc "$c" rm "$c"
+		"$4" trunc "$c" rm "$c"
 		python3 "$2" "$c"
-		rm "$3"; echo "rm: $?"' sh "$g" "$T/unhalt.py" "$WS/after" 2>&1)
-	assert_eq "$(grep -c ': EACCES$' <<<"$out")" 3 "$out"
+		rm "$3"; echo "rm: $?"' sh "$g" "$T/unhalt.py" "$WS/after" "$k" 2>&1)
+	assert_eq "$(grep -c ': EACCES$' <<<"$out")" 5 "$out"
 	assert_contains "$out" "open rw: Permission denied"
 	assert_not_contains "$out" "map rw: ok"
 	assert_contains "$out" "rm: 1"
