@@ -685,8 +685,9 @@ static void count_denial(void)
 /* Under the floor the supervisor owns the log: what a process records is
  * copied by the supervisor into STATE/kspool/, out of the session's reach,
  * and the log takes that copy over the process's own spool. A deny or ask
- * goes at once, before the call returns; the rest at most 64 records or
- * 100 ms later, and at exit. */
+ * goes at once, before the call returns; the rest with the 64th record, or
+ * the first one 100 ms after the last copy. (Not at exit: what a process
+ * could change before it exits, it changed before the copy too.) */
 static unsigned since_handed;
 static int64_t handed_at;
 
@@ -695,6 +696,8 @@ static void hand_over(int now)
 	if (!counting_remote() || !G.spool.base)
 		return;
 	int64_t t = ag_mono_ns();
+	if (!handed_at)
+		handed_at = t;   /* the clock starts with the first record */
 	if (!now && ++since_handed < 64 && t - handed_at < 100000000)
 		return;
 	since_handed = 0;
@@ -956,7 +959,6 @@ __attribute__((destructor)) static void ag_dtor(void)
 	if (G.state == G_ACTIVE && !ag_thread.busy &&
 	    __atomic_load_n(&G.unrecorded, __ATOMIC_RELAXED))
 		record_unrecorded(ag_now_ns());
-	hand_over(1);
 }
 
 static int record(struct ag_call *c)

@@ -96,9 +96,12 @@ test_work_beyond_the_floor_is_made_by_the_supervisor() {
 		mkdir -p made/deeper; echo deep > made/deeper/f; rm made/deeper/f
 		sed -i s/a=1/a=2/ .toolrc
 		python3 -c "import tempfile; f = tempfile.NamedTemporaryFile(dir=\".\", delete=False); f.write(b\"t\"); f.close(); print(\"temp ok\")"
+		# libc'"'"'s mkstemp (a compiler'"'"'s temporaries) in HOME.
+		python3 -c "import ctypes, os; b = ctypes.create_string_buffer(os.getcwd().encode() + b\"/t.XXXXXX\"); fd = ctypes.CDLL(None).mkstemp(b); print(\"mkstemp\", fd >= 0 and os.write(fd, b\"m\") == 1)"
 		rm .fresh
 		echo done' 2>&1) || fail "beyond the floor: $out"
 	assert_contains "$out" "temp ok"
+	assert_contains "$out" "mkstemp True"
 	assert_contains "$out" "done"
 	assert_missing "$HOME/.fresh"
 	assert_eq "$(cat "$HOME/.tool.json")" '{"v": 2}'
@@ -166,4 +169,33 @@ test_a_halted_session_stays_halted_whatever_its_processes_write() {
 	assert_contains "$out" "rm: 1"
 	assert_exists "$WS/after"
 	assert_contains "$(db "select reason from events where path = '$WS/after'")" "session halted"
+}
+
+# mkstemp and its kin, made by the library under the floor: in the
+# workspace (through the gate) and in HOME (where the floor hands the open
+# to the supervisor), each a new file with the template's suffix kept.
+test_mkstemp_and_its_kin_under_the_floor() {
+	mkdir -p "$HOME/.ssh"; printf 'KEY\n' > "$HOME/.ssh/id_rsa"
+	cat > "$T/temps.py" <<-'EOF2'
+	import ctypes, os, sys
+	libc = ctypes.CDLL(None, use_errno=True)
+	calls = [("mkstemp", ()), ("mkstemp64", ()), ("mkostemp", (os.O_CLOEXEC,)),
+	         ("mkostemp64", (os.O_CLOEXEC,)), ("mkstemps", (4,)), ("mkstemps64", (4,)),
+	         ("mkostemps", (4, os.O_CLOEXEC)), ("mkostemps64", (4, os.O_CLOEXEC))]
+	for d in sys.argv[1:]:
+	    for name, extra in calls:
+	        suffix = ".tmp" if extra and extra[0] == 4 else ""
+	        b = ctypes.create_string_buffer((d + "/" + name + ".XXXXXX" + suffix).encode())
+	        fd = getattr(libc, name)(b, *extra)
+	        made = b.value.decode()
+	        ok = fd >= 0 and "XXXXXX" not in made and made.endswith(suffix) and os.write(fd, b"x") == 1
+	        print(name, d, "ok" if ok else os.strerror(ctypes.get_errno()))
+	    b = ctypes.create_string_buffer(b"bad")
+	    print("einval", libc.mkstemp(b) == -1 and ctypes.get_errno() == 22)
+	EOF2
+	out=$(krun python3 "$T/temps.py" "$WS" "$HOME" 2>&1)
+	assert_eq "$(grep -c ' ok$' <<<"$out")" 16 "$out"
+	assert_contains "$out" "einval True"
+	assert_eq "$(ls "$WS" | grep -c '^mk')" 8
+	assert_eq "$(ls "$HOME" | grep -c '^mk')" 8
 }

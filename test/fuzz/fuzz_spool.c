@@ -1,9 +1,12 @@
 /* Spool ingest of a hostile file: the input is written as a spool into a
  * scratch state dir, read record by record (every field touched), then
- * moved into audit.db as `agentguard report` would. Never a crash, and
- * never a read outside the file. */
+ * moved into audit.db as `agentguard report` would, and measured as the
+ * supervisor measures what it copies of a process's spool. Never a crash,
+ * and never a read outside the file. */
 #include <ftw.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -94,6 +97,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	fclose(f);
 	ag_spool_read(spool, touch, NULL);
+	/* What the supervisor takes from a process's mapping (tools/kernel.c):
+	 * in a buffer of its own size, so a read past it is caught. */
+	if (size > AG_SPOOL_HDR_SIZE) {
+		size_t len = size - AG_SPOOL_HDR_SIZE;
+		unsigned char *b = malloc(len);
+		if (!b)
+			abort();
+		memcpy(b, data + AG_SPOOL_HDR_SIZE, len);
+		if (ag_spool_committed(b, len, AG_SPOOL_HDR_SIZE) > len)
+			abort();
+		free(b);
+	}
 	if (ag_audit_ingest(db, state, 1, err, sizeof err) < 0 && !err[0])
 		abort();   /* a failure must say why */
 	unlink(spool);
