@@ -685,7 +685,7 @@ static void count_denial(void)
 /* Under the floor the supervisor owns the log: what a process records is
  * copied by the supervisor into STATE/kspool/, out of the session's reach,
  * and the log takes that copy over the process's own spool. A deny or ask
- * goes at once, before the call returns; the rest with the 64th record, or
+ * goes at once, before the call returns; the rest with every 256th record, or
  * the first one 100 ms after the last copy. (Not at exit: what a process
  * could change before it exits, it changed before the copy too.) */
 static unsigned since_handed;
@@ -698,13 +698,11 @@ static void hand_over(int now)
 	int64_t t = ag_mono_ns();
 	if (!handed_at)
 		handed_at = t;   /* the clock starts with the first record */
-	if (!now && ++since_handed < 64 && t - handed_at < 100000000)
+	if (!now && ++since_handed < 256 && t - handed_at < 100000000)
 		return;
 	since_handed = 0;
 	handed_at = t;
-	const struct ag_spool_hdr *h = (const void *)G.spool.base;
-	count_remote(AGENTGUARD_COPY_SPOOL, (uint64_t)(uintptr_t)G.spool.base,
-		     __atomic_load_n(&h->used, __ATOMIC_ACQUIRE), (uintptr_t)G.spool.name);
+	count_remote(AGENTGUARD_COPY_SPOOL, (uintptr_t)G.spool.name, (uint64_t)now, 0);
 }
 
 static int budget_remote(uint64_t size)

@@ -58,7 +58,7 @@ enum {
 	AGENTGUARD_COUNT_RESERVE = 2,   /* n bytes of the snapshot budget: 0 or -EDQUOT */
 	AGENTGUARD_COUNT_RELEASE = 3,   /* n reserved bytes given back */
 	/* Not counting: take a copy of the caller's spool (tools/kernel.c),
-	 * arguments its mapping's address, its header's `used` and its name. */
+	 * n its name; the next argument 1: before the call returns. */
 	AGENTGUARD_COPY_SPOOL = 4,
 };
 typedef long agentguard_kernel_count_fn(int what, uint64_t n);

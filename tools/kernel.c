@@ -441,6 +441,7 @@ struct job {
 	const char *argv[256];
 	char status[4096];
 	unsigned umask;
+	char copy_later[128];      /* a spool to copy once the caller goes on */
 };
 
 static int proc_open(int pid, const char *what, int flags)
@@ -1005,71 +1006,77 @@ static const char *op32(int nr)
 /* One report: fills j->resp, or answers itself (1). */
 /* A copy of a process's spool (AGENTGUARD_COPY_SPOOL): the supervisor owns
  * the log. Into STATE/kspool/NAME.spool, where no process of the session
- * can change it, go the committed records the process's mapping holds
- * past what the copy has: never anything the copy already holds, so what
- * the process changes in its own memory afterwards changes nothing here.
- * The log takes this copy over the process's spool (lib/audit.c). */
-static int copy_spool(struct job *j, uint64_t base, uint64_t used, uint64_t uname)
+ * can change it, go the committed records of STATE/spool/NAME.spool (the
+ * file the process maps: the same bytes) past what the copy has: never
+ * anything the copy already holds, so what the process changes afterwards
+ * changes nothing here. The log takes this copy over the process's spool
+ * (lib/audit.c). */
+static int spool_name_ok(const char *name)
 {
-	const char *sd = getenv("AGENTGUARD_STATE_DIR"), *sid = getenv("AGENTGUARD_SESSION");
-	char name[128], path[PATH_MAX];
+	const char *sid = getenv("AGENTGUARD_SESSION");
 	size_t sl = sid ? strlen(sid) : 0;
 
-	if (!sd || !sid || mem_str(j, uname, name, sizeof name) < 0)
-		return -1;
 	/* SESSION.PID.RANDOM, as spool.c names them, and nothing else. */
-	if (strncmp(name, sid, sl) != 0 || name[sl] != '.' ||
-	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
-		    strlen(name) || strstr(name, "..")) {
+	return sid && strncmp(name, sid, sl) == 0 && name[sl] == '.' && !strstr(name, "..") &&
+	       strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+		       strlen(name);
+}
+
+static int copy_spool(const char *name)
+{
+	const char *sd = getenv("AGENTGUARD_STATE_DIR");
+	char path[PATH_MAX];
+	int rc = -1, in = -1, out = -1;
+	unsigned char *buf = NULL;
+
+	if (!sd) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (used > ((uint64_t)64 << 20) || used < AG_SPOOL_HDR_SIZE) {
-		errno = EINVAL;
-		return -1;
-	}
+	snprintf(path, sizeof path, "%s/spool/%s.spool", sd, name);
+	in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	snprintf(path, sizeof path, "%s/kspool", sd);
 	mkdir(path, 0700);
 	snprintf(path, sizeof path, "%s/kspool/%s.spool", sd, name);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -1;
-	int rc = -1;
-	struct stat st;
+	out = in < 0 ? -1 : open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	struct stat st, ist;
+	struct ag_spool_hdr h;
 	/* Processes that share a spool (a fork child) may send at once. */
-	if (flock(fd, LOCK_EX) < 0 || fstat(fd, &st) < 0)
+	if (out < 0 || flock(out, LOCK_EX) < 0 || fstat(out, &st) < 0 || fstat(in, &ist) < 0 ||
+	    !S_ISREG(ist.st_mode) || pread(in, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+	    memcmp(h.magic, AG_SPOOL_MAGIC, 8) != 0)
 		goto out;
-	uint64_t have = (uint64_t)st.st_size;
+	uint64_t have = (uint64_t)st.st_size, used = h.used;
+	if (used > (uint64_t)ist.st_size || used > ((uint64_t)64 << 20))
+		used = (uint64_t)ist.st_size < ((uint64_t)64 << 20) ? (uint64_t)ist.st_size : 0;
 	if (have < AG_SPOOL_HDR_SIZE) {
 		unsigned char hdr[AG_SPOOL_HDR_SIZE];
-		if (mem_get(j, base, hdr, sizeof hdr) < 0 ||
-		    memcmp(hdr, AG_SPOOL_MAGIC, 8) != 0 ||
-		    pwrite(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr)
+		if (pread(in, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr ||
+		    pwrite(out, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr)
 			goto out;
 		have = AG_SPOOL_HDR_SIZE;
 	}
 	if (used > have) {
 		size_t len = (size_t)(used - have);
-		unsigned char *buf = malloc(len);
-		if (!buf || mem_get(j, base + have, buf, len) < 0) {
-			free(buf);
+		buf = malloc(len);
+		if (!buf || pread(in, buf, len, (off_t)have) != (ssize_t)len)
 			goto out;
-		}
 		size_t n = ag_spool_committed(buf, len, have);
-		if (n && pwrite(fd, buf, n, (off_t)have) != (ssize_t)n) {
-			free(buf);
+		if (n && pwrite(out, buf, n, (off_t)have) != (ssize_t)n)
 			goto out;
-		}
-		free(buf);
 		have += n;
 	}
 	/* The copy's own header says where its records end. */
-	if (pwrite(fd, &have, sizeof have, offsetof(struct ag_spool_hdr, used)) != sizeof have)
+	if (pwrite(out, &have, sizeof have, offsetof(struct ag_spool_hdr, used)) != sizeof have)
 		goto out;
 	rc = 0;
 out:;
 	int e = errno;
-	close(fd);
+	free(buf);
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
 	errno = e;
 	return rc;
 }
@@ -1096,7 +1103,19 @@ static int handle(struct job *j)
 	switch (nr) {
 	case AGENTGUARD_KMSG:
 		if (a[0] == AGENTGUARD_COPY_SPOOL) {
-			rc = copy_spool(j, a[1], a[2], a[3]);
+			/* A deny or ask is copied before the call returns; the
+			 * rest once the caller has gone on. */
+			char name[sizeof j->copy_later];
+			if (mem_str(j, a[1], name, sizeof name) < 0 || !spool_name_ok(name)) {
+				errno = EINVAL;
+				break;
+			}
+			if (a[2])
+				rc = copy_spool(name);
+			else {
+				memcpy(j->copy_later, name, sizeof name);
+				rc = 0;
+			}
 			break;
 		}
 		rc = L->count((int)a[0], a[1]);
@@ -1307,6 +1326,8 @@ send:
 	if (ioctl(k->listener, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0 && errno != ENOENT) {
 		/* ENOENT: the caller is gone. Anything else cannot be fixed here. */
 	}
+	if (j.copy_later[0])
+		copy_spool(j.copy_later);
 out:
 	if (j.mem >= 0)
 		close(j.mem);
