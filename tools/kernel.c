@@ -1313,7 +1313,9 @@ static void serve_one(struct ag_kernel *k, struct seccomp_notif *req,
 		goto send;
 	}
 	k->lib.begin(&j.who);
-	const char *foreign = job_foreign(&j);
+	/* Counting and copying a spool use no right of the caller's: a
+	 * process with other credentials gets them too. */
+	const char *foreign = j.req->data.nr == AGENTGUARD_KMSG ? NULL : job_foreign(&j);
 	if (foreign) {
 		k->lib.refuse(op64(j.req->data.nr), j.exe, foreign);
 		resp->error = -EACCES;
