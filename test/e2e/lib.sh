@@ -114,3 +114,23 @@ fake_terraform() {
 	chmod +x "$T/bin/terraform"
 	echo "$T/bin"
 }
+
+# A key to protect, a workspace file ($WS/after) and $T/breaker.yaml:
+# the session halts after two denials (deleting ~/.ssh/id_rsa twice).
+breaker_session_setup() {
+	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/id_rsa"
+	seed after
+	cat > "$T/breaker.yaml" <<-'EOF2'
+	version: 1
+	limits: {denials: 2}
+	rules:
+	  - id: keys
+	    on: [delete]
+	    path: ["~/.ssh/**"]
+	    action: deny
+	  - id: keep
+	    on: [delete]
+	    path: ["$WORKSPACE/**"]
+	    action: snapshot
+	EOF2
+}

@@ -126,21 +126,7 @@ test_credentials_beyond_the_floor_stay_refused() {
 # the session can neither write them nor map them writable.
 test_a_halted_session_stays_halted_whatever_its_processes_write() {
 	local g k; g=$(kbuild kgate); k=$(kbuild kstatic)
-	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/id_rsa"
-	seed after
-	cat > "$T/breaker.yaml" <<-'EOF2'
-	version: 1
-	limits: {denials: 2}
-	rules:
-	  - id: keys
-	    on: [delete]
-	    path: ["~/.ssh/**"]
-	    action: deny
-	  - id: keep
-	    on: [delete]
-	    path: ["$WORKSPACE/**"]
-	    action: snapshot
-	EOF2
+	breaker_session_setup
 	cat > "$T/unhalt.py" <<-'EOF2'
 	import mmap, os, sys
 	p = sys.argv[1]

@@ -295,21 +295,7 @@ test_what_outlives_the_session_cannot_act_unjudged() {
 
 test_the_breaker_counts_what_the_kernel_layer_denies() {
 	local k; k=$(kbuild kstatic)
-	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/id_rsa"
-	seed after
-	cat > "$T/breaker.yaml" <<-'EOF2'
-	version: 1
-	limits: {denials: 2}
-	rules:
-	  - id: keys
-	    on: [delete]
-	    path: ["~/.ssh/**"]
-	    action: deny
-	  - id: keep
-	    on: [delete]
-	    path: ["$WORKSPACE/**"]
-	    action: snapshot
-	EOF2
+	breaker_session_setup
 	out=$("$AG" run --require-kernel --rules "$T/breaker.yaml" --workspace "$WS" -- "$k" \
 		rm "$HOME/.ssh/id_rsa" rm "$HOME/.ssh/id_rsa" rm "$WS/after" 2>&1) || true
 	assert_contains "$out" "rm $WS/after: EACCES"
