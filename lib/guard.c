@@ -690,11 +690,18 @@ static void count_denial(void)
  * could change before it exits, it changed before the copy too.) */
 static unsigned since_handed;
 static int64_t handed_at;
+static char handed_name[sizeof G.spool.name];
 
 static void hand_over(int now)
 {
 	if (!counting_remote() || !G.spool.base)
 		return;
+	/* A spool the supervisor has not heard of: it learns of it now and
+	 * copies it every 100 ms from then on. */
+	if (strcmp(handed_name, G.spool.name) != 0) {
+		snprintf(handed_name, sizeof handed_name, "%s", G.spool.name);
+		now = now ? now : -1;
+	}
 	int64_t t = ag_mono_ns();
 	if (!handed_at)
 		handed_at = t;   /* the clock starts with the first record */
@@ -702,7 +709,7 @@ static void hand_over(int now)
 		return;
 	since_handed = 0;
 	handed_at = t;
-	count_remote(AGENTGUARD_COPY_SPOOL, (uintptr_t)G.spool.name, (uint64_t)now, 0);
+	count_remote(AGENTGUARD_COPY_SPOOL, (uintptr_t)G.spool.name, now > 0, 0);
 }
 
 static int budget_remote(uint64_t size)
@@ -1036,8 +1043,11 @@ static int record(struct ag_call *c)
 		n = snap_fields(&c->w->src, f, 0, &sv);
 		rc = ag_spool_append(&G.spool, AG_REC_SNAPSHOT, 0, now, 0, f, n, NULL);
 	}
-	if (rc == 0 && !c->nested)
+	if (rc == 0 && !c->nested) {
 		record_unrecorded(now);
+		if (strcmp(handed_name, G.spool.name) != 0)
+			hand_over(0);   /* a new spool: the supervisor learns of it */
+	}
 	return rc;
 }
 

@@ -413,6 +413,14 @@ struct ag_kernel {
 	pthread_mutex_t images_mu;
 	int listener;
 	int stopping;
+	/* The spools of the session's processes, copied every 100 ms by the
+	 * puller (pull_spools): a process that records and then stays quiet
+	 * cannot keep its records in its own reach. */
+	pthread_mutex_t spools_mu;
+	char (*spools)[128];
+	size_t nspools;
+	pthread_t puller;
+	int have_puller;
 	uintptr_t gate;
 	void *handle;
 	struct lib lib;
@@ -1081,6 +1089,51 @@ out:;
 	return rc;
 }
 
+#define MAX_SPOOLS 4096
+
+static void note_spool(struct ag_kernel *k, const char *name)
+{
+	pthread_mutex_lock(&k->spools_mu);
+	size_t i = 0;
+	while (i < k->nspools && strcmp(k->spools[i], name) != 0)
+		i++;
+	if (i == k->nspools && k->spools && k->nspools < MAX_SPOOLS)
+		snprintf(k->spools[k->nspools++], sizeof k->spools[0], "%s", name);
+	pthread_mutex_unlock(&k->spools_mu);
+}
+
+static void *pull_spools(void *arg)
+{
+	struct ag_kernel *k = arg;
+	char name[128];
+
+	while (!__atomic_load_n(&k->stopping, __ATOMIC_ACQUIRE)) {
+		struct timespec ts = {0, 100 * 1000000};
+		nanosleep(&ts, NULL);
+		for (size_t i = 0;; i++) {
+			pthread_mutex_lock(&k->spools_mu);
+			int have = i < k->nspools;
+			if (have)
+				snprintf(name, sizeof name, "%s", k->spools[i]);
+			pthread_mutex_unlock(&k->spools_mu);
+			if (!have)
+				break;
+			if (copy_spool(name) < 0 && errno == ENOENT) {
+				/* Ingested (or gone): forget it. */
+				pthread_mutex_lock(&k->spools_mu);
+				if (i < k->nspools && strcmp(k->spools[i], name) == 0) {
+					memmove(k->spools[i], k->spools[i + 1],
+						(k->nspools - i - 1) * sizeof k->spools[0]);
+					k->nspools--;
+					i--;
+				}
+				pthread_mutex_unlock(&k->spools_mu);
+			}
+		}
+	}
+	return NULL;
+}
+
 static int handle(struct job *j)
 {
 	struct lib *L = &j->k->lib;
@@ -1110,6 +1163,7 @@ static int handle(struct job *j)
 				errno = EINVAL;
 				break;
 			}
+			note_spool(j->k, name);
 			if (a[2])
 				rc = copy_spool(name);
 			else {
@@ -1448,6 +1502,10 @@ struct ag_kernel *ag_kernel_start(int listener, const char *lib_path, uintptr_t 
 	struct sigaction sa = {.sa_handler = wake};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR2, &sa, NULL);   /* no SA_RESTART: it ends a waiting RECV */
+	pthread_mutex_init(&k->spools_mu, NULL);
+	k->spools = calloc(MAX_SPOOLS, sizeof k->spools[0]);
+	if (k->spools && pthread_create(&k->puller, NULL, pull_spools, k) == 0)
+		k->have_puller = 1;
 	for (int i = 0; i < NWORKERS; i++) {
 		pthread_attr_t at;
 		pthread_attr_init(&at);
@@ -1491,6 +1549,12 @@ void ag_kernel_stop(struct ag_kernel *k)
 				break;
 		}
 	}
+	if (k->have_puller)
+		pthread_join(k->puller, NULL);
+	/* A last pull: what the processes recorded until now. */
+	for (size_t i = 0; i < k->nspools; i++)
+		copy_spool(k->spools[i]);
+	free(k->spools);
 	close(k->listener);
 	for (int i = 0; i < NIMAGES; i++)
 		free(k->images[i].cmdline);
