@@ -655,12 +655,15 @@ fail:
 	return NULL;
 }
 
-/* Reserve room in the session's snapshot budget for a file of this
- * metadata, before anything is copied; 0, or -1 with EDQUOT (over budget)
- * or EIO (the session's counters cannot be kept). The cost is st_size,
- * not st_blocks: the budget bounds what restore may have to bring back
- * (and what `gc` reports freeing), and a sparse file's holes cost nothing
- * on disk only as long as every copy keeps them. */
+/* n more bytes against the budget max: 0, or -1 (it would go over). */
+static int reserve_bytes(struct counters *k, uint64_t max, uint64_t n)
+{
+	if (__atomic_add_fetch(&k->snapshot_bytes, n, __ATOMIC_RELAXED) <= max)
+		return 0;
+	__atomic_sub_fetch(&k->snapshot_bytes, n, __ATOMIC_RELAXED);
+	return -1;
+}
+
 /* Under the floor, budget the supervisor granted this process and it has
  * not used yet: asked for in pieces, so that an rm -rf does not ask per file. */
 #define LEASE_PIECE (64u << 10)
@@ -698,18 +701,17 @@ static void hand_over(int now)
 		return;
 	/* A spool the supervisor has not heard of: it learns of it now and
 	 * copies it every 100 ms from then on. */
-	if (strcmp(handed_name, G.spool.name) != 0) {
+	int fresh = strcmp(handed_name, G.spool.name) != 0;
+	if (fresh)
 		snprintf(handed_name, sizeof handed_name, "%s", G.spool.name);
-		now = now ? now : -1;
-	}
 	int64_t t = ag_mono_ns();
 	if (!handed_at)
 		handed_at = t;   /* the clock starts with the first record */
-	if (!now && ++since_handed < 256 && t - handed_at < 100000000)
+	if (!now && !fresh && ++since_handed < 256 && t - handed_at < 100000000)
 		return;
 	since_handed = 0;
 	handed_at = t;
-	count_remote(AGENTGUARD_COPY_SPOOL, (uintptr_t)G.spool.name, now > 0, 0);
+	count_remote(AGENTGUARD_COPY_SPOOL, (uintptr_t)G.spool.name, (uint64_t)now, 0);
 }
 
 static int budget_remote(uint64_t size)
@@ -731,6 +733,12 @@ static int budget_remote(uint64_t size)
 	return -1;
 }
 
+/* Reserve room in the session's snapshot budget for a file of this
+ * metadata, before anything is copied; 0, or -1 with EDQUOT (over budget)
+ * or EIO (the session's counters cannot be kept). The cost is st_size,
+ * not st_blocks: the budget bounds what restore may have to bring back
+ * (and what `gc` reports freeing), and a sparse file's holes cost nothing
+ * on disk only as long as every copy keeps them. */
 static int snapshot_budget_st(const struct stat *st)
 {
 	uint64_t max = ag_policy_max_snapshot_bytes(G.s.policy);
@@ -744,9 +752,7 @@ static int snapshot_budget_st(const struct stat *st)
 		errno = EIO;
 		return -1;
 	}
-	uint64_t size = (uint64_t)st->st_size;
-	if (__atomic_add_fetch(&k->snapshot_bytes, size, __ATOMIC_RELAXED) > max) {
-		__atomic_sub_fetch(&k->snapshot_bytes, size, __ATOMIC_RELAXED);
+	if (reserve_bytes(k, max, (uint64_t)st->st_size) < 0) {
 		errno = EDQUOT;
 		return -1;
 	}
@@ -1507,11 +1513,7 @@ long ag_count(int what, uint64_t n)
 		__atomic_add_fetch(&k->denials, 1, __ATOMIC_RELAXED);
 		return 0;
 	case AGENTGUARD_COUNT_RESERVE:
-		if (max && __atomic_add_fetch(&k->snapshot_bytes, n, __ATOMIC_RELAXED) > max) {
-			__atomic_sub_fetch(&k->snapshot_bytes, n, __ATOMIC_RELAXED);
-			return -EDQUOT;
-		}
-		return 0;
+		return max && reserve_bytes(k, max, n) < 0 ? -EDQUOT : 0;
 	case AGENTGUARD_COUNT_RELEASE: {
 		uint64_t v = __atomic_load_n(&k->snapshot_bytes, __ATOMIC_RELAXED);
 		while (!__atomic_compare_exchange_n(&k->snapshot_bytes, &v, v > n ? v - n : 0, 0,
