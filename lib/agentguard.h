@@ -40,6 +40,7 @@ enum ag_op_kind {
 	AG_OP_LINK,      /* a new name for a file, or a special file */
 	AG_OP_IO_URING,  /* a ring whose operations no filter sees (kernel layer) */
 	AG_OP_WRITE,     /* an existing file opened to be overwritten in place */
+	AG_OP_SIGNAL,    /* a signal to the supervisor: always refused, never ruled */
 	AG_OP_COUNT
 };
 
@@ -276,6 +277,9 @@ const char *ag_getenv(const char *name);
 void ag_env_snapshot(void);
 /* The default state dir: ${XDG_STATE_HOME:-$HOME/.local/state}/agentguard */
 int ag_default_state_dir(char *out, size_t outlen);
+
+/* The chain key of root's default state dir (lib/audit.c). */
+#define AG_ROOT_KEY_FILE "/var/lib/agentguard/key"
 /*
  * Text made safe to show on a terminal or to a human deciding: control
  * characters (C0, DEL, C1), bidi marks, embeddings, overrides and

@@ -19,6 +19,7 @@
 
 #include "audit.h"
 #include "session.h"
+#include "snapshot.h"
 #include "spool.h"
 
 #define SCHEMA_VERSION "1"
@@ -161,10 +162,10 @@ void ag_audit_close(sqlite3 *db)
 }
 
 /* ---- the chain's key -----------------------------------------------------
- * The chain is an HMAC-SHA256 chain keyed with a secret of the state dir
- * (AGENTGUARD_KEY_FILE, else STATE/key): who edits the log without it
- * cannot make the hashes agree again. Processes of a session cannot change
- * it, nor (where the floor can say so, tools/floor.c) read it. */
+ * The chain is an HMAC-SHA256 chain keyed with a secret (ag_audit_key_path):
+ * who edits the log without it cannot make the hashes agree again.
+ * Processes of a session cannot change it, nor, where it lives in a quiet
+ * directory, read it (tools/floor.c). */
 
 #define KEY_LEN 32
 
@@ -175,13 +176,40 @@ static struct keyed {
 } keys[8];
 static pthread_mutex_t keys_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* $AGENTGUARD_KEY_FILE, else STATE/key; but root's default state dir lies
+ * under /root, where every program makes files: the floor could only keep
+ * a key there unreadable by making everything new in /root unreadable too.
+ * Its key lives in /var/lib/agentguard instead. */
 int ag_audit_key_path(const char *state_dir, char *out, size_t len)
 {
 	const char *e = getenv("AGENTGUARD_KEY_FILE");
+	char def[AG_PATH_MAX];
 
 	if (e && e[0] == '/')
 		return ag_fmt(out, len, "%s", e);
+	if (geteuid() == 0 && ag_default_state_dir(def, sizeof def) == 0 &&
+	    strcmp(def, state_dir) == 0)
+		return ag_fmt(out, len, "%s", AG_ROOT_KEY_FILE);
 	return ag_fmt(out, len, "%s/key", state_dir);
+}
+
+/* A key left at STATE/key by an older agentguard, when the key now lives
+ * elsewhere: moved there (linked, else copied), so the log keeps its key. */
+static void key_move_old(const char *state_dir, const char *path)
+{
+	char old[AG_PATH_MAX], dir[AG_PATH_MAX];
+
+	if (ag_fmt(old, sizeof old, "%s/key", state_dir) < 0 || strcmp(old, path) == 0 ||
+	    access(old, F_OK) < 0 || ag_fmt(dir, sizeof dir, "%s", path) < 0)
+		return;
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		if (ag_mkdirs(dir, 0700) < 0)
+			return;
+	}
+	if (link(old, path) == 0 || (errno == EXDEV && ag_copy_file(old, path, 0400) == 0))
+		unlink(old);
 }
 
 static const struct keyed *key_of(sqlite3 *db)
@@ -218,6 +246,8 @@ static int load_key(const char *state_dir, int create, unsigned char key[KEY_LEN
 		seterr(err, errlen, "the key's path is too long%s%s", "", NULL);
 		return -1;
 	}
+	if (access(path, F_OK) < 0)
+		key_move_old(state_dir, path);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd >= 0) {

@@ -123,7 +123,8 @@ int ag_audit_write_head(sqlite3 *db, const char *state_dir, const char *session,
 int ag_audit_check_heads(sqlite3 *db, const char *file, char *msg, size_t msglen,
 			 long *checked);
 
-/* Where the chain's key is: $AGENTGUARD_KEY_FILE, else STATE/key. */
+/* Where the chain's key is: $AGENTGUARD_KEY_FILE, else STATE/key, but for
+ * root's default state dir AG_ROOT_KEY_FILE. */
 int ag_audit_key_path(const char *state_dir, char *out, size_t len);
 
 int ag_audit_verify(sqlite3 *db, const char *session, char *msg,

@@ -235,6 +235,8 @@ static void init(void)
 	static char real_sd[AG_PATH_MAX];
 	if (realpath(G.s.state_dir, real_sd))
 		snprintf(G.s.state_dir, sizeof G.s.state_dir, "%s", real_sd);
+	if (G.s.key_file[0] && realpath(G.s.key_file, real_sd))
+		snprintf(G.s.key_file, sizeof G.s.key_file, "%s", real_sd);
 	G.state_len = strlen(G.s.state_dir);
 	G.spool.state_dir = G.s.state_dir;
 	G.spool.session = G.s.id;
@@ -585,6 +587,7 @@ int ag_protected(const char *abs)
 	return under(abs, G.s.state_dir, G.state_len) ||
 	       (G.rules_src[0] && strcmp(abs, G.rules_src) == 0) ||
 	       (G.self[0] && strcmp(abs, G.self) == 0) ||
+	       (G.s.key_file[0] && strcmp(abs, G.s.key_file) == 0) ||
 	       strcmp(abs, "/etc/ld.so.preload") == 0;
 }
 
@@ -595,7 +598,8 @@ static int protected_above(const char *abs)
 	if (!abs || G.state != G_ACTIVE)
 		return 0;
 	return above(abs, G.s.state_dir) || (G.rules_src[0] && above(abs, G.rules_src)) ||
-	       (G.self[0] && above(abs, G.self)) || above(abs, "/etc/ld.so.preload");
+	       (G.self[0] && above(abs, G.self)) ||
+	       (G.s.key_file[0] && above(abs, G.s.key_file)) || above(abs, "/etc/ld.so.preload");
 }
 
 static int protected_op(const struct ag_op *o)

@@ -1319,6 +1319,9 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 		struct item *it = collect(cc, fv[F_ON], "on", 0, &n);
 		for (size_t i = 0; i < n; i++) {
 			int k = ag_op_parse(it[i].s);
+			if (k == AG_OP_SIGNAL)
+				fail(cc, it[i].at, "operation 'signal' cannot be ruled: a signal to "
+				     "agentguard's supervisor is always refused");
 			if (k < 0)
 				fail(cc, it[i].at, "unknown operation '%s' (expected delete, rename, truncate, write, exec, connect, sql, link or io_uring)",
 				     it[i].s);
@@ -1476,6 +1479,9 @@ static void compile_top(struct cc *cc)
 		map_check_keys(cc, v[K_DEFAULTS], "defaults");
 		for (struct ynode *dk = v[K_DEFAULTS]->first; dk; dk = dk->next->next) {
 			int op = ag_op_parse(dk->s);
+			if (op == AG_OP_SIGNAL)
+				fail(cc, dk, "operation 'signal' cannot be ruled: a signal to "
+				     "agentguard's supervisor is always refused");
 			if (op < 0)
 				fail(cc, dk, "unknown operation '%s' in defaults (expected delete, rename, truncate, write, exec, connect, sql, link or io_uring)",
 				     dk->s);

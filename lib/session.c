@@ -264,6 +264,7 @@ int ag_session_join(struct ag_session *s, char *err, size_t errlen)
 	const char *mon = ag_getenv("AGENTGUARD_MONITOR");
 	const char *gate = ag_getenv("AGENTGUARD_GATE");
 	const char *floor = ag_getenv("AGENTGUARD_FLOOR");
+	const char *key = ag_getenv("AGENTGUARD_KEY_FILE");
 
 	memset(s, 0, sizeof *s);
 	if (!id || !*id)
@@ -302,6 +303,8 @@ int ag_session_join(struct ag_session *s, char *err, size_t errlen)
 		strcpy(s->gate, gate);
 	if (floor && floor[0] == '/' && strlen(floor) < sizeof s->floor)
 		strcpy(s->floor, floor);
+	if (key && key[0] == '/' && strlen(key) < sizeof s->key_file)
+		strcpy(s->key_file, key);
 	return 1;
 }
 
@@ -352,7 +355,8 @@ int ag_session_env_strings(const struct ag_session *s, char *buf, size_t buflen,
 		{"AGENTGUARD_WORKSPACE", s->workspace},
 		{"AGENTGUARD_HOME", s->home},
 		{"AGENTGUARD_MONITOR", s->enforce ? "0" : "1"},
-		{"AGENTGUARD_GATE", s->gate},    /* these two only with the kernel layer */
+		{"AGENTGUARD_KEY_FILE", s->key_file},   /* these three only when set */
+		{"AGENTGUARD_GATE", s->gate},
 		{"AGENTGUARD_FLOOR", s->floor},
 	};
 	int nv = (int)(sizeof vals / sizeof vals[0]), n = 0;
@@ -361,7 +365,7 @@ int ag_session_env_strings(const struct ag_session *s, char *buf, size_t buflen,
 	if (nv + 1 > outmax)
 		return -1;
 	for (int i = 0; i < nv; i++) {
-		if (i >= nv - 2 && !vals[i][1][0])
+		if (i >= nv - 3 && !vals[i][1][0])
 			continue;
 		int l = snprintf(buf + off, buflen - off, "%s=%s", vals[i][0], vals[i][1]);
 		if (l < 0 || (size_t)l >= buflen - off)
@@ -375,7 +379,7 @@ int ag_session_env_strings(const struct ag_session *s, char *buf, size_t buflen,
 
 void ag_session_setenv(const struct ag_session *s)
 {
-	char buf[7 * AG_PATH_MAX + 512];
+	char buf[8 * AG_PATH_MAX + 512];
 	const char *vars[16];
 	int n = ag_session_env_strings(s, buf, sizeof buf, vars, 16);
 

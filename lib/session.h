@@ -35,6 +35,7 @@ struct ag_session {
 	int64_t start_ns;
 	char gate[24];                 /* "0x..." or "" (no kernel layer) */
 	char floor[AG_PATH_MAX];       /* the Landlock floor's zone file, or "" */
+	char key_file[AG_PATH_MAX];    /* the chain's key, or "" (STATE/key) */
 	struct ag_policy *policy;      /* owned */
 };
 

@@ -138,7 +138,7 @@ int ag_mkdirs(const char *path, mode_t mode)
 static const char *const snap_names[] = {
 	"AGENTGUARD_SESSION", "AGENTGUARD_STATE_DIR", "AGENTGUARD_RULES",
 	"AGENTGUARD_MODE", "AGENTGUARD_WORKSPACE", "AGENTGUARD_HOME",
-	"AGENTGUARD_MONITOR", "HOME", "XDG_STATE_HOME", "TMPDIR", "LD_PRELOAD",
+	"AGENTGUARD_MONITOR", "AGENTGUARD_KEY_FILE", "HOME", "XDG_STATE_HOME", "TMPDIR", "LD_PRELOAD",
 };
 #define NSNAP (sizeof snap_names / sizeof snap_names[0])
 static struct {

@@ -485,6 +485,9 @@ static int cmd_run(int argc, char **argv)
 		ag_session_free(&s);
 		return CLI_FAIL;
 	}
+	/* Its processes keep it (the library, the floor), and their own
+	 * agentguard commands find it. */
+	ag_audit_key_path(s.state_dir, s.key_file, sizeof s.key_file);
 
 	char *aj = argv_json(agent);
 	sigset_t set, old;

@@ -53,7 +53,8 @@ struct ruleset_attr {
 #define R_RMFILE LANDLOCK_ACCESS_FS_REMOVE_FILE
 #define R_RMDIR LANDLOCK_ACCESS_FS_REMOVE_DIR
 #define R_REFER LANDLOCK_ACCESS_FS_REFER
-#define R_FILE (R_WRITE | R_TRUNC)   /* the rights a file (not a directory) has */
+#define R_READ LANDLOCK_ACCESS_FS_READ_FILE
+#define R_FILE (R_WRITE | R_TRUNC | R_READ)   /* the rights a file (not a directory) has */
 
 /* An entry the floor does not simply grant: protected (rights 0), or
  * limited (the store: moved-in entries only). `closed`: a directory whose
@@ -74,6 +75,7 @@ struct plan {
 	size_t nz, capz;
 	int fd;             /* the ruleset */
 	size_t rules;
+	int nozone;         /* the key's layer: the library needs no zone of it */
 };
 
 static int grow(void **v, size_t *cap, size_t n, size_t size)
@@ -246,7 +248,7 @@ static int grant_beside(struct plan *pl, const char *d)
 			/* A name with a newline is granted but not listed (the zone is
 			 * lines): the library then hands its calls to the supervisor. */
 			rc = rule(pl, p, pl->handled) < 0 ? -1
-			     : strchr(p, '\n') ? 0 : add_zone(pl, 'G', p);
+			     : strchr(p, '\n') || pl->nozone ? 0 : add_zone(pl, 'G', p);
 	}
 	closedir(dir);
 	return rc;
@@ -292,6 +294,70 @@ static void plan_free(struct plan *pl)
 	free(pl->zone);
 }
 
+/* Where programs make new files all the time: a key beneath one of these
+ * cannot be kept unreadable (below). */
+static const char *busy_dir(const struct ag_session *s, const char *d)
+{
+	const char *tmp = getenv("TMPDIR");
+	const char *busy[] = {s->home, s->workspace, tmp, "/tmp", "/var/tmp", "/dev/shm"};
+	char real[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof busy / sizeof busy[0]; i++)
+		if (busy[i] && busy[i][0] == '/' && realpath(busy[i], real) && strcmp(real, d) == 0)
+			return busy[i];
+	return NULL;
+}
+
+/* The chain's key, unreadable: a second layer that handles reading only,
+ * granted beside the key and each of its ancestors. What is made later
+ * directly in one of those directories is unreadable too, so the key must
+ * live in a quiet one (root's does: lib/audit.c); beneath $HOME, the
+ * workspace or a temporary directory the layer is not laid, and `why`
+ * says so. The ruleset, or -1. */
+static int key_layer(const struct ag_session *s, char *why, size_t whylen)
+{
+	struct plan pl = {.fd = -1, .handled = R_READ, .nozone = 1};
+	char real[PATH_MAX];
+	int fd = -1;
+
+	if (!s->key_file[0] || !realpath(s->key_file, real)) {
+		snprintf(why, whylen, "the chain key is readable: it cannot be found");
+		return -1;
+	}
+	if (add_special(&pl, real, 0, 0) < 0)
+		goto fail;
+	for (size_t i = 0; i < pl.nr; i++) {
+		const char *b = strcmp(pl.restricted[i], "/") ? busy_dir(s, pl.restricted[i]) : NULL;
+		if (b) {
+			snprintf(why, whylen, "the chain key is readable: it lies beneath %.200s "
+				 "(AGENTGUARD_KEY_FILE can put it in a quiet directory)", b);
+			plan_free(&pl);
+			return -1;
+		}
+	}
+	struct ruleset_attr ra = {.fs = R_READ};
+	pl.fd = (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof(uint64_t), 0);
+	if (pl.fd < 0)
+		goto fail;
+	for (size_t i = 0; i < pl.nr; i++)
+		if (grant_beside(&pl, pl.restricted[i]) < 0)
+			goto fail;
+	snprintf(why, whylen, "the chain key unreadable");
+	fd = pl.fd;
+	pl.fd = -1;
+fail:
+	if (fd < 0)
+		snprintf(why, whylen, "the chain key is readable: its layer cannot be built (%s)",
+			 strerror(errno));
+	if (pl.fd >= 0)
+		close(pl.fd);
+	plan_free(&pl);
+	return fd;
+}
+
+/* Laid with the floor (ag_floor_apply), or -1. */
+static int key_ruleset = -1;
+
 int ag_floor_prepare(const struct ag_session *s, const char *lib, char *zone, size_t zonelen,
 		     char *state, size_t statelen)
 {
@@ -333,6 +399,8 @@ int ag_floor_prepare(const struct ag_session *s, const char *lib, char *zone, si
 	bad |= add_special(&pl, p, R_WRITE | R_TRUNC | R_RMFILE | R_REFER, 0) < 0;
 	bad |= add_special(&pl, lib, 0, 0) < 0;
 	bad |= add_special(&pl, "/etc/ld.so.preload", 0, 0) < 0;
+	if (s->key_file[0])
+		bad |= add_special(&pl, s->key_file, 0, 0) < 0;
 	int other = ag_policy_hard_paths(s->policy, hard_path, &pl);
 	if (bad) {
 		errno = ENOMEM;
@@ -364,8 +432,12 @@ int ag_floor_prepare(const struct ag_session *s, const char *lib, char *zone, si
 				      abi < 3 ? "truncation (ABI 3), signal scoping (ABI 6)"
 					      : "signal scoping (ABI 6)");
 	if (other && l < statelen)
-		snprintf(state + l, statelen - l, "; %d hard rule paths with wildcards or "
-			 "exceptions are left to the rules", other);
+		l += (size_t)snprintf(state + l, statelen - l, "; %d hard rule paths with wildcards "
+				      "or exceptions are left to the rules", other);
+	char kwhy[300];
+	key_ruleset = key_layer(s, kwhy, sizeof kwhy);
+	if (l < statelen)
+		snprintf(state + l, statelen - l, "; %s", kwhy);
 	plan_free(&pl);
 	return pl.fd;
 
@@ -381,7 +453,13 @@ fail_errno:;
 
 int ag_floor_apply(int ruleset)
 {
-	return (int)syscall(SYS_landlock_restrict_self, ruleset, 0);
+	if (syscall(SYS_landlock_restrict_self, ruleset, 0) < 0)
+		return -1;
+	/* Without it the floor stands; the key is then readable, as the
+	 * session's row says (a layer that is refused is not laid). */
+	if (key_ruleset >= 0 && syscall(SYS_landlock_restrict_self, key_ruleset, 0) < 0)
+		key_ruleset = -1;
+	return 0;
 }
 
 int ag_floor_counters(const struct ag_session *s, char *err, size_t errlen)

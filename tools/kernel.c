@@ -31,6 +31,7 @@
 #include <linux/audit.h>
 #include <linux/falloc.h>
 #include <linux/filter.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -46,6 +47,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
@@ -91,7 +93,15 @@ static const struct { int nr; const char *op; } watched32[] = {
 enum { NR32_OPEN = 5, NR32_OPENAT = 295, NR32_SOCKETCALL = 102 };
 
 /* A tiny assembler: forward jumps to labels, resolved at the end. */
-enum { L_NEXT = -1, L_GATE, L_NOTIFY, L_ALLOW, L_ENOSYS, L_OPEN, L_OPENAT, L_SENDTO, L_FALLOC, L_NOT64, L_OPEN32, L_OPENAT32, L_SOCK32, L_COUNT };
+enum { L_NEXT = -1, L_GATE, L_NOTIFY, L_ALLOW, L_ENOSYS, L_OPEN, L_OPENAT, L_SENDTO, L_FALLOC, L_SIG0, L_SIG1, L_NOT64, L_OPEN32, L_OPENAT32, L_SOCK32, L_COUNT };
+
+/* Calls aimed at a process by its pid (argument 0, or 1 for ptrace): the
+ * floor keeps them from the supervisor, and these are reported so that
+ * the attempt has a row. */
+static const int at_pid0[] = {
+	SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo,
+	SYS_pidfd_open, SYS_process_vm_readv, SYS_process_vm_writev,
+};
 struct prog {
 	struct sock_filter ins[256];
 	int jt[256], jf[256];   /* labels, L_NEXT for the next instruction */
@@ -152,7 +162,7 @@ static void open_flags(struct prog *p, int i, int floor)
 	JEQ(O_WRONLY | O_APPEND, L_ALLOW, L_GATE);
 }
 
-static int build_filter(struct prog *p, uintptr_t gate, int floor)
+static int build_filter(struct prog *p, uintptr_t gate, int floor, pid_t sup)
 {
 	memset(p, 0, sizeof *p);
 	for (int l = 0; l < L_COUNT; l++)
@@ -168,6 +178,11 @@ static int build_filter(struct prog *p, uintptr_t gate, int floor)
 	JEQ(SYS_openat, L_OPENAT, L_NEXT);
 	JEQ(SYS_sendto, L_SENDTO, L_NEXT);
 	JEQ(SYS_fallocate, L_FALLOC, L_NEXT);
+	if (sup > 0) {
+		for (size_t i = 0; i < sizeof at_pid0 / sizeof at_pid0[0]; i++)
+			JEQ((uint32_t)at_pid0[i], L_SIG0, L_NEXT);
+		JEQ(SYS_ptrace, L_SIG1, L_NEXT);
+	}
 	RET(SECCOMP_RET_ALLOW);
 
 	LABEL(L_OPEN);
@@ -182,6 +197,14 @@ static int build_filter(struct prog *p, uintptr_t gate, int floor)
 	JEQ(0, L_NEXT, L_GATE);
 	LD(ARG_HI(4));
 	JEQ(0, L_ALLOW, L_GATE);
+	if (sup > 0) {
+		LABEL(L_SIG0);                        /* aimed at the supervisor */
+		LD(ARG_LO(0));
+		JEQ((uint32_t)sup, L_NOTIFY, L_ALLOW);
+		LABEL(L_SIG1);
+		LD(ARG_LO(1));
+		JEQ((uint32_t)sup, L_NOTIFY, L_ALLOW);
+	}
 
 	LABEL(L_GATE);
 	if (gate) {
@@ -226,11 +249,11 @@ static int build_filter(struct prog *p, uintptr_t gate, int floor)
 	return p->bad ? -1 : resolve_jumps(p);
 }
 
-int ag_kernel_filter(struct sock_filter *out, size_t cap, uintptr_t gate, int floor)
+int ag_kernel_filter(struct sock_filter *out, size_t cap, uintptr_t gate, int floor, pid_t sup)
 {
 	struct prog p;
 
-	if (build_filter(&p, gate, floor) < 0 || (size_t)p.n > cap)
+	if (build_filter(&p, gate, floor, sup) < 0 || (size_t)p.n > cap)
 		return -1;
 	memcpy(out, p.ins, (size_t)p.n * sizeof *out);
 	return p.n;
@@ -287,7 +310,8 @@ int ag_kernel_install(int sock, uintptr_t gate, int floor, const char *floor_sta
 	snprintf(zone, sizeof zone, "%s", z ? z : "");
 	unsetenv("AGENTGUARD_FLOOR");
 
-	if (build_filter(&p, gate, floor >= 0) < 0) {
+	/* The child of `agentguard run`: its parent is the supervisor. */
+	if (build_filter(&p, gate, floor >= 0, getppid()) < 0) {
 		snprintf(err, errlen, "the filter program could not be built");
 		send_result(sock, EINVAL, -1, -1, err);
 		return -1;
@@ -734,21 +758,101 @@ static int read_path(struct job *j, uint64_t addr, char *buf)
 	return mem_str(j, addr, buf, PATH_MAX);
 }
 
-/* An open that truncates or can overwrite: opened here, judged and
- * snapshotted by the library's openat, and handed over. 1 when answered by hand_over. */
-static int do_open(struct job *j, long dfd, uint64_t upath, int flags, mode_t mode, char *path)
+/* Not a place to open for a process: what the supervisor's own /proc would
+ * show (its memory, its descriptors, its view of "self"), or a file the
+ * process could only reach through /proc's magic links, which the kernel
+ * resolves for the supervisor as its own. */
+static int procfs(int fd)
 {
+	struct statfs sf;
+	return fstatfs(fd, &sf) < 0 || sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC ||
+	       sf.f_type == PIPEFS_MAGIC || sf.f_type == SOCKFS_MAGIC ||
+	       sf.f_type == ANON_INODE_FS_MAGIC;
+}
+
+static int not_for_us(int dir, const char *path)
+{
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_MAGICLINKS};
+	char parent[PATH_MAX];
+	int fd = (int)syscall(SYS_openat2, dir, path, &how, sizeof how);
+
+	if (fd < 0 && errno == ENOENT) {
+		/* A new file: where it would be made. */
+		const char *slash = strrchr(path, '/');
+		if (!slash)
+			snprintf(parent, sizeof parent, ".");
+		else
+			snprintf(parent, sizeof parent, "%.*s",
+				 slash == path ? 1 : (int)(slash - path), path);
+		fd = (int)syscall(SYS_openat2, dir, parent, &how, sizeof how);
+	}
+	if (fd < 0)
+		return errno == ELOOP || errno == EXDEV;
+	int bad = procfs(fd);
+	close(fd);
+	return bad;
+}
+
+/* An open that truncates or can overwrite: opened here, judged and
+ * snapshotted by the library's openat, and handed over. 1 when answered by
+ * hand_over, 2 when the process makes it itself (nothing to judge: it only
+ * reads; or it is in /proc, where only its own view is right, and where
+ * the floor binds it). */
+static int do_open(struct job *j, long dfd, uint64_t upath, int flags, mode_t mode,
+		   uint64_t resolve, char *path)
+{
+	if (!(flags & O_TRUNC) && ((flags & O_ACCMODE) == O_RDONLY || (flags & O_PATH))) {
+		go_on(j);
+		return 2;
+	}
 	if (read_path(j, upath, path) < 0)
 		return -1;
 	int dir = job_dir(j, dfd);
 	if (dir < 0)
 		return -1;
+	if (not_for_us(dir, path)) {
+		close(dir);
+		go_on(j);
+		return 2;
+	}
+	struct stat want;
+	int known = 0;
+	if (resolve) {
+		/* openat2's limits (RESOLVE_BENEATH, ...) are the caller's: where
+		 * they stop the open it fails as it would; where they let it
+		 * through, the library's open below must reach that very file. */
+		struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = resolve};
+		int pf = (int)syscall(SYS_openat2, dir, path, &how, sizeof how);
+		if (pf < 0 && (errno != ENOENT || !(flags & O_CREAT))) {
+			int e = errno;
+			close(dir);
+			errno = e;
+			return -1;
+		}
+		known = pf >= 0 && fstat(pf, &want) == 0;
+		if (pf >= 0)
+			close(pf);
+	}
 	/* Our umask is 0 (cmd_run): the caller's applies, as in its own open. */
 	int fd = j->k->lib.openat(dir, path, flags | O_CLOEXEC, mode & ~j->umask & 07777);
 	int e = errno;
 	close(dir);
 	if (fd < 0) {
 		errno = e;
+		return -1;
+	}
+	struct stat got;
+	if (known && (fstat(fd, &got) < 0 || got.st_dev != want.st_dev || got.st_ino != want.st_ino)) {
+		close(fd);
+		errno = EAGAIN;   /* swapped meanwhile: the caller may try again */
+		return -1;
+	}
+	if (procfs(fd)) {
+		/* Swapped in since: one of ours, reached through /proc. */
+		close(fd);
+		j->k->lib.refuse("write", path, "the file changed under the supervisor to one "
+				 "of its own (through /proc): refused");
+		errno = EACCES;
 		return -1;
 	}
 	if (hand_over(j, fd, flags & O_CLOEXEC) < 0)
@@ -999,6 +1103,9 @@ static const char *op64(int nr)
 	case SYS_mknod: case SYS_mknodat: return "link";
 	case SYS_io_uring_setup: return "io_uring";
 	case SYS_fallocate: return "write";
+	case SYS_kill: case SYS_tkill: case SYS_tgkill: case SYS_rt_sigqueueinfo:
+	case SYS_rt_tgsigqueueinfo: case SYS_pidfd_open: case SYS_process_vm_readv:
+	case SYS_process_vm_writev: case SYS_ptrace: return "signal";
 	default: return "truncate";
 	}
 }
@@ -1233,8 +1340,8 @@ static int handle(struct job *j)
 		int flags = nr == SYS_creat ? O_CREAT | O_WRONLY | O_TRUNC
 			  : (int)(nr == SYS_openat ? a[2] : a[1]);
 		mode_t mode = (mode_t)(nr == SYS_creat ? a[1] : nr == SYS_openat ? a[3] : a[2]);
-		rc = do_open(j, dfd, up, flags, mode, p1);
-		answered = rc == 1;
+		rc = do_open(j, dfd, up, flags, mode, 0, p1);
+		answered = rc >= 1;
 		break;
 	}
 	case SYS_openat2: {
@@ -1243,31 +1350,12 @@ static int handle(struct job *j)
 			errno = a[3] < sizeof how ? EINVAL : EFAULT;
 			break;
 		}
-		if (how.resolve || how.flags > INT_MAX) {
-			/* Resolution limits are the caller's own restrictions: made
-			 * as asked, without truncating; the truncation is then the
-			 * library's ftruncate, judged on the file it opened. */
-			if (read_path(j, a[1], p1) < 0 || (dir = job_dir(j, (long)a[0])) < 0)
-				break;
-			struct open_how mine = how;
-			mine.flags = (how.flags & ~(uint64_t)O_TRUNC) | O_CLOEXEC;
-			int fd = (int)syscall(SYS_openat2, dir, p1, &mine, sizeof mine);
-			if (fd < 0)
-				break;
-			struct stat st;
-			if ((how.flags & O_TRUNC) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-			    st.st_size > 0 && L->ftruncate(fd, 0) < 0) {
-				int e = errno;
-				close(fd);
-				errno = e;
-				break;
-			}
-			rc = hand_over(j, fd, how.flags & O_CLOEXEC) < 0 ? -1 : 1;
-			answered = rc == 1;
+		if (how.flags > INT_MAX) {
+			errno = EINVAL;
 			break;
 		}
-		rc = do_open(j, (long)a[0], a[1], (int)how.flags, (mode_t)how.mode, p1);
-		answered = rc == 1;
+		rc = do_open(j, (long)a[0], a[1], (int)how.flags, (mode_t)how.mode, how.resolve, p1);
+		answered = rc >= 1;
 		break;
 	}
 	case SYS_execve:
@@ -1290,6 +1378,21 @@ static int handle(struct job *j)
 	case SYS_sendmmsg:
 		rc = do_sendmsg(j, a[1], (unsigned)a[2], sizeof(struct mmsghdr));
 		answered = rc == 0;
+		break;
+	case SYS_kill:
+	case SYS_tkill:
+	case SYS_tgkill:
+	case SYS_rt_sigqueueinfo:
+	case SYS_rt_tgsigqueueinfo:
+	case SYS_pidfd_open:
+	case SYS_process_vm_readv:
+	case SYS_process_vm_writev:
+	case SYS_ptrace:
+		/* The filter sends these only when aimed at us. */
+		snprintf(x, PATH_MAX, "/proc/%d", (int)getpid());
+		L->refuse("signal", x, "aimed at agentguard's supervisor, which the session "
+			  "cannot stop, trace or read: refused");
+		errno = EPERM;
 		break;
 	case SYS_io_uring_setup:
 		if (L->judge("io_uring", NULL, 0) < 0) {

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* A gate address for a new session: random, page-aligned, far from where
  * programs and libraries are mapped. */
@@ -19,9 +20,10 @@ uintptr_t ag_kernel_gate_pick(void);
  * tests: its length, or -1 if it does not fit in cap instructions. With
  * `floor` (a Landlock floor is laid, tools/floor.c) every writable open
  * that may create a file is reported too: where the floor refuses it, the
- * supervisor makes it. */
+ * supervisor makes it. Calls that aim a signal, a trace or a read of memory
+ * at pid `sup` (the supervisor; 0: none) are reported too. */
 struct sock_filter;
-int ag_kernel_filter(struct sock_filter *out, size_t cap, uintptr_t gate, int floor);
+int ag_kernel_filter(struct sock_filter *out, size_t cap, uintptr_t gate, int floor, pid_t sup);
 
 /* In the agent's process, before it execs: no-new-privs, the filter, the
  * Landlock floor (ruleset `floor`, from ag_floor_prepare; -1: none), and

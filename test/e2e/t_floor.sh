@@ -73,11 +73,49 @@ test_a_static_program_cannot_touch_the_guard() {
 
 test_the_supervisor_cannot_be_signalled() {
 	local g; g=$(kbuild kgate)
-	out=$(krun sh -c "'$g' kill \$PPID; echo still here" 2>&1)
-	assert_contains "$out" "kill "
+	# By the gate, by a static program, by a dynamic one (the shell's
+	# builtin, python): refused, and each attempt has its row.
+	out=$(krun sh -c "'$g' kill \$PPID; busybox kill -TERM \$PPID; kill -INT \$PPID;
+		python3 -c 'import os, sys; os.kill(int(sys.argv[1]), 9)' \$PPID 2>/dev/null ||
+		echo python refused; echo still here" 2>&1)
 	assert_contains "$out" ": EPERM"
+	assert_contains "$out" "python refused"
 	assert_contains "$out" "still here"
 	assert_contains "$out" "ended: sh exited with status 0"
+	ingest
+	local sup; sup=$(db "select substr(path, 7) from events where op = 'signal' limit 1")
+	assert_eq "$(db "select count(*) from events where op = 'signal' and decision = 'deny' and layer = 'kernel' and path = '/proc/$sup'")" 4
+	# Other processes of the session are signalled as usual.
+	out=$(krun sh -c 'sleep 30 & busybox kill $!; wait $!; echo "status $?"' 2>&1)
+	assert_contains "$out" "status 143"
+}
+
+# The chain's key in a quiet directory (as root's default is): no process
+# of the session can read it, whatever code it runs; beneath a busy one
+# (the state dir in $HOME or /tmp) it stays readable, and the session's
+# row says which.
+test_the_key_is_unreadable_in_a_quiet_directory() {
+	local quiet=/var/lib/agentguard-test.$$ k; k=$(kbuild kstatic)
+	export AGENTGUARD_KEY_FILE=$quiet/key
+	krun true >/dev/null 2>&1 || { rm -rf "$quiet"; fail "no session"; }
+	local secret; secret=$(cat "$quiet/key")
+	out=$(krun sh -c "cat '$quiet/key' || echo cat refused; busybox cat '$quiet/key' || echo static refused
+		python3 -c 'import os; os.open(\"$quiet/key\", os.O_RDONLY)' 2>/dev/null || echo python refused
+		ln '$quiet/key' '$quiet/again' 2>/dev/null; cat '$quiet/again' 2>/dev/null || echo link refused
+		cat /etc/hostname >/dev/null && echo others read" 2>&1)
+	local floor; floor=$(db "select floor from sessions order by start_ns desc limit 1")
+	"$AG" verify >/dev/null 2>&1; local verified=$?
+	rm -rf "$quiet"
+	assert_not_contains "$out" "$secret"
+	for w in cat static python link; do assert_contains "$out" "$w refused"; done
+	assert_contains "$out" "others read"
+	assert_contains "$floor" "the chain key unreadable"
+	assert_eq "$verified" 0
+}
+
+test_a_key_beneath_a_busy_directory_is_said_to_be_readable() {
+	krun true >/dev/null 2>&1
+	assert_contains "$(db "select floor from sessions")" "the chain key is readable: it lies beneath"
 }
 
 # Beyond the floor: $HOME is restricted (it holds ~/.ssh), so what is made

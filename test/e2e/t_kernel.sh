@@ -119,6 +119,42 @@ test_python_ctypes_raw_syscall_is_judged() {
 	assert_missing "$WS/raw"
 }
 
+# An open the supervisor makes for a process is made in the process's
+# view: never through the supervisor's own /proc (its memory, its
+# descriptors, its "self"), and openat2's limits still hold.
+test_opens_made_for_a_process_are_its_own() {
+	cat > "$T/o2.py" <<-'EOF'
+	import ctypes, os, struct, sys
+	libc = ctypes.CDLL(None, use_errno=True)
+	for p, fl, res in zip(sys.argv[1::3], sys.argv[2::3], sys.argv[3::3]):
+	    how = ctypes.create_string_buffer(struct.pack('QQQ', int(fl), 0, int(res)))
+	    fd = libc.syscall(437, -100, p.encode(), how, 24)          # openat2
+	    if fd < 0:
+	        print(p, "refused:", os.strerror(ctypes.get_errno()))
+	    else:
+	        print(p, "opened:", os.readlink("/proc/self/fd/%d" % fd), os.getpid(),
+	              os.pread(fd, 40, 0).split(b"\n")[0].decode(errors="replace")
+	              if p.endswith("status") else "")
+	EOF
+	local db=$AGENTGUARD_STATE_DIR/audit.db
+	krun true >/dev/null 2>&1
+	seed f
+	# O_RDONLY 0, O_RDWR 2; RESOLVE_BENEATH 8.
+	out=$(cd "$WS" && krun python3 "$T/o2.py" /proc/self/status 0 0 /proc/self/mem 2 0 \
+		"$db" 2 0 "$db" 2 8 f 2 8 ../ws/f 2 8 2>&1)
+	assert_contains "$out" "/proc/self/status opened: /proc/"
+	assert_contains "$out" "Name:	python3"
+	local pid; pid=$(sed -n 's|^/proc/self/mem opened: /proc/\([0-9]*\)/mem \([0-9]*\).*|\1 \2|p' <<<"$out")
+	[ -n "$pid" ] && [ "${pid% *}" == "${pid#* }" ] || fail "not its own memory: $out"
+	assert_contains "$out" "$db refused: Permission denied"
+	assert_contains "$out" "$db refused: Invalid cross-device link"
+	assert_contains "$out" "f opened: $WS/f"
+	assert_contains "$out" "../ws/f refused: Invalid cross-device link"
+	ingest
+	assert_eq "$(db "select count(*) from events where path = '$db' and decision = 'deny' and layer = 'kernel'")" 1
+	"$AG" verify >/dev/null || fail "verify: $("$AG" verify 2>&1)"
+}
+
 # libc's own functions, reached past the library (ctypes looks them up in
 # libc's handle): their system calls come from inside libc, like the ones
 # libc makes beneath posix_spawn, and are judged all the same.

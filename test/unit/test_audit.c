@@ -1519,3 +1519,62 @@ Test(audit_verify, reordered_rows)
 	expect_bad(db, NULL, "event 0 is not the first of its chain");
 	ag_audit_close(db);
 }
+
+/* root's default state dir lies under /root, where the floor cannot keep a
+ * key unreadable: its key lives in /var/lib/agentguard. */
+Test(audit_key, where_the_key_lives)
+{
+	char out[AG_PATH_MAX];
+
+	setenv("HOME", "/home/someone", 1);
+	unsetenv("XDG_STATE_HOME");
+	unsetenv("AGENTGUARD_KEY_FILE");
+	cr_assert_eq(ag_audit_key_path("/srv/state", out, sizeof out), 0);
+	cr_expect_str_eq(out, "/srv/state/key");
+	cr_assert_eq(ag_audit_key_path("/home/someone/.local/state/agentguard", out, sizeof out), 0);
+	cr_expect_str_eq(out, geteuid() == 0 ? AG_ROOT_KEY_FILE
+					     : "/home/someone/.local/state/agentguard/key");
+	setenv("AGENTGUARD_KEY_FILE", "/keys/k", 1);
+	cr_assert_eq(ag_audit_key_path("/srv/state", out, sizeof out), 0);
+	cr_expect_str_eq(out, "/keys/k");
+	setenv("AGENTGUARD_KEY_FILE", "relative/k", 1);   /* ignored, as a relative XDG value */
+	cr_assert_eq(ag_audit_key_path("/srv/state", out, sizeof out), 0);
+	cr_expect_str_eq(out, "/srv/state/key");
+	unsetenv("AGENTGUARD_KEY_FILE");
+}
+
+/* A key an older agentguard left in the state dir moves to where it now
+ * lives, and the log it keyed still verifies. */
+Test(audit_key, an_old_key_moves_to_its_new_place)
+{
+	char sd[] = "/tmp/ag-keymove.XXXXXX", err[512], old[256], moved[256];
+
+	cr_assert(mkdtemp(sd));
+	snprintf(old, sizeof old, "%s/key", sd);
+	snprintf(moved, sizeof moved, "%s/elsewhere/key", sd);
+	unsetenv("AGENTGUARD_KEY_FILE");
+	sqlite3 *db = ag_audit_open(sd, 0, err, sizeof err);
+	cr_assert(db, "%s", err);
+	ag_audit_close(db);
+	cr_assert_eq(access(old, F_OK), 0);
+	char before[80] = "", after[80] = "";
+	FILE *f = fopen(old, "r");
+	cr_assert(f && fgets(before, sizeof before, f));
+	fclose(f);
+
+	setenv("AGENTGUARD_KEY_FILE", moved, 1);
+	db = ag_audit_open(sd, 0, err, sizeof err);
+	cr_assert(db, "%s", err);
+	char msg[512];
+	cr_expect_eq(ag_audit_verify(db, NULL, msg, sizeof msg), 0, "%s", msg);
+	ag_audit_close(db);
+	unsetenv("AGENTGUARD_KEY_FILE");
+	cr_expect_neq(access(old, F_OK), 0, "the old key stays behind");
+	f = fopen(moved, "r");
+	cr_assert(f && fgets(after, sizeof after, f));
+	fclose(f);
+	cr_expect_str_eq(after, before);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", sd);
+	cr_expect_eq(system(cmd), 0);
+}

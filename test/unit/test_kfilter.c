@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
 
 #include "gate.h"
@@ -51,12 +52,13 @@ static uint32_t run(const struct sock_filter *f, int n, const struct seccomp_dat
 	return 0;
 }
 
+#define SUPERVISOR 4242
 static int floor_on;   /* the filter of a session with a Landlock floor */
 
 static uint32_t verdict(uintptr_t gate, uint32_t arch, int nr, uint64_t ip, const uint64_t *args)
 {
 	struct sock_filter f[256];
-	int n = ag_kernel_filter(f, 256, gate, floor_on);
+	int n = ag_kernel_filter(f, 256, gate, floor_on, SUPERVISOR);
 	struct seccomp_data d = {.nr = nr, .arch = arch, .instruction_pointer = ip};
 
 	cr_assert(n > 0);
@@ -201,4 +203,21 @@ Test(kfilter, gate_addresses_are_page_aligned_and_do_not_wrap)
 	cr_expect_eq(ag_gate_parse("0x10000000000000000000001000"), 0);   /* wraps 64 bits */
 	cr_expect_eq(ag_gate_parse("0x7FFF0000A000"), 0x7fff0000a000ull);
 	cr_expect_eq(ag_gate_parse("0x00001000"), 0x1000);
+}
+
+Test(kfilter, signals_and_traces_aimed_at_the_supervisor_are_reported)
+{
+	const int nr0[] = {SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo,
+			   SYS_rt_tgsigqueueinfo, SYS_pidfd_open, SYS_process_vm_readv,
+			   SYS_process_vm_writev};
+	for (size_t i = 0; i < sizeof nr0 / sizeof nr0[0]; i++) {
+		uint64_t at_us[6] = {SUPERVISOR, 9}, other[6] = {SUPERVISOR + 1, 9};
+		cr_expect_eq(verdict(GATE, X64, nr0[i], ELSEWHERE, at_us), NOTIFY, "nr %d", nr0[i]);
+		cr_expect_eq(verdict(GATE, X64, nr0[i], ELSEWHERE, other), ALLOW, "nr %d", nr0[i]);
+		/* The gate is no way past it: the library never signals. */
+		cr_expect_eq(verdict(GATE, X64, nr0[i], GATE + 0x17, at_us), NOTIFY, "nr %d", nr0[i]);
+	}
+	uint64_t attach[6] = {PTRACE_ATTACH, SUPERVISOR}, other[6] = {PTRACE_ATTACH, 77};
+	cr_expect_eq(verdict(GATE, X64, SYS_ptrace, ELSEWHERE, attach), NOTIFY);
+	cr_expect_eq(verdict(GATE, X64, SYS_ptrace, ELSEWHERE, other), ALLOW);
 }

@@ -240,6 +240,10 @@ Test(errors, rule_fields)
 		   "unknown operation 'remove'");
 	expect_err("version: 1\nrules:\n  - {id: a, on: [], action: deny}\n", "t.yaml:3:17: ",
 		   "empty list");
+	expect_err("version: 1\nrules:\n  - {id: a, on: signal, action: allow}\n", "t.yaml:3:17: ",
+		   "'signal' cannot be ruled");
+	expect_err("version: 1\ndefaults: {signal: allow}\n", "t.yaml:2:12: ",
+		   "'signal' cannot be ruled");
 	expect_err("version: 1\nrules:\n  - {id: a, on: exec, action: block}\n", "t.yaml:3:31: ",
 		   "unknown action 'block'");
 	expect_err("version: 1\nrules:\n  - {id: a, on: exec, action: deny, hard: 1}\n",
