@@ -120,6 +120,15 @@ def make_project(d, n=200):
                 "%.o: %.c\n\t$(CC) -O1 -c $< -o $@\nclean:\n\trm -f *.o prog\n")
 
 
+def make_sources(d, n=500):
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    body = "".join(f"int f{j}(int x) {{ return x * {j}; }}\n" for j in range(120))
+    for i in range(n):
+        with open(os.path.join(d, f"file{i}.c"), "w") as f:
+            f.write(body)
+
+
 def workloads():
     ws = os.path.join(TMP, "ws")
     os.makedirs(ws, exist_ok=True)
@@ -128,6 +137,9 @@ def workloads():
         f.write("version: 1\nrules: []\n")
     callloop = os.path.join(OUT, "callloop")
     subprocess.run(["cc", "-O2", "-o", callloop, os.path.join(ROOT, "bench/callloop.c")], check=True)
+    editloop = os.path.join(OUT, "editloop")
+    subprocess.run(["cc", "-O2", "-o", editloop, os.path.join(ROOT, "bench/editloop.c")], check=True)
+    src = os.path.join(ws, "src")
     tree = os.path.join(ws, "tree")
     proj = os.path.join(ws, "proj")
     scratch = os.path.join(TMP, "scratch")
@@ -151,6 +163,10 @@ def workloads():
          ["make", "-s", "-j2"], run_variants(envs(workspace=ws), workspace=ws), proj,
          lambda: (make_project(proj) if not os.path.exists(proj) else None,
                   sh("make -s clean", cwd=proj)), False),
+        ("edit", "editor saves: 4 passes of open-write-close over 500 existing 4 KiB "
+         "sources (500 kept by 'write')", None,
+         [editloop, "500", "4"], run_variants(envs(workspace=ws), workspace=ws), src,
+         lambda: make_sources(src), False),
         ("calls", f"{CALLS:,} hooked calls no rule matches (unlink of a missing file)", None,
          # The workspace is elsewhere: in a temp dir no default rule matches.
          [callloop, str(CALLS)], envs(workspace=ws), scratch, None, False),
