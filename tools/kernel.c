@@ -445,6 +445,7 @@ struct ag_kernel {
 	size_t nspools;
 	pthread_t puller;
 	int have_puller;
+	pthread_cond_t puller_wake;   /* under spools_mu: stop need not wait out a pause */
 	uintptr_t gate;
 	void *handle;
 	struct lib lib;
@@ -1214,9 +1215,21 @@ static void *pull_spools(void *arg)
 	struct ag_kernel *k = arg;
 	char name[128];
 
-	while (!__atomic_load_n(&k->stopping, __ATOMIC_ACQUIRE)) {
-		struct timespec ts = {0, 100 * 1000000};
-		nanosleep(&ts, NULL);
+	for (;;) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 100 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_mutex_lock(&k->spools_mu);
+		while (!__atomic_load_n(&k->stopping, __ATOMIC_ACQUIRE) &&
+		       pthread_cond_timedwait(&k->puller_wake, &k->spools_mu, &ts) == 0)
+			;
+		pthread_mutex_unlock(&k->spools_mu);
+		if (__atomic_load_n(&k->stopping, __ATOMIC_ACQUIRE))
+			break;
 		for (size_t i = 0;; i++) {
 			pthread_mutex_lock(&k->spools_mu);
 			int have = i < k->nspools;
@@ -1606,6 +1619,11 @@ struct ag_kernel *ag_kernel_start(int listener, const char *lib_path, uintptr_t 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR2, &sa, NULL);   /* no SA_RESTART: it ends a waiting RECV */
 	pthread_mutex_init(&k->spools_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&k->puller_wake, &ca);
+	pthread_condattr_destroy(&ca);
 	k->spools = calloc(MAX_SPOOLS, sizeof k->spools[0]);
 	if (k->spools && pthread_create(&k->puller, NULL, pull_spools, k) == 0)
 		k->have_puller = 1;
@@ -1652,8 +1670,12 @@ void ag_kernel_stop(struct ag_kernel *k)
 				break;
 		}
 	}
-	if (k->have_puller)
+	if (k->have_puller) {
+		pthread_mutex_lock(&k->spools_mu);
+		pthread_cond_signal(&k->puller_wake);
+		pthread_mutex_unlock(&k->spools_mu);
 		pthread_join(k->puller, NULL);
+	}
 	/* A last pull: what the processes recorded until now. */
 	for (size_t i = 0; i < k->nspools; i++)
 		copy_spool(k->spools[i]);
