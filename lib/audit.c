@@ -31,7 +31,7 @@ static const char schema[] =
 	" rules_hash TEXT, workspace TEXT, state_dir TEXT, pid INTEGER,"
 	" start_ns INTEGER, end_ns INTEGER, exit_status INTEGER, genesis TEXT,"
 	" head TEXT, events INTEGER NOT NULL DEFAULT 0, halted INTEGER NOT NULL DEFAULT 0,"
-	" kernel TEXT, floor TEXT);"
+	" kernel TEXT, floor TEXT, home TEXT);"
 	"CREATE TABLE IF NOT EXISTS events("
 	" id INTEGER PRIMARY KEY, uid TEXT UNIQUE NOT NULL, time_ns INTEGER,"
 	" session TEXT, pid INTEGER, ppid INTEGER, proc_start INTEGER, exe TEXT,"
@@ -69,6 +69,7 @@ static int add_columns(sqlite3 *db)
 		{"events", "layer TEXT"},
 		{"sessions", "kernel TEXT"},
 		{"sessions", "floor TEXT"},
+		{"sessions", "home TEXT"},
 	};
 
 	for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) {
@@ -462,17 +463,28 @@ static int ensure_session(sqlite3 *db, const char *id, int64_t start_ns)
 	return rc;
 }
 
-static int update_session(sqlite3 *db, const struct ag_session_info *s)
+/* Fill in the session row. From `agentguard run` (trusted: written before
+ * the agent starts) every column; from a spool's header (written by the
+ * session's own processes) only what is still unknown, so that no process
+ * can move the workspace restore trusts, nor rename the rules. */
+static int update_session(sqlite3 *db, const struct ag_session_info *s, int from_spool)
 {
 	sqlite3_stmt *st;
 	int rc;
 
 	if (ensure_session(db, s->id, s->start_ns) < 0)
 		return -1;
-	if (sqlite3_prepare_v2(db,
-			       "UPDATE sessions SET argv=?, mode=?, enforce=?, rules=?, "
-			       "rules_hash=?, workspace=?, state_dir=?, pid=?, start_ns=?, "
-			       "kernel=coalesce(?, kernel), floor=coalesce(?, floor) WHERE id=?",
+	if (sqlite3_prepare_v2(db, from_spool ?
+			       "UPDATE sessions SET argv=coalesce(argv, ?1), mode=coalesce(mode, ?2), "
+			       "enforce=coalesce(enforce, ?3), rules=coalesce(rules, ?4), "
+			       "rules_hash=coalesce(rules_hash, ?5), "
+			       "workspace=coalesce(workspace, ?6), state_dir=coalesce(state_dir, ?7), "
+			       "pid=coalesce(pid, ?8), start_ns=coalesce(start_ns, ?9) WHERE id=?12"
+			       :
+			       "UPDATE sessions SET argv=?1, mode=?2, enforce=?3, rules=?4, "
+			       "rules_hash=?5, workspace=?6, state_dir=?7, pid=?8, start_ns=?9, "
+			       "kernel=coalesce(?10, kernel), floor=coalesce(?11, floor), "
+			       "home=coalesce(?13, home) WHERE id=?12",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	bind_text(st, 1, s->argv_json);
@@ -484,8 +496,11 @@ static int update_session(sqlite3 *db, const struct ag_session_info *s)
 	bind_text(st, 7, s->state_dir);
 	sqlite3_bind_int64(st, 8, s->pid);
 	sqlite3_bind_int64(st, 9, s->start_ns);
-	bind_text(st, 10, s->kernel);
-	bind_text(st, 11, s->floor);
+	if (!from_spool) {
+		bind_text(st, 10, s->kernel);
+		bind_text(st, 11, s->floor);
+		bind_text(st, 13, s->home);
+	}
 	bind_text(st, 12, s->id);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 	sqlite3_finalize(st);
@@ -495,7 +510,7 @@ static int update_session(sqlite3 *db, const struct ag_session_info *s)
 int ag_audit_session_begin(sqlite3 *db, const struct ag_session_info *s,
 			   char *err, size_t errlen)
 {
-	if (update_session(db, s) < 0) {
+	if (update_session(db, s, 0) < 0) {
 		seterr(err, errlen, "cannot record session %s: %s", s->id, sqlite3_errmsg(db));
 		return -1;
 	}
@@ -873,7 +888,7 @@ static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag
 			.rules_hash = hash, .workspace = ws, .state_dir = sd,
 			.pid = sv->hdr->pid, .start_ns = ag_rec_int(rv, AG_T_START),
 		};
-		int rc = update_session(g->db, &si);
+		int rc = update_session(g->db, &si, 1);
 		free(id); free(mode); free(rules); free(hash); free(ws); free(sd); free(argv);
 		return rc < 0 ? (g->failed = 1, -1) : 0;
 	}

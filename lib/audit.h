@@ -67,6 +67,7 @@ struct ag_session_info {
 	int64_t start_ns;
 	const char *kernel;      /* the kernel layer: "on", or "off: why" (NULL: unknown) */
 	const char *floor;       /* its Landlock floor: "on: ...", or "off: why" */
+	const char *home;        /* the agent's HOME: restore may write there */
 };
 
 /* Insert the session row (with its genesis hash) if it is not there. */

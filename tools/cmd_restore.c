@@ -44,13 +44,23 @@ static const char help[] =
 "  --to DIR         restore under DIR + the original absolute path\n"
 "  --overwrite      replace what exists at a path\n"
 "  --keep-both      restore next to what exists, as NAME.restored-SNAPID\n"
+"  --allow-outside  restore paths outside the session's workspace and home\n"
+"  --preserve-owner as root: restore the recorded owner, and setuid/setgid bits\n"
 "  --state-dir DIR  where audit.db and snapshots/ live\n"
+"\n"
+"A snapshot record is not taken on faith (the session's own processes wrote\n"
+"it): its path must lie in the session's workspace or home (or --to DIR, or\n"
+"--allow-outside), and never in the state dir; its content must be in the\n"
+"store and match its sha256; a setuid or setgid mode is restored only by root\n"
+"with --preserve-owner, and as root without it a file gets the owner of the\n"
+"directory it is restored into.\n"
 "\n"
 "Nothing that exists is overwritten without --overwrite: such items are\n"
 "skipped and reported. A symlink on the way to a path is never followed; that\n"
 "item fails. Every item is reported; the exit status is 1 if any failed.\n";
 
-enum { OPT_SESSION = 1, OPT_PATH, OPT_DRY_RUN, OPT_TO, OPT_OVERWRITE, OPT_KEEP_BOTH };
+enum { OPT_SESSION = 1, OPT_PATH, OPT_DRY_RUN, OPT_TO, OPT_OVERWRITE, OPT_KEEP_BOTH,
+       OPT_ALLOW_OUTSIDE, OPT_PRESERVE_OWNER };
 
 static const struct option options[] = {
 	{ "session", required_argument, NULL, OPT_SESSION },
@@ -59,6 +69,8 @@ static const struct option options[] = {
 	{ "to", required_argument, NULL, OPT_TO },
 	{ "overwrite", no_argument, NULL, OPT_OVERWRITE },
 	{ "keep-both", no_argument, NULL, OPT_KEEP_BOTH },
+	{ "allow-outside", no_argument, NULL, OPT_ALLOW_OUTSIDE },
+	{ "preserve-owner", no_argument, NULL, OPT_PRESERVE_OWNER },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -72,6 +84,8 @@ struct item {
 	uid_t uid;
 	gid_t gid;
 	int has_owner, has_mode;
+	int parents_owner;          /* as root without --preserve-owner: owned as its
+	                               directory is, not as the row says */
 	struct timespec times[2];   /* atime, mtime; UTIME_OMIT when unknown */
 	int64_t created;
 	int dir_done;               /* dir: created or (overwrite) adopted */
@@ -84,7 +98,7 @@ struct item {
 struct restore {
 	struct cli_db d;
 	struct cli_opts co;
-	int dry_run, overwrite, keep_both;
+	int dry_run, overwrite, keep_both, allow_outside, preserve_owner;
 	const char *to;
 	int root;                   /* fd of the target tree's top */
 	int root_missing;           /* dry run: --to DIR does not exist yet */
@@ -390,12 +404,36 @@ static int same_content(int dir, const char *name, const struct item *it)
 	return ag_sha256_file_hex(proc, hex) == 0 && strcmp(hex, it->sha256) == 0;
 }
 
+/* The owner to give what is restored into dir: 0, or 1 none to give. */
+static int owner_of(int dir, const struct item *it, uid_t *uid, gid_t *gid)
+{
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 1;
+	if (it->parents_owner) {
+		if (fstat(dir, &st) < 0)
+			return 1;
+		*uid = st.st_uid;
+		*gid = st.st_gid;
+		return 0;
+	}
+	if (!it->has_owner)
+		return 1;
+	*uid = it->uid;
+	*gid = it->gid;
+	return 0;
+}
+
 /* Mode, owner and times onto what is at dir/name (not following it). */
 static int set_meta(int dir, const char *name, const struct item *it)
 {
+	uid_t uid;
+	gid_t gid;
+	int own = owner_of(dir, it, &uid, &gid) == 0;
+
 	if (it->kind == K_SYMLINK) {
-		if (geteuid() == 0 && it->has_owner &&
-		    fchownat(dir, name, it->uid, it->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		if (own && fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 			return -1;
 		return utimensat(dir, name, it->times, AT_SYMLINK_NOFOLLOW);
 	}
@@ -405,7 +443,7 @@ static int set_meta(int dir, const char *name, const struct item *it)
 		return -1;
 	/* Owner before mode: chown clears setuid/setgid bits. */
 	int rc = 0;
-	if (geteuid() == 0 && it->has_owner && fchown(fd, it->uid, it->gid) < 0)
+	if (own && fchown(fd, uid, gid) < 0)
 		rc = -1;
 	if (rc == 0 && it->has_mode && fchmod(fd, it->mode) < 0)
 		rc = -1;
@@ -436,8 +474,10 @@ static int set_meta_node(int dir, const char *name, const struct item *it)
 		errno = EINVAL;     /* not what was just made there */
 		rc = -1;
 	}
-	if (rc == 0 && geteuid() == 0 && it->has_owner &&
-	    fchownat(fd, "", it->uid, it->gid, AT_EMPTY_PATH) < 0)
+	uid_t uid;
+	gid_t gid;
+	if (rc == 0 && owner_of(dir, it, &uid, &gid) == 0 &&
+	    fchownat(fd, "", uid, gid, AT_EMPTY_PATH) < 0)
 		rc = -1;
 	if (rc == 0 && it->has_mode && chmod(proc, it->mode) < 0)
 		rc = -1;
@@ -867,6 +907,92 @@ static int run_passes(struct restore *r, struct items *l)
 	return 0;
 }
 
+/* ---- distrust -------------------------------------------------------------
+ * A snapshot row comes from a spool the session's own processes wrote: a
+ * forged one must not make restore (run as root, say) write where the
+ * session had no business, or hand out a setuid file. */
+
+/* An absolute path with no empty, "." or ".." component: the walk in
+ * open_parent would follow "..". */
+static int plain_path(const char *p)
+{
+	if (p[0] != '/' || !p[1])
+		return 0;
+	for (const char *c = p + 1;;) {
+		size_t n = strcspn(c, "/");
+		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return 0;
+		if (!c[n])
+			return 1;
+		c += n + 1;
+	}
+}
+
+static int beneath(const char *p, const char *dir)
+{
+	size_t n = dir ? strlen(dir) : 0;
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	if (!n || dir[0] != '/')
+		return 0;
+	return n == 1 || (strncmp(p, dir, n) == 0 && (p[n] == '/' || !p[n]));
+}
+
+/* NULL when the item may be restored, else why not. */
+static const char *untrusted(struct restore *r, sqlite3_stmt *st, const struct item *it)
+{
+	if (!plain_path(it->path))
+		return "its recorded path is not a plain absolute path (empty, '.' or '..' "
+		       "parts): refusing it (check the log with 'agentguard verify')";
+	if ((it->mode & (S_ISUID | S_ISGID)) && !r->preserve_owner && it->kind != K_DIR)
+		return "its recorded mode is setuid or setgid: restored only by root with "
+		       "--preserve-owner";
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, it->id, -1, SQLITE_STATIC);
+	const char *ws = NULL, *home = NULL, *sd = NULL;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		ws = cli_col(st, 0);
+		home = cli_col(st, 1);
+		sd = cli_col(st, 2);
+	}
+	if (!home)
+		home = getenv("HOME");   /* an older log: the restorer's own */
+	if (beneath(it->path, sd) || beneath(it->path, r->d.state_dir))
+		return "its recorded path is in agentguard's state dir: refusing it";
+	if (r->to || r->allow_outside)
+		return NULL;
+	if (beneath(it->path, ws) || beneath(it->path, home))
+		return NULL;
+	return "its recorded path is outside the session's workspace and home: refusing "
+	       "it (--to DIR restores under DIR, --allow-outside where it was)";
+}
+
+static void distrust(struct restore *r, struct items *l)
+{
+	sqlite3_stmt *st = cli_prepare(&r->d, "SELECT s.workspace, s.home, s.state_dir FROM "
+				       "snapshots p JOIN sessions s ON s.id = p.session "
+				       "WHERE p.id = ?1");
+	size_t keep = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		struct item *it = &l->v[i];
+		const char *why = st ? untrusted(r, st, it) : "the log cannot be read";
+		if (why) {
+			char dest[AG_PATH_MAX + AG_PATH_MAX];
+			dest_of(r, it, dest, sizeof dest);
+			fail(r, dest, "%s", why);
+			item_free(it);
+			continue;
+		}
+		it->parents_owner = geteuid() == 0 && !r->preserve_owner;
+		l->v[keep++] = *it;
+	}
+	l->n = keep;
+	if (st)
+		sqlite3_finalize(st);
+}
+
 static int open_root(struct restore *r)
 {
 	const char *top = "/";
@@ -922,6 +1048,8 @@ static int cmd_restore(int argc, char **argv)
 			break;
 		case OPT_OVERWRITE: r.overwrite = 1; break;
 		case OPT_KEEP_BOTH: r.keep_both = 1; break;
+		case OPT_ALLOW_OUTSIDE: r.allow_outside = 1; break;
+		case OPT_PRESERVE_OWNER: r.preserve_owner = 1; break;
 		}
 	}
 	if (!session && optind >= argc)
@@ -940,6 +1068,13 @@ static int cmd_restore(int argc, char **argv)
 	r.by_id = !session;
 	int rc = session ? load_session(&r, session, glob_arg ? glob : NULL, &l)
 			 : load_ids(&r, argv + optind, argc - optind, &l);
+	if (rc == 0 && r.preserve_owner && geteuid() != 0) {
+		cli_err("--preserve-owner needs root: only root can give a file to another "
+			"owner or restore a setuid or setgid bit");
+		rc = -1;
+	}
+	if (rc == 0)
+		distrust(&r, &l);
 	if (rc == 0 && l.n && open_root(&r) < 0)
 		rc = -1;
 	if (rc == 0 && l.n)

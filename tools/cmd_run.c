@@ -628,6 +628,7 @@ static int cmd_run(int argc, char **argv)
 		.start_ns = s.start_ns,
 		.kernel = kstate,
 		.floor = fstate,
+		.home = s.home,
 	};
 	if (ag_audit_session_begin(d.db, &info, err, sizeof err) < 0) {
 		cli_err("cannot record the session in %s: %s; the agent was not started",

@@ -1578,3 +1578,30 @@ Test(audit_key, an_old_key_moves_to_its_new_place)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", sd);
 	cr_expect_eq(system(cmd), 0);
 }
+
+/* What `agentguard run` recorded before the agent started stays: a spool's
+ * header (the session's own processes wrote it) fills in only what is
+ * unknown, so it cannot move the workspace restore trusts. */
+Test(audit_ingest, a_spool_header_cannot_change_what_run_recorded)
+{
+	struct ag_spool sp;
+	char err[256];
+	sqlite3 *db = open_rw();
+	struct ag_session_info si = {
+		.id = "sessR", .argv_json = "[\"agent\"]", .mode = "supervised", .enforce = 1,
+		.rules = "/r.yaml", .rules_hash = "beef", .workspace = "/real/ws",
+		.state_dir = S, .pid = 1, .start_ns = 5, .kernel = "on", .floor = "on",
+		.home = "/home/real",
+	};
+	cr_assert_eq(ag_audit_session_begin(db, &si, err, sizeof err), 0, "%s", err);
+
+	spool_init(&sp, "sessR");
+	write_session(&sp, "sessR", 777);   /* says workspace S/ws, mode autonomous */
+	ag_spool_forget(&sp);
+	ingest(db, 0);
+	expect_text(db, "/real/ws", "SELECT workspace FROM sessions WHERE id='sessR'");
+	expect_text(db, "supervised", "SELECT mode FROM sessions WHERE id='sessR'");
+	expect_text(db, "/r.yaml", "SELECT rules FROM sessions WHERE id='sessR'");
+	expect_text(db, "/home/real", "SELECT home FROM sessions WHERE id='sessR'");
+	ag_audit_close(db);
+}
