@@ -1,4 +1,5 @@
 /* The plumbing every command shares; see cli.h. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -65,10 +66,20 @@ int cli_getopt(int argc, char **argv, const struct option *own,
 	       struct cli_opts *co, int *status)
 {
 	static struct option all[64];
-	size_t n = 0;
+	char shorts[40] = "";
+	size_t n = 0, ns = 0;
 
-	for (const struct option *o = own; o && o->name && n < 61; o++)
+	/* A command's option whose value is a letter has that short form. */
+	for (const struct option *o = own; o && o->name && n < 61; o++) {
 		all[n++] = *o;
+		if (o->val > 0 && o->val < 128 && isalpha(o->val) && ns + 2 < sizeof shorts) {
+			shorts[ns++] = (char)o->val;
+			if (o->has_arg == required_argument)
+				shorts[ns++] = ':';
+		}
+	}
+	char optstring[48];
+	snprintf(optstring, sizeof optstring, "%s:h%s", cli_current->in_order ? "+" : "", shorts);
 	all[n++] = (struct option){ "help", no_argument, NULL, 'h' };
 	all[n++] = (struct option){ "state-dir", required_argument, NULL, OPT_STATE_DIR };
 	all[n] = (struct option){ NULL, 0, NULL, 0 };
@@ -76,7 +87,7 @@ int cli_getopt(int argc, char **argv, const struct option *own,
 	opterr = 0;
 	for (;;) {
 		/* "+": stop at the first operand; ":": tell a missing value apart. */
-		int c = getopt_long(argc, argv, cli_current->in_order ? "+:h" : ":h", all, NULL);
+		int c = getopt_long(argc, argv, optstring, all, NULL);
 		switch (c) {
 		case 'h':
 			fputs(cli_current->help, stdout);

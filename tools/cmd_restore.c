@@ -46,6 +46,7 @@ static const char help[] =
 "  --keep-both      restore next to what exists, as NAME.restored-SNAPID\n"
 "  --allow-outside  restore paths outside the session's workspace and home\n"
 "  --preserve-owner as root: restore the recorded owner, and setuid/setgid bits\n"
+"  -q, --quiet      only failures, conflicts and the summary line\n"
 "  --state-dir DIR  where audit.db and snapshots/ live\n"
 "\n"
 "A snapshot record is not taken on faith (the session's own processes wrote\n"
@@ -57,10 +58,11 @@ static const char help[] =
 "\n"
 "Nothing that exists is overwritten without --overwrite: such items are\n"
 "skipped and reported. A symlink on the way to a path is never followed; that\n"
-"item fails. Every item is reported; the exit status is 1 if any failed.\n";
+"item fails. Every item is reported (-q: only failures); the exit status is 1\n"
+"if any failed or was skipped because something else is there.\n";
 
 enum { OPT_SESSION = 1, OPT_PATH, OPT_DRY_RUN, OPT_TO, OPT_OVERWRITE, OPT_KEEP_BOTH,
-       OPT_ALLOW_OUTSIDE, OPT_PRESERVE_OWNER };
+       OPT_ALLOW_OUTSIDE, OPT_PRESERVE_OWNER, OPT_QUIET = 'q' };
 
 static const struct option options[] = {
 	{ "session", required_argument, NULL, OPT_SESSION },
@@ -71,6 +73,7 @@ static const struct option options[] = {
 	{ "keep-both", no_argument, NULL, OPT_KEEP_BOTH },
 	{ "allow-outside", no_argument, NULL, OPT_ALLOW_OUTSIDE },
 	{ "preserve-owner", no_argument, NULL, OPT_PRESERVE_OWNER },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -98,7 +101,9 @@ struct item {
 struct restore {
 	struct cli_db d;
 	struct cli_opts co;
-	int dry_run, overwrite, keep_both, allow_outside, preserve_owner;
+	int dry_run, overwrite, keep_both, allow_outside, preserve_owner, quiet;
+	size_t done, total;         /* for the progress line */
+	int progress;
 	const char *to;
 	int root;                   /* fd of the target tree's top */
 	int root_missing;           /* dry run: --to DIR does not exist yet */
@@ -232,6 +237,32 @@ static void fail(struct restore *r, const char *path, const char *fmt, ...)
 	free(why);
 	putchar('\n');
 	r->failed++;
+}
+
+/* An item left as it is: said unless -q; a conflict is what --overwrite or
+ * --keep-both would have settled, and makes the exit status 1. */
+static void skip(struct restore *r, const char *dest, int conflict, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void skip(struct restore *r, const char *dest, int conflict, const char *fmt, ...)
+{
+	va_list ap;
+	char *why = NULL;
+
+	r->skipped++;
+	r->conflicts += conflict;
+	if (r->quiet && !conflict)
+		return;
+	printf("%s ", r->dry_run ? "would skip" : "skipped");
+	cli_put(stdout, dest);
+	fputs(": ", stdout);
+	va_start(ap, fmt);
+	if (vasprintf(&why, fmt, ap) < 0)
+		why = NULL;
+	va_end(ap);
+	cli_put(stdout, why ? why : fmt);
+	free(why);
+	putchar('\n');
 }
 
 static int load_ids(struct restore *r, char **ids, int n, struct items *l)
@@ -545,6 +576,8 @@ static int sqlite_busy(int dir, const char *name, char *why, size_t whylen)
 static void print_done(struct restore *r, const char *verb, const char *dest,
 		       const char *as, const struct item *it)
 {
+	if (r->quiet)
+		return;
 	printf("%s ", verb);
 	cli_put(stdout, dest);
 	if (as) {
@@ -589,11 +622,8 @@ static void restore_dir(struct restore *r, struct item *it)
 			print_done(r, r->dry_run ? "would restore" : "restored", dest, NULL, it);
 			r->restored++;
 		} else {
-			printf("%s ", r->dry_run ? "would skip" : "skipped");
-			cli_put(stdout, dest);
-			fputs(": directory exists (what was in it is still restored into it; "
-			      "--overwrite also resets its mode and times)\n", stdout);
-			r->skipped++;
+			skip(r, dest, 0, "directory exists (what was in it is still restored into "
+			     "it; --overwrite also resets its mode and times)");
 		}
 	} else if (r->dry_run) {
 		print_done(r, "would restore", dest, NULL, it);
@@ -662,12 +692,7 @@ static void restore_leaf(struct restore *r, struct item *it)
 	}
 	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (same_content(dir, name, it) && S_ISREG(st.st_mode)) {
-			printf("%s ", r->dry_run ? "would skip" : "skipped");
-			cli_put(stdout, dest);
-			fputs(": already has the content of snapshot ", stdout);
-			cli_put(stdout, it->id);
-			putchar('\n');
-			r->skipped++;
+			skip(r, dest, 0, "already has the content of snapshot %s", it->id);
 			goto out;
 		}
 		if (r->overwrite) {
@@ -675,22 +700,13 @@ static void restore_leaf(struct restore *r, struct item *it)
 		} else if (r->keep_both) {
 			snprintf(kept, sizeof kept, "%.*s.restored-%s", 200, name, it->id);
 			if (fstatat(dir, kept, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-				printf("%s ", r->dry_run ? "would skip" : "skipped");
-				cli_put(stdout, dest);
-				fputs(": exists, and so does ", stdout);
-				cli_put(stdout, kept);
-				fputc('\n', stdout);
-				r->skipped++;
+				skip(r, dest, 1, "exists, and so does %s", kept);
 				goto out;
 			}
 			as = kept;
 			name = kept;
 		} else {
-			printf("%s ", r->dry_run ? "would skip" : "skipped");
-			cli_put(stdout, dest);
-			fputs(": exists (use --overwrite or --keep-both)\n", stdout);
-			r->skipped++;
-			r->conflicts++;
+			skip(r, dest, 1, "exists (use --overwrite or --keep-both)");
 			goto out;
 		}
 		if (replacing && S_ISDIR(st.st_mode)) {
@@ -748,11 +764,8 @@ static void restore_leaf(struct restore *r, struct item *it)
 		int e = errno;
 		unlinkat(dir, tmp, 0);
 		if (e == EEXIST) {
-			printf("skipped ");
-			cli_put(stdout, dest);
-			fputs(": exists (it appeared while restoring; use --overwrite or "
-			      "--keep-both)\n", stdout);
-			r->skipped++;
+			skip(r, dest, 1, "exists (it appeared while restoring; use --overwrite "
+			     "or --keep-both)");
 		} else {
 			fail(r, dest, "cannot put it in place: %s", strerror(e));
 		}
@@ -891,13 +904,21 @@ static int run_passes(struct restore *r, struct items *l)
 	for (size_t i = 0; i < l->n; i++)
 		if (l->v[i].kind == K_DIR)
 			restore_dir(r, &l->v[i]);
-	for (size_t i = 0; i < l->n; i++)
+	/* Long restores say how far they are, on a terminal that is not
+	 * already scrolling a line per item. */
+	r->progress = l->n >= 200 && isatty(2) && (r->quiet || !isatty(1));
+	for (size_t i = 0; i < l->n; i++) {
+		if (r->progress && i % 100 == 0)
+			fprintf(stderr, "\rrestoring: %zu of %zu", i, l->n);
 		if (l->v[i].kind == K_FILE || l->v[i].kind == K_SYMLINK ||
 		    l->v[i].kind == K_SQLITE || l->v[i].kind == K_FIFO ||
 		    l->v[i].kind == K_DEVICE)
 			restore_leaf(r, &l->v[i]);
 		else if (l->v[i].kind == K_SOCKET || l->v[i].kind == K_OTHER)
 			not_restorable(r, &l->v[i]);
+	}
+	if (r->progress)
+		fprintf(stderr, "\rrestoring: %zu of %zu\n", l->n, l->n);
 	/* Last: creating children changed the directories' times. */
 	for (size_t i = l->n; i-- > 0;)
 		if (l->v[i].kind == K_DIR && l->v[i].dir_done && !r->dry_run)
@@ -911,22 +932,6 @@ static int run_passes(struct restore *r, struct items *l)
  * A snapshot row comes from a spool the session's own processes wrote: a
  * forged one must not make restore (run as root, say) write where the
  * session had no business, or hand out a setuid file. */
-
-/* An absolute path with no empty, "." or ".." component: the walk in
- * open_parent would follow "..". */
-static int plain_path(const char *p)
-{
-	if (p[0] != '/' || !p[1])
-		return 0;
-	for (const char *c = p + 1;;) {
-		size_t n = strcspn(c, "/");
-		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
-			return 0;
-		if (!c[n])
-			return 1;
-		c += n + 1;
-	}
-}
 
 static int beneath(const char *p, const char *dir)
 {
@@ -942,7 +947,7 @@ static int beneath(const char *p, const char *dir)
 /* NULL when the item may be restored, else why not. */
 static const char *untrusted(struct restore *r, sqlite3_stmt *st, const struct item *it)
 {
-	if (!plain_path(it->path))
+	if (!cli_plain_path(it->path))
 		return "its recorded path is not a plain absolute path (empty, '.' or '..' "
 		       "parts): refusing it (check the log with 'agentguard verify')";
 	if ((it->mode & (S_ISUID | S_ISGID)) && !r->preserve_owner && it->kind != K_DIR)
@@ -1050,6 +1055,7 @@ static int cmd_restore(int argc, char **argv)
 		case OPT_KEEP_BOTH: r.keep_both = 1; break;
 		case OPT_ALLOW_OUTSIDE: r.allow_outside = 1; break;
 		case OPT_PRESERVE_OWNER: r.preserve_owner = 1; break;
+		case OPT_QUIET: r.quiet = 1; break;
 		}
 	}
 	if (!session && optind >= argc)
@@ -1103,7 +1109,8 @@ static int cmd_restore(int argc, char **argv)
 		       r.superseded == 1 ? "" : "s", r.superseded == 1 ? "was" : "were");
 	if (fflush(stdout) != 0)
 		return CLI_FAIL;
-	return r.failed ? CLI_FAIL : CLI_OK;
+	/* Anything asked for and not put back is a failure of the command. */
+	return r.failed || r.conflicts ? CLI_FAIL : CLI_OK;
 }
 
 const struct cli_command cli_cmd_restore = {

@@ -65,3 +65,21 @@ test_setuid_and_owners_only_with_preserve_owner_as_root() {
 	"$AG" restore "$id" >/dev/null || fail "$("$AG" restore "$id" 2>&1)"
 	assert_eq "$(stat -c '%u %g' "$WS/plain")" "4321 4321"
 }
+
+test_a_large_restore_with_q_says_one_line_and_conflicts_fail() {
+	mkdir -p "$WS/tree"
+	for i in $(seq 1 2000); do echo "f$i" > "$WS/tree/f$i"; done
+	guard rm -rf "$WS/tree" >/dev/null 2>&1
+	ingest
+	local sid; sid=$(latest_session)
+	out=$("$AG" restore -q --session "$sid" 2>&1) || fail "restore -q: $out"
+	assert_eq "$(wc -l <<<"$out")" 1 "$out"
+	assert_contains "$out" "2001 restored, 0 skipped, 0 failed"
+	assert_eq "$(cat "$WS/tree/f1234")" "f1234"
+	# Something else there now: skipped, said even with -q, and exit 1.
+	echo changed > "$WS/tree/f7"
+	out=$("$AG" restore -q --session "$sid" 2>&1) && fail "a conflict passed: $out"
+	assert_contains "$out" "1 skipped"
+	assert_contains "$out" "skipped $WS/tree/f7: exists"
+	assert_eq "$(cat "$WS/tree/f7")" "changed"
+}
