@@ -194,6 +194,28 @@ int ag_glob_match(const char *pattern, const char *path);
  * insert, other, read). len < 0: NUL-terminated. */
 enum ag_sql_class ag_sql_classify(const char *sql, long len);
 
+/* The temporary tables one database connection made (the hooks keep one
+ * set per connection): dropping or truncating only those destroys nobody's
+ * data. Names as written (quotes stripped, `quoted` kept: PostgreSQL folds
+ * an unquoted name, so "Foo" and Foo differ); a name the set does not hold
+ * is anyone's table. */
+#define AG_SQL_TEMPS 8
+#define AG_SQL_TEMP_NAME 64
+struct ag_sql_temps {
+	unsigned n;
+	struct ag_sql_temp {
+		unsigned char len, quoted;
+		unsigned char fresh;   /* made by the text just classified */
+		char name[AG_SQL_TEMP_NAME];
+	} t[AG_SQL_TEMPS];
+};
+/* ag_sql_classify, reading the statements in order against *temps (NULL:
+ * none) and leaving in it what the connection holds after them: CREATE
+ * TEMP TABLE adds (fresh), DROP removes, ROLLBACK/DISCARD empties, a
+ * rename or ALTER of one forgets it. Whether the text ran is the caller's
+ * to know: it keeps the result only if so. */
+enum ag_sql_class ag_sql_classify_temps(const char *sql, long len, struct ag_sql_temps *temps);
+
 /* ---- paths (path.c) ------------------------------------------------------ */
 
 #define AG_PATH_MAX 4096
