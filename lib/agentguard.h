@@ -41,6 +41,7 @@ enum ag_op_kind {
 	AG_OP_IO_URING,  /* a ring whose operations no filter sees (kernel layer) */
 	AG_OP_WRITE,     /* an existing file opened to be overwritten in place */
 	AG_OP_SIGNAL,    /* a signal to the supervisor: always refused, never ruled */
+	AG_OP_MODE,      /* a file's mode or owner changed (chmod, chown) */
 	AG_OP_COUNT
 };
 
@@ -86,7 +87,9 @@ struct ag_op {
 	enum ag_op_kind kind;
 	const char *path;        /* delete/truncate/write: the file; rename: source;
 	                            exec: resolved program path; sql: sqlite file */
-	const char *target;      /* rename: target path; link: the new name */
+	const char *target;      /* rename: target path; link: the new name;
+	                            mode: the new mode or owner and the old, as
+	                            text ("0777 (was 0600)"), never matched */
 	int target_exists;       /* rename: target exists (will be destroyed) */
 	int is_dir;              /* delete: the path is a directory (rmdir) */
 	const char *const *argv; /* exec: argv, NULL-terminated (argv[0] first) */
