@@ -390,6 +390,14 @@ static int same_content(int dir, const char *name, const struct item *it)
 	return ag_sha256_file_hex(proc, hex) == 0 && strcmp(hex, it->sha256) == 0;
 }
 
+/* What is there has another mode, or (for root, who can put it back)
+ * another owner, than the snapshot recorded. */
+static int meta_differs(const struct stat *st, const struct item *it)
+{
+	return (it->has_mode && (st->st_mode & 07777) != it->mode) ||
+	       (geteuid() == 0 && it->has_owner && (st->st_uid != it->uid || st->st_gid != it->gid));
+}
+
 /* Mode, owner and times onto what is at dir/name (not following it). */
 static int set_meta(int dir, const char *name, const struct item *it)
 {
@@ -480,6 +488,35 @@ static int place(int dir, const char *tmp, const char *name, int overwrite)
 		return -1;
 	unlinkat(dir, tmp, 0);
 	return 0;
+}
+
+/* The content of dir/tmp written over dir/name's own inode. */
+static int into_inode(int dir, const char *tmp, const char *name)
+{
+	int in = openat(dir, tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int out = in < 0 ? -1 : openat(dir, name, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+	char buf[65536];
+	ssize_t n = 0;
+	int rc = out < 0 ? -1 : 0;
+
+	while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0)
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w <= 0) {
+				rc = -1;
+				break;
+			}
+			off += w;
+		}
+	if (n < 0 || (out >= 0 && fsync(out) < 0))
+		rc = -1;
+	int e = errno;
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	errno = e;
+	return rc;
 }
 
 /* A live database's -wal or -journal would be replayed over a restored file. */
@@ -621,6 +658,17 @@ static void restore_leaf(struct restore *r, struct item *it)
 		return;
 	}
 	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (same_content(dir, name, it) && S_ISREG(st.st_mode) && meta_differs(&st, it)) {
+			/* The content is there; what the session changed is the
+			 * mode or owner (chmod, chown): those go back. */
+			if (!r->dry_run && set_meta(dir, name, it) < 0) {
+				fail(r, dest, "cannot set its mode, owner or times: %s", strerror(errno));
+				goto out;
+			}
+			print_done(r, r->dry_run ? "would restore" : "restored", dest, NULL, it);
+			r->restored++;
+			goto out;
+		}
 		if (same_content(dir, name, it) && S_ISREG(st.st_mode)) {
 			printf("%s ", r->dry_run ? "would skip" : "skipped");
 			cli_put(stdout, dest);
@@ -702,6 +750,25 @@ static void restore_leaf(struct restore *r, struct item *it)
 	if ((node ? set_meta_node(dir, tmp, it) : set_meta(dir, tmp, it)) < 0) {
 		fail(r, dest, "cannot set its mode, owner or times: %s", strerror(errno));
 		unlinkat(dir, tmp, 0);
+		goto out;
+	}
+	/* A file with other names (a hard link elsewhere, say a key's): its
+	 * content goes back into that very inode, so every name has it again;
+	 * a rename over it would give this name a new file and leave the
+	 * others as the session left them. */
+	if (replacing && it->kind == K_FILE && S_ISREG(st.st_mode) && st.st_nlink > 1) {
+		int rc = into_inode(dir, tmp, name);
+		int e = errno;
+		unlinkat(dir, tmp, 0);
+		if (rc < 0) {
+			fail(r, dest, "cannot write it back into the file: %s", strerror(e));
+			goto out;
+		}
+		if (set_meta(dir, name, it) < 0)
+			printf("note: could not put back the mode or times of %s: %s\n", dest,
+			       strerror(errno));
+		print_done(r, "restored", dest, NULL, it);
+		r->restored++;
 		goto out;
 	}
 	if (place(dir, tmp, name, replacing) < 0) {
