@@ -9,6 +9,7 @@
  * a half-restored file and an existing file is replaced only with
  * --overwrite (RENAME_NOREPLACE otherwise).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -490,6 +491,30 @@ static int place(int dir, const char *tmp, const char *name, int overwrite)
 	return 0;
 }
 
+/* The file st is also an entry of the snapshot store beside src (a rename's
+ * source is kept by a hard link): its other name is a snapshot, which a
+ * write into the inode would change. */
+static int in_store(const char *src, const struct stat *st)
+{
+	char dirp[AG_PATH_MAX];
+	const char *slash = strrchr(src, '/');
+	struct stat s2;
+	int hit = 0;
+
+	if (!slash || (size_t)(slash - src) >= sizeof dirp)
+		return 1;
+	memcpy(dirp, src, (size_t)(slash - src));
+	dirp[slash - src] = 0;
+	DIR *d = opendir(dirp);
+	if (!d)
+		return 1;
+	for (struct dirent *e; !hit && (e = readdir(d));)
+		hit = e->d_ino == st->st_ino && fstatat(dirfd(d), e->d_name, &s2, AT_SYMLINK_NOFOLLOW) == 0 &&
+		      s2.st_dev == st->st_dev && s2.st_ino == st->st_ino;
+	closedir(d);
+	return hit;
+}
+
 /* The content of dir/tmp written over dir/name's own inode. */
 static int into_inode(int dir, const char *tmp, const char *name)
 {
@@ -756,7 +781,8 @@ static void restore_leaf(struct restore *r, struct item *it)
 	 * content goes back into that very inode, so every name has it again;
 	 * a rename over it would give this name a new file and leave the
 	 * others as the session left them. */
-	if (replacing && it->kind == K_FILE && S_ISREG(st.st_mode) && st.st_nlink > 1) {
+	if (replacing && it->kind == K_FILE && S_ISREG(st.st_mode) && st.st_nlink > 1 &&
+	    !in_store(src, &st)) {
 		int rc = into_inode(dir, tmp, name);
 		int e = errno;
 		unlinkat(dir, tmp, 0);
