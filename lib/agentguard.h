@@ -41,6 +41,7 @@ enum ag_op_kind {
 	AG_OP_IO_URING,  /* a ring whose operations no filter sees (kernel layer) */
 	AG_OP_WRITE,     /* an existing file opened to be overwritten in place */
 	AG_OP_SIGNAL,    /* a signal to the supervisor: always refused, never ruled */
+	AG_OP_MODE,      /* a file's mode or owner changed (chmod, chown) */
 	AG_OP_COUNT
 };
 
@@ -86,7 +87,9 @@ struct ag_op {
 	enum ag_op_kind kind;
 	const char *path;        /* delete/truncate/write: the file; rename: source;
 	                            exec: resolved program path; sql: sqlite file */
-	const char *target;      /* rename: target path; link: the new name */
+	const char *target;      /* rename: target path; link: the new name;
+	                            mode: the new mode or owner and the old, as
+	                            text ("0777 (was 0600)"), never matched */
 	int target_exists;       /* rename: target exists (will be destroyed) */
 	int is_dir;              /* delete: the path is a directory (rmdir) */
 	const char *const *argv; /* exec: argv, NULL-terminated (argv[0] first) */
@@ -193,6 +196,28 @@ int ag_glob_match(const char *pattern, const char *path);
  * truncate, delete_all, update_all, alter_drop, ddl, delete, update,
  * insert, other, read). len < 0: NUL-terminated. */
 enum ag_sql_class ag_sql_classify(const char *sql, long len);
+
+/* The temporary tables one database connection made (the hooks keep one
+ * set per connection): dropping or truncating only those destroys nobody's
+ * data. Names as written (quotes stripped, `quoted` kept: PostgreSQL folds
+ * an unquoted name, so "Foo" and Foo differ); a name the set does not hold
+ * is anyone's table. */
+#define AG_SQL_TEMPS 8
+#define AG_SQL_TEMP_NAME 64
+struct ag_sql_temps {
+	unsigned n;
+	struct ag_sql_temp {
+		unsigned char len, quoted;
+		unsigned char fresh;   /* made by the text just classified */
+		char name[AG_SQL_TEMP_NAME];
+	} t[AG_SQL_TEMPS];
+};
+/* ag_sql_classify, reading the statements in order against *temps (NULL:
+ * none) and leaving in it what the connection holds after them: CREATE
+ * TEMP TABLE adds (fresh), DROP removes, ROLLBACK/DISCARD empties, a
+ * rename or ALTER of one forgets it. Whether the text ran is the caller's
+ * to know: it keeps the result only if so. */
+enum ag_sql_class ag_sql_classify_temps(const char *sql, long len, struct ag_sql_temps *temps);
 
 /* ---- paths (path.c) ------------------------------------------------------ */
 

@@ -13,8 +13,10 @@
 #include <string.h>
 #include <sched.h>
 #include <signal.h>
+#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <dlfcn.h>
 
@@ -1230,7 +1232,11 @@ static int take_snapshots(struct ag_call *c, char *why, size_t whylen)
 		rc = o->path && snapshot_budget(o->path) < 0 ? -1 : c->snap_fn(c, c->snap_arg);
 		break;
 	default: {
-		int how = o->kind == AG_OP_TRUNCATE || o->kind == AG_OP_WRITE ? AG_SNAP_COPY
+		/* A mode or owner change keeps a copy too: restore then puts the
+		 * file back as it was, content and mode, whatever the session did
+		 * to it afterwards. */
+		int how = o->kind == AG_OP_TRUNCATE || o->kind == AG_OP_WRITE ||
+			  o->kind == AG_OP_MODE ? AG_SNAP_COPY
 			: o->kind == AG_OP_DELETE ? AG_SNAP_MOVE : AG_SNAP_TAKE;
 		const char *victim = NULL;
 		const struct ag_at *at = &c->at;
@@ -1319,7 +1325,11 @@ void ag_set_sql(struct ag_call *c, const char *sql, size_t len, const char *data
 {
 	c->op.sql = sql;
 	c->sql_len = len;
-	c->op.sql_class = ag_sql_classify(sql, (long)len);
+	/* Temporary tables the text itself makes are its own to drop
+	 * ("CREATE TEMP TABLE x ...; DROP TABLE x"). Across statements of a
+	 * connection they are not tracked yet: such a drop is anyone's. */
+	struct ag_sql_temps temps = {0};
+	c->op.sql_class = ag_sql_classify_temps(sql, (long)len, &temps);
 	c->op.database = database;
 	/* A SQLite file is a file: the guard's own files stay protected. */
 	if (is_file)
@@ -1351,6 +1361,128 @@ static int absent(struct ag_call *c)
 	return 1;
 }
 
+/* ---- a file's other names ----------------------------------------------------
+ * A hard link made before the session (or by a process the guard did not
+ * see) is a second name for a credential: truncating, overwriting or
+ * chmod-ing it through that name changes the credential. When the file has
+ * more than one name, the places the hard deny rules keep (plain paths:
+ * ~/.ssh, ~/.aws/credentials, ...) are looked through for the same inode,
+ * and the operation is judged under that name as well. Cheap: only files
+ * with st_nlink > 1 pay, and the look is bounded (two levels, a few
+ * hundred entries per directory). */
+struct alias_look {
+	dev_t dev;
+	ino_t ino;
+	char *out;          /* the protected name found, AG_PATH_MAX */
+	int found;
+};
+
+static int alias_in_dir(struct alias_look *a, int dfd, char *path, size_t len, int depth)
+{
+	char buf[1024];
+	int budget = 512;
+
+	for (;;) {
+		long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+		if (n <= 0)
+			return 0;
+		for (long off = 0; off < n && budget-- > 0;) {
+			struct {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *d = (void *)(buf + off);
+			off += d->reclen;
+			if (d->name[0] == '.' && (!d->name[1] || (d->name[1] == '.' && !d->name[2])))
+				continue;
+			size_t nl = strlen(d->name);
+			if (len + 1 + nl >= AG_PATH_MAX)
+				continue;
+			struct stat st;
+			if ((ino_t)d->ino == a->ino && fstatat(dfd, d->name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    st.st_dev == a->dev && st.st_ino == a->ino) {
+				memcpy(a->out, path, len);
+				a->out[len] = '/';
+				memcpy(a->out + len + 1, d->name, nl + 1);
+				a->found = 1;
+				return 1;
+			}
+			if (d->type == DT_DIR && depth > 0) {
+				int sub = openat(dfd, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				if (sub < 0)
+					continue;
+				path[len] = '/';
+				memcpy(path + len + 1, d->name, nl + 1);
+				int hit = alias_in_dir(a, sub, path, len + 1 + nl, depth - 1);
+				path[len] = 0;
+				close(sub);
+				if (hit)
+					return 1;
+			}
+		}
+		if (budget <= 0)
+			return 0;
+	}
+}
+
+static void alias_look_one(void *ctx, const char *p, size_t len)
+{
+	struct alias_look *a = ctx;
+	struct stat st;
+	char path[AG_PATH_MAX];
+
+	if (a->found || len >= sizeof path)
+		return;
+	memcpy(path, p, len);
+	path[len] = 0;
+	if (lstat(path, &st) < 0)
+		return;
+	if (st.st_dev == a->dev && st.st_ino == a->ino) {
+		memcpy(a->out, path, len + 1);
+		a->found = 1;
+		return;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return;
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	alias_in_dir(a, dfd, path, len, 2);
+	close(dfd);
+}
+
+/* The operation changes a file that is also a credential under another
+ * name: judged under that name too, the stricter verdict kept. */
+static void judge_alias(struct ag_call *c)
+{
+	const struct ag_op *o = &c->op;
+	struct stat st;
+
+	if ((o->kind != AG_OP_TRUNCATE && o->kind != AG_OP_WRITE && o->kind != AG_OP_MODE) ||
+	    c->decision == AG_DENY || !c->w || !c->at.name ||
+	    fstatat(c->at.fd, c->at.name, &st, *c->at.name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) < 0 ||
+	    !S_ISREG(st.st_mode) || st.st_nlink < 2)
+		return;
+	struct alias_look a = {st.st_dev, st.st_ino, c->w->scratch, 0};
+	ag_policy_hard_paths(G.s.policy, alias_look_one, &a);
+	if (!a.found || (o->path && strcmp(a.out, o->path) == 0))
+		return;
+	struct ag_op other = *o;
+	struct ag_verdict v;
+	other.path = a.out;
+	ag_decide(G.s.policy, &other, &v);
+	if (v.action <= c->decision)
+		return;
+	c->v = v;
+	c->decision = v.action;
+	c->rule = v.rule_id;
+	snprintf(c->why, sizeof c->why, "this file is also %.120s (a hard link): %.100s", a.out,
+		 v.reason ? v.reason : "protected under that name");
+	c->reason = c->why;
+}
+
 /* The guard's own files first, then the rules. 1 when the rules decided
  * (c->v holds their verdict), 0 when self-protection refused. */
 static int judge_rules(struct ag_call *c)
@@ -1368,6 +1500,8 @@ static int judge_rules(struct ag_call *c)
 	c->decision = c->v.action;
 	c->rule = c->v.rule_id;
 	c->reason = c->v.reason;
+	if (!c->nested)
+		judge_alias(c);
 	return 1;
 }
 

@@ -231,6 +231,9 @@ int ag_check_refuse(struct ag_call *c, const char *rule, const char *reason);
 /* Judge a connection to sa without making it (connect.c): 0, or -1 with
  * errno when refused. */
 int ag_judge_address(const struct sockaddr *sa, socklen_t len);
+/* sendto with MSG_FASTOPEN and an address: a connect, judged, then sent. */
+ssize_t ag_sendto_connect(int fd, const void *buf, size_t len, int flags,
+			  const struct sockaddr *to, socklen_t tolen);
 
 /* After the real call: record its errno, restore errno, return rc. */
 int ag_end(struct ag_call *c, int rc);

@@ -471,6 +471,7 @@ void ag_mctx_init(struct ag_mctx *c, const struct ag_op *op)
 	case AG_OP_DELETE:
 	case AG_OP_TRUNCATE:
 	case AG_OP_WRITE:
+	case AG_OP_MODE:
 		subj_set(&c->path, op->path);
 		break;
 	case AG_OP_RENAME:

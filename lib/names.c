@@ -6,7 +6,7 @@
 
 static const char *const op_names[AG_OP_COUNT] = {
 	"delete", "rename", "truncate", "exec", "connect", "sql", "link", "io_uring",
-	"write", "signal",
+	"write", "signal", "mode",
 };
 
 static const char *const action_names[AG_ACTION_COUNT] = {

@@ -882,7 +882,7 @@ static const struct {
 } matchers[] = {
 	{"path", AG_M_PATH,
 	 AG_OPBIT(AG_OP_DELETE) | AG_OPBIT(AG_OP_RENAME) | AG_OPBIT(AG_OP_TRUNCATE) |
-	 AG_OPBIT(AG_OP_LINK) | AG_OPBIT(AG_OP_WRITE)},
+	 AG_OPBIT(AG_OP_LINK) | AG_OPBIT(AG_OP_WRITE) | AG_OPBIT(AG_OP_MODE)},
 	{"program", AG_M_PROGRAM, AG_ALL_OPS},
 	{"args", AG_M_ARGS, AG_OPBIT(AG_OP_EXEC)},
 	{"unguarded", AG_M_UNGUARDED, AG_OPBIT(AG_OP_EXEC)},
@@ -1208,6 +1208,7 @@ static void parse_example(struct cc *cc, const struct ag_rule *r, int first_op,
 	case AG_OP_DELETE:
 	case AG_OP_TRUNCATE:
 	case AG_OP_WRITE:
+	case AG_OP_MODE:
 		op->path = example_path(cc, at, rest);
 		break;
 	case AG_OP_RENAME:

@@ -421,10 +421,12 @@ struct parser {
 	long depth;
 	int done, eof, body, level;
 	int cls;                   /* rank of the current statement, -1 empty */
+	struct ag_sql_temps *temps;/* the connection's temporary tables, or NULL */
 	struct frame fr[MAXD];
 };
 
-static int run(const char *s, size_t n, int mode, int body, int level);
+static int run(const char *s, size_t n, int mode, int body, int level,
+	       struct ag_sql_temps *temps);
 
 /* The spec's order puts other above read; the enum has them the other way. */
 static int rank(enum ag_sql_class c)
@@ -904,14 +906,150 @@ static int switch_off(const struct parser *P, const struct sw *sw, const struct 
 static void nx(struct parser *P, struct tok *t);
 
 /* Read the string's contents as SQL in its own right (DO bodies, dynamic
- * SQL); its class may only raise the statement's. */
-static void sub(struct parser *P, const struct tok *s)
+ * SQL, routine bodies); its class may only raise the statement's. `now`:
+ * it runs in this session at once (DO, EXECUTE), so the connection's
+ * temporary tables are its own, and what it makes or drops counts; a
+ * routine body runs later, perhaps in another session, where the same
+ * names are anyone's tables. */
+static void sub_in(struct parser *P, const struct tok *s, int now)
 {
 	if (P->level >= MAXLEVEL || s->type != T_STRING)
 		return;
-	int r = run(P->lx.s + s->cat, s->clen, P->lx.mode, 1, P->level + 1);
+	int r = run(P->lx.s + s->cat, s->clen, P->lx.mode, 1, P->level + 1,
+		    now ? P->temps : NULL);
 	if (r > P->cls)
 		P->cls = r;
+}
+
+static void sub(struct parser *P, const struct tok *s)
+{
+	sub_in(P, s, 1);
+}
+
+/* ---- the connection's temporary tables ----------------------------------- */
+
+/* A table's name as a connection would resolve it. 0: unqualified, 1:
+ * in the temporary schema (pg_temp, SQLite's temp), 2: in another one. */
+struct tname {
+	const char *s;
+	size_t len;
+	int quoted, schema;
+};
+
+/* The [schema.]name starting at t (consumed); t is left on the token
+ * after it. 0 when t is no name. */
+static int table_name(struct parser *P, struct tok *t, struct tname *nm)
+{
+	struct tok u;
+
+	if (!is_name(t))
+		return 0;
+	nm->schema = 0;
+	peek(P, &u);
+	if (is_op(&u, '.')) {
+		nm->schema = tok_is(P, t, "pg_temp") || tok_is(P, t, "temp") ? 1 : 2;
+		nx(P, &u);
+		nx(P, t);
+		if (!is_name(t))
+			return 0;
+	}
+	nm->s = tok_text(P, t, &nm->len);
+	nm->quoted = t->type == T_QIDENT;
+	nx(P, t);
+	return 1;
+}
+
+static int temp_find(const struct ag_sql_temps *T, const struct tname *nm)
+{
+	if (!T || nm->schema == 2)
+		return -1;
+	for (unsigned i = 0; i < T->n && i < AG_SQL_TEMPS; i++)
+		if (T->t[i].len == nm->len && T->t[i].quoted == nm->quoted &&
+		    memcmp(T->t[i].name, nm->s, nm->len) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void temp_forget(struct ag_sql_temps *T, int i)
+{
+	if (!T || i < 0 || (unsigned)i >= T->n)
+		return;
+	T->t[i] = T->t[T->n - 1];
+	T->n--;
+}
+
+/* A full set keeps no more: a table it does not know is anyone's. */
+static void temp_add(struct ag_sql_temps *T, const struct tname *nm)
+{
+	if (!T || nm->schema == 2 || nm->len == 0 || nm->len >= AG_SQL_TEMP_NAME ||
+	    T->n >= AG_SQL_TEMPS || temp_find(T, nm) >= 0)
+		return;
+	struct ag_sql_temp *e = &T->t[T->n++];
+	memcpy(e->name, nm->s, nm->len);
+	e->name[nm->len] = 0;
+	e->len = (unsigned char)nm->len;
+	e->quoted = (unsigned char)nm->quoted;
+	e->fresh = 1;
+}
+
+/* Every name of a statement's list ([IF EXISTS] a, b, ...) is one of the
+ * connection's temporary tables: 1, and they are forgotten if `drop`. t
+ * is the first token after the keyword; the rest of the list is consumed. */
+static int all_temps(struct parser *P, struct tok *t, int mysql_temporary, int drop)
+{
+	struct tname nm;
+	int idx[AG_SQL_TEMPS + 1], k = 0, all = 1;
+
+	if (is_kw(t, K_IF)) {
+		nx(P, t);   /* EXISTS */
+		nx(P, t);
+	}
+	for (;;) {
+		if (tok_is(P, t, "ONLY"))
+			nx(P, t);
+		if (!table_name(P, t, &nm)) {
+			all = 0;
+			break;
+		}
+		int i = temp_find(P->temps, &nm);
+		if (i < 0 && !mysql_temporary)
+			all = 0;
+		else if (i >= 0 && k < AG_SQL_TEMPS)
+			idx[k++] = i;
+		if (is_op(t, '*'))
+			nx(P, t);
+		if (!is_op(t, ','))
+			break;
+		nx(P, t);
+	}
+	if (!all || !drop)
+		return all;
+	/* Highest index first: forgetting moves the last entry down. */
+	for (int a = 0; a < k; a++)
+		for (int b = a + 1; b < k; b++)
+			if (idx[b] > idx[a]) {
+				int x = idx[a];
+				idx[a] = idx[b];
+				idx[b] = x;
+			}
+	for (int a = 0; a < k; a++)
+		if (a == 0 || idx[a] != idx[a - 1])
+			temp_forget(P->temps, idx[a]);
+	return 1;
+}
+
+/* A statement names one of the temporary tables in a way that may change
+ * what the name stands for (renamed, altered): forget it. */
+static void temps_touched(struct parser *P, const struct tok *t)
+{
+	struct tname nm;
+
+	if (!P->temps || !is_name(t))
+		return;
+	nm.s = tok_text(P, t, &nm.len);
+	nm.quoted = t->type == T_QIDENT;
+	nm.schema = 0;
+	temp_forget(P->temps, temp_find(P->temps, &nm));
 }
 
 /* `set_config('session_replication_role', 'replica', ...)` anywhere. */
@@ -925,6 +1063,64 @@ static void set_config_call(struct parser *P)
 	const struct sw *sw = find_switch(P, &a[1]);
 	if (sw && switch_off(P, sw, a[3].type == T_END ? NULL : &a[3]))
 		bump(P, AG_SQL_SAFETY_OFF);
+}
+
+/*
+ * Server functions that destroy what no statement names: called anywhere
+ * (SELECT lo_unlink(42), a WHERE clause, a function body), they are worth
+ * the class of what they do.
+ */
+static const struct {
+	const char *name;
+	enum ag_sql_class cls;
+} destructive_fns[] = {
+	/* A whole object gone for good, as a dropped table is. */
+	{"lo_unlink", AG_SQL_DROP_TABLE},
+	{"pg_drop_replication_slot", AG_SQL_DROP_TABLE},  /* a replica's WAL */
+	{"pg_replication_origin_drop", AG_SQL_DROP_TABLE},
+	{"pg_file_unlink", AG_SQL_DROP_TABLE},            /* adminpack: a server file */
+	/* Past the server's own safeguards: ending other sessions (what makes
+	 * DROP DATABASE go through while others use it, and loses their
+	 * uncommitted work), writing or renaming the server's files, running
+	 * a shell command on the server (UDFs that do so). */
+	{"pg_terminate_backend", AG_SQL_SAFETY_OFF},
+	{"lo_export", AG_SQL_SAFETY_OFF},
+	{"pg_file_write", AG_SQL_SAFETY_OFF},
+	{"pg_file_rename", AG_SQL_SAFETY_OFF},
+	{"sys_exec", AG_SQL_SAFETY_OFF},
+	{"sys_eval", AG_SQL_SAFETY_OFF},
+};
+
+/* A word followed by `(`: one of the functions above, or dblink's, whose
+ * string arguments are SQL run on another connection (read as such). */
+static void function_call(struct parser *P, const struct tok *t)
+{
+	const char *p = P->lx.s + t->at;
+	struct tok a[8];
+	size_t n = t->len;
+	int dblink = n >= 6 && ieq(p, 6, "dblink");
+
+	if (!dblink) {
+		unsigned char c0 = (unsigned char)p[0] | 0x20;
+		if (c0 != 'l' && c0 != 'p' && c0 != 's')
+			return;
+	}
+	peekn(P, a, dblink ? 8 : 1);
+	if (!is_op(&a[0], '('))
+		return;
+	if (dblink) {
+		if (ieq(p, n, "dblink") || ieq(p, n, "dblink_exec") ||
+		    ieq(p, n, "dblink_send_query"))
+			for (int i = 1; i < 8 && a[i].type != T_END && !is_op(&a[i], ')'); i++)
+				if (a[i].type == T_STRING)
+					sub_in(P, &a[i], 0);
+		return;
+	}
+	for (size_t i = 0; i < sizeof destructive_fns / sizeof destructive_fns[0]; i++)
+		if (ieq(p, n, destructive_fns[i].name)) {
+			bump(P, destructive_fns[i].cls);
+			return;
+		}
 }
 
 static void nx(struct parser *P, struct tok *t)
@@ -959,6 +1155,8 @@ static void nx(struct parser *P, struct tok *t)
 	}
 	if (t->kw == K_SET_CONFIG)
 		set_config_call(P);
+	else if (t->type == T_WORD && t->kw == K_NONE && t->len >= 6)
+		function_call(P, t);
 	feed_at(P, P->depth, t);
 }
 
@@ -1100,16 +1298,25 @@ static void drop_head(struct parser *P)
 {
 	struct tok t, u;
 
+	int temporary = 0;
+
 	nx(P, &t);
-	while (is_kw(&t, K_TEMPORARY) || is_kw(&t, K_TEMP))
+	while (is_kw(&t, K_TEMPORARY) || is_kw(&t, K_TEMP)) {
+		temporary = 1;
 		nx(P, &t);
+	}
 	if (is_kw(&t, K_FOREIGN) || is_kw(&t, K_VIRTUAL) || is_kw(&t, K_EXTERNAL)) {
 		peek(P, &u);
 		if (is_kw(&u, K_TABLE))
 			t = u;
 	}
 	if (is_kw(&t, K_TABLE)) {
-		bump(P, AG_SQL_DROP_TABLE);
+		/* MySQL's DROP TEMPORARY TABLE drops nothing but the session's
+		 * own temporary tables; a plain DROP TABLE of names this
+		 * connection made temporary drops those (every server looks in
+		 * the temporary schema first). Nobody else's data either way. */
+		nx(P, &t);
+		bump(P, all_temps(P, &t, temporary, 1) ? AG_SQL_DDL : AG_SQL_DROP_TABLE);
 		return;
 	}
 	/* DROP OWNED BY drops every object the role owns in the database. */
@@ -1137,12 +1344,35 @@ static void alter_head(struct parser *P)
 	       is_kw(&t, K_FOREIGN))
 		nx(P, &t);
 	int table = is_kw(&t, K_TABLE) || is_kw(&t, K_TYPE);
+	int plain_table = is_kw(&t, K_TABLE);
 	int settable = is_kw(&t, K_ROLE) || is_kw(&t, K_USER) || is_kw(&t, K_DATABASE) ||
 		       is_kw(&t, K_SYSTEM);
+	if (plain_table) {
+		/* A temporary table renamed or changed is no longer the one
+		 * the connection made under that name, as far as we know. */
+		struct tok w[3];
+		peekn(P, w, 3);
+		temps_touched(P, tok_is(P, &w[0], "IF") ? &w[2] : tok_is(P, &w[0], "ONLY") ? &w[1]
+			      : &w[0]);
+	}
 	while (t.type != T_END) {
 		nx(P, &t);
 		if (P->depth != 0 || t.type != T_WORD)
 			continue;
+		if (plain_table && t.kw == K_ALTER) {
+			/* ALTER [COLUMN] c [SET DATA] TYPE x [USING e] converts every
+			 * row: a lossy cast (numeric to int, text cut to a length)
+			 * or a USING expression rewrites the column's data. */
+			struct tok v[5];
+			peekn(P, v, 5);
+			int k = tok_is(P, &v[0], "COLUMN") ? 1 : 0;
+			if (is_name(&v[k]) &&
+			    (is_kw(&v[k + 1], K_TYPE) ||
+			     (is_kw(&v[k + 1], K_SET) && is_kw(&v[k + 2], K_DATA) &&
+			      is_kw(&v[k + 3], K_TYPE))))
+				bump(P, AG_SQL_ALTER_DROP);
+			continue;
+		}
 		if (settable && t.kw == K_SET) {
 			nx(P, &t);
 			if (assignment(P, &t))
@@ -1241,6 +1471,12 @@ static int routine_body(struct parser *P, struct tok *t)
 		nx(P, &u);
 		if (u.type == T_END)
 			return 0;
+		/* AS 'body' / AS $$body$$ (PostgreSQL, any language): what it
+		 * runs when called is what creating it is worth, since a call
+		 * (SELECT f(), CALL p()) names nothing we can judge. A body in
+		 * another language (C's file name, Python) reads as no SQL. */
+		if (P->depth == 0 && u.type == T_STRING && is_kw(&prev, K_AS))
+			sub_in(P, &u, 0);
 		if (P->depth == 0 && u.type == T_WORD && body_start(u.kw) &&
 		    (u.kw == K_BEGIN || body_marker(&prev)) && !false_start(P, &u)) {
 			*t = u;
@@ -1251,10 +1487,46 @@ static int routine_body(struct parser *P, struct tok *t)
 	}
 }
 
+/* CREATE [TEMP] TABLE [IF NOT EXISTS] name ...: a temporary table (or one
+ * made in the temporary schema) is the connection's own from now on,
+ * unless it goes away at the end of the transaction (ON COMMIT DROP). */
+static void create_table(struct parser *P, int temporary)
+{
+	struct tok t;
+	struct tname nm;
+
+	if (!P->temps)
+		return;
+	nx(P, &t);
+	if (is_kw(&t, K_IF)) {
+		nx(P, &t);   /* NOT */
+		nx(P, &t);   /* EXISTS */
+		nx(P, &t);
+	}
+	if (!table_name(P, &t, &nm) || (!temporary && nm.schema != 1))
+		return;
+	int on_commit_drop = 0;
+	struct tok prev[2];
+	end_tok(&prev[0]);
+	end_tok(&prev[1]);
+	while (t.type != T_END) {
+		if (P->depth == 0 && is_kw(&t, K_DROP) && tok_is(P, &prev[0], "COMMIT") &&
+		    tok_is(P, &prev[1], "ON"))
+			on_commit_drop = 1;
+		if (P->depth == 0) {
+			prev[1] = prev[0];
+			prev[0] = t;
+		}
+		nx(P, &t);
+	}
+	if (!on_commit_drop)
+		temp_add(P->temps, &nm);
+}
+
 static int create_head(struct parser *P, struct tok *t)
 {
 	struct tok u;
-	int or_replace = 0;
+	int or_replace = 0, temporary = 0;
 
 	bump(P, AG_SQL_DDL);
 	for (int i = 0; i < 24; i++) {
@@ -1268,10 +1540,14 @@ static int create_head(struct parser *P, struct tok *t)
 			peek(P, &u);
 			or_replace |= is_kw(&u, K_REPLACE);
 			break;
+		case K_TEMP: case K_TEMPORARY:
+			temporary = 1;
+			break;
 		/* MariaDB's CREATE OR REPLACE TABLE/DATABASE drops the old one. */
 		case K_TABLE:
 			if (or_replace)
 				bump(P, AG_SQL_DROP_TABLE);
+			create_table(P, temporary && !or_replace);
 			return 0;
 		case K_DATABASE: case K_SCHEMA:
 			if (or_replace)
@@ -1433,14 +1709,17 @@ static void copy_head(struct parser *P)
 		}
 		if (P->depth != 0)
 			continue;
-		if (is_kw(&u, K_FROM)) {
-			bump(P, AG_SQL_INSERT);
-			return;
-		}
-		if (is_kw(&u, K_TO)) {
-			/* TO PROGRAM runs a shell command on the server: not a read. */
+		if (is_kw(&u, K_FROM) || is_kw(&u, K_TO)) {
+			/* FROM/TO PROGRAM runs a shell command on the server, as
+			 * the server's own user: it can remove the data directory
+			 * itself. That goes past every safety the server has, so it
+			 * is the top class, which the built-in rules deny on every
+			 * database (a new class would pass every rule file written
+			 * before it). */
+			int from = is_kw(&u, K_FROM);
 			peek(P, &u);
-			bump(P, is_kw(&u, K_PROGRAM) ? AG_SQL_OTHER : AG_SQL_READ);
+			bump(P, is_kw(&u, K_PROGRAM) ? AG_SQL_SAFETY_OFF
+			     : from ? AG_SQL_INSERT : AG_SQL_READ);
 			return;
 		}
 	}
@@ -1496,7 +1775,24 @@ redo:
 		drop_head(P);
 		return;
 	case K_TRUNCATE:
-		bump(P, AG_SQL_TRUNCATE);
+		nx(P, t);
+		if (is_kw(t, K_TABLE))
+			nx(P, t);
+		/* Emptying the connection's own temporary tables loses nobody's data. */
+		bump(P, all_temps(P, t, 0, 0) ? AG_SQL_DELETE : AG_SQL_TRUNCATE);
+		return;
+	case K_ROLLBACK: case K_ABORT: case K_DISCARD:
+		/* What the transaction made is gone (DISCARD TEMP drops every
+		 * temporary table): keep none, rather than guess which. */
+		if (P->temps)
+			P->temps->n = 0;
+		bump(P, AG_SQL_OTHER);
+		return;
+	case K_RENAME:
+		/* RENAME TABLE a TO b: a temporary table under a new name. */
+		for (; t->type != T_END; nx(P, t))
+			temps_touched(P, t);
+		bump(P, AG_SQL_DDL);
 		return;
 	case K_ALTER:
 		alter_head(P);
@@ -1505,7 +1801,7 @@ redo:
 		if (create_head(P, t))
 			goto redo;
 		return;
-	case K_RENAME: case K_GRANT: case K_REVOKE: case K_COMMENT: case K_SECURITY:
+	case K_GRANT: case K_REVOKE: case K_COMMENT: case K_SECURITY:
 	case K_IMPORT:
 		bump(P, AG_SQL_DDL);
 		return;
@@ -1583,16 +1879,16 @@ redo:
 	case K_REASSIGN:
 		bump(P, AG_SQL_DDL);
 		return;
-	case K_ABORT: case K_ASSERT: case K_ATTACH: case K_BINLOG: case K_CACHE:
+	case K_ASSERT: case K_ATTACH: case K_BINLOG: case K_CACHE:
 	case K_CALL: case K_CHANGE: case K_CHECK: case K_CHECKPOINT: case K_CHECKSUM:
 	case K_CLONE: case K_CLOSE: case K_CLUSTER: case K_COMMIT: case K_CONTINUE:
-	case K_DEALLOCATE: case K_DECLARE: case K_DETACH: case K_DISCARD: case K_END:
+	case K_DEALLOCATE: case K_DECLARE: case K_DETACH: case K_END:
 	case K_EXIT: case K_FETCH: case K_FLUSH: case K_GET: case K_HANDLER: case K_HELP:
 	case K_INSTALL: case K_ITERATE: case K_KILL: case K_LEAVE: case K_LISTEN:
 	case K_LOCK: case K_MOVE: case K_NOTIFY: case K_NULL: case K_OPEN: case K_OPTIMIZE:
 	case K_PERFORM: case K_PURGE: case K_RAISE: case K_REFRESH: case K_REINDEX:
 	case K_RELEASE: case K_REPAIR: case K_RESET: case K_RESIGNAL: case K_RESTART:
-	case K_ROLLBACK: case K_SAVEPOINT: case K_SHUTDOWN: case K_SIGNAL: case K_START:
+	case K_SAVEPOINT: case K_SHUTDOWN: case K_SIGNAL: case K_START:
 	case K_STOP: case K_UNINSTALL: case K_UNLISTEN: case K_UNLOCK: case K_USE:
 	case K_VACUUM: case K_XA:
 		bump(P, AG_SQL_OTHER);
@@ -1612,7 +1908,8 @@ redo:
 }
 
 /* Rank of the most destructive statement in s[0..n), -1 if it holds none. */
-static int run(const char *s, size_t n, int mode, int body, int level)
+static int run(const char *s, size_t n, int mode, int body, int level,
+	       struct ag_sql_temps *temps)
 {
 	struct parser P;
 	struct tok t;
@@ -1624,6 +1921,7 @@ static int run(const char *s, size_t n, int mode, int body, int level)
 	P.lx.mode = mode;
 	P.body = body;
 	P.level = level;
+	P.temps = temps;
 	P.eof = 0;
 	for (long d = 0; d < MAXD; d++)
 		P.fr[d].kind = F_NONE;
@@ -1644,7 +1942,9 @@ static int run(const char *s, size_t n, int mode, int body, int level)
 	/* A speculative re-read only counts when it finds something that
 	 * changes data or schema. */
 	if (P.lx.unterm && level < MAXLEVEL) {
-		int r = run(s + P.lx.unterm_at, n - P.lx.unterm_at, mode, body, level + 1);
+		/* Speculative: without the set (a copy would cost the stack
+		 * hooks run on), so its drops count as anyone's. */
+		int r = run(s + P.lx.unterm_at, n - P.lx.unterm_at, mode, body, level + 1, NULL);
 		if (r > best && r > rank(AG_SQL_OTHER))
 			best = r;
 	}
@@ -1664,18 +1964,50 @@ static int dialects_differ(const char *s, size_t n)
 	return 0;
 }
 
-enum ag_sql_class ag_sql_classify(const char *sql, long len)
+/* Keep in *acc only the names *r also has (as they are in *acc). */
+static void temps_meet(struct ag_sql_temps *acc, const struct ag_sql_temps *r)
+{
+	for (unsigned i = acc->n; i-- > 0;) {
+		struct tname nm = {acc->t[i].name, acc->t[i].len, acc->t[i].quoted, 0};
+		if (temp_find(r, &nm) < 0)
+			temp_forget(acc, (int)i);
+	}
+}
+
+enum ag_sql_class ag_sql_classify_temps(const char *sql, long len, struct ag_sql_temps *temps)
 {
 	if (!sql)
 		return AG_SQL_OTHER;
 	size_t n = len < 0 ? strlen(sql) : (size_t)len;
-	int best = run(sql, n, M_PG, 0, 0);
+	struct ag_sql_temps before, mine;
+	if (temps) {
+		if (temps->n > AG_SQL_TEMPS)
+			temps->n = 0;
+		for (unsigned i = 0; i < temps->n; i++)
+			temps->t[i].fresh = 0;
+		before = *temps;
+	}
+	int best = run(sql, n, M_PG, 0, 0, temps);
 	if (dialects_differ(sql, n)) {
 		for (int mode = M_MY; mode <= M_LITE && best < rank(AG_SQL_SAFETY_OFF); mode++) {
-			int r = run(sql, n, mode, 0, 0);
+			/* Each reading from the same start; a table counts as the
+			 * connection's own only where every reading agrees. */
+			struct ag_sql_temps *tp = NULL;
+			if (temps) {
+				mine = before;
+				tp = &mine;
+			}
+			int r = run(sql, n, mode, 0, 0, tp);
 			if (r > best)
 				best = r;
+			if (temps)
+				temps_meet(temps, &mine);
 		}
 	}
 	return best < 0 ? AG_SQL_OTHER : unrank(best);
+}
+
+enum ag_sql_class ag_sql_classify(const char *sql, long len)
+{
+	return ag_sql_classify_temps(sql, len, NULL);
 }

@@ -267,7 +267,7 @@ static int build(struct subject *s, int argc, char **argv, const char *program)
 	}
 	if (k < 0)
 		return cli_usage("unknown operation '%s': use delete, rename, truncate, write, "
-				 "exec, connect or sql", what);
+				 "mode, exec, connect or sql", what);
 	op->kind = (enum ag_op_kind)k;
 	argc--;
 	argv++;
@@ -275,6 +275,7 @@ static int build(struct subject *s, int argc, char **argv, const char *program)
 	case AG_OP_DELETE:
 	case AG_OP_TRUNCATE:
 	case AG_OP_WRITE:
+	case AG_OP_MODE:
 		if (argc != 1)
 			return cli_usage("%s wants one PATH%s", what,
 					 argc && argv[0][0] == '-' ? " (options go before the operation)" : "");

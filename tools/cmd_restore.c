@@ -9,6 +9,7 @@
  * a half-restored file and an existing file is replaced only with
  * --overwrite (RENAME_NOREPLACE otherwise).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -456,6 +457,18 @@ static int owner_of(int dir, const struct item *it, uid_t *uid, gid_t *gid)
 	return 0;
 }
 
+/* What is there has another mode, or (for root, who can put it back)
+ * another owner, than the snapshot recorded. */
+static int meta_differs(int dir, const struct stat *st, const struct item *it)
+{
+	uid_t uid;
+	gid_t gid;
+	int own = owner_of(dir, it, &uid, &gid) == 0;
+
+	return (it->has_mode && (st->st_mode & 07777) != it->mode) ||
+	       (own && (st->st_uid != uid || st->st_gid != gid));
+}
+
 /* Mode, owner and times onto what is at dir/name (not following it). */
 static int set_meta(int dir, const char *name, const struct item *it)
 {
@@ -551,6 +564,59 @@ static int place(int dir, const char *tmp, const char *name, int overwrite)
 		return -1;
 	unlinkat(dir, tmp, 0);
 	return 0;
+}
+
+/* The file st is also an entry of the snapshot store beside src (a rename's
+ * source is kept by a hard link): its other name is a snapshot, which a
+ * write into the inode would change. */
+static int in_store(const char *src, const struct stat *st)
+{
+	char dirp[AG_PATH_MAX];
+	const char *slash = strrchr(src, '/');
+	struct stat s2;
+	int hit = 0;
+
+	if (!slash || (size_t)(slash - src) >= sizeof dirp)
+		return 1;
+	memcpy(dirp, src, (size_t)(slash - src));
+	dirp[slash - src] = 0;
+	DIR *d = opendir(dirp);
+	if (!d)
+		return 1;
+	for (struct dirent *e; !hit && (e = readdir(d));)
+		hit = e->d_ino == st->st_ino && fstatat(dirfd(d), e->d_name, &s2, AT_SYMLINK_NOFOLLOW) == 0 &&
+		      s2.st_dev == st->st_dev && s2.st_ino == st->st_ino;
+	closedir(d);
+	return hit;
+}
+
+/* The content of dir/tmp written over dir/name's own inode. */
+static int into_inode(int dir, const char *tmp, const char *name)
+{
+	int in = openat(dir, tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int out = in < 0 ? -1 : openat(dir, name, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+	char buf[65536];
+	ssize_t n = 0;
+	int rc = out < 0 ? -1 : 0;
+
+	while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0)
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w <= 0) {
+				rc = -1;
+				break;
+			}
+			off += w;
+		}
+	if (n < 0 || (out >= 0 && fsync(out) < 0))
+		rc = -1;
+	int e = errno;
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	errno = e;
+	return rc;
 }
 
 /* A live database's -wal or -journal would be replayed over a restored file. */
@@ -691,6 +757,17 @@ static void restore_leaf(struct restore *r, struct item *it)
 		return;
 	}
 	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (same_content(dir, name, it) && S_ISREG(st.st_mode) && meta_differs(dir, &st, it)) {
+			/* The content is there; what the session changed is the
+			 * mode or owner (chmod, chown): those go back. */
+			if (!r->dry_run && set_meta(dir, name, it) < 0) {
+				fail(r, dest, "cannot set its mode, owner or times: %s", strerror(errno));
+				goto out;
+			}
+			print_done(r, r->dry_run ? "would restore" : "restored", dest, NULL, it);
+			r->restored++;
+			goto out;
+		}
 		if (same_content(dir, name, it) && S_ISREG(st.st_mode)) {
 			skip(r, dest, 0, "already has the content of snapshot %s", it->id);
 			goto out;
@@ -758,6 +835,26 @@ static void restore_leaf(struct restore *r, struct item *it)
 	if ((node ? set_meta_node(dir, tmp, it) : set_meta(dir, tmp, it)) < 0) {
 		fail(r, dest, "cannot set its mode, owner or times: %s", strerror(errno));
 		unlinkat(dir, tmp, 0);
+		goto out;
+	}
+	/* A file with other names (a hard link elsewhere, say a key's): its
+	 * content goes back into that very inode, so every name has it again;
+	 * a rename over it would give this name a new file and leave the
+	 * others as the session left them. */
+	if (replacing && it->kind == K_FILE && S_ISREG(st.st_mode) && st.st_nlink > 1 &&
+	    !in_store(src, &st)) {
+		int rc = into_inode(dir, tmp, name);
+		int e = errno;
+		unlinkat(dir, tmp, 0);
+		if (rc < 0) {
+			fail(r, dest, "cannot write it back into the file: %s", strerror(e));
+			goto out;
+		}
+		if (set_meta(dir, name, it) < 0)
+			printf("note: could not put back the mode or times of %s: %s\n", dest,
+			       strerror(errno));
+		print_done(r, "restored", dest, NULL, it);
+		r->restored++;
 		goto out;
 	}
 	if (place(dir, tmp, name, replacing) < 0) {

@@ -169,3 +169,38 @@ AG_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 		return AG_REAL(connect)(fd, sa, len);
 	return guarded_connect(fd, sa, len);
 }
+
+/* ---- connecting by sending ------------------------------------------------
+ * TCP Fast Open: sendto(fd, buf, n, MSG_FASTOPEN, addr) and sendmsg with
+ * msg_name and MSG_FASTOPEN open the connection and send in one call. The
+ * address is judged as connect() would judge it; refused, nothing is sent.
+ */
+static __attribute__((noinline)) ssize_t guarded_sendto(int fd, const void *buf, size_t len,
+							int flags, const struct sockaddr *to,
+							socklen_t tolen)
+{
+	if (ag_judge_address(to, tolen) < 0)
+		return -1;
+	return AG_REAL(sendto)(fd, buf, len, flags, to, tolen);
+}
+
+ssize_t ag_sendto_connect(int fd, const void *buf, size_t len, int flags,
+			  const struct sockaddr *to, socklen_t tolen)
+{
+	return guarded_sendto(fd, buf, len, flags, to, tolen);
+}
+
+static __attribute__((noinline)) ssize_t guarded_sendmsg(int fd, const struct msghdr *msg,
+							 int flags)
+{
+	if (ag_judge_address(msg->msg_name, msg->msg_namelen) < 0)
+		return -1;
+	return AG_REAL(sendmsg)(fd, msg, flags);
+}
+
+AG_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	if (!(flags & MSG_FASTOPEN) || !msg || !msg->msg_name || AG_OWN_WORK())
+		return AG_REAL(sendmsg)(fd, msg, flags);
+	return guarded_sendmsg(fd, msg, flags);
+}

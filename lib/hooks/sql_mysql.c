@@ -576,10 +576,13 @@ AG_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 }
 
 /* sendto with no address is send (glibc's send is sendto underneath, and
- * clients call either). */
+ * clients call either). With MSG_FASTOPEN and an address it is a connect
+ * (TCP Fast Open: the SYN carries the data), judged as one (connect.c). */
 AG_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 			 const struct sockaddr *to, socklen_t tolen)
 {
+	if (to && (flags & MSG_FASTOPEN) && !AG_OWN_WORK())
+		return ag_sendto_connect(fd, buf, len, flags, to, tolen);
 	if (to || wire_passes(buf, len))
 		return AG_REAL(sendto)(fd, buf, len, flags, to, tolen);
 	return wire(fd, buf, len, flags, pass_send);

@@ -61,3 +61,38 @@ YAML
 	assert_eq "$(db "select count(*) from events where op='connect' and address like '%agent.blocked' and decision='deny'")" 1
 	assert_eq "$(db "select count(*) from events where op='connect' and address like '%other.sock' and decision='allow' and errno=2")" 1
 }
+
+# TCP Fast Open connects by sending: sendto/sendmsg with MSG_FASTOPEN and an
+# address open the connection and carry data in the SYN. They are connects
+# to that address, judged before anything leaves.
+test_fast_open_sendto_and_sendmsg_are_connects() {
+	out=$(guard python3 -c '
+import socket, errno
+for how in ("sendto", "sendmsg"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if how == "sendto":
+            s.sendto(b"GET / HTTP/1.0\r\n\r\n", socket.MSG_FASTOPEN, ("169.254.169.254", 80))
+        else:
+            s.sendmsg([b"GET / HTTP/1.0\r\n\r\n"], [], socket.MSG_FASTOPEN, ("169.254.169.254", 80))
+        print(how, "sent")
+    except OSError as e:
+        print(how, errno.errorcode.get(e.errno, e.errno))
+' 2>"$T/err")
+	assert_eq "$out" "sendto EACCES
+sendmsg EACCES"
+	assert_contains "$(cat "$T/err")" "agentguard: denied connect 169.254.169.254:80 (rule no-cloud-metadata"
+	# An allowed one goes through to the kernel (nothing listens here).
+	out=$(guard python3 -c '
+import socket, errno
+s = socket.socket()
+try:
+    s.sendto(b"x", socket.MSG_FASTOPEN, ("127.0.0.1", 9)); print("sent")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))
+' 2>/dev/null)
+	assert_eq "$out" ECONNREFUSED
+	ingest
+	assert_eq "$(db "select count(*) || '|' || min(decision) || '|' || min(errno) from events where op='connect' and address='169.254.169.254' and port=80")" "2|deny|13"
+	assert_eq "$(db "select decision from events where op='connect' and address='127.0.0.1' and port=9")" allow
+}

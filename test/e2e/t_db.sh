@@ -605,3 +605,43 @@ YAML
 	assert_contains "$out" "ERROR:  agentguard: denied sql localhost/test: DELETE FROM users (rule keep-a-copy: wholesale deletes keep a copy; it is on a server, where agentguard cannot take a snapshot first, so it is denied)"
 	assert_eq "$(pg_users_now)" "$USERS"
 }
+
+# Server SQL that destroys through a side door: a routine whose body drops
+# or deletes, a column rewritten by a type change, COPY ... PROGRAM, and
+# server functions that destroy objects or end other sessions. A temporary
+# table the same text made is its own to drop.
+test_pg_side_doors_denied_temp_tables_not() {
+	pg_start
+	pg_denied "CREATE FUNCTION wipe() RETURNS void LANGUAGE sql AS \$\$ DELETE FROM users \$\$"
+	pg_denied "CREATE PROCEDURE zap() LANGUAGE plpgsql AS \$\$BEGIN DROP TABLE users; END\$\$"
+	pg_denied "ALTER TABLE users ALTER COLUMN name TYPE varchar(1) USING left(name, 1)"
+	out=$(gpsql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()" 2>&1) &&
+		fail "pg_terminate_backend ran: $out"
+	assert_contains "$out" "(rule no-safety-off"
+	pg_denied "SELECT lo_unlink(lo_create(0))"
+	pg_denied "SELECT pg_drop_replication_slot('none')"
+	out=$(gpsql -c "COPY users FROM PROGRAM 'echo 9,x'" 2>&1) && fail "COPY FROM PROGRAM ran: $out"
+	assert_contains "$out" "agentguard: denied sql"
+	# The connection's own temporary table, made and dropped in one text.
+	out=$(gpsql -c "CREATE TEMP TABLE scratch (a int); INSERT INTO scratch VALUES (1); DROP TABLE scratch" 2>&1) ||
+		fail "temp table drop refused: $out"
+	# ... but not a real table of the same name dropped after it.
+	pg_users
+	out=$(gpsql -c "CREATE TEMP TABLE users (a int); DROP TABLE users; DROP TABLE users" 2>&1) &&
+		fail "the second DROP TABLE users ran: $out"
+	assert_eq "$(pg_users_now)" "$USERS"
+	ingest
+	assert_eq "$(db "select sql_class from events where op='sql' and sql like 'CREATE FUNCTION wipe%'")" delete_all
+	assert_eq "$(db "select sql_class || '|' || decision from events where op='sql' and sql like 'CREATE TEMP TABLE scratch%'")" "ddl|allow"
+	assert_eq "$(db "select sql_class from events where op='sql' and sql like 'COPY users FROM PROGRAM%'")" safety_off
+}
+
+test_mariadb_procedure_body_denied_temporary_drop_not() {
+	my_start
+	my_users
+	out=$(gmariadb -e "CREATE PROCEDURE zap() BEGIN DROP TABLE users; END" 2>&1) && fail "procedure made: $out"
+	assert_contains "$out" "agentguard denied this"
+	out=$(gmariadb -e "CREATE TEMPORARY TABLE t1 (a int); DROP TEMPORARY TABLE t1" 2>&1) ||
+		fail "DROP TEMPORARY TABLE refused: $out"
+	assert_eq "$(my_users_now)" "$USERS"
+}

@@ -212,7 +212,8 @@ Test(sqlclass, ddl)
 	check("REVOKE DELETE ON t FROM bob", DDL);
 	check("COMMENT ON TABLE t IS 'drop me later'", DDL);
 	check("SELECT * INTO backup FROM users", DDL);
-	check("CREATE FUNCTION f() RETURNS void AS $$ DELETE FROM t; $$ LANGUAGE sql", DDL);
+	check("CREATE FUNCTION f() RETURNS void AS $$ DELETE FROM t WHERE id = 1; $$ LANGUAGE sql",
+	      DDL);
 	check("CREATE TRIGGER tr AFTER INSERT ON a BEGIN "
 	      "DELETE FROM b WHERE id = new.id; END;", DDL);
 	check("CREATE RULE r AS ON DELETE TO t DO INSTEAD NOTHING", DDL);
@@ -255,7 +256,6 @@ Test(sqlclass, drop_table)
 	check("DROP TABLE users", DROP_TABLE);
 	check("drop table if exists x", DROP_TABLE);
 	check("DROP TABLE a, b CASCADE", DROP_TABLE);
-	check("DROP TEMPORARY TABLE t", DROP_TABLE);
 	check("DROP FOREIGN TABLE ft", DROP_TABLE);
 	check("DROP TABLE \"my table\"", DROP_TABLE);
 	/* MariaDB: CREATE OR REPLACE TABLE drops the old table first */
@@ -751,4 +751,146 @@ Test(sqlclass, fuzz, .timeout = 60)
 		enum ag_sql_class b = ag_sql_classify(buf, (long)(n / 2));
 		cr_assert_lt((unsigned)b, AG_SQL_CLASS_COUNT);
 	}
+}
+
+Test(sqlclass, routine_bodies_in_strings)
+{
+	/* A call (SELECT f(), CALL p()) names nothing to judge: creating the
+	 * routine is worth the worst statement of its body. */
+	check("CREATE FUNCTION f() RETURNS void AS $$ DELETE FROM t; $$ LANGUAGE sql", DELETE_ALL);
+	check("CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'DELETE FROM t'", DELETE_ALL);
+	check("CREATE OR REPLACE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $body$ "
+	      "BEGIN DROP TABLE users; END $body$", DROP_TABLE);
+	check("CREATE PROCEDURE p() LANGUAGE plpgsql AS $$BEGIN TRUNCATE t; END$$", TRUNCATE);
+	check("CREATE FUNCTION f() RETURNS trigger AS $$ BEGIN UPDATE t SET a = 1; RETURN NEW; "
+	      "END $$ LANGUAGE plpgsql", UPDATE_ALL);
+	check("CREATE FUNCTION f() RETURNS void AS $$ BEGIN EXECUTE 'DROP SCHEMA app CASCADE'; "
+	      "END $$ LANGUAGE plpgsql", DROP_DATABASE);
+	check("CREATE FUNCTION f() RETURNS int AS 'SELECT 1' LANGUAGE sql", DDL);
+	check("CREATE FUNCTION f() RETURNS int AS 'obj.so', 'f' LANGUAGE c", DDL);
+	check("CREATE FUNCTION f() RETURNS int AS $$ return 1 $$ LANGUAGE plpython3u", DDL);
+	/* MariaDB/MySQL bodies are visible SQL */
+	check("CREATE PROCEDURE p() BEGIN DROP TABLE t; END", DROP_TABLE);
+	check("CREATE DEFINER=CURRENT_USER PROCEDURE p(IN x INT) BEGIN DECLARE n INT; "
+	      "DELETE FROM t; END", DELETE_ALL);
+	check("CREATE FUNCTION f() RETURNS INT DETERMINISTIC BEGIN TRUNCATE t; RETURN 1; END",
+	      TRUNCATE);
+	check("SELECT f()", READ);
+	check("CALL p()", OTHER);
+}
+
+Test(sqlclass, column_type_rewrites)
+{
+	check("ALTER TABLE t ALTER COLUMN c TYPE int USING c::int", ALTER_DROP);
+	check("ALTER TABLE t ALTER COLUMN c TYPE numeric(5,2)", ALTER_DROP);
+	check("alter table only t alter c set data type varchar(3)", ALTER_DROP);
+	check("ALTER TABLE t ADD COLUMN c int, ALTER COLUMN d TYPE text USING ''", ALTER_DROP);
+	check("ALTER TABLE t ADD COLUMN type text", DDL);
+	check("ALTER TABLE t ALTER COLUMN type SET DEFAULT 'x'", DDL);
+	check("ALTER TABLE t ALTER COLUMN c SET NOT NULL", DDL);
+	check("ALTER TYPE mood ADD VALUE 'meh'", DDL);
+}
+
+Test(sqlclass, server_programs_and_functions)
+{
+	/* a shell command on the server */
+	check("COPY t FROM PROGRAM 'rm -rf /var/lib/postgresql'", SAFETY_OFF);
+	check("COPY t TO PROGRAM 'gzip > /tmp/t.gz'", SAFETY_OFF);
+	check("copy t (a) from program 'curl x' with (format csv)", SAFETY_OFF);
+	check("COPY t FROM '/tmp/x.csv'", INSERT);
+	/* destructive server functions, wherever they are called */
+	check("SELECT lo_unlink(16401)", DROP_TABLE);
+	check("SELECT pg_catalog.lo_unlink(oid) FROM pg_largeobject_metadata", DROP_TABLE);
+	check("SELECT pg_drop_replication_slot('replica1')", DROP_TABLE);
+	check("SELECT pg_replication_origin_drop('o')", DROP_TABLE);
+	check("SELECT pg_file_unlink('/var/lib/postgresql/data/x')", DROP_TABLE);
+	check("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app'",
+	      SAFETY_OFF);
+	check("select PG_TERMINATE_BACKEND(123)", SAFETY_OFF);
+	check("SELECT lo_export(16401, '/var/lib/postgresql/data/PG_VERSION')", SAFETY_OFF);
+	check("SELECT sys_exec('rm -rf /var/lib/mysql')", SAFETY_OFF);
+	check("DO $$ BEGIN PERFORM lo_unlink(1); END $$", DROP_TABLE);
+	check("SELECT dblink_exec('dbname=prod', 'DROP TABLE users')", DROP_TABLE);
+	check("SELECT * FROM dblink('dbname=prod', 'DELETE FROM t RETURNING id') AS x(id int)",
+	      DELETE_ALL);
+	/* not calls, or harmless ones */
+	check("SELECT lo_unlink FROM t", READ);
+	check("SELECT pg_cancel_backend(1)", READ);
+	check("SELECT lo_import('/tmp/x')", READ);
+	check("SELECT 'lo_unlink(1)'", READ);
+}
+
+/* One connection's statements in order, each with the class expected. */
+static void conn_check(struct ag_sql_temps *t, const char *sql, enum ag_sql_class want)
+{
+	enum ag_sql_class got = ag_sql_classify_temps(sql, -1, t);
+	cr_expect_eq(got, want, "%s: got %s, want %s", sql, ag_sql_class_name(got),
+		     ag_sql_class_name(want));
+}
+
+Test(sqlclass, temporary_tables_of_the_connection)
+{
+	struct ag_sql_temps t = {0};
+
+	/* within one text */
+	conn_check(&t, "CREATE TEMP TABLE x (a int); DROP TABLE x", DDL);
+	cr_expect_eq(t.n, 0);
+	conn_check(&t, "CREATE TEMP TABLE x (a int); DROP TABLE x; DROP TABLE x", DROP_TABLE);
+	t.n = 0;
+	conn_check(&t, "CREATE TEMPORARY TABLE IF NOT EXISTS x (a int); DROP TABLE IF EXISTS x", DDL);
+	conn_check(&t, "CREATE TABLE temp.x(a); DROP TABLE x", DDL);
+	conn_check(&t, "CREATE TEMP TABLE x AS SELECT 1; TRUNCATE x; DROP TABLE x", DDL);
+	/* across texts on one connection */
+	t.n = 0;
+	conn_check(&t, "CREATE TEMP TABLE scratch (a int)", DDL);
+	cr_expect_eq(t.n, 1);
+	cr_expect(t.t[0].fresh);
+	conn_check(&t, "CREATE GLOBAL TEMPORARY TABLE \"Mixed\" (a int)", DDL);
+	conn_check(&t, "INSERT INTO scratch VALUES (1)", INSERT);
+	cr_expect(!t.t[0].fresh, "fresh is only for the text just classified");
+	conn_check(&t, "TRUNCATE TABLE scratch", DELETE);
+	conn_check(&t, "DROP TABLE mixed", DROP_TABLE);     /* "Mixed" is not mixed */
+	conn_check(&t, "DROP TABLE \"Mixed\"", DDL);
+	conn_check(&t, "DROP TABLE public.scratch", DROP_TABLE);
+	conn_check(&t, "DROP TABLE scratch, users", DROP_TABLE);
+	conn_check(&t, "DROP TABLE pg_temp.scratch", DDL);
+	conn_check(&t, "DROP TABLE scratch", DROP_TABLE);   /* gone: now anyone's */
+	/* what ends a temporary table's life as we know it */
+	conn_check(&t, "CREATE TEMP TABLE y (a int) ON COMMIT DROP", DDL);
+	conn_check(&t, "DROP TABLE y", DROP_TABLE);
+	conn_check(&t, "CREATE TEMP TABLE y (a int)", DDL);
+	conn_check(&t, "ROLLBACK", OTHER);
+	conn_check(&t, "DROP TABLE y", DROP_TABLE);
+	conn_check(&t, "CREATE TEMP TABLE y (a int); DISCARD TEMP; DROP TABLE y", DROP_TABLE);
+	conn_check(&t, "CREATE TEMP TABLE y (a int); ALTER TABLE y RENAME TO z; DROP TABLE y",
+		   DROP_TABLE);
+	conn_check(&t, "CREATE TEMPORARY TABLE y (a int); RENAME TABLE y TO z; DROP TABLE y",
+		   DROP_TABLE);
+	/* a body that runs later may run anywhere; a DO block runs here */
+	conn_check(&t, "CREATE TEMP TABLE w (a int)", DDL);
+	conn_check(&t, "CREATE FUNCTION f() RETURNS void AS 'DROP TABLE w' LANGUAGE sql", DROP_TABLE);
+	conn_check(&t, "DO $$ BEGIN DROP TABLE w; END $$", DDL);
+	/* a text the dialects read differently: only what every reading
+	 * agrees was made counts */
+	t.n = 0;
+	conn_check(&t, "CREATE TEMP TABLE v (a int) # ; CREATE TEMP TABLE u (a int)", DDL);
+	conn_check(&t, "DROP TABLE u", DROP_TABLE);
+	conn_check(&t, "DROP TABLE v", DDL);
+	/* MySQL's DROP TEMPORARY TABLE drops only temporary tables */
+	conn_check(&t, "DROP TEMPORARY TABLE anything", DDL);
+	conn_check(&t, "DROP TEMPORARY TABLE IF EXISTS a, b", DDL);
+	/* without a connection's set, every name is anyone's */
+	check("CREATE TEMP TABLE x (a int); DROP TABLE x", DROP_TABLE);
+	check("DROP TEMPORARY TABLE t", DDL);
+	/* a full set keeps no more */
+	t.n = 0;
+	char sql[64];
+	for (int i = 0; i < AG_SQL_TEMPS + 2; i++) {
+		snprintf(sql, sizeof sql, "CREATE TEMP TABLE t%d (a int)", i);
+		conn_check(&t, sql, DDL);
+	}
+	cr_expect_eq(t.n, AG_SQL_TEMPS);
+	conn_check(&t, "DROP TABLE t0", DDL);
+	snprintf(sql, sizeof sql, "DROP TABLE t%d", AG_SQL_TEMPS + 1);
+	conn_check(&t, sql, DROP_TABLE);
 }
