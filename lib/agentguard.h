@@ -159,6 +159,7 @@ struct ag_verdict {
 	const char *rule_id;     /* NULL when the op's default decided */
 	const char *reason;      /* NULL if the rule gave none */
 	int hard;                /* the deciding rule is `hard: true` */
+	int once;                /* ... `once: true`: one snapshot per object per session */
 };
 
 /*

@@ -14,6 +14,7 @@ static void verdict_default(const struct ag_policy *p, enum ag_op_kind k,
 	v->rule_id = NULL;
 	v->reason = p->default_reason[k];
 	v->hard = 0;
+	v->once = 0;
 }
 
 static void verdict_rule(const struct ag_rule *r, struct ag_verdict *v)
@@ -22,6 +23,7 @@ static void verdict_rule(const struct ag_rule *r, struct ag_verdict *v)
 	v->rule_id = r->id;
 	v->reason = r->reason;
 	v->hard = r->hard;
+	v->once = r->once;
 }
 
 /* No policy or an operation we cannot name: refuse rather than guess. */
@@ -33,6 +35,7 @@ static int invalid(const struct ag_policy *p, const struct ag_op *op, struct ag_
 	v->rule_id = NULL;
 	v->reason = p ? "unknown operation" : "no policy is loaded";
 	v->hard = 1;
+	v->once = 0;
 	return 1;
 }
 

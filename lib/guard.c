@@ -1532,6 +1532,17 @@ static int check_nested(struct ag_call *c)
 	return -1;
 }
 
+/* The object a `once` rule keeps, as the table knows it: the SQLite file,
+ * or the file the call acts on. 0: nothing to name (kept every time). */
+static int once_stat(const struct ag_call *c, struct stat *st)
+{
+	if (c->op.kind == AG_OP_SQL)
+		return c->op.path && *c->op.path && stat(c->op.path, st) == 0;
+	return c->at.name && fstatat(c->at.fd, c->at.name, st,
+				     *c->at.name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) == 0 &&
+	       S_ISREG(st->st_mode);
+}
+
 int ag_check(struct ag_call *c)
 {
 	char *why = c->why;
@@ -1585,12 +1596,23 @@ int ag_check(struct ag_call *c)
 		if (c->decision == AG_DENY && !G.s.enforce && !c->v.hard)
 			c->enforced = 0;
 	}
+	struct stat once;
+	int first = c->decision == AG_SNAPSHOT && c->v.once && once_stat(c, &once);
+	if (first && ag_once_seen(&once)) {
+		/* Kept already this session: what it held before the session is
+		 * safe, and what the session wrote since is the agent's. */
+		c->decision = AG_ALLOW;
+		c->reason = "kept once already in this session (a `once` rule)";
+		first = 0;
+	}
 	if (c->decision == AG_SNAPSHOT && (!ag_work(c) || take_snapshots(c, why, sizeof c->why) < 0)) {
 		if (!c->w)
 			snprintf(why, sizeof c->why, "too many decisions at once to take a snapshot");
 		c->reason = why;
 		c->decision = AG_DENY;
 	}
+	if (first && c->decision == AG_SNAPSHOT)
+		ag_once_mark(&once);
 	/* A call libc makes for an entry point already recorded is one event. */
 	int quiet = ag_behalf && ag_behalf->quiet && c->decision == AG_ALLOW;
 	if (!quiet && record(c) < 0 && c->decision > AG_LOG) {

@@ -220,6 +220,11 @@ int ag_skip(struct ag_call *c);
  * above one of them (renaming it would carry them away). */
 int ag_protected(const char *abs);
 
+/* A `once` rule's snapshot of the file st describes was kept in this
+ * session, by any of its processes (lib/hooks/write.c keeps the table). */
+int ag_once_seen(const struct stat *st);
+void ag_once_mark(const struct stat *st);
+
 /* Decide, snapshot if asked, record. 0: go ahead with the real call;
  * -1: refuse it (already said on stderr and recorded); 1 (deletes only):
  * the snapshot moved the file into the store, which was the deletion:

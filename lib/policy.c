@@ -1282,8 +1282,8 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 			 size_t index)
 {
 	static const char *const fixed[] = {"id", "on", "action", "reason", "hard",
-					    "unless", "tests"};
-	enum { F_ID, F_ON, F_ACTION, F_REASON, F_HARD, F_UNLESS, F_TESTS, NF };
+					    "once", "unless", "tests"};
+	enum { F_ID, F_ON, F_ACTION, F_REASON, F_HARD, F_ONCE, F_UNLESS, F_TESTS, NF };
 	const struct ynode *fv[NF] = {0};
 	int first_op = -1;
 
@@ -1296,7 +1296,7 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 		if (i < NF)
 			fv[i] = k->next;
 		else if (matcher_index(k->s) < 0) {
-			fail(cc, k, "unknown key '%s' in a rule (expected id, on, action, reason, hard, unless, tests, or a matcher: path, program, args, unguarded, host, cidr, port, unix, class, database)",
+			fail(cc, k, "unknown key '%s' in a rule (expected id, on, action, reason, hard, once, unless, tests, or a matcher: path, program, args, unguarded, host, cidr, port, unix, class, database)",
 			     k->s);
 		}
 	}
@@ -1343,6 +1343,12 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 		r->reason = pol_strdup(cc, get_str(cc, fv[F_REASON], "reason"));
 	if (fv[F_HARD])
 		r->hard = get_bool(cc, fv[F_HARD], "hard");
+	if (fv[F_ONCE]) {
+		r->once = get_bool(cc, fv[F_ONCE], "once");
+		if (r->once && r->action != AG_SNAPSHOT)
+			fail(cc, fv[F_ONCE], "rule '%s': 'once' keeps one snapshot per object per "
+			     "session, so it needs action: snapshot", id);
+	}
 
 	r->m.ops = AG_ALL_OPS;
 	for (struct ynode *k = map->first; k; k = k->next->next) {

@@ -124,6 +124,7 @@ struct ag_rule {
 	enum ag_action action;
 	const char *reason;
 	int hard;
+	int once;              /* snapshot: the first time per object per session */
 	size_t index;          /* file order */
 	struct ag_mset m;
 	const struct ag_mset *unless;

@@ -412,6 +412,7 @@ struct frame {
 	unsigned char merge;       /* MERGE actions seen: 1 insert, 2 update, 4 delete */
 	unsigned char nb;          /* tokens in the current OR branch (4 = more) */
 	unsigned short ntok;       /* tokens in the whole WHERE (saturating) */
+	size_t wat;                /* where the WHERE's condition starts */
 	signed char extra;         /* SELECT ... INTO: class it raises to, -1 none */
 	struct tref br[3];
 };
@@ -590,6 +591,378 @@ static int tautology(const struct parser *P, const struct frame *f)
 	return same_text(P, &a[0], &a[2]);
 }
 
+/*
+ * The whole WHERE, evaluated where its value is known for every row:
+ * constants, a column compared with itself, `x LIKE '%'`, NOT, AND, OR,
+ * IS [NOT], BETWEEN, IN over constants, parentheses. Anything else
+ * (a function, a subquery, arithmetic) is unknown and makes the WHERE a
+ * filter, as it may be one.
+ */
+enum { V_UNK, V_TRUE, V_FALSE, V_NULL, V_NUM, V_STR, V_COL };
+
+struct val {
+	int kind;
+	double num;
+	size_t at, len;   /* V_STR: the text; V_COL: the name as written */
+};
+
+struct ev {
+	const struct parser *P;
+	struct lexer L;
+	struct tok t;      /* the current token */
+	int bad, depth;
+};
+
+static void ev_next(struct ev *e)
+{
+	lex(&e->L, &e->t);
+}
+
+static int ev_word(const struct ev *e, const char *w)
+{
+	return e->t.type == T_WORD && ieq(e->P->lx.s + e->t.at, e->t.len, w);
+}
+
+/* SQL truth of a value: V_TRUE, V_FALSE, or V_UNK (NULL counts as not
+ * true, which is all that matters here). */
+static int truth(const struct val *v)
+{
+	switch (v->kind) {
+	case V_TRUE: return V_TRUE;
+	case V_FALSE: case V_NULL: return V_FALSE;
+	case V_NUM: return v->num != 0 ? V_TRUE : V_FALSE;
+	default: return V_UNK;
+	}
+}
+
+static struct val boolean(int t)
+{
+	return (struct val){.kind = t};
+}
+
+static struct val ev_or(struct ev *e);
+
+static int same_col(const struct ev *e, const struct val *a, const struct val *b)
+{
+	const char *s = e->P->lx.s;
+
+	if (a->len != b->len)
+		return 0;
+	for (size_t i = 0; i < a->len; i++) {
+		unsigned char x = (unsigned char)s[a->at + i], y = (unsigned char)s[b->at + i];
+		if (x >= 'A' && x <= 'Z')
+			x = (unsigned char)(x - 'A' + 'a');
+		if (y >= 'A' && y <= 'Z')
+			y = (unsigned char)(y - 'A' + 'a');
+		if (x != y)
+			return 0;
+	}
+	return 1;
+}
+
+static struct val ev_term(struct ev *e)
+{
+	struct val v = {V_UNK, 0, 0, 0};
+	const struct tok *t = &e->t;
+	int neg = 0;
+
+	while (is_op(t, '-') || is_op(t, '+')) {
+		neg ^= is_op(t, '-');
+		ev_next(e);
+	}
+	if (t->type == T_NUMBER) {
+		/* Digits, a point, more digits: enough to tell 0 from not 0
+		 * and to order small constants (no locale: a host's may use a
+		 * decimal comma). */
+		const char *p = e->P->lx.s + t->at;
+		double scale = 0;
+		v.kind = V_NUM;
+		for (size_t i = 0; i < t->len; i++) {
+			if (p[i] == '.' && !scale) {
+				scale = 1;
+			} else if (is_digit((unsigned char)p[i])) {
+				if (scale)
+					v.num += (p[i] - '0') * (scale /= 10);
+				else
+					v.num = v.num * 10 + (p[i] - '0');
+			} else {
+				e->bad = 1;   /* 1e3, 0x10: not worth knowing */
+			}
+		}
+		if (neg)
+			v.num = -v.num;
+		ev_next(e);
+		return v;
+	}
+	if (neg) {
+		e->bad = 1;   /* -x: arithmetic */
+		return v;
+	}
+	if (t->type == T_STRING) {
+		v.kind = V_STR;
+		v.at = t->cat;
+		v.len = t->clen;
+		ev_next(e);
+		return v;
+	}
+	if (is_op(t, '(')) {
+		if (++e->depth > 16) {
+			e->bad = 1;
+			return v;
+		}
+		ev_next(e);
+		v = ev_or(e);
+		e->depth--;
+		if (!is_op(t, ')'))
+			e->bad = 1;
+		ev_next(e);
+		return v;
+	}
+	if (t->type == T_WORD && (t->kw == K_TRUE || t->kw == K_FALSE || t->kw == K_NULL)) {
+		v.kind = t->kw == K_TRUE ? V_TRUE : t->kw == K_FALSE ? V_FALSE : V_NULL;
+		ev_next(e);
+		return v;
+	}
+	if (is_name(t) && !ev_word(e, "not") && !ev_word(e, "and") && !ev_word(e, "or")) {
+		/* A column, perhaps qualified: compared by how it is written. */
+		v.kind = V_COL;
+		v.at = t->at;
+		for (;;) {
+			v.len = t->at + t->len - v.at;
+			ev_next(e);
+			if (!is_op(t, '.'))
+				break;
+			ev_next(e);
+			if (!is_name(t)) {
+				e->bad = 1;
+				return v;
+			}
+		}
+		if (is_op(t, '('))
+			e->bad = 1;   /* a function call */
+		return v;
+	}
+	e->bad = 1;
+	return v;
+}
+
+static int known(const struct val *v)
+{
+	return v->kind == V_NUM || v->kind == V_STR || v->kind == V_TRUE || v->kind == V_FALSE;
+}
+
+/* -1, 0, 1, or 2 when the two cannot be ordered here. */
+static int order(const struct ev *e, const struct val *a, const struct val *b)
+{
+	if ((a->kind == V_NUM || a->kind == V_TRUE || a->kind == V_FALSE) &&
+	    (b->kind == V_NUM || b->kind == V_TRUE || b->kind == V_FALSE)) {
+		double x = a->kind == V_NUM ? a->num : a->kind == V_TRUE;
+		double y = b->kind == V_NUM ? b->num : b->kind == V_TRUE;
+		return x < y ? -1 : x > y;
+	}
+	if (a->kind == V_STR && b->kind == V_STR) {
+		size_t n = a->len < b->len ? a->len : b->len;
+		int c = memcmp(e->P->lx.s + a->at, e->P->lx.s + b->at, n);
+		return c ? (c < 0 ? -1 : 1) : a->len < b->len ? -1 : a->len > b->len;
+	}
+	return 2;
+}
+
+static struct val compare(const struct ev *e, int op, const struct val *a, const struct val *b)
+{
+	if (a->kind == V_NULL || b->kind == V_NULL)
+		return boolean(V_NULL);
+	if (a->kind == V_COL && b->kind == V_COL && same_col(e, a, b))
+		/* x = x holds for every row but those where x is NULL. */
+		return boolean(op == '=' || op == OP_EQ2 || op == OP_NSEQ || op == OP_LE ||
+			       op == OP_GE ? V_TRUE : V_FALSE);
+	int c = order(e, a, b);
+	if (c == 2)
+		return boolean(V_UNK);
+	switch (op) {
+	case '=': case OP_EQ2: case OP_NSEQ: return boolean(c == 0 ? V_TRUE : V_FALSE);
+	case OP_NE: return boolean(c != 0 ? V_TRUE : V_FALSE);
+	case '<': return boolean(c < 0 ? V_TRUE : V_FALSE);
+	case '>': return boolean(c > 0 ? V_TRUE : V_FALSE);
+	case OP_LE: return boolean(c <= 0 ? V_TRUE : V_FALSE);
+	case OP_GE: return boolean(c >= 0 ? V_TRUE : V_FALSE);
+	default: return boolean(V_UNK);
+	}
+}
+
+static int cmp_op(const struct tok *t)
+{
+	if (t->type != T_PUNCT)
+		return 0;
+	switch (t->op) {
+	case '=': case OP_EQ2: case OP_NSEQ: case OP_NE: case '<': case '>': case OP_LE: case OP_GE:
+		return t->op;
+	default:
+		return 0;
+	}
+}
+
+static struct val negate(struct val v)
+{
+	int t = truth(&v);
+
+	return boolean(t == V_TRUE ? V_FALSE : t == V_FALSE && v.kind != V_NULL ? V_TRUE : V_UNK);
+}
+
+static struct val ev_pred(struct ev *e)
+{
+	struct val a = ev_term(e);
+	int op, not = 0;
+
+	if (e->bad)
+		return a;
+	if ((op = cmp_op(&e->t))) {
+		ev_next(e);
+		struct val b = ev_term(e);
+		return compare(e, op, &a, &b);
+	}
+	if (ev_word(e, "is")) {
+		ev_next(e);
+		if (ev_word(e, "not")) {
+			not = 1;
+			ev_next(e);
+		}
+		if (ev_word(e, "distinct")) {
+			ev_next(e);
+			if (!ev_word(e, "from")) {
+				e->bad = 1;
+				return a;
+			}
+			ev_next(e);
+			not = !not;
+		}
+		struct val b = ev_term(e);
+		int same;
+		if (a.kind == V_COL && b.kind == V_COL)
+			same = same_col(e, &a, &b) ? 1 : -1;
+		else if (a.kind == V_NULL || b.kind == V_NULL)
+			same = a.kind == b.kind ? 1 : known(&a) || known(&b) ? 0 : -1;
+		else
+			same = order(e, &a, &b) == 2 ? -1 : order(e, &a, &b) == 0;
+		if (same < 0)
+			return boolean(V_UNK);
+		return boolean(same != not ? V_TRUE : V_FALSE);
+	}
+	if (ev_word(e, "not")) {
+		ev_next(e);
+		not = 1;
+	}
+	if (ev_word(e, "like")) {
+		ev_next(e);
+		struct val b = ev_term(e);
+		int all = b.kind == V_STR && b.len > 0;
+		for (size_t i = 0; all && i < b.len; i++)
+			all = e->P->lx.s[b.at + i] == '%';
+		/* `x LIKE '%'`: every row where x is not NULL. */
+		if (all && (a.kind == V_COL || a.kind == V_STR))
+			return boolean(not ? V_FALSE : V_TRUE);
+		return boolean(V_UNK);
+	}
+	if (ev_word(e, "between")) {
+		ev_next(e);
+		struct val lo = ev_term(e);
+		if (!ev_word(e, "and")) {
+			e->bad = 1;
+			return a;
+		}
+		ev_next(e);
+		struct val hi = ev_term(e);
+		int x = order(e, &lo, &a), y = order(e, &a, &hi);
+		if (x == 2 || y == 2)
+			return boolean(V_UNK);
+		return boolean((x <= 0 && y <= 0) != not ? V_TRUE : V_FALSE);
+	}
+	if (ev_word(e, "in")) {
+		ev_next(e);
+		if (!is_op(&e->t, '(')) {
+			e->bad = 1;
+			return a;
+		}
+		int found = 0, unk = 0;
+		do {
+			ev_next(e);
+			struct val b = ev_term(e);
+			if (e->bad)
+				return a;
+			int c = order(e, &a, &b);
+			if (c == 0)
+				found = 1;
+			else if (c == 2)
+				unk = 1;
+		} while (is_op(&e->t, ','));
+		if (!is_op(&e->t, ')')) {
+			e->bad = 1;
+			return a;
+		}
+		ev_next(e);
+		if (!found && unk)
+			return boolean(V_UNK);
+		return boolean(found != not ? V_TRUE : V_FALSE);
+	}
+	if (not) {
+		e->bad = 1;
+		return a;
+	}
+	return a;
+}
+
+static struct val ev_not(struct ev *e)
+{
+	if (ev_word(e, "not")) {
+		ev_next(e);
+		return negate(ev_not(e));
+	}
+	return ev_pred(e);
+}
+
+static struct val ev_and(struct ev *e)
+{
+	struct val v = ev_not(e);
+	int t = truth(&v);
+
+	while (!e->bad && ev_word(e, "and")) {
+		ev_next(e);
+		struct val w = ev_not(e);
+		int u = truth(&w);
+		t = t == V_FALSE || u == V_FALSE ? V_FALSE : t == V_TRUE && u == V_TRUE ? V_TRUE : V_UNK;
+	}
+	return v.kind == V_COL && t == V_UNK ? v : boolean(t);
+}
+
+static struct val ev_or(struct ev *e)
+{
+	struct val v = ev_and(e);
+	int t = truth(&v);
+
+	while (!e->bad && ev_word(e, "or")) {
+		ev_next(e);
+		struct val w = ev_and(e);
+		int u = truth(&w);
+		t = t == V_TRUE || u == V_TRUE ? V_TRUE : t == V_FALSE && u == V_FALSE ? V_FALSE : V_UNK;
+	}
+	return v.kind == V_COL && t == V_UNK ? v : boolean(t);
+}
+
+/* 1 when the WHERE text [from, to) is true for every row (NULLs aside). */
+static int where_true(const struct parser *P, size_t from, size_t to)
+{
+	struct ev e = {.P = P, .L = P->lx};
+
+	if (to > P->lx.n)
+		to = P->lx.n;
+	e.L.i = from;
+	e.L.n = to;
+	ev_next(&e);
+	struct val v = ev_or(&e);
+	int stop = e.t.type == T_END || is_op(&e.t, ';') || is_op(&e.t, ')');
+	return !e.bad && stop && truth(&v) == V_TRUE;
+}
+
 static void end_branch(const struct parser *P, struct frame *f)
 {
 	if (f->nb >= 1 && f->nb <= 3 && tautology(P, f))
@@ -628,8 +1001,11 @@ static int frame_rank(const struct parser *P, struct frame *f)
 		return rank(AG_SQL_INSERT);
 	case F_DELETE:
 	case F_UPDATE: {
-		if (f->where == W_IN)
+		if (f->where == W_IN) {
 			end_branch(P, f);
+			if (where_true(P, f->wat, P->lx.i))
+				f->taut = 1;
+		}
 		int filtered = f->where != W_NONE && f->ntok > 0 && !f->taut;
 		if (f->kind == F_DELETE)
 			return rank(filtered ? AG_SQL_DELETE : AG_SQL_DELETE_ALL);
@@ -700,6 +1076,8 @@ static void feed(struct parser *P, struct frame *f, const struct tok *t)
 			if (is_kw(t, K_ORDER) || is_kw(t, K_LIMIT) || is_kw(t, K_RETURNING)) {
 				end_branch(P, f);
 				f->where = W_DONE;
+				if (where_true(P, f->wat, t->at))
+					f->taut = 1;
 			} else if (is_kw(t, K_OR)) {
 				end_branch(P, f);
 			} else {
@@ -717,6 +1095,7 @@ static void feed(struct parser *P, struct frame *f, const struct tok *t)
 			}
 		} else if (f->where == W_NONE && is_kw(t, K_WHERE)) {
 			f->where = W_IN;
+			f->wat = t->at + t->len;
 		}
 		return;
 	case F_MERGE:

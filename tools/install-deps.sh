@@ -7,6 +7,9 @@
 # libasan8/libubsan1: gcc's shared sanitizer runtimes (make asan).
 # busybox-static, golang-go, liburing-dev: static programs, a Go program and
 # io_uring for the kernel layer's tests.
+# better-sqlite3 (npm, into /opt/agentguard-test): a SQLite with hidden
+# symbols for test/e2e/t_sqlite.sh; it downloads a prebuilt module or builds
+# one (g++, make, python3).
 set -eu
 pkgs="make gcc libc6-dev clang binutils pkg-config libyaml-dev libsqlite3-dev libjansson-dev
 nettle-dev libcriterion-dev sqlite3 python3 perl git findutils coreutils tar
@@ -16,15 +19,23 @@ missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
 done
-[ -n "$missing" ] || exit 0
-if [ "$(id -u)" -ne 0 ]; then
-	command -v sudo >/dev/null || { echo "install-deps: run as root to install:$missing" >&2; exit 1; }
-	sudo=sudo
-else
-	sudo=
+bsq=/opt/agentguard-test
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		command -v sudo >/dev/null || { echo "install-deps: run as root to install:$missing" >&2; exit 1; }
+		sudo=sudo
+	else
+		sudo=
+	fi
+	echo "install-deps: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq
+	# shellcheck disable=SC2086
+	$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-echo "install-deps: installing$missing"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-# shellcheck disable=SC2086
-$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+if command -v npm >/dev/null && [ ! -d "$bsq/node_modules/better-sqlite3/build" ]; then
+	echo "install-deps: installing better-sqlite3 into $bsq"
+	${sudo:-} mkdir -p "$bsq"
+	(cd "$bsq" && ${sudo:-} npm install --no-save --no-audit --no-fund better-sqlite3 >/dev/null) ||
+		echo "install-deps: better-sqlite3 could not be installed (t_sqlite's node test will fail)" >&2
+fi

@@ -56,6 +56,9 @@ static struct {
 	int (*close)(sqlite3 *);
 	int (*close_v2)(sqlite3 *);
 	const char *(*db_filename)(sqlite3 *, const char *);
+	const char *(*db_name)(sqlite3 *, int);
+	int (*finalize)(sqlite3_stmt *);
+	int (*errcode)(sqlite3 *);
 	int (*open_v2)(const char *, sqlite3 **, int, const char *);
 	sqlite3_backup *(*backup_init)(sqlite3 *, const char *, sqlite3 *, const char *);
 	int (*backup_step)(sqlite3_backup *, int);
@@ -86,6 +89,9 @@ static void resolve(void)
 	R(close, "sqlite3_close");
 	R(close_v2, "sqlite3_close_v2");
 	R(db_filename, "sqlite3_db_filename");
+	R(db_name, "sqlite3_db_name");
+	R(finalize, "sqlite3_finalize");
+	R(errcode, "sqlite3_errcode");
 	R(open_v2, "sqlite3_open_v2");
 	R(backup_init, "sqlite3_backup_init");
 	R(backup_step, "sqlite3_backup_step");
@@ -175,21 +181,28 @@ static int refuse_all(void *a, int op, const char *x, const char *y, const char 
 
 /* ---- deciding ------------------------------------------------------------ */
 
-static int copy_db(sqlite3 *dst, sqlite3 *src)
+/* What a snapshot copies: one database (schema) of a connection. */
+struct source {
+	sqlite3 *db;
+	const char *schema;
+};
+
+static int copy_db(sqlite3 *dst, sqlite3 *src, const char *schema)
 {
-	sqlite3_backup *b = S.backup_init(dst, "main", src, "main");
+	sqlite3_backup *b = S.backup_init(dst, "main", src, schema);
 	int rc = b ? S.backup_step(b, -1) : SQLITE_ERROR;
 	int fin = b ? S.backup_finish(b) : SQLITE_ERROR;
 
 	return rc == SQLITE_DONE ? fin : rc;
 }
 
-/* snapshot: an online backup of the main database into the store. SQLite
+/* snapshot: an online backup of the database into the store. SQLite
  * opens and deletes its own files for it through our hooks: that is the
  * guard's own work (ag_own_enter). */
 static int backup(struct ag_call *c, void *arg)
 {
-	sqlite3 *db = arg, *dst = NULL;
+	struct source *from = arg;
+	sqlite3 *dst = NULL;
 	const char *file = c->op.path;
 	struct ag_snapshot *snap = &c->w->snap;
 	char *abs = snap->abs;
@@ -222,14 +235,14 @@ static int backup(struct ag_call *c, void *arg)
 	ag_own_enter(&saved);
 	int rc = S.open_v2(to, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc == SQLITE_OK)
-		rc = copy_db(dst, db);
+		rc = copy_db(dst, from->db, from->schema);
 	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
 		/* The connection is in the middle of writing: keep the last
 		 * committed state, read through a connection of our own. */
 		sqlite3 *ro = NULL;
 		rc = S.open_v2(file, &ro, SQLITE_OPEN_READONLY, NULL);
 		if (rc == SQLITE_OK)
-			rc = copy_db(dst, ro);
+			rc = copy_db(dst, ro, "main");
 		S.close(ro);
 	}
 	S.close(dst);
@@ -245,17 +258,161 @@ static int backup(struct ag_call *c, void *arg)
 	return 0;
 }
 
-/* 0: run the real call; -1: refuse it (c already recorded and said). */
+/* c judged as a statement on one database of the connection: the row
+ * names that database's file, and its snapshot copies that database. */
+static int judge_schema(struct ag_call *c, sqlite3 *db, const char *schema, const char *sql,
+			size_t len, int cls)
+{
+	const char *file = S.db_filename ? S.db_filename(db, schema) : NULL;
+	struct source from = {db, schema};
+
+	ag_set_sql(c, sql, len, file && *file ? file : ":memory:", file && *file);
+	if (cls >= 0)
+		c->op.sql_class = cls;
+	if (S.open_v2 && S.backup_init && S.backup_step && S.backup_finish) {
+		c->snap_fn = backup;
+		c->snap_arg = &from;   /* used only inside ag_check */
+	}
+	return ag_check(c);
+}
+
+/* ---- which databases a statement writes ---------------------------------- */
+
+/* ATTACHed databases: a statement may write any of them (DELETE FROM
+ * aux.t, or an unqualified name that only aux has), and the connection's
+ * main database may be in memory. SQLite itself tells which: compiled
+ * under an authorizer, every action names the database it touches. */
+#define MAXDB 8
+#define SQLITE_CREATE_INDEX 1
+#define SQLITE_CREATE_TABLE 2
+#define SQLITE_CREATE_TRIGGER 7
+#define SQLITE_CREATE_VIEW 8
+#define SQLITE_DELETE 9
+#define SQLITE_DROP_INDEX 10
+#define SQLITE_DROP_TABLE 11
+#define SQLITE_DROP_TRIGGER 16
+#define SQLITE_DROP_VIEW 17
+#define SQLITE_INSERT 18
+#define SQLITE_PRAGMA 19
+#define SQLITE_UPDATE 23
+#define SQLITE_ALTER_TABLE 26
+#define SQLITE_REINDEX 27
+#define SQLITE_CREATE_VTABLE 29
+#define SQLITE_DROP_VTABLE 30
+
+struct written {
+	int n, unknown;
+	char name[MAXDB][64];
+};
+
+static void note(struct written *w, const char *schema)
+{
+	if (!schema || !strcmp(schema, "temp"))
+		return;   /* gone with the connection */
+	for (int i = 0; i < w->n; i++)
+		if (!strcmp(w->name[i], schema))
+			return;
+	if (w->n == MAXDB || strlen(schema) >= sizeof w->name[0]) {
+		w->unknown = 1;
+		return;
+	}
+	strcpy(w->name[w->n++], schema);
+}
+
+static int probe(void *a, int op, const char *x, const char *y, const char *schema,
+		 const char *trigger)
+{
+	struct written *w = a;
+
+	(void)trigger;
+	switch (op) {
+	case SQLITE_ALTER_TABLE:
+		note(w, x);   /* the one action that names it first */
+		break;
+	case SQLITE_PRAGMA:
+		if (y)
+			note(w, schema);   /* a pragma set, not read */
+		break;
+	case SQLITE_CREATE_INDEX: case SQLITE_CREATE_TABLE: case SQLITE_CREATE_TRIGGER:
+	case SQLITE_CREATE_VIEW: case SQLITE_DELETE: case SQLITE_DROP_INDEX:
+	case SQLITE_DROP_TABLE: case SQLITE_DROP_TRIGGER: case SQLITE_DROP_VIEW:
+	case SQLITE_INSERT: case SQLITE_UPDATE: case SQLITE_REINDEX:
+	case SQLITE_CREATE_VTABLE: case SQLITE_DROP_VTABLE:
+		note(w, schema);
+		break;
+	}
+	return SQLITE_OK;
+}
+
+/* More than main and temp. */
+static int attached(sqlite3 *db)
+{
+	return S.db_name && S.db_name(db, 2);
+}
+
+/* Every database of the connection (but temp): what a statement that
+ * cannot be compiled yet (it needs an earlier one of the same text) may
+ * write. */
+static void every_database(sqlite3 *db, struct written *w)
+{
+	const char *name;
+
+	w->n = w->unknown = 0;
+	for (int i = 0; (name = S.db_name(db, i)); i++)
+		note(w, name);
+}
+
+/* Compile each statement of the text (nothing runs) with the probe as
+ * the only authorizer, then put the application's back. */
+static void written(sqlite3 *db, const char *sql, size_t len, struct written *w)
+{
+	struct authz a = authz_get(db);
+	const char *p = sql, *end = sql + len;
+
+	if (!S.prepare_v2 || !S.finalize || !S.set_authorizer) {
+		every_database(db, w);
+		return;
+	}
+	int sv = ag_sql_enter();
+	S.set_authorizer(db, probe, w);
+	while (p < end && !w->unknown) {
+		sqlite3_stmt *st = NULL;
+		const char *tail = NULL;
+		if (S.prepare_v2(db, p, (int)(end - p), &st, &tail) != SQLITE_OK)
+			w->unknown = 1;
+		S.finalize(st);
+		if (!tail || tail <= p)
+			break;
+		p = tail;
+	}
+	S.set_authorizer(db, a.fn, a.arg);
+	ag_sql_leave(sv);
+	if (w->unknown)
+		every_database(db, w);
+}
+
+/* 0: run the real call; -1: refuse it (c already recorded and said). A
+ * statement that writes several databases is one row per database, each
+ * with its own snapshot; c is the first. */
 static int judge(struct ag_call *c, sqlite3 *db, const char *sql, size_t len)
 {
 	pthread_once(&resolved, resolve);
-	const char *file = S.db_filename ? S.db_filename(db, "main") : NULL;
-	ag_set_sql(c, sql, len, file && *file ? file : ":memory:", file && *file);
-	if (S.open_v2 && S.backup_init && S.backup_step && S.backup_finish) {
-		c->snap_fn = backup;
-		c->snap_arg = db;
+	if (!attached(db))
+		return judge_schema(c, db, "main", sql, len, -1);
+	struct written w = {0};
+	written(db, sql, len, &w);
+	if (judge_schema(c, db, w.n ? w.name[0] : "main", sql, len, -1) < 0)
+		return -1;
+	for (int i = 1; i < w.n; i++) {
+		struct ag_call x;
+		ag_begin(&x, AG_OP_SQL);
+		if (judge_schema(&x, db, w.name[i], sql, len, -1) < 0) {
+			ag_refuse_status(&x, SQLITE_AUTH);
+			return -1;
+		}
+		ag_end_status(&x, SQLITE_OK);
 	}
-	return ag_check(c);
+	return 0;
 }
 
 static size_t text_len(const char *sql, int n)
@@ -403,3 +560,44 @@ PREPARE16(prepare16_v2, sqlite3_prepare16_v2,
 PREPARE16(prepare16_v3, sqlite3_prepare16_v3,
 	  (sqlite3 *db, const void *sql, int n, unsigned fl, sqlite3_stmt **st, const void **tail),
 	  (db, sql, n, fl, st, tail))
+
+/* ---- the online backup API ----------------------------------------------- */
+
+/* The shell's .restore and .backup, Python's Connection.backup: no SQL,
+ * and the destination database's whole content is replaced. Into an
+ * existing non-empty file that is a drop_database of the destination (a
+ * class of its own would leave every rule that lists the destructive
+ * classes blind to it). The guard's own snapshots call the real function
+ * (and run as its own work). */
+AG_HOOK_VIA(REAL(backup_init), sqlite3_backup *, sqlite3_backup_init,
+	    (sqlite3 *dst, const char *dname, sqlite3 *src, const char *sname),
+	    (dst, dname, src, sname))
+{
+	struct ag_call c;
+	struct stat st;
+
+	pthread_once(&resolved, resolve);
+	const char *to = dname ? dname : "main";
+	const char *file = dst && S.db_filename ? S.db_filename(dst, to) : NULL;
+	if (ag_thread.in_sql || !file || !*file || stat(file, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size == 0)
+		return S.backup_init(dst, dname, src, sname);   /* nothing there to lose */
+	const char *from = src && S.db_filename ? S.db_filename(src, sname ? sname : "main") : NULL;
+	char text[512];
+	int n = snprintf(text, sizeof text, "sqlite3_backup_init(%s <- '%s' %s)", to,
+			 from && *from ? from : ":memory:", sname ? sname : "main");
+	if (n < 0 || n >= (int)sizeof text)
+		n = (int)strlen(text);
+	ag_begin(&c, AG_OP_SQL);
+	if (judge_schema(&c, dst, to, text, (size_t)n, AG_SQL_DROP_DATABASE) < 0) {
+		/* NULL with the error on the destination, as SQLite reports its
+		 * own refusals: a statement refused by the authorizer sets it. */
+		if (S.exec)
+			IN_SCOPE(REFUSED(dst, S.exec(dst, "SELECT 1", NULL, NULL, NULL)));
+		ag_refuse_status(&c, SQLITE_AUTH);
+		return NULL;
+	}
+	sqlite3_backup *b = S.backup_init(dst, dname, src, sname);
+	ag_end_status(&c, b ? SQLITE_OK : S.errcode ? S.errcode(dst) : SQLITE_ERROR);
+	return b;
+}

@@ -89,13 +89,12 @@ static uint64_t key_of(const struct stat *st)
 	return k ? k : 1;
 }
 
-int ag_write_seen(const struct stat *st)
+static int seen_key(uint64_t k)
 {
 	uint64_t *t = get_table();
 
 	if (!t)
 		return 0;
-	uint64_t k = key_of(st);
 	for (unsigned i = 0; i < PROBES; i++) {
 		uint64_t v = __atomic_load_n(&t[(k + i) & (SLOTS - 1)], __ATOMIC_ACQUIRE);
 		if (v == k)
@@ -106,19 +105,48 @@ int ag_write_seen(const struct stat *st)
 	return 0;
 }
 
-void ag_write_mark(const struct stat *st)
+static void mark_key(uint64_t k)
 {
 	uint64_t *t = get_table();
 
 	if (!t)
 		return;
-	uint64_t k = key_of(st);
 	for (unsigned i = 0; i < PROBES; i++) {
 		uint64_t *slot = &t[(k + i) & (SLOTS - 1)], v = 0;
 		if (__atomic_compare_exchange_n(slot, &v, k, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
 		    v == k)
 			return;
 	}
+}
+
+int ag_write_seen(const struct stat *st)
+{
+	return seen_key(key_of(st));
+}
+
+void ag_write_mark(const struct stat *st)
+{
+	mark_key(key_of(st));
+}
+
+/* A `once` rule's snapshot (guard.c) lives in the same table under other
+ * keys: a file kept as a `write` (its bytes at the first open) still gets
+ * its first SQLite backup (consistent, its WAL included). */
+static uint64_t once_key(const struct stat *st)
+{
+	uint64_t k = key_of(st) ^ 0x5bd1e9955bd1e995ull;
+
+	return k ? k : 2;
+}
+
+int ag_once_seen(const struct stat *st)
+{
+	return seen_key(once_key(st));
+}
+
+void ag_once_mark(const struct stat *st)
+{
+	mark_key(once_key(st));
 }
 
 int ag_write_judge(struct ag_call *c, const struct stat *st)

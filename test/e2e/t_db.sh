@@ -476,7 +476,9 @@ print(c.execute("SELECT count(*) FROM users").fetchone()[0])
 	assert_eq "$out" 0
 	ingest
 	s=$(latest_session)
-	assert_eq "$(db "select sql_class || '|' || decision from events where session='$s' and op='sql' and sql='DELETE FROM users WHERE id = 2'")" "delete|allow"
+	# The session's first change to a workspace database: kept once.
+	assert_eq "$(db "select sql_class || '|' || decision || '|' || rule from events where session='$s' and op='sql' and sql='DELETE FROM users WHERE id = 2'")" \
+		"delete|snapshot|sqlite-workspace-keep"
 	assert_eq "$(db "select decision from events where session='$s' and op='sql' and sql='DELETE FROM users'")" snapshot
 	id=$(db "select snapshot from events where session='$s' and op='sql' and sql='DELETE FROM users'")
 	out=$("$AG" restore "$id" --overwrite 2>&1) || fail "restore $id failed: $out"

@@ -396,6 +396,60 @@ Test(sqlclass, constant_where)
 	check("DELETE FROM t WHERE id = 0", DELETE);
 }
 
+/* The whole WHERE evaluated: parentheses, AND of tautologies, IS, LIKE
+ * '%', BETWEEN and IN over constants, qualified columns compared with
+ * themselves. What cannot be known (id > 0) stays a filter. */
+Test(sqlclass, tautological_where)
+{
+	check("DELETE FROM t WHERE (1=1)", DELETE_ALL);
+	check("DELETE FROM t WHERE ((1))", DELETE_ALL);
+	check("DELETE FROM t WHERE 1=1 AND 2=2", DELETE_ALL);
+	check("DELETE FROM t WHERE true AND id = id", DELETE_ALL);
+	check("DELETE FROM t WHERE t.id = t.id", DELETE_ALL);
+	check("DELETE FROM t WHERE main.t.id = main.t.id", DELETE_ALL);
+	check("DELETE FROM t WHERE \"id\" = \"id\"", DELETE_ALL);
+	check("DELETE FROM t WHERE id IS id", DELETE_ALL);
+	check("DELETE FROM t WHERE NULL IS NULL", DELETE_ALL);
+	check("DELETE FROM t WHERE 1 IS NOT NULL", DELETE_ALL);
+	check("DELETE FROM t WHERE NOT 0", DELETE_ALL);
+	check("DELETE FROM t WHERE NOT (1 = 0)", DELETE_ALL);
+	check("DELETE FROM t WHERE 1.5", DELETE_ALL);
+	check("DELETE FROM t WHERE -1", DELETE_ALL);
+	check("DELETE FROM t WHERE TRUE = TRUE", DELETE_ALL);
+	check("DELETE FROM t WHERE name LIKE '%'", DELETE_ALL);
+	check("DELETE FROM t WHERE 1 BETWEEN 0 AND 2", DELETE_ALL);
+	check("DELETE FROM t WHERE 1 IN (1, 2)", DELETE_ALL);
+	check("DELETE FROM t WHERE 'a' NOT IN ('b')", DELETE_ALL);
+	check("DELETE FROM t WHERE (id = 3 OR 1 = 1) AND 2 > 1", DELETE_ALL);
+	check("DELETE FROM t WHERE id = 3 OR (1)", DELETE_ALL);
+	check("DELETE FROM t WHERE 1 IS NOT DISTINCT FROM 1", DELETE_ALL);
+	check("UPDATE t SET a = 1 WHERE (1 = 1) RETURNING id", UPDATE_ALL);
+	check("UPDATE t SET a = 1 WHERE a = a", UPDATE_ALL);
+	check("WITH d AS (DELETE FROM t WHERE (1=1) RETURNING *) SELECT 1", DELETE_ALL);
+	check("DELETE FROM t WHERE 1=1; SELECT 1", DELETE_ALL);
+
+	check("DELETE FROM t WHERE id > 0", DELETE);
+	check("DELETE FROM t WHERE (id = 1)", DELETE);
+	check("DELETE FROM t WHERE id IS NULL", DELETE);
+	check("DELETE FROM t WHERE 1=1 AND id = 2", DELETE);
+	check("DELETE FROM t WHERE (1=1) AND (id = 2)", DELETE);
+	check("DELETE FROM t WHERE name LIKE 'a%'", DELETE);
+	check("DELETE FROM t WHERE NOT 1", DELETE);
+	check("DELETE FROM t WHERE NULL", DELETE);
+	check("DELETE FROM t WHERE NOT NULL", DELETE);
+	check("DELETE FROM t WHERE 3 BETWEEN 0 AND 2", DELETE);
+	check("DELETE FROM t WHERE 3 IN (1, 2)", DELETE);
+	check("DELETE FROM t WHERE id IN (1, 2)", DELETE);
+	check("DELETE FROM t WHERE a.id = b.id", DELETE);
+	check("DELETE FROM t WHERE id <> id", DELETE);
+	check("DELETE FROM t WHERE abs(1)", DELETE);
+	check("DELETE FROM t WHERE 1 - 1", DELETE);
+	check("DELETE FROM t WHERE 'x'", DELETE);
+	check("DELETE FROM t WHERE 1 IS NOT 1", DELETE);
+	check("DELETE FROM t WHERE id = (SELECT id FROM t)", DELETE);
+	check("DELETE FROM t WHERE (((((((((((((((((((1)))))))))))))))))))", DELETE);
+}
+
 Test(sqlclass, routine_and_block_bodies)
 {
 	/* visible bodies run later, and count */
