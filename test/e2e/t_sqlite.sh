@@ -128,7 +128,10 @@ c.commit()
 		"drop_table|$T/elsewhere/far.db|snapshot|sqlite-destructive-snapshot|1"
 	assert_eq "$(sql_row "session='$s' and sql='DELETE FROM users'")" \
 		"delete_all|$WS/aux.db|snapshot|sqlite-destructive-snapshot|1"
-	out=$("$AG" restore --session "$s" --overwrite 2>&1) || fail "restore: $out"
+	# far.db lies outside the workspace: restore asks to be told so.
+	out=$("$AG" restore --session "$s" --overwrite 2>&1) && fail "restored outside unasked: $out"
+	assert_contains "$out" "outside the session's workspace and home"
+	out=$("$AG" restore --session "$s" --overwrite --allow-outside 2>&1) || fail "restore: $out"
 	assert_eq "$(users_of "$WS/aux.db")" "$USERS"
 	assert_eq "$(users_of "$T/elsewhere/far.db")" "$USERS"
 }
