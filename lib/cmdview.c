@@ -563,18 +563,16 @@ static void container_cmd(struct ag_views *vs, const char *const *argv, size_t i
 	const struct optspec *o = run ? &run_opts : &exec_opts;
 	const char *entrypoint = NULL;
 
-	/* --entrypoint replaces the image's program. */
-	for (size_t k = i + 1; argv[k] && run; k++) {
-		if (strcmp(argv[k], "--") == 0 || argv[k][0] != '-')
-			break;
-		if (strcmp(argv[k], "--entrypoint") == 0 && argv[k + 1])
-			entrypoint = argv[k + 1];
-		else if (strncmp(argv[k], "--entrypoint=", 13) == 0)
-			entrypoint = argv[k] + 13;
-	}
 	size_t t = skip_opts(argv, i + 1, o);
 	if (!argv[t])
 		return;
+	/* --entrypoint replaces the image's program. */
+	for (size_t k = i + 1; k < t && run; k++) {
+		if (strcmp(argv[k], "--entrypoint") == 0 && k + 1 < t)
+			entrypoint = argv[++k];
+		else if (strncmp(argv[k], "--entrypoint=", 13) == 0)
+			entrypoint = argv[k] + 13;
+	}
 	const char *const *cmd = argv + t + 1;
 	if (entrypoint && *entrypoint) {
 		size_t n = 0;

@@ -603,14 +603,15 @@ static const char *argent_match(const struct ag_argent *e, const char *const *ar
 			continue;
 		}
 		const char *eq = strchr(s, '=');
+		size_t len = strlen(s);
+		/* A pattern may name the value too: --method=DELETE, -XDELETE. */
+		if (alts_match(e, 1, s, len))
+			return s;
 		if (eq) {
 			if (alts_match(e, 1, s, (size_t)(eq - s)))
 				return s;
 			continue;
 		}
-		size_t len = strlen(s);
-		if (alts_match(e, 1, s, len))
-			return s;
 		if (s[1] == '-')
 			continue;
 		int cluster = 1;
