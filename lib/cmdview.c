@@ -156,6 +156,9 @@ static int has_opt(const char *s, char c, const char *lng)
 
 static void unwrap(struct ag_views *vs, const char *const *argv, unsigned cmd,
 		   const char *where, int depth, int elsewhere);
+static const char *const *tf_env_args(struct ag_views *vs, const char *const *argv,
+				      const char *const *envp);
+
 
 static int is_op_char(char c)
 {
@@ -302,6 +305,7 @@ static const char *const *split_shell(struct ag_views *vs, const char *text, siz
 			unsigned c = cmd0 != (unsigned)-1 ? cmd0 : new_cmd(vs);
 			cmd0 = (unsigned)-1;
 			last = words + first;
+			vs->assign_lo = words;
 			unwrap(vs, words + first, c, where, depth + 1, elsewhere);
 		}
 	}
@@ -631,8 +635,10 @@ static void sudo_remote(struct ag_views *vs, const char *const *argv, const char
 	const struct optspec *o = strcmp(name, "sudo") == 0 ? &sudo_opts
 				  : strcmp(name, "doas") == 0 ? &doas_opts : &pk_opts;
 	size_t i = skip_opts(argv, 1, o);
+	size_t lo = i;
 	while (argv[i] && is_assignment(argv[i]))
 		i++;
+	vs->assign_lo = argv + lo;
 	if (argv[i])
 		unwrap(vs, argv + i, new_cmd(vs), name, depth + 1, 1);
 }
@@ -743,6 +749,21 @@ static void unwrap(struct ag_views *vs, const char *const *argv, unsigned cmd,
 		return;
 	}
 	const char *name = base_of(argv[0]);
+	const char *const *lo = vs->assign_lo;
+	vs->assign_lo = NULL;
+	if (depth > 0 && lo && lo < argv && (strcmp(name, "terraform") == 0 ||
+					     strcmp(name, "tofu") == 0)) {
+		/* TF_CLI_ARGS set on the command line that runs it elsewhere. */
+		const char **env = take(vs, (size_t)(argv - lo + 1) * sizeof *env, sizeof(void *));
+		size_t n = 0;
+		for (const char *const *a = lo; env && a < argv; a++)
+			if (is_assignment(*a))
+				env[n++] = *a;
+		if (env) {
+			env[n] = NULL;
+			argv = tf_env_args(vs, argv, env);
+		}
+	}
 	if (depth > 0)
 		add_view(vs, argv[0], argv, cmd, where);
 
@@ -781,9 +802,12 @@ static void unwrap(struct ag_views *vs, const char *const *argv, unsigned cmd,
 		if (split)
 			split_shell(vs, split, strlen(split), 0, (unsigned)-1, where, depth,
 				    elsewhere);
-		else if (i)
+		else if (i) {
+			if (strcmp(name, "env") == 0)
+				vs->assign_lo = argv + 1;
 			unwrap(vs, argv + i, strcmp(name, "busybox") == 0 ? cmd : new_cmd(vs),
 			       where, depth + 1, elsewhere);
+		}
 	}
 }
 
@@ -882,6 +906,7 @@ void ag_views_build(const struct ag_op *op, struct ag_views *vs, char *buf, size
 	vs->buf = buf;
 	vs->cap = cap;
 	vs->used = 0;
+	vs->assign_lo = NULL;
 	if (!op->path || !op->argv || !op->argv[0]) {
 		add_view(vs, op->path, op->argv ? op->argv : (const char *const[]){NULL}, 0, NULL);
 		vs->ncmd = 1;

@@ -233,6 +233,9 @@ struct ag_views {
 	struct ag_view v[AG_VIEWS_MAX];
 	unsigned n, ncmd;
 	const char *broken;         /* not unwrapped whole: why (deny) */
+	/* Where the words before the next command unwrapped start: among
+	 * them its environment's assignments (`A=1 cmd`, env, sudo). */
+	const char *const *assign_lo;
 	char *buf;
 	size_t cap, used;
 };

@@ -68,7 +68,10 @@ test_terraform_arguments_from_the_environment() {
 	refused no-infra-apply-destroy 'TF_CLI_ARGS_apply=-destroy terraform apply -auto-approve'
 	refused no-infra-apply-destroy 'export TF_CLI_ARGS=-destroy; terraform apply'
 	refused no-infra-destroy 'TF_CLI_ARGS=destroy terraform'
+	refused no-infra-apply-destroy "ssh ci 'TF_CLI_ARGS_apply=-destroy terraform apply'"
+	refused no-infra-apply-destroy 'sudo TF_CLI_ARGS=-destroy terraform apply'
 	ran 'TF_CLI_ARGS_plan=-destroy terraform plan'
+	ran "ssh ci 'TF_CLI_ARGS_plan=-destroy terraform apply'"
 	ran 'TF_CLI_ARGS_apply=-destroy terraform plan'
 }
 
