@@ -103,6 +103,12 @@ struct ag_op {
 	const char *database;    /* sql: sqlite file path, or "host/dbname" */
 	const char *caller;      /* absolute path of the calling program's exe;
 	                            `program:` matches it for non-exec ops */
+	const char *real_path;   /* exec: the file behind a symlinked program, if
+	                            its name differs (a link tf -> terraform) */
+	const char *const *envp; /* exec: the child's environment, or NULL */
+	char *scratch;           /* exec: room for the words decide makes (a
+	                            remote command split), or NULL */
+	size_t scratch_len;
 };
 
 /* ---- policy (policy.c, match.c, decide.c) -------------------------------- */

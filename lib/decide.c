@@ -3,6 +3,7 @@
  * policy is immutable and everything per-call lives on the stack, so any
  * number of threads (and signal handlers) may decide at once.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "policy_internal.h"
@@ -39,12 +40,85 @@ static int invalid(const struct ag_policy *p, const struct ag_op *op, struct ag_
 	return 1;
 }
 
+/* Room for the words unwrapping makes when the caller lends none. */
+#define VIEWS_STACK 2048
+
+static void view_op(const struct ag_op *op, const struct ag_view *v, struct ag_op *o)
+{
+	*o = *op;
+	o->path = v->prog;
+	o->argv = v->argv;
+	if (v->where) {
+		/* Run elsewhere: nothing is known of the file it is there. */
+		o->real_path = NULL;
+		o->unguarded = 0;
+	}
+}
+
+/*
+ * An exec: each command is judged on its own (the first rule, strictest
+ * first, that applies to any of its views; else the default), and the
+ * strictest of the commands' verdicts is the exec's. Never inlined: its
+ * frame (views, perhaps a buffer) is paid only by execs.
+ */
+static __attribute__((noinline)) void decide_exec(const struct ag_policy *p,
+						  const struct ag_op *op,
+						  struct ag_verdict *v)
+{
+	char fallback[op->scratch ? 1 : VIEWS_STACK];
+	struct ag_views vs;
+	size_t best[AG_VIEWS_MAX];
+	const struct ag_rule *const *rs = p->byop[AG_OP_EXEC];
+	size_t nr = p->nbyop[AG_OP_EXEC];
+
+	ag_views_build(op, &vs, op->scratch ? op->scratch : fallback,
+		       op->scratch ? op->scratch_len : sizeof fallback);
+	if (vs.broken) {
+		v->action = AG_DENY;
+		v->rule_id = "agentguard-command";
+		v->reason = vs.broken;
+		v->hard = 0;
+		return;
+	}
+	for (unsigned k = 0; k < vs.ncmd; k++)
+		best[k] = nr;
+	for (unsigned i = 0; i < vs.n; i++) {
+		struct ag_op o;
+		struct ag_mctx c;
+		size_t *b = &best[vs.v[i].cmd];
+		view_op(op, &vs.v[i], &o);
+		ag_mctx_init(&c, &o);
+		for (size_t r = 0; r < *b; r++)
+			if (ag_rule_eval(rs[r], &c, NULL) == AG_EVAL_APPLIES) {
+				*b = r;
+				break;
+			}
+	}
+	int have = 0;
+	for (unsigned k = 0; k < vs.ncmd; k++) {
+		struct ag_verdict one;
+		if (best[k] < nr)
+			verdict_rule(rs[best[k]], &one);
+		else
+			verdict_default(p, AG_OP_EXEC, &one);
+		if (!have || one.action > v->action)
+			*v = one;
+		have = 1;
+	}
+	if (!have)
+		verdict_default(p, AG_OP_EXEC, v);
+}
+
 void ag_decide(const struct ag_policy *p, const struct ag_op *op, struct ag_verdict *v)
 {
 	struct ag_mctx c;
 
 	if (invalid(p, op, v))
 		return;
+	if (op->kind == AG_OP_EXEC) {
+		decide_exec(p, op, v);
+		return;
+	}
 	ag_mctx_init(&c, op);
 	/* byop is ordered strictest first (file order within an action), so
 	 * the first rule that applies is the one precedence picks. */
@@ -56,6 +130,40 @@ void ag_decide(const struct ag_policy *p, const struct ag_op *op, struct ag_verd
 		}
 	}
 	verdict_default(p, op->kind, v);
+}
+
+enum ag_eval ag_rule_eval_exec(const struct ag_rule *r, const struct ag_op *op, char *why,
+			       size_t whycap)
+{
+	char buf[8192];
+	struct ag_views vs;
+	enum ag_eval best = AG_EVAL_NO;
+
+	ag_views_build(op, &vs, buf, sizeof buf);
+	if (why && whycap)
+		why[0] = 0;
+	for (unsigned i = 0; i < vs.n; i++) {
+		char text[4096];
+		struct ag_why w = {text, sizeof text, 0};
+		struct ag_op o;
+		struct ag_mctx c;
+		text[0] = 0;
+		view_op(op, &vs.v[i], &o);
+		ag_mctx_init(&c, &o);
+		if (vs.v[i].where)
+			ag_why_add(&w, "what %s runs (%s): ", vs.v[i].where, vs.v[i].prog);
+		else if (i > 0)
+			ag_why_add(&w, "as %s: ", vs.v[i].prog);
+		enum ag_eval e = ag_rule_eval(r, &c, why ? &w : NULL);
+		if (e > best) {
+			best = e;
+			if (why && whycap)
+				snprintf(why, whycap, "%s", text);
+		}
+		if (best == AG_EVAL_APPLIES)
+			break;
+	}
+	return best;
 }
 
 void ag_explain(const struct ag_policy *p, const struct ag_op *op, ag_explain_fn fn,
@@ -78,7 +186,8 @@ void ag_explain(const struct ag_policy *p, const struct ag_op *op, ag_explain_fn
 		if (!(r->ops & AG_OPBIT(op->kind)))
 			continue;
 		buf[0] = 0;
-		enum ag_eval e = ag_rule_eval(r, &c, &w);
+		enum ag_eval e = op->kind == AG_OP_EXEC ? ag_rule_eval_exec(r, op, buf, sizeof buf)
+							 : ag_rule_eval(r, &c, &w);
 		if (e == AG_EVAL_NO)
 			continue;
 		if (fn) {
@@ -95,7 +204,9 @@ void ag_explain(const struct ag_policy *p, const struct ag_op *op, ag_explain_fn
 		if (e == AG_EVAL_APPLIES && (!best || r->action > best->action))
 			best = r;
 	}
-	if (best)
+	if (op->kind == AG_OP_EXEC)
+		ag_decide(p, op, v);
+	else if (best)
 		verdict_rule(best, v);
 	else
 		verdict_default(p, op->kind, v);

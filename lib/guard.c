@@ -510,6 +510,40 @@ int ag_set_fd_path(struct ag_call *c, int fd)
 	return ag_set_fd_path_at(c, fd, AT_FDCWD, NULL);
 }
 
+/* The file a symlinked program stands for (a link tf -> terraform), in
+ * out; NULL when it is no link. readlink, not realpath: no allocation on
+ * an exec path. */
+static const char *link_target(const char *path, char *out, char *tmp, char *dir)
+{
+	struct stat st;
+	int hops = 0;
+
+	if (strlen(path) >= AG_PATH_MAX || lstat(path, &st) < 0 || !S_ISLNK(st.st_mode))
+		return NULL;
+	strcpy(out, path);
+	while (hops++ < 16 && lstat(out, &st) == 0 && S_ISLNK(st.st_mode)) {
+		ssize_t n = readlink(out, tmp, AG_PATH_MAX - 1);
+		if (n <= 0)
+			return NULL;
+		tmp[n] = 0;
+		char *sl = strrchr(out, '/');
+		if (tmp[0] == '/' || !sl) {
+			memmove(out, tmp, (size_t)n + 1);
+			continue;
+		}
+		sl[1] = 0;
+		memcpy(dir, out, (size_t)(sl - out) + 2);
+		if (ag_path_lexical(dir, tmp, out, AG_PATH_MAX) < 0)
+			return NULL;
+	}
+	return out;
+}
+
+void ag_set_exec_env(struct ag_call *c, char *const envp[])
+{
+	c->op.envp = (const char *const *)envp;
+}
+
 int ag_set_exec(struct ag_call *c, int dirfd, const char *file,
 		char *const argv[], int search)
 {
@@ -548,6 +582,10 @@ int ag_set_exec(struct ag_call *c, int dirfd, const char *file,
 	if (rc < 0)
 		return 1;
 	c->op.argv = (const char *const *)argv;
+	c->op.scratch = c->w->words;
+	c->op.scratch_len = sizeof c->w->words;
+	c->op.real_path = c->op.path ? link_target(c->op.path, c->w->target, c->w->scratch,
+							     c->w->words) : NULL;
 	c->unguarded = c->op.path ? ag_launch_unguarded(c->op.path) : NULL;
 	c->op.unguarded = c->unguarded != NULL;
 	return 0;

@@ -145,6 +145,7 @@ struct ag_work {
 	char target[AG_PATH_MAX];
 	char text[AG_PATH_MAX * 2 + 1024];  /* the deny line, the question */
 	char scratch[AG_PATH_MAX];
+	char words[8192];          /* exec: what decide unwraps (cmdview.c) */
 };
 
 /* One guarded call in flight. Lives on the hook's stack: keep it small. */
@@ -281,6 +282,9 @@ const char *ag_session_id(void);
 /* exec: the program (resolved like execvp when `search`), argv, and
  * whether it will run unguarded. 0: decide it; 1: no such program, not an
  * operation (ag_skip, then the real call fails by itself); -1: refuse. */
+/* exec: the environment the child gets (terraform reads arguments from
+ * it). After a successful ag_set_exec. */
+void ag_set_exec_env(struct ag_call *c, char *const envp[]);
 int ag_set_exec(struct ag_call *c, int dirfd, const char *file,
 		char *const argv[], int search);
 

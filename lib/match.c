@@ -604,14 +604,15 @@ static const char *argent_match(const struct ag_argent *e, const char *const *ar
 			continue;
 		}
 		const char *eq = strchr(s, '=');
+		size_t len = strlen(s);
+		/* A pattern may name the value too: --method=DELETE, -XDELETE. */
+		if (alts_match(e, 1, s, len))
+			return s;
 		if (eq) {
 			if (alts_match(e, 1, s, (size_t)(eq - s)))
 				return s;
 			continue;
 		}
-		size_t len = strlen(s);
-		if (alts_match(e, 1, s, len))
-			return s;
 		if (s[1] == '-')
 			continue;
 		int cluster = 1;
@@ -644,6 +645,70 @@ static int args_match(const struct ag_mset *m, const struct ag_op *op,
 		}
 	}
 	return 1;
+}
+
+static int vflag_takes_next(const struct ag_mset *m, const char *s)
+{
+	for (size_t i = 0; i < m->nvflags; i++)
+		if (strcmp(m->vflags[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+/* The next positional word of argv from *a on: flags are skipped, and a
+ * value flag with the word after it; after a bare "--" every word is
+ * positional. NULL at the end. */
+static const char *next_positional(const struct ag_mset *m, const char *const **a,
+				   int *positional)
+{
+	while (**a) {
+		const char *s = *(*a)++;
+		AG_MATCH_STEP();
+		if (*positional || s[0] != '-' || s[1] == 0)
+			return s;
+		if (strcmp(s, "--") == 0) {
+			*positional = 1;
+			continue;
+		}
+		if (!strchr(s, '=') && vflag_takes_next(m, s) && **a)
+			(*a)++;
+	}
+	return NULL;
+}
+
+static int cmdent_match(const struct ag_mset *m, const struct ag_cmdent *e,
+			const char *const *argv)
+{
+	const char *const *a = argv + 1;
+	int positional = 0;
+
+	for (size_t i = 0; i < e->n; i++) {
+		const char *w = next_positional(m, &a, &positional);
+		if (!w)
+			return 0;
+		size_t len = strlen(w), k;
+		for (k = 0; k < e->words[i].n; k++)
+			if (ag_glob_flat(e->words[i].alts[k], w, len, 0))
+				break;
+		if (k == e->words[i].n)
+			return 0;
+	}
+	return 1;
+}
+
+static int command_match(const struct ag_mset *m, const struct ag_op *op,
+			 struct ag_why *w, size_t start)
+{
+	if (!op->argv || !op->argv[0])
+		return 0;
+	for (size_t i = 0; i < m->ncmd; i++)
+		if (cmdent_match(m, &m->cmd[i], op->argv)) {
+			if (w)
+				ag_why_add(w, "%scommand matches \"%s\"", w->len > start ? ", " : "",
+					   m->cmd[i].orig);
+			return 1;
+		}
+	return 0;
 }
 
 static int host_match(const struct ag_mset *m, struct ag_mctx *c, struct ag_why *w,
@@ -731,6 +796,8 @@ static int mset_match(const struct ag_mset *m, struct ag_mctx *c,
 	if ((pr & AG_M_PROGRAM) && !match_globs(&m->program, &c->prog, w, start, "program"))
 		goto no;
 	if ((pr & AG_M_PATH) && !match_globs(&m->path, subj, w, start, subj_name))
+		goto no;
+	if ((pr & AG_M_COMMAND) && !command_match(m, op, w, start))
 		goto no;
 	if ((pr & AG_M_ARGS) && !args_match(m, op, w, start))
 		goto no;

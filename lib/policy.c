@@ -875,6 +875,78 @@ static void compile_args(struct cc *cc, struct ag_mset *m, const struct ynode *v
 	m->nargs = n;
 }
 
+/* `command: "s3 rm"`: an entry is words separated by blanks, each word
+ * alternatives separated by '|' (globs). */
+static void compile_command(struct cc *cc, struct ag_mset *m, const struct ynode *v)
+{
+	size_t n;
+	struct item *it = collect(cc, v, "command", 1, &n);
+	struct ag_cmdent *ents = pol_alloc(cc, (n ? n : 1) * sizeof *ents);
+
+	for (size_t i = 0; i < n; i++) {
+		const char *s = it[i].s;
+		size_t nw = 0;
+		struct ag_cmdword *words = pol_alloc(cc, (strlen(s) / 2 + 1) * sizeof *words);
+		for (;;) {
+			while (*s == ' ' || *s == '\t')
+				s++;
+			if (!*s)
+				break;
+			size_t wl = strcspn(s, " \t");
+			char *word = tmp_strndup(cc, s, wl);
+			size_t na = 1;
+			for (const char *q = word; *q; q++)
+				na += *q == '|';
+			const char **alts = pol_alloc(cc, na * sizeof *alts);
+			na = 0;
+			for (char *q = word;;) {
+				char *bar = strchr(q, '|');
+				if (bar)
+					*bar = 0;
+				const char *msg = ag_glob_check(q);
+				if (!*q)
+					fail(cc, it[i].at, "empty alternative in command entry '%s'", it[i].s);
+				if (msg)
+					fail(cc, it[i].at, "%s: '%s'", msg, q);
+				if (q[0] == '-')
+					fail(cc, it[i].at, "command '%s': '%s' is a flag; command words are the positional words (use args for flags)",
+					     it[i].s, q);
+				alts[na++] = pol_strdup(cc, q);
+				if (!bar)
+					break;
+				q = bar + 1;
+			}
+			words[nw].alts = alts;
+			words[nw].n = na;
+			nw++;
+			s += wl;
+		}
+		if (nw == 0)
+			fail(cc, it[i].at, "empty command entry: it would match every command");
+		ents[i].words = words;
+		ents[i].n = nw;
+		ents[i].orig = pol_strdup(cc, it[i].s);
+	}
+	m->cmd = ents;
+	m->ncmd = n;
+}
+
+static void compile_vflags(struct cc *cc, struct ag_mset *m, const struct ynode *v)
+{
+	size_t n;
+	struct item *it = collect(cc, v, "value_flags", 1, &n);
+	const char **f = pol_alloc(cc, (n ? n : 1) * sizeof *f);
+
+	for (size_t i = 0; i < n; i++) {
+		if (it[i].s[0] != '-' || !it[i].s[1] || strchr(it[i].s, '='))
+			fail(cc, it[i].at, "value_flags entry '%s' is not a flag like -n or --namespace",
+			     it[i].s);
+		f[i] = pol_strdup(cc, it[i].s);
+	}
+	m->vflags = f;
+	m->nvflags = n;
+}
+
 static const struct {
 	const char *key;
 	unsigned bit;
@@ -885,6 +957,8 @@ static const struct {
 	 AG_OPBIT(AG_OP_LINK) | AG_OPBIT(AG_OP_WRITE) | AG_OPBIT(AG_OP_MODE)},
 	{"program", AG_M_PROGRAM, AG_ALL_OPS},
 	{"args", AG_M_ARGS, AG_OPBIT(AG_OP_EXEC)},
+	{"command", AG_M_COMMAND, AG_OPBIT(AG_OP_EXEC)},
+	{"value_flags", 0, AG_OPBIT(AG_OP_EXEC)},   /* a parameter of command */
 	{"unguarded", AG_M_UNGUARDED, AG_OPBIT(AG_OP_EXEC)},
 	{"host", AG_M_HOST, AG_OPBIT(AG_OP_CONNECT)},
 	{"cidr", AG_M_CIDR, AG_OPBIT(AG_OP_CONNECT)},
@@ -935,6 +1009,12 @@ static void compile_matcher(struct cc *cc, struct ag_mset *m, unsigned rule_ops,
 	case AG_M_ARGS:
 		compile_args(cc, m, v);
 		break;
+	case AG_M_COMMAND:
+		compile_command(cc, m, v);
+		break;
+	case 0:
+		compile_vflags(cc, m, v);
+		break;
 	case AG_M_UNGUARDED:
 		m->unguarded = get_bool(cc, v, "unguarded");
 		break;
@@ -977,9 +1057,24 @@ static void compile_unless_one(struct cc *cc, struct ag_mset *m, unsigned rule_o
 	for (struct ynode *k = map->first; k; k = k->next->next) {
 		int i = matcher_index(k->s);
 		if (i < 0)
-			fail(cc, k, "unknown matcher '%s' in unless (expected path, program, args, unguarded, host, cidr, port, unix, class or database)",
+			fail(cc, k, "unknown matcher '%s' in unless (expected path, program, command, value_flags, args, unguarded, host, cidr, port, unix, class or database)",
 			     k->s);
 		compile_matcher(cc, m, rule_ops, k, k->next, (size_t)i);
+	}
+	if (!m->present)
+		fail(cc, map, "an unless of value_flags alone would except everything");
+}
+
+/* value_flags says how to find `command`'s words; an unless without its
+ * own uses the rule's. */
+static void check_vflags(struct cc *cc, struct ag_mset *m, const struct ag_mset *rule,
+			 const struct ynode *at)
+{
+	if (m->nvflags && !(m->present & AG_M_COMMAND))
+		fail(cc, at, "value_flags is used only with command");
+	if (rule && !m->nvflags) {
+		m->vflags = rule->vflags;
+		m->nvflags = rule->nvflags;
 	}
 }
 
@@ -1259,7 +1354,8 @@ static void run_examples(struct cc *cc, const struct ag_rule *r, int first_op,
 			struct ag_mctx c;
 			parse_example(cc, r, first_op, it[i].at, &op);
 			ag_mctx_init(&c, &op);
-			enum ag_eval e = ag_rule_eval(r, &c, NULL);
+			enum ag_eval e = op.kind == AG_OP_EXEC ? ag_rule_eval_exec(r, &op, NULL, 0)
+							       : ag_rule_eval(r, &c, NULL);
 			/* Examples are read in this environment; a workspace of
 			 * "/" holds every path, which is rarely what was meant. */
 			const char *hint = strcmp(cc->ws, "/") == 0
@@ -1296,7 +1392,7 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 		if (i < NF)
 			fv[i] = k->next;
 		else if (matcher_index(k->s) < 0) {
-			fail(cc, k, "unknown key '%s' in a rule (expected id, on, action, reason, hard, once, unless, tests, or a matcher: path, program, args, unguarded, host, cidr, port, unix, class, database)",
+			fail(cc, k, "unknown key '%s' in a rule (expected id, on, action, reason, hard, once, unless, tests, or a matcher: path, program, command, value_flags, args, unguarded, host, cidr, port, unix, class, database)",
 			     k->s);
 		}
 	}
@@ -1357,6 +1453,8 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 			compile_matcher(cc, &r->m, r->ops, k, k->next, (size_t)i);
 	}
 	unsigned uses = r->m.present;
+	if (r->m.nvflags && !(r->m.present & AG_M_COMMAND))
+		check_vflags(cc, &r->m, NULL, map);
 
 	if (fv[F_UNLESS]) {
 		const struct ynode *u = fv[F_UNLESS];
@@ -1371,6 +1469,9 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 			if (e->kind != Y_MAP)
 				fail(cc, e, "each unless entry must be a mapping of matchers");
 			compile_unless_one(cc, &ms[i], r->ops, e);
+			if (ms[i].nvflags && !(ms[i].present & AG_M_COMMAND))
+				check_vflags(cc, &ms[i], NULL, e);
+			check_vflags(cc, &ms[i], &r->m, e);
 			uses |= ms[i].present;
 		}
 		r->unless = ms;

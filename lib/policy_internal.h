@@ -30,6 +30,7 @@ enum {
 	AG_M_UNIX = 1u << 7,
 	AG_M_CLASS = 1u << 8,
 	AG_M_DATABASE = 1u << 9,
+	AG_M_COMMAND = 1u << 10,
 };
 
 /* A glob over paths (or database names). `base`: the pattern has no '/',
@@ -97,6 +98,18 @@ struct ag_argent {
 	const char *orig;
 };
 
+/* One `command` entry: word patterns the first positional words of argv
+ * must match in order (each word: alternatives, globs). */
+struct ag_cmdword {
+	const char *const *alts;
+	size_t n;
+};
+struct ag_cmdent {
+	const struct ag_cmdword *words;
+	size_t n;
+	const char *orig;
+};
+
 /* One set of matchers: a rule's own, or one `unless` mapping. */
 struct ag_mset {
 	unsigned present;      /* AG_M_* bits */
@@ -105,6 +118,12 @@ struct ag_mset {
 	struct ag_globset program;
 	const struct ag_argent *args;
 	size_t nargs;
+	const struct ag_cmdent *cmd;     /* alternatives */
+	size_t ncmd;
+	/* Flags whose value is the next word (`-n prod`): skipped with it when
+	 * positional words are counted for `command`. */
+	const char *const *vflags;
+	size_t nvflags;
 	int unguarded;
 	const struct ag_hostpat *host;
 	size_t nhost;
@@ -198,6 +217,40 @@ enum ag_eval { AG_EVAL_NO, AG_EVAL_EXCEPTED, AG_EVAL_APPLIES };
  * decided the result. */
 enum ag_eval ag_rule_eval(const struct ag_rule *r, struct ag_mctx *c,
 			  struct ag_why *why);
+
+/* ---- cmdview.c ----------------------------------------------------------- */
+
+/* One name an exec's command goes by, with the argv it is judged with.
+ * Views of one command share `cmd`: a rule that applies to any of them
+ * applies to the command. */
+#define AG_VIEWS_MAX 32
+struct ag_view {
+	const char *prog;           /* a path, or a bare name (run elsewhere) */
+	const char *const *argv;
+	unsigned cmd;
+	const char *where;          /* NULL: the exec itself; "ssh", "sudo", ... */
+};
+struct ag_views {
+	struct ag_view v[AG_VIEWS_MAX];
+	unsigned n, ncmd;
+	const char *broken;         /* not unwrapped whole: why (deny) */
+	/* Where the words before the next command unwrapped start: among
+	 * them its environment's assignments (`A=1 cmd`, env, sudo). */
+	const char *const *assign_lo;
+	char *buf;
+	size_t cap, used;
+};
+
+/* The views of exec op: command 0 is the exec itself (its name, the file
+ * behind a symlink, an interpreter's script, terraform's TF_CLI_ARGS), the
+ * others what it runs out of the library's sight. Words it makes go into
+ * buf. */
+void ag_views_build(const struct ag_op *op, struct ag_views *vs, char *buf, size_t cap);
+
+/* Rule r against every view of exec op (decide.c): the strongest result,
+ * and in why (if not NULL) its explanation. For examples and explain. */
+enum ag_eval ag_rule_eval_exec(const struct ag_rule *r, const struct ag_op *op, char *why,
+			       size_t whycap);
 
 /* Loop iterations of every glob match on this thread, for the tests that
  * check the matchers stay O(pattern * subject). */

@@ -85,6 +85,8 @@ static __attribute__((noinline)) int do_exec(int dirfd, const char *file, char *
 	ag_begin(&c, AG_OP_EXEC);
 	char *const *envp = envp_in == ENVIRON ? environ : envp_in;
 	int set = ag_set_exec(&c, dirfd, file, argv, search);
+	if (set == 0)
+		ag_set_exec_env(&c, envp);
 	if (set < 0 || (set == 0 && ag_check(&c) < 0))
 		return ag_refuse(&c);
 	AG_CHILD_ENV(envp, env);
@@ -189,6 +191,8 @@ static __attribute__((noinline)) int do_spawn(pid_t *pid, const char *file,
 
 	ag_begin(&c, AG_OP_EXEC);
 	int set = ag_set_exec(&c, AT_FDCWD, file, argv, search);
+	if (set == 0)
+		ag_set_exec_env(&c, envp ? envp : environ);
 	if (set < 0) {
 		ag_refuse(&c);
 		return EFAULT;

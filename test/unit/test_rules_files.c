@@ -227,7 +227,7 @@ Test(default_rules, programs, .init = load_default, .fini = free_default)
 	const char *s1[] = {"shred", "-u", "f", NULL};
 	const char *rm[] = {"rm", "-rf", "/work/proj", NULL};
 	EXPECT(on_exec(tf1), AG_DENY, "no-infra-destroy");
-	EXPECT(on_exec(tf2), AG_DENY, "no-infra-destroy");
+	EXPECT(on_exec(tf2), AG_DENY, "no-infra-apply-destroy");
 	EXPECT(on_exec(tf3), AG_ALLOW, NULL);
 	EXPECT(on_exec(k1), AG_DENY, "no-k8s-delete");
 	EXPECT(on_exec(h1), AG_DENY, "no-helm-uninstall");
@@ -259,6 +259,92 @@ Test(default_rules, programs, .init = load_default, .fini = free_default)
 			   .unguarded = 1, .port = -1};
 	ag_decide(def, &op, &v);
 	EXPECT(v, AG_LOG, "unguarded-program");
+}
+
+static struct ag_verdict on_exec_env(const char *const *argv, const char *const *envp,
+				     const char *real)
+{
+	char prog[256];
+	snprintf(prog, sizeof prog, "/usr/bin/%s", argv[0]);
+	struct ag_op op = {.kind = AG_OP_EXEC, .path = prog, .argv = argv, .port = -1,
+			   .envp = envp, .real_path = real};
+	struct ag_verdict v;
+	ag_decide(def, &op, &v);
+	return v;
+}
+
+/* The subcommand, not any word: global options skipped with their values. */
+Test(default_rules, subcommands, .init = load_default, .fini = free_default)
+{
+	const char *k1[] = {"kubectl", "-n", "prod", "delete", "pod", "x", NULL};
+	const char *k2[] = {"kubectl", "get", "pod", "delete", NULL};
+	const char *k3[] = {"kubectl", "-n", "delete", "get", "pods", NULL};
+	const char *a1[] = {"aws", "--region", "eu-west-1", "s3", "rm", "s3://b/k", NULL};
+	const char *a2[] = {"aws", "s3", "ls", "s3://rm", NULL};
+	const char *d1[] = {"docker", "--context", "prod", "rm", "web", NULL};
+	const char *d2[] = {"docker", "logs", "rm", NULL};
+	const char *t1[] = {"terraform", "plan", "-destroy", NULL};
+	const char *t2[] = {"terraform", "destroy", "-help", NULL};
+	const char *g1[] = {"gcloud", "compute", "instances", "describe", "vm-1", NULL};
+	const char *g2[] = {"gcloud", "compute", "instances", "delete", "vm-1", NULL};
+	const char *z1[] = {"az", "storage", "blob", "delete-batch", "-s", "c", NULL};
+	const char *h1[] = {"helm", "plugin", "uninstall", "diff", NULL};
+	EXPECT(on_exec(k1), AG_DENY, "no-k8s-delete");
+	EXPECT(on_exec(k2), AG_ALLOW, NULL);
+	EXPECT(on_exec(k3), AG_ALLOW, NULL);
+	EXPECT(on_exec(a1), AG_DENY, "no-s3-bulk-delete");
+	EXPECT(on_exec(a2), AG_ALLOW, NULL);
+	EXPECT(on_exec(d1), AG_DENY, "no-docker-volume-rm");
+	EXPECT(on_exec(d2), AG_ALLOW, NULL);
+	EXPECT(on_exec(t1), AG_ALLOW, NULL);
+	EXPECT(on_exec(t2), AG_ALLOW, NULL);
+	EXPECT(on_exec(g1), AG_ALLOW, NULL);
+	EXPECT(on_exec(g2), AG_DENY, "no-gcloud-delete");
+	EXPECT(on_exec(z1), AG_DENY, "no-az-delete");
+	EXPECT(on_exec(h1), AG_ALLOW, NULL);
+}
+
+/* What runs elsewhere, under other names, with terraform's env arguments. */
+Test(default_rules, views, .init = load_default, .fini = free_default)
+{
+	const char *s1[] = {"ssh", "-p", "22", "bastion", "cd /srv && terraform destroy", NULL};
+	const char *s2[] = {"ssh", "bastion", "terraform", "plan", NULL};
+	const char *s3[] = {"ssh", "-o", "BatchMode=yes", "db", "redis-cli FLUSHALL", NULL};
+	const char *k1[] = {"kubectl", "exec", "-n", "ci", "pod", "--", "sh", "-c",
+			    "env X=1 timeout 5 kubectl delete ns prod", NULL};
+	const char *k2[] = {"kubectl", "exec", "pod", "--", "ls", NULL};
+	const char *d1[] = {"docker", "run", "--rm", "-v", "a:/a", "img", "bash", "-lc",
+			    "tofu destroy -auto-approve", NULL};
+	const char *d2[] = {"podman", "exec", "-u", "root", "c", "xargs", "-n1", "gh", "repo",
+			    "delete", NULL};
+	const char *d3[] = {"docker", "run", "img", "terraform", "plan", NULL};
+	const char *u1[] = {"sudo", "-u", "ops", "terraform", "destroy", NULL};
+	const char *i1[] = {"python3", "-u", "/usr/bin/aws", "s3", "rb", "s3://b", NULL};
+	const char *i2[] = {"sh", "/usr/bin/gcloud", "projects", "delete", "p", NULL};
+	const char *i3[] = {"python3", "-c", "print('terraform destroy')", NULL};
+	const char *tf[] = {"terraform", "apply", NULL};
+	const char *tf0[] = {"terraform", NULL};
+	const char *e1[] = {"TF_CLI_ARGS_apply=-destroy", NULL};
+	const char *e2[] = {"TF_CLI_ARGS=destroy", NULL};
+	const char *e3[] = {"TF_CLI_ARGS_plan=-destroy", NULL};
+	const char *tfl[] = {"tf", "destroy", NULL};
+	EXPECT(on_exec(s1), AG_DENY, "no-infra-destroy");
+	EXPECT(on_exec(s2), AG_ALLOW, NULL);
+	EXPECT(on_exec(s3), AG_DENY, "no-datastore-wipe");
+	EXPECT(on_exec(k1), AG_DENY, "no-k8s-delete");
+	EXPECT(on_exec(k2), AG_ALLOW, NULL);
+	EXPECT(on_exec(d1), AG_DENY, "no-infra-destroy");
+	EXPECT(on_exec(d2), AG_DENY, "no-gh-delete");
+	EXPECT(on_exec(d3), AG_ALLOW, NULL);
+	EXPECT(on_exec(u1), AG_DENY, "no-infra-destroy");
+	EXPECT(on_exec(i1), AG_DENY, "no-s3-bulk-delete");
+	EXPECT(on_exec(i2), AG_DENY, "no-gcloud-delete");
+	EXPECT(on_exec(i3), AG_ALLOW, NULL);
+	EXPECT(on_exec_env(tf, e1, NULL), AG_DENY, "no-infra-apply-destroy");
+	EXPECT(on_exec_env(tf, e3, NULL), AG_ALLOW, NULL);
+	EXPECT(on_exec_env(tf0, e2, NULL), AG_DENY, "no-infra-destroy");
+	EXPECT(on_exec_env(tfl, NULL, "/opt/hashicorp/terraform"), AG_DENY, "no-infra-destroy");
+	EXPECT(on_exec_env(tfl, NULL, NULL), AG_ALLOW, NULL);
 }
 
 Test(default_rules, network_and_sql, .init = load_default, .fini = free_default)
