@@ -218,25 +218,31 @@ static void items_free(struct items *l)
 	free(l->v);
 }
 
+/* "VERB PATH: WHY", escaped: the reasons carry rows' text (ids, store names). */
+static void say(const char *verb, const char *path, const char *fmt, va_list ap)
+{
+	char *why = NULL;
+
+	printf("%s ", verb);
+	cli_put(stdout, path);
+	fputs(": ", stdout);
+	if (vasprintf(&why, fmt, ap) < 0)
+		why = NULL;
+	cli_put(stdout, why ? why : fmt);
+	free(why);
+	putchar('\n');
+}
+
 static void fail(struct restore *r, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void fail(struct restore *r, const char *path, const char *fmt, ...)
 {
 	va_list ap;
-	char *why = NULL;
 
-	printf("%s ", r->dry_run ? "would fail" : "failed");
-	cli_put(stdout, path);
-	fputs(": ", stdout);
-	/* The reasons carry rows' text (ids, store names): escaped too. */
 	va_start(ap, fmt);
-	if (vasprintf(&why, fmt, ap) < 0)
-		why = NULL;
+	say(r->dry_run ? "would fail" : "failed", path, fmt, ap);
 	va_end(ap);
-	cli_put(stdout, why ? why : fmt);
-	free(why);
-	putchar('\n');
 	r->failed++;
 }
 
@@ -248,22 +254,14 @@ static void skip(struct restore *r, const char *dest, int conflict, const char *
 static void skip(struct restore *r, const char *dest, int conflict, const char *fmt, ...)
 {
 	va_list ap;
-	char *why = NULL;
 
 	r->skipped++;
 	r->conflicts += conflict;
 	if (r->quiet && !conflict)
 		return;
-	printf("%s ", r->dry_run ? "would skip" : "skipped");
-	cli_put(stdout, dest);
-	fputs(": ", stdout);
 	va_start(ap, fmt);
-	if (vasprintf(&why, fmt, ap) < 0)
-		why = NULL;
+	say(r->dry_run ? "would skip" : "skipped", dest, fmt, ap);
 	va_end(ap);
-	cli_put(stdout, why ? why : fmt);
-	free(why);
-	putchar('\n');
 }
 
 static int load_ids(struct restore *r, char **ids, int n, struct items *l)
