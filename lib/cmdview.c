@@ -306,6 +306,7 @@ static const char *const *split_shell(struct ag_views *vs, const char *text, siz
 			cmd0 = (unsigned)-1;
 			last = words + first;
 			vs->assign_lo = words;
+			vs->assign_at = words + first;
 			unwrap(vs, words + first, c, where, depth + 1, elsewhere);
 		}
 	}
@@ -639,6 +640,7 @@ static void sudo_remote(struct ag_views *vs, const char *const *argv, const char
 	while (argv[i] && is_assignment(argv[i]))
 		i++;
 	vs->assign_lo = argv + lo;
+	vs->assign_at = argv + i;
 	if (argv[i])
 		unwrap(vs, argv + i, new_cmd(vs), name, depth + 1, 1);
 }
@@ -742,6 +744,9 @@ static size_t wrapped(const char *name, const char *const *argv, const char **sp
 static void unwrap(struct ag_views *vs, const char *const *argv, unsigned cmd,
 		   const char *where, int depth, int elsewhere)
 {
+	/* Assignments count only for the very command they were found before. */
+	const char *const *lo = vs->assign_at == argv ? vs->assign_lo : NULL;
+	vs->assign_lo = vs->assign_at = NULL;
 	if (!argv || !argv[0] || vs->broken)
 		return;
 	if (depth > MAX_DEPTH) {
@@ -749,8 +754,6 @@ static void unwrap(struct ag_views *vs, const char *const *argv, unsigned cmd,
 		return;
 	}
 	const char *name = base_of(argv[0]);
-	const char *const *lo = vs->assign_lo;
-	vs->assign_lo = NULL;
 	if (depth > 0 && lo && lo < argv && (strcmp(name, "terraform") == 0 ||
 					     strcmp(name, "tofu") == 0)) {
 		/* TF_CLI_ARGS set on the command line that runs it elsewhere. */
@@ -803,8 +806,10 @@ static void unwrap(struct ag_views *vs, const char *const *argv, unsigned cmd,
 			split_shell(vs, split, strlen(split), 0, (unsigned)-1, where, depth,
 				    elsewhere);
 		else if (i) {
-			if (strcmp(name, "env") == 0)
+			if (strcmp(name, "env") == 0) {
 				vs->assign_lo = argv + 1;
+				vs->assign_at = argv + i;
+			}
 			unwrap(vs, argv + i, strcmp(name, "busybox") == 0 ? cmd : new_cmd(vs),
 			       where, depth + 1, elsewhere);
 		}
@@ -907,7 +912,7 @@ void ag_views_build(const struct ag_op *op, struct ag_views *vs, char *buf, size
 	vs->buf = buf;
 	vs->cap = cap;
 	vs->used = 0;
-	vs->assign_lo = NULL;
+	vs->assign_lo = vs->assign_at = NULL;
 	if (!op->path || !op->argv || !op->argv[0]) {
 		add_view(vs, op->path, op->argv ? op->argv : no_argv, 0, NULL);
 		vs->ncmd = 1;

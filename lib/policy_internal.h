@@ -237,6 +237,7 @@ struct ag_views {
 	/* Where the words before the next command unwrapped start: among
 	 * them its environment's assignments (`A=1 cmd`, env, sudo). */
 	const char *const *assign_lo;
+	const char *const *assign_at;   /* the command those assignments are for */
 	char *buf;
 	size_t cap, used;
 };
