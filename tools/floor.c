@@ -355,8 +355,11 @@ fail:
 	return fd;
 }
 
-/* Laid with the floor (ag_floor_apply), or -1. */
+/* Laid with the floor (ag_floor_apply), or -1; and where the state text
+ * says so, to be corrected if the kernel refuses it. */
 static int key_ruleset = -1;
+static char *key_said;
+static size_t key_said_len;
 
 int ag_floor_prepare(const struct ag_session *s, const char *lib, char *zone, size_t zonelen,
 		     char *state, size_t statelen)
@@ -436,8 +439,11 @@ int ag_floor_prepare(const struct ag_session *s, const char *lib, char *zone, si
 				      "or exceptions are left to the rules", other);
 	char kwhy[300];
 	key_ruleset = key_layer(s, kwhy, sizeof kwhy);
-	if (l < statelen)
-		snprintf(state + l, statelen - l, "; %s", kwhy);
+	if (l < statelen) {
+		key_said = state + l;
+		key_said_len = statelen - l;
+		snprintf(key_said, key_said_len, "; %s", kwhy);
+	}
 	plan_free(&pl);
 	return pl.fd;
 
@@ -455,10 +461,14 @@ int ag_floor_apply(int ruleset)
 {
 	if (syscall(SYS_landlock_restrict_self, ruleset, 0) < 0)
 		return -1;
-	/* Without it the floor stands; the key is then readable, as the
-	 * session's row says (a layer that is refused is not laid). */
-	if (key_ruleset >= 0 && syscall(SYS_landlock_restrict_self, key_ruleset, 0) < 0)
+	/* Without it the floor stands; the key is then readable, and the
+	 * session's row says so. */
+	if (key_ruleset >= 0 && syscall(SYS_landlock_restrict_self, key_ruleset, 0) < 0) {
+		if (key_said)
+			snprintf(key_said, key_said_len, "; the chain key is readable: its layer "
+				 "was refused (%s)", strerror(errno));
 		key_ruleset = -1;
+	}
 	return 0;
 }
 
