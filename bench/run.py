@@ -21,6 +21,10 @@ OUT = os.path.join(BUILD, "bench")
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 ONLY = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w]
 TMP = tempfile.mkdtemp(prefix="agbench.")
+# The state dir sits outside /tmp, as the default one (~/.local/state) does:
+# under the floor the ancestors of the state dir are restricted, and a /tmp
+# restricted would send every compiler temp file through the supervisor.
+STATE = os.environ.get("BENCH_STATE") or os.path.join(OUT, "state")
 CALLS = 100000
 
 
@@ -61,7 +65,7 @@ def run(argv, env, cwd):
 def envs(rules=None, workspace=None):
     base = {k: v for k, v in os.environ.items()
             if not k.startswith("AGENTGUARD_") and k != "LD_PRELOAD"}
-    state = os.path.join(TMP, "state")
+    state = STATE
     guard = dict(base, LD_PRELOAD=LIB, AGENTGUARD_STATE_DIR=state)
     if rules:
         guard["AGENTGUARD_RULES"] = rules
@@ -77,7 +81,7 @@ def envs(rules=None, workspace=None):
 def run_variants(out, kernel_only=False, rules=None, workspace=None):
     """agentguard run with and without the kernel layer: (env, argv prefix)."""
     base = out["bare"]
-    state = os.path.join(TMP, "state")
+    state = STATE
     pre = [AG, "run", "--state-dir", state]
     if rules:
         pre += ["--rules", rules]
@@ -90,7 +94,7 @@ def run_variants(out, kernel_only=False, rules=None, workspace=None):
 
 
 def reset_state():
-    shutil.rmtree(os.path.join(TMP, "state"), ignore_errors=True)
+    shutil.rmtree(STATE, ignore_errors=True)
 
 
 def make_tree(d, n=10000):
@@ -242,6 +246,7 @@ def main():
         json.dump(results, f, indent=1)
     print(f"results: {os.path.relpath(os.path.join(OUT, 'results.json'), ROOT)}")
     shutil.rmtree(TMP, ignore_errors=True)
+    shutil.rmtree(STATE, ignore_errors=True)
 
 
 if __name__ == "__main__":

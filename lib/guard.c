@@ -54,6 +54,7 @@ static struct {
 	                               shares our memory and runs no atfork) */
 	uint64_t unrecorded;        /* decided in a signal handler that
 	                               interrupted the guard: not logged */
+	int supervisor;             /* loaded into `agentguard run` (kernel.c) */
 } G = { .spool = { .mu = PTHREAD_MUTEX_INITIALIZER } };
 
 __thread struct ag_thread ag_thread __attribute__((tls_model("initial-exec")));
@@ -656,7 +657,7 @@ static int protected_op(const struct ag_op *o)
  * memory, a halted session stays halted. */
 static int counting_remote(void)
 {
-	return G.s.floor[0] && !ag_behalf;
+	return G.s.floor[0] && !ag_behalf && !G.supervisor;
 }
 
 /* The session-wide counters live in a small shared file so every process
@@ -731,31 +732,16 @@ static void count_denial(void)
 
 /* Under the floor the supervisor owns the log: what a process records is
  * copied by the supervisor into STATE/kspool/, out of the session's reach,
- * and the log takes that copy over the process's own spool. A deny or ask
- * goes at once, before the call returns; the rest with every 256th record, or
- * the first one 100 ms after the last copy. (Not at exit: what a process
- * could change before it exits, it changed before the copy too.) */
-static unsigned since_handed;
-static int64_t handed_at;
-static char handed_name[sizeof G.spool.name];
-
-static void hand_over(int now)
+ * and the log takes that copy over the process's own spool. A deny or an
+ * ask is handed over at once, before the call returns. The rest needs no
+ * word from the process: the supervisor finds the session's spools and
+ * copies what they gained every 100 ms. Handing over more often would bound
+ * nothing a process could not undo in the microseconds after a record, and
+ * each hand-over costs it a round trip. */
+static void hand_over(void)
 {
-	if (!counting_remote() || !G.spool.base)
-		return;
-	/* A spool the supervisor has not heard of: it learns of it now and
-	 * copies it every 100 ms from then on. */
-	int fresh = strcmp(handed_name, G.spool.name) != 0;
-	if (fresh)
-		snprintf(handed_name, sizeof handed_name, "%s", G.spool.name);
-	int64_t t = ag_mono_ns();
-	if (!handed_at)
-		handed_at = t;   /* the clock starts with the first record */
-	if (!now && !fresh && ++since_handed < 256 && t - handed_at < 100000000)
-		return;
-	since_handed = 0;
-	handed_at = t;
-	count_remote(AGENTGUARD_COPY_SPOOL, (uintptr_t)G.spool.name, (uint64_t)now, 0);
+	if (counting_remote() && G.spool.base)
+		count_remote(AGENTGUARD_COPY_SPOOL, (uintptr_t)G.spool.name, 1, 0);
 }
 
 static int budget_remote(uint64_t size)
@@ -1018,9 +1004,6 @@ __attribute__((destructor)) static void ag_dtor(void)
 
 static int record(struct ag_call *c)
 {
-	/* Before this record: the ones before it have their outcome by now. */
-	if (!c->nested)
-		hand_over(0);
 	const struct ag_op *o = &c->op;
 	const char *op = ag_op_name(o->kind);
 	const char *dec = ag_action_name(c->decision);
@@ -1093,11 +1076,8 @@ static int record(struct ag_call *c)
 		n = snap_fields(&c->w->src, f, 0, &sv);
 		rc = ag_spool_append(&G.spool, AG_REC_SNAPSHOT, 0, now, 0, f, n, NULL);
 	}
-	if (rc == 0 && !c->nested) {
+	if (rc == 0 && !c->nested)
 		record_unrecorded(now);
-		if (strcmp(handed_name, G.spool.name) != 0)
-			hand_over(0);   /* a new spool: the supervisor learns of it */
-	}
 	return rc;
 }
 
@@ -1690,10 +1670,11 @@ int ag_check_refuse(struct ag_call *c, const char *rule, const char *reason)
 }
 
 /* This is the supervisor (lib/hooks/kernel.c): its own records go where
- * no process of the session can change them. */
+ * no process of the session can change them, and it keeps the counters. */
 void ag_supervisor_note(void)
 {
 	G.spool.dir = "kspool";
+	G.supervisor = 1;
 }
 
 /* The supervisor's side of count_remote (lib/hooks/kernel.c). */
@@ -1732,7 +1713,7 @@ static void patch(struct ag_call *c, int err)
 	ag_thread.busy++;
 	ag_spool_patch_errno(&G.spool, &c->mark, err);
 	if (c->decision >= AG_ASK)
-		hand_over(1);
+		hand_over();
 	ag_thread.busy--;
 }
 

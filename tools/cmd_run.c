@@ -592,7 +592,7 @@ static int cmd_run(int argc, char **argv)
 			prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 			/* A send made for a process must not kill us with its SIGPIPE. */
 			signal(SIGPIPE, SIG_IGN);
-			kl = ag_kernel_start(lfd, lib, gate, err, sizeof err);
+			kl = ag_kernel_start(lfd, lib, gate, s.floor[0] != 0, err, sizeof err);
 			if (!kl) {
 				/* Its filter is on and nobody would answer it. */
 				close(lfd);

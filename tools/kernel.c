@@ -23,6 +23,7 @@
  *                  (SECCOMP_IOCTL_NOTIF_ADDFD). Only an exec, which nobody
  *                  can make for another process, is judged and then let go.
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +46,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -431,18 +433,30 @@ struct image {
 };
 #define NIMAGES 32
 
+/* A spool the supervisor copies: held open, so that seeing whether it
+ * grew is one pread, and a spool ingested and unlinked is noticed by its
+ * link count. */
+struct spool {
+	char name[128];
+	uint32_t hash;     /* of name: finding one among thousands stays cheap */
+	int fd;
+	uint64_t copied;   /* where the copy's records end, as last seen */
+};
+
 struct ag_kernel {
 	struct image images[NIMAGES];
 	unsigned next_image;
 	pthread_mutex_t images_mu;
 	int listener;
 	int stopping;
-	/* The spools of the session's processes, copied every 100 ms by the
-	 * puller (pull_spools): a process that records and then stays quiet
-	 * cannot keep its records in its own reach. */
+	/* The spools of the session's processes, found and copied every
+	 * 100 ms by the puller (pull_spools): a process need not hand its
+	 * spool over, and one that records and then stays quiet cannot keep
+	 * its records in its own reach. */
 	pthread_mutex_t spools_mu;
-	char (*spools)[128];
+	struct spool *spools;
 	size_t nspools;
+	int spool_dir, kspool_dir;
 	pthread_t puller;
 	int have_puller;
 	pthread_cond_t puller_wake;   /* under spools_mu: stop need not wait out a pause */
@@ -474,7 +488,6 @@ struct job {
 	const char *argv[256];
 	char status[4096];
 	unsigned umask;
-	char copy_later[128];      /* a spool to copy once the caller goes on */
 };
 
 static int proc_open(int pid, const char *what, int flags)
@@ -1138,28 +1151,18 @@ static int spool_name_ok(const char *name)
 		       strlen(name);
 }
 
-static int copy_spool(const char *name)
+/* Copy what spool `sp` has committed past what its copy holds; 0 or -1. */
+static int copy_spool(struct ag_kernel *k, struct spool *sp)
 {
-	const char *sd = getenv("AGENTGUARD_STATE_DIR");
-	char path[PATH_MAX];
-	int rc = -1, in = -1, out = -1;
+	int rc = -1, out = -1;
 	unsigned char *buf = NULL;
-
-	if (!sd) {
-		errno = EINVAL;
-		return -1;
-	}
-	snprintf(path, sizeof path, "%s/spool/%s.spool", sd, name);
-	in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	snprintf(path, sizeof path, "%s/kspool", sd);
-	mkdir(path, 0700);
-	snprintf(path, sizeof path, "%s/kspool/%s.spool", sd, name);
-	out = in < 0 ? -1 : open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	struct stat st, ist;
 	struct ag_spool_hdr h;
+
+	out = openat(k->kspool_dir, sp->name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	/* Processes that share a spool (a fork child) may send at once. */
-	if (out < 0 || flock(out, LOCK_EX) < 0 || fstat(out, &st) < 0 || fstat(in, &ist) < 0 ||
-	    !S_ISREG(ist.st_mode) || pread(in, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+	if (out < 0 || flock(out, LOCK_EX) < 0 || fstat(out, &st) < 0 || fstat(sp->fd, &ist) < 0 ||
+	    !S_ISREG(ist.st_mode) || pread(sp->fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
 	    memcmp(h.magic, AG_SPOOL_MAGIC, 8) != 0)
 		goto out;
 	uint64_t have = (uint64_t)st.st_size, used = h.used;
@@ -1167,7 +1170,7 @@ static int copy_spool(const char *name)
 		used = (uint64_t)ist.st_size < ((uint64_t)64 << 20) ? (uint64_t)ist.st_size : 0;
 	if (have < AG_SPOOL_HDR_SIZE) {
 		unsigned char hdr[AG_SPOOL_HDR_SIZE];
-		if (pread(in, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr ||
+		if (pread(sp->fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr ||
 		    pwrite(out, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr)
 			goto out;
 		have = AG_SPOOL_HDR_SIZE;
@@ -1175,7 +1178,7 @@ static int copy_spool(const char *name)
 	if (used > have) {
 		size_t len = (size_t)(used - have);
 		buf = malloc(len);
-		if (!buf || pread(in, buf, len, (off_t)have) != (ssize_t)len)
+		if (!buf || pread(sp->fd, buf, len, (off_t)have) != (ssize_t)len)
 			goto out;
 		size_t n = ag_spool_committed(buf, len, have);
 		if (n && pwrite(out, buf, n, (off_t)have) != (ssize_t)n)
@@ -1185,12 +1188,11 @@ static int copy_spool(const char *name)
 	/* The copy's own header says where its records end. */
 	if (pwrite(out, &have, sizeof have, offsetof(struct ag_spool_hdr, used)) != sizeof have)
 		goto out;
+	__atomic_store_n(&sp->copied, have, __ATOMIC_RELAXED);
 	rc = 0;
 out:;
 	int e = errno;
 	free(buf);
-	if (in >= 0)
-		close(in);
 	if (out >= 0)
 		close(out);
 	errno = e;
@@ -1199,23 +1201,99 @@ out:;
 
 #define MAX_SPOOLS 4096
 
-static void note_spool(struct ag_kernel *k, const char *name)
+/* The entry for spool NAME (SESSION.PID.RANDOM, without ".spool"), opened
+ * and added if it is new; NULL if it cannot be. Under spools_mu. */
+static struct spool *spool_find(struct ag_kernel *k, const char *name)
+{
+	char file[sizeof ((struct spool *)0)->name];
+	if (snprintf(file, sizeof file, "%s.spool", name) >= (int)sizeof file)
+		return NULL;
+	uint32_t h = 2166136261u;
+	for (const char *c = file; *c; c++)
+		h = (h ^ (unsigned char)*c) * 16777619u;
+	for (size_t i = 0; i < k->nspools; i++)
+		if (k->spools[i].hash == h && strcmp(k->spools[i].name, file) == 0)
+			return &k->spools[i];
+	if (!k->spools || k->nspools >= MAX_SPOOLS || k->spool_dir < 0 || k->kspool_dir < 0 ||
+	    !spool_name_ok(name))
+		return NULL;
+	int fd = openat(k->spool_dir, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return NULL;
+	struct spool *sp = &k->spools[k->nspools++];
+	snprintf(sp->name, sizeof sp->name, "%s", file);   /* the copy's name too */
+	sp->hash = h;
+	sp->fd = fd;
+	sp->copied = 0;
+	return sp;
+}
+
+/* What the spool's process committed since the last copy, copied now: a
+ * deny or an ask, before the call returns. */
+static int copy_named(struct ag_kernel *k, const char *name)
 {
 	pthread_mutex_lock(&k->spools_mu);
-	size_t i = 0;
-	while (i < k->nspools && strcmp(k->spools[i], name) != 0)
-		i++;
-	if (i == k->nspools && k->spools && k->nspools < MAX_SPOOLS)
-		snprintf(k->spools[k->nspools++], sizeof k->spools[0], "%s", name);
+	struct spool *sp = spool_find(k, name);
+	int rc = sp ? copy_spool(k, sp) : -1;
+	pthread_mutex_unlock(&k->spools_mu);
+	return rc;
+}
+
+/* New spools of this session in STATE/spool. */
+static void find_spools(struct ag_kernel *k)
+{
+	int fd = dup(k->spool_dir);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	rewinddir(d);
+	struct dirent *e;
+	char name[128];
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		if (n <= 6 || n - 6 >= sizeof name || strcmp(e->d_name + n - 6, ".spool") != 0)
+			continue;
+		memcpy(name, e->d_name, n - 6);
+		name[n - 6] = 0;
+		if (!spool_name_ok(name))
+			continue;
+		pthread_mutex_lock(&k->spools_mu);
+		spool_find(k, name);
+		pthread_mutex_unlock(&k->spools_mu);
+	}
+	closedir(d);
+}
+
+/* Each spool that grew, copied; one that is gone (ingested: its process
+ * ended and the log has it all), forgotten. */
+static void pull_all(struct ag_kernel *k, int forget)
+{
+	pthread_mutex_lock(&k->spools_mu);
+	for (size_t i = 0; i < k->nspools; i++) {
+		struct spool *sp = &k->spools[i];
+		uint64_t used = 0;
+		struct stat st;
+		if (pread(sp->fd, &used, sizeof used, offsetof(struct ag_spool_hdr, used)) ==
+			    (ssize_t)sizeof used &&
+		    used > __atomic_load_n(&sp->copied, __ATOMIC_RELAXED))
+			copy_spool(k, sp);
+		else if (forget && fstat(sp->fd, &st) == 0 && st.st_nlink == 0) {
+			close(sp->fd);
+			*sp = k->spools[--k->nspools];
+			i--;
+		}
+	}
 	pthread_mutex_unlock(&k->spools_mu);
 }
 
 static void *pull_spools(void *arg)
 {
 	struct ag_kernel *k = arg;
-	char name[128];
 
-	for (;;) {
+	for (unsigned tick = 0;; tick++) {
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += 100 * 1000000;
@@ -1230,26 +1308,8 @@ static void *pull_spools(void *arg)
 		pthread_mutex_unlock(&k->spools_mu);
 		if (__atomic_load_n(&k->stopping, __ATOMIC_ACQUIRE))
 			break;
-		for (size_t i = 0;; i++) {
-			pthread_mutex_lock(&k->spools_mu);
-			int have = i < k->nspools;
-			if (have)
-				snprintf(name, sizeof name, "%s", k->spools[i]);
-			pthread_mutex_unlock(&k->spools_mu);
-			if (!have)
-				break;
-			if (copy_spool(name) < 0 && errno == ENOENT) {
-				/* Ingested (or gone): forget it. */
-				pthread_mutex_lock(&k->spools_mu);
-				if (i < k->nspools && strcmp(k->spools[i], name) == 0) {
-					memmove(k->spools[i], k->spools[i + 1],
-						(k->nspools - i - 1) * sizeof k->spools[0]);
-					k->nspools--;
-					i--;
-				}
-				pthread_mutex_unlock(&k->spools_mu);
-			}
-		}
+		find_spools(k);
+		pull_all(k, tick % 10 == 9);
 	}
 	return NULL;
 }
@@ -1274,30 +1334,6 @@ static int handle(struct job *j)
 		goto out;
 	}
 	switch (nr) {
-	case AGENTGUARD_KMSG:
-		if (a[0] == AGENTGUARD_COPY_SPOOL) {
-			/* A deny or ask is copied before the call returns; the
-			 * rest once the caller has gone on. */
-			char name[sizeof j->copy_later];
-			if (mem_str(j, a[1], name, sizeof name) < 0 || !spool_name_ok(name)) {
-				errno = EINVAL;
-				break;
-			}
-			note_spool(j->k, name);
-			if (a[2])
-				rc = copy_spool(name);
-			else {
-				memcpy(j->copy_later, name, sizeof name);
-				rc = 0;
-			}
-			break;
-		}
-		rc = L->count((int)a[0], a[1]);
-		if (rc < 0) {
-			errno = (int)-rc;
-			rc = -1;
-		}
-		break;
 	case SYS_unlink:
 	case SYS_rmdir:
 	case SYS_unlinkat: {
@@ -1468,6 +1504,37 @@ out:;
 	return 0;
 }
 
+/* The library asking (AGENTGUARD_KMSG): counting, or copying its spool
+ * before a deny or an ask returns. Neither uses a right of the caller's,
+ * so a process with other credentials gets them too, and neither needs to
+ * know more of it than where its spool's name is: this stays a short round
+ * trip. */
+static void serve_kmsg(struct job *j)
+{
+	const uint64_t *a = (const uint64_t *)j->req->data.args;
+	long rc = -1;
+
+	if (a[0] == AGENTGUARD_COPY_SPOOL) {
+		char name[128];
+		j->tid = (int)j->req->pid;
+		j->mem = proc_open(j->tid, "mem", O_RDONLY);
+		/* Read, then checked: the name is the caller's, not a reused pid's. */
+		if (j->mem < 0 || mem_str(j, a[1], name, sizeof name) < 0 ||
+		    ioctl(j->k->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &j->req->id) < 0 ||
+		    !spool_name_ok(name))
+			errno = EINVAL;
+		else
+			rc = copy_named(j->k, name);
+	} else {
+		rc = j->k->lib.count((int)a[0], a[1]);
+		if (rc < 0) {
+			errno = (int)-rc;
+			rc = -1;
+		}
+	}
+	done(j, rc);
+}
+
 static void serve_one(struct ag_kernel *k, struct seccomp_notif *req,
 		      struct seccomp_notif_resp *resp)
 {
@@ -1475,6 +1542,10 @@ static void serve_one(struct ag_kernel *k, struct seccomp_notif *req,
 
 	memset(resp, 0, sizeof *resp);
 	resp->id = req->id;
+	if (req->data.nr == AGENTGUARD_KMSG && req->data.arch == AUDIT_ARCH_X86_64) {
+		serve_kmsg(&j);
+		goto send;
+	}
 	__atomic_add_fetch(&k->calls, 1, __ATOMIC_RELAXED);
 	if (job_who(&j) < 0) {
 		/* Gone (killed, exited) or unreadable: nothing to answer, or a
@@ -1483,9 +1554,7 @@ static void serve_one(struct ag_kernel *k, struct seccomp_notif *req,
 		goto send;
 	}
 	k->lib.begin(&j.who);
-	/* Counting and copying a spool use no right of the caller's: a
-	 * process with other credentials gets them too. */
-	const char *foreign = j.req->data.nr == AGENTGUARD_KMSG ? NULL : job_foreign(&j);
+	const char *foreign = job_foreign(&j);
 	if (foreign) {
 		k->lib.refuse(op64(j.req->data.nr), j.exe, foreign);
 		resp->error = -EACCES;
@@ -1498,8 +1567,6 @@ send:
 	if (ioctl(k->listener, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0 && errno != ENOENT) {
 		/* ENOENT: the caller is gone. Anything else cannot be fixed here. */
 	}
-	if (j.copy_later[0])
-		copy_spool(j.copy_later);
 out:
 	if (j.mem >= 0)
 		close(j.mem);
@@ -1570,7 +1637,40 @@ static int find_libc(struct ag_kernel *k)
 	return 0;
 }
 
-struct ag_kernel *ag_kernel_start(int listener, const char *lib_path, uintptr_t gate,
+/* The supervisor owns the log (under the floor): STATE/spool is watched,
+ * STATE/kspool written. A spool is held open from when it is found until it
+ * is ingested, so the descriptor limit is raised to hold them all. */
+static int start_puller(struct ag_kernel *k)
+{
+	const char *sd = getenv("AGENTGUARD_STATE_DIR");
+	char path[PATH_MAX];
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < MAX_SPOOLS + 256) {
+		rl.rlim_cur = rl.rlim_max < MAX_SPOOLS + 256 ? rl.rlim_max : MAX_SPOOLS + 256;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (!sd || snprintf(path, sizeof path, "%s/%s", sd, i ? "kspool" : "spool") >=
+				   (int)sizeof path) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		if (mkdir(path, 0700) < 0 && errno != EEXIST)
+			return -1;
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		*(i ? &k->kspool_dir : &k->spool_dir) = fd;
+	}
+	k->spools = calloc(MAX_SPOOLS, sizeof k->spools[0]);
+	if (!k->spools || pthread_create(&k->puller, NULL, pull_spools, k) != 0)
+		return -1;
+	k->have_puller = 1;
+	return 0;
+}
+
+struct ag_kernel *ag_kernel_start(int listener, const char *lib_path, uintptr_t gate, int own_log,
 				  char *err, size_t errlen)
 {
 	struct ag_kernel *k = calloc(1, sizeof *k);
@@ -1624,9 +1724,13 @@ struct ag_kernel *ag_kernel_start(int listener, const char *lib_path, uintptr_t 
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&k->puller_wake, &ca);
 	pthread_condattr_destroy(&ca);
-	k->spools = calloc(MAX_SPOOLS, sizeof k->spools[0]);
-	if (k->spools && pthread_create(&k->puller, NULL, pull_spools, k) == 0)
-		k->have_puller = 1;
+	k->spool_dir = k->kspool_dir = -1;
+	if (own_log && start_puller(k) < 0) {
+		snprintf(err, errlen, "cannot copy the session's spools: %s", strerror(errno));
+		dlclose(k->handle);
+		free(k);
+		return NULL;
+	}
 	for (int i = 0; i < NWORKERS; i++) {
 		pthread_attr_t at;
 		pthread_attr_init(&at);
@@ -1677,9 +1781,17 @@ void ag_kernel_stop(struct ag_kernel *k)
 		pthread_join(k->puller, NULL);
 	}
 	/* A last pull: what the processes recorded until now. */
-	for (size_t i = 0; i < k->nspools; i++)
-		copy_spool(k->spools[i]);
+	if (k->spools) {
+		find_spools(k);
+		pull_all(k, 0);
+		for (size_t i = 0; i < k->nspools; i++)
+			close(k->spools[i].fd);
+	}
 	free(k->spools);
+	if (k->spool_dir >= 0)
+		close(k->spool_dir);
+	if (k->kspool_dir >= 0)
+		close(k->kspool_dir);
 	close(k->listener);
 	for (int i = 0; i < NIMAGES; i++)
 		free(k->images[i].cmdline);

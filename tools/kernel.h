@@ -43,8 +43,10 @@ int ag_kernel_receive(int sock, int child, int *floor, char *floor_state, size_t
 struct ag_kernel;
 
 /* Start serving the listener with the library at lib_path (threads of
- * this process). NULL with err when the library lacks the kernel entries. */
-struct ag_kernel *ag_kernel_start(int listener, const char *lib_path, uintptr_t gate,
+ * this process); with own_log (the floor is laid) also copy the session's
+ * spools out of its reach. NULL with err when the library lacks the kernel
+ * entries or the spools cannot be watched. */
+struct ag_kernel *ag_kernel_start(int listener, const char *lib_path, uintptr_t gate, int own_log,
 				  char *err, size_t errlen);
 /* Stop serving (processes still filtered then get ENOSYS for the watched
  * calls: fail closed) and free. */

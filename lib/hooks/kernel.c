@@ -8,17 +8,25 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "guard.h"
+
 #include "kernel_abi.h"
+
+static pthread_once_t noted = PTHREAD_ONCE_INIT;
+
+/* Once, before anything of the supervisor's is counted or recorded. */
+static void supervisor_note(void)
+{
+	pthread_once(&noted, ag_supervisor_note);
+}
 
 AG_EXPORT void agentguard_kernel_begin(const struct agentguard_kproc *p)
 {
-	static int noted;
-	if (!__atomic_exchange_n(&noted, 1, __ATOMIC_RELAXED))
-		ag_supervisor_note();
+	supervisor_note();
 	ag_behalf = p;
 }
 
@@ -75,5 +83,6 @@ AG_EXPORT void agentguard_kernel_refuse(const char *op, const char *path, const 
 
 AG_EXPORT long agentguard_kernel_count(int what, uint64_t n)
 {
+	supervisor_note();
 	return ag_count(what, n);
 }
