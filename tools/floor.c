@@ -316,7 +316,9 @@ static const char *busy_dir(const struct ag_session *s, const char *d)
  * says so. The ruleset, or -1. */
 static int key_layer(const struct ag_session *s, char *why, size_t whylen)
 {
-	struct plan pl = {.fd = -1, .handled = R_READ, .nozone = 1};
+	/* REFER too: a layer that does not grant it denies every move across
+	 * directories, whether it handles it or not. */
+	struct plan pl = {.fd = -1, .handled = R_READ | R_REFER, .nozone = 1};
 	char real[PATH_MAX];
 	int fd = -1;
 
@@ -335,7 +337,7 @@ static int key_layer(const struct ag_session *s, char *why, size_t whylen)
 			return -1;
 		}
 	}
-	struct ruleset_attr ra = {.fs = R_READ};
+	struct ruleset_attr ra = {.fs = pl.handled};
 	pl.fd = (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof(uint64_t), 0);
 	if (pl.fd < 0)
 		goto fail;

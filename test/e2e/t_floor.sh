@@ -113,6 +113,26 @@ test_the_key_is_unreadable_in_a_quiet_directory() {
 	assert_eq "$verified" 0
 }
 
+# Landlock denies every move across directories in a layer that does not
+# grant REFER, handled or not: the key's layer grants it beside what it
+# grants, so snapshots (a move into the store) and the session's own
+# renames work as without it.
+test_under_the_key_layer_files_still_move_across_directories() {
+	local quiet=/var/lib/agentguard-test.$$ k; k=$(kbuild kstatic)
+	export AGENTGUARD_KEY_FILE=$quiet/key
+	seed gone
+	mkdir -p "$WS/m1" "$WS/m2"; printf 'moved\n' > "$WS/m1/a"
+	out=$(krun sh -c "rm '$WS/gone' && echo removed
+		python3 -c 'import os; os.rename(\"$WS/m1/a\", \"$WS/m2/a\")' && echo renamed" 2>&1)
+	local floor; floor=$(db "select floor from sessions order by start_ns desc limit 1")
+	rm -rf "$quiet"
+	assert_contains "$floor" "the chain key unreadable"
+	assert_contains "$out" "removed"
+	assert_contains "$out" "renamed"
+	assert_eq "$(cat "$WS/m2/a")" "moved"
+	assert_eq "$(rows delete "$WS/gone")" "snapshot library"
+}
+
 test_a_key_beneath_a_busy_directory_is_said_to_be_readable() {
 	krun true >/dev/null 2>&1
 	assert_contains "$(db "select floor from sessions")" "the chain key is readable: it lies beneath"
