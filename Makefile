@@ -58,9 +58,10 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # rules/default.yaml is compiled into the library and the CLI.
+RULES_HASH = -DRULES_HASH="\"$$(sha256sum rules/default.yaml | cut -c1-64)\""
 $(BUILD)/obj/lib/default_rules.o: lib/default_rules.S rules/default.yaml
 	@mkdir -p $(dir $@)
-	$(CC) -c -Ilib -DRULES_FILE='"rules/default.yaml"' $< -o $@
+	$(CC) -c -Ilib -DRULES_FILE='"rules/default.yaml"' $(RULES_HASH) $< -o $@
 
 # lib/interpose.def lists every interposed symbol once; from it come the
 # version script (exactly those names leave the library), the list the
@@ -180,7 +181,7 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 
 $(FUZZ_BUILD)/obj/default_rules.o: lib/default_rules.S rules/default.yaml
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -c -Ilib -DRULES_FILE='"rules/default.yaml"' $< -o $@
+	$(FUZZ_CC) -c -Ilib -DRULES_FILE='"rules/default.yaml"' $(RULES_HASH) $< -o $@
 
 $(FUZZ_BUILD)/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz.h $(FUZZ_OBJ)
 	@mkdir -p $(dir $@)

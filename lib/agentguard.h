@@ -121,13 +121,18 @@ struct ag_policy_env {
 	const char *workspace;  /* if non-NULL, overrides the rules' workspace: */
 	const char *cwd;        /* base for a relative `workspace:`; required */
 	const char *tmpdir;     /* NULL -> "/tmp" */
+	int no_examples;        /* the text was checked when its session started,
+	                           `tests:` and all: a process joining it does not
+	                           run them again (their paths are read against the
+	                           starter's cwd, and they cost most of a compile) */
 };
 
 /*
  * Parse, validate and compile a rule set. `name` is what error messages
  * call the file. On error returns NULL and writes one line
  * "name:line:col: what is wrong" (no trailing newline) into err.
- * Rules' `tests` examples are run; a failing example is an error.
+ * Rules' `tests` examples are run (unless env->no_examples); a failing
+ * example is an error.
  * The result is immutable; free with ag_policy_free.
  */
 struct ag_policy *ag_policy_load(const char *name, const char *text, size_t len,
@@ -142,6 +147,7 @@ void ag_policy_free(struct ag_policy *p);
 /* The built-in rules (rules/default.yaml compiled in). */
 extern const char ag_default_rules[];
 extern const size_t ag_default_rules_len;
+extern const char ag_default_rules_hash[];   /* its SHA-256, hex, from the build */
 
 enum ag_mode { AG_MODE_AUTONOMOUS, AG_MODE_SUPERVISED };
 

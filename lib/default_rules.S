@@ -1,5 +1,7 @@
 /* rules/default.yaml, embedded as ag_default_rules (NUL-terminated) and
- * ag_default_rules_len. Hidden: nothing but hooks leaves the library. */
+ * ag_default_rules_len, with its SHA-256 in hex (RULES_HASH, from the
+ * build) as ag_default_rules_hash: a process need not hash a constant.
+ * Hidden: nothing but hooks leaves the library. */
 	.section .rodata
 	.globl ag_default_rules
 	.hidden ag_default_rules
@@ -17,4 +19,10 @@ ag_default_rules:
 ag_default_rules_len:
 	.quad 1b - ag_default_rules
 	.size ag_default_rules_len, 8
+	.globl ag_default_rules_hash
+	.hidden ag_default_rules_hash
+	.type ag_default_rules_hash, @object
+ag_default_rules_hash:
+	.asciz RULES_HASH
+	.size ag_default_rules_hash, . - ag_default_rules_hash
 	.section .note.GNU-stack,"",@progbits

@@ -1479,7 +1479,7 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 	}
 	r->uses_path = !!(uses & AG_M_PATH);
 
-	if (fv[F_TESTS])
+	if (fv[F_TESTS] && !cc->env->no_examples)
 		run_examples(cc, r, first_op, fv[F_TESTS]);
 }
 

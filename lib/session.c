@@ -132,7 +132,7 @@ static const char *env_or(const char *given, const char *name)
 }
 
 static int load_policy(struct ag_session *s, const char *name, const char *text,
-		       size_t len, const char *home, const char *workspace,
+		       size_t len, const char *home, const char *workspace, int joined,
 		       char *err, size_t errlen)
 {
 	char cwd[AG_PATH_MAX];
@@ -141,12 +141,16 @@ static int load_policy(struct ag_session *s, const char *name, const char *text,
 		.workspace = workspace,
 		.cwd = getcwd(cwd, sizeof cwd) ? cwd : "/",
 		.tmpdir = ag_getenv("TMPDIR"),
+		.no_examples = joined,
 	};
 
 	s->policy = ag_policy_load(name, text, len, &env, err, errlen);
 	if (!s->policy)
 		return -1;
-	ag_sha256_buf_hex(text, len, s->rules_hash);
+	if (text == ag_default_rules)
+		memcpy(s->rules_hash, ag_default_rules_hash, sizeof s->rules_hash);
+	else
+		ag_sha256_buf_hex(text, len, s->rules_hash);
 	return 0;
 }
 
@@ -199,7 +203,7 @@ int ag_session_new(struct ag_session *s, const struct ag_session_opts *o,
 			return -1;
 		}
 		snprintf(s->rules_name, sizeof s->rules_name, "%s", rules);
-		int rc = load_policy(s, rules, text, len, home_dir(), ws, err, errlen);
+		int rc = load_policy(s, rules, text, len, home_dir(), ws, 0, err, errlen);
 		if (rc == 0) {
 			char dir[AG_PATH_MAX];
 			if (ag_fmt(dir, sizeof dir, "%s/rules", s->state_dir) < 0 ||
@@ -224,7 +228,7 @@ int ag_session_new(struct ag_session *s, const struct ag_session_opts *o,
 		snprintf(s->rules_name, sizeof s->rules_name, "builtin:default.yaml");
 		strcpy(s->rules_path, BUILTIN);
 		if (load_policy(s, "builtin:default.yaml", ag_default_rules,
-				ag_default_rules_len, home_dir(), ws, err, errlen) < 0)
+				ag_default_rules_len, home_dir(), ws, 0, err, errlen) < 0)
 			return -1;
 	}
 
@@ -314,14 +318,14 @@ int ag_session_load_policy(struct ag_session *s, char *err, size_t errlen)
 		return 0;
 	if (strcmp(s->rules_path, BUILTIN) == 0)
 		return load_policy(s, s->rules_name, ag_default_rules, ag_default_rules_len,
-				   s->home, s->workspace, err, errlen);
+				   s->home, s->workspace, 1, err, errlen);
 	size_t len = 0;
 	char *text = read_file(s->rules_path, &len);
 	if (!text) {
 		seterr(err, errlen, "session rules %s cannot be read%s", s->rules_path, NULL);
 		return -1;
 	}
-	int rc = load_policy(s, s->rules_path, text, len, s->home, s->workspace, err, errlen);
+	int rc = load_policy(s, s->rules_path, text, len, s->home, s->workspace, 1, err, errlen);
 	free(text);
 	if (rc < 0)
 		return -1;

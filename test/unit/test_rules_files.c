@@ -102,6 +102,15 @@ Test(rules_files, embedded_default_is_rules_default_yaml)
 	free(buf);
 }
 
+/* The build's hash of the compiled-in rules is theirs: processes take it
+ * instead of hashing them again. */
+Test(rules_files, embedded_hash_is_the_embedded_rules_hash)
+{
+	char hex[AG_HASH_HEX];
+	ag_sha256_buf_hex(ag_default_rules, ag_default_rules_len, hex);
+	cr_assert_str_eq(ag_default_rules_hash, hex);
+}
+
 Test(rules_files, workspace_root_gets_a_hint)
 {
 	struct ag_policy_env env = {.home = "/home/agent", .workspace = "/", .cwd = "/"};
