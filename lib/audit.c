@@ -548,7 +548,10 @@ int ag_audit_latest_session(sqlite3 *db, char *out, size_t outlen)
 	sqlite3_stmt *st;
 	int rc = -1;
 
-	if (sqlite3_prepare_v2(db, "SELECT id FROM sessions ORDER BY start_ns DESC, rowid DESC LIMIT 1",
+	/* An agent's session before a restore's: a restore says what it did
+	 * itself, and `report` after it is about what the agent did. */
+	if (sqlite3_prepare_v2(db, "SELECT id FROM sessions ORDER BY coalesce(mode, '') = 'restore', "
+			       "start_ns DESC, rowid DESC LIMIT 1",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {

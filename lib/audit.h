@@ -131,7 +131,7 @@ int ag_audit_key_path(const char *state_dir, char *out, size_t len);
 int ag_audit_verify(sqlite3 *db, const char *session, char *msg,
 		    size_t msglen);
 
-/* The newest session id into out; 0 ok, -1 none. */
+/* The newest session id into out (an agent's before a restore's); 0 ok, -1 none. */
 int ag_audit_latest_session(sqlite3 *db, char *out, size_t outlen);
 
 #endif

@@ -811,11 +811,15 @@ static void restore_dir(struct restore *r, struct item *it)
 		if (!S_ISDIR(st.st_mode)) {
 			fail(r, dest, "%s is there; move it away or restore with --to DIR",
 			     S_ISLNK(st.st_mode) ? "a symlink (never followed)" : "a file");
-		} else if (r->overwrite || (r->session[0] && !r->to)) {
+		} else if (r->overwrite) {
 			/* Its mode and times are set in the last pass. */
 			it->dir_done = 1;
 			print_done(r, r->dry_run ? "would restore" : "restored", dest, NULL, it);
 			r->restored++;
+		} else if (r->session[0] && !r->to) {
+			it->dir_done = 1;
+			skip(r, dest, 0, "directory exists (what was in it is restored into it, and "
+			     "its mode and times are set back)");
 		} else {
 			skip(r, dest, 0, "directory exists (what was in it is still restored into "
 			     "it; --force also resets its mode and times)");

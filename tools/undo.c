@@ -37,12 +37,31 @@ static void random_hex(char *out, size_t nbytes)
 int undo_begin(struct undo *u, struct cli_db *d, int argc, char **argv,
 	       const char *workspace, const char *home, const char *undoes)
 {
+	memset(u, 0, sizeof *u);
+	u->d = d;
+	u->argc = argc;
+	u->argv = argv;
+	u->workspace = workspace ? strdup(workspace) : NULL;
+	u->home = home ? strdup(home) : NULL;
+	u->undoes = undoes ? strdup(undoes) : NULL;
+	u->pending = 1;
+	return 0;
+}
+
+/* The session row, when there is first something to record: a restore
+ * that changes nothing is no session. */
+static int start(struct undo *u)
+{
 	char err[1024], rnd[8];
 	time_t t = time(NULL);
 	struct tm tm;
+	int argc = u->argc;
+	char **argv = u->argv;
+	struct cli_db *d = u->d;
 
-	memset(u, 0, sizeof *u);
-	u->d = d;
+	if (!u->pending)
+		return u->on ? 0 : -1;
+	u->pending = 0;
 	gmtime_r(&t, &tm);
 	strftime(u->id, sizeof u->id, "%Y%m%d-%H%M%S-", &tm);
 	random_hex(rnd, 3);
@@ -57,8 +76,8 @@ int undo_begin(struct undo *u, struct cli_db *d, int argc, char **argv,
 	struct ag_session_info info = {
 		.id = u->id, .argv_json = argv_json ? argv_json : "[]", .mode = "restore",
 		.enforce = 1, .rules = "(none: a restore)", .rules_hash = "",
-		.workspace = workspace, .state_dir = d->state_dir, .pid = getpid(),
-		.start_ns = ag_now_ns(), .home = home,
+		.workspace = u->workspace, .state_dir = d->state_dir, .pid = getpid(),
+		.start_ns = ag_now_ns(), .home = u->home,
 	};
 	int rc = ag_audit_session_begin(d->db, &info, err, sizeof err);
 	free(argv_json);
@@ -68,7 +87,7 @@ int undo_begin(struct undo *u, struct cli_db *d, int argc, char **argv,
 	}
 	sqlite3_stmt *st = cli_prepare(d, "UPDATE sessions SET undoes = ?1 WHERE id = ?2");
 	if (st) {
-		sqlite3_bind_text(st, 1, undoes, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, u->undoes, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, u->id, -1, SQLITE_STATIC);
 		sqlite3_step(st);
 		sqlite3_finalize(st);
@@ -106,15 +125,21 @@ int undo_keep(struct undo *u, int dir, const char *name, const char *path, int h
 {
 	struct ag_snapshot s;
 
-	if (!u->on) {
+	if (start(u) < 0) {
 		errno = EROFS;
 		return -1;
 	}
+	/* The directory's times before restore changes it: its own undo puts
+	 * them back, as a session restore does for the guard's snapshots. */
+	struct stat pst;
+	int have_p = fstat(dir, &pst) == 0;
 	int rc = ag_snapshot_take_at(u->d->state_dir, u->id, dir, name, path, how, &s);
 	if (rc == 1)
 		return 0;
 	if (rc < 0)
 		return -1;
+	s.parent_at = have_p ? pst.st_atim.tv_sec * 1000000000LL + pst.st_atim.tv_nsec : -1;
+	s.parent_mt = have_p ? pst.st_mtim.tv_sec * 1000000000LL + pst.st_mtim.tv_nsec : -1;
 	if (record(u, path, how == AG_SNAP_MOVE ? "restore removed what was here; kept"
 			    : "restore replaced what was here; kept", &s) < 0) {
 		/* Not recorded: put it back as it was, and do not displace it. */
@@ -136,7 +161,7 @@ int undo_made(struct undo *u, const char *path, int is_dir)
 {
 	struct ag_snapshot s;
 
-	if (!u->on)
+	if (start(u) < 0)
 		return 0;
 	memset(&s, 0, offsetof(struct ag_snapshot, link_target));
 	s.link_target[0] = 0;
@@ -254,8 +279,16 @@ int undo_end(struct undo *u, int quiet)
 	char err[1024];
 	int rc = 0;
 
-	if (!u->on)
+	free(u->workspace);
+	free(u->home);
+	free(u->undoes);
+	u->workspace = u->home = u->undoes = NULL;
+	if (!u->on) {
+		free_ends(u->ends, u->nends);
+		u->ends = NULL;
+		u->nends = 0;
 		return 0;
+	}
 	ag_spool_forget(&u->sp);
 	if (ag_audit_ingest(u->d->db, u->d->state_dir, 1, err, sizeof err) < 0) {
 		cli_warn("%s", err);

@@ -23,13 +23,18 @@ struct undo {
 	char id[AG_SESSION_ID_MAX];
 	struct ag_spool sp;
 	int on;                     /* recording: the session row is there */
+	int pending;                /* begun, the row not made yet */
+	int argc;
+	char **argv;
+	char *workspace, *home, *undoes;
 	long kept;                  /* what was displaced and kept */
 	struct undo_end *ends;      /* what restore left, for its own undo */
 	size_t nends, capends;
 };
 
 /* Start the restore's session (workspace and home: where its own undo
- * may write). 0, or -1 after printing why (nothing may then be displaced). */
+ * may write); its row is made with the first thing to record, and if it
+ * cannot be, nothing is displaced (said once). 0. */
 int undo_begin(struct undo *u, struct cli_db *d, int argc, char **argv,
 	       const char *workspace, const char *home, const char *undoes);
 
