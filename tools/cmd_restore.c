@@ -101,6 +101,7 @@ struct item {
 	int has_ptimes;
 	int changed_parent;         /* restoring it changed its parent's times */
 	int64_t btime;              /* the kept inode's birth time (0: unknown) */
+	int64_t restored_ns;        /* when it was put back (0: not) */
 };
 
 struct restore {
@@ -1071,16 +1072,7 @@ static void restore_leaf(struct restore *r, struct item *it)
 	print_done(r, "restored", dest, as, it);
 	r->restored++;
 	it->changed_parent = 1;
-	sqlite3_stmt *st2 = r->d.readonly ? NULL :
-		cli_prepare(&r->d, "UPDATE snapshots SET restored_ns = ?1 WHERE id = ?2");
-	if (st2) {
-		sqlite3_bind_int64(st2, 1, ag_now_ns());
-		sqlite3_bind_text(st2, 2, it->id, -1, SQLITE_STATIC);
-		if (sqlite3_step(st2) != SQLITE_DONE)
-			cli_warn("cannot record that %s was restored: %s", it->id,
-				 sqlite3_errmsg(r->d.db));
-		sqlite3_finalize(st2);
-	}
+	it->restored_ns = ag_now_ns();
 out:
 	close(dir);
 }
@@ -1258,6 +1250,35 @@ static void parent_times(struct restore *r, struct items *l)
 	free(v);
 }
 
+/* When each snapshot was restored, in one transaction: one per item
+ * would be a commit per file. */
+static void mark_restored(struct restore *r, const struct items *l)
+{
+	sqlite3_stmt *st = NULL;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (!l->v[i].restored_ns)
+			continue;
+		if (!st) {
+			if (r->d.readonly ||
+			    !(st = cli_prepare(&r->d, "UPDATE snapshots SET restored_ns = ?1 WHERE id = ?2")))
+				return;
+			sqlite3_exec(r->d.db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+		}
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, l->v[i].restored_ns);
+		sqlite3_bind_text(st, 2, l->v[i].id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			cli_warn("cannot record that %s was restored: %s", l->v[i].id,
+				 sqlite3_errmsg(r->d.db));
+	}
+	if (st) {
+		sqlite3_finalize(st);
+		if (sqlite3_exec(r->d.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			cli_warn("cannot record what was restored: %s", sqlite3_errmsg(r->d.db));
+	}
+}
+
 static int run_passes(struct restore *r, struct items *l)
 {
 	if (l->n)
@@ -1301,6 +1322,7 @@ static int run_passes(struct restore *r, struct items *l)
 			dir_meta(r, &l->v[i]);
 	if (!r->dry_run)
 		parent_times(r, l);
+	mark_restored(r, l);
 	return 0;
 }
 
