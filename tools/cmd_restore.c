@@ -6,8 +6,8 @@
  * relative to its parent: a symlink planted in the tree (by the agent,
  * say) can never redirect a restore somewhere else. New content is built
  * under a temporary name and renamed into place, so a reader never sees
- * a half-restored file and an existing file is replaced only with
- * --overwrite (RENAME_NOREPLACE otherwise).
+ * a half-restored file. What a restore replaces or removes is kept first
+ * (undo.c): a restore is a session, and restoring that undoes it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,26 +25,42 @@
 
 static const char help[] =
 "Usage: agentguard restore [OPTIONS] SNAPID...\n"
-"       agentguard restore [OPTIONS] --session ID [--path GLOB]\n"
+"       agentguard restore [OPTIONS] --session ID [--path GLOB] [--before T]\n"
 "\n"
 "Put snapshotted files, symlinks, directories and SQLite databases back:\n"
 "content, mode, access and modification times, and the owner when run as\n"
 "root. FIFOs are made again, and device nodes too when run as root; a socket\n"
 "cannot be restored (the program that listens on it makes it): it is\n"
-"reported, and is a failure only when asked for by its id. Snapshot ids are in 'agentguard report' (a unique prefix is enough).\n"
+"reported, and is a failure only when asked for by its id. Snapshot ids are\n"
+"in 'agentguard report' (a unique prefix is enough); 'agentguard show' and\n"
+"'agentguard diff' say what one holds.\n"
 "\n"
-"With --session, every snapshot of the session is restored (only those whose\n"
-"path matches GLOB with --path). When the session snapshotted one path several\n"
-"times, the earliest snapshot is used: the state before the session touched\n"
-"it. Restore a later one by its id. Directories are made first, then files\n"
-"and links, then directory modes and times are set.\n"
+"With --session, the session is reversed: every path goes back to its state\n"
+"before the session's first destructive operation on it (the earliest\n"
+"snapshot; restore a later one by its id), a name the session's rename gave\n"
+"a file (mv a b: b) is taken away again, and what the session made itself\n"
+"(files born during it: temporary files, an editor's swap file, a temporary\n"
+"file saved over its final name) is neither brought back nor removed.\n"
+"What the session left at a path is replaced; anything else there (changed\n"
+"after the session: neither what the session left, as 'agentguard run'\n"
+"recorded it at the end, nor what was there before) is a conflict, skipped\n"
+"unless --force. Directories are made first, then files and links, then\n"
+"directory modes and times are set.\n"
+"\n"
+"A restore is itself recorded as a session: whatever it replaces or removes\n"
+"is kept in the snapshot store first, and what it makes is noted, so\n"
+"'agentguard restore --session' of the restore (the command it prints)\n"
+"undoes it.\n"
 "\n"
 "Options:\n"
-"  --session ID     restore the whole session\n"
+"  --session ID     reverse the whole session\n"
 "  --path GLOB      with --session: only paths matching GLOB (*, ?, **)\n"
+"  --before T       with --session: only what the session did before T (a UTC\n"
+"                   time, 2026-05-01T12:00:00Z, or a duration ago: 30s, 15m, 2h)\n"
 "  --dry-run        say what would happen, change nothing\n"
 "  --to DIR         restore under DIR + the original absolute path\n"
-"  --overwrite      replace what exists at a path\n"
+"  --force          replace what is there even if it is not what the session\n"
+"                   left (what it replaces is kept); --overwrite is the same\n"
 "  --keep-both      restore next to what exists, as NAME.restored-SNAPID\n"
 "  --allow-outside  restore paths outside the session's workspace and home\n"
 "  --preserve-owner as root: restore the recorded owner, and setuid/setgid bits\n"
@@ -58,10 +74,12 @@ static const char help[] =
 "with --preserve-owner, and as root without it a file gets the owner of the\n"
 "directory it is restored into.\n"
 "\n"
-"Nothing that exists is overwritten without --overwrite: such items are\n"
-"skipped and reported. A symlink on the way to a path is never followed; that\n"
-"item fails. Every item is reported (-q: only failures); the exit status is 1\n"
-"if any failed or was skipped because something else is there.\n";
+"By id, with --to, or for a session whose end was not recorded (not run by\n"
+"'agentguard run'), nothing that exists is replaced without --force: such\n"
+"items are skipped and reported. A symlink on the way to a path is never\n"
+"followed; that item fails. Every item is reported (-q: only failures and\n"
+"conflicts); the exit status is 1 if any failed or was skipped because\n"
+"something else is there.\n";
 
 enum { OPT_SESSION = 1, OPT_PATH, OPT_DRY_RUN, OPT_TO, OPT_OVERWRITE, OPT_KEEP_BOTH,
        OPT_ALLOW_OUTSIDE, OPT_PRESERVE_OWNER, OPT_BEFORE, OPT_QUIET = 'q' };
@@ -1604,7 +1622,7 @@ static int cmd_restore(int argc, char **argv)
 
 const struct cli_command cli_cmd_restore = {
 	.name = "restore",
-	.summary = "put snapshots back (by id or a whole session), never clobbering",
+	.summary = "put snapshots back, or reverse a whole session (itself undoable)",
 	.help = help,
 	.main = cmd_restore,
 };

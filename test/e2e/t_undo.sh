@@ -111,3 +111,31 @@ test_restore_by_time_and_by_path() {
 	"$AG" restore --session "$s" --before yesterday >/dev/null 2>&1 && fail "a bad --before passed"
 	return 0
 }
+
+test_show_and_diff_a_text_file_and_a_database() {
+	printf 'first line\nsecond line\n' > "$WS/notes.txt"
+	sqlite3 "$WS/app.db" "CREATE TABLE users(x); INSERT INTO users VALUES (1), (2);
+	                      CREATE TABLE audit(y);"
+	agrun sh -c 'echo replaced > notes.txt; sqlite3 app.db "DROP TABLE users"' >/dev/null 2>&1 ||
+		fail "the agent failed"
+	local t d
+	t=$(db "select id from snapshots where path = '$WS/notes.txt'")
+	d=$(db "select id from snapshots where path = '$WS/app.db' order by created_ns limit 1")
+	out=$("$AG" show "$t") || fail "show: $out"
+	assert_contains "$out" "path      $WS/notes.txt"
+	assert_contains "$out" "  | second line"
+	assert_contains "$out" "taken before truncate"
+	out=$("$AG" show "${d:0:6}") || fail "show by prefix: $out"
+	assert_contains "$out" "a SQLite database with 2 tables:"
+	assert_contains "$out" "  users: 2 rows"
+	out=$("$AG" diff "$t") && fail "diff of a changed file passed: $out"
+	assert_contains "$out" "-second line"
+	assert_contains "$out" "+replaced"
+	out=$("$AG" diff "$d") && fail "diff of a changed database passed: $out"
+	assert_contains "$out" "- table users (2 rows): in the snapshot, not there now"
+	"$AG" restore --session "$(latest_session)" >/dev/null || fail "restore"
+	out=$("$AG" diff "$t") || fail "diff after the restore: $out"
+	assert_contains "$out" "the same content as snapshot $t"
+	"$AG" show nosuchid >/dev/null 2>&1 && fail "show of a missing id passed"
+	return 0
+}
