@@ -31,7 +31,7 @@ static const char schema[] =
 	" rules_hash TEXT, workspace TEXT, state_dir TEXT, pid INTEGER,"
 	" start_ns INTEGER, end_ns INTEGER, exit_status INTEGER, genesis TEXT,"
 	" head TEXT, events INTEGER NOT NULL DEFAULT 0, halted INTEGER NOT NULL DEFAULT 0,"
-	" kernel TEXT, floor TEXT, home TEXT);"
+	" kernel TEXT, floor TEXT, home TEXT, undoes TEXT);"
 	"CREATE TABLE IF NOT EXISTS events("
 	" id INTEGER PRIMARY KEY, uid TEXT UNIQUE NOT NULL, time_ns INTEGER,"
 	" session TEXT, pid INTEGER, ppid INTEGER, proc_start INTEGER, exe TEXT,"
@@ -46,8 +46,12 @@ static const char schema[] =
 	" mode INTEGER, uid INTEGER, gid INTEGER, atime_ns INTEGER,"
 	" mtime_ns INTEGER, size INTEGER, sha256 TEXT, link_target TEXT,"
 	" store TEXT, created_ns INTEGER, restored_ns INTEGER,"
-	" parent_atime_ns INTEGER, parent_mtime_ns INTEGER, rdev INTEGER);"
+	" parent_atime_ns INTEGER, parent_mtime_ns INTEGER, rdev INTEGER, btime_ns INTEGER);"
 	"CREATE INDEX IF NOT EXISTS snapshots_session ON snapshots(session, path);"
+	"CREATE TABLE IF NOT EXISTS ends("
+	" session TEXT, path TEXT, kind TEXT, mode INTEGER, size INTEGER, mtime_ns INTEGER,"
+	" ctime_ns INTEGER, ino INTEGER, sha256 TEXT, link_target TEXT,"
+	" PRIMARY KEY(session, path));"
 	"CREATE TABLE IF NOT EXISTS gaps("
 	" id INTEGER PRIMARY KEY, uid TEXT UNIQUE, session TEXT, time_ns INTEGER,"
 	" pid INTEGER, what TEXT);"
@@ -70,6 +74,8 @@ static int add_columns(sqlite3 *db)
 		{"sessions", "kernel TEXT"},
 		{"sessions", "floor TEXT"},
 		{"sessions", "home TEXT"},
+		{"snapshots", "btime_ns INTEGER"},
+		{"sessions", "undoes TEXT"},
 	};
 
 	for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) {
@@ -542,7 +548,10 @@ int ag_audit_latest_session(sqlite3 *db, char *out, size_t outlen)
 	sqlite3_stmt *st;
 	int rc = -1;
 
-	if (sqlite3_prepare_v2(db, "SELECT id FROM sessions ORDER BY start_ns DESC, rowid DESC LIMIT 1",
+	/* An agent's session before a restore's: a restore says what it did
+	 * itself, and `report` after it is about what the agent did. */
+	if (sqlite3_prepare_v2(db, "SELECT id FROM sessions ORDER BY coalesce(mode, '') = 'restore', "
+			       "start_ns DESC, rowid DESC LIMIT 1",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
@@ -705,6 +714,10 @@ static int insert_snapshot(struct ingest *g, const char *session, const char *ui
 		sqlite3_bind_int64(st, 18, ag_rec_int(rv, AG_T_RDEV));
 	else
 		sqlite3_bind_null(st, 18);
+	if (rv->field[AG_T_BTIME])
+		sqlite3_bind_int64(st, 19, ag_rec_int(rv, AG_T_BTIME));
+	else
+		sqlite3_bind_null(st, 19);
 	int ok = sqlite3_step(st) == SQLITE_DONE;
 	free(store);
 	return ok ? 0 : -1;
@@ -1193,8 +1206,8 @@ static int prepare_ingest(struct ingest *g)
 	    sqlite3_prepare_v2(g->db,
 			       "INSERT OR IGNORE INTO snapshots(id, session, event_uid, kind, path,"
 			       " mode, uid, gid, atime_ns, mtime_ns, size, sha256, link_target,"
-			       " store, created_ns, parent_atime_ns, parent_mtime_ns, rdev)"
-			       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			       " store, created_ns, parent_atime_ns, parent_mtime_ns, rdev, btime_ns)"
+			       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 			       -1, &g->snap, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(g->db, "SELECT head FROM sessions WHERE id=?", -1, &g->head_get,
 			       NULL) != SQLITE_OK ||

@@ -13,7 +13,8 @@
  *            rules TEXT (file or "builtin:default.yaml"), rules_hash TEXT,
  *            workspace TEXT, state_dir TEXT, pid INT, start_ns INT,
  *            end_ns INT, exit_status INT, genesis TEXT, head TEXT,
- *            events INT, halted INT)
+ *            events INT, halted INT, undoes TEXT (a restore's session, mode
+ *            'restore': "session S" or "snapshots" it restored))
  *   events(id INTEGER PK (chain order), uid TEXT UNIQUE, time_ns INT,
  *          session TEXT, pid INT, ppid INT, proc_start INT, exe TEXT,
  *          argv TEXT json array (cut at 32 KiB: then its last element is
@@ -32,7 +33,17 @@
  *          parent_mtime_ns INT (the times of the directory holding `path`
  *          before the session first deleted anything in it: restore puts
  *          them back on that directory), rdev INT (kind 'device': st_rdev;
- *          its type, block or character, is in mode))
+ *          its type, block or character, is in mode), btime_ns INT (the
+ *          inode's birth time, NULL unknown: one born during the session is
+ *          the session's own)); kind 'absent': a restore made `path` where
+ *          nothing was (mode S_IFDIR: a directory), and restoring that row
+ *          takes away what is there
+ *   ends(session TEXT, path TEXT, kind TEXT ('absent'|'file'|'symlink'|'dir'|
+ *        'other'), mode INT, size INT, mtime_ns INT, ctime_ns INT, ino INT,
+ *        sha256 TEXT, link_target TEXT; PK (session, path)): what a session
+ *        left at each path it snapshotted or renamed onto, recorded by `run`
+ *        when the agent is gone (and by a restore for its own session): a
+ *        session restore replaces that, and calls anything else a conflict
  *   gaps(id INTEGER PK, uid TEXT UNIQUE, session TEXT, time_ns INT, pid INT,
  *        what TEXT)
  *
@@ -131,7 +142,7 @@ int ag_audit_key_path(const char *state_dir, char *out, size_t len);
 int ag_audit_verify(sqlite3 *db, const char *session, char *msg,
 		    size_t msglen);
 
-/* The newest session id into out; 0 ok, -1 none. */
+/* The newest session id into out (an agent's before a restore's); 0 ok, -1 none. */
 int ag_audit_latest_session(sqlite3 *db, char *out, size_t outlen);
 
 #endif

@@ -933,49 +933,6 @@ static void parent_times(const char *path, int dirfd, int64_t *at, int64_t *mt)
 }
 
 /* Snapshot metadata as spool fields; the numbers live in *v. */
-struct snap_vals {
-	int64_t mode, uid, gid, at, mt, size, pat, pmt, rdev;
-};
-
-static int snap_fields(const struct ag_snapshot *s, struct ag_field *f, int n,
-		       struct snap_vals *v)
-{
-#define ADD(tag, str) do { if (str) f[n++] = (struct ag_field){tag, (uint32_t)strlen(str), str}; } while (0)
-#define ADDI(tag, ptr) (f[n++] = (struct ag_field){tag, 8, ptr})
-	v->mode = s->st.st_mode;
-	v->uid = s->st.st_uid;
-	v->gid = s->st.st_gid;
-	v->at = (int64_t)s->st.st_atim.tv_sec * 1000000000 + s->st.st_atim.tv_nsec;
-	v->mt = (int64_t)s->st.st_mtim.tv_sec * 1000000000 + s->st.st_mtim.tv_nsec;
-	v->size = s->st.st_size;
-	ADD(AG_T_SNAP_ID, s->id);
-	ADD(AG_T_KIND, s->kind);
-	ADDI(AG_T_MODE_BITS, &v->mode);
-	ADDI(AG_T_UID, &v->uid);
-	ADDI(AG_T_GID, &v->gid);
-	ADDI(AG_T_ATIME, &v->at);
-	ADDI(AG_T_MTIME, &v->mt);
-	ADDI(AG_T_SIZE, &v->size);
-	ADD(AG_T_SNAPSHOT, s->path);
-	if (s->link_target[0])
-		ADD(AG_T_LINK, s->link_target);
-	if (s->store[0])
-		ADD(AG_T_STORE, s->store);
-	/* A device node is its numbers: restore makes it again with them. */
-	v->rdev = (int64_t)s->st.st_rdev;
-	if (S_ISCHR(s->st.st_mode) || S_ISBLK(s->st.st_mode))
-		ADDI(AG_T_RDEV, &v->rdev);
-	v->pat = s->parent_at;
-	v->pmt = s->parent_mt;
-	if (v->pmt >= 0) {
-		ADDI(AG_T_PARENT_ATIME, &v->pat);
-		ADDI(AG_T_PARENT_MTIME, &v->pmt);
-	}
-#undef ADD
-#undef ADDI
-	return n;
-}
-
 /* Decisions made in signal handlers that interrupted the guard, as a gap:
  * after the next record, and at exit for the last of them. */
 static void record_unrecorded(int64_t now)
@@ -1059,9 +1016,9 @@ static int record(struct ag_call *c)
 		pid = getpid();
 		ADDI(AG_T_PID, &pid);
 	}
-	struct snap_vals sv;
+	struct ag_snap_vals sv;
 	if (c->have_snap)
-		n = snap_fields(&c->w->snap, f, n, &sv);
+		n = ag_snapshot_fields(&c->w->snap, f, n, &sv);
 #undef ADD
 #undef ADDI
 	int64_t now = ag_now_ns();
@@ -1073,7 +1030,7 @@ static int record(struct ag_call *c)
 	c->marked = rc == 0 && !c->nested;
 	if (rc == 0 && c->have_src) {
 		/* The rename's source, so restore can put both names back. */
-		n = snap_fields(&c->w->src, f, 0, &sv);
+		n = ag_snapshot_fields(&c->w->src, f, 0, &sv);
 		rc = ag_spool_append(&G.spool, AG_REC_SNAPSHOT, 0, now, 0, f, n, NULL);
 	}
 	if (rc == 0 && !c->nested)

@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "floor.h"
@@ -192,6 +193,37 @@ static int copy_in(const char *state_dir, const char *session, int dirfd, const 
 	return 0;
 }
 
+/* fstatat, and the birth time where the filesystem keeps one: statx gives
+ * both in the one call. */
+static int stat_born(int dirfd, const char *name, int flags, struct stat *st, int64_t *btime)
+{
+	struct statx x;
+
+	*btime = 0;
+	if (statx(dirfd, name, flags, STATX_BASIC_STATS | STATX_BTIME, &x) < 0) {
+		if (errno != ENOSYS)
+			return -1;
+		return fstatat(dirfd, name, st, flags);
+	}
+	memset(st, 0, sizeof *st);
+	st->st_dev = makedev(x.stx_dev_major, x.stx_dev_minor);
+	st->st_ino = x.stx_ino;
+	st->st_mode = x.stx_mode;
+	st->st_nlink = x.stx_nlink;
+	st->st_uid = x.stx_uid;
+	st->st_gid = x.stx_gid;
+	st->st_rdev = makedev(x.stx_rdev_major, x.stx_rdev_minor);
+	st->st_size = (off_t)x.stx_size;
+	st->st_blksize = x.stx_blksize;
+	st->st_blocks = (blkcnt_t)x.stx_blocks;
+	st->st_atim = (struct timespec){x.stx_atime.tv_sec, x.stx_atime.tv_nsec};
+	st->st_mtim = (struct timespec){x.stx_mtime.tv_sec, x.stx_mtime.tv_nsec};
+	st->st_ctim = (struct timespec){x.stx_ctime.tv_sec, x.stx_ctime.tv_nsec};
+	if (x.stx_mask & STATX_BTIME)
+		*btime = x.stx_btime.tv_sec * 1000000000LL + x.stx_btime.tv_nsec;
+	return 0;
+}
+
 int ag_snapshot_take_at(const char *state_dir, const char *session, int dirfd,
 			const char *name, const char *path, int how, struct ag_snapshot *s)
 {
@@ -201,7 +233,8 @@ int ag_snapshot_take_at(const char *state_dir, const char *session, int dirfd,
 	s->link_target[0] = 0;
 	s->path = path;
 	/* An empty name: dirfd is the file itself (an open descriptor). */
-	if (fstatat(dirfd, name, &s->st, *name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) < 0)
+	if (stat_born(dirfd, name, *name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH, &s->st,
+		      &s->btime_ns) < 0)
 		return errno == ENOENT || errno == ENOTDIR ? 1 : -1;
 	make_id(s->id, sizeof s->id);
 

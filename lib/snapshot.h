@@ -38,6 +38,9 @@ struct ag_snapshot {
 	int moved;                     /* AG_SNAP_MOVE: the original is gone */
 	int64_t parent_at, parent_mt;  /* its directory's times before (-1: not
 	                                  known); filled in by the guard */
+	int64_t btime_ns;              /* the inode's birth time (0: unknown): one
+	                                  born during the session is the session's
+	                                  own, which a session restore leaves be */
 	/* Written before they are read: left uncleared (8 KiB). */
 	char link_target[AG_PATH_MAX]; /* symlink only */
 	char abs[AG_PATH_MAX];         /* the store entry's absolute path */

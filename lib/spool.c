@@ -797,3 +797,46 @@ int ag_spool_read(const char *path, ag_spool_fn fn, void *ctx)
 	errno = e;
 	return rc;
 }
+
+/* The fields of a snapshot (into an event's record, or one of its own). */
+int ag_snapshot_fields(const struct ag_snapshot *s, struct ag_field *f, int n,
+		       struct ag_snap_vals *v)
+{
+#define ADD(tag, str) do { if (str) f[n++] = (struct ag_field){tag, (uint32_t)strlen(str), str}; } while (0)
+#define ADDI(tag, ptr) (f[n++] = (struct ag_field){tag, 8, ptr})
+	v->mode = s->st.st_mode;
+	v->uid = s->st.st_uid;
+	v->gid = s->st.st_gid;
+	v->at = (int64_t)s->st.st_atim.tv_sec * 1000000000 + s->st.st_atim.tv_nsec;
+	v->mt = (int64_t)s->st.st_mtim.tv_sec * 1000000000 + s->st.st_mtim.tv_nsec;
+	v->size = s->st.st_size;
+	ADD(AG_T_SNAP_ID, s->id);
+	ADD(AG_T_KIND, s->kind);
+	ADDI(AG_T_MODE_BITS, &v->mode);
+	ADDI(AG_T_UID, &v->uid);
+	ADDI(AG_T_GID, &v->gid);
+	ADDI(AG_T_ATIME, &v->at);
+	ADDI(AG_T_MTIME, &v->mt);
+	ADDI(AG_T_SIZE, &v->size);
+	ADD(AG_T_SNAPSHOT, s->path);
+	if (s->link_target[0])
+		ADD(AG_T_LINK, s->link_target);
+	if (s->store[0])
+		ADD(AG_T_STORE, s->store);
+	/* A device node is its numbers: restore makes it again with them. */
+	v->rdev = (int64_t)s->st.st_rdev;
+	if (S_ISCHR(s->st.st_mode) || S_ISBLK(s->st.st_mode))
+		ADDI(AG_T_RDEV, &v->rdev);
+	v->bt = s->btime_ns;
+	if (v->bt > 0)
+		ADDI(AG_T_BTIME, &v->bt);
+	v->pat = s->parent_at;
+	v->pmt = s->parent_mt;
+	if (v->pmt >= 0) {
+		ADDI(AG_T_PARENT_ATIME, &v->pat);
+		ADDI(AG_T_PARENT_MTIME, &v->pmt);
+	}
+#undef ADD
+#undef ADDI
+	return n;
+}

@@ -56,6 +56,8 @@ enum ag_tag {
 	/* kernel layer: the event was seen by the supervisor ("kernel"), for
 	 * the process of AG_T_PID/EXE/ARGV/CWD/PPID, started at AG_T_PROC_START */
 	AG_T_LAYER, AG_T_PROC_START,
+	/* snapshot: the inode's birth time */
+	AG_T_BTIME,
 	AG_T_MAX
 };
 
@@ -225,5 +227,13 @@ int ag_spool_read_fd(int fd, const char *name, ag_spool_fn fn, void *ctx,
 int ag_spool_read(const char *path, ag_spool_fn fn, void *ctx);
 /* An int64 field's value (0 when absent). */
 int64_t ag_rec_int(const struct ag_rec_view *rv, int tag);
+
+/* A snapshot's metadata as record fields, appended at f[n] (at most 14);
+ * the numbers live in v, which must outlast the append. The new n. */
+struct ag_snap_vals {
+	int64_t mode, uid, gid, at, mt, size, pat, pmt, rdev, bt;
+};
+int ag_snapshot_fields(const struct ag_snapshot *s, struct ag_field *f, int n,
+		       struct ag_snap_vals *v);
 
 #endif

@@ -6,8 +6,8 @@
  * relative to its parent: a symlink planted in the tree (by the agent,
  * say) can never redirect a restore somewhere else. New content is built
  * under a temporary name and renamed into place, so a reader never sees
- * a half-restored file and an existing file is replaced only with
- * --overwrite (RENAME_NOREPLACE otherwise).
+ * a half-restored file. What a restore replaces or removes is kept first
+ * (undo.c): a restore is a session, and restoring that undoes it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,29 +21,46 @@
 #include "audit.h"
 #include "cli.h"
 #include "snapshot.h"
+#include "undo.h"
 
 static const char help[] =
 "Usage: agentguard restore [OPTIONS] SNAPID...\n"
-"       agentguard restore [OPTIONS] --session ID [--path GLOB]\n"
+"       agentguard restore [OPTIONS] --session ID [--path GLOB] [--before T]\n"
 "\n"
 "Put snapshotted files, symlinks, directories and SQLite databases back:\n"
 "content, mode, access and modification times, and the owner when run as\n"
 "root. FIFOs are made again, and device nodes too when run as root; a socket\n"
 "cannot be restored (the program that listens on it makes it): it is\n"
-"reported, and is a failure only when asked for by its id. Snapshot ids are in 'agentguard report' (a unique prefix is enough).\n"
+"reported, and is a failure only when asked for by its id. Snapshot ids are\n"
+"in 'agentguard report' (a unique prefix is enough); 'agentguard show' and\n"
+"'agentguard diff' say what one holds.\n"
 "\n"
-"With --session, every snapshot of the session is restored (only those whose\n"
-"path matches GLOB with --path). When the session snapshotted one path several\n"
-"times, the earliest snapshot is used: the state before the session touched\n"
-"it. Restore a later one by its id. Directories are made first, then files\n"
-"and links, then directory modes and times are set.\n"
+"With --session, the session is reversed: every path goes back to its state\n"
+"before the session's first destructive operation on it (the earliest\n"
+"snapshot; restore a later one by its id), a name the session's rename gave\n"
+"a file (mv a b: b) is taken away again, and what the session made itself\n"
+"(files born during it: temporary files, an editor's swap file, a temporary\n"
+"file saved over its final name) is neither brought back nor removed.\n"
+"What the session left at a path is replaced; anything else there (changed\n"
+"after the session: neither what the session left, as 'agentguard run'\n"
+"recorded it at the end, nor what was there before) is a conflict, skipped\n"
+"unless --force. Directories are made first, then files and links, then\n"
+"directory modes and times are set.\n"
+"\n"
+"A restore is itself recorded as a session: whatever it replaces or removes\n"
+"is kept in the snapshot store first, and what it makes is noted, so\n"
+"'agentguard restore --session' of the restore (the command it prints)\n"
+"undoes it.\n"
 "\n"
 "Options:\n"
-"  --session ID     restore the whole session\n"
+"  --session ID     reverse the whole session\n"
 "  --path GLOB      with --session: only paths matching GLOB (*, ?, **)\n"
+"  --before T       with --session: only what the session did before T (a UTC\n"
+"                   time, 2026-05-01T12:00:00Z, or a duration ago: 30s, 15m, 2h)\n"
 "  --dry-run        say what would happen, change nothing\n"
 "  --to DIR         restore under DIR + the original absolute path\n"
-"  --overwrite      replace what exists at a path\n"
+"  --force          replace what is there even if it is not what the session\n"
+"                   left (what it replaces is kept); --overwrite is the same\n"
 "  --keep-both      restore next to what exists, as NAME.restored-SNAPID\n"
 "  --allow-outside  restore paths outside the session's workspace and home\n"
 "  --preserve-owner as root: restore the recorded owner, and setuid/setgid bits\n"
@@ -57,20 +74,24 @@ static const char help[] =
 "with --preserve-owner, and as root without it a file gets the owner of the\n"
 "directory it is restored into.\n"
 "\n"
-"Nothing that exists is overwritten without --overwrite: such items are\n"
-"skipped and reported. A symlink on the way to a path is never followed; that\n"
-"item fails. Every item is reported (-q: only failures); the exit status is 1\n"
-"if any failed or was skipped because something else is there.\n";
+"By id, with --to, or for a session whose end was not recorded (not run by\n"
+"'agentguard run'), nothing that exists is replaced without --force: such\n"
+"items are skipped and reported. A symlink on the way to a path is never\n"
+"followed; that item fails. Every item is reported (-q: only failures and\n"
+"conflicts); the exit status is 1 if any failed or was skipped because\n"
+"something else is there.\n";
 
 enum { OPT_SESSION = 1, OPT_PATH, OPT_DRY_RUN, OPT_TO, OPT_OVERWRITE, OPT_KEEP_BOTH,
-       OPT_ALLOW_OUTSIDE, OPT_PRESERVE_OWNER, OPT_QUIET = 'q' };
+       OPT_ALLOW_OUTSIDE, OPT_PRESERVE_OWNER, OPT_BEFORE, OPT_QUIET = 'q' };
 
 static const struct option options[] = {
 	{ "session", required_argument, NULL, OPT_SESSION },
 	{ "path", required_argument, NULL, OPT_PATH },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "to", required_argument, NULL, OPT_TO },
+	{ "force", no_argument, NULL, OPT_OVERWRITE },
 	{ "overwrite", no_argument, NULL, OPT_OVERWRITE },
+	{ "before", required_argument, NULL, OPT_BEFORE },
 	{ "keep-both", no_argument, NULL, OPT_KEEP_BOTH },
 	{ "allow-outside", no_argument, NULL, OPT_ALLOW_OUTSIDE },
 	{ "preserve-owner", no_argument, NULL, OPT_PRESERVE_OWNER },
@@ -78,7 +99,7 @@ static const struct option options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-enum kind { K_FILE, K_SYMLINK, K_DIR, K_SQLITE, K_FIFO, K_DEVICE, K_SOCKET, K_OTHER };
+enum kind { K_FILE, K_SYMLINK, K_DIR, K_SQLITE, K_FIFO, K_DEVICE, K_SOCKET, K_OTHER, K_ABSENT };
 
 struct item {
 	char *id, *path, *link_target, *store, *sha256;
@@ -97,6 +118,8 @@ struct item {
 	                               session first deleted anything in it */
 	int has_ptimes;
 	int changed_parent;         /* restoring it changed its parent's times */
+	int64_t btime;              /* the kept inode's birth time (0: unknown) */
+	int64_t restored_ns;        /* when it was put back (0: not) */
 };
 
 struct restore {
@@ -113,6 +136,15 @@ struct restore {
 	long conflicts;             /* skips that --overwrite/--keep-both would settle */
 	long unrestorable;          /* sockets met in a --session restore */
 	int by_id;                  /* items were asked for by id */
+	/* A session restore: the session, when it started, whether `run`
+	 * recorded what it left (the ends table), and the cutoff of --before. */
+	char session[256];
+	int64_t session_start, before_ns;
+	int has_ends;
+	sqlite3_stmt *end_st;
+	long own;                   /* made during the session: left as they are */
+	long removed;
+	struct undo u;              /* this restore, recorded as a session */
 };
 
 static void item_free(struct item *it)
@@ -127,7 +159,7 @@ static void item_free(struct item *it)
 /* ---- loading ------------------------------------------------------------- */
 
 #define SNAP_COLS "id, kind, path, mode, uid, gid, atime_ns, mtime_ns, sha256, " \
-		  "link_target, store, created_ns, parent_atime_ns, parent_mtime_ns"
+		  "link_target, store, created_ns, parent_atime_ns, parent_mtime_ns, btime_ns"
 
 static struct timespec ns_time(sqlite3_stmt *st, int i)
 {
@@ -155,7 +187,7 @@ static char *dup_col(sqlite3_stmt *st, int i)
 static int item_from_row(sqlite3_stmt *st, struct item *it, const char **why)
 {
 	static const char *const kinds[] = { "file", "symlink", "dir", "sqlite", "fifo",
-					     "device", "socket", "other" };
+					     "device", "socket", "other", "absent" };
 	const char *k = cli_col(st, 1);
 
 	memset(it, 0, sizeof *it);
@@ -177,6 +209,7 @@ static int item_from_row(sqlite3_stmt *st, struct item *it, const char **why)
 	it->ptimes[0] = ns_time(st, 12);
 	it->ptimes[1] = ns_time(st, 13);
 	it->has_ptimes = it->ptimes[0].tv_nsec != UTIME_OMIT || it->ptimes[1].tv_nsec != UTIME_OMIT;
+	it->btime = sqlite3_column_int64(st, 14);
 	if (!it->id || !it->path) {
 		*why = "the snapshot record has no id or path";
 		return -1;
@@ -303,23 +336,103 @@ static int load_ids(struct restore *r, char **ids, int n, struct items *l)
 	return 0;
 }
 
+static int by_path(const void *a, const void *b)
+{
+	return strcmp(((const struct item *)a)->path, ((const struct item *)b)->path);
+}
+
+/* The session's renames onto a name where nothing was, of a file that was
+ * there before the session: that name was absent before, and goes again
+ * when the file comes back under its old one (mv a b: a returns, b goes).
+ * A rename of a file the session made itself (a temporary file saved
+ * over its final name) is the session making that name: left as it is. */
+static int load_renamed_onto(struct restore *r, const char *glob, struct items *l)
+{
+	sqlite3_stmt *st = cli_prepare(&r->d,
+		"SELECT e.id, e.target, e.time_ns FROM events e WHERE e.session = ?1 "
+		"AND e.op = 'rename' AND e.decision = 'snapshot' AND e.snapshot IS NULL "
+		"AND (e.errno IS NULL OR e.errno = 0) AND e.target IS NOT NULL "
+		"AND (?2 IS NULL OR path_glob(?2, e.target)) AND (?3 IS NULL OR e.time_ns < ?3) "
+		"AND EXISTS (SELECT 1 FROM snapshots s WHERE s.event_uid = e.uid AND "
+		"s.path = e.path AND (s.btime_ns IS NULL OR s.btime_ns < ?4)) "
+		"ORDER BY e.target, e.time_ns");
+	size_t n = l->n;
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, r->session, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, glob, -1, SQLITE_STATIC);
+	if (r->before_ns)
+		sqlite3_bind_int64(st, 3, r->before_ns);
+	sqlite3_bind_int64(st, 4, r->session_start);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *target = cli_col(st, 1);
+		int64_t t = sqlite3_column_int64(st, 2);
+		struct item key = { .path = (char *)target }, *it;
+		if (!target)
+			continue;
+		it = n ? bsearch(&key, l->v, n, sizeof l->v[0], by_path) : NULL;
+		if (it && (it->kind == K_ABSENT || it->created < t))
+			continue;   /* known before then */
+		struct item a = { 0 };
+		if (asprintf(&a.id, "rename@%lld", (long long)sqlite3_column_int64(st, 0)) < 0)
+			a.id = NULL;
+		a.path = strdup(target);
+		a.kind = K_ABSENT;
+		a.created = t;
+		a.times[0].tv_nsec = a.times[1].tv_nsec = UTIME_OMIT;
+		if (!a.id || !a.path) {
+			item_free(&a);
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		if (it) {
+			/* Its snapshot came later: what it held was the session's. */
+			item_free(it);
+			*it = a;
+			r->superseded++;
+		} else if (items_push(l, &a) < 0) {
+			item_free(&a);
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return cli_db_error(&r->d, "cannot read the session's renames");
+	return 0;
+}
+
 static int load_session(struct restore *r, const char *session, const char *glob,
 			struct items *l)
 {
-	char id[256];
 	sqlite3_stmt *st;
 	int rc;
 
-	if (cli_find_session(&r->d, session, id, sizeof id) < 0)
+	if (cli_find_session(&r->d, session, r->session, sizeof r->session) < 0)
 		return -1;
+	st = cli_prepare(&r->d, "SELECT start_ns, EXISTS (SELECT 1 FROM ends WHERE session = ?1) "
+				"FROM sessions WHERE id = ?1");
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, r->session, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		r->session_start = sqlite3_column_int64(st, 0);
+		r->has_ends = sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
 	/* Earliest first, so the first row per path is the one kept. */
 	st = cli_prepare(&r->d, "SELECT " SNAP_COLS " FROM snapshots WHERE session = ?1 "
 				"AND (?2 IS NULL OR path_glob(?2, path)) "
+				"AND (?3 IS NULL OR created_ns < ?3) "
 				"ORDER BY path, created_ns, rowid");
 	if (!st)
 		return -1;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, r->session, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, glob, -1, SQLITE_STATIC);
+	if (r->before_ns)
+		sqlite3_bind_int64(st, 3, r->before_ns);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct item it;
 		const char *why = NULL;
@@ -342,8 +455,31 @@ static int load_session(struct restore *r, const char *session, const char *glob
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return cli_db_error(&r->d, "cannot read the snapshots");
-	if (l->n == 0 && !r->failed)
-		printf("session %s has no snapshots%s\n", id, glob ? " matching the path" : "");
+	if (load_renamed_onto(r, glob, l) < 0)
+		return -1;
+	/* What the session made itself (its inode was born during it: a
+	 * temporary file, an editor's swap file, a file it wrote and then
+	 * rewrote) was not there before it: not brought back. */
+	size_t keep = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		struct item *it = &l->v[i];
+		if (it->kind != K_ABSENT && it->btime > 0 && r->session_start > 0 &&
+		    it->btime >= r->session_start) {
+			if (!r->quiet) {
+				printf("left ");
+				cli_put(stdout, it->path);
+				printf(": the session made it (snapshot %s); restore it by its id "
+				       "if it is wanted\n", it->id);
+			}
+			r->own++;
+			item_free(it);
+			continue;
+		}
+		l->v[keep++] = *it;
+	}
+	l->n = keep;
+	if (l->n == 0 && !r->failed && !r->own)
+		printf("session %s has no snapshots%s\n", r->session, glob ? " matching the path" : "");
 	return 0;
 }
 
@@ -355,6 +491,19 @@ static void dest_of(const struct restore *r, const struct item *it, char *out, s
 	if (!r->to || ag_fmt(out, n, "%s%s", strcmp(r->to_abs, "/") ? r->to_abs : "",
 			     it->path) < 0)
 		snprintf(out, n, "%s", it->path);
+}
+
+/* Restore made a directory (walked: its path under the target tree): its
+ * own undo takes it away again. */
+static void made_dir(struct restore *r, const char *walked, int parent, const char *name)
+{
+	char dest[AG_PATH_MAX + AG_PATH_MAX];
+
+	if (!r->to || ag_fmt(dest, sizeof dest, "%s%s", strcmp(r->to_abs, "/") ? r->to_abs : "",
+			     walked) < 0)
+		snprintf(dest, sizeof dest, "%s", walked);
+	undo_made(&r->u, dest, 1);
+	undo_left(&r->u, dest, parent, name, NULL);
 }
 
 /*
@@ -402,6 +551,7 @@ static int open_parent(struct restore *r, const char *path, const char **last,
 				close(fd);
 				return -1;
 			}
+			made_dir(r, walked, fd, comp);
 			nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		}
 		if (nfd < 0) {
@@ -685,9 +835,13 @@ static void restore_dir(struct restore *r, struct item *it)
 			it->dir_done = 1;
 			print_done(r, r->dry_run ? "would restore" : "restored", dest, NULL, it);
 			r->restored++;
+		} else if (r->session[0] && !r->to) {
+			it->dir_done = 1;
+			skip(r, dest, 0, "directory exists (what was in it is restored into it, and "
+			     "its mode and times are set back)");
 		} else {
 			skip(r, dest, 0, "directory exists (what was in it is still restored into "
-			     "it; --overwrite also resets its mode and times)");
+			     "it; --force also resets its mode and times)");
 		}
 	} else if (r->dry_run) {
 		print_done(r, "would restore", dest, NULL, it);
@@ -699,10 +853,52 @@ static void restore_dir(struct restore *r, struct item *it)
 	} else {
 		it->dir_done = 1;
 		it->changed_parent = 1;
+		undo_made(&r->u, dest, 1);
+		undo_left(&r->u, dest, dir, name, NULL);
 		print_done(r, "restored", dest, NULL, it);
 		r->restored++;
 	}
 	close(dir);
+}
+
+/* Something else is at dest: 1 when restore may replace it (what it
+ * replaces is kept), else 0 after saying why not. A session restore
+ * replaces what the session left there; a change made after the session
+ * (neither what it left nor what was there before) is a conflict. */
+static int may_replace(struct restore *r, const struct item *it, int dir, const char *name,
+		       const char *dest)
+{
+	struct end_state e;
+
+	if (r->overwrite)
+		return 1;
+	if (!r->session[0] || r->to) {
+		skip(r, dest, 1, "exists (--force replaces it, keeping what it replaces; "
+		     "--keep-both restores next to it)");
+		return 0;
+	}
+	if (end_lookup(&r->d, &r->end_st, r->session, it->path, &e) == 0 && e.known) {
+		if (end_matches(dir, name, &e))
+			return 1;
+		skip(r, dest, 1, "changed after the session: it is neither what the session left "
+		     "nor what was there before, so it is left as it is (--force replaces it, "
+		     "keeping it)");
+		return 0;
+	}
+	skip(r, dest, 1, "exists, and what the session left there was not recorded (it was "
+	     "not run by 'agentguard run'), so a later change cannot be told from the "
+	     "session's own (--force replaces it, keeping it; --keep-both restores next to it)");
+	return 0;
+}
+
+/* The name restore is about to write in dir: dest's directory and name. */
+static void path_in(const char *dest, const char *name, char *out, size_t n)
+{
+	const char *slash = strrchr(dest, '/');
+	int dl = slash ? (int)(slash - dest) : 0;
+
+	if (ag_fmt(out, n, "%.*s/%s", dl, dest, name) < 0)
+		snprintf(out, n, "%s", dest);
 }
 
 static void restore_leaf(struct restore *r, struct item *it)
@@ -758,10 +954,17 @@ static void restore_leaf(struct restore *r, struct item *it)
 		if (same_content(dir, name, it) && S_ISREG(st.st_mode) && meta_differs(dir, &st, it)) {
 			/* The content is there; what the session changed is the
 			 * mode or owner (chmod, chown): those go back. */
+			if (!r->dry_run && undo_keep(&r->u, dir, name, dest, AG_SNAP_COPY) < 0) {
+				fail(r, dest, "cannot keep what is there (%s), so it is left as it is",
+				     strerror(errno));
+				goto out;
+			}
 			if (!r->dry_run && set_meta(dir, name, it) < 0) {
 				fail(r, dest, "cannot set its mode, owner or times: %s", strerror(errno));
 				goto out;
 			}
+			if (!r->dry_run)
+				undo_left(&r->u, dest, dir, name, it->sha256);
 			print_done(r, r->dry_run ? "would restore" : "restored", dest, NULL, it);
 			r->restored++;
 			goto out;
@@ -770,9 +973,7 @@ static void restore_leaf(struct restore *r, struct item *it)
 			skip(r, dest, 0, "already has the content of snapshot %s", it->id);
 			goto out;
 		}
-		if (r->overwrite) {
-			replacing = 1;
-		} else if (r->keep_both) {
+		if (r->keep_both) {
 			snprintf(kept, sizeof kept, "%.*s.restored-%s", 200, name, it->id);
 			if (fstatat(dir, kept, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 				skip(r, dest, 1, "exists, and so does %s", kept);
@@ -780,8 +981,9 @@ static void restore_leaf(struct restore *r, struct item *it)
 			}
 			as = kept;
 			name = kept;
+		} else if (may_replace(r, it, dir, name, dest)) {
+			replacing = 1;
 		} else {
-			skip(r, dest, 1, "exists (use --overwrite or --keep-both)");
 			goto out;
 		}
 		if (replacing && S_ISDIR(st.st_mode)) {
@@ -839,8 +1041,16 @@ static void restore_leaf(struct restore *r, struct item *it)
 	 * content goes back into that very inode, so every name has it again;
 	 * a rename over it would give this name a new file and leave the
 	 * others as the session left them. */
+	char made_at[AG_PATH_MAX + AG_PATH_MAX];
+	path_in(dest, name, made_at, sizeof made_at);
 	if (replacing && it->kind == K_FILE && S_ISREG(st.st_mode) && st.st_nlink > 1 &&
 	    !in_store(src, &st)) {
+		if (undo_keep(&r->u, dir, name, made_at, AG_SNAP_COPY) < 0) {
+			fail(r, dest, "cannot keep what is there (%s), so it is left as it is",
+			     strerror(errno));
+			unlinkat(dir, tmp, 0);
+			goto out;
+		}
 		int rc = into_inode(dir, tmp, name);
 		int e = errno;
 		unlinkat(dir, tmp, 0);
@@ -851,8 +1061,15 @@ static void restore_leaf(struct restore *r, struct item *it)
 		if (set_meta(dir, name, it) < 0)
 			printf("note: could not put back the mode or times of %s: %s\n", dest,
 			       strerror(errno));
+		undo_left(&r->u, made_at, dir, name, it->sha256);
 		print_done(r, "restored", dest, NULL, it);
 		r->restored++;
+		goto out;
+	}
+	if (replacing && undo_keep(&r->u, dir, name, made_at, AG_SNAP_TAKE) < 0) {
+		fail(r, dest, "cannot keep what is there (%s), so it is left as it is",
+		     strerror(errno));
+		unlinkat(dir, tmp, 0);
 		goto out;
 	}
 	if (place(dir, tmp, name, replacing) < 0) {
@@ -866,19 +1083,87 @@ static void restore_leaf(struct restore *r, struct item *it)
 		}
 		goto out;
 	}
+	if (!replacing)
+		undo_made(&r->u, made_at, 0);
+	undo_left(&r->u, made_at, dir, name,
+		  it->kind == K_FILE || it->kind == K_SQLITE ? it->sha256 : NULL);
 	print_done(r, "restored", dest, as, it);
 	r->restored++;
 	it->changed_parent = 1;
-	sqlite3_stmt *st2 = r->d.readonly ? NULL :
-		cli_prepare(&r->d, "UPDATE snapshots SET restored_ns = ?1 WHERE id = ?2");
-	if (st2) {
-		sqlite3_bind_int64(st2, 1, ag_now_ns());
-		sqlite3_bind_text(st2, 2, it->id, -1, SQLITE_STATIC);
-		if (sqlite3_step(st2) != SQLITE_DONE)
-			cli_warn("cannot record that %s was restored: %s", it->id,
-				 sqlite3_errmsg(r->d.db));
-		sqlite3_finalize(st2);
+	it->restored_ns = ag_now_ns();
+out:
+	close(dir);
+}
+
+/* Nothing was at the path before the session (a name its rename made, or
+ * what an undone restore made): what is there goes, kept in the store. A
+ * directory goes only when empty, after what was in it (its own pass). */
+static void restore_absent(struct restore *r, struct item *it, int dirs)
+{
+	char dest[AG_PATH_MAX + AG_PATH_MAX], why[AG_PATH_MAX + 200];
+	const char *name;
+	struct stat st;
+
+	if ((S_ISDIR(it->fmt) ? 1 : 0) != dirs)
+		return;
+	dest_of(r, it, dest, sizeof dest);
+	int dir = open_parent(r, it->path, &name, why, sizeof why);
+	if (dir == -2)
+		return;     /* dry run, and its directory is not there: nor is it */
+	if (dir == -1) {
+		fail(r, dest, "%s", why);
+		return;
 	}
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		/* Not there now either: as it was. */
+		close(dir);
+		return;
+	}
+	if (dirs && !S_ISDIR(st.st_mode)) {
+		skip(r, dest, 1, "a directory was made here, and something else is here now; "
+		     "left as it is");
+		goto out;
+	}
+	if (!may_replace(r, it, dir, name, dest))
+		goto out;
+	if (r->dry_run) {
+		if (!r->quiet) {
+			printf("would remove ");
+			cli_put(stdout, dest);
+			printf(": nothing was here before (%s)\n", it->id);
+		}
+		r->removed++;
+		goto out;
+	}
+	if (dirs) {
+		/* An empty directory's mode and times are kept; one that is not
+		 * empty holds what someone put there since: it stays. */
+		int fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		DIR *dd = fd < 0 ? NULL : fdopendir(fd);
+		int empty = 1;
+		for (struct dirent *e; dd && empty && (e = readdir(dd));)
+			empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+		if (dd)
+			closedir(dd);
+		else if (fd >= 0)
+			close(fd);
+		if (!empty) {
+			skip(r, dest, 0, "a directory restore made, not empty now: left as it is");
+			goto out;
+		}
+	}
+	if (undo_keep(&r->u, dir, name, dest, AG_SNAP_MOVE) < 0 ||
+	    (dirs && unlinkat(dir, name, AT_REMOVEDIR) < 0)) {
+		fail(r, dest, "cannot take it away, keeping it: %s", strerror(errno));
+		goto out;
+	}
+	undo_left(&r->u, dest, dir, name, NULL);
+	if (!r->quiet) {
+		printf("removed ");
+		cli_put(stdout, dest);
+		printf(": nothing was here before (%s); kept, as the undo below says\n", it->id);
+	}
+	r->removed++;
 out:
 	close(dir);
 }
@@ -983,6 +1268,35 @@ static void parent_times(struct restore *r, struct items *l)
 	free(v);
 }
 
+/* When each snapshot was restored, in one transaction: one per item
+ * would be a commit per file. */
+static void mark_restored(struct restore *r, const struct items *l)
+{
+	sqlite3_stmt *st = NULL;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (!l->v[i].restored_ns)
+			continue;
+		if (!st) {
+			if (r->d.readonly ||
+			    !(st = cli_prepare(&r->d, "UPDATE snapshots SET restored_ns = ?1 WHERE id = ?2")))
+				return;
+			sqlite3_exec(r->d.db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+		}
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, l->v[i].restored_ns);
+		sqlite3_bind_text(st, 2, l->v[i].id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			cli_warn("cannot record that %s was restored: %s", l->v[i].id,
+				 sqlite3_errmsg(r->d.db));
+	}
+	if (st) {
+		sqlite3_finalize(st);
+		if (sqlite3_exec(r->d.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			cli_warn("cannot record what was restored: %s", sqlite3_errmsg(r->d.db));
+	}
+}
+
 static int run_passes(struct restore *r, struct items *l)
 {
 	if (l->n)
@@ -1011,7 +1325,13 @@ static int run_passes(struct restore *r, struct items *l)
 			restore_leaf(r, &l->v[i]);
 		else if (l->v[i].kind == K_SOCKET || l->v[i].kind == K_OTHER)
 			not_restorable(r, &l->v[i]);
+		else if (l->v[i].kind == K_ABSENT)
+			restore_absent(r, &l->v[i], 0);
 	}
+	/* Directories that were not there, deepest first, once emptied. */
+	for (size_t i = l->n; i-- > 0;)
+		if (l->v[i].kind == K_ABSENT)
+			restore_absent(r, &l->v[i], 1);
 	if (r->progress)
 		fprintf(stderr, "\rrestoring: %zu of %zu\n", l->n, l->n);
 	/* Last: creating children changed the directories' times. */
@@ -1020,6 +1340,7 @@ static int run_passes(struct restore *r, struct items *l)
 			dir_meta(r, &l->v[i]);
 	if (!r->dry_run)
 		parent_times(r, l);
+	mark_restored(r, l);
 	return 0;
 }
 
@@ -1050,6 +1371,7 @@ static const char *untrusted(struct restore *r, sqlite3_stmt *st, const struct i
 		       "--preserve-owner";
 	sqlite3_reset(st);
 	sqlite3_bind_text(st, 1, it->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, r->session[0] ? r->session : NULL, -1, SQLITE_STATIC);
 	const char *ws = NULL, *home = NULL, *sd = NULL;
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		ws = cli_col(st, 0);
@@ -1070,9 +1392,11 @@ static const char *untrusted(struct restore *r, sqlite3_stmt *st, const struct i
 
 static void distrust(struct restore *r, struct items *l)
 {
+	/* An item without a row of its own (a name a rename made) is the
+	 * restored session's. */
 	sqlite3_stmt *st = cli_prepare(&r->d, "SELECT s.workspace, s.home, s.state_dir FROM "
-				       "snapshots p JOIN sessions s ON s.id = p.session "
-				       "WHERE p.id = ?1");
+				       "sessions s WHERE s.id = coalesce((SELECT session FROM "
+				       "snapshots WHERE id = ?1), ?2)");
 	size_t keep = 0;
 
 	for (size_t i = 0; i < l->n; i++) {
@@ -1125,6 +1449,63 @@ static int open_root(struct restore *r)
 	return 0;
 }
 
+/* --before T: a UTC time (seconds, optional fraction, optional Z), or a
+ * duration ago. */
+static int parse_before(const char *s, int64_t *out)
+{
+	int64_t dur;
+	struct tm tm = { 0 };
+
+	if (ag_parse_duration(s, &dur) == 0) {
+		*out = ag_now_ns() - dur;
+		return *out > 0 ? 0 : -1;
+	}
+	const char *e = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!e)
+		e = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
+	if (!e)
+		return -1;
+	int64_t frac = 0, scale = 1000000000;
+	if (*e == '.')
+		for (e++; *e >= '0' && *e <= '9'; e++)
+			if (scale > 1) {
+				scale /= 10;
+				frac += (*e - '0') * scale;
+			}
+	if (*e == 'Z')
+		e++;
+	if (*e)
+		return -1;
+	time_t t = timegm(&tm);
+	if (t < 0)
+		return -1;
+	*out = (int64_t)t * 1000000000 + frac;
+	return 0;
+}
+
+/* Where the restore's own undo may write: the restored session's
+ * workspace and home, or --to DIR. */
+static void begin_recording(struct restore *r, const struct items *l, int argc, char **argv)
+{
+	sqlite3_stmt *st = cli_prepare(&r->d, "SELECT workspace, home FROM sessions WHERE id = "
+				       "coalesce(?1, (SELECT session FROM snapshots WHERE id = ?2))");
+	char undoes[300];
+
+	if (!st)
+		return;
+	sqlite3_bind_text(st, 1, r->session[0] ? r->session : NULL, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, l->v[0].id, -1, SQLITE_STATIC);
+	const char *ws = NULL, *home = NULL;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		ws = cli_col(st, 0);
+		home = cli_col(st, 1);
+	}
+	snprintf(undoes, sizeof undoes, "%s%s", r->session[0] ? "session " : "snapshots",
+		 r->session[0] ? r->session : "");
+	undo_begin(&r->u, &r->d, argc, argv, r->to ? r->to_abs : ws, home, undoes);
+	sqlite3_finalize(st);
+}
+
 static int cmd_restore(int argc, char **argv)
 {
 	struct restore r = { .root = -1 };
@@ -1151,6 +1532,11 @@ static int cmd_restore(int argc, char **argv)
 		case OPT_ALLOW_OUTSIDE: r.allow_outside = 1; break;
 		case OPT_PRESERVE_OWNER: r.preserve_owner = 1; break;
 		case OPT_QUIET: r.quiet = 1; break;
+		case OPT_BEFORE:
+			if (parse_before(optarg, &r.before_ns) < 0)
+				return cli_usage("--before wants a time (2026-05-01T12:00:00Z, UTC) or "
+						 "a duration ago (30s, 15m, 2h, 7d), not '%s'", optarg);
+			break;
 		}
 	}
 	if (!session && optind >= argc)
@@ -1159,6 +1545,8 @@ static int cmd_restore(int argc, char **argv)
 		return cli_usage("give snapshot ids or --session, not both");
 	if (glob_arg && !session)
 		return cli_usage("--path goes with --session");
+	if (r.before_ns && !session)
+		return cli_usage("--before goes with --session");
 	if (r.overwrite && r.keep_both)
 		return cli_usage("--overwrite and --keep-both do not go together");
 	if (glob_arg && (!*glob_arg || cli_abs_glob(glob_arg, glob, sizeof glob) < 0))
@@ -1178,26 +1566,50 @@ static int cmd_restore(int argc, char **argv)
 		distrust(&r, &l);
 	if (rc == 0 && l.n && open_root(&r) < 0)
 		rc = -1;
+	/* The restore is a session of its own: what it displaces is kept
+	 * there, and restoring that session undoes it. */
+	if (rc == 0 && l.n && !r.dry_run)
+		begin_recording(&r, &l, argc, argv);
 	if (rc == 0 && l.n)
 		run_passes(&r, &l);
 	if (r.root >= 0)
 		close(r.root);
 	items_free(&l);
-	cli_db_close(&r.d);
-	if (rc < 0)
+	if (r.end_st)
+		sqlite3_finalize(r.end_st);
+	if (undo_end(&r.u, 1) < 0)
+		r.failed++;
+	if (rc < 0) {
+		cli_db_close(&r.d);
 		return CLI_FAIL;
+	}
 
 	if (r.dry_run)
 		printf("dry run: %ld would be restored, %ld skipped, %ld would fail; nothing "
-		       "was changed\n", r.restored, r.skipped, r.failed);
+		       "was changed\n", r.restored + r.removed, r.skipped, r.failed);
 	else
-		printf("%ld restored, %ld skipped, %ld failed\n", r.restored, r.skipped, r.failed);
+		printf("%ld restored, %ld skipped, %ld failed\n", r.restored + r.removed, r.skipped,
+		       r.failed);
+	if (r.own)
+		printf("%ld made by the session itself (temporary files and the like) %s left as "
+		       "%s\n", r.own, r.own == 1 ? "was" : "were", r.own == 1 ? "it is" : "they are");
+	if (r.u.kept && !r.quiet) {
+		printf("undo this restore: agentguard restore --session ");
+		cli_put_word(stdout, r.u.id);
+		const char *sd = cli_state_dir_arg(&r.co, &r.d);
+		if (sd) {
+			fputs(" --state-dir ", stdout);
+			cli_put_word(stdout, sd);
+		}
+		putchar('\n');
+	}
+	cli_db_close(&r.d);
 	if (r.unrestorable)
 		printf("%ld not restorable (sockets: reported above; not a failure)\n",
 		       r.unrestorable);
 	if (r.conflicts)
-		printf("skipped items already exist: --overwrite replaces them, --keep-both "
-		       "restores next to them\n");
+		printf("skipped items are not what the session left: --force replaces them "
+		       "(keeping what it replaces), --keep-both restores next to them\n");
 	if (r.superseded)
 		printf("%ld later snapshot%s of the same paths %s not used (the earliest one "
 		       "is); restore one by its id to get that state\n", r.superseded,
@@ -1210,7 +1622,7 @@ static int cmd_restore(int argc, char **argv)
 
 const struct cli_command cli_cmd_restore = {
 	.name = "restore",
-	.summary = "put snapshots back (by id or a whole session), never clobbering",
+	.summary = "put snapshots back, or reverse a whole session (itself undoable)",
 	.help = help,
 	.main = cmd_restore,
 };

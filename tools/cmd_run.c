@@ -15,6 +15,7 @@
 
 #include "audit.h"
 #include "cli.h"
+#include "undo.h"
 #include "floor.h"
 #include "kernel.h"
 #include "session.h"
@@ -259,7 +260,7 @@ static void summary(struct cli_db *d, const struct cli_opts *co,
 		fputs(" --state-dir ", stderr);
 		cli_put_word(stderr, sd);
 	}
-	fputs(" --dry-run\n", stderr);
+	fputs(snaps ? "   (--dry-run: see first)\n" : "\n", stderr);
 }
 
 /* Signals seen while the agent runs or we ingest: the first is the
@@ -663,6 +664,10 @@ static int cmd_run(int argc, char **argv)
 	ingest(&d, 1, &warned);
 	ag_audit_set_interrupt(NULL);
 	sqlite3_busy_handler(d.db, run_busy, NULL);
+	/* What the session left at each path it snapshotted: its restore
+	 * replaces that, and calls anything else there a later change. */
+	if (!ingest_interrupted() && cli_record_ends(&d, s.id) < 0)
+		cli_warn("restore will treat every path of this session as changed since");
 	if (ag_audit_session_end(d.db, s.id, ag_now_ns(), status, err, sizeof err) < 0)
 		cli_warn("cannot record the end of the session: %s", err);
 	else if (ag_audit_write_head(d.db, s.state_dir, s.id, err, sizeof err) < 0)

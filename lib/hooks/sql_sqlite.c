@@ -246,12 +246,14 @@ static int backup(struct ag_call *c, void *arg)
 		S.close(ro);
 	}
 	S.close(dst);
-	ag_own_leave(&saved);
+	/* Still the guard's own work: the move out of stage/ is no agent's
+	 * rename into the store (which the hard rules refuse). */
 	if (rc == SQLITE_OK && to != abs && rename(to, abs) < 0)
 		rc = SQLITE_ERROR;
+	if (rc != SQLITE_OK && to != abs)
+		unlink(to);
+	ag_own_leave(&saved);
 	if (rc != SQLITE_OK) {
-		if (to != abs)
-			unlink(to);
 		errno = EIO;
 		return -1;
 	}
