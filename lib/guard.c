@@ -932,7 +932,6 @@ static void parent_times(const char *path, int dirfd, int64_t *at, int64_t *mt)
 	parent_seen.mt = *mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 }
 
-/* Snapshot metadata as spool fields; the numbers live in *v. */
 /* Decisions made in signal handlers that interrupted the guard, as a gap:
  * after the next record, and at exit for the last of them. */
 static void record_unrecorded(int64_t now)
