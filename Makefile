@@ -16,7 +16,7 @@ LDFLAGS += -pthread
 
 # The core: pure parts plus what both the library and the CLI need.
 CORE_SRC := lib/names.c lib/util.c lib/path.c lib/hash.c lib/match.c \
-            lib/policy.c lib/decide.c lib/cmdview.c lib/sqlclass.c lib/spool.c \
+            lib/policy.c lib/pimage.c lib/decide.c lib/cmdview.c lib/sqlclass.c lib/spool.c \
             lib/session.c lib/snapshot.c lib/launch.c
 # Only in the preload library: the guard and the interposers.
 PRELOAD_SRC := lib/real.c lib/gate.c lib/floor.c lib/guard.c lib/lazy.c $(sort $(wildcard lib/hooks/*.c))
@@ -62,6 +62,11 @@ RULES_HASH = -DRULES_HASH="\"$$(sha256sum rules/default.yaml | cut -c1-64)\""
 $(BUILD)/obj/lib/default_rules.o: lib/default_rules.S rules/default.yaml
 	@mkdir -p $(dir $@)
 	$(CC) -c -Ilib -DRULES_FILE='"rules/default.yaml"' $(RULES_HASH) $< -o $@
+
+# A rules image (lib/pimage.c) is only mapped by a build with the same
+# compiled layout.
+LAYOUT_ID = -DAG_LAYOUT_ID=0x$$(cat lib/policy_internal.h lib/agentguard.h | sha256sum | cut -c1-16)ull
+$(BUILD)/obj/lib/pimage.o: CFLAGS += $(LAYOUT_ID)
 
 # lib/interpose.def lists every interposed symbol once; from it come the
 # version script (exactly those names leave the library), the list the

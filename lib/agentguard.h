@@ -144,6 +144,19 @@ struct ag_policy *ag_policy_load_file(const char *path,
 				      char *err, size_t errlen);
 void ag_policy_free(struct ag_policy *p);
 
+/*
+ * A session's compiled policy as a file (lib/pimage.c): written once when
+ * the session starts, mapped read-only by each of its processes in place
+ * of compiling. env->home and env->workspace must be absolute. The mapper
+ * returns NULL whenever the image is not exactly this build's compile of
+ * these inputs (the caller then compiles), and the rules' hash with it.
+ */
+int ag_policy_image_write(const char *path, const char *name, const char *text, size_t len,
+			  const struct ag_policy_env *env, const char *rules_hash,
+			  char *err, size_t errlen);
+struct ag_policy *ag_policy_image_map(const char *path, const struct ag_policy_env *env,
+				      char rules_hash[65]);
+
 /* The built-in rules (rules/default.yaml compiled in). */
 extern const char ag_default_rules[];
 extern const size_t ag_default_rules_len;

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -100,6 +101,7 @@ struct cc {
 
 	struct ag_arena_chunk *tmp;
 	struct ag_policy *p;
+	struct ag_region *region;    /* non-NULL: the policy goes here (an image) */
 	struct ynode *root;
 	struct ynode *lists;
 
@@ -139,9 +141,22 @@ static void *tmp_alloc(struct cc *cc, size_t n)
 	return p;
 }
 
+/* A region is fresh anonymous memory, so already zero. */
+void *ag_region_alloc(struct ag_region *r, size_t n)
+{
+	n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+	if (n == 0)
+		n = sizeof(max_align_t);
+	if (r->cap - r->used < n)
+		return NULL;
+	void *p = r->base + r->used;
+	r->used += n;
+	return p;
+}
+
 static void *pol_alloc(struct cc *cc, size_t n)
 {
-	void *p = arena_alloc(&cc->p->arena, n);
+	void *p = cc->region ? ag_region_alloc(cc->region, n) : arena_alloc(&cc->p->arena, n);
 	if (!p)
 		fail_at(cc, 1, 1, "out of memory");
 	return p;
@@ -1678,8 +1693,9 @@ static int compile_guarded(struct cc *cc)
 	return 0;
 }
 
-struct ag_policy *ag_policy_load(const char *name, const char *text, size_t len,
-				 const struct ag_policy_env *env, char *err, size_t errlen)
+struct ag_policy *ag_policy_load_in(const char *name, const char *text, size_t len,
+				   const struct ag_policy_env *env, struct ag_region *region,
+				   char *err, size_t errlen)
 {
 	struct cc *cc;
 	struct ag_policy *p;
@@ -1689,13 +1705,14 @@ struct ag_policy *ag_policy_load(const char *name, const char *text, size_t len,
 	if (!name)
 		name = "rules";
 	cc = calloc(1, sizeof *cc);
-	p = calloc(1, sizeof *p);
+	p = region ? ag_region_alloc(region, sizeof *p) : calloc(1, sizeof *p);
 	if (!cc || !p || !env || !text) {
 		if (err && errlen)
 			snprintf(err, errlen, "%s:1:1: %s", name,
 				 !cc || !p ? "out of memory" : "internal error: no rules text or environment");
 		free(cc);
-		free(p);
+		if (!region)
+			free(p);
 		return NULL;
 	}
 	cc->name = name;
@@ -1705,6 +1722,7 @@ struct ag_policy *ag_policy_load(const char *name, const char *text, size_t len,
 	cc->len = len;
 	cc->env = env;
 	cc->p = p;
+	cc->region = region;
 
 	int rc = compile_guarded(cc);
 
@@ -1715,10 +1733,17 @@ struct ag_policy *ag_policy_load(const char *name, const char *text, size_t len,
 	arena_free(cc->tmp);
 	free(cc);
 	if (rc < 0) {
-		ag_policy_free(p);
+		if (!region)
+			ag_policy_free(p);
 		return NULL;
 	}
 	return p;
+}
+
+struct ag_policy *ag_policy_load(const char *name, const char *text, size_t len,
+				 const struct ag_policy_env *env, char *err, size_t errlen)
+{
+	return ag_policy_load_in(name, text, len, env, NULL, err, errlen);
 }
 
 struct ag_policy *ag_policy_load_file(const char *path, const struct ag_policy_env *env,
@@ -1771,6 +1796,10 @@ void ag_policy_free(struct ag_policy *p)
 {
 	if (!p)
 		return;
+	if (p->image) {
+		munmap(p->image, p->image_size);
+		return;
+	}
 	arena_free(p->arena);
 	free(p);
 }

@@ -155,6 +155,10 @@ struct ag_arena_chunk;
 
 struct ag_policy {
 	struct ag_arena_chunk *arena;
+	/* A policy mapped from a session's image (pimage.c): everything,
+	 * this struct included, lies in [image, image + image_size). */
+	void *image;
+	size_t image_size;
 	enum ag_mode mode;
 	int enforce;
 	const char *workspace;
@@ -169,6 +173,23 @@ struct ag_policy {
 	const struct ag_rule *const *byop[AG_OP_COUNT];
 	size_t nbyop[AG_OP_COUNT];
 };
+
+/* Memory a policy is compiled into instead of its own arena: one
+ * contiguous range, so that the whole policy can be written out and
+ * mapped at the same address by another process. */
+struct ag_region {
+	unsigned char *base;
+	size_t used, cap;
+};
+
+/* n zeroed bytes of r, aligned as malloc's; NULL when it is full. */
+void *ag_region_alloc(struct ag_region *r, size_t n);
+
+/* ag_policy_load, with everything (the struct too) allocated in region.
+ * On error nothing in the region is to be used. */
+struct ag_policy *ag_policy_load_in(const char *name, const char *text, size_t len,
+				   const struct ag_policy_env *env, struct ag_region *region,
+				   char *err, size_t errlen);
 
 /* ---- match.c ------------------------------------------------------------- */
 

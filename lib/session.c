@@ -312,10 +312,70 @@ int ag_session_join(struct ag_session *s, char *err, size_t errlen)
 	return 1;
 }
 
+static int image_path(const struct ag_session *s, char *out, size_t outlen)
+{
+	return ag_fmt(out, outlen, "%s/rules/%s.img", s->state_dir, s->id);
+}
+
+/* What a process of the session compiles with: the session's home and
+ * workspace, its own TMPDIR. */
+static struct ag_policy_env image_env(const struct ag_session *s)
+{
+	return (struct ag_policy_env){
+		.home = s->home, .workspace = s->workspace, .tmpdir = ag_getenv("TMPDIR"),
+	};
+}
+
+int ag_session_write_image(const struct ag_session *s, char *err, size_t errlen)
+{
+	char path[AG_PATH_MAX];
+	struct ag_policy_env env = image_env(s);
+	size_t len = 0;
+	const char *text = ag_default_rules;
+	char *owned = NULL;
+	int rc;
+
+	if (image_path(s, path, sizeof path) < 0) {
+		seterr(err, errlen, "state dir path too long: %s%s", s->state_dir, NULL);
+		return -1;
+	}
+	char *slash = strrchr(path, '/');
+	*slash = 0;
+	if (ag_mkdirs(path, 0700) < 0) {
+		seterr(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	*slash = '/';
+	if (strcmp(s->rules_path, BUILTIN) == 0) {
+		len = ag_default_rules_len;
+	} else if (!(text = owned = read_file(s->rules_path, &len))) {
+		seterr(err, errlen, "session rules %s cannot be read%s", s->rules_path, NULL);
+		return -1;
+	}
+	rc = ag_policy_image_write(path, s->rules_name, text, len, &env, s->rules_hash, err,
+				   errlen);
+	free(owned);
+	return rc;
+}
+
 int ag_session_load_policy(struct ag_session *s, char *err, size_t errlen)
 {
+	char img[AG_PATH_MAX];
+
 	if (s->policy)
 		return 0;
+	if (s->id[0] && image_path(s, img, sizeof img) == 0) {
+		struct ag_policy_env env = image_env(s);
+		if ((s->policy = ag_policy_image_map(img, &env, s->rules_hash))) {
+			/* The image must be of the rules this session names. */
+			const char *want = ag_default_rules_hash;
+			if (strcmp(s->rules_path, BUILTIN) != 0)
+				want = strrchr(s->rules_path, '/') + 1;
+			if (strncmp(want, s->rules_hash, 64) == 0)
+				return 0;
+			ag_session_free(s);
+		}
+	}
 	if (strcmp(s->rules_path, BUILTIN) == 0)
 		return load_policy(s, s->rules_name, ag_default_rules, ag_default_rules_len,
 				   s->home, s->workspace, 1, err, errlen);

@@ -71,6 +71,11 @@ int ag_session_from_env(struct ag_session *s, char *err, size_t errlen);
  * a process first has something to decide: most never do. */
 int ag_session_join(struct ag_session *s, char *err, size_t errlen);
 int ag_session_load_policy(struct ag_session *s, char *err, size_t errlen);
+/* Compile the session's rules once more into STATE/rules/ID.img, which
+ * ag_session_load_policy in the session's processes maps instead of
+ * compiling (lib/pimage.c). For the session's starter; failing costs only
+ * speed. */
+int ag_session_write_image(const struct ag_session *s, char *err, size_t errlen);
 
 /* Put the session's AGENTGUARD_* variables into this process's environment. */
 void ag_session_setenv(const struct ag_session *s);

@@ -1,0 +1,105 @@
+# The session's compiled rules (lib/pimage.c): `run` compiles them once into
+# STATE/rules/SID.img and every process of the session maps that instead of
+# parsing YAML; whatever is wrong with the image, a process compiles the
+# rules itself and decides the same.
+
+# Deletes a file, tries the SSH key, then says what it has mapped.
+probe() {
+	cat > "$T/probe.py" <<'PY'
+import os, sys
+os.unlink(sys.argv[1])
+try:
+    os.unlink(sys.argv[2]); print("key: deleted")
+except PermissionError:
+    print("key: refused")
+maps = open("/proc/self/maps").read()
+print("image:", any(l.endswith(".img") for l in maps.splitlines()))
+print("yaml:", "libyaml" in maps)
+PY
+}
+
+setup_files() {
+	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/id_test"
+	printf 'x\n' > "$WS/a.txt"
+	probe
+}
+
+test_a_deciding_process_maps_the_image_and_never_loads_libyaml() {
+	setup_files
+	out=$(agrun /usr/bin/python3 "$T/probe.py" "$WS/a.txt" "$HOME/.ssh/id_test" 2>&1)
+	assert_contains "$out" "key: refused"
+	assert_contains "$out" "image: True"
+	assert_contains "$out" "yaml: False"
+	assert_exists "$HOME/.ssh/id_test"
+	sid=$(latest_session)
+	img=$AGENTGUARD_STATE_DIR/rules/$sid.img
+	assert_exists "$img"
+	assert_eq "$(stat -c %a "$img")" "400"
+	ingest
+	assert_eq "$(db "select decision from events where session='$sid' and path='$WS/a.txt'")" "snapshot"
+	assert_eq "$(db "select decision from events where session='$sid' and path='$HOME/.ssh/id_test'")" "deny"
+}
+
+test_a_process_with_another_tmpdir_compiles_its_own_and_decides_the_same() {
+	setup_files
+	mkdir -p "$T/tmp2"
+	out=$(agrun env TMPDIR="$T/tmp2" /usr/bin/python3 "$T/probe.py" "$WS/a.txt" \
+		"$HOME/.ssh/id_test" 2>&1)
+	assert_contains "$out" "key: refused"
+	assert_contains "$out" "image: False"
+	assert_contains "$out" "yaml: True"
+	assert_exists "$HOME/.ssh/id_test"
+}
+
+test_the_session_cannot_change_its_image() {
+	setup_files
+	out=$(agrun sh -c 'for f in "$AGENTGUARD_STATE_DIR"/rules/*.img; do
+		chmod u+w "$f" || echo "chmod refused"
+		printf x >> "$f" || echo "write refused"
+		rm -f "$f" || echo "delete refused"; done' 2>&1)
+	assert_contains "$out" "chmod refused"
+	assert_contains "$out" "write refused"
+	assert_contains "$out" "delete refused"
+	assert_eq "$(stat -c %a "$AGENTGUARD_STATE_DIR/rules/$(latest_session).img")" "400"
+}
+
+test_a_damaged_image_is_ignored_and_the_rules_still_hold() {
+	setup_files
+	# Damaged from outside the session (a broken disk, say) after it
+	# started and before its first decision.
+	agrun sh -c "while [ ! -e '$T/go' ]; do sleep 0.02; done
+		exec /usr/bin/python3 '$T/probe.py' '$WS/a.txt' '$HOME/.ssh/id_test'" \
+		> "$T/out" 2>&1 &
+	pid=$!
+	for _ in $(seq 250); do
+		img=$(ls "$AGENTGUARD_STATE_DIR"/rules/*.img 2>/dev/null) && break
+		sleep 0.02
+	done
+	[ -n "$img" ] || fail "no image was written"
+	chmod u+w "$img"
+	printf 'garbage' | dd of="$img" bs=1 seek=0 conv=notrunc 2>/dev/null
+	touch "$T/go"
+	wait $pid
+	out=$(cat "$T/out")
+	assert_contains "$out" "key: refused"
+	assert_contains "$out" "image: False"
+	assert_exists "$HOME/.ssh/id_test"
+	assert_missing "$WS/a.txt"
+}
+
+test_a_rules_file_session_maps_its_own_image() {
+	setup_files
+	cat > "$T/r.yaml" <<'EOF2'
+version: 1
+rules:
+  - {id: keep-key, on: delete, path: "~/.ssh/**", action: deny}
+  - {id: ws, on: delete, path: "$WORKSPACE/**", action: snapshot}
+EOF2
+	out=$(LD_PRELOAD=${AG_ASAN_RT:-} "$AG" run --rules "$T/r.yaml" --workspace "$WS" -- \
+		/usr/bin/python3 "$T/probe.py" "$WS/a.txt" "$HOME/.ssh/id_test" 2>&1)
+	assert_contains "$out" "key: refused"
+	assert_contains "$out" "image: True"
+	ingest
+	sid=$(latest_session)
+	assert_eq "$(db "select rule from events where session='$sid' and path='$HOME/.ssh/id_test'")" "keep-key"
+}
