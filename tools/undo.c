@@ -68,9 +68,10 @@ static int start(struct undo *u)
 	strncat(u->id, rnd, sizeof u->id - strlen(u->id) - 1);
 
 	json_t *a = json_array();
-	for (int i = 0; a && i < argc; i++)
-		json_array_append_new(a, json_string(argv[i]) ? json_string(argv[i])
-							     : json_string("?"));
+	for (int i = 0; a && i < argc; i++) {
+		json_t *w = json_string(argv[i]);   /* NULL: not UTF-8 */
+		json_array_append_new(a, w ? w : json_string("?"));
+	}
 	char *argv_json = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
 	struct ag_session_info info = {
