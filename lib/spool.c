@@ -162,7 +162,8 @@ static int spool_create(struct ag_spool *sp, size_t need)
 		return -1;
 	}
 	close(dfd);
-	if (ag_fmt(sp->path, sizeof sp->path, "%s/spool/%s", sp->state_dir, fin) < 0)
+	if (ag_fmt(sp->path, sizeof sp->path, "%s/%s/%s", sp->state_dir,
+		   sp->dir ? sp->dir : "spool", fin) < 0)
 		sp->path[0] = 0;
 	sp->base = base;
 	sp->cap = cap;

@@ -359,3 +359,18 @@ test_the_snapshot_budget_counts_what_the_kernel_layer_keeps() {
 	assert_exists "$WS/big2"
 	assert_contains "$(db "select reason from events where path = '$WS/big2'")" "snapshots.max_bytes"
 }
+
+test_many_calls_judged_by_the_supervisor_lose_no_rows() {
+	# The supervisor's own records go to STATE/kspool; a spool it believed
+	# gone (it once looked for it under spool/) was replaced every 16
+	# records and counted as lost.
+	command -v busybox >/dev/null || fail "busybox-static is not installed"
+	mkdir -p "$WS/many"
+	for i in $(seq 120); do printf '%s\n' "$i" > "$WS/many/f$i"; done
+	krun busybox sh -c 'for f in many/f*; do rm "$f"; done' >/dev/null 2>&1
+	assert_eq "$(ls "$WS/many" | wc -l)" "0"
+	ingest
+	assert_eq "$(db "select count(*) from events where op='delete' and layer='kernel' and path like '$WS/many/f%'")" "120"
+	assert_eq "$(db "select count(*) from gaps")" "0"
+	assert_eq "$(ls "$AGENTGUARD_STATE_DIR/kspool" | wc -l)" "0"
+}
