@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 extern char **environ;
 
 static const char *const *session_vars;   /* "NAME=value", NULL-terminated */
+static size_t session_var_len[64];         /* of each NAME */
 static const char *self;                  /* this library, resolved */
 static const char *self_given;            /* as LD_PRELOAD named it at start */
 static const char *san_rt;                /* make asan: the ASan runtime */
@@ -43,6 +45,8 @@ static const char *find_san_rt(void)
 void ag_launch_set(const char *const *vars, const char *s, const char *given)
 {
 	session_vars = vars;
+	for (size_t i = 0; vars && vars[i] && i < 64; i++)
+		session_var_len[i] = (size_t)(strchrnul(vars[i], '=') - vars[i]);
 	self = s;
 	self_given = given && *given ? given : s;
 	san_rt = find_san_rt();
@@ -286,20 +290,47 @@ static const char *first(char *const envp[], const char *name, size_t len)
 	return NULL;
 }
 
+/* One pass over envp (an exec's environment can be long, the session's
+ * variables are a handful): each entry is looked at once, and only those
+ * that are ours are compared. As getenv does, the first of a name counts. */
 int ag_launch_env_intact(char *const envp[])
 {
 	if (!session_vars || !self)
 		return 1;   /* nothing to carry (no session) */
-	const char *pre = first(envp, "LD_PRELOAD", 10);
+	const char *pre = NULL;
+	uint64_t seen = 0, good = 0, all = 0;
+	size_t nv = 0;
+
+	for (; nv < 64 && session_vars[nv]; nv++)
+		all |= 1ull << nv;
+	for (char *const *e = envp; e && *e; e++) {
+		const char *s = *e;
+		if (s[0] == 'L') {
+			if (!pre && is_var(s, "LD_PRELOAD", 10))
+				pre = s + 11;
+			continue;
+		}
+		if (s[0] != 'A' || strncmp(s, "AGENTGUARD_", 11) != 0)
+			continue;
+		const char *eq = strchr(s + 11, '=');
+		if (!eq)
+			continue;
+		size_t nl = (size_t)(eq - s);
+		for (size_t i = 0; i < nv; i++) {
+			const char *v = session_vars[i];
+			if (session_var_len[i] != nl || memcmp(v + 11, s + 11, nl - 11) != 0)
+				continue;
+			if (!(seen & (1ull << i))) {
+				seen |= 1ull << i;
+				if (strcmp(v + nl + 1, eq + 1) == 0)
+					good |= 1ull << i;
+			}
+			break;
+		}
+	}
 	if (!pre || !(list_has(pre, self) || list_has(pre, self_given)))
 		return 0;
-	for (const char *const *v = session_vars; *v; v++) {
-		size_t nl = (size_t)(strchr(*v, '=') - *v);
-		const char *have = first(envp, *v, nl);
-		if (!have || strcmp(have, *v + nl + 1) != 0)
-			return 0;
-	}
-	return 1;
+	return good == all;
 }
 
 size_t ag_launch_env_slots(char *const envp[])

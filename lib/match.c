@@ -489,6 +489,7 @@ void ag_mctx_init(struct ag_mctx *c, const struct ag_op *op)
 		break;
 	}
 	subj_set(&c->prog, op->kind == AG_OP_EXEC ? op->path : op->caller);
+	c->prog_bit = 0;
 	c->addr_state = 0;
 	c->sql_class = -2;
 }
@@ -878,6 +879,13 @@ enum ag_eval ag_rule_eval(const struct ag_rule *r, struct ag_mctx *c, struct ag_
 
 	if (!(r->ops & AG_OPBIT(op->kind)))
 		return AG_EVAL_NO;
+	if (~r->prog_names && !w) {
+		/* The rule names its programs: most calls are by another. */
+		if (!c->prog_bit)
+			c->prog_bit = c->prog.s ? ag_name_bit(c->prog.base, c->prog.blen) : ~0ull;
+		if (!(r->prog_names & c->prog_bit))
+			return AG_EVAL_NO;
+	}
 	if (op->kind != AG_OP_RENAME && op->kind != AG_OP_LINK)
 		return eval_subject(r, c, &c->path, "path", w);
 

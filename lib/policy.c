@@ -1493,6 +1493,19 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 		r->nunless = n;
 	}
 	r->uses_path = !!(uses & AG_M_PATH);
+	r->prog_names = ~0ull;
+	if ((r->m.present & AG_M_PROGRAM) && r->m.program.n) {
+		uint64_t bits = 0;
+		for (size_t i = 0; i < r->m.program.n; i++) {
+			const struct ag_glob *g = &r->m.program.g[i];
+			if (!g->base || g->shape != AG_GLOB_EXACT) {
+				bits = ~0ull;
+				break;
+			}
+			bits |= ag_name_bit(g->pat, strlen(g->pat));
+		}
+		r->prog_names = bits;
+	}
 
 	if (fv[F_TESTS] && !cc->env->no_examples)
 		run_examples(cc, r, first_op, fv[F_TESTS]);

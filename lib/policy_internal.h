@@ -149,6 +149,10 @@ struct ag_rule {
 	const struct ag_mset *unless;
 	size_t nunless;
 	int uses_path;         /* some matcher set looks at the path subject */
+	/* When every `program:` glob of the rule's own matchers is a plain
+	 * name: a bit per name (ag_name_bit), so that a program named
+	 * otherwise is passed over with one AND. All ones: no such filter. */
+	uint64_t prog_names;
 };
 
 struct ag_arena_chunk;
@@ -214,12 +218,22 @@ struct ag_mctx {
 	struct ag_subj prog;     /* exec: the program; others: the caller */
 	struct ag_subj unix_;
 	struct ag_subj database;
+	uint64_t prog_bit;       /* ag_name_bit of prog's last component; 0 until needed */
 	int addr_state;          /* 0 unparsed, 1 parsed, -1 none / invalid */
 	struct ag_net addr;
 	int sql_class;           /* -2 not yet known */
 };
 
 void ag_mctx_init(struct ag_mctx *c, const struct ag_op *op);
+
+/* One of 64 bits for a name: the rule prefilter's hash (never 0). */
+static inline uint64_t ag_name_bit(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return 1ull << (h >> 26);
+}
 
 /* Where explain collects its human-readable text; NULL in decide. */
 struct ag_why {

@@ -455,3 +455,42 @@ Test(decide, random_operations)
 	}
 	ag_policy_free(p);
 }
+
+/* The program-name prefilter (ag_rule.prog_names) passes over rules for
+ * other programs, and never over a rule for this one, by any of its names. */
+Test(decide, rules_naming_programs_are_found_by_every_name)
+{
+	struct ag_policy *p = load(
+		"version: 1\n"
+		"rules:\n"
+		"  - {id: tf, on: exec, program: [terraform, tofu], action: deny}\n"
+		"  - {id: py, on: exec, program: ['python3*'], action: ask}\n"
+		"  - {id: by-caller, on: delete, program: [rm], path: '/w/**', action: snapshot}\n");
+	const char *tf[] = {"terraform", "destroy", NULL};
+	struct ag_op op = {.kind = AG_OP_EXEC, .path = "/usr/bin/terraform", .argv = tf,
+			   .port = -1, .sql_class = -1};
+	cr_assert_str_eq(decide(p, &op).rule_id, "tf");
+	op.path = "/opt/tofu";
+	cr_assert_str_eq(decide(p, &op).rule_id, "tf");
+	/* A symlink named otherwise, to terraform. */
+	op.path = "/home/u/bin/t";
+	op.real_path = "/usr/bin/terraform";
+	cr_assert_str_eq(decide(p, &op).rule_id, "tf");
+	op.real_path = NULL;
+	op.path = "/usr/bin/python3.11";
+	cr_assert_str_eq(decide(p, &op).rule_id, "py");
+	op.path = "/usr/bin/terraformer";
+	cr_assert_null(decide(p, &op).rule_id);
+	/* Run elsewhere: sudo terraform destroy. */
+	const char *sudo[] = {"sudo", "terraform", "destroy", NULL};
+	op.path = "/usr/bin/sudo";
+	op.argv = sudo;
+	cr_assert_str_eq(decide(p, &op).rule_id, "tf");
+
+	struct ag_op d = del("/w/a");
+	d.caller = "/usr/bin/rm";
+	cr_assert_str_eq(decide(p, &d).rule_id, "by-caller");
+	d.caller = "/usr/bin/unlink";
+	cr_assert_null(decide(p, &d).rule_id);
+	ag_policy_free(p);
+}

@@ -137,6 +137,10 @@ Test(pimage, holds_no_pointer_out_of_itself)
 			inside++;
 			continue;
 		}
+		/* Below 1 TiB lie only ASan's shadow and low memory, which the
+		 * policy never points at, and sizes such as 4 GiB that it holds. */
+		if (*w < (1ull << 40))
+			continue;
 		for (size_t i = 0; i < nr; i++)
 			cr_assert(!(*w >= r[i].lo && *w < r[i].hi),
 				  "word at +%#lx points out of the image, to %#lx",
