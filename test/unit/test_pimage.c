@@ -124,7 +124,11 @@ Test(pimage, holds_no_pointer_out_of_itself)
 		if (strstr(line, "/s.img")) {
 			ilo = lo;
 			ihi = hi;
-		} else {
+		} else if (strchr(line, '/') || strstr(line, "[heap]") || strstr(line, "[stack]")) {
+			/* Where a stray pointer would go: string literals in the
+			 * binaries, the heap. Anonymous ranges are left out: under
+			 * ASan they cover so much that pairs of ints look like
+			 * addresses in them. */
 			r[nr++] = (struct range){lo, hi};
 		}
 	}
@@ -137,10 +141,6 @@ Test(pimage, holds_no_pointer_out_of_itself)
 			inside++;
 			continue;
 		}
-		/* Below 1 TiB lie only ASan's shadow and low memory, which the
-		 * policy never points at, and sizes such as 4 GiB that it holds. */
-		if (*w < (1ull << 40))
-			continue;
 		for (size_t i = 0; i < nr; i++)
 			cr_assert(!(*w >= r[i].lo && *w < r[i].hi),
 				  "word at +%#lx points out of the image, to %#lx",
