@@ -659,6 +659,7 @@ static int cmd_run(int argc, char **argv)
 	/* What the agent left running meets a closed listener from now on:
 	 * its watched calls fail (ENOSYS), nothing goes unjudged. */
 	ag_kernel_stop(kl);
+	ag_session_drop_image(&s);
 	int signaled = WIFSIGNALED(ws);
 	status = signaled ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws);
 
@@ -693,6 +694,7 @@ static int cmd_run(int argc, char **argv)
 fail_sig:
 	sigprocmask(SIG_SETMASK, &old, NULL);
 fail:
+	ag_session_drop_image(&s);
 	close_pipe(go);
 	close_pipe(report);
 	free(aj);
