@@ -157,3 +157,37 @@ EOF2
 	assert_eq "$(refusals "$sid")" "0"
 	assert_eq "$(pg_sql -c "select count(*) from accounts where email is not null")" "2"
 }
+
+test_package_installs_refuse_nothing() {
+	cd "$WS" || return 1
+	printf '{"name": "app", "version": "1.0.0"}\n' > package.json
+	# A wheel of our own: pip installs it without a build or an index.
+	python3 - "$T/agpkg-0.1-py3-none-any.whl" <<'PY'
+import sys, zipfile
+files = {"agpkg/__init__.py": "X = 1\n",
+         "agpkg-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: agpkg\nVersion: 0.1\n",
+         "agpkg-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+files["agpkg-0.1.dist-info/RECORD"] = "".join(f"{n},,\n" for n in files) + "agpkg-0.1.dist-info/RECORD,,\n"
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for n, t in files.items():
+        z.writestr(n, t)
+PY
+	cat > "$T/day.sh" <<EOF2
+set -e
+npm install --no-audit --no-fund --loglevel=error is-number@7 >/dev/null
+npm install --no-audit --no-fund --loglevel=error is-number@7.0.0 >/dev/null
+node -e 'require("is-number")'
+python3 -m venv .venv
+.venv/bin/pip install -q --no-index "$T/agpkg-0.1-py3-none-any.whl"
+.venv/bin/pip install -q --no-index --force-reinstall "$T/agpkg-0.1-py3-none-any.whl"
+.venv/bin/python -c 'import agpkg'
+EOF2
+	agrun bash -x "$T/day.sh" 2>"$T/day.log" ||
+		{ grep -v '^agentguard' "$T/day.log" | tail -5 >&2; fail "the installs failed"; }
+	local sid; sid=$(latest_session)
+	ingest
+	assert_eq "$(refusals "$sid")" "0"
+	local kept; kept=$(snapshotted "$sid")
+	assert_not_contains "$kept" "node_modules"
+	assert_not_contains "$kept" ".venv"
+}
