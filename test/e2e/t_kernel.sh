@@ -50,17 +50,17 @@ test_busybox_is_judged() {
 	command -v busybox >/dev/null || fail "busybox-static is not installed"
 	file -L "$(command -v busybox)" | grep -q 'statically linked' || fail "busybox is not static"
 	seed a b c
-	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/known_hosts"
+	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/id_test"
 	seed d e
 	krun busybox sh -c "rm a; mv b d; echo new > c; echo XX | dd of=e conv=notrunc 2>/dev/null;
-		rm $HOME/.ssh/known_hosts" 2>/dev/null || true
+		rm $HOME/.ssh/id_test" 2>/dev/null || true
 	assert_missing "$WS/a"; assert_eq "$(cat "$WS/c")" "new"
-	assert_eq "$(cat "$HOME/.ssh/known_hosts")" "key"
+	assert_eq "$(cat "$HOME/.ssh/id_test")" "key"
 	assert_eq "$(rows delete "$WS/a")" "snapshot kernel"
 	assert_eq "$(rows rename "$WS/b")" "snapshot kernel"
 	assert_eq "$(rows truncate "$WS/c")" "snapshot kernel"
 	assert_eq "$(rows write "$WS/e")" "snapshot kernel"
-	assert_eq "$(rows delete "$HOME/.ssh/known_hosts")" "deny kernel"
+	assert_eq "$(rows delete "$HOME/.ssh/id_test")" "deny kernel"
 	"$AG" restore --overwrite --session "$(latest_session)" >/dev/null
 	assert_eq "$(cat "$WS/a")" "original a"
 	assert_eq "$(cat "$WS/b")" "original b"
@@ -74,23 +74,23 @@ test_static_go_program_is_judged() {
 	local g; g=$(kbuild kgo)
 	file "$g" | grep -q 'statically linked' || fail "$g is not static"
 	seed gone moved over written cut inplace
-	mkdir -p "$HOME/.kube"; printf 'config\n' > "$HOME/.kube/config"
+	mkdir -p "$HOME/.aws"; printf 'config\n' > "$HOME/.aws/credentials"
 	local fakebin; fakebin=$(fake_terraform)
 	out=$(krun "$g" rm gone mv moved over write written truncate cut overwrite inplace \
-		overwrite "$HOME/.kube/config" rm "$HOME/.kube/config" \
+		overwrite "$HOME/.aws/credentials" rm "$HOME/.aws/credentials" \
 		dial 169.254.169.254:80 exec "$fakebin/terraform" destroy -auto-approve 2>&1)
 	assert_contains "$out" "rm gone: ok"
 	assert_contains "$out" "dial 169.254.169.254:80: dial tcp 169.254.169.254:80: connect: permission denied"
 	assert_contains "$out" "exec $fakebin/terraform: fork/exec $fakebin/terraform: permission denied"
 	assert_missing "$T/marker"
-	assert_eq "$(cat "$HOME/.kube/config")" "config"
+	assert_eq "$(cat "$HOME/.aws/credentials")" "config"
 	assert_eq "$(cat "$WS/written")" "written by go"
 	assert_eq "$(rows delete "$WS/gone")" "snapshot kernel"
 	assert_eq "$(rows rename "$WS/moved")" "snapshot kernel"
 	assert_eq "$(rows truncate "$WS/written")" "snapshot kernel"
 	assert_eq "$(rows truncate "$WS/cut")" "snapshot kernel"
 	assert_eq "$(rows write "$WS/inplace")" "snapshot kernel"
-	assert_eq "$(rows write "$HOME/.kube/config")" "deny kernel"
+	assert_eq "$(rows write "$HOME/.aws/credentials")" "deny kernel"
 	assert_eq "$(db "select rule from events where op = 'exec' and layer = 'kernel'")" "no-infra-destroy"
 	assert_eq "$(db "select rule from events where op = 'connect' and layer = 'kernel'")" "no-cloud-metadata"
 	"$AG" restore --overwrite --session "$(latest_session)" >/dev/null
