@@ -401,3 +401,29 @@ test_many_calls_judged_by_the_supervisor_lose_no_rows() {
 	assert_eq "$(db "select count(*) from gaps")" "0"
 	assert_eq "$(ls "$AGENTGUARD_STATE_DIR/kspool" | wc -l)" "0"
 }
+
+test_modes_and_owners_changed_by_a_static_program_are_judged() {
+	command -v busybox >/dev/null || fail "busybox-static is not installed"
+	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/id_test"; chmod 600 "$HOME/.ssh/id_test"
+	seed tool data
+	chmod 644 "$WS/tool" "$WS/data"
+	out=$(krun busybox sh -c "chmod 777 $HOME/.ssh/id_test; echo chmod key \$?;
+		chown 65534 $HOME/.ssh/id_test; echo chown key \$?;
+		chmod 755 tool; echo chmod tool \$?; chown 65534:65534 data; echo chown data \$?" 2>&1)
+	assert_contains "$out" "chmod key 1"
+	assert_contains "$out" "chown key 1"
+	assert_contains "$out" "chmod tool 0"
+	assert_contains "$out" "chown data 0"
+	assert_eq "$(stat -c %u "$WS/data")" "65534"
+	assert_eq "$(stat -c %a "$HOME/.ssh/id_test")" "600"
+	assert_eq "$(stat -c %u "$HOME/.ssh/id_test")" "$(id -u)"
+	assert_eq "$(stat -c %a "$WS/tool")" "755"
+	assert_eq "$(rows mode "$HOME/.ssh/id_test")" "deny kernel
+deny kernel"
+	assert_eq "$(rows mode "$WS/tool")" "snapshot kernel"
+	assert_eq "$(rows mode "$WS/data")" "snapshot kernel"
+	# The old mode is kept: restore puts it back.
+	"$AG" restore --session "$(latest_session)" >/dev/null
+	assert_eq "$(stat -c %a "$WS/tool")" "644"
+	assert_eq "$(stat -c %u "$WS/data")" "$(id -u)"
+}
