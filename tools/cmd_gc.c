@@ -36,6 +36,21 @@ static int exec_sql(struct cli_db *d, const char *sql)
 	return 0;
 }
 
+/* A store directory left empty, and the ones above it up to snapshots/
+ * (a session's, holding one directory per source directory). rmdir only
+ * succeeds on an empty one, which is the point. */
+static void rmdir_up(const struct cli_db *d, char *dir)
+{
+	char top[AG_PATH_MAX + 16];
+	size_t tl = (size_t)snprintf(top, sizeof top, "%s/snapshots", d->state_dir);
+
+	while (strlen(dir) > tl && strncmp(dir, top, tl) == 0 && dir[tl] == '/' &&
+	       rmdir(dir) == 0) {
+		char *slash = strrchr(dir, '/');
+		*slash = 0;
+	}
+}
+
 static int cmd_gc(int argc, char **argv)
 {
 	struct cli_opts co = { 0 };
@@ -105,17 +120,17 @@ static int cmd_gc(int argc, char **argv)
 				exec_sql(&d, "ROLLBACK");
 				goto fail;
 			}
-			/* Rows come sorted by store, so each session dir once. */
+			/* Rows come sorted by store, so each store dir once. */
 			char *dir = dirname(path);
 			if (strcmp(dir, lastdir) != 0) {
 				if (lastdir[0])
-					rmdir(lastdir);
+					rmdir_up(&d, lastdir);
 				snprintf(lastdir, sizeof lastdir, "%s", dir);
 			}
 		}
 	}
 	if (lastdir[0])
-		rmdir(lastdir);  /* only succeeds when empty, which is the point */
+		rmdir_up(&d, lastdir);
 	if (rc != SQLITE_DONE) {
 		cli_db_error(&d, "cannot read the snapshots");
 		if (!dry)
