@@ -86,6 +86,17 @@ static int filtered(const struct report *r)
 	return r->since_ns || r->op || r->decision || r->rule || r->glob[0] || r->pid >= 0;
 }
 
+/* What was let through, changed something, and left nothing to undo it
+ * with: a server's data changed by SQL (no snapshot can be taken of it
+ * yet), or a destructive call a rule logged instead of snapshotting. A
+ * call that failed changed nothing. */
+#define UNRECOVERABLE \
+	"(decision IN ('allow', 'log') AND snapshot IS NULL AND coalesce(errno, 0) = 0 AND" \
+	" ((op = 'sql' AND sql_class IN ('update', 'delete', 'update_all', 'delete_all'," \
+	"   'truncate', 'drop_table', 'drop_database', 'alter_drop', 'ddl') AND" \
+	"   substr(coalesce(database, ''), 1, 1) <> '/' AND coalesce(database, '') <> ':memory:')" \
+	"  OR (decision = 'log' AND op IN ('delete', 'rename', 'truncate', 'write'))))"
+
 /* The filters as SQL with named parameters; bind() fills the same names.
  * notable: only what the timeline shows. */
 static void where(const struct report *r, const char *session, int notable,
@@ -110,7 +121,7 @@ static void where(const struct report *r, const char *session, int notable,
 	if (r->pid >= 0)
 		ADD(" AND pid = :pid");
 	if (notable && !r->decision)
-		ADD(" AND decision IN ('log', 'snapshot', 'ask', 'deny')");
+		ADD(" AND (decision IN ('log', 'snapshot', 'ask', 'deny') OR " UNRECOVERABLE ")");
 #undef ADD
 }
 
@@ -256,6 +267,90 @@ static int get_counts(struct report *r, const char *session, struct counts *c)
 	if (rc != SQLITE_DONE)
 		return cli_db_error(&r->d, "cannot count the events");
 	return 0;
+}
+
+/* ---- the verdict ---------------------------------------------------------- */
+
+/* What a reader needs first: what was destroyed and can be brought back,
+ * what cannot, what was blocked, what ran unwatched, and whether the log
+ * itself holds. One pass over the session's events. */
+struct verdict {
+	long restorable, lost, denied, asked, would, unguarded, failed;
+	int tampered;              /* verify would fail */
+	char why[512];
+};
+
+static int get_verdict(struct report *r, const char *session, struct verdict *v)
+{
+	sqlite3_stmt *st = query(r,
+		"SELECT"
+		" sum(snapshot IS NOT NULL AND coalesce(errno, 0) = 0),"
+		" sum(" UNRECOVERABLE "),"
+		" sum(decision = 'deny' AND coalesce(enforced, 1)),"
+		" sum(decision = 'ask'),"
+		" sum(decision = 'deny' AND enforced = 0),"
+		" count(DISTINCT CASE WHEN op = 'exec' AND unguarded IS NOT NULL THEN path END),"
+		" sum(decision <> 'deny' AND errno > 0)"
+		" FROM events", session, 0, "");
+
+	memset(v, 0, sizeof *v);
+	if (!st)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		long *out[] = {&v->restorable, &v->lost, &v->denied, &v->asked, &v->would,
+			       &v->unguarded, &v->failed};
+		for (int i = 0; i < 7; i++)
+			*out[i] = sqlite3_column_int64(st, i);
+	}
+	sqlite3_finalize(st);
+	/* A report of a tampered log must say so: what follows may be the
+	 * tamperer's text. */
+	int rc = ag_audit_verify(r->d.db, session, v->why, sizeof v->why);
+	v->tampered = rc != 0;
+	if (rc < 0 && !v->why[0])
+		snprintf(v->why, sizeof v->why, "the chain could not be checked");
+	return 0;
+}
+
+static void put_undo_session(FILE *f, struct report *r, const char *session)
+{
+	const char *sd = cli_state_dir_arg(&r->co, &r->d);
+
+	fputs("agentguard restore --session ", f);
+	cli_put_word(f, session);
+	if (sd) {
+		fputs(" --state-dir ", f);
+		cli_put_word(f, sd);
+	}
+}
+
+static void text_verdict(FILE *f, struct report *r, const char *session, const struct verdict *v)
+{
+	fputs("\nVerdict\n", f);
+	if (v->tampered) {
+		fputs("  WARNING    the audit log does not verify: ", f);
+		cli_put(f, v->why);
+		fputs("\n             (what follows may have been rewritten; agentguard verify)\n", f);
+	} else {
+		fputs("  log        intact (agentguard verify)\n", f);
+	}
+	fprintf(f, "  restorable %ld destroyed or overwritten, kept", v->restorable);
+	if (v->restorable) {
+		fputs(": ", f);
+		put_undo_session(f, r, session);
+	}
+	fprintf(f, "\n  LOST       %ld allowed, with nothing kept to undo them%s\n", v->lost,
+		v->lost ? " (marked NOT RESTORABLE below)" : "");
+	fprintf(f, "  blocked    %ld denied, %ld asked", v->denied, v->asked);
+	if (v->would)
+		fprintf(f, ", %ld would have been denied (monitor mode let them through)", v->would);
+	fputc('\n', f);
+	if (v->failed)
+		fprintf(f, "  failed     %ld allowed calls failed by themselves (nothing changed)\n",
+			v->failed);
+	if (v->unguarded)
+		fprintf(f, "  unguarded  %ld program%s ran without the library (see coverage)\n",
+			v->unguarded, v->unguarded == 1 ? "" : "s");
 }
 
 /* ---- text ---------------------------------------------------------------- */
@@ -501,8 +596,8 @@ static int snapshot_is_socket(struct report *r, const char *id)
 static int text_timeline(FILE *f, struct report *r, const char *session,
 			 const struct sess *s)
 {
-	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS " FROM events", session, 1,
-				 " ORDER BY time_ns, id");
+	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS ", " UNRECOVERABLE " FROM events",
+				 session, 1, " ORDER BY time_ns, id");
 	const char *sd = cli_state_dir_arg(&r->co, &r->d);
 	struct run run = { 0 };
 	long n = 0;
@@ -559,6 +654,13 @@ static int text_timeline(FILE *f, struct report *r, const char *session,
 			cli_put(f, cli_col(st, EV_REASON));
 		}
 		fputc('\n', f);
+		if (strcmp(cli_outcome(st), "failed") == 0) {
+			int e = sqlite3_column_int(st, EV_ERRNO);
+			fprintf(f, "      failed: %s (%s): nothing was changed\n", cli_errno_name(e),
+				strerror(e));
+		} else if (sqlite3_column_int(st, EV_NCOLS)) {
+			fputs("      NOT RESTORABLE: allowed, and nothing was kept to undo it\n", f);
+		}
 		if (cli_col(st, EV_SNAPSHOT) && snapshot_is_socket(r, cli_col(st, EV_SNAPSHOT))) {
 			fputs("      (a socket: recorded, but it cannot be restored)\n", f);
 		} else if (cli_col(st, EV_SNAPSHOT)) {
@@ -615,7 +717,12 @@ static int text_report(struct report *r, const struct idlist *l)
 			return -1;
 		text_header(stdout, l->v[i], &s);
 		cli_put_coverage(stdout, &r->d, l->v[i], "  ");
-		int rc = get_counts(r, l->v[i], &c);
+		struct verdict v;
+		int rc = get_verdict(r, l->v[i], &v);
+		if (rc == 0)
+			text_verdict(stdout, r, l->v[i], &v);
+		if (rc == 0)
+			rc = get_counts(r, l->v[i], &c);
 		if (rc == 0) {
 			text_counts(stdout, &c, filtered(r));
 			rc = text_timeline(stdout, r, l->v[i], &s);
@@ -631,60 +738,32 @@ static int text_report(struct report *r, const struct idlist *l)
 
 /* ---- JSON Lines ---------------------------------------------------------- */
 
-static json_t *event_json(sqlite3_stmt *st)
-{
-	json_t *o = json_object();
-
-	for (int i = 0; i < EV_NCOLS; i++) {
-		const char *name = sqlite3_column_name(st, i);
-		json_t *v = NULL;
-		switch (sqlite3_column_type(st, i)) {
-		case SQLITE_NULL:
-			continue;
-		case SQLITE_INTEGER:
-			if (i == EV_ENFORCED)
-				v = json_boolean(sqlite3_column_int(st, i));
-			else
-				v = json_integer(sqlite3_column_int64(st, i));
-			break;
-		case SQLITE_FLOAT:
-			v = json_real(sqlite3_column_double(st, i));
-			break;
-		default:
-			if (i == EV_ARGV) {
-				v = json_loads(cli_col(st, i), JSON_DECODE_ANY, NULL);
-				if (!json_is_array(v)) {
-					json_decref(v);
-					v = NULL;
-				}
-			}
-			if (!v)
-				v = cli_json_str(cli_col(st, i));
-		}
-		json_object_set_new(o, name, v);
-	}
-	return o;
-}
-
 static int json_report(struct report *r, const char *session)
 {
+	/* Time order: processes' spools reach the log in any order. */
 	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS " FROM events", session, 0,
-				 " ORDER BY id");
+				 " ORDER BY time_ns, id");
+	struct cli_idents *ids = cli_idents_load(&r->d);
 	int rc;
 
-	if (!st)
+	if (!st || !ids) {
+		sqlite3_finalize(st);
+		cli_idents_free(ids);
 		return -1;
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *o = event_json(st);
+		json_t *o = cli_event_json(st, cli_ident_of(ids, cli_col(st, EV_SESSION)));
 		int bad = cli_json_line(stdout, o);
 		json_decref(o);
 		if (bad < 0) {
 			sqlite3_finalize(st);
+			cli_idents_free(ids);
 			cli_err("cannot write the report: %s", strerror(errno));
 			return -1;
 		}
 	}
 	sqlite3_finalize(st);
+	cli_idents_free(ids);
 	if (rc != SQLITE_DONE)
 		return cli_db_error(&r->d, "cannot read the events");
 	return 0;
@@ -1091,8 +1170,14 @@ static int cmd_report(int argc, char **argv)
 	if (cli_db_open(&r.d, &r.co, CLI_DB_READ) < 0)
 		return CLI_FAIL;
 	int rc = pick_sessions(&r, &l);
-	if (rc == 0 && r.json)
-		rc = json_report(&r, r.session_arg || (!r.all && !r.since_ns) ? l.v[0] : NULL);
+	if (rc == 0 && r.json) {
+		const char *one = r.session_arg || (!r.all && !r.since_ns) ? l.v[0] : NULL;
+		char why[512] = "";
+		if (ag_audit_verify(r.d.db, one, why, sizeof why) != 0)
+			cli_warn("the audit log does not verify (%s): these rows may have been "
+				 "rewritten", why[0] ? why : "the chain could not be checked");
+		rc = json_report(&r, one);
+	}
 	if (rc == 0 && r.html)
 		rc = html_report(&r, &l);
 	if (rc == 0 && !r.json && !r.html)
