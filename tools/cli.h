@@ -30,7 +30,7 @@ struct cli_command {
 
 extern const struct cli_command cli_cmd_run, cli_cmd_report, cli_cmd_restore,
 	cli_cmd_verify, cli_cmd_check, cli_cmd_explain, cli_cmd_sessions,
-	cli_cmd_gc, cli_cmd_show, cli_cmd_diff;
+	cli_cmd_gc, cli_cmd_show, cli_cmd_diff, cli_cmd_export;
 
 /* Set by main before a command runs: message prefixes and --help use it. */
 extern const struct cli_command *cli_current;
