@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "agentguard.h"
 
@@ -106,6 +107,16 @@ int cli_db_error(struct cli_db *d, const char *what);
 int cli_find_session(struct cli_db *d, const char *arg, char *out, size_t outlen);
 /* The newest session; 0, or -1 after printing "no sessions". */
 int cli_latest_session(struct cli_db *d, char *out, size_t outlen);
+
+/* `run --alert`: an `export --follow` of the session's denials, asks and
+ * halt to sink, from the log's present end; it exits after the session's
+ * end mark. The child's pid, or -1. */
+pid_t cli_alert_start(struct cli_db *d, const char *sink, const char *format,
+		      const char *session);
+/* 0 when sink and format would do, else -1. */
+int cli_alert_check(const char *sink, const char *format);
+/* Wait (15 s at most) for it to send what is left. */
+void cli_alert_stop(pid_t pid);
 
 /* Column text, or NULL for SQL NULL. */
 const char *cli_col(sqlite3_stmt *st, int i);

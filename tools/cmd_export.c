@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,10 +58,11 @@ static const char help[] =
 "  --retries N      attempts per batch before giving up (default 10; the\n"
 "                   cursor then stays before the batch)\n"
 "  --batch N        records per batch (default 500)\n"
+"  --until-end SID  stop once session SID's end has gone out (`run --alert`)\n"
 "  --state-dir DIR  where audit.db lives\n";
 
 enum { OPT_FOLLOW = 1, OPT_AFTER, OPT_CURSOR_FILE, OPT_FORMAT, OPT_TO, OPT_ONLY, OPT_RETRIES,
-       OPT_BATCH, OPT_INTERVAL };
+       OPT_BATCH, OPT_INTERVAL, OPT_UNTIL_END };
 
 static const struct option options[] = {
 	{ "follow", no_argument, NULL, OPT_FOLLOW },
@@ -72,6 +74,7 @@ static const struct option options[] = {
 	{ "retries", required_argument, NULL, OPT_RETRIES },
 	{ "batch", required_argument, NULL, OPT_BATCH },
 	{ "interval", required_argument, NULL, OPT_INTERVAL },
+	{ "until-end", required_argument, NULL, OPT_UNTIL_END },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -101,6 +104,8 @@ struct exporter {
 	char only[256];              /* ",deny,ask," or "" */
 	long retries, batch;
 	struct cursor at;
+	const char *until_end;       /* a session whose end mark stops the export */
+	int ended;
 	char host[256];              /* this machine, for records without a session row */
 	/* the batch being built: one message per record */
 	char **msg;
@@ -655,6 +660,9 @@ static int add_record(struct exporter *x, json_t *o)
 
 static json_t *mark_json(struct exporter *x, sqlite3_stmt *mk)
 {
+	if (x->until_end && cli_col(mk, 1) && cli_col(mk, 2) && strcmp(cli_col(mk, 2), "end") == 0 &&
+	    strcmp(cli_col(mk, 1), x->until_end) == 0)
+		x->ended = 1;
 	char t[64], type[32];
 	int64_t ns = sqlite3_column_int64(mk, 3);
 	json_t *o = json_object();
@@ -839,6 +847,7 @@ static int cmd_export(int argc, char **argv)
 			if (cli_parse_long("--interval", optarg, 1, 3600, &interval) < 0)
 				return CLI_USAGE;
 			break;
+		case OPT_UNTIL_END: x.until_end = optarg; break;
 		}
 	}
 	if (optind < argc)
@@ -922,6 +931,8 @@ static int cmd_export(int argc, char **argv)
 			rc = -1;
 			break;
 		}
+		if (x.ended)
+			break;
 		if (more)
 			continue;
 		if (!follow)
@@ -947,3 +958,80 @@ const struct cli_command cli_cmd_export = {
 	.help = help,
 	.main = cmd_export,
 };
+
+/* ---- alerts ---------------------------------------------------------------
+ * `run --alert SINK`: an exporter of the session's denials, asks and halt,
+ * started from the log's present end, stopping after the session's end. */
+
+int cli_alert_check(const char *sink, const char *format)
+{
+	struct sink k;
+
+	if (strcmp(format, "jsonl") && strcmp(format, "syslog") && strcmp(format, "cef"))
+		return -1;
+	return parse_sink(sink, &k);
+}
+
+pid_t cli_alert_start(struct cli_db *d, const char *sink, const char *format,
+		      const char *session)
+{
+	sqlite3_stmt *st = cli_prepare(d, "SELECT (SELECT coalesce(max(id), 0) FROM events),"
+					  " (SELECT coalesce(max(id), 0) FROM marks)");
+	char cur[64], exe[AG_PATH_MAX];
+
+	if (!st)
+		return -1;
+	int ok = sqlite3_step(st) == SQLITE_ROW;
+	snprintf(cur, sizeof cur, "%lld:%lld", (long long)sqlite3_column_int64(st, 0),
+		 (long long)sqlite3_column_int64(st, 1));
+	sqlite3_finalize(st);
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (!ok || n <= 0)
+		return -1;
+	exe[n] = 0;
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Not a process of the session: without the library and its session. */
+	unsetenv("LD_PRELOAD");
+	for (int again = 1; again;) {
+		extern char **environ;
+		again = 0;
+		for (char **e = environ; e && *e; e++) {
+			char name[128];
+			size_t l = strcspn(*e, "=");
+			if (strncmp(*e, "AGENTGUARD_", 11) || l >= sizeof name ||
+			    strncmp(*e, "AGENTGUARD_KEY_FILE=", 20) == 0)
+				continue;
+			snprintf(name, sizeof name, "%.*s", (int)l, *e);
+			unsetenv(name);
+			again = 1;
+			break;
+		}
+	}
+	execl(exe, "agentguard", "export", "--follow", "--only", "deny,would-deny,ask,halt",
+	      "--after", cur, "--until-end", session, "--format", format, "--to", sink,
+	      "--state-dir", d->state_dir, (char *)NULL);
+	_exit(127);
+}
+
+/* Its last records out (it stops by itself after the session's end). */
+void cli_alert_stop(pid_t pid)
+{
+	int st;
+
+	if (pid <= 0)
+		return;
+	for (int i = 0; i < 150; i++) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid || (r < 0 && errno == ECHILD))
+			return;
+		usleep(100000);
+	}
+	cli_warn("the alert exporter did not finish in 15 s: stopped");
+	kill(pid, SIGTERM);
+	waitpid(pid, &st, 0);
+}

@@ -288,3 +288,42 @@ test_tampering_after_export_is_caught_by_verify_anchors() {
 	out=$("$AG" verify --anchors "$T/anchors.jsonl") && fail "verify --anchors passed a cut log"
 	true
 }
+
+# run --alert: a denial reaches the sink while the agent still runs, and the
+# halt of a session that hit its denial limit follows; nothing else is sent.
+test_run_alert_sends_denials_and_the_halt_at_once() {
+	mkdir -p "$HOME/.ssh" "$WS/d"
+	for i in 1 2 3 4; do echo k > "$HOME/.ssh/k$i"; done
+	echo x > "$WS/d/ok"
+	cat > "$T/rules.yaml" <<-EOF
+	version: 1
+	limits: {denials: 2}
+	rules:
+	  - id: no-keys
+	    on: [delete]
+	    path: "$HOME/.ssh/**"
+	    action: deny
+	EOF
+	LD_PRELOAD=${AG_ASAN_RT:-} "$AG" run --alert "$T/alerts.jsonl" --rules "$T/rules.yaml" \
+		--workspace "$WS" -- sh -c "rm -f '$HOME/.ssh/k1'; rm '$WS/d/ok'; sleep 4;
+		for i in 2 3 4; do rm -f '$HOME/.ssh/k'\$i; done; true" >/dev/null 2>&1 &
+	local run=$!
+	local seen=""
+	for _ in $(seq 30); do
+		grep -q '"decision":"deny"' "$T/alerts.jsonl" 2>/dev/null && { seen=1; break; }
+		sleep 0.1
+	done
+	kill -0 $run 2>/dev/null || fail "the agent was already done: the test proves nothing"
+	[ -n "$seen" ] || fail "no denial in the alert sink within 3 s"
+	wait $run
+	local sid; sid=$(latest_session)
+	assert_eq "$(jq -r 'select(.type == "event") | .path' "$T/alerts.jsonl" | head -1)" "$HOME/.ssh/k1"
+	assert_eq "$(jq -r 'select(.type == "session_halt") | .session' "$T/alerts.jsonl")" "$sid"
+	assert_eq "$(jq -r 'select(.type == "event") | .decision' "$T/alerts.jsonl" | sort -u)" "deny"
+	assert_eq "$(jq -r 'select(.type == "event") | .id' "$T/alerts.jsonl" | sort | uniq -d)" ""
+	assert_eq "$(jq -r 'select(.type == "event") | .id' "$T/alerts.jsonl" | wc -l)" \
+		"$(db "select count(*) from events where decision = 'deny'")"
+	# A sink that cannot be is refused before anything runs.
+	out=$("$AG" run --alert 'ftp://x' -- true 2>&1) && fail "run took a bad --alert"
+	assert_contains "$out" "--alert wants a sink"
+}
