@@ -911,15 +911,15 @@ static int ident_cmp(const void *a, const void *b)
 struct cli_idents *cli_idents_load(struct cli_db *d)
 {
 	struct cli_idents *l = calloc(1, sizeof *l);
-	sqlite3_stmt *st = cli_prepare(d, "SELECT id, hostname, user, user_id, container "
-					  "FROM sessions ORDER BY id");
+	sqlite3_stmt *st = NULL;
 	size_t cap = 0;
 
-	if (!l || !st) {
-		free(l);
-		sqlite3_finalize(st);
+	if (!l)
 		return NULL;
-	}
+	/* A log from before these columns, opened read-only: none known. */
+	if (sqlite3_prepare_v2(d->db, "SELECT id, hostname, user, user_id, container "
+			       "FROM sessions ORDER BY id", -1, &st, NULL) != SQLITE_OK)
+		return l;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		if (l->n == cap) {
 			cap = cap ? 2 * cap : 64;

@@ -695,9 +695,12 @@ static int export_batch(struct exporter *x)
 {
 	sqlite3_stmt *ev = cli_prepare(&x->d, "SELECT " CLI_EVENT_COLS ", uid FROM events "
 					      "WHERE id > ?1 ORDER BY id LIMIT ?2");
-	sqlite3_stmt *mk = cli_prepare(&x->d, "SELECT id, session, kind, time_ns, after_event, "
-					      "events, head, exit_status FROM marks WHERE id > ?1 "
-					      "ORDER BY id");
+	sqlite3_stmt *mk = NULL;
+	/* A log from before marks, opened read-only, has none. */
+	if (sqlite3_prepare_v2(x->d.db, "SELECT id, session, kind, time_ns, after_event, events, "
+			       "head, exit_status FROM marks WHERE id > ?1 ORDER BY id", -1, &mk,
+			       NULL) != SQLITE_OK)
+		mk = cli_prepare(&x->d, "SELECT 0, '', '', 0, 0, 0, '', 0 WHERE ?1 < 0");
 	struct cursor start = x->at;
 	long records = 0;
 	int rc = -1;
@@ -803,10 +806,11 @@ out:
 /* --after E: marks written before event E went out with it. */
 static int marks_before(struct exporter *x, long long e, long long *m)
 {
-	sqlite3_stmt *st = cli_prepare(&x->d, "SELECT coalesce(max(id), 0) FROM marks "
-					      "WHERE after_event < ?1");
-	if (!st)
-		return -1;
+	sqlite3_stmt *st = NULL;
+	*m = 0;
+	if (sqlite3_prepare_v2(x->d.db, "SELECT coalesce(max(id), 0) FROM marks "
+			       "WHERE after_event < ?1", -1, &st, NULL) != SQLITE_OK)
+		return 0;   /* no marks table: none */
 	sqlite3_bind_int64(st, 1, e);
 	int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -1;
 	*m = sqlite3_column_int64(st, 0);

@@ -327,3 +327,14 @@ test_run_alert_sends_denials_and_the_halt_at_once() {
 	out=$("$AG" run --alert 'ftp://x' -- true 2>&1) && fail "run took a bad --alert"
 	assert_contains "$out" "--alert wants a sink"
 }
+
+# gc counts what removing snapshots frees on disk: a deleted file's blocks,
+# not those of a rename's source, whose inode lives on under its new name.
+test_gc_dry_run_counts_disk_use_not_content() {
+	head -c 1048576 /dev/urandom > "$WS/a"
+	head -c 1048576 /dev/urandom > "$WS/b"
+	agrun sh -c "rm '$WS/a'; mv '$WS/b' '$WS/c'" >/dev/null 2>&1
+	assert_eq "$(db "select count(*) from snapshots")" 2
+	local out; out=$("$AG" gc --older-than 0s --dry-run)
+	assert_contains "$out" "would free 1.0 MiB on disk (1048576 bytes), 2.0 MiB of content"
+}
