@@ -257,6 +257,9 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* The largest UDP payload over IPv4. */
+#define DGRAM_MAX 65507
+
 /* One POST of the batch; 0 when the receiver answered 2xx. */
 static int http_post(struct exporter *x, const char *key)
 {
@@ -316,6 +319,11 @@ static int sink_send(struct exporter *x, const char *key)
 		size_t n = strlen(m);
 		int rc;
 		if (k->kind == SINK_UDP || (k->kind == SINK_UNIX && !k->stream)) {
+			/* One datagram a message: a long argv is cut to what UDP
+			 * carries rather than stall the stream (the JSON Lines
+			 * export keeps it whole). */
+			if (n > DGRAM_MAX)
+				n = DGRAM_MAX;
 			rc = send(k->fd, m, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
 		} else if (x->fmt == FMT_SYSLOG && k->kind != SINK_FILE) {
 			/* RFC 6587 octet counting: a message may hold a newline. */
