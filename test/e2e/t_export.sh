@@ -45,6 +45,10 @@ for l in sys.stdin:
 	# The text report's times carry their zone.
 	assert_contains "$(TZ=UTC "$AG" report)" " UTC (agent pid"
 	assert_contains "$(TZ=Asia/Kolkata "$AG" report)" " +05:30 (agent pid"
+	assert_contains "$(TZ=Asia/Kolkata "$AG" sessions)" "START (+05:30)"
+	# Sessions carry where they ran too.
+	assert_eq "$("$AG" sessions --json | jq -r '"\(.hostname) \(.user_id) \(.start | test("Z$"))"')" \
+		"$(hostname) $(id -u) true"
 }
 
 test_report_marks_failed_calls_and_lists_what_cannot_be_undone() {
