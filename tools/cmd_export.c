@@ -44,7 +44,9 @@ static const char help[] =
 "  --follow         keep going: move new spools into the log and write what\n"
 "                   they add, about every --interval seconds (default 1)\n"
 "  --format F       jsonl (default); syslog: RFC 5424 with the fields as\n"
-"                   structured data [agentguard@32473 ...]; cef: ArcSight CEF\n"
+"                   structured data [agentguard@32473 ...]; cef: ArcSight CEF;\n"
+"                   otlp: OpenTelemetry logs, OTLP/JSON, a request per batch\n"
+"                   (--to http://COLLECTOR:4318/v1/logs)\n"
 "  --to SINK        - (stdout, default); FILE or file:FILE (appended; with\n"
 "                   --cursor-file, a restart first cuts what was written after\n"
 "                   the saved cursor); unix:PATH (a syslog socket such as\n"
@@ -78,7 +80,7 @@ static const struct option options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-enum fmt { FMT_JSONL, FMT_SYSLOG, FMT_CEF };
+enum fmt { FMT_JSONL, FMT_SYSLOG, FMT_CEF, FMT_OTLP };
 enum sink_kind { SINK_STDOUT, SINK_FILE, SINK_UNIX, SINK_UDP, SINK_TCP, SINK_HTTP };
 
 struct sink {
@@ -276,7 +278,8 @@ static int http_post(struct exporter *x, const char *key)
 			  "POST %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: agentguard-export\r\n"
 			  "Content-Type: %s\r\nContent-Length: %zu\r\nIdempotency-Key: %s\r\n"
 			  "Connection: close\r\n\r\n", k->path, k->target, k->port,
-			  x->fmt == FMT_JSONL ? "application/x-ndjson" : "text/plain; charset=utf-8",
+			  x->fmt == FMT_JSONL ? "application/x-ndjson"
+			  : x->fmt == FMT_OTLP ? "application/json" : "text/plain; charset=utf-8",
 			  len, key);
 	int ok = hl > 0 && hl < (int)sizeof head && write_all(fd, head, (size_t)hl) == 0;
 	for (size_t i = 0; ok && i < x->nmsg; i++)
@@ -299,7 +302,29 @@ static int http_post(struct exporter *x, const char *key)
 }
 
 /* The batch to the sink, once. */
+static int sink_send_msgs(struct exporter *x, const char *key);
+static char *otlp_request(struct exporter *x);
+
 static int sink_send(struct exporter *x, const char *key)
+{
+	if (x->fmt != FMT_OTLP || !x->nmsg)
+		return sink_send_msgs(x, key);
+	/* One request of every record: sent as a batch of one message. */
+	char *req = otlp_request(x);
+	if (!req)
+		return -1;
+	char **msgs = x->msg;
+	size_t n = x->nmsg;
+	x->msg = &req;
+	x->nmsg = 1;
+	int rc = sink_send_msgs(x, key);
+	x->msg = msgs;
+	x->nmsg = n;
+	free(req);
+	return rc;
+}
+
+static int sink_send_msgs(struct exporter *x, const char *key)
 {
 	struct sink *k = &x->sink;
 
@@ -637,6 +662,86 @@ static char *format_cef(struct exporter *x, json_t *o, const char *kind)
 	return buf;
 }
 
+/* OpenTelemetry: a LogRecord of OTLP/JSON (the batch is wrapped in one
+ * ExportLogsServiceRequest at sending). Fields under the semantic
+ * conventions' names where there is one, else agentguard.NAME. */
+static char *format_otlp(json_t *o, const char *kind)
+{
+	static const char *const semconv[][2] = {
+		{"path", "file.path"}, {"pid", "process.pid"}, {"ppid", "process.parent_pid"},
+		{"exe", "process.executable.path"}, {"cwd", "process.working_directory"},
+		{"hostname", "host.name"}, {"user", "user.name"}, {"user_id", "user.id"},
+		{"container", "container.id"}, {"host", "server.address"}, {"port", "server.port"},
+		{"sql", "db.query.text"}, {"database", "db.namespace"}, {"error", "error.type"},
+		{"session", "session.id"},
+	};
+	json_t *attrs = json_array(), *rec;
+	const char *key;
+	json_t *v;
+	char *buf = NULL, ns[32];
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	summary_line(f, o, kind);
+	fclose(f);
+	json_object_foreach(o, key, v) {
+		char name[96];
+		snprintf(name, sizeof name, "agentguard.%s", key);
+		for (size_t i = 0; i < sizeof semconv / sizeof semconv[0]; i++)
+			if (strcmp(key, semconv[i][0]) == 0)
+				snprintf(name, sizeof name, "%s", semconv[i][1]);
+		json_t *val = NULL;
+		if (json_is_string(v)) {
+			val = json_pack("{s:O}", "stringValue", v);
+		} else if (json_is_integer(v)) {
+			/* OTLP/JSON writes an int64 as a string. */
+			snprintf(ns, sizeof ns, "%lld", (long long)json_integer_value(v));
+			val = json_pack("{s:s}", "intValue", ns);
+		} else if (json_is_boolean(v)) {
+			val = json_pack("{s:O}", "boolValue", v);
+		}
+		if (!val) {   /* argv: the array as text */
+			char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+			val = json_pack("{s:s}", "stringValue", t ? t : "");
+			free(t);
+		}
+		json_array_append_new(attrs, json_pack("{s:s,s:o}", "key", name, "value", val));
+	}
+	int sev = severity(kind);
+	static const int otel[] = {21, 21, 17, 17, 13, 10, 9};   /* by syslog severity */
+	static const char *const otel_text[] = {"FATAL", "FATAL", "ERROR", "ERROR", "WARN",
+						"INFO2", "INFO"};
+	snprintf(ns, sizeof ns, "%lld", (long long)json_integer_value(json_object_get(o, "time_ns")));
+	rec = json_pack("{s:s,s:i,s:s,s:{s:s},s:o}", "timeUnixNano", ns, "severityNumber", otel[sev],
+			"severityText", otel_text[sev], "body", "stringValue", buf ? buf : "",
+			"attributes", attrs);
+	free(buf);
+	char *out = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+	json_decref(rec);
+	return out;
+}
+
+/* The batch's records as one OTLP/JSON ExportLogsServiceRequest. */
+static char *otlp_request(struct exporter *x)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	fputs("{\"resourceLogs\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
+	      "\"value\":{\"stringValue\":\"agentguard\"}}]},\"scopeLogs\":[{\"scope\":"
+	      "{\"name\":\"agentguard\"},\"logRecords\":[", f);
+	for (size_t i = 0; i < x->nmsg; i++)
+		fprintf(f, "%s%s", i ? "," : "", x->msg[i]);
+	fputs("]}]}]}", f);
+	fclose(f);
+	return buf;
+}
+
 /* The record into the batch, formatted; 0 or -1. */
 static int add_record(struct exporter *x, json_t *o)
 {
@@ -649,6 +754,7 @@ static int add_record(struct exporter *x, json_t *o)
 		return 0;
 	char *m = x->fmt == FMT_SYSLOG ? format_syslog(x, o, kind)
 		: x->fmt == FMT_CEF ? format_cef(x, o, kind)
+		: x->fmt == FMT_OTLP ? format_otlp(o, kind)
 		: json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if (!m)
 		return -1;
@@ -870,8 +976,13 @@ static int cmd_export(int argc, char **argv)
 		x.fmt = FMT_SYSLOG;
 	else if (strcmp(fmt, "cef") == 0)
 		x.fmt = FMT_CEF;
+	else if (strcmp(fmt, "otlp") == 0)
+		x.fmt = FMT_OTLP;
 	else
-		return cli_usage("--format is jsonl, syslog or cef, not '%s'", fmt);
+		return cli_usage("--format is jsonl, syslog, cef or otlp, not '%s'", fmt);
+	if (parse_sink(to, &x.sink) == 0 && x.fmt == FMT_OTLP && x.sink.kind != SINK_HTTP &&
+	    x.sink.kind != SINK_STDOUT && x.sink.kind != SINK_FILE)
+		return cli_usage("--format otlp goes to http://HOST:PORT/v1/logs (or stdout, a file)");
 	if (parse_sink(to, &x.sink) < 0)
 		return cli_usage("--to is -, FILE, file:FILE, unix:PATH, udp:HOST:PORT, tcp:HOST:PORT "
 				 "or http://HOST[:PORT]/PATH, not '%s'", to);

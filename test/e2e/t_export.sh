@@ -342,3 +342,54 @@ test_gc_dry_run_counts_disk_use_not_content() {
 	local out; out=$("$AG" gc --older-than 0s --dry-run)
 	assert_contains "$out" "would free 1.0 MiB on disk (1048576 bytes), 2.0 MiB of content"
 }
+
+# OTLP/HTTP JSON: a receiver on 127.0.0.1 at /v1/logs takes the requests
+# and finds every record, each at its time, with the fields as attributes.
+test_otlp_logs_reach_an_http_receiver() {
+	messy_session
+	cat > "$T/otlp.py" <<-'EOF'
+	import http.server, json, sys
+	out = open(sys.argv[1], "a")
+	class H(http.server.BaseHTTPRequestHandler):
+	    def do_POST(self):
+	        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+	        ok = self.path == "/v1/logs" and self.headers["Content-Type"] == "application/json"
+	        for rl in body["resourceLogs"]:
+	            attrs = {a["key"]: a["value"] for a in rl["resource"]["attributes"]}
+	            ok = ok and attrs["service.name"] == {"stringValue": "agentguard"}
+	            for sl in rl["scopeLogs"]:
+	                for r in sl["logRecords"]:
+	                    a = {x["key"]: list(x["value"].values())[0] for x in r["attributes"]}
+	                    out.write(json.dumps({"t": r["timeUnixNano"], "sev": r["severityNumber"],
+	                                          "a": a, "body": r["body"]["stringValue"]}) + "\n")
+	        out.flush()
+	        self.send_response(200 if ok else 400); self.end_headers()
+	    def log_message(self, *a): pass
+	s = http.server.HTTPServer(("127.0.0.1", 0), H)
+	open(sys.argv[1] + ".port", "w").write(str(s.server_port))
+	s.serve_forever()
+	EOF
+	python3 "$T/otlp.py" "$T/otlp" &
+	local rx=$!
+	for _ in $(seq 100); do [ -s "$T/otlp.port" ] && break; sleep 0.05; done
+	"$AG" export --format otlp --batch 20 --retries 2 --to "http://127.0.0.1:$(cat "$T/otlp.port")/v1/logs" ||
+		{ kill $rx; fail "the receiver refused the OTLP requests"; return 1; }
+	kill $rx; wait $rx 2>/dev/null || true
+	"$AG" export > "$T/want"
+	assert_eq "$(wc -l < "$T/otlp")" "$(wc -l < "$T/want")"
+	python3 - "$T/otlp" "$T/want" <<-'EOF' || fail "the OTLP records are not the stream"
+	import json, sys
+	got = [json.loads(l) for l in open(sys.argv[1])]
+	want = [json.loads(l) for l in open(sys.argv[2])]
+	for g, w in zip(got, want):
+	    assert g["t"] == str(w["time_ns"]), (g, w)
+	    assert g["a"]["agentguard.cursor"] == w["cursor"], (g, w)
+	    if w["type"] == "event":
+	        assert g["a"]["process.pid"] == str(w["pid"]), g
+	        assert g["a"]["host.name"] == w["hostname"], g
+	        if w.get("path"):
+	            assert g["a"]["file.path"] == w["path"], g
+	        if w["decision"] == "deny":
+	            assert g["sev"] == 13 and g["a"]["error.type"] == w["error"], g
+	EOF
+}
