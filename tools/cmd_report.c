@@ -1271,40 +1271,46 @@ static int html_procs(FILE *f, struct report *r, const char *session, struct htm
 {
 	fputs("<section id=procs><h3>Processes</h3>\n<table class=procs><thead><tr><th>pid</th>"
 	      "<th>parent</th><th>program</th><th>command line</th></tr></thead><tbody>\n", f);
-	/* Up to 8 generations up; each pass one query over the pids it adds. */
+	/* Up to 8 generations up; each pass one query for the pids it adds
+	 * (a process's latest row: its program after any exec). */
+	sqlite3_stmt *st = cli_prepare(&r->d,
+		"SELECT pid, ppid, exe, argv, max(id) FROM events WHERE session = ?1 AND "
+		"pid IN (SELECT value FROM json_each(?2)) GROUP BY pid ORDER BY pid");
+	if (!st)
+		return -1;
 	size_t done = 0;
 	for (int gen = 0; gen < 8 && done < h->pids.n && done < 2000; gen++) {
-		size_t upto = h->pids.n;
-		for (size_t i = done; i < upto && i < 2000; i++) {
-			sqlite3_stmt *st = cli_prepare(&r->d,
-				"SELECT pid, ppid, exe, argv FROM events WHERE session = ?1 AND pid = ?2 "
-				"ORDER BY op = 'exec' DESC, id DESC LIMIT 1");
-			if (!st)
-				return -1;
-			sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, h->pids.v[i]);
-			if (sqlite3_step(st) == SQLITE_ROW) {
-				long long pid = sqlite3_column_int64(st, 0), ppid = sqlite3_column_int64(st, 1);
-				fprintf(f, "<tr id=p%lld><td>%lld</td><td><a href=\"#p%lld\">%lld</a></td>"
-					"<td class=mono>", pid, pid, ppid, ppid);
-				cli_put_html(f, cli_col(st, 2));
-				fputs("</td><td class=mono>", f);
-				char *argv = NULL;
-				size_t len = 0;
-				FILE *m = open_memstream(&argv, &len);
-				if (m) {
-					cli_put_argv(m, cli_col(st, 3), 600);
-					fclose(m);
-				}
-				cli_put_html_shown(f, argv ? argv : "-");
-				free(argv);
-				fputs("</td></tr>\n", f);
-				pids_add(&h->pids, ppid);
+		size_t upto = h->pids.n < 2000 ? h->pids.n : 2000;
+		json_t *list = json_array();
+		for (size_t i = done; i < upto; i++)
+			json_array_append_new(list, json_integer(h->pids.v[i]));
+		char *text = json_dumps(list, JSON_COMPACT);
+		json_decref(list);
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, text ? text : "[]", -1, SQLITE_TRANSIENT);
+		free(text);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			long long pid = sqlite3_column_int64(st, 0), ppid = sqlite3_column_int64(st, 1);
+			fprintf(f, "<tr id=p%lld><td>%lld</td><td><a href=\"#p%lld\">%lld</a></td>"
+				"<td class=mono>", pid, pid, ppid, ppid);
+			cli_put_html(f, cli_col(st, 2));
+			fputs("</td><td class=mono>", f);
+			char *argv = NULL;
+			size_t len = 0;
+			FILE *m = open_memstream(&argv, &len);
+			if (m) {
+				cli_put_argv(m, cli_col(st, 3), 600);
+				fclose(m);
 			}
-			sqlite3_finalize(st);
+			cli_put_html_shown(f, argv ? argv : "-");
+			free(argv);
+			fputs("</td></tr>\n", f);
+			pids_add(&h->pids, ppid);
 		}
 		done = upto;
 	}
+	sqlite3_finalize(st);
 	fputs("</tbody></table></section>\n", f);
 	return 0;
 }

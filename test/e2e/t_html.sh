@@ -41,6 +41,7 @@ check_page() {
 	echo "layout: $res"
 	assert_eq "$(jq -r '.errors | join("; ")' <<<"$res")" ""
 	assert_eq "$(jq -r .denials <<<"$res")" 10
+	assert_eq "$(jq -r '"\(.filtered.shown) \(.filtered.other)"' <<<"$res")" "10 0"
 	[ "$(jq -r .loadms <<<"$res")" -le 1000 ] || fail "the page took $(jq -r .loadms <<<"$res") ms to load"
 }
 

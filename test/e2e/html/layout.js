@@ -52,6 +52,17 @@ addEventListener('load', function () {
 			out.errors.push('no process row for ' + a.getAttribute('href'));
 	});
 	out.rows = all('table.evt tbody tr').length;
+	// The filters: decision deny leaves the denials and nothing else.
+	var dec = document.querySelector('#filters select[name=dec]');
+	if (dec) {
+		dec.value = 'deny';
+		dec.dispatchEvent(new Event('input', { bubbles: true }));
+		var vis = all('table.evt tbody tr').filter(function (r) { return !r.hidden && r.offsetParent; });
+		out.filtered = { shown: vis.length,
+			other: vis.filter(function (r) { return r.dataset.dec !== 'd-deny'; }).length };
+		dec.value = '';
+		dec.dispatchEvent(new Event('input', { bubbles: true }));
+	}
 	out.bytes = document.documentElement.outerHTML.length;
 	var pre = document.createElement('pre');
 	pre.id = 'layout-result';
