@@ -908,7 +908,11 @@ static int export_batch(struct exporter *x)
 	goto out;
 rollback:
 	sqlite3_exec(x->d.db, "ROLLBACK", NULL, NULL, NULL);
-	cli_db_error(&x->d, "cannot read the events");
+	if (sqlite3_errcode(x->d.db) != SQLITE_OK && sqlite3_errcode(x->d.db) != SQLITE_ROW &&
+	    sqlite3_errcode(x->d.db) != SQLITE_DONE)
+		cli_db_error(&x->d, "cannot read the events");
+	else
+		cli_err("cannot format a record (out of memory?)");
 	x->at = start;
 out:
 	batch_clear(x);
