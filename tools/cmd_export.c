@@ -38,7 +38,7 @@ static const char help[] =
 "Every record carries \"cursor\" (E:M): the stream up to it. --after CURSOR\n"
 "starts after it (an event id alone: after that event); --cursor-file\n"
 "keeps it, written after each batch the sink took, so a collector killed and\n"
-"started again goes on where it stopped.\n"
+"started again goes on where it stopped (a saved cursor wins over --after).\n"
 "\n"
 "Options:\n"
 "  --follow         keep going: move new spools into the log and write what\n"
