@@ -7,7 +7,11 @@ source "$AG_ROOT/test/e2e/dbservers.sh"
 asan_libc_first
 
 # refusals SID: deny and ask rows of the session.
-refusals() { db "select count(*) from events where session='$1' and decision in ('deny','ask')"; }
+refusals() {
+	db "select op || ' ' || coalesce(path, '') || ' ' || coalesce(rule, '') from events
+	    where session='$1' and decision in ('deny','ask')" >&2
+	db "select count(*) from events where session='$1' and decision in ('deny','ask')"
+}
 
 test_tools_rewrite_their_own_configuration_and_secrets_stay_refused() {
 	ssh-keygen -q -t ed25519 -N '' -f "$T/hostkey" >/dev/null
