@@ -421,6 +421,7 @@ test_modes_and_owners_changed_by_a_static_program_are_judged() {
 	assert_eq "$(rows mode "$HOME/.ssh/id_test" | sort -u)" "deny kernel"
 	assert_eq "$(rows mode "$WS/tool")" "snapshot kernel"
 	assert_eq "$(rows mode "$WS/data")" "snapshot kernel"
+	local sid; sid=$(latest_session)
 	# fchmod on a descriptor, past libc: the supervisor names its file.
 	out=$(krun python3 -c '
 import ctypes, os, sys
@@ -430,7 +431,7 @@ print("fchmod", r)' "$HOME/.ssh/id_test" 2>&1)
 	assert_contains "$out" "fchmod -1"
 	assert_eq "$(stat -c %a "$HOME/.ssh/id_test")" "600"
 	# The old mode is kept: restore puts it back.
-	"$AG" restore --session "$(latest_session)" >/dev/null
+	"$AG" restore --session "$sid" >/dev/null
 	assert_eq "$(stat -c %a "$WS/tool")" "644"
 	assert_eq "$(stat -c %u "$WS/data")" "$(id -u)"
 }
