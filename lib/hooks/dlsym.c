@@ -48,7 +48,21 @@ __attribute__((visibility("hidden"))) void *(*ag_libc_dlvsym)(void *, const char
 							       const char *);
 static void *libc;
 
-static uint32_t gnu_hash(const char *s)
+/* What the entries reach before their first use runs inside a sanitizer's
+ * start (its runtime asks dlsym for libc's functions): uninstrumented, as
+ * the sanitizer's shadow memory may not be there yet. */
+#define EARLY __attribute__((no_sanitize("address", "undefined")))
+
+/* Byte compare of our own: a sanitizer's interceptors of libc's string
+ * functions are not ready then either. */
+EARLY static int same(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+EARLY static uint32_t gnu_hash(const char *s)
 {
 	uint32_t h = 5381;
 	for (; *s; s++)
@@ -58,7 +72,7 @@ static uint32_t gnu_hash(const char *s)
 
 /* The default version of `name` in the object lm, from its GNU hash table;
  * NULL if it is not there. */
-static void *elf_find(const struct link_map *lm, const char *name)
+EARLY static void *elf_find(const struct link_map *lm, const char *name)
 {
 	const ElfW(Sym) *symtab = NULL;
 	const char *strtab = NULL;
@@ -89,7 +103,7 @@ static void *elf_find(const struct link_map *lm, const char *name)
 		uint32_t h2 = chain[i - symoff];
 		const ElfW(Sym) *s = &symtab[i];
 		if ((h | 1) == (h2 | 1) && s->st_shndx != SHN_UNDEF &&
-		    strcmp(strtab + s->st_name, name) == 0 &&
+		    same(strtab + s->st_name, name) &&
 		    !(versym && (versym[i] & 0x8000)))
 			return (void *)(lm->l_addr + s->st_value);
 		if (h2 & 1)
@@ -98,12 +112,27 @@ static void *elf_find(const struct link_map *lm, const char *name)
 	return NULL;
 }
 
-/* Called by the entries below before their first use. */
-__attribute__((visibility("hidden"))) void ag_dl_resolve(void)
+/* Does an object's name end in "/libc.so.6"? */
+EARLY static int is_libc(const char *name)
+{
+	static const char want[] = "/libc.so.6";
+	size_t n = 0, w = sizeof want - 1;
+	while (name && name[n])
+		n++;
+	return n >= w && same(name + n - w, want);
+}
+
+/* Called by the entries below before their first use. No libc call here:
+ * a sanitizer's runtime asks dlsym for libc's functions while starting, and
+ * its dlopen and dl_iterate_phdr are not ready yet. The loader's list of
+ * objects is. */
+EARLY __attribute__((visibility("hidden"))) void ag_dl_resolve(void)
 {
 	if (__atomic_load_n(&ag_libc_dlvsym, __ATOMIC_ACQUIRE))
 		return;
-	struct link_map *lm = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+	struct link_map *lm = _r_debug.r_map;
+	while (lm && !is_libc(lm->l_name))
+		lm = lm->l_next;
 	if (!lm)
 		return;
 	libc = lm;
@@ -169,8 +198,9 @@ __attribute__((visibility("hidden"), noinline)) void *ag_dlvsym_handle(void *h, 
 	return swap(ag_libc_dlvsym(h, name, version), name, caller);
 }
 
-/* RTLD_NEXT ((void *)-1): straight on to libc with the caller's return
- * address; any other handle: the C above. The slow path keeps the
+/* RTLD_NEXT ((void *)-1) and RTLD_DEFAULT (NULL, which finds our hooks
+ * first anyway): straight on to libc with the caller's return address; a
+ * handle: the C above. The slow path keeps the
  * argument registers across the one-time lookup (three pushes keep the
  * stack 16-byte aligned at the call). */
 #define DL_ENTRY(sym, fnptr, handler)                                         \
@@ -179,8 +209,10 @@ __attribute__((visibility("hidden"), noinline)) void *ag_dlvsym_handle(void *h, 
 		".type " #sym ", @function\n"                                  \
 		#sym ":\n"                                                     \
 		"	cmpq $-1, %rdi\n"                                      \
+		"	je 3f\n"                                               \
+		"	testq %rdi, %rdi\n"                                    \
 		"	jne " #handler "\n"                                    \
-		"	movq " #fnptr "(%rip), %rax\n"                         \
+		"3:	movq " #fnptr "(%rip), %rax\n"                         \
 		"	testq %rax, %rax\n"                                    \
 		"	jnz 1f\n"                                              \
 		"	pushq %rdi\n"                                          \
