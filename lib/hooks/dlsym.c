@@ -6,10 +6,11 @@
  *
  * RTLD_NEXT means "after the caller", and libc tells the caller by the
  * return address: these two entries are a few instructions of assembly
- * that jump (not call) to libc's dlsym for RTLD_NEXT, so other preloaded
- * libraries (a sanitizer's runtime) and our own lib/real.c still find what
- * follows them. libc's two functions are found in its symbol table by
- * hand: asking dlsym for dlsym would come back here.
+ * that jump (not call) to libc's dlsym for RTLD_NEXT and RTLD_DEFAULT, so
+ * other preloaded libraries (a sanitizer's runtime) and our own lib/real.c
+ * still find what follows them. libc's two functions are found in the
+ * loader's list and libc's symbol table by hand: asking dlsym for dlsym
+ * would come back here.
  */
 #include <dlfcn.h>
 #include <elf.h>
@@ -41,7 +42,7 @@ static const struct hook {
 #undef AG_CLIENT
 };
 
-int ag_real_ours(const void *f);
+int ag_real_ours(const void *f);   /* lib/guard.h, whose headers declare the hooks */
 
 __attribute__((visibility("hidden"))) void *(*ag_libc_dlsym)(void *, const char *);
 __attribute__((visibility("hidden"))) void *(*ag_libc_dlvsym)(void *, const char *,
