@@ -942,7 +942,8 @@ struct cli_idents *cli_idents_load(struct cli_db *d)
 		e->uid = sqlite3_column_int64(st, 3);
 	}
 	sqlite3_finalize(st);
-	qsort(l->v, l->n, sizeof *l->v, ident_cmp);
+	if (l->n)
+		qsort(l->v, l->n, sizeof *l->v, ident_cmp);
 	return l;
 }
 

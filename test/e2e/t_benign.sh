@@ -4,7 +4,6 @@
 # user would want back was changed.
 
 source "$AG_ROOT/test/e2e/dbservers.sh"
-asan_libc_first
 
 # refusals SID: deny and ask rows of the session.
 refusals() {
@@ -143,6 +142,7 @@ EOF2
 }
 
 test_a_postgresql_migration_refuses_nothing() {
+	asan_libc_first   # psql links p11-kit (lib.sh); vim and ssh-keygen want ASan first
 	pg_start || return 1
 	cat > "$T/migrate.sql" <<'EOF2'
 CREATE TABLE accounts(id serial PRIMARY KEY, name text NOT NULL);
