@@ -321,6 +321,10 @@ int ag_parse_size(const char *s, uint64_t *out);
 int ag_parse_duration(const char *s, int64_t *out);
 /* mkdir -p with mode; 0 or -1 with errno. */
 int ag_mkdirs(const char *path, mode_t mode);
+/* Write data to path atomically (a temporary name, then rename), mode
+ * 0400: what a session freezes (its rules, their image) is never rewritten
+ * in place. 0, or -1 with errno. */
+int ag_write_frozen(const char *path, const void *data, size_t len);
 /* getenv, except that after ag_env_snapshot (the library's constructor)
  * the session's variables, HOME, XDG_STATE_HOME, TMPDIR and LD_PRELOAD
  * read as they were when the process started. */

@@ -88,24 +88,6 @@ static void *reserve(void)
 	return NULL;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const unsigned char *b = buf;
-	while (len) {
-		ssize_t n = write(fd, b, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			return -1;
-		}
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int ag_policy_image_write(const char *path, const char *name, const char *text, size_t len,
 			  const struct ag_policy_env *env, const char *rules_hash,
 			  char *err, size_t errlen)
@@ -114,8 +96,6 @@ int ag_policy_image_write(const char *path, const char *name, const char *text, 
 	struct ag_region r = {0};
 	struct img_hdr *h;
 	struct ag_policy *p;
-	char tmp[AG_PATH_MAX + 32];
-	int fd = -1;
 
 	if (!img_inputs_ok(env) || strlen(rules_hash) != 64) {
 		snprintf(err, errlen, "the session's home, workspace or TMPDIR is not absolute");
@@ -149,21 +129,8 @@ int ag_policy_image_write(const char *path, const char *name, const char *text, 
 	p->image = r.base;
 	p->image_size = h->size;
 
-	if (ag_fmt(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()) < 0) {
-		errno = ENAMETOOLONG;
+	if (ag_write_frozen(path, r.base, h->size) < 0)
 		goto ioerr;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0400);
-	if (fd < 0 || write_all(fd, r.base, h->size) < 0 || close(fd) < 0) {
-		if (fd >= 0)
-			unlink(tmp);
-		fd = -1;
-		goto ioerr;
-	}
-	if (rename(tmp, path) < 0) {
-		unlink(tmp);
-		goto ioerr;
-	}
 	munmap(r.base, IMG_CAP);
 	return 0;
 ioerr:

@@ -66,38 +66,6 @@ static char *read_file(const char *path, size_t *len)
 	return buf;
 }
 
-/* Write data to path atomically (temp file + rename), mode 0400: the
- * frozen rules of a session are never rewritten in place. */
-static int write_frozen(const char *path, const char *data, size_t len)
-{
-	char tmp[AG_PATH_MAX + 32];
-	snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0400);
-	if (fd < 0)
-		return -1;
-	size_t off = 0;
-	while (off < len) {
-		ssize_t n = write(fd, data + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int e = n < 0 ? errno : EIO;
-			close(fd);
-			unlink(tmp);
-			errno = e;
-			return -1;
-		}
-		off += (size_t)n;
-	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
-		int e = errno;
-		unlink(tmp);
-		errno = e;
-		return -1;
-	}
-	return 0;
-}
-
 static void make_id(char *out, size_t outlen)
 {
 	unsigned char r[3];
@@ -212,7 +180,7 @@ int ag_session_new(struct ag_session *s, const struct ag_session_opts *o,
 				rc = -1;
 			} else if (access(s->rules_path, R_OK) != 0 &&
 				   (ag_mkdirs(dir, 0700) < 0 ||
-				    write_frozen(s->rules_path, text, len) < 0)) {
+				    ag_write_frozen(s->rules_path, text, len) < 0)) {
 				rc = -1;
 			}
 			if (rc < 0)

@@ -366,3 +366,33 @@ uintptr_t ag_gate_parse(const char *s)
 		return 0;
 	return (uintptr_t)v;
 }
+
+int ag_write_frozen(const char *path, const void *data, size_t len)
+{
+	char tmp[AG_PATH_MAX + 32];
+	snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0400);
+	if (fd < 0)
+		return -1;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = write(fd, (const char *)data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+			close(fd);
+			unlink(tmp);
+			errno = e;
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
