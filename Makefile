@@ -68,6 +68,12 @@ $(BUILD)/obj/lib/default_rules.o: lib/default_rules.S rules/default.yaml
 LAYOUT_ID = -DAG_LAYOUT_ID=0x$$(cat lib/policy_internal.h lib/agentguard.h | sha256sum | cut -c1-16)ull
 $(BUILD)/obj/lib/pimage.o: CFLAGS += $(LAYOUT_ID)
 
+# --version: the commit built (with "-dirty" for local changes), when there is one.
+GIT_HASH = -DAG_GIT_HASH="\"$$(git describe --always --dirty 2>/dev/null || echo unknown)\""
+$(BUILD)/obj/tools/cli.o: CFLAGS += $(GIT_HASH)
+$(BUILD)/obj/tools/cli.o: FORCE
+FORCE:
+
 # lib/interpose.def lists every interposed symbol once; from it come the
 # version script (exactly those names leave the library), the list the
 # export check compares against, and the renames that bind the core's own

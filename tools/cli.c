@@ -60,12 +60,22 @@ int cli_usage(const char *fmt, ...)
 
 /* ---- options ------------------------------------------------------------- */
 
-enum { OPT_STATE_DIR = 0x7000 };
+enum { OPT_STATE_DIR = 0x7000, OPT_VERSION };
+
+#ifndef AG_GIT_HASH
+#define AG_GIT_HASH "unknown"
+#endif
+
+void cli_version(FILE *f)
+{
+	fprintf(f, "agentguard %s (built-in rules sha256 %.16s)\n", AG_GIT_HASH,
+		ag_default_rules_hash);
+}
 
 int cli_getopt(int argc, char **argv, const struct option *own,
 	       struct cli_opts *co, int *status)
 {
-	static struct option all[64];
+	static struct option all[66];
 	char shorts[40] = "";
 	size_t n = 0, ns = 0;
 
@@ -82,6 +92,7 @@ int cli_getopt(int argc, char **argv, const struct option *own,
 	snprintf(optstring, sizeof optstring, "%s:h%s", cli_current->in_order ? "+" : "", shorts);
 	all[n++] = (struct option){ "help", no_argument, NULL, 'h' };
 	all[n++] = (struct option){ "state-dir", required_argument, NULL, OPT_STATE_DIR };
+	all[n++] = (struct option){ "version", no_argument, NULL, OPT_VERSION };
 	all[n] = (struct option){ NULL, 0, NULL, 0 };
 
 	opterr = 0;
@@ -91,6 +102,10 @@ int cli_getopt(int argc, char **argv, const struct option *own,
 		switch (c) {
 		case 'h':
 			fputs(cli_current->help, stdout);
+			*status = CLI_OK;
+			return CLI_OPT_STOP;
+		case OPT_VERSION:
+			cli_version(stdout);
 			*status = CLI_OK;
 			return CLI_OPT_STOP;
 		case OPT_STATE_DIR:

@@ -60,6 +60,8 @@ struct cli_opts {
  * option's `val`, -1 after the last option (optind is the first operand),
  * or CLI_OPT_STOP. Reset optind to 0 before the first call.
  */
+/* "agentguard GITHASH (built-in rules sha256 ...)": --version of every command. */
+void cli_version(FILE *f);
 int cli_getopt(int argc, char **argv, const struct option *own,
 	       struct cli_opts *co, int *status);
 

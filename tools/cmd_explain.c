@@ -37,6 +37,10 @@ static const char help[] =
 "                    (for rules with `program:`; looked up in PATH)\n"
 "  --json            one JSON object\n"
 "\n"
+"Exit status: 0 the operation would go ahead (allowed, logged or snapshotted, or\n"
+"refused only in monitor mode), 3 it would be asked about, 4 it would be\n"
+"refused; 1 failure, 2 usage error.\n"
+"\n"
 "Examples:\n"
 "  agentguard explain delete ~/.ssh/id_ed25519\n"
 "  agentguard explain exec -- terraform destroy -auto-approve\n"
@@ -44,6 +48,7 @@ static const char help[] =
 "  agentguard explain sql --db app.db 'DELETE FROM users'\n";
 
 enum { OPT_RULES = 1, OPT_WORKSPACE, OPT_MODE, OPT_MONITOR, OPT_PROGRAM, OPT_JSON };
+enum { EXPLAIN_ASK = 3, EXPLAIN_DENY = 4 };
 
 static const struct option options[] = {
 	{ "rules", required_argument, NULL, OPT_RULES },
@@ -769,10 +774,16 @@ static int cmd_explain(int argc, char **argv)
 	if (ms.oom) {
 		cli_err("out of memory");
 		rc = CLI_FAIL;
-	} else if (json) {
-		json_out(s, rules_name, mode, enforce, &v, &ms, &o);
 	} else {
-		text_out(s, rules_name, mode, enforce, &v, &ms, &o);
+		if (json)
+			json_out(s, rules_name, mode, enforce, &v, &ms, &o);
+		else
+			text_out(s, rules_name, mode, enforce, &v, &ms, &o);
+		/* A script can test the answer: what would really happen. */
+		if (o.enforced && o.decision == AG_DENY)
+			rc = EXPLAIN_DENY;
+		else if (o.enforced && o.decision == AG_ASK)
+			rc = EXPLAIN_ASK;
 	}
 	for (size_t i = 0; i < ms.n; i++) {
 		free(ms.v[i].rule);

@@ -23,7 +23,7 @@ static void help(FILE *f)
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-9s %s\n", commands[i]->name, commands[i]->summary);
 	fputs("\n"
-	      "Every command takes --help and --state-dir DIR (default: $AGENTGUARD_STATE_DIR,\n"
+	      "Every command takes --help, --version and --state-dir DIR (default: $AGENTGUARD_STATE_DIR,\n"
 	      "else ${XDG_STATE_HOME:-~/.local/state}/agentguard).\n"
 	      "Exit status: 0 success, 1 failure, 2 usage error.\n", f);
 }
@@ -41,6 +41,10 @@ int main(int argc, char **argv)
 	if (!name) {
 		help(stderr);
 		return CLI_USAGE;
+	}
+	if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+		cli_version(stdout);
+		return CLI_OK;
 	}
 	if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 ||
 	    strcmp(name, "help") == 0) {

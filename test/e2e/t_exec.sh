@@ -132,9 +132,20 @@ YAML
 
 test_explain_exec() {
 	fake_tools
-	out=$("$AG" explain exec -- terraform destroy -auto-approve) || true
+	local rc=0
+	out=$("$AG" explain exec -- terraform destroy -auto-approve) || rc=$?
+	assert_eq "$rc" "4" "explain's status for a deny"
 	assert_contains "$out" deny
 	assert_contains "$out" no-infra-destroy
+	rc=0; "$AG" explain --json exec -- terraform destroy >/dev/null || rc=$?
+	assert_eq "$rc" "4" "--json keeps the status"
+	rc=0; "$AG" explain --monitor exec -- terraform destroy >/dev/null || rc=$?
+	assert_eq "$rc" "0" "refused only in monitor mode"
+	printf 'version: 1\nrules:\n  - {id: a, on: delete, path: "$WORKSPACE/**", action: ask}\n' \
+		> "$T/ask.yaml"
+	rc=0; "$AG" explain --rules "$T/ask.yaml" --workspace "$WS" --mode supervised delete "$WS/x" >/dev/null || rc=$?
+	assert_eq "$rc" "3" "explain's status for an ask"
 	out=$("$AG" explain exec -- terraform plan)
 	assert_contains "$out" allow
+	"$AG" explain delete "$WS/x" >/dev/null || fail "a snapshot is status 0"
 }
