@@ -566,7 +566,7 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 	char *head = b->head, *err = b->err;
 	snprintf(head, sizeof b->head,
 		 "-- agentguard pre-image %s: %s, before: %s\n%s", snap->id, what, b->stmt,
-		 tx == TX_INTRANS ? "-- taken while the client was inside a transaction: this is the "
+		 tx == TX_INTRANS ? "-- agentguard: taken while the client was inside a transaction: this is the "
 				    "last committed state; that transaction's own earlier changes are "
 				    "not in it\n" : "");
 
@@ -590,9 +590,11 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 		}
 		return pre_fail(c, "its pre-image could not be taken (%s), and nothing is destroyed "
 				"without one: denied%s", first_error(err),
-				tx == TX_INTRANS && strstr(err, "lock") ? " (a lock this connection's own "
-				"open transaction holds blocks it: commit first, or run it outside the "
-				"transaction)" : "");
+				!(strstr(err, "lock") || strstr(err, "timeout")) ? ""
+				: tx == TX_INTRANS ? " (it waited 5 s for a lock on what it dumps: one this "
+				"connection's own open transaction may hold; commit first, or run the "
+				"statement outside the transaction)"
+				: " (it waited 5 s for a lock on what it dumps, which another connection holds)");
 	}
 	/* Charge what was kept, not the estimate. */
 	if (ag_snapshot_charge(bytes - est) < 0 && bytes > est) {

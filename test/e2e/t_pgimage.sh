@@ -66,3 +66,134 @@ test_pg_preimages_restore_exactly() {
 	assert_eq "$(db "select count(*) from events where op='sql' and decision='snapshot' and rule='server-destructive-sql' and snapshot is not null")" 8
 	assert_eq "$(db "select count(*) from events where op='sql' and decision='deny'")" 0
 }
+
+test_pg_drop_database_restored() {
+	pg_start
+	pg_sql -d postgres -c "CREATE DATABASE shop"
+	pg_sql -d shop -c "CREATE TABLE items(id int PRIMARY KEY, name text);
+		INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) g;
+		CREATE VIEW cheap AS SELECT * FROM items WHERE id < 10"
+	before=$(pg_image shop)
+	out=$(agent_sh psql -X -v ON_ERROR_STOP=1 -h "$PG_SOCK" -d postgres -c "DROP DATABASE shop" 2>&1) ||
+		fail "DROP DATABASE: $out"
+	assert_eq "$(pg_sql -d postgres -c "select count(*) from pg_database where datname='shop'")" 0
+	id=$(last_snap)
+	assert_contains "$(db "select link_target from snapshots where id='$id'")" "database shop"
+	out=$("$AG" restore "$id" 2>&1) || fail "restore: $out"
+	assert_eq "$(pg_image shop)" "$before"
+	# Restoring again: what is there now is renamed aside, not lost.
+	pg_sql -d shop -c "DELETE FROM items WHERE id > 40"
+	"$AG" restore "$id" >/dev/null 2>&1 || fail "second restore"
+	assert_eq "$(pg_image shop)" "$before"
+	assert_eq "$(pg_sql -d postgres -c "select count(*) from pg_database where datname like 'shop_displaced_%'")" 1
+}
+
+test_pg_restore_beside_show_and_undo() {
+	pg_start
+	pg_fixture
+	before=$(pg_sql -c "select string_agg(id || ':' || name, ',' order by id) from users")
+	gpsql -c "DELETE FROM notes" || fail "delete"
+	id=$(last_snap)
+	# show: each table's row count and its first rows.
+	out=$("$AG" show --lines 2 "$id")
+	assert_contains "$out" "kind      pgsql"
+	assert_contains "$out" "table public.notes:"
+	assert_contains "$out" "  500 rows"
+	assert_contains "$out" '  | 1\tx'
+	assert_not_contains "$out" '  | 3\txxx'
+	# --to-table: beside the original, which is left alone (empty).
+	out=$("$AG" restore --to-table notes_back "$id" 2>&1) || fail "restore --to-table: $out"
+	assert_eq "$(pg_sql -c "select count(*) from notes")" 0
+	assert_eq "$(pg_sql -c "select count(*), sum(length(body)) from notes_back")" \
+		"500|$(pg_sql -c "select sum(g % 50) from generate_series(1, 500) g")"
+	pg_sql -c "DROP TABLE notes_back"
+	# In place; then the restore itself undone: what it displaced comes back.
+	pg_sql -c "INSERT INTO notes VALUES (7, 'written after')"
+	out=$("$AG" restore "$id" 2>&1) || fail "restore: $out"
+	assert_eq "$(pg_sql -c "select count(*) from notes")" 500
+	undo=$(sed -n 's/^undo this restore: agentguard restore --session \([^ ]*\).*/\1/p' <<<"$out")
+	[ -n "$undo" ] || fail "restore printed no undo command: $out"
+	out=$("$AG" restore --session "$undo" 2>&1) || fail "undo: $out"
+	assert_eq "$(pg_sql -c "select string_agg(id || ':' || body, ',') from notes")" "7:written after"
+}
+
+# The Replit sequence: every row deleted, 4,000 fake ones in their place,
+# success reported. The report shows the deletion with its restore
+# command, and the restore brings back the original rows and only those.
+test_pg_replit_sequence() {
+	pg_start
+	pg_sql -c "CREATE TABLE executives(id int PRIMARY KEY, name text NOT NULL, company text);
+		INSERT INTO executives SELECT g, 'exec ' || g, 'co ' || (g % 37) FROM generate_series(1, 1206) g"
+	orig=$(pg_sql -c "select md5(string_agg(id || name || company, ',' order by id)) from executives")
+	cat > "$WS/cleanup.py" <<'PY'
+import psycopg2, sys
+conn = psycopg2.connect(host=sys.argv[1], dbname="test")
+cur = conn.cursor()
+cur.execute("DELETE FROM executives")
+for i in range(4000):
+    cur.execute("INSERT INTO executives VALUES (%s, %s, %s)", (i + 1, "fake %d" % i, "Acme"))
+conn.commit()
+print("Database cleaned up successfully: 4000 records")
+PY
+	# Debian's python3, where python3-psycopg2 is (not a python3 earlier on PATH).
+	out=$(agent_sh /usr/bin/python3 "$WS/cleanup.py" "$PG_SOCK" 2>&1) || fail "the script failed: $out"
+	assert_contains "$out" "cleaned up successfully"
+	assert_eq "$(pg_sql -c "select count(*) from executives where company = 'Acme'")" 4000
+	ingest
+	id=$(db "select snapshot from events where op='sql' and sql_class='delete_all'")
+	[ -n "$id" ] || fail "no pre-image of the DELETE"
+	report=$("$AG" report)
+	assert_contains "$report" "DELETE FROM executives"
+	assert_contains "$report" "agentguard restore $id"
+	out=$("$AG" restore "$id" 2>&1) || fail "restore: $out"
+	assert_eq "$(pg_sql -c "select count(*) from executives")" 1206
+	assert_eq "$(pg_sql -c "select md5(string_agg(id || name || company, ',' order by id)) from executives")" "$orig"
+	# The fakes are not lost either: aside, where a human can look.
+	assert_eq "$(pg_sql -c "select count(*) from pg_tables where tablename='executives' and schemaname like 'agentguard_displaced_%'")" 1
+}
+
+# A pre-image that cannot be taken denies the statement, through psql's
+# own error path, and the data stays.
+test_pg_preimage_impossible_means_denied() {
+	pg_start
+	pg_fixture
+	# Over the budget.
+	sed 's/max_bytes: 4GiB/max_bytes: 16KiB/' "$AG_ROOT/rules/default.yaml" > "$T/small.yaml"
+	rc=0; out=$(AGENTGUARD_RULES=$T/small.yaml gpsql -c "DELETE FROM notes" 2>&1) || rc=$?
+	[ $rc -ne 0 ] || fail "DELETE over the budget ran: $out"
+	assert_contains "$out" "ERROR:  agentguard: denied sql"
+	assert_contains "$out" "snapshots.max_bytes"
+	assert_eq "$(pg_sql -c "select count(*) from notes")" 500
+	# No permission to read what it destroys: the agent's role may delete
+	# but not select.
+	pg_sql -c "CREATE ROLE agent LOGIN; GRANT DELETE ON notes TO agent; GRANT USAGE ON SCHEMA public TO agent"
+	rc=0; out=$(agent_sh psql -X -h "$PG_SOCK" -U agent -d test -c "DELETE FROM notes" 2>&1) || rc=$?
+	[ $rc -ne 0 ] || fail "DELETE without a pre-image ran: $out"
+	assert_contains "$out" "ERROR:  agentguard: denied sql"
+	assert_contains "$out" "pre-image could not be taken"
+	assert_contains "$out" "permission denied"
+	assert_eq "$(pg_sql -c "select count(*) from notes")" 500
+	# A lock the client's own transaction holds: pg_dump would wait on it
+	# forever; the lock timeout makes it fail, and the statement is denied.
+	rc=0; out=$(printf 'BEGIN;\nLOCK TABLE notes IN ACCESS EXCLUSIVE MODE;\nDELETE FROM notes;\nCOMMIT;\n' |
+		agent_sh timeout 60 psql -X -v ON_ERROR_STOP=1 -h "$PG_SOCK" -d test 2>&1) || rc=$?
+	[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "locked DELETE: rc $rc: $out"
+	assert_contains "$out" "ERROR:  agentguard: denied sql"
+	assert_contains "$out" "open transaction"
+	assert_eq "$(pg_sql -c "select count(*) from notes")" 500
+	ingest
+	assert_eq "$(db "select count(*) from events where op='sql' and decision='deny' and rule='server-destructive-sql'")" 3
+}
+
+# Inside a transaction the pre-image is the last committed state, and says so.
+test_pg_preimage_inside_a_transaction() {
+	pg_start
+	pg_fixture
+	printf "BEGIN;\nINSERT INTO notes VALUES (1000, 'uncommitted');\nDELETE FROM notes;\nCOMMIT;\n" |
+		agent_sh psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -d test || fail "transaction"
+	id=$(last_snap)
+	assert_contains "$(db "select link_target from snapshots where id='$id'")" "committed state"
+	out=$("$AG" show "$id")
+	assert_contains "$out" "inside a transaction"
+	assert_contains "$out" "500 rows"
+}
