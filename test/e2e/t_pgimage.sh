@@ -197,3 +197,14 @@ test_pg_preimage_inside_a_transaction() {
 	assert_contains "$out" "inside a transaction"
 	assert_contains "$out" "500 rows"
 }
+
+# Text whose victims cannot be read from it (a routine's body) has no
+# pre-image: under the built-in rules it is denied, saying why.
+test_pg_unreadable_targets_denied() {
+	pg_start
+	pg_fixture
+	rc=0; out=$(gpsql -c 'CREATE FUNCTION wipe() RETURNS void LANGUAGE sql AS $$ DELETE FROM users $$' 2>&1) || rc=$?
+	[ $rc -ne 0 ] || fail "CREATE FUNCTION ran: $out"
+	assert_contains "$out" "cannot tell from the text which tables it destroys"
+	assert_eq "$(pg_sql -c "select count(*) from pg_proc where proname = 'wipe'")" 0
+}
