@@ -28,8 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "floor.h"
 #include "guard.h"
+#include "preimage.h"
 
 typedef struct pg_conn PGconn;
 typedef struct pg_result PGresult;
@@ -204,19 +204,6 @@ static const char database_q[] =
 	"SELECT datname, pg_catalog.pg_database_size(datname) FROM pg_catalog.pg_database "
 	"WHERE datname = $1";
 
-/* -2 with c->why saying why (the statement is then denied). */
-static int pre_fail(struct ag_call *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int pre_fail(struct ag_call *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->why, sizeof c->why, fmt, ap);
-	va_end(ap);
-	return -2;
-}
-
 /* conninfo value, quoted */
 static int ci_add(char *out, size_t cap, const char *key, const char *val)
 {
@@ -262,109 +249,6 @@ static int pg_dump_path(char *out, size_t cap)
 	if (rc < 0 && access("/usr/bin/pg_dump", X_OK) == 0)
 		rc = snprintf(out, cap, "/usr/bin/pg_dump") < (int)cap ? 0 : -1;
 	return rc;
-}
-
-/* Run pg_dump (argv) into fd `out` after `head`; its stderr's start in
- * err. Bytes written, or -1. */
-static long run_dump(char *const argv[], char *const envp[], int out, const char *head,
-		     char *err, size_t errcap)
-{
-	int po[2], pe[2];
-	long total = 0;
-
-	err[0] = 0;
-	if (pipe2(po, O_CLOEXEC) < 0)
-		return -1;
-	if (pipe2(pe, O_CLOEXEC) < 0) {
-		close(po[0]);
-		close(po[1]);
-		return -1;
-	}
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, dfl;
-	sigemptyset(&none);
-	sigfillset(&dfl);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawnattr_init(&at);
-	/* Our signals are blocked while the guard works: not the child's. */
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &dfl);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	pid_t pid;
-	int e = AG_REAL(posix_spawn)(&pid, argv[0], &fa, &at, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	close(po[1]);
-	close(pe[1]);
-	if (e) {
-		close(po[0]);
-		close(pe[0]);
-		errno = e;
-		return -1;
-	}
-	size_t hl = strlen(head), en = 0;
-	int failed = write(out, head, hl) != (ssize_t)hl;
-	total = (long)hl;
-	struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
-	char buf[16384];
-	while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-		if (poll(fds, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			failed = 1;
-			break;
-		}
-		for (int i = 0; i < 2; i++) {
-			if (fds[i].fd < 0 || !fds[i].revents)
-				continue;
-			ssize_t n = read(fds[i].fd, buf, sizeof buf);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				close(fds[i].fd);
-				fds[i].fd = -1;
-				continue;
-			}
-			if (i == 1) {
-				size_t take = (size_t)n < errcap - 1 - en ? (size_t)n : errcap - 1 - en;
-				memcpy(err + en, buf, take);
-				err[en += take] = 0;
-				continue;
-			}
-			for (ssize_t w = 0; w < n && !failed;) {
-				ssize_t m = write(out, buf + w, (size_t)(n - w));
-				if (m < 0 && errno == EINTR)
-					continue;
-				if (m <= 0)
-					failed = 1;
-				else
-					w += m;
-			}
-			total += n;
-		}
-	}
-	for (int i = 0; i < 2; i++)
-		if (fds[i].fd >= 0)
-			close(fds[i].fd);
-	int status = 0;
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR) {
-			status = -1;   /* reaped by someone else: not known to be whole */
-			break;
-		}
-	}
-	if (failed || status != 0) {
-		if (!err[0])
-			snprintf(err, errcap, "pg_dump %s", failed ? "could not be written to the store"
-				 : "exited with an error");
-		errno = EIO;
-		return -1;
-	}
-	return total;
 }
 
 /* One line of pg_dump's complaint: its first "error:" line, or the first. */
@@ -492,22 +376,10 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 		return pre_fail(c, "the session's snapshot budget cannot be kept (%s)", strerror(errno));
 	}
 
-	/* The store entry, as SQLite backups make theirs. */
-	memset(snap, 0, offsetof(struct ag_snapshot, link_target));
-	unsigned long long rnd = (unsigned long long)ag_now_ns() ^ ((unsigned long long)getpid() << 20);
-	snprintf(snap->id, sizeof snap->id, "%012llx", rnd & 0xffffffffffffULL);
-	snap->kind = "pgsql";
-	snap->parent_at = snap->parent_mt = -1;
-	char *abs = snap->abs;
-	if (ag_fmt(snap->store, sizeof snap->store, "snapshots/%s/%s", ag_session_id(), snap->id) < 0 ||
-	    ag_fmt(abs, sizeof snap->abs, "%s/snapshots/%s", ag_state_dir(), ag_session_id()) < 0 ||
-	    ag_mkdirs(abs, 0700) < 0 ||
-	    ag_fmt(abs, sizeof snap->abs, "%s/%s", ag_state_dir(), snap->store) < 0 ||
-	    (ag_floor_on() && ag_snapshot_stage(ag_state_dir(), ag_session_id(), snap) < 0)) {
+	if (ag_preimage_store(snap, "pgsql") < 0) {
 		ag_snapshot_charge(-est);
 		return -1;
 	}
-	const char *to = ag_floor_on() ? snap->stage : abs;
 
 	/* pg_dump's arguments and environment: the client's parameters; its
 	 * password as the client had it (given, PGPASSWORD, or .pgpass). */
@@ -570,24 +442,11 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 				    "last committed state; that transaction's own earlier changes are "
 				    "not in it\n" : "");
 
-	sigset_t saved;
-	ag_own_enter(&saved);
-	int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	long bytes = fd < 0 ? -1 : run_dump(argv, envp, fd, head, err, sizeof b->err);
-	int e = errno;
-	if (fd >= 0 && close(fd) < 0 && bytes >= 0)
-		bytes = -1;
-	if (bytes >= 0 && to != abs && rename(to, abs) < 0)
-		bytes = -1;
-	if (bytes < 0 && fd >= 0)
-		unlink(to);
-	ag_own_leave(&saved);
+	long bytes = ag_preimage_run(snap, argv, envp, head, err, sizeof b->err);
 	if (bytes < 0) {
 		ag_snapshot_charge(-est);
-		if (fd < 0) {
-			errno = e;
+		if (bytes == -1)
 			return -1;
-		}
 		return pre_fail(c, "its pre-image could not be taken (%s), and nothing is destroyed "
 				"without one: denied%s", first_error(err),
 				!(strstr(err, "lock") || strstr(err, "timeout")) ? ""
@@ -598,7 +457,7 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 	}
 	/* Charge what was kept, not the estimate. */
 	if (ag_snapshot_charge(bytes - est) < 0 && bytes > est) {
-		unlink(abs);
+		unlink(snap->abs);
 		return pre_fail(c, "its pre-image (%s, %ld MB) exceeds the session's "
 				"snapshots.max_bytes: denied", what, bytes >> 20);
 	}
