@@ -104,7 +104,7 @@ static const struct option options[] = {
 };
 
 enum kind { K_FILE, K_SYMLINK, K_DIR, K_SQLITE, K_FIFO, K_DEVICE, K_SOCKET, K_OTHER, K_ABSENT,
-	    K_PGSQL };
+	    K_PGSQL, K_MYSQL };
 
 struct item {
 	char *id, *path, *link_target, *store, *sha256;
@@ -192,7 +192,8 @@ static char *dup_col(sqlite3_stmt *st, int i)
 static int item_from_row(sqlite3_stmt *st, struct item *it, const char **why)
 {
 	static const char *const kinds[] = { "file", "symlink", "dir", "sqlite", "fifo",
-					     "device", "socket", "other", "absent", "pgsql" };
+					     "device", "socket", "other", "absent", "pgsql",
+					     "mysql" };
 	const char *k = cli_col(st, 1);
 
 	memset(it, 0, sizeof *it);
@@ -431,7 +432,7 @@ static int load_session(struct restore *r, const char *session, const char *glob
 	st = cli_prepare(&r->d, "SELECT " SNAP_COLS " FROM snapshots WHERE session = ?1 "
 				"AND (?2 IS NULL OR path_glob(?2, path)) "
 				"AND (?3 IS NULL OR created_ns < ?3) "
-				"ORDER BY path, CASE kind WHEN 'pgsql' THEN link_target END, "
+				"ORDER BY path, CASE WHEN kind IN ('pgsql', 'mysql') THEN link_target END, "
 				"created_ns, rowid");
 	if (!st)
 		return -1;
@@ -451,7 +452,8 @@ static int load_session(struct restore *r, const char *session, const char *glob
 		 * set of tables. */
 		const struct item *last = l->n ? &l->v[l->n - 1] : NULL;
 		if (last && strcmp(last->path, it.path) == 0 &&
-		    (it.kind != K_PGSQL || (last->kind == K_PGSQL && last->link_target &&
+		    ((it.kind != K_PGSQL && it.kind != K_MYSQL) ||
+		     (last->kind == it.kind && last->link_target &&
 		     it.link_target && strcmp(last->link_target, it.link_target) == 0))) {
 			r->superseded++;
 			item_free(&it);
@@ -1526,10 +1528,10 @@ static void restore_servers(struct restore *r, struct items *l, const char *to_t
 	size_t keep = 0, n = 0;
 
 	for (size_t i = 0; i < l->n; i++)
-		n += l->v[i].kind == K_PGSQL;
+		n += l->v[i].kind == K_PGSQL || l->v[i].kind == K_MYSQL;
 	if (!n) {
 		if (to_table)
-			fail(r, "--to-table", "goes with a server pre-image (kind pgsql)");
+			fail(r, "--to-table", "goes with a server pre-image (kind pgsql or mysql)");
 		return;
 	}
 	if (to_table && n > 1) {
@@ -1542,7 +1544,7 @@ static void restore_servers(struct restore *r, struct items *l, const char *to_t
 	}
 	for (size_t i = 0; i < l->n; i++) {
 		struct item *it = &l->v[i];
-		if (it->kind != K_PGSQL) {
+		if (it->kind != K_PGSQL && it->kind != K_MYSQL) {
 			l->v[keep++] = *it;
 			continue;
 		}
@@ -1550,7 +1552,8 @@ static void restore_servers(struct restore *r, struct items *l, const char *to_t
 		struct pg_item p = {it->id, it->path, it->link_target,
 				    cli_store_path(&r->d, it->store, file, sizeof file) == 0 ? file : NULL,
 				    it->sha256};
-		if (pg_restore_item(&r->u, &p, to_table, r->dry_run) == 0) {
+		if ((it->kind == K_PGSQL ? pg_restore_item : my_restore_item)(&r->u, &p, to_table,
+									      r->dry_run) == 0) {
 			r->restored++;
 			it->restored_ns = r->dry_run ? 0 : ag_now_ns();
 			struct items one = {it, 1};

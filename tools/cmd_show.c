@@ -306,8 +306,8 @@ static int cmd_show(int argc, char **argv)
 	if (s.has_mode && strcmp(s.kind, "absent") != 0)
 		printf("  mode      %04llo, owner %lld:%lld\n", (unsigned long long)(s.mode & 07777),
 		       (long long)s.uid, (long long)s.gid);
-	int pg = strcmp(s.kind, "pgsql") == 0;
-	if (strcmp(s.kind, "file") == 0 || strcmp(s.kind, "sqlite") == 0 || pg) {
+	int pg = strcmp(s.kind, "pgsql") == 0, my = strcmp(s.kind, "mysql") == 0;
+	if (strcmp(s.kind, "file") == 0 || strcmp(s.kind, "sqlite") == 0 || pg || my) {
 		cli_fmt_bytes((uint64_t)s.size, sz, sizeof sz);
 		cli_fmt_time(s.mtime_ns, 1, when, sizeof when);
 		printf("  size      %lld bytes", (long long)s.size);
@@ -326,7 +326,7 @@ static int cmd_show(int argc, char **argv)
 		}
 	}
 	if (s.link_target) {
-		fputs(pg ? "  holds     " : "  target    ", stdout);
+		fputs(pg || my ? "  holds     " : "  target    ", stdout);
 		cli_put(stdout, s.link_target);
 		putchar('\n');
 	}
@@ -354,6 +354,10 @@ static int cmd_show(int argc, char **argv)
 		/* A server pre-image: its tables' rows, as pg_dump wrote them. */
 		puts("a PostgreSQL pre-image (pg_dump):");
 		if (pg_show(stdout, s.src, lines) < 0)
+			puts("  (it cannot be read)");
+	} else if (s.src_ok && my) {
+		puts("a MariaDB/MySQL pre-image (mariadb-dump):");
+		if (my_show(stdout, s.src, lines) < 0)
 			puts("  (it cannot be read)");
 	} else if (s.src_ok && lines > 0) {
 		puts("content:");

@@ -608,3 +608,484 @@ int pg_show(FILE *out, const char *file, long lines)
 	fclose(f);
 	return 0;
 }
+
+/* ---- MariaDB/MySQL (kind 'mysql') ------------------------------------------
+ * The record's path: "socket=PATH user=U database=D" or "host=H port=P
+ * user=U database=D"; what it holds: "table `d`.`t`..." or "database `d`". A
+ * dump of tables is loaded into a database of its own, then put in place
+ * by one RENAME TABLE (atomic in MariaDB and MySQL), what was there moved
+ * into agentguard_displaced_SUFFIX by the same statement.
+ */
+struct myconn {
+	char where[600], port[32], user[128], db[128];
+	int sock;
+};
+
+static int myconn_parse(const char *s, struct myconn *c)
+{
+	memset(c, 0, sizeof *c);
+	const char *u = strstr(s, " user="), *d = u ? strstr(u, " database=") : NULL;
+	if (!u || !d || strstr(d + 1, " user=") || strstr(d + 1, " database="))
+		return -1;
+	const char *wend = u;
+	if (!strncmp(s, "socket=", 7)) {
+		c->sock = 1;
+		s += 7;
+	} else if (!strncmp(s, "host=", 5)) {
+		const char *p = strstr(s, " port=");
+		if (!p || p > u || (size_t)(u - p - 6) >= sizeof c->port)
+			return -1;
+		memcpy(c->port, p + 6, (size_t)(u - p - 6));
+		wend = p;
+		s += 5;
+	} else {
+		return -1;
+	}
+	if ((size_t)(wend - s) >= sizeof c->where || (size_t)(d - u - 6) >= sizeof c->user ||
+	    strlen(d + 10) >= sizeof c->db || !d[10])
+		return -1;
+	memcpy(c->where, s, (size_t)(wend - s));
+	memcpy(c->user, u + 6, (size_t)(d - u - 6));
+	strcpy(c->db, d + 10);
+	return 0;
+}
+
+/* `a`.`b` or `a`: raw parts */
+static const char *bq(const char *s, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	if (*s++ != '`')
+		return NULL;
+	for (; *s; s++) {
+		if (*s == '`' && s[1] == '`')
+			s++;
+		else if (*s == '`')
+			break;
+		if (n + 1 >= cap)
+			return NULL;
+		out[n++] = *s;
+	}
+	if (*s != '`' || !n)
+		return NULL;
+	out[n] = 0;
+	return s + 1;
+}
+
+static int mywhat_parse(const char *s, struct what *w)
+{
+	memset(w, 0, sizeof *w);
+	if (!strncmp(s, "table ", 6))
+		w->kind = W_TABLE, s += 6;
+	else if (!strncmp(s, "database ", 9))
+		w->kind = W_DATABASE, s += 9;
+	else
+		return -1;
+	while (*s) {
+		if (w->n == MAXNAMES)
+			return -1;
+		struct name *nm = &w->v[w->n++];
+		if (w->kind == W_TABLE) {
+			if (!(s = bq(s, nm->part[0], sizeof nm->part[0])) || *s++ != '.')
+				return -1;
+		}
+		if (!(s = bq(s, nm->part[1], sizeof nm->part[1])))
+			return -1;
+		if (*s && *s != ' ')
+			return -1;
+		while (*s == ' ')
+			s++;
+	}
+	/* One database: the hook dumps one at a time. */
+	for (int i = 1; w->kind == W_TABLE && i < w->n; i++)
+		if (strcmp(w->v[i].part[0], w->v[0].part[0]))
+			return -1;
+	return w->n ? 0 : -1;
+}
+
+static void bqi(char *out, size_t cap, const char *raw)
+{
+	size_t n = 0;
+
+	out[n++] = '`';
+	for (; *raw && n + 3 < cap; raw++) {
+		if (*raw == '`')
+			out[n++] = '`';
+		out[n++] = *raw;
+	}
+	out[n++] = '`';
+	out[n] = 0;
+}
+
+static void mylit(char *out, size_t cap, const char *raw)
+{
+	size_t n = 0;
+
+	out[n++] = '\'';
+	for (; *raw && n + 3 < cap; raw++) {
+		if (*raw == '\'' || *raw == '\\')
+			out[n++] = '\\';
+		out[n++] = *raw;
+	}
+	out[n++] = '\'';
+	out[n] = 0;
+}
+
+/* The client's connection arguments into argv from ac. */
+static int myargs(const struct myconn *c, char *buf, size_t cap, char **argv, int ac)
+{
+	size_t n = 0;
+	char *a = buf;
+
+	n += (size_t)snprintf(buf + n, cap - n, "--%s=%s", c->sock ? "socket" : "host", c->where) + 1;
+	argv[ac++] = a;
+	if (!c->sock) {
+		a = buf + n;
+		n += (size_t)snprintf(buf + n, cap - n, "--port=%s", c->port) + 1;
+		argv[ac++] = a;
+	}
+	if (c->user[0]) {
+		a = buf + n;
+		snprintf(buf + n, cap - n, "--user=%s", c->user);
+		argv[ac++] = a;
+	}
+	return ac;
+}
+
+/* The client: -e q (out: its output), or with stdin from `in`. */
+static int my_client(const struct myconn *c, const char *db, const char *q, const char *in,
+		     char *out, size_t cap)
+{
+	char buf[1400];
+	char *argv[16];
+	int ac = 0;
+
+	argv[ac++] = "mariadb";
+	argv[ac++] = "--batch";
+	argv[ac++] = "--skip-column-names";
+	ac = myargs(c, buf, sizeof buf, argv, ac);
+	if (db) {
+		argv[ac++] = "-D";
+		argv[ac++] = (char *)db;
+	}
+	if (q) {
+		argv[ac++] = "-e";
+		argv[ac++] = (char *)q;
+	}
+	argv[ac] = NULL;
+	if (!in)
+		return run(argv, out, cap);
+	/* stdin from the dump */
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, in, O_RDONLY, 0);
+	int e = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (e)
+		return -1;
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The dump is mariadb-dump's: no client commands (system, source, \!). */
+static int mydump_plain(const char *file, char *why, size_t whylen)
+{
+	FILE *f = fopen(file, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = 0;
+
+	if (!f) {
+		snprintf(why, whylen, "cannot read the pre-image: %s", strerror(errno));
+		return -1;
+	}
+	while (getline(&line, &cap, f) > 0) {
+		const char *p = line;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\\' || !strncasecmp(p, "system", 6) || !strncasecmp(p, "source", 6) ||
+		    !strncasecmp(p, "pager", 5) || !strncasecmp(p, "tee", 3)) {
+			snprintf(why, whylen, "the pre-image holds a client command mariadb-dump does not "
+				 "write: refusing to run it");
+			rc = -1;
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+int my_restore_item(struct undo *u, const struct pg_item *it, const char *to_table, int dry_run)
+{
+	struct myconn c;
+	struct what w;
+	char why[300], sha[AG_HASH_HEX];
+
+	if (!it->conninfo || myconn_parse(it->conninfo, &c) < 0) {
+		say("failed", it, "its record names no connection agentguard can read");
+		return -1;
+	}
+	if (!it->what || mywhat_parse(it->what, &w) < 0) {
+		say("failed", it, "its record does not say what it holds in a form agentguard reads");
+		return -1;
+	}
+	if (!it->file || !it->sha256 || ag_sha256_file_hex(it->file, sha) < 0 ||
+	    strcmp(sha, it->sha256) != 0) {
+		say("failed", it, "its dump is missing from the store or was changed since");
+		return -1;
+	}
+	if (mydump_plain(it->file, why, sizeof why) < 0) {
+		say("failed", it, "%s", why);
+		return -1;
+	}
+	if (to_table && (w.kind != W_TABLE || w.n != 1 || !*to_table || strlen(to_table) > 64)) {
+		say("failed", it, "--to-table restores a pre-image of one table, as a name of 1 to 64 bytes");
+		return -1;
+	}
+	if (dry_run) {
+		say("would restore", it, "%s", to_table ? "beside the original" : "moving what is there aside");
+		return 0;
+	}
+	const char *db = w.kind == W_TABLE ? w.v[0].part[0] : w.v[0].part[1];
+	char dbq[300], dbl[600], q[16384], now[8192];
+	bqi(dbq, sizeof dbq, db);
+	mylit(dbl, sizeof dbl, db);
+
+	/* What is there now. */
+	size_t n = (size_t)snprintf(q, sizeof q, "SELECT TABLE_NAME FROM information_schema.TABLES "
+				    "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'", dbl);
+	if (w.kind == W_TABLE) {
+		n += (size_t)snprintf(q + n, sizeof q - n, " AND TABLE_NAME IN (");
+		for (int i = 0; i < w.n && n < sizeof q - 700; i++) {
+			char l[300];
+			mylit(l, sizeof l, w.v[i].part[1]);
+			n += (size_t)snprintf(q + n, sizeof q - n, "%s%s", i ? ", " : "", l);
+		}
+		snprintf(q + n, sizeof q - n, ")");
+	}
+	if (my_client(&c, NULL, q, NULL, now, sizeof now) != 0) {
+		say("failed", it, "cannot ask the server what is there now");
+		return -1;
+	}
+	char names[MAXNAMES][130];
+	int nn = 0;
+	for (char *save = NULL, *l = strtok_r(now, "\n", &save); l && nn < MAXNAMES; l = strtok_r(NULL, "\n", &save))
+		snprintf(names[nn++], sizeof names[0], "%s", l);
+
+	/* Kept in the restore's own session first. */
+	char kept[AG_SNAP_ID_MAX] = "", suffix[24];
+	if (nn && !to_table) {
+		struct ag_snapshot s;
+		if (undo_prepare(u, &s) < 0) {
+			say("failed", it, "cannot keep what is there now: %s", strerror(errno));
+			return -1;
+		}
+		char buf[1400], *argv[MAXNAMES + 16];
+		int ac = 0;
+		argv[ac++] = "mariadb-dump";
+		argv[ac++] = "--single-transaction";
+		argv[ac++] = "--skip-extended-insert";
+		argv[ac++] = "--skip-triggers";
+		argv[ac++] = "--skip-dump-date";
+		ac = myargs(&c, buf, sizeof buf, argv, ac);
+		char rfile[AG_PATH_MAX + 16];
+		snprintf(rfile, sizeof rfile, "--result-file=%s", s.abs);
+		argv[ac++] = rfile;
+		argv[ac++] = (char *)db;
+		for (int i = 0; w.kind == W_TABLE && i < nn; i++)
+			argv[ac++] = names[i];
+		argv[ac] = NULL;
+		struct stat st;
+		if (run(argv, NULL, 0) != 0 || stat(s.abs, &st) < 0) {
+			unlink(s.abs);
+			say("failed", it, "cannot dump what is there now (mariadb-dump failed), so it is not "
+			    "replaced");
+			return -1;
+		}
+		s.kind = "mysql";
+		s.path = it->conninfo;
+		size_t k = (size_t)snprintf(s.link_target, sizeof s.link_target, "%s",
+					    w.kind == W_TABLE ? "table" : "database");
+		for (int i = 0; i < (w.kind == W_TABLE ? nn : 1); i++) {
+			char a[300], b[300];
+			bqi(a, sizeof a, db);
+			bqi(b, sizeof b, names[i]);
+			k += (size_t)snprintf(s.link_target + k, sizeof s.link_target - k, w.kind == W_TABLE
+					      ? " %s.%s" : " %s", a, b);
+		}
+		s.st.st_mode = S_IFREG | 0600;
+		s.st.st_size = st.st_size;
+		s.st.st_mtim = st.st_mtim;
+		s.st.st_uid = getuid();
+		s.st.st_gid = getgid();
+		if (undo_record(u, it->conninfo, "restore replaced what was here; kept", &s) < 0) {
+			unlink(s.abs);
+			say("failed", it, "cannot record what it would displace, so nothing is replaced");
+			return -1;
+		}
+		snprintf(kept, sizeof kept, "%s", s.id);
+	}
+	snprintf(suffix, sizeof suffix, "%s", kept[0] ? kept : it->id);
+	suffix[8] = 0;
+	char stage[64], sq[100], aside[64], aq[100];
+	snprintf(stage, sizeof stage, "agentguard_restore_%s", suffix);
+	snprintf(aside, sizeof aside, "agentguard_displaced_%s", suffix);
+	bqi(sq, sizeof sq, stage);
+	bqi(aq, sizeof aq, aside);
+
+	if (w.kind == W_DATABASE) {
+		/* Its tables moved aside, then the dump makes it again. */
+		n = 0;
+		if (nn) {
+			n = (size_t)snprintf(q, sizeof q, "CREATE DATABASE %s; RENAME TABLE ", aq);
+			for (int i = 0; i < nn && n < sizeof q - 700; i++) {
+				char t[300];
+				bqi(t, sizeof t, names[i]);
+				n += (size_t)snprintf(q + n, sizeof q - n, "%s%s.%s TO %s.%s", i ? ", " : "",
+						      dbq, t, aq, t);
+			}
+			if (my_client(&c, NULL, q, NULL, now, sizeof now) != 0) {
+				say("failed", it, "cannot move what is there aside; nothing was changed");
+				return -1;
+			}
+		}
+		if (my_client(&c, NULL, NULL, it->file, NULL, 0) != 0) {
+			say("failed", it, "the client could not load it (its error is above)%s",
+			    nn ? "; the tables that were there are in the aside database" : "");
+			return -1;
+		}
+		say("restored", it, nn ? "what was there is kept (its tables in database %s; and as "
+		    "snapshot %s)" : "nothing was there%s%s", nn ? aside : "", nn ? kept : "");
+		return 0;
+	}
+	if (to_table) {
+		/* Loaded into a database of its own, then renamed beside the
+		 * original: a foreign key in it would still point there. */
+		FILE *f = fopen(it->file, "re");
+		char *line = NULL;
+		size_t lc = 0;
+		int fk = 0;
+		while (f && !fk && getline(&line, &lc, f) > 0)
+			fk = strstr(line, " FOREIGN KEY ") != NULL;
+		free(line);
+		if (f)
+			fclose(f);
+		if (fk) {
+			say("failed", it, "--to-table cannot restore a table with foreign keys beside the "
+			    "original (they would point elsewhere): restore it in place");
+			return -1;
+		}
+		snprintf(q, sizeof q, "CREATE DATABASE %s", sq);
+		if (my_client(&c, NULL, q, NULL, now, sizeof now) != 0 ||
+		    my_client(&c, stage, NULL, it->file, NULL, 0) != 0) {
+			snprintf(q, sizeof q, "DROP DATABASE IF EXISTS %s", sq);
+			my_client(&c, NULL, q, NULL, now, sizeof now);
+			say("failed", it, "the client could not load it (its error is above); nothing was "
+			    "changed");
+			return -1;
+		}
+		char t[300], to[300];
+		bqi(t, sizeof t, w.v[0].part[1]);
+		bqi(to, sizeof to, to_table);
+		snprintf(q, sizeof q, "RENAME TABLE %s.%s TO %s.%s; DROP DATABASE %s", sq, t, dbq, to, sq);
+		if (my_client(&c, NULL, q, NULL, now, sizeof now) != 0) {
+			snprintf(q, sizeof q, "DROP DATABASE IF EXISTS %s", sq);
+			my_client(&c, NULL, q, NULL, now, sizeof now);
+			say("failed", it, "cannot put it in place (the error is above); nothing was changed");
+			return -1;
+		}
+		say("restored", it, "beside the original, as %s.%s", db, to_table);
+		return 0;
+	}
+	/* What is there moved aside by one RENAME TABLE (atomic), then the
+	 * dump loaded where it was, so that its foreign keys name the tables
+	 * beside it. MariaDB's DDL commits by itself: this is not one
+	 * transaction, and a load that fails puts what was there back. */
+	char back[16384];
+	size_t bn = 0;
+	if (nn) {
+		n = (size_t)snprintf(q, sizeof q, "CREATE DATABASE IF NOT EXISTS %s; RENAME TABLE ", aq);
+		bn = (size_t)snprintf(back, sizeof back, "DROP TABLE IF EXISTS ");
+		for (int i = 0; i < nn && n < sizeof q - 700 && bn < sizeof back - 700; i++) {
+			char t[300];
+			bqi(t, sizeof t, names[i]);
+			n += (size_t)snprintf(q + n, sizeof q - n, "%s%s.%s TO %s.%s", i ? ", " : "", dbq, t, aq, t);
+			bn += (size_t)snprintf(back + bn, sizeof back - bn, "%s%s.%s", i ? ", " : "", dbq, t);
+		}
+		bn += (size_t)snprintf(back + bn, sizeof back - bn, "; RENAME TABLE ");
+		for (int i = 0; i < nn && bn < sizeof back - 700; i++) {
+			char t[300];
+			bqi(t, sizeof t, names[i]);
+			bn += (size_t)snprintf(back + bn, sizeof back - bn, "%s%s.%s TO %s.%s", i ? ", " : "",
+					       aq, t, dbq, t);
+		}
+		if (my_client(&c, NULL, q, NULL, now, sizeof now) != 0) {
+			say("failed", it, "cannot move what is there aside (the error is above); nothing "
+			    "was changed");
+			return -1;
+		}
+	}
+	if (my_client(&c, db, NULL, it->file, NULL, 0) != 0) {
+		if (nn)
+			my_client(&c, NULL, back, NULL, now, sizeof now);
+		say("failed", it, "the client could not load it (its error is above); what was there "
+		    "was put back");
+		return -1;
+	}
+	if (kept[0])
+		say("restored", it, "what was there is kept (in database %s; and as snapshot %s)", aside, kept);
+	else
+		say("restored", it, "nothing was there");
+	return 0;
+}
+
+int my_show(FILE *out, const char *file, long lines)
+{
+	FILE *f = fopen(file, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	long rows = 0;
+	char table[300] = "";
+
+	if (!f)
+		return -1;
+	while (getline(&line, &cap, f) > 0) {
+		if (!strncmp(line, "-- agentguard", 13)) {
+			fputs(line + 3, out);
+			continue;
+		}
+		if (!strncmp(line, "LOCK TABLES `", 13)) {
+			char *e = strstr(line, "` WRITE;");
+			snprintf(table, sizeof table, "%.*s", e ? (int)(e - line - 13) : 0, line + 13);
+			rows = 0;
+			fputs("table ", out);
+			cli_put(out, table);
+			fputs(":\n", out);
+			continue;
+		}
+		if (!strncmp(line, "UNLOCK TABLES;", 14) && table[0]) {
+			fprintf(out, "  %ld row%s\n", rows, rows == 1 ? "" : "s");
+			table[0] = 0;
+			continue;
+		}
+		if (table[0] && !strncmp(line, "INSERT INTO ", 12)) {
+			if (rows++ < lines) {
+				char *v = strstr(line, " VALUES ");
+				size_t l = strlen(line);
+				if (l && line[l - 1] == '\n')
+					line[l - 1] = 0;
+				fputs("  | ", out);
+				cli_put(out, v ? v + 8 : line);
+				fputc('\n', out);
+			}
+		}
+	}
+	free(line);
+	fclose(f);
+	return 0;
+}

@@ -30,4 +30,9 @@ int pg_restore_item(struct undo *u, const struct pg_item *it, const char *to_tab
  * rows (pg_dump's COPY text). 0, or -1 when it cannot be read. */
 int pg_show(FILE *out, const char *file, long lines);
 
+/* The same for MariaDB/MySQL pre-images (kind 'mysql'): put in place by one
+ * atomic RENAME TABLE from a database the dump was loaded into first. */
+int my_restore_item(struct undo *u, const struct pg_item *it, const char *to_table, int dry_run);
+int my_show(FILE *out, const char *file, long lines);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,9 +74,17 @@ static long run_dump(char *const argv[], char *const envp[], int out, const char
 	struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
 	char buf[16384];
 	while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-		if (poll(fds, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		/* A tool that says nothing for this long waits on something (a
+		 * lock another connection holds, a server that went away): the
+		 * statement must not wait on it forever. */
+		int ready = poll(fds, 2, AG_PREIMAGE_IDLE_MS);
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready <= 0) {
+			kill(pid, SIGKILL);
+			if (ready == 0)
+				snprintf(err, errcap, "%s did nothing for %d s: killed", argv[0],
+					 AG_PREIMAGE_IDLE_MS / 1000);
 			failed = 1;
 			break;
 		}
@@ -176,4 +185,29 @@ long ag_preimage_run(struct ag_snapshot *snap, char *const argv[], char *const e
 		return -3;
 	}
 	return bytes;
+}
+
+int ag_preimage_capture(char *const argv[], char *const envp[], char *out, size_t cap, char *err,
+			size_t errcap)
+{
+	sigset_t saved;
+	int rc = -1;
+
+	out[0] = err[0] = 0;
+	ag_own_enter(&saved);
+	int fd = memfd_create("agentguard-catalog", MFD_CLOEXEC);
+	if (fd >= 0 && run_dump(argv, envp, fd, "", err, errcap) >= 0) {
+		ssize_t n = pread(fd, out, cap - 1, 0);
+		if (n >= 0) {
+			out[n] = 0;
+			rc = 0;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	ag_own_leave(&saved);
+	for (char *q = err; *q; q++)
+		if (*q == '\n')
+			*q = ' ';
+	return rc;
 }

@@ -20,8 +20,15 @@ int ag_preimage_store(struct ag_snapshot *snap, const char *kind);
  * into snap's store entry after `head`, as the guard's own work; the
  * start of its stderr in err. The bytes kept; -1 with errno when the
  * entry cannot be made; -3 when the tool failed (err says why): nothing
- * is left in the store either way. */
+ * is left in the store either way. A tool silent for AG_PREIMAGE_IDLE_MS
+ * is killed (and has failed). */
+#define AG_PREIMAGE_IDLE_MS 15000
 long ag_preimage_run(struct ag_snapshot *snap, char *const argv[], char *const envp[],
 		     const char *head, char *err, size_t errcap);
+
+/* Run argv the same way, its output (up to cap - 1 bytes) into out: a
+ * catalog query. 0, or -1 (err says why). */
+int ag_preimage_capture(char *const argv[], char *const envp[], char *out, size_t cap, char *err,
+			size_t errcap);
 
 #endif

@@ -208,3 +208,82 @@ test_pg_unreadable_targets_denied() {
 	assert_contains "$out" "cannot tell from the text which tables it destroys"
 	assert_eq "$(pg_sql -c "select count(*) from pg_proc where proname = 'wipe'")" 0
 }
+
+# ---- MariaDB ------------------------------------------------------------
+
+gmariadb() { agent_sh mariadb --socket="$MY_SOCK" -u root test "$@"; }
+my_image() { mariadb-dump --no-defaults --socket="$MY_SOCK" -u root --skip-dump-date --skip-comments "${1:-test}"; }
+
+my_fixture() {
+	my_sql -e "DROP TABLE IF EXISTS orders, users, notes;
+		CREATE TABLE users(id int AUTO_INCREMENT PRIMARY KEY, name varchar(20) NOT NULL UNIQUE, born date) ENGINE=InnoDB;
+		CREATE TABLE orders(id int PRIMARY KEY, user_id int, total decimal(8,2), KEY (user_id),
+			FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE) ENGINE=InnoDB;
+		INSERT INTO users(name, born) VALUES ('ada', '1815-12-10'), ('bob', NULL), ('c''y', '2000-01-01');
+		INSERT INTO orders VALUES (1, 1, 9.99), (2, 1, 0.01), (3, 3, 100);
+		CREATE TABLE notes(id int, body text);
+		INSERT INTO notes SELECT seq, repeat('x', seq % 50) FROM seq_1_to_500"
+}
+
+# As pg_undone, through Debian's mariadb client (its own copy of the client
+# library: judged on send()).
+my_undone() {
+	local sql=$1 before after id out
+	my_fixture
+	before=$(my_image)
+	out=$(gmariadb -e "$sql" 2>&1) || fail "guarded mariadb -e '$sql' failed: $out" || return 1
+	after=$(my_image)
+	[ "$before" != "$after" ] || fail "'$sql' changed nothing" || return 1
+	id=$(last_snap)
+	[ -n "$id" ] || fail "'$sql': no pre-image recorded" || return 1
+	assert_eq "$(db "select kind from snapshots where id='$id'")" mysql || return 1
+	out=$("$AG" restore "$id" 2>&1) || fail "restore $id after '$sql': $out" || return 1
+	assert_contains "$out" "1 restored, 0 skipped, 0 failed" || return 1
+	[ "$(my_image)" == "$before" ] ||
+		{ diff <(echo "$before") <(my_image) | head -40; fail "'$sql': restore did not bring the database back"; }
+}
+
+test_my_preimages_restore_exactly() {
+	my_start
+	my_undone "DROP TABLE orders"
+	my_undone "TRUNCATE TABLE notes"
+	my_undone "DELETE FROM users"
+	my_undone "UPDATE notes SET body = 'gone'"
+	my_undone "ALTER TABLE users DROP COLUMN born"
+	ingest
+	assert_eq "$(db "select count(*) from events where op='sql' and decision='snapshot' and rule='server-destructive-sql' and snapshot is not null")" 5
+	# DELETE FROM users cascaded into orders: both were in its pre-image.
+	assert_eq "$(db "select link_target from snapshots where kind='mysql' and id=(select snapshot from events where sql='DELETE FROM users')")" \
+		'table `test`.`orders` `test`.`users`'
+	# What each restore displaced is aside, in a database of its own.
+	[ "$(my_sql -e "select count(*) from information_schema.SCHEMATA where SCHEMA_NAME like 'agentguard_displaced_%'")" -ge 4 ] ||
+		fail "nothing kept aside"
+	id=$(db "select snapshot from events where sql like 'UPDATE notes SET body%'")
+	out=$("$AG" show "$id")
+	assert_contains "$out" "table notes:"
+	assert_contains "$out" "500 rows"
+}
+
+test_my_drop_database_restored() {
+	my_start
+	my_sql -e "CREATE DATABASE shop; CREATE TABLE shop.items(id int PRIMARY KEY, name text);
+		INSERT INTO shop.items SELECT seq, concat('item ', seq) FROM seq_1_to_50"
+	before=$(my_image shop)
+	out=$(gmariadb -e "DROP DATABASE shop" 2>&1) || fail "DROP DATABASE: $out"
+	assert_eq "$(my_sql -e "select count(*) from information_schema.SCHEMATA where SCHEMA_NAME='shop'")" 0
+	id=$(last_snap)
+	out=$("$AG" restore "$id" 2>&1) || fail "restore: $out"
+	assert_eq "$(my_image shop)" "$before"
+}
+
+test_my_preimage_over_budget_denied() {
+	my_start
+	my_fixture
+	sed 's/max_bytes: 4GiB/max_bytes: 4KiB/' "$AG_ROOT/rules/default.yaml" > "$T/small.yaml"
+	rc=0; out=$(AGENTGUARD_RULES=$T/small.yaml gmariadb -e "DELETE FROM notes" 2>&1) || rc=$?
+	[ $rc -ne 0 ] || fail "DELETE over the budget ran: $out"
+	assert_contains "$out" "agentguard denied this"
+	assert_eq "$(my_sql -e "select count(*) from notes")" 500
+	ingest
+	assert_contains "$(db "select reason from events where op='sql' and sql='DELETE FROM notes'")" "snapshots.max_bytes"
+}
