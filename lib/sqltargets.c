@@ -13,6 +13,8 @@
  * Text inside strings, dollar quotes and comments is never a target: a
  * DO block's dynamic SQL cannot be read here (the classifier decides what
  * such text is; finding no target for a destructive class is refusal).
+ * A CREATE of a routine, trigger, event or rule is `unknown`: its body
+ * destroys when it runs, not now.
  */
 #include <ctype.h>
 #include <string.h>
@@ -296,6 +298,21 @@ void ag_sql_targets(const char *sql, long len, int mysql, struct ag_sql_targets 
 		struct word cur = w;
 		if (is(&w, "cascade"))
 			T->cascade = 1;
+		/* A routine, trigger, event or rule destroys when it runs, later:
+		 * what its body names now is no pre-image of that. */
+		if (is(&w, "create")) {
+			struct lex save = L;
+			struct word x;
+			for (int i = 0; i < 8; i++) {
+				next(&L, &x);
+				if (x.type == W_END || (x.type == W_PUNCT && x.ch == ';'))
+					break;
+				if (is(&x, "procedure") || is(&x, "function") || is(&x, "trigger") ||
+				    is(&x, "event") || is(&x, "rule"))
+					T->unknown = 1;
+			}
+			L = save;
+		}
 		if (is(&w, "drop")) {
 			next(&L, &w);
 			if (is(&w, "table")) {

@@ -26,7 +26,7 @@ SERVER_RULE="(rule server-destructive-sql: destructive SQL on a database server 
 # The built-in rules with the server rule denying, as it did before server
 # pre-images (and as a stricter configuration may): how a refusal reaches
 # each client is what these tests check.
-pg_deny_rules() {
+server_deny_rules() {
 	sed -z 's/action: snapshot\n    reason: "destructive SQL on a database server: a pre-image was taken first"/action: deny\n    reason: "destructive SQL on a database server cannot be undone: ask the user to run it"/' \
 		"$AG_ROOT/rules/default.yaml" > "$T/deny.yaml"
 	grep -q 'server cannot be undone' "$T/deny.yaml" || fail "no server rule to turn into a deny"
@@ -61,7 +61,7 @@ pg_denied() {
 
 test_pg_destructive_statements_denied_data_intact() {
 	pg_start
-	pg_deny_rules
+	server_deny_rules
 	pg_denied "DROP TABLE users"
 	pg_denied "DELETE FROM users"
 	pg_denied "TRUNCATE users"
@@ -229,7 +229,7 @@ C
 
 test_pg_every_libpq_entry_point() {
 	pg_start
-	pg_deny_rules
+	server_deny_rules
 	for mode in exec params prepare send sendparams sendprepare; do
 		pg_users
 		rc=0; out=$(pqclient "$mode" "DELETE FROM users" 2>&1) || rc=$?
@@ -285,6 +285,7 @@ my_denied() {
 
 test_mariadb_destructive_and_safety_off_denied() {
 	my_start
+	server_deny_rules
 	my_denied "DROP TABLE users" server-destructive-sql
 	my_denied "DELETE FROM users" server-destructive-sql
 	my_denied "TRUNCATE TABLE users" server-destructive-sql
@@ -390,6 +391,7 @@ C
 
 test_mariadb_every_client_library_entry_point() {
 	my_start
+	server_deny_rules
 	for mode in query real send; do
 		my_users
 		rc=0; out=$(myclient "$mode" "DELETE FROM users" 2>&1) || rc=$?
@@ -411,6 +413,7 @@ test_mariadb_every_client_library_entry_point() {
 # client frames them, a destructive one must not get through unjudged.
 test_mariadb_client_framing_cannot_slip_past() {
 	my_start
+	server_deny_rules
 	local ran=()
 	# slips WHAT CMD...: CMD must fail and leave users intact; every way
 	# through is reported, not only the first.
@@ -644,7 +647,7 @@ YAML
 # table the same text made is its own to drop.
 test_pg_side_doors_denied_temp_tables_not() {
 	pg_start
-	pg_deny_rules
+	server_deny_rules
 	pg_denied "CREATE FUNCTION wipe() RETURNS void LANGUAGE sql AS \$\$ DELETE FROM users \$\$"
 	pg_denied "CREATE PROCEDURE zap() LANGUAGE plpgsql AS \$\$BEGIN DROP TABLE users; END\$\$"
 	pg_denied "ALTER TABLE users ALTER COLUMN name TYPE varchar(1) USING left(name, 1)"

@@ -83,6 +83,12 @@ Test(sqltargets, unknown_and_cascade)
 	cr_expect(u, "no name after DROP TABLE");
 	shown("DROP TABLE t CASCADE", 0, &u, &c);
 	cr_expect(!u && c);
+	shown("CREATE PROCEDURE zap() BEGIN DROP TABLE users; END", 1, &u, NULL);
+	cr_expect(u, "a routine's body destroys later");
+	shown("CREATE OR REPLACE RULE r AS ON INSERT TO t DO INSTEAD DELETE FROM u", 0, &u, NULL);
+	cr_expect(u, "a rule's action destroys later");
+	shown("CREATE TABLE t (a int); DROP TABLE u", 0, &u, NULL);
+	cr_expect(!u, "a table is not a routine");
 	char many[1024] = "TRUNCATE ";
 	for (int i = 0; i < 20; i++)
 		snprintf(many + strlen(many), sizeof many - strlen(many), "%st%d", i ? "," : "", i);
