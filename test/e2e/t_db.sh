@@ -407,6 +407,16 @@ test_mariadb_every_client_library_entry_point() {
 	assert_eq "$(db "select count(*) from events where op='sql' and sql='DELETE FROM users' and decision='deny'")" 3
 	assert_eq "$(db "select count(*) from events where op='sql' and sql='DELETE FROM users WHERE id = 2' and decision='allow'")" 3
 	server_db "$(db "select distinct database from events where op='sql' and sql='DELETE FROM users'")"
+	# Under the built-in rules each entry point takes a pre-image first,
+	# through the parameters mysql_real_connect had (its socket, its user).
+	unset AGENTGUARD_RULES
+	for mode in query real send; do
+		my_users
+		out=$(myclient "$mode" "DELETE FROM users" 2>&1) || fail "$mode DELETE FROM users: $out"
+		assert_eq "$(my_users_now)" "" "(users after $mode)"
+	done
+	ingest
+	assert_eq "$(db "select count(*) from events e join snapshots s on s.id = e.snapshot where e.op='sql' and e.sql='DELETE FROM users' and e.decision='snapshot' and s.kind='mysql' and s.link_target='table \`test\`.\`users\`' and s.path like 'socket=%'")" 3
 }
 
 # The mariadb program's statements are judged on the wire: however the
