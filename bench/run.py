@@ -171,7 +171,8 @@ def pg_server():
 
 def pg_sql(sock, sql):
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", sock, "-d", "bench",
-                    "-c", sql], check=True, stdout=subprocess.DEVNULL)
+                    "-c", sql], check=True, stdout=subprocess.DEVNULL,
+                   env=dict(os.environ, PGOPTIONS="-c client_min_messages=warning"))
 
 
 def pg_workloads(ws):

@@ -465,6 +465,14 @@ static int cmd_diff(int argc, char **argv)
 		cli_db_close(&d);
 		return CLI_FAIL;
 	}
+	if (strcmp(s.kind, "pgsql") == 0 || strcmp(s.kind, "mysql") == 0) {
+		/* Its "path" is a connection, not a file to compare with. */
+		printf("snapshot %s is a server pre-image: 'agentguard show %s' says what it holds; "
+		       "the server is not compared\n", s.id, s.id);
+		snap_free(&s);
+		cli_db_close(&d);
+		return CLI_FAIL;
+	}
 	int absent_then = strcmp(s.kind, "absent") == 0;
 	int file = strcmp(s.kind, "file") == 0 || strcmp(s.kind, "sqlite") == 0;
 	/* What is there now, not following a symlink at the path itself. */

@@ -142,16 +142,39 @@ struct pre {
 };
 
 /* The libpq calls the pre-image makes on the client's connection are the
- * guard's: they pass every hook. */
-static PGresult *own_query(PGconn *conn, const char *q, int n, const char *const *v)
+ * guard's: they pass every hook. Inside the client's transaction the read
+ * runs under a savepoint of its own: whatever makes it fail (a statement
+ * timeout the client set, a cancel) must not abort the client's
+ * transaction. */
+#define PGRES_COMMAND_OK 1
+static int own_command(PGconn *conn, const char *q)
+{
+	PGresult *r = P.exec_params(conn, q, 0, NULL, NULL, NULL, NULL, 0);
+	int ok = r && P.result_status(r) == PGRES_COMMAND_OK;
+
+	if (r)
+		P.clear(r);
+	return ok ? 0 : -1;
+}
+
+static PGresult *own_query(PGconn *conn, int in_tx, const char *q, int n, const char *const *v)
 {
 	int sv = ag_sql_enter();
-	PGresult *r = P.exec_params(conn, q, n, NULL, v, NULL, NULL, 0);
-	ag_sql_leave(sv);
-	if (r && P.result_status(r) != PGRES_TUPLES_OK) {
-		P.clear(r);
-		r = NULL;
+	PGresult *r = NULL;
+
+	if (!in_tx || own_command(conn, "SAVEPOINT agentguard_preimage") == 0) {
+		r = P.exec_params(conn, q, n, NULL, v, NULL, NULL, 0);
+		if (r && P.result_status(r) != PGRES_TUPLES_OK) {
+			P.clear(r);
+			r = NULL;
+		}
+		if (in_tx && ((!r && own_command(conn, "ROLLBACK TO SAVEPOINT agentguard_preimage") < 0) ||
+			      own_command(conn, "RELEASE SAVEPOINT agentguard_preimage") < 0) && r) {
+			P.clear(r);
+			r = NULL;
+		}
 	}
+	ag_sql_leave(sv);
 	return r;
 }
 
@@ -333,7 +356,7 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 		    (ntab && arr_add(a2, sizeof b->a2, T.t[i].name) < 0))
 			return pre_fail(c, "too many names to resolve for a pre-image");
 	const char *vals[2] = {ndb ? T.t[0].name : a1, a2};
-	PGresult *r = own_query(conn, ndb ? database_q : nsch ? schemas_q : tables_q,
+	PGresult *r = own_query(conn, tx == TX_INTRANS, ndb ? database_q : nsch ? schemas_q : tables_q,
 				ntab ? 2 : 1, vals);
 	if (!r)
 		return pre_fail(c, "agentguard could not look up what it destroys on the server, so "

@@ -189,8 +189,11 @@ test_pg_preimage_impossible_means_denied() {
 test_pg_preimage_inside_a_transaction() {
 	pg_start
 	pg_fixture
-	printf "BEGIN;\nINSERT INTO notes VALUES (1000, 'uncommitted');\nDELETE FROM notes;\nCOMMIT;\n" |
+	printf "BEGIN;\nINSERT INTO notes VALUES (1000, 'uncommitted');\nINSERT INTO users(name) VALUES ('dee');\nDELETE FROM notes;\nCOMMIT;\n" |
 		agent_sh psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -d test || fail "transaction"
+	# The pre-image's read inside the transaction left it whole: it committed.
+	assert_eq "$(pg_sql -c "select count(*) from users where name = 'dee'")" 1
+	assert_eq "$(pg_sql -c "select count(*) from notes")" 0
 	id=$(last_snap)
 	assert_contains "$(db "select link_target from snapshots where id='$id'")" "committed state"
 	out=$("$AG" show "$id")
