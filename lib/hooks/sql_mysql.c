@@ -283,6 +283,10 @@ static int my_preimage_in(struct ag_call *c, struct my_pre *p, struct my_buf *b)
 	}
 	if (ndb && T.n > 1)
 		return pre_fail(c, "it destroys a database and more: run the statements one at a time");
+	for (const char *q = db; *q; q++)
+		if ((unsigned char)*q < 0x20 || *q == '\\' || *q == 0x7f)
+			return pre_fail(c, "its database's name holds control characters or a backslash, "
+					"which a pre-image cannot carry safely: denied");
 	my_env(p, b);
 
 	/* What exists, and what reaches it by foreign keys, until nothing new. */
@@ -314,6 +318,11 @@ static int my_preimage_in(struct ag_call *c, struct my_pre *p, struct my_buf *b)
 		     line = strtok_r(NULL, "\n", &save)) {
 			if (m == MAXT || strlen(line) >= sizeof got[0])
 				return pre_fail(c, "its pre-image names too many tables");
+			/* The client prints a backslash, tab or line break in a name
+			 * escaped; such a name cannot be carried safely. */
+			if (strchr(line, '\\') || strchr(line, '\t'))
+				return pre_fail(c, "a name it destroys holds control characters or a "
+						"backslash, which a pre-image cannot carry safely: denied");
 			snprintf(got[m++], sizeof got[0], "%s", line);
 		}
 		int same = m == have;
@@ -406,7 +415,9 @@ static int my_preimage_in(struct ag_call *c, struct my_pre *p, struct my_buf *b)
 	argv[ac] = NULL;
 	size_t sn = 0;
 	for (size_t i = 0; i < p->text_len && sn < sizeof b->stmt - 1; i++)
-		b->stmt[sn++] = p->text[i] == '\n' || p->text[i] == '\r' ? ' ' : p->text[i];
+		/* On the dump's first line, a comment: no line break, and no
+		 * backslash a client could take for one of its commands. */
+		b->stmt[sn++] = p->text[i] == '\n' || p->text[i] == '\r' ? ' ' : p->text[i] == '\\' ? '/' : p->text[i];
 	b->stmt[sn] = 0;
 	snprintf(b->head, sizeof b->head, "-- agentguard pre-image %s: %s, before: %s\n", snap->id,
 		 b->what, b->stmt);

@@ -15,17 +15,11 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <glob.h>
-#include <poll.h>
 #include <pthread.h>
-#include <spawn.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "guard.h"
@@ -372,6 +366,14 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 	long long est = 0;
 	for (int i = 0; i < rows; i++) {
 		const char *name = P.getvalue(r, i, 0);
+		/* Names go on a comment line of the dump and into the record:
+		 * one with a line break or a backslash could end either. */
+		for (const char *q = name; *q; q++)
+			if ((unsigned char)*q < 0x20 || *q == '\\' || *q == 0x7f) {
+				P.clear(r);
+				return pre_fail(c, "a name it destroys holds control characters or a "
+						"backslash, which a pre-image cannot carry safely: denied");
+			}
 		if (wn + strlen(name) + 2 >= sizeof b->what) {
 			P.clear(r);
 			return pre_fail(c, "its pre-image names too many tables");
@@ -456,7 +458,9 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 	/* The statement on one comment line. */
 	size_t sn = 0;
 	for (size_t i = 0; i < pr->len && sn < sizeof b->stmt - 1; i++)
-		b->stmt[sn++] = pr->sql[i] == '\n' || pr->sql[i] == '\r' ? ' ' : pr->sql[i];
+		/* On the dump's first line, a comment: no line break, and no
+		 * backslash a client could take for one of its commands. */
+		b->stmt[sn++] = pr->sql[i] == '\n' || pr->sql[i] == '\r' ? ' ' : pr->sql[i] == '\\' ? '/' : pr->sql[i];
 	b->stmt[sn] = 0;
 	char *head = b->head, *err = b->err;
 	snprintf(head, sizeof b->head,

@@ -210,6 +210,13 @@ test_pg_unreadable_targets_denied() {
 	[ $rc -ne 0 ] || fail "CREATE FUNCTION ran: $out"
 	assert_contains "$out" "cannot tell from the text which tables it destroys"
 	assert_eq "$(pg_sql -c "select count(*) from pg_proc where proname = 'wipe'")" 0
+	# A name with a line break would end the dump's comment line (and the
+	# record's list): no pre-image, denied.
+	pg_sql -c $'CREATE TABLE "two\nlines"(a int); INSERT INTO "two\nlines" VALUES (1)'
+	rc=0; out=$(gpsql -c $'DROP TABLE "two\nlines"' 2>&1) || rc=$?
+	[ $rc -ne 0 ] || fail "DROP of a name with a line break ran: $out"
+	assert_contains "$out" "control characters"
+	assert_eq "$(pg_sql -c $'select count(*) from "two\nlines"')" 1
 }
 
 # ---- MariaDB ------------------------------------------------------------
