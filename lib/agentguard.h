@@ -245,6 +245,25 @@ struct ag_sql_temps {
  * to know: it keeps the result only if so. */
 enum ag_sql_class ag_sql_classify_temps(const char *sql, long len, struct ag_sql_temps *temps);
 
+/* What a destructive statement names (sqltargets.c; pure): the tables of
+ * DROP TABLE, TRUNCATE, DELETE, UPDATE and ALTER TABLE, the schemas of
+ * DROP SCHEMA, the databases of DROP DATABASE (and MySQL's DROP SCHEMA),
+ * wherever in the text they stand. Unquoted names are folded to lower
+ * case unless `mysql`. `unknown`: something there could not be read (a
+ * name too long, too many names): the caller must not rely on the list.
+ * `cascade`: CASCADE appears. */
+#define AG_SQL_TARGETS 16
+enum { AG_TARGET_TABLE, AG_TARGET_SCHEMA, AG_TARGET_DATABASE };
+struct ag_sql_targets {
+	int n, unknown, cascade;
+	struct ag_sql_target {
+		int kind;
+		char schema[64];   /* "" when not qualified */
+		char name[64];
+	} t[AG_SQL_TARGETS];
+};
+void ag_sql_targets(const char *sql, long len, int mysql, struct ag_sql_targets *out);
+
 /* ---- paths (path.c) ------------------------------------------------------ */
 
 #define AG_PATH_MAX 4096

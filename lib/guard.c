@@ -865,6 +865,17 @@ static void snapshot_unbudget(const struct stat *st)
 		__atomic_sub_fetch(&k->snapshot_bytes, (uint64_t)st->st_size, __ATOMIC_RELAXED);
 }
 
+int ag_snapshot_charge(int64_t bytes)
+{
+	struct stat st = {.st_mode = S_IFREG, .st_size = bytes < 0 ? -bytes : bytes};
+
+	if (bytes < 0) {
+		snapshot_unbudget(&st);
+		return 0;
+	}
+	return snapshot_budget_st(&st);
+}
+
 static int snapshot_budget(const char *path)
 {
 	struct stat st;
@@ -1265,6 +1276,8 @@ static int take_snapshots(struct ag_call *c, char *why, size_t whylen)
 			return -1;
 		}
 		rc = o->path && snapshot_budget(o->path) < 0 ? -1 : c->snap_fn(c, c->snap_arg);
+		if (rc == -2)
+			return -1;   /* a server pre-image that could not be taken: c->why says why */
 		break;
 	default: {
 		/* A mode or owner change keeps a copy too: restore then puts the

@@ -171,6 +171,8 @@ struct ag_call {
 	 * the client's hook; NULL for servers, where snapshot means deny).
 	 * Fills c->w->snap; 0, 1 (nothing to keep), or -1 with errno. */
 	int (*snap_fn)(struct ag_call *c, void *arg);
+	/* (-2: it could not be taken, and c->why says why: a server
+	 * pre-image knows better than errno.) */
 	void *snap_arg;
 	int64_t t0;
 	struct ag_at at;           /* ag_set_path: where the real call acts */
@@ -277,6 +279,10 @@ void ag_own_leave(const sigset_t *saved);
 /* The one-line denial ("agentguard: denied sql ... (rule r: reason)"),
  * for clients that must carry it in their own error (servers raise it). */
 int ag_describe(const struct ag_call *c, char *line, size_t len);
+/* Charge a snapshot of `bytes` to the session's snapshots.max_bytes
+ * before it is taken (a negative amount gives back): 0, or -1 with EDQUOT
+ * (over budget) or EIO. For hooks that take their own (server pre-images). */
+int ag_snapshot_charge(int64_t bytes);
 /* Where snapshots go, for hooks that take their own (SQLite backups). */
 const char *ag_state_dir(void);
 const char *ag_session_id(void);

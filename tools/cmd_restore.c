@@ -21,6 +21,7 @@
 #include "audit.h"
 #include "cli.h"
 #include "snapshot.h"
+#include "pgsnap.h"
 #include "undo.h"
 
 static const char help[] =
@@ -64,6 +65,8 @@ static const char help[] =
 "  --keep-both      restore next to what exists, as NAME.restored-SNAPID\n"
 "  --allow-outside  restore paths outside the session's workspace and home\n"
 "  --preserve-owner as root: restore the recorded owner, and setuid/setgid bits\n"
+"  --to-table NAME  a server pre-image of one table: restore it beside the\n"
+"                   original, as NAME in the same schema\n"
 "  -q, --quiet      only failures, conflicts and the summary line\n"
 "  --state-dir DIR  where audit.db and snapshots/ live\n"
 "\n"
@@ -82,7 +85,7 @@ static const char help[] =
 "something else is there.\n";
 
 enum { OPT_SESSION = 1, OPT_PATH, OPT_DRY_RUN, OPT_TO, OPT_OVERWRITE, OPT_KEEP_BOTH,
-       OPT_ALLOW_OUTSIDE, OPT_PRESERVE_OWNER, OPT_BEFORE, OPT_QUIET = 'q' };
+       OPT_ALLOW_OUTSIDE, OPT_PRESERVE_OWNER, OPT_BEFORE, OPT_TO_TABLE, OPT_QUIET = 'q' };
 
 static const struct option options[] = {
 	{ "session", required_argument, NULL, OPT_SESSION },
@@ -96,10 +99,12 @@ static const struct option options[] = {
 	{ "allow-outside", no_argument, NULL, OPT_ALLOW_OUTSIDE },
 	{ "preserve-owner", no_argument, NULL, OPT_PRESERVE_OWNER },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "to-table", required_argument, NULL, OPT_TO_TABLE },
 	{ NULL, 0, NULL, 0 },
 };
 
-enum kind { K_FILE, K_SYMLINK, K_DIR, K_SQLITE, K_FIFO, K_DEVICE, K_SOCKET, K_OTHER, K_ABSENT };
+enum kind { K_FILE, K_SYMLINK, K_DIR, K_SQLITE, K_FIFO, K_DEVICE, K_SOCKET, K_OTHER, K_ABSENT,
+	    K_PGSQL, K_MYSQL };
 
 struct item {
 	char *id, *path, *link_target, *store, *sha256;
@@ -187,7 +192,8 @@ static char *dup_col(sqlite3_stmt *st, int i)
 static int item_from_row(sqlite3_stmt *st, struct item *it, const char **why)
 {
 	static const char *const kinds[] = { "file", "symlink", "dir", "sqlite", "fifo",
-					     "device", "socket", "other", "absent" };
+					     "device", "socket", "other", "absent", "pgsql",
+					     "mysql" };
 	const char *k = cli_col(st, 1);
 
 	memset(it, 0, sizeof *it);
@@ -426,7 +432,8 @@ static int load_session(struct restore *r, const char *session, const char *glob
 	st = cli_prepare(&r->d, "SELECT " SNAP_COLS " FROM snapshots WHERE session = ?1 "
 				"AND (?2 IS NULL OR path_glob(?2, path)) "
 				"AND (?3 IS NULL OR created_ns < ?3) "
-				"ORDER BY path, created_ns, rowid");
+				"ORDER BY path, CASE WHEN kind IN ('pgsql', 'mysql') THEN link_target END, "
+				"created_ns, rowid");
 	if (!st)
 		return -1;
 	sqlite3_bind_text(st, 1, r->session, -1, SQLITE_STATIC);
@@ -441,7 +448,13 @@ static int load_session(struct restore *r, const char *session, const char *glob
 			item_free(&it);
 			continue;
 		}
-		if (l->n && strcmp(l->v[l->n - 1].path, it.path) == 0) {
+		/* Server pre-images of one database: the earliest of each
+		 * set of tables. */
+		const struct item *last = l->n ? &l->v[l->n - 1] : NULL;
+		if (last && strcmp(last->path, it.path) == 0 &&
+		    ((it.kind != K_PGSQL && it.kind != K_MYSQL) ||
+		     (last->kind == it.kind && last->link_target &&
+		     it.link_target && strcmp(last->link_target, it.link_target) == 0))) {
 			r->superseded++;
 			item_free(&it);
 			continue;
@@ -1506,8 +1519,57 @@ static void begin_recording(struct restore *r, const struct items *l, int argc, 
 	sqlite3_finalize(st);
 }
 
+/* Server pre-images are put back by the server's own client, not into
+ * the tree (pgsnap.c): taken out of l here. Their undo is the restore's
+ * session, begun first. */
+static void restore_servers(struct restore *r, struct items *l, const char *to_table, int argc,
+			    char **argv, int *recording)
+{
+	size_t keep = 0, n = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		n += l->v[i].kind == K_PGSQL || l->v[i].kind == K_MYSQL;
+	if (!n) {
+		if (to_table)
+			fail(r, "--to-table", "goes with a server pre-image (kind pgsql or mysql)");
+		return;
+	}
+	if (to_table && n > 1) {
+		fail(r, "--to-table", "name one pre-image with it");
+		return;
+	}
+	if (!r->dry_run && !*recording) {
+		begin_recording(r, l, argc, argv);
+		*recording = 1;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		struct item *it = &l->v[i];
+		if (it->kind != K_PGSQL && it->kind != K_MYSQL) {
+			l->v[keep++] = *it;
+			continue;
+		}
+		char file[AG_PATH_MAX + AG_PATH_MAX];
+		struct pg_item p = {it->id, it->path, it->link_target,
+				    cli_store_path(&r->d, it->store, file, sizeof file) == 0 ? file : NULL,
+				    it->sha256};
+		if ((it->kind == K_PGSQL ? pg_restore_item : my_restore_item)(&r->u, &p, to_table,
+									      r->dry_run) == 0) {
+			r->restored++;
+			it->restored_ns = r->dry_run ? 0 : ag_now_ns();
+			struct items one = {it, 1};
+			mark_restored(r, &one);
+		} else {
+			r->failed++;
+		}
+		item_free(it);
+	}
+	l->n = keep;
+}
+
 static int cmd_restore(int argc, char **argv)
 {
+	const char *to_table = NULL;
+	int recording = 0;
 	struct restore r = { .root = -1 };
 	struct items l = { 0 };
 	const char *session = NULL, *glob_arg = NULL;
@@ -1532,6 +1594,7 @@ static int cmd_restore(int argc, char **argv)
 		case OPT_ALLOW_OUTSIDE: r.allow_outside = 1; break;
 		case OPT_PRESERVE_OWNER: r.preserve_owner = 1; break;
 		case OPT_QUIET: r.quiet = 1; break;
+		case OPT_TO_TABLE: to_table = optarg; break;
 		case OPT_BEFORE:
 			if (parse_before(optarg, &r.before_ns) < 0)
 				return cli_usage("--before wants a time (2026-05-01T12:00:00Z, UTC) or "
@@ -1563,12 +1626,14 @@ static int cmd_restore(int argc, char **argv)
 		rc = -1;
 	}
 	if (rc == 0)
+		restore_servers(&r, &l, to_table, argc, argv, &recording);
+	if (rc == 0)
 		distrust(&r, &l);
 	if (rc == 0 && l.n && open_root(&r) < 0)
 		rc = -1;
 	/* The restore is a session of its own: what it displaces is kept
 	 * there, and restoring that session undoes it. */
-	if (rc == 0 && l.n && !r.dry_run)
+	if (rc == 0 && l.n && !r.dry_run && !recording)
 		begin_recording(&r, &l, argc, argv);
 	if (rc == 0 && l.n)
 		run_passes(&r, &l);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "pgsnap.h"
 
 extern char **environ;
 
@@ -305,7 +306,8 @@ static int cmd_show(int argc, char **argv)
 	if (s.has_mode && strcmp(s.kind, "absent") != 0)
 		printf("  mode      %04llo, owner %lld:%lld\n", (unsigned long long)(s.mode & 07777),
 		       (long long)s.uid, (long long)s.gid);
-	if (strcmp(s.kind, "file") == 0 || strcmp(s.kind, "sqlite") == 0) {
+	int pg = strcmp(s.kind, "pgsql") == 0, my = strcmp(s.kind, "mysql") == 0;
+	if (strcmp(s.kind, "file") == 0 || strcmp(s.kind, "sqlite") == 0 || pg || my) {
 		cli_fmt_bytes((uint64_t)s.size, sz, sizeof sz);
 		cli_fmt_time(s.mtime_ns, 1, when, sizeof when);
 		printf("  size      %lld bytes", (long long)s.size);
@@ -324,7 +326,7 @@ static int cmd_show(int argc, char **argv)
 		}
 	}
 	if (s.link_target) {
-		fputs("  target    ", stdout);
+		fputs(pg || my ? "  holds     " : "  target    ", stdout);
 		cli_put(stdout, s.link_target);
 		putchar('\n');
 	}
@@ -348,6 +350,15 @@ static int cmd_show(int argc, char **argv)
 			}
 			tables_free(t, n);
 		}
+	} else if (s.src_ok && pg) {
+		/* A server pre-image: its tables' rows, as pg_dump wrote them. */
+		puts("a PostgreSQL pre-image (pg_dump):");
+		if (pg_show(stdout, s.src, lines) < 0)
+			puts("  (it cannot be read)");
+	} else if (s.src_ok && my) {
+		puts("a MariaDB/MySQL pre-image (mariadb-dump):");
+		if (my_show(stdout, s.src, lines) < 0)
+			puts("  (it cannot be read)");
 	} else if (s.src_ok && lines > 0) {
 		puts("content:");
 		preview(s.src, lines);
@@ -451,6 +462,14 @@ static int cmd_diff(int argc, char **argv)
 	if (cli_db_open(&d, &co, CLI_DB_READ) < 0)
 		return CLI_FAIL;
 	if (find_snap(&d, argv[optind], &s) < 0) {
+		cli_db_close(&d);
+		return CLI_FAIL;
+	}
+	if (strcmp(s.kind, "pgsql") == 0 || strcmp(s.kind, "mysql") == 0) {
+		/* Its "path" is a connection, not a file to compare with. */
+		printf("snapshot %s is a server pre-image: 'agentguard show %s' says what it holds; "
+		       "the server is not compared\n", s.id, s.id);
+		snap_free(&s);
 		cli_db_close(&d);
 		return CLI_FAIL;
 	}

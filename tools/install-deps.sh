@@ -3,6 +3,7 @@
 # is already there. Used by the README's first command and by CI.
 # The database servers are for the end-to-end tests, which start their own
 # instances on a unix socket; the system services are never used.
+# python3-psycopg2: a libpq client of another kind (test/e2e/t_pgimage.sh).
 # libclang-rt-14-dev: libFuzzer and clang's sanitizer runtimes (make fuzz);
 # libasan8/libubsan1: gcc's shared sanitizer runtimes (make asan).
 # busybox-static, golang-go, liburing-dev: static programs, a Go program and
@@ -16,7 +17,7 @@
 set -eu
 pkgs="make gcc libc6-dev clang binutils pkg-config libyaml-dev libsqlite3-dev libjansson-dev
 nettle-dev libcriterion-dev sqlite3 python3 perl git findutils coreutils tar
-postgresql postgresql-client mariadb-server mariadb-client util-linux
+postgresql postgresql-client mariadb-server mariadb-client util-linux python3-psycopg2
 libclang-rt-14-dev libasan8 libubsan1 busybox-static golang-go liburing-dev file vim
 rsyslog chromium"
 missing=""

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -153,6 +154,32 @@ int undo_keep(struct undo *u, int dir, const char *name, const char *path, int h
 		return -1;
 	}
 	if (how == AG_SNAP_MOVE && !s.moved && !S_ISDIR(s.st.st_mode) && unlinkat(dir, name, 0) < 0)
+		return -1;
+	u->kept++;
+	return 0;
+}
+
+int undo_prepare(struct undo *u, struct ag_snapshot *s)
+{
+	if (start(u) < 0) {
+		errno = EROFS;
+		return -1;
+	}
+	memset(s, 0, offsetof(struct ag_snapshot, link_target));
+	s->link_target[0] = 0;
+	random_hex(s->id, 6);
+	s->parent_at = s->parent_mt = -1;
+	if (ag_fmt(s->store, sizeof s->store, "snapshots/%s/%s", u->id, s->id) < 0 ||
+	    ag_fmt(s->abs, sizeof s->abs, "%s/snapshots/%s", u->d->state_dir, u->id) < 0 ||
+	    ag_mkdirs(s->abs, 0700) < 0 ||
+	    ag_fmt(s->abs, sizeof s->abs, "%s/%s", u->d->state_dir, s->store) < 0)
+		return -1;
+	return 0;
+}
+
+int undo_record(struct undo *u, const char *path, const char *reason, const struct ag_snapshot *s)
+{
+	if (record(u, path, reason, s) < 0)
 		return -1;
 	u->kept++;
 	return 0;

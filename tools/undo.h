@@ -46,6 +46,13 @@ int undo_begin(struct undo *u, struct cli_db *d, int argc, char **argv,
  * there), -1 with errno: then it must not be displaced. */
 int undo_keep(struct undo *u, int dir, const char *name, const char *path, int how);
 
+/* A snapshot restore takes itself (a server pre-image of what it
+ * displaces): undo_prepare names it in the restore's session (s->id,
+ * s->store, s->abs, its directory made); the caller fills the rest and
+ * undo_record records it. 0, or -1 with errno. */
+int undo_prepare(struct undo *u, struct ag_snapshot *s);
+int undo_record(struct undo *u, const char *path, const char *reason, const struct ag_snapshot *s);
+
 /* Restore made path where nothing was (a directory when is_dir). */
 int undo_made(struct undo *u, const char *path, int is_dir);
 

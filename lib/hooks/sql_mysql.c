@@ -4,8 +4,8 @@
  *
  * A denied statement is replaced by a SIGNAL that makes the server raise
  * the denial: the client reports it as any server error ("ERROR 1644
- * (45000): agentguard: denied sql ..."). A server database cannot be
- * snapshotted first, so a `snapshot` rule means deny here.
+ * (45000): agentguard: denied sql ..."). A `snapshot` rule takes a
+ * pre-image first (my_preimage below), and denies where it cannot.
  *
  * mysql_real_connect, mysql_select_db and mysql_close are watched only to
  * know which host and database a connection is on: the client library
@@ -18,7 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "guard.h"
+#include "preimage.h"
 
 typedef struct st_mysql MYSQL;
 
@@ -59,6 +63,9 @@ static struct conn {
 	MYSQL *m;
 	char host[128];
 	char db[128];
+	/* For a pre-image's own connections: as the client gave them. */
+	char user[128], pass[256], sock[256];
+	unsigned port;
 } conns[64];
 static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -106,8 +113,22 @@ AG_EXPORT MYSQL *mysql_real_connect(MYSQL *m, const char *host, const char *user
 {
 	MYSQL *r = REAL(real_connect)(m, host, user, pass, db, port, sock, flags);
 
-	if (r)
+	if (r) {
 		conn_note(r, host ? host : "localhost", db ? db : "", 0);
+		pthread_mutex_lock(&conns_mu);
+		for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++)
+			if (conns[i].m == r) {
+				snprintf(conns[i].user, sizeof conns[i].user, "%s", user ? user : "");
+				snprintf(conns[i].pass, sizeof conns[i].pass, "%s", pass ? pass : "");
+				/* No host, or "localhost": a socket (the client's default
+				 * when none is given). */
+				int local = !host || !strcmp(host, "localhost");
+				snprintf(conns[i].sock, sizeof conns[i].sock, "%s", !local ? ""
+					 : sock ? sock : "/run/mysqld/mysqld.sock");
+				conns[i].port = port;
+			}
+		pthread_mutex_unlock(&conns_mu);
+	}
 	return r;
 }
 
@@ -124,6 +145,345 @@ AG_EXPORT void mysql_close(MYSQL *m)
 {
 	conn_note(m, NULL, NULL, 1);
 	REAL(close)(m);
+}
+
+#define MAXT 32
+
+/* ---- pre-images ------------------------------------------------------------
+ * As for PostgreSQL (sql_pq.c): the names the text destroys, resolved in
+ * the connection's current database, with every table whose foreign keys
+ * reach them, their sizes charged to snapshots.max_bytes, then
+ * mariadb-dump of exactly that into the store, through connections of
+ * its own with the client's socket or host and port, user and password
+ * (the one given to mysql_real_connect; MYSQL_PWD and ~/.my.cnf are read
+ * by the tools themselves). The catalog is read by the `mariadb` client
+ * as a child: on the wire path the client's own connection is in the
+ * middle of sending, and cannot be asked anything.
+ */
+struct my_pre {
+	const char *text;
+	size_t text_len;
+	char host[128], sock[256], user[128], pass[256], db[128];
+	unsigned port;
+};
+
+/* The tools, from where packages put them: never the agent's PATH. */
+static const char *tool(const char *const *names)
+{
+	for (; *names; names++)
+		if (access(*names, X_OK) == 0)
+			return *names;
+	return NULL;
+}
+static const char *const client_bins[] = {"/usr/bin/mariadb", "/usr/bin/mysql", NULL};
+static const char *const dump_bins[] = {"/usr/bin/mariadb-dump", "/usr/bin/mysqldump", NULL};
+
+/* A 'string' for MySQL: quotes and backslashes escaped. */
+static int my_lit(char *out, size_t cap, const char *s)
+{
+	size_t n = strlen(out);
+
+	if (n + 2 * strlen(s) + 4 >= cap)
+		return -1;
+	out[n++] = '\'';
+	for (; *s; s++) {
+		if (*s == '\'' || *s == '\\')
+			out[n++] = '\\';
+		out[n++] = *s;
+	}
+	out[n++] = '\'';
+	out[n] = 0;
+	return 0;
+}
+
+struct my_buf {
+	char conn[4][300];         /* --socket= / --host= --port=, --user= */
+	char *argv[MAXT + 24];
+	char args[MAXT][200];
+	char e_pass[300], e_home[1024];
+	char *envp[8];
+	char q[8192], out[8192], in[4096];
+	char names[MAXT][65];
+	char what[2600], head[2900], stmt[240], err[600], ci[900];
+};
+
+static int my_conn_args(const struct my_pre *p, struct my_buf *b, char **argv, int ac)
+{
+	if (p->sock[0]) {
+		snprintf(b->conn[0], sizeof b->conn[0], "--socket=%s", p->sock);
+		argv[ac++] = b->conn[0];
+	} else {
+		snprintf(b->conn[0], sizeof b->conn[0], "--host=%s", p->host[0] ? p->host : "localhost");
+		snprintf(b->conn[1], sizeof b->conn[1], "--port=%u", p->port ? p->port : 3306);
+		argv[ac++] = b->conn[0];
+		argv[ac++] = b->conn[1];
+	}
+	if (p->user[0]) {
+		snprintf(b->conn[2], sizeof b->conn[2], "--user=%s", p->user);
+		argv[ac++] = b->conn[2];
+	}
+	return ac;
+}
+
+static void my_env(const struct my_pre *p, struct my_buf *b)
+{
+	int ec = 0;
+	const char *home = getenv("HOME"), *pw = p->pass[0] ? p->pass : getenv("MYSQL_PWD");
+
+	b->envp[ec++] = "PATH=/usr/bin:/bin";
+	b->envp[ec++] = "LC_ALL=C";
+	if (pw && snprintf(b->e_pass, sizeof b->e_pass, "MYSQL_PWD=%s", pw) < (int)sizeof b->e_pass)
+		b->envp[ec++] = b->e_pass;
+	if (home && snprintf(b->e_home, sizeof b->e_home, "HOME=%s", home) < (int)sizeof b->e_home)
+		b->envp[ec++] = b->e_home;
+	b->envp[ec] = NULL;
+}
+
+/* Run the client with -e q; its output lines in b->out. 0 or -1. */
+static int my_catalog(const struct my_pre *p, struct my_buf *b)
+{
+	const char *bin = tool(client_bins);
+	char *argv[16];
+	int ac = 0;
+
+	if (!bin)
+		return -1;
+	argv[ac++] = (char *)bin;
+	argv[ac++] = "--batch";
+	argv[ac++] = "--skip-column-names";
+	ac = my_conn_args(p, b, argv, ac);
+	argv[ac++] = "-e";
+	argv[ac++] = b->q;
+	argv[ac] = NULL;
+	return ag_preimage_capture(argv, b->envp, b->out, sizeof b->out, b->err, sizeof b->err);
+}
+
+static int my_preimage_in(struct ag_call *c, struct my_pre *p, struct my_buf *b)
+{
+	struct ag_snapshot *snap = &c->w->snap;
+	struct ag_sql_targets T;
+	int n = 0, ndb = 0;
+	const char *db = NULL;
+
+	ag_sql_targets(p->text, (long)p->text_len, 1, &T);
+	if (T.unknown || !T.n)
+		return pre_fail(c, "agentguard cannot tell from the text which tables it destroys, "
+				"so it cannot take their pre-image first: denied");
+	for (int i = 0; i < T.n; i++) {
+		const char *d = T.t[i].kind == AG_TARGET_DATABASE ? T.t[i].name
+			      : T.t[i].schema[0] ? T.t[i].schema : p->db;
+		ndb += T.t[i].kind == AG_TARGET_DATABASE;
+		if (!d[0])
+			return pre_fail(c, "it names a table without a database, and the connection "
+					"has none selected: no pre-image can be taken, denied");
+		if (db && strcmp(db, d))
+			return pre_fail(c, "it destroys tables of more than one database, and a "
+					"pre-image is of one: run the statements one at a time");
+		db = d;
+	}
+	if (ndb && T.n > 1)
+		return pre_fail(c, "it destroys a database and more: run the statements one at a time");
+	for (const char *q = db; *q; q++)
+		if ((unsigned char)*q < 0x20 || *q == '\\' || *q == 0x7f)
+			return pre_fail(c, "its database's name holds control characters or a backslash, "
+					"which a pre-image cannot carry safely: denied");
+	my_env(p, b);
+
+	/* What exists, and what reaches it by foreign keys, until nothing new. */
+	if (!ndb)
+		for (int i = 0; i < T.n; i++)
+			snprintf(b->names[n++], sizeof b->names[0], "%s", T.t[i].name);
+	int have = ndb ? 1 : 0;
+	for (int round = 0; !ndb && round < 8; round++) {
+		b->q[0] = 0;
+		char lits[4096] = "", dbl[300] = "";
+		for (int i = 0; i < n; i++) {
+			if (i)
+				strcat(lits, ",");
+			if (my_lit(lits, sizeof lits, b->names[i]) < 0)
+				return pre_fail(c, "too many names to resolve for a pre-image");
+		}
+		my_lit(dbl, sizeof dbl, db);
+		snprintf(b->q, sizeof b->q,
+			 "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
+			 "TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME IN (%s) UNION SELECT TABLE_NAME FROM "
+			 "information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = %s "
+			 "AND REFERENCED_TABLE_NAME IN (%s) AND CONSTRAINT_SCHEMA = %s", dbl, lits, dbl, lits, dbl);
+		if (my_catalog(p, b) < 0)
+			return pre_fail(c, "agentguard could not look up what it destroys on the server "
+					"(%s), so no pre-image was taken: denied", b->err[0] ? b->err : "no mariadb client");
+		int m = 0;
+		char got[MAXT][65];
+		for (char *save = NULL, *line = strtok_r(b->out, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save)) {
+			if (m == MAXT || strlen(line) >= sizeof got[0])
+				return pre_fail(c, "its pre-image names too many tables");
+			/* The client prints a backslash, tab or line break in a name
+			 * escaped; such a name cannot be carried safely. */
+			if (strchr(line, '\\') || strchr(line, '\t'))
+				return pre_fail(c, "a name it destroys holds control characters or a "
+						"backslash, which a pre-image cannot carry safely: denied");
+			snprintf(got[m++], sizeof got[0], "%s", line);
+		}
+		int same = m == have;
+		have = m;
+		memcpy(b->names, got, sizeof got[0] * (size_t)m);
+		n = m;
+		if (same || !m)
+			break;
+	}
+	if (!have)
+		return 1;   /* none of it exists: nothing is destroyed */
+
+	/* Its size, charged first. */
+	char dbl[300] = "";
+	my_lit(dbl, sizeof dbl, db);
+	if (ndb) {
+		snprintf(b->q, sizeof b->q, "SELECT COUNT(*), COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) "
+			 "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", dbl);
+		snprintf(b->q + strlen(b->q), sizeof b->q - strlen(b->q), " HAVING (SELECT COUNT(*) FROM "
+			 "information_schema.SCHEMATA WHERE SCHEMA_NAME = %s) > 0", dbl);
+	} else {
+		char lits[4096] = "";
+		for (int i = 0; i < n; i++) {
+			if (i)
+				strcat(lits, ",");
+			my_lit(lits, sizeof lits, b->names[i]);
+		}
+		snprintf(b->q, sizeof b->q, "SELECT COUNT(*), COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) "
+			 "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME IN (%s)",
+			 dbl, lits);
+	}
+	if (my_catalog(p, b) < 0)
+		return pre_fail(c, "agentguard could not look up what it destroys on the server (%s): "
+				"denied", b->err);
+	if (!b->out[0])
+		return 1;   /* no such database */
+	long long est = strtoll(strchr(b->out, '\t') ? strchr(b->out, '\t') + 1 : "0", NULL, 10);
+
+	/* what: "table `db`.`t` ..." or "database `db`" */
+	size_t wn = (size_t)snprintf(b->what, sizeof b->what, "%s", ndb ? "database" : "table");
+	for (int i = 0; i < (ndb ? 1 : n); i++) {
+		char q[300];
+		size_t k = 0;
+		const char *parts[2] = {db, ndb ? NULL : b->names[i]};
+		for (int j = 0; j < 2 && parts[j]; j++) {
+			if (j)
+				q[k++] = '.';
+			q[k++] = '`';
+			for (const char *s = parts[j]; *s && k < sizeof q - 4; s++) {
+				if (*s == '`')
+					q[k++] = '`';
+				q[k++] = *s;
+			}
+			q[k++] = '`';
+		}
+		q[k] = 0;
+		if (wn + k + 2 >= sizeof b->what)
+			return pre_fail(c, "its pre-image names too many tables");
+		wn += (size_t)snprintf(b->what + wn, sizeof b->what - wn, " %s", q);
+	}
+	if (ag_snapshot_charge(est) < 0) {
+		if (errno == EDQUOT)
+			return pre_fail(c, "its pre-image (%s, about %lld MB) would exceed the session's "
+					"snapshots.max_bytes, and nothing is destroyed without one: denied "
+					"(ask a human to run it, or to raise the budget)", b->what, est >> 20);
+		return pre_fail(c, "the session's snapshot budget cannot be kept (%s)", strerror(errno));
+	}
+	if (ag_preimage_store(snap, "mysql") < 0) {
+		ag_snapshot_charge(-est);
+		return -1;
+	}
+	const char *bin = tool(dump_bins);
+	if (!bin) {
+		ag_snapshot_charge(-est);
+		return pre_fail(c, "no mariadb-dump is installed, so no pre-image can be taken: denied");
+	}
+	int ac = 0;
+	char **argv = b->argv;
+	argv[ac++] = (char *)bin;
+	argv[ac++] = "--single-transaction";
+	argv[ac++] = "--skip-extended-insert";   /* a row a line: show counts them */
+	argv[ac++] = "--skip-triggers";          /* they would keep restore's rename from crossing databases */
+	argv[ac++] = "--skip-dump-date";
+	ac = my_conn_args(p, b, argv, ac);
+	if (ndb)
+		argv[ac++] = "--databases";
+	argv[ac++] = (char *)db;
+	for (int i = 0; !ndb && i < n; i++)
+		argv[ac++] = b->names[i];
+	argv[ac] = NULL;
+	size_t sn = 0;
+	for (size_t i = 0; i < p->text_len && sn < sizeof b->stmt - 1; i++)
+		/* On the dump's first line, a comment: no line break, and no
+		 * backslash a client could take for one of its commands. */
+		b->stmt[sn++] = p->text[i] == '\n' || p->text[i] == '\r' ? ' ' : p->text[i] == '\\' ? '/' : p->text[i];
+	b->stmt[sn] = 0;
+	snprintf(b->head, sizeof b->head, "-- agentguard pre-image %s: %s, before: %s\n", snap->id,
+		 b->what, b->stmt);
+	long bytes = ag_preimage_run(snap, argv, b->envp, b->head, b->err, sizeof b->err);
+	if (bytes < 0) {
+		ag_snapshot_charge(-est);
+		if (bytes == -1)
+			return -1;
+		for (char *q = b->err; *q; q++)
+			if (*q == '\n')
+				*q = ' ';
+		return pre_fail(c, "its pre-image could not be taken (%s), and nothing is destroyed "
+				"without one: denied", b->err);
+	}
+	if (ag_snapshot_charge(bytes - est) < 0 && bytes > est) {
+		unlink(snap->abs);
+		return pre_fail(c, "its pre-image (%s, %ld MB) exceeds the session's "
+				"snapshots.max_bytes: denied", b->what, bytes >> 20);
+	}
+	/* The record's path: the connection (no password); stage/ is done with. */
+	b->ci[0] = 0;
+	size_t k = 0;
+	if (p->sock[0])
+		k += (size_t)snprintf(b->ci + k, sizeof b->ci - k, "socket=%s", p->sock);
+	else
+		k += (size_t)snprintf(b->ci + k, sizeof b->ci - k, "host=%s port=%u",
+				      p->host[0] ? p->host : "localhost", p->port ? p->port : 3306);
+	snprintf(b->ci + k, sizeof b->ci - k, " user=%s database=%s", p->user[0] ? p->user : "", db);
+	snprintf(snap->stage, sizeof snap->stage, "%s", b->ci);
+	snap->path = snap->stage;
+	snprintf(snap->link_target, sizeof snap->link_target, "%s", b->what);
+	snap->st.st_mode = S_IFREG | 0600;
+	snap->st.st_size = bytes;
+	int64_t now = ag_now_ns();
+	snap->st.st_mtim.tv_sec = snap->st.st_atim.tv_sec = now / 1000000000;
+	snap->st.st_uid = getuid();
+	snap->st.st_gid = getgid();
+	return 0;
+}
+
+static int my_preimage(struct ag_call *c, void *arg)
+{
+	struct my_buf *b = malloc(sizeof *b);
+	if (!b)
+		return -1;
+	int rc = my_preimage_in(c, arg, b);
+	int e = errno;
+	free(b);
+	errno = e;
+	return rc;
+}
+
+/* A library connection's parameters, as mysql_real_connect had them. */
+static void pre_of_conn(MYSQL *m, struct my_pre *p)
+{
+	pthread_mutex_lock(&conns_mu);
+	for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++)
+		if (conns[i].m == m) {
+			snprintf(p->host, sizeof p->host, "%s", conns[i].host);
+			snprintf(p->sock, sizeof p->sock, "%s", conns[i].sock);
+			snprintf(p->user, sizeof p->user, "%s", conns[i].user);
+			snprintf(p->pass, sizeof p->pass, "%s", conns[i].pass);
+			snprintf(p->db, sizeof p->db, "%s", conns[i].db);
+			p->port = conns[i].port;
+		}
+	pthread_mutex_unlock(&conns_mu);
 }
 
 /* ---- deciding ------------------------------------------------------------ */
@@ -157,6 +517,13 @@ static void raising(const struct ag_call *c, char *sql, size_t len)
 	ag_begin(&c, AG_OP_SQL);                                                \
 	pthread_once(&resolved, resolve);                                       \
 	ag_set_sql(&c, sql, len, database(m, db_, sizeof db_), 0);              \
+	struct my_pre pre_;                                                     \
+	memset(&pre_, 0, sizeof pre_);                                          \
+	pre_.text = (sql);                                                      \
+	pre_.text_len = (len);                                                  \
+	pre_of_conn(m, &pre_);                                                  \
+	c.snap_fn = my_preimage;                                                \
+	c.snap_arg = &pre_;                                                     \
 	int refused_ = ag_check(&c) < 0;                                        \
 	if (refused_)                                                           \
 		/* Its error reaches the client where the real one's would. */ \
@@ -244,10 +611,11 @@ static struct pending *pending_for(int fd)
 static struct {
 	int fd;
 	char db[64];
+	char user[64];   /* from the handshake response */
 } wire_db[16];
 static pthread_mutex_t wire_db_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static void wire_db_set(int fd, const unsigned char *db, size_t len)
+static void wire_db_set(int fd, const unsigned char *db, size_t len, const char *user)
 {
 	if (len >= sizeof wire_db[0].db || memchr(db, 0, len))
 		return;
@@ -264,16 +632,24 @@ static void wire_db_set(int fd, const unsigned char *db, size_t len)
 	wire_db[slot].fd = fd + 1;   /* +1: zero means free */
 	memcpy(wire_db[slot].db, db, len);
 	wire_db[slot].db[len] = 0;
+	if (user)
+		snprintf(wire_db[slot].user, sizeof wire_db[slot].user, "%s", user);
 	pthread_mutex_unlock(&wire_db_mu);
 }
 
-static void wire_db_get(int fd, char *out, size_t len)
+static void wire_db_get(int fd, char *out, size_t len, char *user, size_t ulen)
 {
 	snprintf(out, len, "?");
+	if (user)
+		user[0] = 0;
 	pthread_mutex_lock(&wire_db_mu);
 	for (size_t i = 0; i < sizeof wire_db / sizeof wire_db[0]; i++)
-		if (wire_db[i].fd == fd + 1 && wire_db[i].db[0])
-			snprintf(out, len, "%s", wire_db[i].db);
+		if (wire_db[i].fd == fd + 1) {
+			if (wire_db[i].db[0])
+				snprintf(out, len, "%s", wire_db[i].db);
+			if (user)
+				snprintf(user, ulen, "%s", wire_db[i].user);
+		}
 	pthread_mutex_unlock(&wire_db_mu);
 }
 
@@ -286,7 +662,7 @@ static void wire_note_db(int fd, const unsigned char *b, size_t len)
 		return;
 	const unsigned char *p = b + 4, *end = b + len;
 	if (b[3] == 0 && p[0] == 0x02) {                /* COM_INIT_DB */
-		wire_db_set(fd, p + 1, payload - 1);
+		wire_db_set(fd, p + 1, payload - 1, NULL);
 		return;
 	}
 	if (b[3] != 1 || payload < 33)                  /* handshake response */
@@ -299,6 +675,9 @@ static void wire_note_db(int fd, const unsigned char *b, size_t len)
 	const unsigned char *user_end = memchr(p, 0, (size_t)(end - p));
 	if (!user_end)
 		return;
+	char user[64] = "";
+	if ((size_t)(user_end - p) < sizeof user)
+		memcpy(user, p, (size_t)(user_end - p));
 	p = user_end + 1;
 	if (caps & 0x200000) {                          /* length-encoded auth data */
 		if (p >= end || *p >= 0xfb)
@@ -316,9 +695,9 @@ static void wire_note_db(int fd, const unsigned char *b, size_t len)
 	}
 	const unsigned char *z = p < end ? memchr(p, 0, (size_t)(end - p)) : NULL;
 	if ((caps & 0x8) && z)                          /* CLIENT_CONNECT_WITH_DB */
-		wire_db_set(fd, p, (size_t)(z - p));
+		wire_db_set(fd, p, (size_t)(z - p), user);
 	else
-		wire_db_set(fd, (const unsigned char *)"", 0);
+		wire_db_set(fd, (const unsigned char *)"", 0, user);
 }
 
 /* "host/db": the peer, "localhost" for a unix socket. */
@@ -335,9 +714,37 @@ static const char *peer(int fd, char *buf, size_t len)
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
 	}
 	char db[64];
-	wire_db_get(fd, db, sizeof db);
+	wire_db_get(fd, db, sizeof db, NULL, 0);
 	snprintf(buf, len, "%s/%s", host, db);
 	return buf;
+}
+
+/* A wire connection's parameters: the peer (a socket's path, or address
+ * and port), the user and database the handshake named. The password is
+ * not on the wire: the tools find it where the client did (MYSQL_PWD,
+ * ~/.my.cnf). */
+static void pre_of_fd(int fd, struct my_pre *p)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_UNIX) {
+			struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+			if (sl > offsetof(struct sockaddr_un, sun_path) && un->sun_path[0])
+				snprintf(p->sock, sizeof p->sock, "%.*s",
+					 (int)(sl - offsetof(struct sockaddr_un, sun_path)), un->sun_path);
+		} else if (ss.ss_family == AF_INET) {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, p->host, sizeof p->host);
+			p->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, p->host, sizeof p->host);
+			p->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		}
+	}
+	wire_db_get(fd, p->db, sizeof p->db, p->user, sizeof p->user);
+	if (!strcmp(p->db, "?"))
+		p->db[0] = 0;
 }
 
 /* 0: send as is; 1: refused, `out` holds the packet to send instead. */
@@ -346,7 +753,11 @@ static int wire_judge(struct ag_call *c, int fd, const unsigned char *b, size_t 
 {
 	char db[300], sql[400];
 
+	struct my_pre pre = {.text = (const char *)b + 5, .text_len = len - 5};
 	ag_set_sql(c, (const char *)b + 5, len - 5, peer(fd, db, sizeof db), 0);
+	pre_of_fd(fd, &pre);
+	c->snap_fn = my_preimage;
+	c->snap_arg = &pre;   /* used only inside ag_check */
 	if (ag_check(c) == 0)
 		return 0;
 	raising(c, sql, sizeof sql);

@@ -6,15 +6,24 @@
  * denial, so the client gets an ordinary error result through its own
  * error path (psql prints "ERROR:  agentguard: denied sql ..."), the
  * connection stays usable, and an open transaction is aborted as any
- * failed statement would abort it. A server database cannot be
- * snapshotted first, so a `snapshot` rule means deny here.
+ * failed statement would abort it.
+ *
+ * A `snapshot` rule takes a pre-image first (preimage() below): what the
+ * statement can destroy is dumped by pg_dump, through a connection of its
+ * own with the client's parameters, into the snapshot store, and only
+ * then does the statement run. A pre-image that cannot be taken denies it.
  */
 #include <dlfcn.h>
+#include <errno.h>
+#include <glob.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "guard.h"
+#include "preimage.h"
 
 typedef struct pg_conn PGconn;
 typedef struct pg_result PGresult;
@@ -31,6 +40,15 @@ static struct {
 	int (*send_prepare)(PGconn *, const char *, const char *, int, const Oid *);
 	char *(*db)(const PGconn *);
 	char *(*host)(const PGconn *);
+	char *(*port)(const PGconn *);
+	char *(*user)(const PGconn *);
+	char *(*pass)(const PGconn *);
+	int (*tx_status)(const PGconn *);
+	int (*result_status)(const PGresult *);
+	int (*ntuples)(const PGresult *);
+	char *(*getvalue)(const PGresult *, int, int);
+	char *(*result_error)(const PGresult *);
+	void (*clear)(PGresult *);
 } P;
 
 /* Interpreters' extension modules load it RTLD_LOCAL. */
@@ -51,6 +69,15 @@ static void resolve(void)
 	P.send_prepare = lookup("PQsendPrepare");
 	P.db = lookup("PQdb");
 	P.host = lookup("PQhost");
+	P.port = lookup("PQport");
+	P.user = lookup("PQuser");
+	P.pass = lookup("PQpass");
+	P.tx_status = lookup("PQtransactionStatus");
+	P.result_status = lookup("PQresultStatus");
+	P.ntuples = lookup("PQntuples");
+	P.getvalue = lookup("PQgetvalue");
+	P.result_error = lookup("PQresultErrorMessage");
+	P.clear = lookup("PQclear");
 }
 
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
@@ -84,12 +111,411 @@ static void raising(const struct ag_call *c, char *sql, size_t len)
 		 "$m$%s$m$, ERRCODE = '42501'; END$agentguard$", clean);
 }
 
+/* ---- pre-images ------------------------------------------------------------
+ * What the statement names (ag_sql_targets) is resolved on the client's
+ * own connection — its search_path, its transaction's view — with a read
+ * that cannot fail on bad names (no cast of the agent's text), together
+ * with every table whose foreign keys reach those (a cascade empties
+ * them too) and their sizes, which are charged to snapshots.max_bytes
+ * before anything is copied. pg_dump then dumps exactly that through a
+ * connection of its own, into the store; the statement waits for it.
+ *
+ * pg_dump runs as the guard's own child: from a fixed path (never the
+ * agent's PATH), without the library (it writes only to our pipe), with a
+ * lock timeout so that a lock the client's own open transaction holds
+ * makes the pre-image fail (and the statement be denied) instead of
+ * waiting on a statement that waits on it.
+ */
+enum { TX_IDLE, TX_ACTIVE, TX_INTRANS, TX_INERROR, TX_UNKNOWN };
+#define PGRES_TUPLES_OK 2
+
+struct pre {
+	PGconn *conn;
+	const char *sql;
+	size_t len;
+};
+
+/* The libpq calls the pre-image makes on the client's connection are the
+ * guard's: they pass every hook. Inside the client's transaction the read
+ * runs under a savepoint of its own: whatever makes it fail (a statement
+ * timeout the client set, a cancel) must not abort the client's
+ * transaction. */
+#define PGRES_COMMAND_OK 1
+static int own_command(PGconn *conn, const char *q)
+{
+	PGresult *r = P.exec_params(conn, q, 0, NULL, NULL, NULL, NULL, 0);
+	int ok = r && P.result_status(r) == PGRES_COMMAND_OK;
+
+	if (r)
+		P.clear(r);
+	return ok ? 0 : -1;
+}
+
+static PGresult *own_query(PGconn *conn, int in_tx, const char *q, int n, const char *const *v)
+{
+	int sv = ag_sql_enter();
+	PGresult *r = NULL;
+
+	if (!in_tx || own_command(conn, "SAVEPOINT agentguard_preimage") == 0) {
+		r = P.exec_params(conn, q, n, NULL, v, NULL, NULL, 0);
+		if (r && P.result_status(r) != PGRES_TUPLES_OK) {
+			P.clear(r);
+			r = NULL;
+		}
+		if (in_tx && ((!r && own_command(conn, "ROLLBACK TO SAVEPOINT agentguard_preimage") < 0) ||
+			      own_command(conn, "RELEASE SAVEPOINT agentguard_preimage") < 0) && r) {
+			P.clear(r);
+			r = NULL;
+		}
+	}
+	ag_sql_leave(sv);
+	return r;
+}
+
+/* s appended to a text[] literal in out: {"a","b"} */
+static int arr_add(char *out, size_t cap, const char *s)
+{
+	size_t n = strlen(out);
+
+	if (n == 0 && cap > 1)
+		out[n++] = '{';
+	else if (n && out[n - 1] == '}')
+		out[n - 1] = ',';
+	if (n + 2 * strlen(s) + 4 >= cap)
+		return -1;
+	out[n++] = '"';
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			out[n++] = '\\';
+		out[n++] = *s;
+	}
+	out[n++] = '"';
+	out[n++] = '}';
+	out[n] = 0;
+	return 0;
+}
+
+/* The tables named, through the connection's search path, and those whose
+ * foreign keys reach them; ordinary and partitioned tables only (a
+ * temporary one goes with its connection). Each: a pg_dump -t pattern and
+ * its size. */
+static const char tables_q[] =
+	"WITH RECURSIVE want(s, n) AS (SELECT * FROM unnest($1::text[], $2::text[])), "
+	"base AS (SELECT (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace ns "
+	"ON ns.oid = c.relnamespace WHERE c.relname = w.n AND (ns.nspname = w.s OR (w.s = '' AND "
+	"ns.nspname = ANY (pg_catalog.current_schemas(true)))) ORDER BY "
+	"pg_catalog.array_position(pg_catalog.current_schemas(true), ns.nspname) LIMIT 1) AS oid "
+	"FROM want w), "
+	"t(oid) AS (SELECT oid FROM base WHERE oid IS NOT NULL UNION SELECT con.conrelid FROM "
+	"pg_catalog.pg_constraint con JOIN t ON con.confrelid = t.oid WHERE con.contype = 'f') "
+	"SELECT pg_catalog.quote_ident(ns.nspname) || '.' || pg_catalog.quote_ident(c.relname), "
+	"pg_catalog.pg_total_relation_size(c.oid) FROM t JOIN pg_catalog.pg_class c ON c.oid = t.oid "
+	"JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
+	"AND c.relpersistence <> 't' ORDER BY 1";
+static const char schemas_q[] =
+	"SELECT pg_catalog.quote_ident(ns.nspname), coalesce(sum(pg_catalog.pg_total_relation_size("
+	"c.oid)) FILTER (WHERE c.relkind IN ('r', 'p', 'm')), 0) FROM pg_catalog.pg_namespace ns "
+	"LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = ns.oid WHERE ns.nspname = "
+	"ANY ($1::text[]) GROUP BY ns.nspname ORDER BY 1";
+static const char database_q[] =
+	"SELECT datname, pg_catalog.pg_database_size(datname) FROM pg_catalog.pg_database "
+	"WHERE datname = $1";
+
+/* conninfo value, quoted */
+static int ci_add(char *out, size_t cap, const char *key, const char *val)
+{
+	size_t n = strlen(out);
+
+	if (!val || !*val)
+		return 0;
+	if (n + strlen(key) + 2 * strlen(val) + 5 >= cap)
+		return -1;
+	n += (size_t)sprintf(out + n, "%s%s='", n ? " " : "", key);
+	for (; *val; val++) {
+		if (*val == '\'' || *val == '\\')
+			out[n++] = '\\';
+		out[n++] = *val;
+	}
+	out[n++] = '\'';
+	out[n] = 0;
+	return 0;
+}
+
+/* The newest pg_dump installed (it must be at least the server's
+ * version), from where packages put it: never found through PATH. */
+static int pg_dump_path(char *out, size_t cap)
+{
+	glob_t g;
+	int rc = -1;
+
+	if (glob("/usr/lib/postgresql/*/bin/pg_dump", 0, NULL, &g) == 0 && g.gl_pathc) {
+		/* Versions sort as numbers: 9.6 < 10 < 15. */
+		const char *best = NULL;
+		long bv = -1;
+		for (size_t i = 0; i < g.gl_pathc; i++) {
+			long v = strtol(g.gl_pathv[i] + strlen("/usr/lib/postgresql/"), NULL, 10);
+			if (v > bv && access(g.gl_pathv[i], X_OK) == 0) {
+				bv = v;
+				best = g.gl_pathv[i];
+			}
+		}
+		if (best)
+			rc = snprintf(out, cap, "%s", best) < (int)cap ? 0 : -1;
+	}
+	globfree(&g);
+	if (rc < 0 && access("/usr/bin/pg_dump", X_OK) == 0)
+		rc = snprintf(out, cap, "/usr/bin/pg_dump") < (int)cap ? 0 : -1;
+	return rc;
+}
+
+/* One line of pg_dump's complaint: its first "error:" line, or the first. */
+static const char *first_error(char *err)
+{
+	char *p = strstr(err, "error: ");
+	char *s = p ? p + 7 : err;
+	char *nl;
+
+	while (*s == ' ')
+		s++;
+	/* "query failed: ERROR: ..." then "query was: ...": the first two. */
+	if ((nl = strstr(s, "\npg_dump: detail: Query was")) || (nl = strstr(s, "\npg_dump: error: query was")))
+		*nl = 0;
+	for (char *q = s; *q; q++)
+		if (*q == '\n')
+			*q = ' ';
+	return s;
+}
+
+/* preimage()'s buffers: client threads may run on small stacks. */
+struct pre_buf {
+	char a1[2048], a2[2048];
+	char what[2048], list[2048];
+	char conninfo[1024], host[512], dbarg[1100];
+	char bin[256], args[AG_SQL_TARGETS * 4][200];
+	char *argv[AG_SQL_TARGETS * 4 + 16];
+	char e_pass[600], e_home[1024], e_passfile[1024];
+	char *envp[12];
+	char stmt[240], head[2600], err[600];
+};
+
+static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b);
+
+static int preimage(struct ag_call *c, void *arg)
+{
+	struct pre_buf *b = malloc(sizeof *b);
+	if (!b)
+		return -1;
+	int rc = preimage_in(c, arg, b);
+	int e = errno;
+	free(b);
+	errno = e;
+	return rc;
+}
+
+static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
+{
+	PGconn *conn = pr->conn;
+	struct ag_sql_targets T;
+	struct ag_snapshot *snap = &c->w->snap;
+	int tx = P.tx_status(conn);
+
+	/* An aborted transaction or a broken connection runs nothing: the
+	 * server refuses the statement by itself. */
+	if (tx == TX_INERROR || tx == TX_UNKNOWN)
+		return 1;
+	if (tx == TX_ACTIVE)
+		return pre_fail(c, "agentguard takes a pre-image between statements, and this "
+				"connection is still busy with another (asynchronous or pipelined): denied");
+	ag_sql_targets(pr->sql, (long)pr->len, 0, &T);
+	int ntab = 0, nsch = 0, ndb = 0;
+	for (int i = 0; i < T.n; i++) {
+		ntab += T.t[i].kind == AG_TARGET_TABLE;
+		nsch += T.t[i].kind == AG_TARGET_SCHEMA;
+		ndb += T.t[i].kind == AG_TARGET_DATABASE;
+	}
+	if (T.unknown || !T.n)
+		return pre_fail(c, "agentguard cannot tell from the text which tables it destroys, "
+				"so it cannot take their pre-image first: denied");
+	if ((ndb && T.n > 1) || (nsch && ntab))
+		return pre_fail(c, "it destroys tables, schemas or databases together, and a "
+				"pre-image is of one kind: run the statements one at a time");
+	if (ndb && tx != TX_IDLE)
+		return 1;   /* DROP DATABASE cannot run inside a transaction block */
+
+	/* Resolve on the client's connection. */
+	char *a1 = b->a1, *a2 = b->a2;
+	a1[0] = a2[0] = 0;
+	for (int i = 0; i < T.n; i++)
+		if (arr_add(a1, sizeof b->a1, ndb || nsch ? T.t[i].name : T.t[i].schema) < 0 ||
+		    (ntab && arr_add(a2, sizeof b->a2, T.t[i].name) < 0))
+			return pre_fail(c, "too many names to resolve for a pre-image");
+	const char *vals[2] = {ndb ? T.t[0].name : a1, a2};
+	PGresult *r = own_query(conn, tx == TX_INTRANS, ndb ? database_q : nsch ? schemas_q : tables_q,
+				ntab ? 2 : 1, vals);
+	if (!r)
+		return pre_fail(c, "agentguard could not look up what it destroys on the server, so "
+				"no pre-image was taken: denied");
+	int rows = P.ntuples(r);
+	if (!rows) {
+		P.clear(r);
+		return 1;   /* none of it exists: the statement destroys nothing */
+	}
+	/* What pg_dump is to dump, and what restore needs to know. */
+	char *what = b->what;
+	size_t wn = (size_t)snprintf(what, sizeof b->what, "%s", ndb ? "database" : nsch ? "schema" : "table");
+	long long est = 0;
+	for (int i = 0; i < rows; i++) {
+		const char *name = P.getvalue(r, i, 0);
+		/* Names go on a comment line of the dump and into the record:
+		 * one with a line break or a backslash could end either. */
+		for (const char *q = name; *q; q++)
+			if ((unsigned char)*q < 0x20 || *q == '\\' || *q == 0x7f) {
+				P.clear(r);
+				return pre_fail(c, "a name it destroys holds control characters or a "
+						"backslash, which a pre-image cannot carry safely: denied");
+			}
+		if (wn + strlen(name) + 2 >= sizeof b->what) {
+			P.clear(r);
+			return pre_fail(c, "its pre-image names too many tables");
+		}
+		wn += (size_t)snprintf(what + wn, sizeof b->what - wn, " %s", name);
+		est += strtoll(P.getvalue(r, i, 1), NULL, 10);
+	}
+	P.clear(r);
+
+	char *conninfo = b->conninfo, *host = b->host;
+	const char *h = P.host ? P.host(conn) : NULL;
+	conninfo[0] = 0;
+	snprintf(host, sizeof b->host, "%s", h && *h ? h : "");
+	if (ci_add(conninfo, sizeof b->conninfo, "host", host) < 0 ||
+	    ci_add(conninfo, sizeof b->conninfo, "port", P.port ? P.port(conn) : NULL) < 0 ||
+	    ci_add(conninfo, sizeof b->conninfo, "user", P.user ? P.user(conn) : NULL) < 0 ||
+	    ci_add(conninfo, sizeof b->conninfo, "dbname", ndb ? T.t[0].name : P.db ? P.db(conn) : NULL) < 0)
+		return pre_fail(c, "its connection parameters are too long for a pre-image");
+
+	if (ag_snapshot_charge(est) < 0) {
+		if (errno == EDQUOT)
+			return pre_fail(c, "its pre-image (%s, about %lld MB) would exceed the session's "
+					"snapshots.max_bytes, and nothing is destroyed without one: denied "
+					"(ask a human to run it, or to raise the budget)", what, est >> 20);
+		return pre_fail(c, "the session's snapshot budget cannot be kept (%s)", strerror(errno));
+	}
+
+	if (ag_preimage_store(snap, "pgsql") < 0) {
+		ag_snapshot_charge(-est);
+		return -1;
+	}
+
+	/* pg_dump's arguments and environment: the client's parameters; its
+	 * password as the client had it (given, PGPASSWORD, or .pgpass). */
+	char *bin = b->bin, *dbarg = b->dbarg, **argv = b->argv;
+	int ac = 0, nt = 0;
+	if (pg_dump_path(bin, sizeof b->bin) < 0) {
+		ag_snapshot_charge(-est);
+		return pre_fail(c, "no pg_dump is installed (postgresql-client), so no pre-image can be "
+				"taken: denied");
+	}
+	snprintf(dbarg, sizeof b->dbarg, "--dbname=%s", conninfo);
+	argv[ac++] = bin;
+	argv[ac++] = "--no-password";
+	argv[ac++] = "--lock-wait-timeout=5000";
+	argv[ac++] = "--strict-names";
+	argv[ac++] = dbarg;
+	if (ndb)
+		argv[ac++] = "--create";
+	/* Each name of `what` after its first word, as -t or -n. */
+	char *save = NULL;
+	snprintf(b->list, sizeof b->list, "%s", what);
+	for (char *tok = ndb ? NULL : strtok_r(strchr(b->list, ' '), " ", &save); tok;
+	     tok = strtok_r(NULL, " ", &save)) {
+		if (nt == (int)(sizeof b->args / sizeof b->args[0])) {
+			ag_snapshot_charge(-est);
+			return pre_fail(c, "its pre-image names too many tables");
+		}
+		snprintf(b->args[nt], sizeof b->args[nt], "%s%s", nsch ? "--schema=" : "--table=", tok);
+		argv[ac++] = b->args[nt++];
+	}
+	argv[ac] = NULL;
+	char *e_pass = b->e_pass, *e_home = b->e_home, *e_passfile = b->e_passfile;
+	char **envp = b->envp;
+	int ec = 0;
+	envp[ec++] = "PATH=/usr/bin:/bin";
+	envp[ec++] = "LC_ALL=C";
+	envp[ec++] = "PGCONNECT_TIMEOUT=10";
+	envp[ec++] = "PGAPPNAME=agentguard-preimage";
+	/* Every wait for a lock, not only the first LOCK TABLE. */
+	envp[ec++] = "PGOPTIONS=-c lock_timeout=5000 -c statement_timeout=0";
+	const char *pw = P.pass ? P.pass(conn) : NULL, *home = getenv("HOME"),
+		   *pf = getenv("PGPASSFILE");
+	if (pw && *pw && snprintf(e_pass, sizeof b->e_pass, "PGPASSWORD=%s", pw) < (int)sizeof b->e_pass)
+		envp[ec++] = e_pass;
+	if (home && snprintf(e_home, sizeof b->e_home, "HOME=%s", home) < (int)sizeof b->e_home)
+		envp[ec++] = e_home;
+	if (pf && snprintf(e_passfile, sizeof b->e_passfile, "PGPASSFILE=%s", pf) < (int)sizeof b->e_passfile)
+		envp[ec++] = e_passfile;
+	envp[ec] = NULL;
+
+	/* The statement on one comment line. */
+	size_t sn = 0;
+	for (size_t i = 0; i < pr->len && sn < sizeof b->stmt - 1; i++)
+		/* On the dump's first line, a comment: no line break, and no
+		 * backslash a client could take for one of its commands. */
+		b->stmt[sn++] = pr->sql[i] == '\n' || pr->sql[i] == '\r' ? ' ' : pr->sql[i] == '\\' ? '/' : pr->sql[i];
+	b->stmt[sn] = 0;
+	char *head = b->head, *err = b->err;
+	snprintf(head, sizeof b->head,
+		 "-- agentguard pre-image %s: %s, before: %s\n%s", snap->id, what, b->stmt,
+		 tx == TX_INTRANS ? "-- agentguard: taken while the client was inside a transaction: this is the "
+				    "last committed state; that transaction's own earlier changes are "
+				    "not in it\n" : "");
+
+	long bytes = ag_preimage_run(snap, argv, envp, head, err, sizeof b->err);
+	if (bytes < 0) {
+		ag_snapshot_charge(-est);
+		if (bytes == -1)
+			return -1;
+		return pre_fail(c, "its pre-image could not be taken (%s), and nothing is destroyed "
+				"without one: denied%s", first_error(err),
+				!(strstr(err, "lock") || strstr(err, "timeout")) ? ""
+				: tx == TX_INTRANS ? " (it waited 5 s for a lock on what it dumps: one this "
+				"connection's own open transaction may hold; commit first, or run the "
+				"statement outside the transaction)"
+				: " (it waited 5 s for a lock on what it dumps, which another connection holds)");
+	}
+	/* Charge what was kept, not the estimate. */
+	if (ag_snapshot_charge(bytes - est) < 0 && bytes > est) {
+		unlink(snap->abs);
+		return pre_fail(c, "its pre-image (%s, %ld MB) exceeds the session's "
+				"snapshots.max_bytes: denied", what, bytes >> 20);
+	}
+	snap->path = NULL;
+	snprintf(snap->link_target, sizeof snap->link_target, "%s%s", what,
+		 tx == TX_INTRANS ? " (committed state: the client's open transaction is not in it)" : "");
+	/* The record's path: the connection (no password), which restore
+	 * connects to. stage/ is done with: it holds it. */
+	snprintf(snap->stage, sizeof snap->stage, "%s", conninfo);
+	snap->path = snap->stage;
+	snap->st.st_mode = S_IFREG | 0600;
+	snap->st.st_size = bytes;
+	int64_t now = ag_now_ns();
+	snap->st.st_mtim.tv_sec = snap->st.st_atim.tv_sec = now / 1000000000;
+	snap->st.st_uid = getuid();
+	snap->st.st_gid = getgid();
+	return 0;
+}
+
 /* 0: run the real call; -1: refused (run `instead`). */
 static int judge(struct ag_call *c, PGconn *conn, const char *sql, char *db, size_t dblen,
 		 char *instead, size_t ilen)
 {
+	struct pre pre = {conn, sql, strlen(sql)};
+
 	pthread_once(&resolved, resolve);
 	ag_set_sql(c, sql, strlen(sql), database(conn, db, dblen), 0);
+	if (P.tx_status && P.exec_params && P.result_status && P.ntuples && P.getvalue && P.clear) {
+		c->snap_fn = preimage;
+		c->snap_arg = &pre;   /* used only inside ag_check */
+	}
 	if (ag_check(c) == 0)
 		return 0;
 	raising(c, instead, ilen);

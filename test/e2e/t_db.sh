@@ -1,8 +1,10 @@
 # The database guard under the built-in rules, with the real clients (psql,
 # mariadb, sqlite3, python3) against real servers that each test starts for
-# itself on a unix socket (dbservers.sh). Destructive SQL must be refused on
-# a server, with the data left intact, and snapshotted on a SQLite file so
-# that restore brings the database back; every statement is an audit row.
+# itself on a unix socket (dbservers.sh). Destructive SQL a rule denies must
+# be refused on a server, with the data left intact, through the client's
+# own error path; on a SQLite file it is snapshotted so that restore brings
+# the database back; every statement is an audit row. (PostgreSQL
+# pre-images, which the built-in rules take on a server: t_pgimage.sh.)
 
 source "$AG_ROOT/test/e2e/dbservers.sh"
 asan_libc_first
@@ -20,6 +22,16 @@ server_db() {
 }
 
 SERVER_RULE="(rule server-destructive-sql: destructive SQL on a database server cannot be undone"
+
+# The built-in rules with the server rule denying, as it did before server
+# pre-images (and as a stricter configuration may): how a refusal reaches
+# each client is what these tests check.
+server_deny_rules() {
+	sed -z 's/action: snapshot\n    reason: "destructive SQL on a database server: a pre-image was taken first"/action: deny\n    reason: "destructive SQL on a database server cannot be undone: ask the user to run it"/' \
+		"$AG_ROOT/rules/default.yaml" > "$T/deny.yaml"
+	grep -q 'server cannot be undone' "$T/deny.yaml" || fail "no server rule to turn into a deny"
+	export AGENTGUARD_RULES=$T/deny.yaml
+}
 USERS="1:ada,2:bob,3:cy"
 
 # ---- PostgreSQL --------------------------------------------------------
@@ -49,6 +61,7 @@ pg_denied() {
 
 test_pg_destructive_statements_denied_data_intact() {
 	pg_start
+	server_deny_rules
 	pg_denied "DROP TABLE users"
 	pg_denied "DELETE FROM users"
 	pg_denied "TRUNCATE users"
@@ -103,18 +116,19 @@ test_pg_narrow_delete_and_reads_run_and_are_logged() {
 	assert_eq "$(db "select count(distinct session) from events where op='sql'")" 3
 }
 
-# The wrapper form: the agent's psql under `agentguard run`, the run's
-# summary naming the denial.
+# The wrapper form: the agent's psql under `agentguard run` (the kernel
+# layer on: it sees the pre-image's pg_dump start), the run's summary
+# naming the snapshot, and the session's restore bringing the table back.
 test_pg_under_agentguard_run() {
 	pg_start
 	pg_users
-	rc=0; out=$(agrun psql -h "$PG_SOCK" -d test -c "DROP TABLE users" 2>&1) || rc=$?
-	[ $rc -ne 0 ] || fail "agentguard run psql DROP TABLE exited 0: $out"
-	assert_contains "$out" "ERROR:  agentguard: denied sql"
-	assert_contains "$out" "server-destructive-sql"
-	assert_eq "$(pg_users_now)" "$USERS"
+	out=$(agrun psql -h "$PG_SOCK" -d test -c "DROP TABLE users" 2>&1) ||
+		fail "agentguard run psql DROP TABLE failed: $out"
+	assert_contains "$out" "1 snapshotted"
 	s=$(latest_session)
-	assert_eq "$(db "select decision from events where session='$s' and op='sql' and sql='DROP TABLE users'")" deny
+	assert_eq "$(db "select decision from events where session='$s' and op='sql' and sql='DROP TABLE users'")" snapshot
+	out=$("$AG" restore --session "$s" 2>&1) || fail "restore --session: $out"
+	assert_eq "$(pg_users_now)" "$USERS"
 }
 
 # Every libpq entry point, through a small client linked against the real
@@ -215,6 +229,7 @@ C
 
 test_pg_every_libpq_entry_point() {
 	pg_start
+	server_deny_rules
 	for mode in exec params prepare send sendparams sendprepare; do
 		pg_users
 		rc=0; out=$(pqclient "$mode" "DELETE FROM users" 2>&1) || rc=$?
@@ -234,6 +249,15 @@ test_pg_every_libpq_entry_point() {
 	ingest
 	assert_eq "$(db "select count(*) from events where op='sql' and sql='DELETE FROM users' and decision='deny'")" 6
 	assert_eq "$(db "select count(*) from events where op='sql' and sql like 'DELETE FROM users WHERE id = %' and decision='allow' and sql_class='delete'")" 6
+	# Under the built-in rules each entry point takes a pre-image first.
+	unset AGENTGUARD_RULES
+	for mode in exec params prepare send sendparams sendprepare; do
+		pg_users
+		out=$(pqclient "$mode" "DELETE FROM users" 2>&1) || fail "$mode DELETE FROM users: $out"
+		assert_eq "$(pg_users_now)" "" "(users after $mode)"
+	done
+	ingest
+	assert_eq "$(db "select count(*) from events e join snapshots s on s.id = e.snapshot where e.op='sql' and e.sql='DELETE FROM users' and e.decision='snapshot' and s.kind='pgsql' and s.link_target='table public.users'")" 6
 }
 
 # ---- MariaDB -----------------------------------------------------------
@@ -261,6 +285,7 @@ my_denied() {
 
 test_mariadb_destructive_and_safety_off_denied() {
 	my_start
+	server_deny_rules
 	my_denied "DROP TABLE users" server-destructive-sql
 	my_denied "DELETE FROM users" server-destructive-sql
 	my_denied "TRUNCATE TABLE users" server-destructive-sql
@@ -366,6 +391,7 @@ C
 
 test_mariadb_every_client_library_entry_point() {
 	my_start
+	server_deny_rules
 	for mode in query real send; do
 		my_users
 		rc=0; out=$(myclient "$mode" "DELETE FROM users" 2>&1) || rc=$?
@@ -381,12 +407,23 @@ test_mariadb_every_client_library_entry_point() {
 	assert_eq "$(db "select count(*) from events where op='sql' and sql='DELETE FROM users' and decision='deny'")" 3
 	assert_eq "$(db "select count(*) from events where op='sql' and sql='DELETE FROM users WHERE id = 2' and decision='allow'")" 3
 	server_db "$(db "select distinct database from events where op='sql' and sql='DELETE FROM users'")"
+	# Under the built-in rules each entry point takes a pre-image first,
+	# through the parameters mysql_real_connect had (its socket, its user).
+	unset AGENTGUARD_RULES
+	for mode in query real send; do
+		my_users
+		out=$(myclient "$mode" "DELETE FROM users" 2>&1) || fail "$mode DELETE FROM users: $out"
+		assert_eq "$(my_users_now)" "" "(users after $mode)"
+	done
+	ingest
+	assert_eq "$(db "select count(*) from events e join snapshots s on s.id = e.snapshot where e.op='sql' and e.sql='DELETE FROM users' and e.decision='snapshot' and s.kind='mysql' and s.link_target='table \`test\`.\`users\`' and s.path like 'socket=%'")" 3
 }
 
 # The mariadb program's statements are judged on the wire: however the
 # client frames them, a destructive one must not get through unjudged.
 test_mariadb_client_framing_cannot_slip_past() {
 	my_start
+	server_deny_rules
 	local ran=()
 	# slips WHAT CMD...: CMD must fail and leave users intact; every way
 	# through is reported, not only the first.
@@ -589,9 +626,10 @@ c.commit()
 	"$AG" verify >/dev/null 2>&1 || fail "verify after the attempts: $("$AG" verify 2>&1)"
 }
 
-# A `snapshot` rule on a server database: nothing can be saved first, so it
-# is denied, and the client prints the whole reason.
-test_pg_snapshot_rule_on_a_server_means_deny() {
+# A `snapshot` rule of one's own on a server database, on ordinary deletes
+# with a WHERE: the pre-image is taken all the same, and restore brings
+# the row back.
+test_pg_snapshot_rule_on_ordinary_deletes() {
 	pg_start
 	pg_users
 	cat > "$T/rules.yaml" <<'YAML'
@@ -599,12 +637,17 @@ version: 1
 rules:
   - id: keep-a-copy
     on: sql
-    class: [delete_all]
+    class: [delete, delete_all]
     action: snapshot
-    reason: "wholesale deletes keep a copy"
+    reason: "deletes keep a copy"
 YAML
-	out=$(AGENTGUARD_RULES=$T/rules.yaml gpsql -c "DELETE FROM users" 2>&1) && fail "psql should fail: $out"
-	assert_contains "$out" "ERROR:  agentguard: denied sql localhost/test: DELETE FROM users (rule keep-a-copy: wholesale deletes keep a copy; it is on a server, where agentguard cannot take a snapshot first, so it is denied)"
+	out=$(AGENTGUARD_RULES=$T/rules.yaml gpsql -c "DELETE FROM users WHERE id = 2" 2>&1) ||
+		fail "psql failed: $out"
+	assert_eq "$(pg_users_now)" "1:ada,3:cy"
+	ingest
+	id=$(db "select snapshot from events where op='sql' and rule='keep-a-copy'")
+	[ -n "$id" ] || fail "no pre-image"
+	"$AG" restore "$id" >/dev/null || fail "restore"
 	assert_eq "$(pg_users_now)" "$USERS"
 }
 
@@ -614,6 +657,7 @@ YAML
 # table the same text made is its own to drop.
 test_pg_side_doors_denied_temp_tables_not() {
 	pg_start
+	server_deny_rules
 	pg_denied "CREATE FUNCTION wipe() RETURNS void LANGUAGE sql AS \$\$ DELETE FROM users \$\$"
 	pg_denied "CREATE PROCEDURE zap() LANGUAGE plpgsql AS \$\$BEGIN DROP TABLE users; END\$\$"
 	pg_denied "ALTER TABLE users ALTER COLUMN name TYPE varchar(1) USING left(name, 1)"
