@@ -138,18 +138,28 @@ test-agents: all
 	@bash test/agents/run.sh
 .PHONY: test-agents
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/agentguard \
-	  $(DESTDIR)$(PREFIX)/share/agentguard/rules
+install: all install-data
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/agentguard
 	install -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/agentguard
 	install -m 0755 tools/agentguard-container $(DESTDIR)$(PREFIX)/bin/agentguard-container
 	install -m 0755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/agentguard/libagentguard.so
+
+# What needs no build: the shipped rules, the manual pages, shell completion.
+install-data:
+	install -d $(DESTDIR)$(PREFIX)/share/agentguard/rules $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 	install -m 0644 rules/*.yaml $(DESTDIR)$(PREFIX)/share/agentguard/rules/
+	install -m 0644 man/agentguard.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 man/agentguard-rules.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 completion/agentguard.bash \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/agentguard
+	install -m 0644 completion/_agentguard $(DESTDIR)$(PREFIX)/share/zsh/site-functions/
 
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all deps-check test test-unit demo bench install clean
+.PHONY: all deps-check test test-unit demo bench install install-data clean FORCE
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # ---- sanitizers and fuzzing ----------------------------------------------
