@@ -856,9 +856,14 @@ int ag_git_refs_each(const struct ag_git_repo *r, char *scratch, size_t scratchl
 
 /* ---- the record ---------------------------------------------------------- */
 
+/* Which refs a command can change, and so are recorded and pinned. */
+enum { SC_HEADS = 1, SC_TAGS = 2, SC_REMOTES = 4, SC_ALL = 8 };
+
 struct rec {
 	int fd;
 	int err;
+	unsigned scope;
+	const char *remote;         /* SC_REMOTES: only refs/remotes/<remote>/ (NULL: all) */
 	const struct ag_git_repo *r;
 	const char *pin;
 	char *pinpath;              /* AG_PATH_MAX */
@@ -960,6 +965,15 @@ static void rec_ref(void *ctx, const char *name, const char *val)
 			pin(w, val, strlen(val));
 		return;
 	}
+	int in = (w->scope & SC_ALL) || starts(name, "refs/heads/") ||
+		 starts(name, "refs/stash") ||
+		 ((w->scope & SC_TAGS) && starts(name, "refs/tags/"));
+	if (!in && (w->scope & SC_REMOTES) && starts(name, "refs/remotes/")) {
+		size_t rl = w->remote ? strlen(w->remote) : 0;
+		in = !w->remote || (strncmp(name + 13, w->remote, rl) == 0 && name[13 + rl] == '/');
+	}
+	if (!in)
+		return;
 	if (starts(val, "ref:")) {
 		const char *t = val + 4;
 		while (*t == ' ')
@@ -1078,8 +1092,20 @@ int ag_git_record(const struct ag_git_repo *r, const char *const *argv, enum ag_
 	out(&w, "worktree", r->worktree[0] ? r->worktree : "-", NULL);
 	out(&w, "command", sub ? sub : "-", NULL);
 	const char *remote = eff == AG_GIT_PUSH ? push_remote(argv) : NULL;
+	/* A push names its remote by name or by URL; a URL's tracking refs
+	 * are not told apart: all of them are recorded. */
+	if (remote && (strchr(remote, '/') || strchr(remote, ':')))
+		remote = NULL;
 	if (remote)
 		out(&w, "remote", remote, NULL);
+	w.remote = remote;
+	w.scope = eff == AG_GIT_PUSH ? SC_REMOTES : 0;
+	static const char *const all[] = {"update-ref", "filter-branch", "filter-repo", NULL};
+	for (const char *const *x = all; sub && *x; x++)
+		if (strcmp(sub, *x) == 0)
+			w.scope |= SC_ALL;
+	if (sub && strcmp(sub, "tag") == 0)
+		w.scope |= SC_TAGS;
 	if (refs_each(r, scratch, SCRATCH_NEED, rec_ref, &w) < 0)
 		return -1;
 	char *path = scratch, *dents = scratch + AG_PATH_MAX;

@@ -149,7 +149,7 @@ struct ag_work {
 	char words[8192];          /* exec: what decide unwraps (cmdview.c) */
 	struct ag_git_repo git;    /* exec of git: its repository (gitrefs.h) */
 	char git_config[4096];     /* ... the configuration a push reads */
-	char git_scratch[12288];   /* ... room to read its refs */
+	char git_scratch[16384];   /* ... room to read its refs */
 };
 
 /* One guarded call in flight. Lives on the hook's stack: keep it small. */
