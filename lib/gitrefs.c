@@ -1099,7 +1099,8 @@ int ag_git_record(const struct ag_git_repo *r, const char *const *argv, enum ag_
 	if (remote)
 		out(&w, "remote", remote, NULL);
 	w.remote = remote;
-	w.scope = eff == AG_GIT_PUSH ? SC_REMOTES : 0;
+	/* No command (restore keeping what it displaces): every name. */
+	w.scope = !argv ? SC_ALL : eff == AG_GIT_PUSH ? SC_REMOTES : 0;
 	static const char *const all[] = {"update-ref", "filter-branch", "filter-repo", NULL};
 	for (const char *const *x = all; sub && *x; x++)
 		if (strcmp(sub, *x) == 0)

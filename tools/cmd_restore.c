@@ -20,6 +20,7 @@
 
 #include "audit.h"
 #include "cli.h"
+#include "gitrestore.h"
 #include "snapshot.h"
 #include "undo.h"
 
@@ -27,7 +28,10 @@ static const char help[] =
 "Usage: agentguard restore [OPTIONS] SNAPID...\n"
 "       agentguard restore [OPTIONS] --session ID [--path GLOB] [--before T]\n"
 "\n"
-"Put snapshotted files, symlinks, directories and SQLite databases back:\n"
+"Put snapshotted files, symlinks, directories, SQLite databases and git refs\n"
+"back (a git record: the refs a git command moved, in one 'git update-ref'\n"
+"transaction, HEAD and the stash's entries; for a push, the 'git push' that\n"
+"puts the remote back is printed, and run with --push):\n"
 "content, mode, access and modification times, and the owner when run as\n"
 "root. FIFOs are made again, and device nodes too when run as root; a socket\n"
 "cannot be restored (the program that listens on it makes it): it is\n"
@@ -64,6 +68,8 @@ static const char help[] =
 "  --keep-both      restore next to what exists, as NAME.restored-SNAPID\n"
 "  --allow-outside  restore paths outside the session's workspace and home\n"
 "  --preserve-owner as root: restore the recorded owner, and setuid/setgid bits\n"
+"  --push           git: run the 'git push' that puts a remote back after a\n"
+"                   push (without it, the command is printed)\n"
 "  -q, --quiet      only failures, conflicts and the summary line\n"
 "  --state-dir DIR  where audit.db and snapshots/ live\n"
 "\n"
@@ -82,7 +88,7 @@ static const char help[] =
 "something else is there.\n";
 
 enum { OPT_SESSION = 1, OPT_PATH, OPT_DRY_RUN, OPT_TO, OPT_OVERWRITE, OPT_KEEP_BOTH,
-       OPT_ALLOW_OUTSIDE, OPT_PRESERVE_OWNER, OPT_BEFORE, OPT_QUIET = 'q' };
+       OPT_ALLOW_OUTSIDE, OPT_PRESERVE_OWNER, OPT_BEFORE, OPT_PUSH, OPT_QUIET = 'q' };
 
 static const struct option options[] = {
 	{ "session", required_argument, NULL, OPT_SESSION },
@@ -96,10 +102,12 @@ static const struct option options[] = {
 	{ "allow-outside", no_argument, NULL, OPT_ALLOW_OUTSIDE },
 	{ "preserve-owner", no_argument, NULL, OPT_PRESERVE_OWNER },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "push", no_argument, NULL, OPT_PUSH },
 	{ NULL, 0, NULL, 0 },
 };
 
-enum kind { K_FILE, K_SYMLINK, K_DIR, K_SQLITE, K_FIFO, K_DEVICE, K_SOCKET, K_OTHER, K_ABSENT };
+enum kind { K_FILE, K_SYMLINK, K_DIR, K_SQLITE, K_FIFO, K_DEVICE, K_SOCKET, K_OTHER, K_ABSENT,
+	    K_GIT };
 
 struct item {
 	char *id, *path, *link_target, *store, *sha256;
@@ -125,7 +133,7 @@ struct item {
 struct restore {
 	struct cli_db d;
 	struct cli_opts co;
-	int dry_run, overwrite, keep_both, allow_outside, preserve_owner, quiet;
+	int dry_run, overwrite, keep_both, allow_outside, preserve_owner, quiet, push;
 	size_t done, total;         /* for the progress line */
 	int progress;
 	const char *to;
@@ -187,7 +195,7 @@ static char *dup_col(sqlite3_stmt *st, int i)
 static int item_from_row(sqlite3_stmt *st, struct item *it, const char **why)
 {
 	static const char *const kinds[] = { "file", "symlink", "dir", "sqlite", "fifo",
-					     "device", "socket", "other", "absent" };
+					     "device", "socket", "other", "absent", "git" };
 	const char *k = cli_col(st, 1);
 
 	memset(it, 0, sizeof *it);
@@ -807,6 +815,32 @@ static void print_done(struct restore *r, const char *verb, const char *dest,
 	fputs(")\n", stdout);
 }
 
+/* A git record: its content checked like any snapshot's, then the refs
+ * (gitrestore.c). With --to there is nowhere else to put refs: refused. */
+static void restore_git(struct restore *r, struct item *it)
+{
+	char abs[AG_PATH_MAX], sha[AG_HASH_HEX];
+
+	if (r->to) {
+		fail(r, it->path, "git refs are restored in their repository, not under --to "
+		     "(snapshot %s)", it->id);
+		return;
+	}
+	if (!it->store || ag_fmt(abs, sizeof abs, "%s/%s", r->d.state_dir, it->store) < 0 ||
+	    ag_sha256_file_hex(abs, sha) < 0 || !it->sha256 || strcmp(sha, it->sha256) != 0) {
+		fail(r, it->path, "its record is missing from the store or changed (snapshot %s)",
+		     it->id);
+		return;
+	}
+	struct git_restore g = {.dry_run = r->dry_run, .push = r->push, .quiet = r->quiet,
+				.u = r->dry_run ? NULL : &r->u};
+	git_restore_item(&g, it->id, abs, it->path);
+	r->restored += g.restored;
+	r->failed += g.failed;
+	if (!g.failed)
+		it->restored_ns = ag_now_ns();
+}
+
 /* ---- the three passes ---------------------------------------------------- */
 
 static void restore_dir(struct restore *r, struct item *it)
@@ -1328,6 +1362,11 @@ static int run_passes(struct restore *r, struct items *l)
 		else if (l->v[i].kind == K_ABSENT)
 			restore_absent(r, &l->v[i], 0);
 	}
+	/* git records last: the files of .git a session restore put back
+	 * come first, and the refs are then made exactly what was recorded. */
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].kind == K_GIT)
+			restore_git(r, &l->v[i]);
 	/* Directories that were not there, deepest first, once emptied. */
 	for (size_t i = l->n; i-- > 0;)
 		if (l->v[i].kind == K_ABSENT)
@@ -1532,6 +1571,7 @@ static int cmd_restore(int argc, char **argv)
 		case OPT_ALLOW_OUTSIDE: r.allow_outside = 1; break;
 		case OPT_PRESERVE_OWNER: r.preserve_owner = 1; break;
 		case OPT_QUIET: r.quiet = 1; break;
+		case OPT_PUSH: r.push = 1; break;
 		case OPT_BEFORE:
 			if (parse_before(optarg, &r.before_ns) < 0)
 				return cli_usage("--before wants a time (2026-05-01T12:00:00Z, UTC) or "

@@ -46,6 +46,12 @@ int undo_begin(struct undo *u, struct cli_db *d, int argc, char **argv,
  * there), -1 with errno: then it must not be displaced. */
 int undo_keep(struct undo *u, int dir, const char *name, const char *path, int how);
 
+/* Keep the refs of repository r (shown as path, its git dir) before
+ * restore moves them: a git record in the restore's session (gitrefs.h),
+ * so restoring that session puts them back. 0, or -1 with errno. */
+struct ag_git_repo;
+int undo_keep_git(struct undo *u, const struct ag_git_repo *r, const char *path);
+
 /* Restore made path where nothing was (a directory when is_dir). */
 int undo_made(struct undo *u, const char *path, int is_dir);
 
