@@ -833,6 +833,7 @@ static void restore_git(struct restore *r, struct item *it)
 		return;
 	}
 	struct git_restore g = {.dry_run = r->dry_run, .push = r->push, .quiet = r->quiet,
+				.session = r->session[0] != 0,
 				.u = r->dry_run ? NULL : &r->u};
 	git_restore_item(&g, it->id, abs, it->path);
 	r->restored += g.restored;

@@ -422,6 +422,26 @@ void git_restore_item(struct git_restore *g, const char *id, const char *record,
 		   strcmp(rec.command ? rec.command : "", "push") != 0) {
 		say(g, "unchanged", gitdir, "the refs are as recorded", id);
 	}
+	/* The index is git's scratch (never kept): where the checked-out
+	 * commit was moved back (by this record, or by a session restore
+	 * that put the ref files back first) and the index no longer matches
+	 * it, it is made to match again; the files themselves are the
+	 * session's snapshots. */
+	if (!g->dry_run && (moves || head_moves || g->session) && rec.worktree &&
+	    strcmp(rec.worktree, "-") != 0 && cli_plain_path(rec.worktree)) {
+		char wt[AG_PATH_MAX + 16];
+		snprintf(wt, sizeof wt, "--work-tree=%s", rec.worktree);
+		const char *same[] = {wt, "diff-index", "--cached", "--quiet", "HEAD", NULL};
+		const char *rst[] = {wt, "reset", "-q", NULL};
+		if (run_git(rec.gitdir, same, NULL) == 1) {
+			if (run_git(rec.gitdir, rst, NULL) != 0) {
+				say(g, "failed", gitdir, "the index could not be made to match HEAD", id);
+				g->failed++;
+			} else {
+				say(g, "restored", gitdir, "the index (it matches HEAD again)", id);
+			}
+		}
+	}
 	if (rec.command && (strcmp(rec.command, "push") == 0 || strcmp(rec.command, "send-pack") == 0))
 		remote_back(g, &rec, &now, id);
 out:

@@ -14,6 +14,7 @@
 
 struct git_restore {
 	int dry_run, push, quiet;
+	int session;                 /* a session restore: .git's files came back first */
 	struct undo *u;              /* NULL: a dry run, nothing is kept */
 	long restored, failed;       /* refs put back, items that failed */
 };
