@@ -175,7 +175,7 @@ enum ag_git_effect ag_git_names(const char *const *argv)
 /* ---- configuration ------------------------------------------------------- */
 
 #define KEY_MAX 256
-#define VAL_MAX 1024
+#define VAL_MAX 512
 
 static char lower(char c)
 {
@@ -487,8 +487,8 @@ int ag_git_push_forced(const char *const *argv, const char *const *envp, const c
 	struct cfg_src src = {config, config_len, envp, &a};
 	/* An alias runs another subcommand with its words first. */
 	const char *words[64];
-	char text[4][VAL_MAX];
-	for (int depth = 0; sub && depth < 4; depth++) {
+	char text[3][VAL_MAX];
+	for (int depth = 0; sub && depth < 3; depth++) {
 		if (strcmp(sub, "push") == 0 || strcmp(sub, "send-pack") == 0) {
 			if (config_cut && strcmp(sub, "push") == 0)
 				return say(why, whylen, "its configuration is too long to be read "
