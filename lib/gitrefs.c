@@ -672,6 +672,45 @@ int ag_git_find(const struct ag_git_args *a, const char *const *envp, const char
 	return set_common(r);
 }
 
+int ag_git_linked_root(const char *workspace, const char *path, char *root, size_t rootlen)
+{
+	char d[AG_PATH_MAX], p[AG_PATH_MAX], t[AG_PATH_MAX], x[AG_PATH_MAX];
+	size_t wl = workspace ? strlen(workspace) : 0;
+
+	if (!wl || !path || path[0] != '/' || ag_fmt(d, sizeof d, "%s", path) < 0)
+		return 0;
+	for (;;) {
+		char *sl = strrchr(d, '/');
+		if (!sl || sl == d)
+			return 0;
+		*sl = 0;
+		/* Not below the workspace itself: that is the workspace. */
+		if (strncmp(d, workspace, wl) == 0 && (d[wl] == '/' || !d[wl]))
+			return 0;
+		if (ag_fmt(p, sizeof p, "%s/.git", d) < 0)
+			return 0;
+		if (read_small(p, t, sizeof t) < 0)
+			continue;   /* no .git here (or a directory: another repository) */
+		if (!starts(t, "gitdir:"))
+			return 0;
+		chomp(t);
+		const char *g = t + 7 + strspn(t + 7, " ");
+		if (ag_path_lexical(d, g, x, sizeof x) < 0)
+			return 0;
+		/* <workspace>/.git/worktrees/<name>, exactly. */
+		if (strncmp(x, workspace, wl) != 0 || strncmp(x + wl, "/.git/worktrees/", 16) != 0 ||
+		    !x[wl + 16] || strchr(x + wl + 16, '/'))
+			return 0;
+		/* And its back link names this worktree. */
+		if (ag_fmt(t, sizeof t, "%s/gitdir", x) < 0 || read_small(t, x, sizeof x) <= 0)
+			return 0;
+		chomp(x);
+		if (strcmp(x, p) != 0)
+			return 0;
+		return ag_fmt(root, rootlen, "%s", d) == 0;
+	}
+}
+
 static size_t cat_file(const char *path, char *buf, size_t cap, int *cut)
 {
 	if (!cap)

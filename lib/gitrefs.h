@@ -102,6 +102,12 @@ size_t ag_git_read_config(const struct ag_git_repo *r, const char *const *envp, 
 int ag_git_record(const struct ag_git_repo *r, const char *const *argv, enum ag_git_effect eff,
 		  const char *pin, int fd, char *scratch, size_t scratchlen);
 
+/* A linked worktree of the workspace's repository is part of the
+ * workspace: path lies in the tree of a worktree whose git dir is
+ * <workspace>/.git/worktrees/<name> and whose back link there (its
+ * `gitdir` file) names it. Its top into root. 1, or 0. */
+int ag_git_linked_root(const char *workspace, const char *path, char *root, size_t rootlen);
+
 /* One ref of a record, or of a repository now (for restore). */
 struct ag_git_ref {
 	char name[256];

@@ -1540,6 +1540,64 @@ static void judge_alias(struct ag_call *c)
 
 /* The guard's own files first, then the rules. 1 when the rules decided
  * (c->v holds their verdict), 0 when self-protection refused. */
+/* A linked worktree of the workspace's repository (git worktree add ../x)
+ * is part of the workspace: a file operation there that the rules refuse
+ * (not by a hard rule) is judged as the same file inside the workspace
+ * would be. Rare: only refusals look. */
+/* The last linked worktree this process confirmed: `git worktree remove`
+ * deletes the worktree's .git file before the rest of it and the
+ * directory itself, which then no longer say whose they are. */
+static char linked_last[AG_PATH_MAX];
+static int linked_busy;
+
+static int linked_root(const char *ws, const char *path, char *root, size_t len)
+{
+	int found = ag_git_linked_root(ws, path, root, len);
+
+	if (__atomic_exchange_n(&linked_busy, 1, __ATOMIC_ACQUIRE))
+		return found;   /* another thread holds it: no cache this once */
+	size_t n = strlen(linked_last);
+	if (found)
+		snprintf(linked_last, sizeof linked_last, "%s", root);
+	else if (n && strncmp(path, linked_last, n) == 0 && (path[n] == '/' || !path[n]) &&
+		 ag_fmt(root, len, "%s", linked_last) == 0)
+		found = 1;
+	__atomic_store_n(&linked_busy, 0, __ATOMIC_RELEASE);
+	return found;
+}
+
+static void judge_linked(struct ag_call *c)
+{
+	struct ag_op *o = &c->op;
+	char root[AG_PATH_MAX];
+
+	if ((o->kind != AG_OP_DELETE && o->kind != AG_OP_RENAME && o->kind != AG_OP_TRUNCATE &&
+	     o->kind != AG_OP_WRITE && o->kind != AG_OP_MODE) || !ag_work(c))
+		return;
+	const char *ws = G.s.workspace, *path = o->path, *target = o->target;
+	int moved = 0;
+	if (path && linked_root(ws, path, root, sizeof root) &&
+	    ag_fmt(c->w->scratch, sizeof c->w->scratch, "%s%s", ws, path + strlen(root)) == 0) {
+		o->path = c->w->scratch;
+		moved = 1;
+	}
+	if (o->kind == AG_OP_RENAME && target && linked_root(ws, target, root, sizeof root) &&
+	    ag_fmt(c->w->text, AG_PATH_MAX, "%s%s", ws, target + strlen(root)) == 0) {
+		o->target = c->w->text;
+		moved = 1;
+	}
+	if (moved) {
+		struct ag_verdict v;
+		ag_decide(G.s.policy, o, &v);
+		c->v = v;
+		c->decision = v.action;
+		c->rule = v.rule_id;
+		c->reason = v.reason;
+	}
+	o->path = path;
+	o->target = target;
+}
+
 static int judge_rules(struct ag_call *c)
 {
 	if (c->unnamed) {
@@ -1557,6 +1615,8 @@ static int judge_rules(struct ag_call *c)
 	c->reason = c->v.reason;
 	if (!c->nested)
 		judge_alias(c);
+	if (!c->nested && c->decision == AG_DENY && !c->v.hard)
+		judge_linked(c);
 	return 1;
 }
 

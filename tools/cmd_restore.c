@@ -20,6 +20,7 @@
 
 #include "audit.h"
 #include "cli.h"
+#include "gitrefs.h"
 #include "gitrestore.h"
 #include "snapshot.h"
 #include "undo.h"
@@ -1425,6 +1426,11 @@ static const char *untrusted(struct restore *r, sqlite3_stmt *st, const struct i
 	if (r->to || r->allow_outside)
 		return NULL;
 	if (beneath(it->path, ws) || beneath(it->path, home))
+		return NULL;
+	/* A linked worktree of the workspace's repository (still there) is
+	 * part of the workspace (lib/gitrefs.h). */
+	char root[AG_PATH_MAX];
+	if (ws && ag_git_linked_root(ws, it->path, root, sizeof root))
 		return NULL;
 	return "its recorded path is outside the session's workspace and home: refusing "
 	       "it (--to DIR restores under DIR, --allow-outside where it was)";

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "gitrestore.h"
 
 extern char **environ;
 
@@ -332,7 +333,10 @@ static int cmd_show(int argc, char **argv)
 		cli_fmt_time(s.restored_ns, 1, when, sizeof when);
 		printf("  restored  %s\n", when);
 	}
-	if (s.src_ok && is_sqlite(s.src)) {
+	if (s.src_ok && strcmp(s.kind, "git") == 0) {
+		puts("the refs git could change, recorded before it ran:");
+		git_record_show(s.src, stdout);
+	} else if (s.src_ok && is_sqlite(s.src)) {
 		struct table *t;
 		size_t n;
 		if (tables_of(s.src, &t, &n) < 0) {

@@ -223,13 +223,53 @@ test_commit_and_gc_in_a_guarded_run_are_quiet() {
 	fsck_clean
 }
 
-test_linked_worktree_add_and_remove_work() {
+test_linked_worktree_inside_the_workspace_add_and_remove_work() {
 	git_world
-	# The workspace is the repository: the linked worktrees beside it are
-	# part of it.
-	out=$(LD_PRELOAD=${AG_ASAN_RT:-} "$AG" run --workspace "$WS/repo" -- sh -c 'git worktree add -q ../wt feature && echo x > ../wt/scratch && git worktree remove --force ../wt && git worktree add -q ../wt2 -b other && git worktree remove ../wt2' 2>&1) ||
+	out=$(agrun sh -c 'git worktree add -q ../wt feature && echo x > ../wt/scratch && git worktree remove --force ../wt && git worktree add -q ../wt2 -b other && git worktree remove ../wt2' 2>&1) ||
 		fail "worktree add/remove failed: $out"
 	assert_missing "$WS/wt"
 	assert_missing "$WS/wt2"
 	assert_not_contains "$out" "agentguard: denied"
+}
+
+# The workspace is the repository itself and ../wt lies outside it; a rule
+# refuses changes outside the workspace even under /tmp (where the tests
+# live): the linked worktree is part of the workspace all the same.
+test_linked_worktree_beside_the_workspace_is_part_of_it() {
+	git_world
+	cat > "$T/only-ws.yaml" <<-'EOF'
+	version: 1
+	rules:
+	  - id: only-the-workspace
+	    on: [delete, rename, truncate, write]
+	    path: ["/**"]
+	    unless: {path: ["$WORKSPACE/**", "$HOME/**"]}
+	    action: deny
+	  - id: workspace-snapshot
+	    on: [delete, rename, truncate, write]
+	    path: ["$WORKSPACE/**"]
+	    unless: {program: [git, "git-*"], path: ["$WORKSPACE/**/.git/**/*.lock",
+	             "$WORKSPACE/**/.git/**/index", "$WORKSPACE/**/.git/objects/**"]}
+	    action: snapshot
+	EOF
+	mkdir -p "$WS/elsewhere"; echo keep > "$WS/elsewhere/f"
+	run_ws() { LD_PRELOAD=${AG_ASAN_RT:-} "$AG" run --rules "$T/only-ws.yaml" --workspace "$WS/repo" -- "$@"; }
+	# The rule bites outside the workspace ...
+	out=$(run_ws rm "$WS/elsewhere/f" 2>&1) && fail "the rule did not refuse: $out"
+	assert_contains "$out" "only-the-workspace"
+	assert_exists "$WS/elsewhere/f"
+	# ... but not in a linked worktree of the workspace's repository.
+	out=$(run_ws sh -c 'git worktree add -q ../wt feature && echo x >> ../wt/feat && rm ../wt/f1 && git worktree remove --force ../wt' 2>&1) ||
+		fail "worktree add/remove failed: $out"
+	assert_missing "$WS/wt"
+	assert_not_contains "$out" "agentguard: denied"
+	ingest
+	sid=$(latest_session)
+	assert_eq "$(db "select decision from events where session = '$sid' and op = 'delete' and path = '$WS/wt/f1'")" snapshot
+	# A fake worktree (a .git file without the repository's back link) is not one.
+	mkdir -p "$WS/fake"; echo keep > "$WS/fake/f"
+	echo "gitdir: $WS/repo/.git/worktrees/nothere" > "$WS/fake/.git"
+	out=$(run_ws rm "$WS/fake/f" 2>&1) && fail "a fake worktree was taken for one: $out"
+	assert_contains "$out" "only-the-workspace"
+	assert_exists "$WS/fake/f"
 }
