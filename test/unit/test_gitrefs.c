@@ -308,3 +308,31 @@ Test(gitrefs_repo, record_and_pins)
 	cr_expect_eq(ag_git_record(&r, NULL, AG_GIT_REFS, "s4", fd, scratch, 100), -1);
 	ut_rmrf(top);
 }
+
+Test(gitrefs_repo, linked_worktrees_need_both_links)
+{
+	char top[AG_PATH_MAX], ws[AG_PATH_MAX], p[AG_PATH_MAX], root[AG_PATH_MAX];
+
+	ut_mkdtemp(top, sizeof top);
+	ut_fmt(ws, sizeof ws, "%s/repo", top);
+	fake_repo(ws);
+	ut_writef(top, "wt/.git", "gitdir: %s/.git/worktrees/wt\n", ws);
+	ut_writef(top, "wt/src/a.c", "%s", "int x;\n");
+	ut_fmt(p, sizeof p, "%s/wt/src/a.c", top);
+	/* The .git file alone is not enough: the back link must name it. */
+	cr_expect_eq(ag_git_linked_root(ws, p, root, sizeof root), 0);
+	ut_writef(ws, ".git/worktrees/wt/gitdir", "%s/wt/.git\n", top);
+	cr_expect_eq(ag_git_linked_root(ws, p, root, sizeof root), 1);
+	ut_fmt(p, sizeof p, "%s/wt", top);
+	cr_expect_str_eq(root, p);
+	/* Another repository's worktree, or a path in the workspace, is not one. */
+	ut_fmt(p, sizeof p, "%s/wt/src/a.c", top);
+	cr_expect_eq(ag_git_linked_root("/elsewhere", p, root, sizeof root), 0);
+	ut_fmt(p, sizeof p, "%s/src/x", ws);
+	cr_expect_eq(ag_git_linked_root(ws, p, root, sizeof root), 0);
+	/* A back link to another place. */
+	ut_writef(ws, ".git/worktrees/wt/gitdir", "%s\n", "/somewhere/else/.git");
+	ut_fmt(p, sizeof p, "%s/wt/src/a.c", top);
+	cr_expect_eq(ag_git_linked_root(ws, p, root, sizeof root), 0);
+	ut_rmrf(top);
+}
