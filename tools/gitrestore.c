@@ -296,6 +296,13 @@ static void remote_back(struct git_restore *g, const struct record *rec, const s
 			continue;
 		char remote[256], lease[512], spec[512];
 		snprintf(remote, sizeof remote, "%.*s", (int)(sl - rb), rb);
+		if (remote[0] == '-' || sl[1] == '-') {
+			/* Would be read as an option by git push. */
+			say(g, "failed", rec->gitdir, "a remote-tracking ref of the record is not a "
+			    "remote's branch", id);
+			g->failed++;
+			continue;
+		}
 		snprintf(lease, sizeof lease, "--force-with-lease=refs/heads/%s:%s", sl + 1,
 			 is ? is : "");
 		snprintf(spec, sizeof spec, "%s:refs/heads/%s", was, sl + 1);
@@ -339,10 +346,35 @@ void git_restore_item(struct git_restore *g, const char *id, const char *record,
 		g->failed++;
 		goto out;
 	}
+	/* The record's own words about where refs and the worktree live are
+	 * the session's: they must be what the repository says now. */
 	struct ag_git_repo repo;
-	memset(&repo, 0, sizeof repo);
-	snprintf(repo.gitdir, sizeof repo.gitdir, "%s", rec.gitdir);
-	snprintf(repo.common, sizeof repo.common, "%s", rec.common);
+	struct ag_git_args ga;
+	memset(&ga, 0, sizeof ga);
+	ga.git_dir = rec.gitdir;
+	if (ag_git_find(&ga, NULL, "/", &repo) < 0 || strcmp(repo.common, rec.common) != 0) {
+		say(g, "failed", gitdir, "it is not a git repository now, or its record names "
+		    "another one", id);
+		g->failed++;
+		goto out;
+	}
+	/* Its worktree: beside .git, or a linked one's back link. */
+	char wt[AG_PATH_MAX] = "";
+	size_t gl = strlen(rec.gitdir);
+	if (gl > 5 && strcmp(rec.gitdir + gl - 5, "/.git") == 0) {
+		snprintf(wt, sizeof wt, "%.*s", (int)(gl - 5), rec.gitdir);
+	} else {
+		char bl[AG_PATH_MAX + 8];
+		snprintf(bl, sizeof bl, "%s/gitdir", rec.gitdir);
+		char *t = slurp(bl, NULL);
+		char *nl = t ? strrchr(t, '/') : NULL;
+		if (nl && strcmp(nl, "/.git\n") == 0 && cli_plain_path(t)) {
+			*nl = 0;
+			snprintf(wt, sizeof wt, "%s", t);
+		}
+		free(t);
+	}
+	rec.worktree = rec.worktree && strcmp(rec.worktree, wt) == 0 ? rec.worktree : "-";
 	scratch = malloc(32768);
 	if (!scratch || ag_git_refs_each(&repo, scratch, 32768, now_ref, &now) < 0) {
 		say(g, "failed", gitdir, "the repository's refs cannot be read now", id);

@@ -273,3 +273,16 @@ test_linked_worktree_beside_the_workspace_is_part_of_it() {
 	assert_contains "$out" "only-the-workspace"
 	assert_exists "$WS/fake/f"
 }
+
+test_a_changed_record_is_refused() {
+	git_world
+	agrun git branch -D feature >/dev/null 2>&1 || fail "branch -D refused"
+	id=$(snap_of_last_exec)
+	store=$AGENTGUARD_STATE_DIR/$(db "select store from snapshots where id = '$id'")
+	chmod u+w "$store" "$(dirname "$store")" 2>/dev/null || true
+	sed -i 's#refs/heads/feature#refs/heads/other#' "$store"
+	out=$("$AG" restore "$id" 2>&1) && fail "a changed record was restored: $out"
+	assert_contains "$out" "changed"
+	! git rev-parse -q --verify other >/dev/null || fail "the forged ref was made"
+	! git rev-parse -q --verify feature >/dev/null || fail "feature came back from a changed record"
+}
