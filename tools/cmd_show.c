@@ -458,6 +458,15 @@ static int cmd_diff(int argc, char **argv)
 		cli_db_close(&d);
 		return CLI_FAIL;
 	}
+	if (strcmp(s.kind, "git") == 0) {
+		/* The recorded refs against the repository's now. */
+		int rc = s.src_ok ? git_record_diff(s.src, stdout) : -1;
+		if (!s.src_ok)
+			puts("the record is not in the store (or changed)");
+		snap_free(&s);
+		cli_db_close(&d);
+		return rc == 0 ? CLI_OK : CLI_FAIL;
+	}
 	int absent_then = strcmp(s.kind, "absent") == 0;
 	int file = strcmp(s.kind, "file") == 0 || strcmp(s.kind, "sqlite") == 0;
 	/* What is there now, not following a symlink at the path itself. */

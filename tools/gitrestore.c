@@ -526,3 +526,52 @@ int git_record_show(const char *record, FILE *out)
 	record_free(&rec);
 	return 0;
 }
+
+int git_record_diff(const char *record, FILE *out)
+{
+	struct record rec;
+	struct refs now = {0};
+	const char *why = NULL;
+	struct ag_git_repo repo;
+	int differ = 0, rc = -1;
+	char *scratch = malloc(32768);
+
+	memset(&rec, 0, sizeof rec);
+	memset(&repo, 0, sizeof repo);
+	if (!scratch || record_parse(record, &rec, &why) < 0) {
+		fprintf(out, "git record: %s\n", why ? why : "unreadable");
+		goto out;
+	}
+	snprintf(repo.gitdir, sizeof repo.gitdir, "%s", rec.gitdir);
+	snprintf(repo.common, sizeof repo.common, "%s", rec.common);
+	if (ag_git_refs_each(&repo, scratch, 32768, now_ref, &now) < 0) {
+		fprintf(out, "the repository's refs cannot be read now\n");
+		goto out;
+	}
+	const char *h = refs_get(&now, "HEAD");
+	if (rec.head && (!h || strcmp(h, rec.head) != 0)) {
+		fprintf(out, "HEAD: ");
+		cli_put(out, rec.head);
+		fprintf(out, " in the snapshot, ");
+		cli_put(out, h ? h : "none");
+		fprintf(out, " now\n");
+		differ = 1;
+	}
+	for (size_t i = 0; i < rec.refs.n; i++) {
+		const char *is = refs_get(&now, rec.refs.v[i].name);
+		if (is && strcmp(is, rec.refs.v[i].sha) == 0)
+			continue;
+		cli_put(out, rec.refs.v[i].name);
+		fprintf(out, ": %.12s in the snapshot, %s%.12s now\n", rec.refs.v[i].sha,
+			is ? "" : "gone", is ? is : "");
+		differ = 1;
+	}
+	if (!differ)
+		fprintf(out, "the refs are as recorded\n");
+	rc = differ;
+out:
+	free(scratch);
+	refs_free(&now);
+	record_free(&rec);
+	return rc;
+}

@@ -27,4 +27,8 @@ void git_restore_item(struct git_restore *g, const char *id, const char *record,
 /* What a record holds, for agentguard show: its lines, made readable. */
 int git_record_show(const char *record, FILE *out);
 
+/* agentguard diff: each recorded ref against what it is now ("same" when
+ * none moved). 0 same, 1 different, -1 unreadable. */
+int git_record_diff(const char *record, FILE *out);
+
 #endif

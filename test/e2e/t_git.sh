@@ -51,12 +51,16 @@ test_branch_D_is_recorded_and_restore_brings_branch_and_commit_back() {
 	[ -n "$id" ] || fail "no git record for branch -D"
 	assert_eq "$(db "select kind from snapshots where id = '$id'")" git
 	assert_eq "$(db "select rule || ' ' || decision from events where snapshot = '$id'")" "git-history snapshot"
+	out=$("$AG" diff "$id") && fail "diff says nothing moved: $out"
+	assert_contains "$out" "refs/heads/feature: "
+	assert_contains "$("$AG" show "$id")" "refs/heads/feature"
 	expire_all
 	git cat-file -e "$f" || fail "the pin did not keep the commit through gc --prune=now"
 	out=$("$AG" restore "$id" 2>&1) || fail "restore failed: $out"
 	assert_contains "$out" "refs/heads/feature"
 	assert_eq "$(git rev-parse feature)" "$f"
 	assert_eq "$(git show -s --format=%s feature)" feature
+	out=$("$AG" diff "$id") || fail "diff after the restore: $out"
 	fsck_clean
 }
 
