@@ -172,8 +172,13 @@ test_force_push_is_put_back_on_the_remote_by_the_printed_command_and_by_push() {
 	assert_contains "$cmd" "--force-with-lease=refs/heads/main:"
 	eval "$cmd -q" || fail "the printed command failed: $cmd"
 	assert_eq "$(git --git-dir="$T/remote.git" rev-parse main)" "$main"
-	# Again, forced once more, then --push runs it.
+	# A session restore prints it too.
 	git push -q --force origin main
+	sid=$(latest_session)
+	out=$("$AG" restore --session "$sid" 2>&1) || fail "session restore failed: $out"
+	assert_contains "$out" "the remote: git "
+	assert_contains "$out" "--force-with-lease=refs/heads/main:"
+	# Again, then --push runs it.
 	out=$("$AG" restore --push "$id" 2>&1) || fail "restore --push failed: $out"
 	assert_eq "$(git --git-dir="$T/remote.git" rev-parse main)" "$main"
 	git --git-dir="$T/remote.git" fsck --no-dangling >/dev/null 2>&1 || fail "remote fsck"
