@@ -485,6 +485,9 @@ int ag_git_push_forced(const char *const *argv, const char *const *envp, const c
 		return 0;
 	const char *sub = subcommand(argv, &rest, &a);
 	struct cfg_src src = {config, config_len, envp, &a};
+	/* More -c than are read: what the rest say cannot be told. */
+	if (a.too_many && sub && strcmp(sub, "push") == 0)
+		return say(why, whylen, "it has more -C or -c options than agentguard reads");
 	/* An alias runs another subcommand with its words first. */
 	const char *words[64];
 	char text[3][VAL_MAX];

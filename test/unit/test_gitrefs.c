@@ -157,6 +157,15 @@ Test(gitrefs_push, by_aliases)
 
 Test(gitrefs_push, a_configuration_too_long_is_taken_as_forcing)
 {
+	const char *many[40] = {"git"};
+	size_t n = 1;
+	for (int i = 0; i < 17; i++) {
+		many[n++] = "-c";
+		many[n++] = "core.x=1";
+	}
+	many[n++] = "push";
+	many[n] = NULL;
+	cr_expect(ag_git_push_forced(many, NULL, NULL, 0, 0, NULL, 0));
 	cr_expect(ag_git_push_forced(V("git", "push"), NULL, "", 0, 1, NULL, 0));
 	cr_expect_not(ag_git_push_forced(V("git", "status"), NULL, "", 0, 1, NULL, 0));
 }
