@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,7 +32,8 @@ static const char schema[] =
 	" rules_hash TEXT, workspace TEXT, state_dir TEXT, pid INTEGER,"
 	" start_ns INTEGER, end_ns INTEGER, exit_status INTEGER, genesis TEXT,"
 	" head TEXT, events INTEGER NOT NULL DEFAULT 0, halted INTEGER NOT NULL DEFAULT 0,"
-	" kernel TEXT, floor TEXT, home TEXT, undoes TEXT);"
+	" kernel TEXT, floor TEXT, home TEXT, undoes TEXT, hostname TEXT, user TEXT,"
+	" user_id INTEGER, container TEXT);"
 	"CREATE TABLE IF NOT EXISTS events("
 	" id INTEGER PRIMARY KEY, uid TEXT UNIQUE NOT NULL, time_ns INTEGER,"
 	" session TEXT, pid INTEGER, ppid INTEGER, proc_start INTEGER, exe TEXT,"
@@ -55,6 +57,10 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS gaps("
 	" id INTEGER PRIMARY KEY, uid TEXT UNIQUE, session TEXT, time_ns INTEGER,"
 	" pid INTEGER, what TEXT);"
+	"CREATE TABLE IF NOT EXISTS marks("
+	" id INTEGER PRIMARY KEY, session TEXT, kind TEXT, time_ns INTEGER,"
+	" after_event INTEGER, events INTEGER, head TEXT, exit_status INTEGER);"
+	"CREATE INDEX IF NOT EXISTS marks_session ON marks(session, kind);"
 	"INSERT OR IGNORE INTO meta VALUES('schema', '" SCHEMA_VERSION "');";
 
 static void seterr(char *err, size_t errlen, const char *fmt, const char *a,
@@ -76,6 +82,10 @@ static int add_columns(sqlite3 *db)
 		{"sessions", "home TEXT"},
 		{"snapshots", "btime_ns INTEGER"},
 		{"sessions", "undoes TEXT"},
+		{"sessions", "hostname TEXT"},
+		{"sessions", "user TEXT"},
+		{"sessions", "user_id INTEGER"},
+		{"sessions", "container TEXT"},
 	};
 
 	for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) {
@@ -447,25 +457,118 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_null(st, i);
 }
 
+/* The container this process runs in: the 64-hex-digit id that docker,
+ * podman, containerd and CRI-O put in a cgroup or mount path, else "" (not
+ * in one, or one whose id does not show). */
+static void container_id(char *out, size_t len)
+{
+	static const char *const files[] = {"/proc/self/cgroup", "/proc/self/mountinfo"};
+	char line[4096];
+
+	out[0] = 0;
+	for (int i = 0; i < 2 && !out[0]; i++) {
+		FILE *f = fopen(files[i], "re");
+		if (!f)
+			continue;
+		while (!out[0] && fgets(line, sizeof line, f)) {
+			static const char *const marks[] = {"/docker/", "docker-", "/containers/",
+							    "libpod-", "cri-containerd-", "crio-"};
+			for (size_t m = 0; m < sizeof marks / sizeof marks[0] && !out[0]; m++) {
+				const char *p = strstr(line, marks[m]);
+				if (!p)
+					continue;
+				p += strlen(marks[m]);
+				size_t n = strspn(p, "0123456789abcdef");
+				if (n == 64 && len > 64)
+					snprintf(out, len, "%.64s", p);
+			}
+		}
+		fclose(f);
+	}
+}
+
+/* Who and where: every session row says which machine, user and container
+ * it ran on. Guarded processes write spools only this user can read in
+ * (ingest refuses another uid's), so a session first seen in a spool ran
+ * as the user that ingests it, on this machine. */
+struct identity {
+	char hostname[256], user[64], container[80];
+	int64_t uid;
+};
+
+static struct identity me;
+static pthread_once_t me_once = PTHREAD_ONCE_INIT;
+
+static void identity_fill(void)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (gethostname(me.hostname, sizeof me.hostname - 1) < 0)
+		me.hostname[0] = 0;
+	me.uid = (int64_t)geteuid();
+	if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &res) == 0 && res)
+		snprintf(me.user, sizeof me.user, "%s", pw.pw_name);
+	container_id(me.container, sizeof me.container);
+}
+
+static const struct identity *identity(void)
+{
+	pthread_once(&me_once, identity_fill);
+	return &me;
+}
+
+/* A mark in the export stream (tools/export.c): session start, end, halt,
+ * placed after the newest event there is now. */
+static int add_mark(sqlite3 *db, const char *session, const char *kind, int64_t t,
+		    int has_exit, int exit_status)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO marks(session, kind, time_ns, after_event, events, head,"
+			       " exit_status) SELECT ?1, ?2, ?3, (SELECT coalesce(max(id), 0) FROM events),"
+			       " events, head, ?4 FROM sessions WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	bind_text(st, 1, session);
+	bind_text(st, 2, kind);
+	sqlite3_bind_int64(st, 3, t);
+	if (has_exit)
+		sqlite3_bind_int(st, 4, exit_status);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* Make sure a session row exists (a placeholder if its start was not seen
  * yet). Returns 0 or -1. */
 static int ensure_session(sqlite3 *db, const char *id, int64_t start_ns)
 {
 	char g[AG_HASH_HEX];
 	sqlite3_stmt *st;
+	const struct identity *who = identity();
 	int rc;
 
 	genesis_of(id, g);
 	if (sqlite3_prepare_v2(db,
-			       "INSERT OR IGNORE INTO sessions(id, start_ns, genesis, head) "
-			       "VALUES(?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+			       "INSERT OR IGNORE INTO sessions(id, start_ns, genesis, head, hostname,"
+			       " user, user_id, container) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, start_ns);
 	bind_text(st, 3, g);
 	bind_text(st, 4, g);
+	bind_text(st, 5, who->hostname[0] ? who->hostname : NULL);
+	bind_text(st, 6, who->user[0] ? who->user : NULL);
+	sqlite3_bind_int64(st, 7, who->uid);
+	bind_text(st, 8, who->container[0] ? who->container : NULL);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	int made = rc == 0 && sqlite3_changes(db) == 1;
 	sqlite3_finalize(st);
+	if (made && strcmp(id, AG_AUDIT_UNATTRIBUTED) != 0)
+		rc = add_mark(db, id, "start", start_ns > 0 ? start_ns : ag_now_ns(), 0, 0);
 	return rc;
 }
 
@@ -537,6 +640,8 @@ int ag_audit_session_end(sqlite3 *db, const char *id, int64_t end_ns,
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 		sqlite3_finalize(st);
 	}
+	if (rc == 0)
+		rc = add_mark(db, id, "end", end_ns, 1, exit_status);
 	if (rc < 0)
 		seterr(err, errlen, "cannot record the end of session %s: %s", id,
 		       sqlite3_errmsg(db));
@@ -580,6 +685,7 @@ struct ingest {
 	long bad;                   /* records left out here (a malformed session id) */
 	unsigned long recs;
 	int failed, interrupted;
+	int halt_marked;            /* for g->session */
 	/* Records of a spool below this offset are the supervisor's copy's
 	 * (STATE/kspool), already read: the process may have changed them. */
 	uint64_t skip_below;
@@ -629,6 +735,7 @@ static int load_head(struct ingest *g, const char *session, int64_t t)
 {
 	if (g->session[0] && strcmp(g->session, session) == 0)
 		return 0;
+	g->halt_marked = 0;
 	/* The placeholder is no run of its own: it must not become "the
 	 * latest session" that report shows by default. */
 	if (ensure_session(g->db, session, strcmp(session, AG_AUDIT_UNATTRIBUTED) ? t : 0) < 0)
@@ -802,6 +909,21 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 	if (sqlite3_step(g->head_set) != SQLITE_DONE)
 		goto out;
 	snprintf(g->head, sizeof g->head, "%s", hash);
+	/* The breaker's first denial marks the session halted in the stream. */
+	if (rv->field[AG_T_REASON] && rv->flen[AG_T_REASON] >= 14 &&
+	    memcmp(rv->field[AG_T_REASON], "session halted", 14) == 0 && !g->halt_marked) {
+		sqlite3_stmt *hm;
+		int seen_halt = 0;
+		if (sqlite3_prepare_v2(g->db, "SELECT 1 FROM marks WHERE session=? AND kind='halt'",
+				       -1, &hm, NULL) != SQLITE_OK)
+			goto out;
+		bind_text(hm, 1, session);
+		seen_halt = sqlite3_step(hm) == SQLITE_ROW;
+		sqlite3_finalize(hm);
+		if (!seen_halt && add_mark(g->db, session, "halt", r->time_ns, 0, 0) < 0)
+			goto out;
+		g->halt_marked = 1;
+	}
 
 	if (rv->field[AG_T_SNAP_ID] && rv->field[AG_T_KIND] &&
 	    insert_snapshot(g, session, uid, rv) < 0)
@@ -1870,7 +1992,6 @@ int ag_audit_check_heads(sqlite3 *db, const char *file, char *msg, size_t msglen
 {
 	FILE *f = fopen(file, "re");
 	sqlite3_stmt *st;
-	char line[4096];
 	long n = 0, at = 0;
 	int bad = 0;
 
@@ -1886,14 +2007,41 @@ int ag_audit_check_heads(sqlite3 *db, const char *file, char *msg, size_t msglen
 		snprintf(msg, msglen, "cannot read the audit log: %s", sqlite3_errmsg(db));
 		return -1;
 	}
-	while (!bad && fgets(line, sizeof line, f)) {
+	sqlite3_stmt *ev;
+	if (sqlite3_prepare_v2(db, "SELECT hash FROM events WHERE uid=?1", -1, &ev, NULL) !=
+	    SQLITE_OK) {
+		sqlite3_finalize(st);
+		fclose(f);
+		snprintf(msg, msglen, "cannot read the audit log: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	char *big = NULL;
+	size_t bigcap = 0;
+	while (!bad && getline(&big, &bigcap, f) > 0) {
+		const char *line = big;
 		at++;
 		json_error_t je;
 		json_t *j = json_loads(line, 0, &je);
 		const char *sid = json_string_value(json_object_get(j, "session"));
 		const char *head = json_string_value(json_object_get(j, "head"));
 		json_int_t events = json_integer_value(json_object_get(j, "events"));
-		if (!j || !sid || !head) {
+		const char *uid = json_string_value(json_object_get(j, "uid"));
+		const char *hash = json_string_value(json_object_get(j, "hash"));
+		if (j && sid && uid && hash) {
+			/* An exported event: the log must still hold it, as it was. */
+			const char *got = NULL;
+			sqlite3_reset(ev);
+			bind_text(ev, 1, uid);
+			if (sqlite3_step(ev) == SQLITE_ROW)
+				got = (const char *)sqlite3_column_text(ev, 0);
+			if (!got || strcmp(got, hash) != 0) {
+				snprintf(msg, msglen, "session %s: event %s (%s:%ld) %s", sid, uid, file,
+					 at, got ? "was changed and chained again"
+					     : "is gone from the log");
+				bad = 1;
+			}
+			n++;
+		} else if (!j || !sid || !head) {
 			snprintf(msg, msglen, "%s:%ld: not a session head", file, at);
 			bad = 1;
 		} else {
@@ -1918,6 +2066,8 @@ int ag_audit_check_heads(sqlite3 *db, const char *file, char *msg, size_t msglen
 		}
 		json_decref(j);
 	}
+	free(big);
+	sqlite3_finalize(ev);
 	sqlite3_finalize(st);
 	fclose(f);
 	*checked = n;

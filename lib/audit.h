@@ -14,7 +14,10 @@
  *            workspace TEXT, state_dir TEXT, pid INT, start_ns INT,
  *            end_ns INT, exit_status INT, genesis TEXT, head TEXT,
  *            events INT, halted INT, undoes TEXT (a restore's session, mode
- *            'restore': "session S" or "snapshots" it restored))
+ *            'restore': "session S" or "snapshots" it restored), hostname TEXT,
+ *            user TEXT, user_id INT, container TEXT (where it ran: the
+ *            machine, the user and the container id of whoever recorded it
+ *            first; NULL in rows from before they were kept))
  *   events(id INTEGER PK (chain order), uid TEXT UNIQUE, time_ns INT,
  *          session TEXT, pid INT, ppid INT, proc_start INT, exe TEXT,
  *          argv TEXT json array (cut at 32 KiB: then its last element is
@@ -46,6 +49,10 @@
  *        session restore replaces that, and calls anything else a conflict
  *   gaps(id INTEGER PK, uid TEXT UNIQUE, session TEXT, time_ns INT, pid INT,
  *        what TEXT)
+ *   marks(id INTEGER PK, session TEXT, kind TEXT ('start'|'end'|'halt'),
+ *        time_ns INT, after_event INT (the newest events.id when it was
+ *        written: where it sits in `export`'s stream), events INT, head TEXT
+ *        (the session's count and head then), exit_status INT (end))
  *
  * Hash chain, per session: genesis = sha256 of the session's canonical
  * fields; each event's hash = sha256(prev_hash "\n" canonical event fields);

@@ -206,6 +206,29 @@ static int g_mknodat(int d, const char *p, mode_t m, dev_t dev) { return (int)SY
 static int g_mknod(const char *p, mode_t m, dev_t dev) { return g_mknodat(AT_FDCWD, p, m, dev); }
 static int g_mkfifoat(int d, const char *p, mode_t m) { return g_mknodat(d, p, m | S_IFIFO, 0); }
 static int g_mkfifo(const char *p, mode_t m) { return g_mknodat(AT_FDCWD, p, m | S_IFIFO, 0); }
+/* mode: the filter stops these too (tools/kernel.c watched64). */
+static int g_fchmod(int fd, mode_t m) { return (int)SYS(SYS_fchmod, fd, m, 0, 0, 0, 0); }
+static int g_chmod(const char *p, mode_t m) { return (int)SYS(SYS_fchmodat, AT_FDCWD, p, m, 0, 0, 0); }
+static int (*libc_fchmodat)(int, const char *, mode_t, int);
+static int g_fchmodat(int d, const char *p, mode_t m, int fl)
+{
+	if (!fl)
+		return (int)SYS(SYS_fchmodat, d, p, m, 0, 0, 0);
+	/* Only fchmodat2 (Linux 6.6) takes flags; before it libc has its own
+	 * way (the filter then reports what it calls). */
+	int rc = (int)SYS(452 /* fchmodat2 */, d, p, m, fl, 0, 0);
+	return rc < 0 && errno == ENOSYS ? libc_fchmodat(d, p, m, fl) : rc;
+}
+static int g_fchown(int fd, uid_t u, gid_t g) { return (int)SYS(SYS_fchown, fd, u, g, 0, 0, 0); }
+static int g_fchownat(int d, const char *p, uid_t u, gid_t g, int fl)
+{
+	return (int)SYS(SYS_fchownat, d, p, u, g, fl, 0);
+}
+static int g_chown(const char *p, uid_t u, gid_t g) { return g_fchownat(AT_FDCWD, p, u, g, 0); }
+static int g_lchown(const char *p, uid_t u, gid_t g)
+{
+	return g_fchownat(AT_FDCWD, p, u, g, AT_SYMLINK_NOFOLLOW);
+}
 static int g_creat(const char *p, mode_t m)
 {
 	return (int)SYS(SYS_openat, AT_FDCWD, p, O_CREAT | O_WRONLY | O_TRUNC, m, 0, 0);
@@ -272,6 +295,9 @@ void *ag_gate_real(const char *name, void *lib)
 		{"sendto", g_sendto}, {"link", g_link}, {"linkat", g_linkat},
 		{"symlink", g_symlink}, {"symlinkat", g_symlinkat}, {"mknod", g_mknod},
 		{"mknodat", g_mknodat}, {"mkfifo", g_mkfifo}, {"mkfifoat", g_mkfifoat},
+		{"chmod", g_chmod}, {"fchmod", g_fchmod}, {"fchmodat", g_fchmodat},
+		{"chown", g_chown}, {"fchown", g_fchown}, {"lchown", g_lchown},
+		{"fchownat", g_fchownat},
 	};
 
 	if (!gate_at || !lib)
@@ -288,6 +314,8 @@ void *ag_gate_real(const char *name, void *lib)
 			libc_open = lib;
 		else if (strcmp(name, "sendto") == 0)
 			libc_sendto = lib;
+		else if (strcmp(name, "fchmodat") == 0)
+			libc_fchmodat = lib;
 		return table[i].fn;
 	}
 	return NULL;

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <dirent.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -204,7 +205,10 @@ static void init(void)
 		if (l && l < sizeof entry) {
 			memcpy(entry, p, l);
 			entry[l] = 0;
-			if (realpath(entry, real) && strcmp(real, G.self) == 0) {
+			/* The loader names us as the entry it was given: no need to
+			 * resolve that one again. */
+			if (strcmp(entry, di.dli_fname) == 0 ||
+			    (realpath(entry, real) && strcmp(real, G.self) == 0)) {
 				memcpy(G.preload_given, entry, l + 1);
 				break;
 			}
@@ -236,15 +240,28 @@ static void init(void)
 	}
 	/* Protection compares resolved paths. */
 	static char real_sd[AG_PATH_MAX];
+	size_t sdl = strlen(G.s.state_dir);
+	/* The key lives in the state dir: resolved with it unless it is a
+	 * link itself (one readlink instead of a walk from /). */
+	int key_in_sd = G.s.key_file[0] && strncmp(G.s.key_file, G.s.state_dir, sdl) == 0 &&
+			G.s.key_file[sdl] == '/' && !strchr(G.s.key_file + sdl + 1, '/') &&
+			readlink(G.s.key_file, real, 1) < 0 && errno != ENOENT;
 	if (realpath(G.s.state_dir, real_sd))
 		snprintf(G.s.state_dir, sizeof G.s.state_dir, "%s", real_sd);
-	if (G.s.key_file[0] && realpath(G.s.key_file, real_sd))
+	if (key_in_sd) {
+		char name[AG_PATH_MAX];
+		snprintf(name, sizeof name, "%s", G.s.key_file + sdl);
+		if (ag_fmt(G.s.key_file, sizeof G.s.key_file, "%s%s", G.s.state_dir, name) < 0)
+			G.s.key_file[0] = 0;
+	} else if (G.s.key_file[0] && realpath(G.s.key_file, real_sd)) {
 		snprintf(G.s.key_file, sizeof G.s.key_file, "%s", real_sd);
+	}
 	G.state_len = strlen(G.s.state_dir);
 	G.spool.state_dir = G.s.state_dir;
 	G.spool.session = G.s.id;
 	G.spool.pid = G.pid;
 	G.spool.argv = G.argv;
+	G.spool.exe = G.caller;   /* the same program until an exec starts anew */
 	if (ag_session_env_strings(&G.s, G.envbuf, sizeof G.envbuf, G.env, 16) > 0) {
 		ag_launch_set(G.env, G.self, G.preload_given);
 		if (rc == 2)
@@ -269,15 +286,52 @@ static void load_policy(void)
 
 static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
 
-/* The guard's start (the session, the first compile of the rules: libyaml
- * and tens of KiB of stack) may be asked for on a 16 KiB thread or on a
- * signal's alternate stack. It runs on a thread of its own, with a stack
- * of its own, while the caller waits; inline in a vfork child (which must
- * not make threads) or when no thread can be made (a sandbox that forbids
- * clone). */
+/* The guard's start (the session; the rules, mapped or, failing that,
+ * compiled: libyaml and tens of KiB of stack) may be asked for on a 16 KiB
+ * thread or on a signal's alternate stack. Where the caller's stack has
+ * room it runs right there, signals held off until it is done (a handler's
+ * hooks would otherwise find it half made); elsewhere on a thread of its
+ * own with a stack of its own, while the caller waits. Inline always in a
+ * vfork child (which must not make threads) or when no thread can be made
+ * (a sandbox that forbids clone). */
 struct start_job {
 	void (*fn)(void);
 };
+
+static pthread_t main_thread;
+extern void *__libc_stack_end;
+
+#define START_STACK (256u << 10)
+
+/* At least START_STACK below the caller, on its own thread's stack. A
+ * thread's bounds cost no system call; the main thread's come from the
+ * loader and the stack limit. */
+static int stack_roomy(void)
+{
+	char here;
+	uintptr_t sp = (uintptr_t)&here;
+	stack_t ss;
+
+	if (sigaltstack(NULL, &ss) != 0 || (ss.ss_flags & SS_ONSTACK))
+		return 0;
+	if (pthread_equal(pthread_self(), main_thread)) {
+		struct rlimit rl;
+		uintptr_t top = (uintptr_t)__libc_stack_end;
+		if (getrlimit(RLIMIT_STACK, &rl) != 0)
+			return 0;
+		uint64_t limit = rl.rlim_cur == RLIM_INFINITY ? 8u << 20 : rl.rlim_cur;
+		return sp < top && top - sp + START_STACK < limit;
+	}
+	pthread_attr_t a;
+	void *lo;
+	size_t size;
+	if (pthread_getattr_np(pthread_self(), &a) != 0)
+		return 0;
+	int ok = pthread_attr_getstack(&a, &lo, &size) == 0 && sp > (uintptr_t)lo &&
+		 sp - (uintptr_t)lo > START_STACK && sp <= (uintptr_t)lo + size;
+	pthread_attr_destroy(&a);
+	return ok;
+}
 
 static void *start_thread(void *arg)
 {
@@ -291,13 +345,19 @@ static void on_own_stack(void (*fn)(void))
 	pthread_attr_t at;
 	pthread_t t;
 	int made = 0;
+	sigset_t all, old;
 
+	sigfillset(&all);
+	if (G.pid && getpid() == G.pid && stack_roomy()) {
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		fn();
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return;
+	}
 	if (G.pid && getpid() == G.pid && pthread_attr_init(&at) == 0) {
 		/* No signal handler may run on it: its hooks would wait for the
 		 * very start it is making. (They run on the caller, which is
 		 * marked busy, and are decided without waiting.) */
-		sigset_t all, old;
-		sigfillset(&all);
 		pthread_sigmask(SIG_BLOCK, &all, &old);
 		pthread_attr_setstacksize(&at, 512u << 10);
 		made = pthread_create(&t, &at, start_thread, &job) == 0;
@@ -351,6 +411,7 @@ __attribute__((constructor)) static void ag_ctor(int argc, char **argv, char **e
 	(void)envp;
 	G.argv = (const char *const *)argv;
 	G.pid = getpid();
+	main_thread = pthread_self();
 	ag_env_snapshot();
 	ag_gate_map(ag_getenv("AGENTGUARD_GATE"));
 	ag_floor_note(ag_getenv("AGENTGUARD_FLOOR"));

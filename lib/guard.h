@@ -64,6 +64,8 @@ int __openat64_2(int dirfd, const char *path, int flags);
  * of them. (glibc's dlsym does not allocate when it succeeds, so
  * resolving inside a hook is safe.) */
 void ag_real_init(void);
+/* Is f (a function, a return address) inside this library? */
+int ag_real_ours(const void *f);
 void *ag_real_get(void **slot, const char *name);
 /* A database client library's function, found when first used (the
  * library may be loaded late, by dlopen, and locally): sonames is a

@@ -1863,10 +1863,15 @@ int ag_policy_hard_paths(const struct ag_policy *p,
 		const struct ag_rule *r = &p->rules[i];
 		if (!r->hard || r->action != AG_DENY || !(r->ops & files))
 			continue;
-		/* Only a rule that is its paths alone says "never, whoever": an
-		 * exception, or a program or argument condition, is the rule's
-		 * to weigh call by call. */
-		if (r->nunless || r->m.present != AG_M_PATH) {
+		/* Only a rule that is its paths alone says "never, whoever": a
+		 * program or argument condition is the rule's to weigh call by
+		 * call. An exception by path alone (~/.ssh but known_hosts) may
+		 * be under the floor all the same: what is beyond the floor goes
+		 * to the supervisor, which weighs the whole rule. */
+		int plain = r->m.present == AG_M_PATH;
+		for (size_t u = 0; plain && u < r->nunless; u++)
+			plain = r->unless[u].present == AG_M_PATH;
+		if (!plain) {
 			other++;
 			continue;
 		}

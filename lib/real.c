@@ -91,6 +91,13 @@ static void where_once(void)
 
 static pthread_once_t where = PTHREAD_ONCE_INIT;
 
+/* For lib/hooks/dlsym.c: is f (a function, a return address) ours? */
+int ag_real_ours(const void *f)
+{
+	pthread_once(&where, where_once);
+	return ours((void *)f);
+}
+
 static void *real_next(const char *name)
 {
 	pthread_once(&where, where_once);

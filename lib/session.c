@@ -358,6 +358,14 @@ int ag_session_write_image(const struct ag_session *s, char *err, size_t errlen)
 	return rc;
 }
 
+void ag_session_drop_image(const struct ag_session *s)
+{
+	char path[AG_PATH_MAX];
+
+	if (s->id[0] && image_path(s, path, sizeof path) == 0)
+		unlink(path);
+}
+
 int ag_session_load_policy(struct ag_session *s, char *err, size_t errlen)
 {
 	char img[AG_PATH_MAX];

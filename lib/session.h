@@ -76,6 +76,8 @@ int ag_session_load_policy(struct ag_session *s, char *err, size_t errlen);
  * compiling (lib/pimage.c). For the session's starter; failing costs only
  * speed. */
 int ag_session_write_image(const struct ag_session *s, char *err, size_t errlen);
+/* Once the session is over: a process that outlived it compiles its own. */
+void ag_session_drop_image(const struct ag_session *s);
 
 /* Put the session's AGENTGUARD_* variables into this process's environment. */
 void ag_session_setenv(const struct ag_session *s);

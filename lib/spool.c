@@ -351,11 +351,15 @@ static int write_proc_record(struct ag_spool *sp)
 {
 	/* Static: written under the spool's lock, and off the caller's stack. */
 	static char exe[AG_PATH_MAX], cwd[AG_PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	/* In a vfork child getppid() names the parent, not the parent's own. */
 	int64_t ppid = !sp->pid || sp->pid == getpid() ? getppid() : -1;
 
-	exe[n > 0 ? n : 0] = 0;
+	if (sp->exe && sp->exe[0]) {
+		snprintf(exe, sizeof exe, "%s", sp->exe);
+	} else {
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+		exe[n > 0 ? n : 0] = 0;
+	}
 	if (!getcwd(cwd, sizeof cwd))
 		cwd[0] = 0;
 	struct ag_field f[] = {

@@ -138,6 +138,7 @@ struct ag_spool {
 	const char *state_dir;
 	const char *session;
 	const char *const *argv;
+	const char *exe;      /* the program, when the caller knows it already */
 	/* The directory under state_dir: "spool" (NULL), or "kspool" for
 	 * the supervisor's own records, out of the session's reach. */
 	const char *dir;

@@ -12,6 +12,8 @@ su=$(cat "$build"/obj/lib/hooks/*.su 2>/dev/null)
 [ -n "$su" ] || { echo "check-frames: no .su files under $build/obj/lib/hooks" >&2; exit 1; }
 worst=0 worst_name= bad=0 varargs=
 while read -r name; do
+	# Assembly that jumps on (lib/hooks/dlsym.c): its frame is its handler's.
+	case $name in dlsym) name=ag_dlsym_handle ;; dlvsym) name=ag_dlvsym_handle ;; esac
 	line=$(awk -F'\t' -v n="$name" '{split($1, a, ":"); if (a[4] == n) print}' <<<"$su")
 	[ -n "$line" ] || { echo "check-frames: no frame size for $name" >&2; bad=1; continue; }
 	size=$(cut -f2 <<<"$line"); kind=$(cut -f3 <<<"$line")

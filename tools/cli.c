@@ -658,7 +658,33 @@ void cli_fmt_time(int64_t ns, int with_date, char *out, size_t outlen)
 		return;
 	}
 	strftime(buf, sizeof buf, with_date ? "%Y-%m-%d %H:%M:%S" : "%H:%M:%S", &tm);
-	snprintf(out, outlen, "%s.%03d", buf, (int)(ns % 1000000000 / 1000000));
+	if (!with_date) {
+		snprintf(out, outlen, "%s.%03d", buf, (int)(ns % 1000000000 / 1000000));
+		return;
+	}
+	/* A time read on another machine needs its zone. */
+	char zone[40];
+	int off = (int)(tm.tm_gmtoff % 86400);
+	if (off == 0)
+		snprintf(zone, sizeof zone, "UTC");
+	else
+		snprintf(zone, sizeof zone, "%c%02d:%02d", off < 0 ? '-' : '+',
+			 abs(off) / 3600, abs(off) % 3600 / 60);
+	snprintf(out, outlen, "%s.%03d %s", buf, (int)(ns % 1000000000 / 1000000), zone);
+}
+
+void cli_fmt_rfc3339(int64_t ns, char *out, size_t outlen)
+{
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+	char buf[64];
+
+	if (ns < 0 || !gmtime_r(&t, &tm)) {
+		snprintf(out, outlen, "-");
+		return;
+	}
+	strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, outlen, "%s.%09dZ", buf, (int)(ns % 1000000000));
 }
 
 void cli_fmt_duration(int64_t ns, char *out, size_t outlen)
@@ -867,4 +893,162 @@ void cli_put_coverage(FILE *f, struct cli_db *d, const char *session, const char
 		fputc('\n', f);
 	sqlite3_finalize(st);
 	free(kernel);
+}
+
+/* ---- events as JSON ------------------------------------------------------ */
+
+struct cli_idents {
+	struct cli_ident *v;
+	size_t n;
+};
+
+static int ident_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cli_ident *)a)->session,
+		      ((const struct cli_ident *)b)->session);
+}
+
+struct cli_idents *cli_idents_load(struct cli_db *d)
+{
+	struct cli_idents *l = calloc(1, sizeof *l);
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+
+	if (!l)
+		return NULL;
+	/* A log from before these columns, opened read-only: none known. */
+	if (sqlite3_prepare_v2(d->db, "SELECT id, hostname, user, user_id, container "
+			       "FROM sessions ORDER BY id", -1, &st, NULL) != SQLITE_OK)
+		return l;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (l->n == cap) {
+			cap = cap ? 2 * cap : 64;
+			struct cli_ident *v = realloc(l->v, cap * sizeof *v);
+			if (!v)
+				break;
+			l->v = v;
+		}
+		struct cli_ident *e = &l->v[l->n++];
+		memset(e, 0, sizeof *e);
+		for (int i = 0; i < 5; i++) {
+			const char *c = i == 3 ? NULL : cli_col(st, i);
+			char *dup = c ? strdup(c) : NULL;
+			if (i == 0) e->session = dup ? dup : strdup("");
+			if (i == 1) e->hostname = dup;
+			if (i == 2) e->user = dup;
+			if (i == 4) e->container = dup;
+		}
+		e->has_uid = sqlite3_column_type(st, 3) != SQLITE_NULL;
+		e->uid = sqlite3_column_int64(st, 3);
+	}
+	sqlite3_finalize(st);
+	qsort(l->v, l->n, sizeof *l->v, ident_cmp);
+	return l;
+}
+
+const struct cli_ident *cli_ident_of(const struct cli_idents *l, const char *session)
+{
+	struct cli_ident key = { .session = (char *)session };
+
+	if (!l || !session || !l->n)
+		return NULL;
+	return bsearch(&key, l->v, l->n, sizeof *l->v, ident_cmp);
+}
+
+void cli_idents_free(struct cli_idents *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].session);
+		free(l->v[i].hostname);
+		free(l->v[i].user);
+		free(l->v[i].container);
+	}
+	free(l->v);
+	free(l);
+}
+
+void cli_ident_json(json_t *o, const struct cli_ident *who)
+{
+	if (!who)
+		return;
+	if (who->hostname)
+		json_object_set_new(o, "hostname", cli_json_str(who->hostname));
+	if (who->user)
+		json_object_set_new(o, "user", cli_json_str(who->user));
+	if (who->has_uid)
+		json_object_set_new(o, "user_id", json_integer(who->uid));
+	if (who->container)
+		json_object_set_new(o, "container", cli_json_str(who->container));
+}
+
+const char *cli_outcome(sqlite3_stmt *ev)
+{
+	const char *d = cli_col(ev, EV_DECISION);
+
+	if (d && strcmp(d, "deny") == 0 && (sqlite3_column_type(ev, EV_ENFORCED) == SQLITE_NULL ||
+					   sqlite3_column_int(ev, EV_ENFORCED)))
+		return "denied";
+	if (sqlite3_column_type(ev, EV_ERRNO) == SQLITE_NULL) {
+		/* An exec that never returned replaced the process: it worked. */
+		const char *op = cli_col(ev, EV_OP);
+		return op && strcmp(op, "exec") == 0 ? "succeeded" : "unknown";
+	}
+	return sqlite3_column_int(ev, EV_ERRNO) == 0 ? "succeeded" : "failed";
+}
+
+const char *cli_errno_name(int e)
+{
+	const char *n = e > 0 ? strerrorname_np(e) : NULL;
+	return n ? n : "E?";
+}
+
+json_t *cli_event_json(sqlite3_stmt *st, const struct cli_ident *who)
+{
+	json_t *o = json_object();
+	char t[64];
+
+	for (int i = 0; i < EV_NCOLS; i++) {
+		const char *name = sqlite3_column_name(st, i);
+		json_t *v = NULL;
+		switch (sqlite3_column_type(st, i)) {
+		case SQLITE_NULL:
+			continue;
+		case SQLITE_INTEGER:
+			if (i == EV_ENFORCED)
+				v = json_boolean(sqlite3_column_int(st, i));
+			else
+				v = json_integer(sqlite3_column_int64(st, i));
+			break;
+		case SQLITE_FLOAT:
+			v = json_real(sqlite3_column_double(st, i));
+			break;
+		default:
+			if (i == EV_ARGV) {
+				v = json_loads(cli_col(st, i), JSON_DECODE_ANY, NULL);
+				if (!json_is_array(v)) {
+					json_decref(v);
+					v = NULL;
+				}
+			}
+			if (!v)
+				v = cli_json_str(cli_col(st, i));
+		}
+		json_object_set_new(o, name, v);
+		if (i == EV_TIME) {
+			cli_fmt_rfc3339(sqlite3_column_int64(st, i), t, sizeof t);
+			json_object_set_new(o, "time", json_string(t));
+		}
+	}
+	/* What came of the call, and why it failed. */
+	const char *outcome = cli_outcome(st);
+	json_object_set_new(o, "outcome", json_string(outcome));
+	if (strcmp(outcome, "failed") == 0 || strcmp(outcome, "denied") == 0) {
+		int e = sqlite3_column_int(st, EV_ERRNO);
+		if (sqlite3_column_type(st, EV_ERRNO) != SQLITE_NULL && e > 0)
+			json_object_set_new(o, "error", json_string(cli_errno_name(e)));
+	}
+	cli_ident_json(o, who);
+	return o;
 }

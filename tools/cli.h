@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "agentguard.h"
 
@@ -30,7 +31,7 @@ struct cli_command {
 
 extern const struct cli_command cli_cmd_run, cli_cmd_report, cli_cmd_restore,
 	cli_cmd_verify, cli_cmd_check, cli_cmd_explain, cli_cmd_sessions,
-	cli_cmd_gc, cli_cmd_show, cli_cmd_diff;
+	cli_cmd_gc, cli_cmd_show, cli_cmd_diff, cli_cmd_export;
 
 /* Set by main before a command runs: message prefixes and --help use it. */
 extern const struct cli_command *cli_current;
@@ -107,6 +108,16 @@ int cli_find_session(struct cli_db *d, const char *arg, char *out, size_t outlen
 /* The newest session; 0, or -1 after printing "no sessions". */
 int cli_latest_session(struct cli_db *d, char *out, size_t outlen);
 
+/* `run --alert`: an `export --follow` of the session's denials, asks and
+ * halt to sink, from the log's present end; it exits after the session's
+ * end mark. The child's pid, or -1. */
+pid_t cli_alert_start(struct cli_db *d, const char *sink, const char *format,
+		      const char *session);
+/* 0 when sink and format would do, else -1. */
+int cli_alert_check(const char *sink, const char *format);
+/* Wait (15 s at most) for it to send what is left. */
+void cli_alert_stop(pid_t pid);
+
 /* Column text, or NULL for SQL NULL. */
 const char *cli_col(sqlite3_stmt *st, int i);
 
@@ -134,6 +145,29 @@ enum {
 	EV_REASON, EV_ERRNO, EV_SNAPSHOT, EV_LATENCY, EV_UNGUARDED, EV_LAYER, EV_PREV_HASH,
 	EV_HASH, EV_NCOLS
 };
+
+/* Where a session ran: machine, user, container (sessions' columns). */
+struct cli_ident {
+	char *session, *hostname, *user, *container;
+	int64_t uid;
+	int has_uid;
+};
+struct cli_idents;
+/* Every session's, read once (no query per row); NULL on error. */
+struct cli_idents *cli_idents_load(struct cli_db *d);
+const struct cli_ident *cli_ident_of(const struct cli_idents *l, const char *session);
+void cli_idents_free(struct cli_idents *l);
+/* hostname, user, user_id, container into o (those known). */
+void cli_ident_json(json_t *o, const struct cli_ident *who);
+/* An event row (CLI_EVENT_COLS) as `report --json` and `export` write it:
+ * the columns by name (NULL left out), "time" (RFC 3339 UTC), "outcome",
+ * "error" (errno's name) and the session's identity. */
+json_t *cli_event_json(sqlite3_stmt *ev, const struct cli_ident *who);
+/* "denied" (enforced), "succeeded", "failed" (errno set) or "unknown" (the
+ * process died inside the call). */
+const char *cli_outcome(sqlite3_stmt *ev);
+/* "ENOENT" */
+const char *cli_errno_name(int e);
 
 /* "would deny" for a deny that monitor mode let through, else the decision. */
 const char *cli_decision_label(sqlite3_stmt *ev);
@@ -169,8 +203,11 @@ json_t *cli_json_str(const char *s);
 /* One compact JSON value and a newline; 0 or -1. */
 int cli_json_line(FILE *f, json_t *v);
 
-/* Local time "2024-05-01 12:00:01.234" (with_date 0: "12:00:01.234"). */
+/* Local time with its zone, "2024-05-01 12:00:01.234 +02:00" ("UTC" when
+ * local time is UTC); with_date 0: "12:00:01.234". */
 void cli_fmt_time(int64_t ns, int with_date, char *out, size_t outlen);
+/* RFC 3339 in UTC with nanoseconds: "2024-05-01T10:00:01.234567891Z". */
+void cli_fmt_rfc3339(int64_t ns, char *out, size_t outlen);
 /* "3m12s", "850ms", "2d4h". */
 void cli_fmt_duration(int64_t ns, char *out, size_t outlen);
 /* "1.5 MiB" */

@@ -36,6 +36,70 @@ static int exec_sql(struct cli_db *d, const char *sql)
 	return 0;
 }
 
+/* A store directory left empty, and the ones above it up to snapshots/
+ * (a session's, holding one directory per source directory). rmdir only
+ * succeeds on an empty one, which is the point. */
+static void rmdir_up(const struct cli_db *d, char *dir)
+{
+	char top[AG_PATH_MAX + 16];
+	size_t tl = (size_t)snprintf(top, sizeof top, "%s/snapshots", d->state_dir);
+
+	while (strlen(dir) > tl && strncmp(dir, top, tl) == 0 && dir[tl] == '/' &&
+	       rmdir(dir) == 0) {
+		char *slash = strrchr(dir, '/');
+		*slash = 0;
+	}
+}
+
+/* What removing the store's names frees on disk: an inode's blocks, once,
+ * and only when no name outside the ones removed is left (a snapshot of a
+ * file that is still there frees nothing). */
+struct inodes {
+	struct ino { dev_t dev; ino_t ino; nlink_t nlink, ours; blkcnt_t blocks; } *v;
+	size_t n, cap;
+};
+
+static void inode_add(struct inodes *in, const struct stat *st)
+{
+	if (in->n == in->cap) {
+		size_t cap = in->cap ? 2 * in->cap : 256;
+		struct ino *v = realloc(in->v, cap * sizeof *v);
+		if (!v)
+			return;
+		in->v = v;
+		in->cap = cap;
+	}
+	in->v[in->n++] = (struct ino){ st->st_dev, st->st_ino, st->st_nlink, 1, st->st_blocks };
+}
+
+static int ino_cmp(const void *a, const void *b)
+{
+	const struct ino *x = a, *y = b;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static uint64_t inode_freed(struct inodes *in)
+{
+	uint64_t n = 0;
+
+	if (in->n)
+		qsort(in->v, in->n, sizeof *in->v, ino_cmp);
+	for (size_t i = 0, j; i < in->n; i = j) {
+		nlink_t ours = 0;
+		for (j = i; j < in->n && ino_cmp(&in->v[i], &in->v[j]) == 0; j++)
+			ours++;
+		if (ours >= in->v[i].nlink)
+			n += (uint64_t)in->v[i].blocks * 512;
+	}
+	free(in->v);
+	in->v = NULL;
+	in->n = in->cap = 0;
+	return n;
+}
+
 static int cmd_gc(int argc, char **argv)
 {
 	struct cli_opts co = { 0 };
@@ -44,6 +108,7 @@ static int cmd_gc(int argc, char **argv)
 	int64_t age = -1;
 	long count = 0, errors = 0;
 	uint64_t bytes = 0;
+	struct inodes in = { 0 };
 
 	optind = 0;
 	while ((c = cli_getopt(argc, argv, options, &co, &status)) != -1) {
@@ -94,8 +159,10 @@ static int cmd_gc(int argc, char **argv)
 			errors++;
 			continue;
 		}
-		if (present)
+		if (present) {
 			bytes += (uint64_t)st.st_size;
+			inode_add(&in, &st);
+		}
 		count++;
 		if (!dry) {
 			sqlite3_reset(upd);
@@ -105,17 +172,17 @@ static int cmd_gc(int argc, char **argv)
 				exec_sql(&d, "ROLLBACK");
 				goto fail;
 			}
-			/* Rows come sorted by store, so each session dir once. */
+			/* Rows come sorted by store, so each store dir once. */
 			char *dir = dirname(path);
 			if (strcmp(dir, lastdir) != 0) {
 				if (lastdir[0])
-					rmdir(lastdir);
+					rmdir_up(&d, lastdir);
 				snprintf(lastdir, sizeof lastdir, "%s", dir);
 			}
 		}
 	}
 	if (lastdir[0])
-		rmdir(lastdir);  /* only succeeds when empty, which is the point */
+		rmdir_up(&d, lastdir);
 	if (rc != SQLITE_DONE) {
 		cli_db_error(&d, "cannot read the snapshots");
 		if (!dry)
@@ -128,19 +195,23 @@ static int cmd_gc(int argc, char **argv)
 	sqlite3_finalize(upd);
 	cli_db_close(&d);
 
-	char human[32], when[64];
+	char human[32], disk[32], when[64];
+	uint64_t used = inode_freed(&in);
+	cli_fmt_bytes(used, disk, sizeof disk);
 	cli_fmt_bytes(bytes, human, sizeof human);
 	cli_fmt_time(cutoff, 1, when, sizeof when);
-	printf("%s %s", dry ? "would free" : "freed", human);
-	if (bytes >= 1024)
-		printf(" (%llu bytes)", (unsigned long long)bytes);
-	printf(" from %ld snapshot%s taken before %s\n", count, count == 1 ? "" : "s", when);
+	printf("%s %s on disk", dry ? "would free" : "freed", disk);
+	if (used >= 1024)
+		printf(" (%llu bytes)", (unsigned long long)used);
+	printf(", %s of content, from %ld snapshot%s taken before %s\n", human, count,
+	       count == 1 ? "" : "s", when);
 	if (errors)
 		printf("%ld snapshot%s could not be removed (see above)\n", errors,
 		       errors == 1 ? "" : "s");
 	return errors ? CLI_FAIL : CLI_OK;
 
 fail:
+	free(in.v);
 	sqlite3_finalize(sel);
 	sqlite3_finalize(upd);
 	cli_db_close(&d);

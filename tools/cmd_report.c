@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "cli.h"
@@ -86,6 +87,17 @@ static int filtered(const struct report *r)
 	return r->since_ns || r->op || r->decision || r->rule || r->glob[0] || r->pid >= 0;
 }
 
+/* What was let through, changed something, and left nothing to undo it
+ * with: a server's data changed by SQL (no snapshot can be taken of it
+ * yet), or a destructive call a rule logged instead of snapshotting. A
+ * call that failed changed nothing. */
+#define UNRECOVERABLE \
+	"(decision IN ('allow', 'log') AND snapshot IS NULL AND coalesce(errno, 0) = 0 AND" \
+	" ((op = 'sql' AND sql_class IN ('update', 'delete', 'update_all', 'delete_all'," \
+	"   'truncate', 'drop_table', 'drop_database', 'alter_drop', 'ddl') AND" \
+	"   substr(coalesce(database, ''), 1, 1) <> '/' AND coalesce(database, '') <> ':memory:')" \
+	"  OR (decision = 'log' AND op IN ('delete', 'rename', 'truncate', 'write'))))"
+
 /* The filters as SQL with named parameters; bind() fills the same names.
  * notable: only what the timeline shows. */
 static void where(const struct report *r, const char *session, int notable,
@@ -110,7 +122,7 @@ static void where(const struct report *r, const char *session, int notable,
 	if (r->pid >= 0)
 		ADD(" AND pid = :pid");
 	if (notable && !r->decision)
-		ADD(" AND decision IN ('log', 'snapshot', 'ask', 'deny')");
+		ADD(" AND (decision IN ('log', 'snapshot', 'ask', 'deny') OR " UNRECOVERABLE ")");
 #undef ADD
 }
 
@@ -256,6 +268,140 @@ static int get_counts(struct report *r, const char *session, struct counts *c)
 	if (rc != SQLITE_DONE)
 		return cli_db_error(&r->d, "cannot count the events");
 	return 0;
+}
+
+/* ---- the verdict ---------------------------------------------------------- */
+
+/* What a reader needs first: what was destroyed and can be brought back,
+ * what cannot, what was blocked, what ran unwatched, and whether the log
+ * itself holds. One pass over the session's events. */
+struct verdict {
+	long restorable, lost, denied, asked, would, unguarded, failed;
+	int tampered;              /* verify would fail */
+	int partial;               /* only the heads were checked */
+	char why[512];
+};
+
+/* Past this many events a report checks the session's heads only (the
+ * last row's hash, STATE/heads), not every row: a full walk costs about
+ * 7 us a row. `agentguard verify` always walks every row. */
+#define VERIFY_ROWS 250000
+
+/* A report of a tampered log must say so: what follows may be the
+ * tamperer's text. 1 (why says what) or 0. */
+static int report_verify(struct report *r, const char *session, char *why, size_t len,
+			 int *partial)
+{
+	sqlite3_stmt *st = cli_prepare(&r->d, "SELECT count(*) FROM events WHERE ?1 IS NULL OR "
+					      "session = ?1");
+	long long n = 0;
+
+	*partial = 0;
+	why[0] = 0;
+	if (!st)
+		return 0;
+	sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (n <= VERIFY_ROWS) {
+		int rc = ag_audit_verify(r->d.db, session, why, len);
+		if (rc < 0 && !why[0])
+			snprintf(why, len, "the chain could not be checked");
+		return rc != 0;
+	}
+	*partial = 1;
+	st = cli_prepare(&r->d, "SELECT id FROM sessions WHERE (?1 IS NULL OR id = ?1) AND "
+				"head IS NOT coalesce((SELECT hash FROM events e WHERE e.session = "
+				"sessions.id ORDER BY e.id DESC LIMIT 1), genesis) LIMIT 1");
+	if (!st)
+		return 0;
+	sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(why, len, "session %s: its last row is not its head (rows were deleted "
+			 "or added)", cli_col(st, 0) ? cli_col(st, 0) : "?");
+		sqlite3_finalize(st);
+		return 1;
+	}
+	sqlite3_finalize(st);
+	char heads[AG_PATH_MAX + 16];
+	long checked;
+	snprintf(heads, sizeof heads, "%s/heads", r->d.state_dir);
+	if (access(heads, F_OK) == 0 &&
+	    ag_audit_check_heads(r->d.db, heads, why, len, &checked) == 1)
+		return 1;
+	why[0] = 0;
+	return 0;
+}
+
+static int get_verdict(struct report *r, const char *session, struct verdict *v)
+{
+	sqlite3_stmt *st = query(r,
+		"SELECT"
+		" sum(snapshot IS NOT NULL AND coalesce(errno, 0) = 0),"
+		" sum(" UNRECOVERABLE "),"
+		" sum(decision = 'deny' AND coalesce(enforced, 1)),"
+		" sum(decision = 'ask'),"
+		" sum(decision = 'deny' AND enforced = 0),"
+		" count(DISTINCT CASE WHEN op = 'exec' AND unguarded IS NOT NULL THEN path END),"
+		" sum(decision <> 'deny' AND errno > 0)"
+		" FROM events", session, 0, "");
+
+	memset(v, 0, sizeof *v);
+	if (!st)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		long *out[] = {&v->restorable, &v->lost, &v->denied, &v->asked, &v->would,
+			       &v->unguarded, &v->failed};
+		for (int i = 0; i < 7; i++)
+			*out[i] = sqlite3_column_int64(st, i);
+	}
+	sqlite3_finalize(st);
+	v->tampered = report_verify(r, session, v->why, sizeof v->why, &v->partial);
+	return 0;
+}
+
+static void put_undo_session(FILE *f, struct report *r, const char *session)
+{
+	const char *sd = cli_state_dir_arg(&r->co, &r->d);
+
+	fputs("agentguard restore --session ", f);
+	cli_put_word(f, session);
+	if (sd) {
+		fputs(" --state-dir ", f);
+		cli_put_word(f, sd);
+	}
+}
+
+static void text_verdict(FILE *f, struct report *r, const char *session, const struct verdict *v)
+{
+	fputs("\nVerdict\n", f);
+	if (v->tampered) {
+		fputs("  WARNING    the audit log does not verify: ", f);
+		cli_put(f, v->why);
+		fputs("\n             (what follows may have been rewritten; agentguard verify)\n", f);
+	} else if (v->partial) {
+		fputs("  log        heads match (every row: agentguard verify)\n", f);
+	} else {
+		fputs("  log        intact (agentguard verify)\n", f);
+	}
+	fprintf(f, "  restorable %ld destroyed or overwritten, kept", v->restorable);
+	if (v->restorable) {
+		fputs(": ", f);
+		put_undo_session(f, r, session);
+	}
+	fprintf(f, "\n  LOST       %ld allowed, with nothing kept to undo them%s\n", v->lost,
+		v->lost ? " (marked NOT RESTORABLE below)" : "");
+	fprintf(f, "  blocked    %ld denied, %ld asked", v->denied, v->asked);
+	if (v->would)
+		fprintf(f, ", %ld would have been denied (monitor mode let them through)", v->would);
+	fputc('\n', f);
+	if (v->failed)
+		fprintf(f, "  failed     %ld allowed calls failed by themselves (nothing changed)\n",
+			v->failed);
+	if (v->unguarded)
+		fprintf(f, "  unguarded  %ld program%s ran without the library (see coverage)\n",
+			v->unguarded, v->unguarded == 1 ? "" : "s");
 }
 
 /* ---- text ---------------------------------------------------------------- */
@@ -501,8 +647,8 @@ static int snapshot_is_socket(struct report *r, const char *id)
 static int text_timeline(FILE *f, struct report *r, const char *session,
 			 const struct sess *s)
 {
-	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS " FROM events", session, 1,
-				 " ORDER BY time_ns, id");
+	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS ", " UNRECOVERABLE " FROM events",
+				 session, 1, " ORDER BY time_ns, id");
 	const char *sd = cli_state_dir_arg(&r->co, &r->d);
 	struct run run = { 0 };
 	long n = 0;
@@ -559,6 +705,13 @@ static int text_timeline(FILE *f, struct report *r, const char *session,
 			cli_put(f, cli_col(st, EV_REASON));
 		}
 		fputc('\n', f);
+		if (strcmp(cli_outcome(st), "failed") == 0) {
+			int e = sqlite3_column_int(st, EV_ERRNO);
+			fprintf(f, "      failed: %s (%s): nothing was changed\n", cli_errno_name(e),
+				strerror(e));
+		} else if (sqlite3_column_int(st, EV_NCOLS)) {
+			fputs("      NOT RESTORABLE: allowed, and nothing was kept to undo it\n", f);
+		}
 		if (cli_col(st, EV_SNAPSHOT) && snapshot_is_socket(r, cli_col(st, EV_SNAPSHOT))) {
 			fputs("      (a socket: recorded, but it cannot be restored)\n", f);
 		} else if (cli_col(st, EV_SNAPSHOT)) {
@@ -615,7 +768,12 @@ static int text_report(struct report *r, const struct idlist *l)
 			return -1;
 		text_header(stdout, l->v[i], &s);
 		cli_put_coverage(stdout, &r->d, l->v[i], "  ");
-		int rc = get_counts(r, l->v[i], &c);
+		struct verdict v;
+		int rc = get_verdict(r, l->v[i], &v);
+		if (rc == 0)
+			text_verdict(stdout, r, l->v[i], &v);
+		if (rc == 0)
+			rc = get_counts(r, l->v[i], &c);
 		if (rc == 0) {
 			text_counts(stdout, &c, filtered(r));
 			rc = text_timeline(stdout, r, l->v[i], &s);
@@ -631,60 +789,32 @@ static int text_report(struct report *r, const struct idlist *l)
 
 /* ---- JSON Lines ---------------------------------------------------------- */
 
-static json_t *event_json(sqlite3_stmt *st)
-{
-	json_t *o = json_object();
-
-	for (int i = 0; i < EV_NCOLS; i++) {
-		const char *name = sqlite3_column_name(st, i);
-		json_t *v = NULL;
-		switch (sqlite3_column_type(st, i)) {
-		case SQLITE_NULL:
-			continue;
-		case SQLITE_INTEGER:
-			if (i == EV_ENFORCED)
-				v = json_boolean(sqlite3_column_int(st, i));
-			else
-				v = json_integer(sqlite3_column_int64(st, i));
-			break;
-		case SQLITE_FLOAT:
-			v = json_real(sqlite3_column_double(st, i));
-			break;
-		default:
-			if (i == EV_ARGV) {
-				v = json_loads(cli_col(st, i), JSON_DECODE_ANY, NULL);
-				if (!json_is_array(v)) {
-					json_decref(v);
-					v = NULL;
-				}
-			}
-			if (!v)
-				v = cli_json_str(cli_col(st, i));
-		}
-		json_object_set_new(o, name, v);
-	}
-	return o;
-}
-
 static int json_report(struct report *r, const char *session)
 {
+	/* Time order: processes' spools reach the log in any order. */
 	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS " FROM events", session, 0,
-				 " ORDER BY id");
+				 " ORDER BY time_ns, id");
+	struct cli_idents *ids = cli_idents_load(&r->d);
 	int rc;
 
-	if (!st)
+	if (!st || !ids) {
+		sqlite3_finalize(st);
+		cli_idents_free(ids);
 		return -1;
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *o = event_json(st);
+		json_t *o = cli_event_json(st, cli_ident_of(ids, cli_col(st, EV_SESSION)));
 		int bad = cli_json_line(stdout, o);
 		json_decref(o);
 		if (bad < 0) {
 			sqlite3_finalize(st);
+			cli_idents_free(ids);
 			cli_err("cannot write the report: %s", strerror(errno));
 			return -1;
 		}
 	}
 	sqlite3_finalize(st);
+	cli_idents_free(ids);
 	if (rc != SQLITE_DONE)
 		return cli_db_error(&r->d, "cannot read the events");
 	return 0;
@@ -693,29 +823,47 @@ static int json_report(struct report *r, const char *session)
 /* ---- HTML ---------------------------------------------------------------- */
 
 static const char css[] =
-"body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1f2937;background:#fff}"
-"h1{font-size:1.4em}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;"
-"margin-top:2em}h3{font-size:1em;margin-top:1.5em}"
+"*{box-sizing:border-box}"
+"body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;padding:1.5em 2em;max-width:90em;"
+"color:#1f2937;background:#fff}"
+"h1{font-size:1.4em;margin:.2em 0}h2{font-size:1.2em;border-bottom:1px solid #ddd;"
+"padding-bottom:.2em;margin-top:1.5em}h3{font-size:1.05em;margin:1.4em 0 .4em}"
 "table{border-collapse:collapse}td,th{padding:.2em .6em;text-align:left;vertical-align:top}"
 "table.hdr th{color:#6b7280;font-weight:normal}"
 "table.counts td{text-align:right}table.counts td:first-child{text-align:left}"
-"table.counts th,table.ev th{border-bottom:1px solid #ccc}"
-"table.ev tr:nth-child(even){background:#f9fafb}table.ev td{font-size:13px}"
-"code,.mono{font-family:ui-monospace,monospace;word-break:break-all}"
-".halt{background:#fee2e2;border:1px solid #dc2626;padding:.5em 1em;display:inline-block}"
-".tl{position:relative;margin:1em 0 .5em 7em;max-width:60em}"
-".lane{position:relative;height:18px;border-bottom:1px dotted #e5e7eb}"
-".lane span.l{position:absolute;left:-7em;width:6.5em;text-align:right;font-size:12px;"
-"color:#6b7280}"
-".ev{position:absolute;top:3px;width:4px;height:12px;margin-left:-2px;border-radius:1px}"
-".axis{display:flex;justify-content:space-between;font-size:12px;color:#6b7280}"
-".d-allow{background:#9ca3af}.d-log{background:#3b82f6}.d-snapshot{background:#f59e0b}"
-".d-ask{background:#a855f7}.d-deny{background:#dc2626}"
-".d-would{background:#fff;border:1px dashed #ea580c;height:10px}"
-"td.dec{font-weight:600}td.dec.d-would{border:none;color:#ea580c;background:none}"
-"td.dec.d-allow,td.dec.d-log,td.dec.d-snapshot,td.dec.d-ask,td.dec.d-deny{background:none}"
-"td.dec.d-log{color:#2563eb}td.dec.d-snapshot{color:#b45309}td.dec.d-ask{color:#7e22ce}"
-"td.dec.d-deny{color:#dc2626}";
+"table.counts th,table.evt th,table.procs th{border-bottom:1px solid #ccc}"
+"table.evt,table.procs{width:100%;table-layout:auto}"
+"table.evt tr:nth-child(even),table.procs tr:nth-child(even){background:#f9fafb}"
+"table.evt td,table.procs td{font-size:13px}"
+"table.evt td:nth-child(1){white-space:nowrap;width:7em}"
+"table.evt td:nth-child(2),table.evt td:nth-child(3){white-space:nowrap;width:6em}"
+"table.evt td:nth-child(5){white-space:nowrap}"
+"code,.mono{font-family:ui-monospace,monospace;overflow-wrap:anywhere}"
+"#verdict{display:flex;flex-wrap:wrap;gap:.8em;margin:1em 0}"
+".card{flex:1 1 14em;border:1px solid #d1d5db;border-left-width:6px;border-radius:4px;"
+"padding:.6em .9em;min-width:0}.card b{font-size:1.15em}.card p{margin:.2em 0}"
+".card code{display:block;font-size:12px;margin-top:.3em}"
+".card.ok{border-left-color:#16a34a}.card.warn{border-left-color:#f59e0b}"
+".card.bad{border-left-color:#dc2626;background:#fef2f2}"
+".halt{background:#fee2e2;border:1px solid #dc2626;padding:.5em 1em}"
+"#timeline .tlgrid{display:grid;grid-template-columns:7em 1fr 5em;gap:2px .6em;"
+"align-items:center}"
+".lname{text-align:right;font-size:12px;color:#6b7280}.lcount{font-size:12px}"
+"svg.lane{width:100%;height:22px;background:#f9fafb;display:block}"
+".axis{display:flex;justify-content:space-between;font-size:12px;color:#6b7280;"
+"margin:0 5.6em 0 7.6em}"
+"svg.d-allow rect{fill:#9ca3af}svg.d-log rect{fill:#3b82f6}svg.d-snapshot rect{fill:#f59e0b}"
+"svg.d-ask rect{fill:#a855f7}svg.d-deny rect{fill:#dc2626}svg.d-would rect{fill:#ea580c}"
+"td.dec{font-weight:600}td.dec.d-log{color:#2563eb}td.dec.d-snapshot{color:#b45309}"
+"td.dec.d-ask{color:#7e22ce}td.dec.d-deny{color:#dc2626}td.dec.d-would{color:#ea580c}"
+".run{margin:.6em 0 1em}.why{margin:.2em 0;font-size:13px}.fold{margin:.2em 0;color:#374151}"
+"details.more>summary{cursor:pointer;color:#2563eb;font-size:13px}"
+".failed{color:#b91c1c;font-weight:600}.lost{color:#fff;background:#dc2626;padding:0 .3em;"
+"border-radius:3px;font-size:12px}"
+".note{color:#6b7280;font-size:13px}"
+"#filters{position:sticky;top:0;background:#fff;padding:.5em 0;border-bottom:1px solid #eee;"
+"z-index:1}#filters label{margin-right:.8em;font-size:13px}"
+"tr:target{outline:2px solid #2563eb}";
 
 static const char *dec_class(const char *label)
 {
@@ -749,7 +897,10 @@ static void html_row(FILE *f, const char *k, const char *v, int mono)
 	fputs("</td></tr>\n", f);
 }
 
-static void html_header(FILE *f, const char *id, const struct sess *s)
+static void html_verdict(FILE *f, struct report *r, const char *session, const struct verdict *v);
+
+static void html_header(FILE *f, struct report *r, const char *id, const struct sess *s,
+			const struct verdict *v)
 {
 	char a[64], b[64], dur[32], buf[128];
 	char *argv = NULL;
@@ -761,6 +912,7 @@ static void html_header(FILE *f, const char *id, const struct sess *s)
 	if (s->halted)
 		fputs("<p class=halt><b>Halted:</b> the circuit breaker stopped this session "
 		      "after too many denials. Hand back to a human.</p>\n", f);
+	html_verdict(f, r, id, v);
 	fputs("<table class=hdr>\n", f);
 	if (s->found) {
 		FILE *m = open_memstream(&argv, &len);
@@ -822,8 +974,13 @@ static void html_counts(FILE *f, const struct counts *c)
 	fputs("</tr></table>\n", f);
 }
 
-/* At most this many marks per lane: past it a lane is a solid bar anyway. */
-#define LANE_MAX 5000
+/* Timeline columns: one scan counts every event into a bucket per
+ * decision, so a million events draw as fast as a hundred. */
+#define BUCKETS 120
+/* Rows a folded run keeps in its page (the rest: --full in the text report),
+ * and rows the page shows in all: the page stays small at any size. */
+#define RUN_KEPT 40
+#define PAGE_ROWS 3000
 
 static int html_timeline(FILE *f, struct report *r, const char *session,
 			 const struct sess *s)
@@ -831,7 +988,10 @@ static int html_timeline(FILE *f, struct report *r, const char *session,
 	sqlite3_stmt *st;
 	int64_t t0 = s->start_ns, t1 = s->end_ns;
 	char a[64], b[64];
+	static long n[NDEC][BUCKETS];
+	long top = 1;
 
+	memset(n, 0, sizeof n);
 	/* The span: the session's, widened to every event shown. */
 	st = query(r, "SELECT min(time_ns), max(time_ns) FROM events", session, 0, "");
 	if (!st)
@@ -846,101 +1006,405 @@ static int html_timeline(FILE *f, struct report *r, const char *session,
 	sqlite3_finalize(st);
 	if (t1 <= t0)
 		t1 = t0 + 1;
-
-	fputs("<h3>Timeline</h3>\n<div class=tl>\n", f);
+	char head[256];
+	snprintf(head, sizeof head,
+		 "SELECT min(%d, max(0, (time_ns - %lld) * %d / %lld)), decision, enforced, count(*) "
+		 "FROM events", BUCKETS - 1, (long long)t0, BUCKETS, (long long)(t1 - t0 + 1));
+	st = query(r, head, session, 0, " GROUP BY 1, 2, 3");
+	if (!st)
+		return -1;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int k = sqlite3_column_int(st, 0), j = dec_index(cli_col(st, 1) ? cli_col(st, 1) : "?");
+		if (j == AG_DENY && sqlite3_column_type(st, 2) != SQLITE_NULL && !sqlite3_column_int(st, 2))
+			j = AG_ACTION_COUNT;
+		if (j < 0 || k < 0 || k >= BUCKETS)
+			continue;
+		n[j][k] += sqlite3_column_int64(st, 3);
+	}
+	sqlite3_finalize(st);
+	fputs("<section id=timeline><h3>Timeline</h3>\n<div class=tlgrid>\n", f);
 	for (int j = NDEC - 1; j >= 0; j--) {
-		char cond[96];
-		long drawn = 0;
-		if (j == AG_DENY)
-			snprintf(cond, sizeof cond, " AND decision = 'deny' AND coalesce(enforced, 1)");
-		else if (j == AG_ACTION_COUNT)
-			snprintf(cond, sizeof cond, " AND decision = 'deny' AND enforced = 0");
-		else
-			snprintf(cond, sizeof cond, " AND decision = '%s'", dec_label[j]);
-		char tail[160];
-		snprintf(tail, sizeof tail, "%s ORDER BY time_ns, id", cond);
-		st = query(r, "SELECT " CLI_EVENT_COLS " FROM events", session, 0, tail);
-		if (!st)
-			return -1;
-		fprintf(f, "<div class=lane><span class=l>%s</span>", dec_label[j]);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			if (drawn++ >= LANE_MAX)
-				continue;
-			int64_t t = sqlite3_column_int64(st, EV_TIME);
-			double x = 100.0 * (double)(t - t0) / (double)(t1 - t0);
-			char *subj = subject_text(st, 200);
-			cli_fmt_time(t, 0, a, sizeof a);
-			fprintf(f, "<a class=\"ev %s\" style=\"left:%.3f%%\"", dec_class(dec_label[j]), x);
-			if (j != AG_ALLOW)
-				fprintf(f, " href=\"#e%lld\"", (long long)sqlite3_column_int64(st, EV_ID));
-			fprintf(f, " title=\"%s %s ", a, dec_label[j]);
-			cli_put_html(f, cli_col(st, EV_OP));
-			fputc(' ', f);
-			cli_put_html_shown(f, subj);
-			if (cli_col(st, EV_RULE)) {
-				fputs(" (rule ", f);
-				cli_put_html(f, cli_col(st, EV_RULE));
-				fputc(')', f);
-			}
-			fputs("\"></a>", f);
-			free(subj);
+		long sum = 0, peak = 0;
+		for (int k = 0; k < BUCKETS; k++) {
+			sum += n[j][k];
+			if (n[j][k] > peak)
+				peak = n[j][k];
 		}
-		sqlite3_finalize(st);
-		if (drawn > LANE_MAX)
-			fprintf(f, "<span class=l style=\"left:auto;right:-9em\">+%ld not drawn</span>",
-				drawn - LANE_MAX);
-		fputs("</div>\n", f);
+		top = peak > top ? peak : top;
+		/* Each lane to its own peak: ten denials must show beside a
+		 * million allows. The count says how many. */
+		fprintf(f, "<div class=lname>%s</div><svg class=\"lane %s\" viewBox=\"0 0 %d 20\" "
+			"preserveAspectRatio=none role=img aria-label=\"%s: %ld\">", dec_label[j],
+			dec_class(dec_label[j]), BUCKETS, dec_label[j], sum);
+		for (int k = 0; k < BUCKETS && peak; k++) {
+			if (!n[j][k])
+				continue;
+			double h = 2 + 18.0 * (double)n[j][k] / (double)peak;
+			fprintf(f, "<rect x=%d y=%.1f width=1 height=%.1f><title>%ld</title></rect>", k,
+				20 - h, h, n[j][k]);
+		}
+		fprintf(f, "</svg><div class=lcount>%ld</div>\n", sum);
 	}
 	cli_fmt_time(t0, 1, a, sizeof a);
 	cli_fmt_time(t1, 1, b, sizeof b);
-	fprintf(f, "<div class=axis><span>%s</span><span>%s</span></div>\n</div>\n", a, b);
+	fprintf(f, "</div>\n<div class=axis><span>%s</span><span>%s</span></div>\n</section>\n", a, b);
+	(void)top;
 	return 0;
 }
 
-static int html_events(FILE *f, struct report *r, const char *session)
+/* The pids the rows named, for the process table. */
+struct pids {
+	long long *v;
+	size_t n, cap;
+};
+
+static void pids_add(struct pids *p, long long pid)
 {
-	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS " FROM events", session, 1,
-				 " ORDER BY time_ns, id");
-	long n = 0;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->v[i] == pid)
+			return;
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 64;
+		long long *v = realloc(p->v, cap * sizeof *v);
+		if (!v)
+			return;
+		p->v = v;
+		p->cap = cap;
+	}
+	p->v[p->n++] = pid;
+}
+
+struct html_rows {
+	long shown;                 /* rows in the page */
+	struct pids pids;
+};
+
+static void html_event_row(FILE *f, sqlite3_stmt *st, int unrec, struct html_rows *h)
+{
+	char t[64];
+	const char *label = cli_decision_label(st);
+	char *subj = subject_text(st, 1000);
+	long long pid = sqlite3_column_int64(st, EV_PID);
+
+	cli_fmt_time(sqlite3_column_int64(st, EV_TIME), 0, t, sizeof t);
+	fprintf(f, "<tr id=e%lld data-dec=\"%s\" data-op=\"", (long long)sqlite3_column_int64(st, EV_ID),
+		dec_class(label));
+	cli_put_html(f, cli_col(st, EV_OP));
+	fputs("\" data-rule=\"", f);
+	cli_put_html(f, cli_col(st, EV_RULE) ? cli_col(st, EV_RULE) : "");
+	fputs("\" data-proc=\"", f);
+	cli_put_html(f, cli_base(cli_col(st, EV_EXE)));
+	fprintf(f, " %lld\"><td>%s</td><td class=\"dec %s\">", pid, t, dec_class(label));
+	cli_put_html(f, label);
+	fputs("</td><td>", f);
+	cli_put_html(f, cli_col(st, EV_OP));
+	fputs("</td><td class=\"mono subj\">", f);
+	cli_put_html_shown(f, subj);
+	if (strcmp(cli_outcome(st), "failed") == 0) {
+		int e = sqlite3_column_int(st, EV_ERRNO);
+		fprintf(f, " <span class=failed>failed: %s</span>", cli_errno_name(e));
+	}
+	if (unrec)
+		fputs(" <span class=lost>not restorable</span>", f);
+	fprintf(f, "</td><td><a href=\"#p%lld\">%lld</a> <span class=mono>", pid, pid);
+	cli_put_html(f, cli_base(cli_col(st, EV_EXE)));
+	fputs("</span></td><td class=mono>", f);
+	if (cli_col(st, EV_SNAPSHOT)) {
+		fputs("agentguard restore ", f);
+		cli_put_html(f, cli_col(st, EV_SNAPSHOT));
+	}
+	fputs("</td></tr>\n", f);
+	free(subj);
+	pids_add(&h->pids, pid);
+	h->shown++;
+}
+
+static const char table_head[] =
+	"<table class=evt><thead><tr><th>time</th><th>decision</th><th>op</th><th>what</th>"
+	"<th>process</th><th>undo</th></tr></thead>\n";
+
+/* A run as the text report folds it: its rule and reason once, the first
+ * RUN_SHOWN rows, the rest inside a <details> (up to RUN_KEPT of them). */
+struct hrun {
+	char key[768];
+	char exe[256], rule[256], reason[512];
+	char prefix[AG_PATH_MAX];
+	int same, snapshots, open_details;
+	long rows, hidden;
+	int64_t last_ns;
+};
+
+static void hrun_end(FILE *f, struct hrun *run, struct report *r, const char *session)
+{
+	char t[64];
+
+	if (!run->key[0])
+		return;
+	if (!run->open_details)
+		fputs("</tbody></table>\n", f);
+	if (run->open_details) {
+		fputs("</tbody></table>", f);
+		if (run->hidden > RUN_KEPT)
+			fprintf(f, "<p class=note>%ld more not in this page: "
+				"<code>agentguard report --full</code> lists every one.</p>",
+				run->hidden - RUN_KEPT);
+		fputs("</details>\n", f);
+		/* The summary is written last: it counts the run. */
+		cli_fmt_time(run->last_ns, 0, t, sizeof t);
+		fprintf(f, "<p class=fold data-n=%ld>&hellip; and %ld more like these by ", run->hidden,
+			run->hidden);
+		cli_put_html(f, run->exe);
+		fprintf(f, ", until %s", t);
+		if (run->prefix[0]) {
+			fputs(run->same ? ", all on " : ", all under ", f);
+			fputs("<code>", f);
+			cli_put_html(f, run->prefix);
+			fputs("</code>", f);
+		}
+		if (run->snapshots && run->prefix[0]) {
+			fputs(" &mdash; undo them all: <code>", f);
+			char *cmd = NULL;
+			size_t len = 0;
+			FILE *m = open_memstream(&cmd, &len);
+			if (m) {
+				put_undo_session(m, r, session);
+				fprintf(m, " --path ");
+				char glob[AG_PATH_MAX + 4];
+				snprintf(glob, sizeof glob, "%s%s", run->prefix, run->same ? "" : "/**");
+				cli_put_word(m, glob);
+				fclose(m);
+				cli_put_html_shown(f, cmd);
+			}
+			free(cmd);
+			fputs("</code>", f);
+		}
+		fputs("</p>\n", f);
+	}
+	fputs("</div>\n", f);
+	memset(run, 0, sizeof *run);
+}
+
+/* One section of rows (a WHERE on top of the filters), folded in runs. */
+static int html_section(FILE *f, struct report *r, const char *session, const char *id,
+			const char *title, const char *cond, long shown, struct html_rows *h)
+{
+	char tail[512];
+	snprintf(tail, sizeof tail, " AND (%s) ORDER BY time_ns, id", cond);
+	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS ", " UNRECOVERABLE " FROM events",
+				 session, 1, tail);
+	struct hrun run = { 0 };
+	long n = 0, cut = 0;
+	int rc;
 
 	if (!st)
 		return -1;
-	fputs("<h3>Notable events</h3>\n<table class=ev><tr><th>time</th><th>decision</th>"
-	      "<th>op</th><th>what</th><th>process</th><th>rule</th><th>reason</th>"
-	      "<th>undo</th></tr>\n", f);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		char t[64];
-		const char *label = cli_decision_label(st);
-		char *subj = subject_text(st, 1000);
-		cli_fmt_time(sqlite3_column_int64(st, EV_TIME), 1, t, sizeof t);
-		fprintf(f, "<tr id=e%lld><td>%s</td><td class=\"dec %s\">",
-			(long long)sqlite3_column_int64(st, EV_ID), t, dec_class(label));
-		cli_put_html(f, label);
-		fputs("</td><td>", f);
-		cli_put_html(f, cli_col(st, EV_OP));
-		fputs("</td><td class=mono>", f);
-		cli_put_html_shown(f, subj);
-		fprintf(f, "</td><td>%lld <span class=mono>",
-			(long long)sqlite3_column_int64(st, EV_PID));
-		cli_put_html(f, cli_base(cli_col(st, EV_EXE)));
-		fputs("</span></td><td class=mono>", f);
-		cli_put_html(f, cli_col(st, EV_RULE) ? cli_col(st, EV_RULE) : "(op default)");
-		fputs("</td><td>", f);
-		cli_put_html(f, cli_col(st, EV_REASON));
-		fputs("</td><td class=mono>", f);
-		if (cli_col(st, EV_SNAPSHOT)) {
-			fputs("agentguard restore ", f);
-			cli_put_html(f, cli_col(st, EV_SNAPSHOT));
-		}
-		fputs("</td></tr>\n", f);
-		free(subj);
+	fprintf(f, "<section id=%s class=rows><h3>%s</h3>\n", id, title);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char key[sizeof run.key];
+		const char *path = cli_col(st, EV_PATH);
 		n++;
+		run_key(st, key, sizeof key);
+		if (strcmp(key, run.key) != 0) {
+			hrun_end(f, &run, r, session);
+			snprintf(run.key, sizeof run.key, "%s", key);
+			snprintf(run.exe, sizeof run.exe, "%s", cli_base(cli_col(st, EV_EXE)) ?
+				 cli_base(cli_col(st, EV_EXE)) : "?");
+			snprintf(run.prefix, sizeof run.prefix, "%s", path ? path : "");
+			run.same = 1;
+			fputs("<div class=run><p class=why><b>", f);
+			cli_put_html(f, cli_decision_label(st));
+			fputs("</b> ", f);
+			cli_put_html(f, cli_col(st, EV_OP));
+			fputs(" by <code>", f);
+			cli_put_html(f, run.exe);
+			fputs("</code> &mdash; rule <code>", f);
+			cli_put_html(f, cli_col(st, EV_RULE) ? cli_col(st, EV_RULE) : "(op default)");
+			fputs("</code>", f);
+			if (cli_col(st, EV_REASON)) {
+				fputs(": ", f);
+				cli_put_html(f, cli_col(st, EV_REASON));
+			}
+			fputs("</p>\n", f);
+			fputs(table_head, f);
+			fputs("<tbody>", f);
+		} else if (!path || strcmp(path, run.prefix) != 0) {
+			run.same = 0;
+			common_dir(run.prefix, path);
+		}
+		if (cli_col(st, EV_SNAPSHOT))
+			run.snapshots = 1;
+		run.rows++;
+		if (run.rows == shown + 1) {
+			fputs("</tbody></table>\n<details class=more><summary>show them</summary>", f);
+			fputs(table_head, f);
+			fputs("<tbody>", f);
+			run.open_details = 1;
+		}
+		if (run.rows > shown) {
+			run.hidden++;
+			run.last_ns = sqlite3_column_int64(st, EV_TIME);
+			if (run.hidden > RUN_KEPT)
+				continue;
+		}
+		if (h->shown >= PAGE_ROWS) {
+			cut++;
+			continue;
+		}
+		html_event_row(f, st, sqlite3_column_int(st, EV_NCOLS), h);
+	}
+	hrun_end(f, &run, r, session);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return cli_db_error(&r->d, "cannot read the events");
+	if (!n)
+		fputs("<p class=none>None.</p>\n", f);
+	if (cut)
+		fprintf(f, "<p class=note>%ld rows left out of this page; the text report "
+			"(<code>agentguard report</code>) has them.</p>\n", cut);
+	fputs("</section>\n", f);
+	return 0;
+}
+
+/* The processes the rows name, with their parents: pid, ppid, program and
+ * command line, each a link target of the rows. */
+static int html_procs(FILE *f, struct report *r, const char *session, struct html_rows *h)
+{
+	fputs("<section id=procs><h3>Processes</h3>\n<table class=procs><thead><tr><th>pid</th>"
+	      "<th>parent</th><th>program</th><th>command line</th></tr></thead><tbody>\n", f);
+	/* Up to 8 generations up; each pass one query for the pids it adds
+	 * (a process's latest row: its program after any exec). */
+	sqlite3_stmt *st = cli_prepare(&r->d,
+		"SELECT pid, ppid, exe, argv, max(id) FROM events WHERE session = ?1 AND "
+		"pid IN (SELECT value FROM json_each(?2)) GROUP BY pid ORDER BY pid");
+	if (!st)
+		return -1;
+	size_t done = 0;
+	for (int gen = 0; gen < 8 && done < h->pids.n && done < 2000; gen++) {
+		size_t upto = h->pids.n < 2000 ? h->pids.n : 2000;
+		json_t *list = json_array();
+		for (size_t i = done; i < upto; i++)
+			json_array_append_new(list, json_integer(h->pids.v[i]));
+		char *text = json_dumps(list, JSON_COMPACT);
+		json_decref(list);
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, text ? text : "[]", -1, SQLITE_TRANSIENT);
+		free(text);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			long long pid = sqlite3_column_int64(st, 0), ppid = sqlite3_column_int64(st, 1);
+			fprintf(f, "<tr id=p%lld><td>%lld</td><td><a href=\"#p%lld\">%lld</a></td>"
+				"<td class=mono>", pid, pid, ppid, ppid);
+			cli_put_html(f, cli_col(st, 2));
+			fputs("</td><td class=mono>", f);
+			char *argv = NULL;
+			size_t len = 0;
+			FILE *m = open_memstream(&argv, &len);
+			if (m) {
+				cli_put_argv(m, cli_col(st, 3), 600);
+				fclose(m);
+			}
+			cli_put_html_shown(f, argv ? argv : "-");
+			free(argv);
+			fputs("</td></tr>\n", f);
+			pids_add(&h->pids, ppid);
+		}
+		done = upto;
 	}
 	sqlite3_finalize(st);
-	fputs("</table>\n", f);
-	if (!n)
-		fputs("<p>None.</p>\n", f);
+	fputs("</tbody></table></section>\n", f);
 	return 0;
+}
+
+static void html_verdict(FILE *f, struct report *r, const char *session, const struct verdict *v)
+{
+	fputs("<section id=verdict>\n", f);
+	if (v->tampered) {
+		fputs("<div class=\"card bad\"><b>Log does not verify</b><p>", f);
+		cli_put_html(f, v->why);
+		fputs("</p><p>What this page shows may have been rewritten.</p>"
+		      "<code>agentguard verify</code></div>\n", f);
+	}
+	fprintf(f, "<div class=\"card %s\"><b>%ld restorable</b><p>destroyed or overwritten, "
+		"and kept</p>", v->restorable ? "warn" : "ok", v->restorable);
+	if (v->restorable) {
+		fputs("<code>", f);
+		char *cmd = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&cmd, &len);
+		if (m) {
+			put_undo_session(m, r, session);
+			fclose(m);
+			cli_put_html_shown(f, cmd);
+		}
+		free(cmd);
+		fputs("</code>", f);
+	}
+	fputs("</div>\n", f);
+	fprintf(f, "<div class=\"card %s\"><b>%ld not restorable</b><p>allowed, with nothing "
+		"kept to undo them</p>%s</div>\n", v->lost ? "bad" : "ok", v->lost,
+		v->lost ? "<a href=\"#lost\">see them</a>" : "");
+	fprintf(f, "<div class=\"card %s\"><b>%ld blocked</b><p>%ld denied, %ld asked",
+		v->denied + v->asked ? "warn" : "ok", v->denied + v->asked, v->denied, v->asked);
+	if (v->would)
+		fprintf(f, ", %ld would have been denied", v->would);
+	fputs("</p>", f);
+	if (v->denied + v->asked + v->would)
+		fputs("<a href=\"#blocked\">see them</a>", f);
+	fputs("</div>\n", f);
+	fprintf(f, "<div class=\"card %s\"><b>%ld unguarded</b><p>programs that ran without "
+		"the library</p></div>\n", v->unguarded ? "warn" : "ok", v->unguarded);
+	if (!v->tampered)
+		fprintf(f, "<div class=\"card ok\"><b>log %s</b><p>%s</p>"
+			"<code>agentguard verify</code></div>\n", v->partial ? "heads match" : "intact",
+			v->partial ? "its heads check; verify checks every row" : "every row's hash checks");
+	fputs("</section>\n", f);
+}
+
+/* Filters: rows hide by their data attributes; nothing leaves the page. */
+static const char script[] =
+"(function(){var f=document.getElementById('filters');if(!f)return;"
+"function v(n){return f.elements[n].value.trim().toLowerCase()}"
+"function apply(){var op=v('op'),d=v('dec'),ru=v('rule'),p=v('path'),pr=v('proc');"
+"document.querySelectorAll('table.evt tbody tr').forEach(function(t){"
+"var s=t.querySelector('.subj');var ok=(!op||t.dataset.op===op)&&(!d||t.dataset.dec==='d-'+d)"
+"&&(!ru||t.dataset.rule.toLowerCase().indexOf(ru)>=0)"
+"&&(!p||(s&&s.textContent.toLowerCase().indexOf(p)>=0))"
+"&&(!pr||t.dataset.proc.toLowerCase().indexOf(pr)>=0);t.hidden=!ok});"
+"if(op||d||ru||p||pr)document.querySelectorAll('details.more').forEach(function(x){x.open=true})}"
+"f.addEventListener('input',apply)})();";
+
+static const char filters[] =
+"<form id=filters onsubmit=\"return false\"><b>Filter</b> "
+"<label>op <select name=op><option value=\"\">any</option><option>delete</option>"
+"<option>rename</option><option>truncate</option><option>write</option><option>exec</option>"
+"<option>connect</option><option>sql</option></select></label> "
+"<label>decision <select name=dec><option value=\"\">any</option><option>deny</option>"
+"<option value=would>would deny</option><option>ask</option><option>snapshot</option>"
+"<option>log</option><option>allow</option></select></label> "
+"<label>rule <input name=rule size=14></label> <label>path <input name=path size=18></label> "
+"<label>process <input name=proc size=10 placeholder=\"name or pid\"></label></form>\n";
+
+static int html_events(FILE *f, struct report *r, const char *session)
+{
+	struct html_rows h = { 0 };
+	int rc;
+
+	fputs(filters, f);
+	/* Denials and asks first: what a reader must see before any fold. */
+	/* Denials and asks first, and unfolded (past a hundred in a row, as a
+	 * halted session makes, they fold too). */
+	rc = html_section(f, r, session, "blocked", "Blocked and asked",
+			  "decision IN ('deny', 'ask')", 100, &h);
+	if (rc == 0)
+		rc = html_section(f, r, session, "lost", "Not restorable (allowed, nothing kept)",
+				  UNRECOVERABLE, RUN_SHOWN, &h);
+	if (rc == 0)
+		rc = html_section(f, r, session, "kept", "Snapshotted and logged",
+				  "decision NOT IN ('deny', 'ask') AND NOT " UNRECOVERABLE, RUN_SHOWN, &h);
+	if (rc == 0)
+		rc = html_procs(f, r, session, &h);
+	free(h.pids.v);
+	return rc;
 }
 
 static int html_gaps(FILE *f, struct report *r, const char *session)
@@ -956,7 +1420,7 @@ static int html_gaps(FILE *f, struct report *r, const char *session)
 		char t[64];
 		if (first)
 			fputs("<h3>Gaps (decisions that could not be recorded)</h3>\n"
-			      "<table class=ev><tr><th>time</th><th>pid</th><th>what</th></tr>\n", f);
+			      "<table class=procs><tr><th>time</th><th>pid</th><th>what</th></tr>\n", f);
 		first = 0;
 		cli_fmt_time(sqlite3_column_int64(st, 0), 1, t, sizeof t);
 		fprintf(f, "<tr><td>%s</td><td>%lld</td><td>", t,
@@ -996,7 +1460,13 @@ static int html_report(struct report *r, const struct idlist *l)
 			rc = -1;
 			break;
 		}
-		html_header(f, l->v[i], &s);
+		struct verdict v;
+		rc = get_verdict(r, l->v[i], &v);
+		if (rc < 0) {
+			sess_free(&s);
+			break;
+		}
+		html_header(f, r, l->v[i], &s, &v);
 		rc = get_counts(r, l->v[i], &c);
 		if (rc == 0) {
 			html_counts(f, &c);
@@ -1008,7 +1478,7 @@ static int html_report(struct report *r, const struct idlist *l)
 			rc = html_gaps(f, r, l->v[i]);
 		sess_free(&s);
 	}
-	fputs("</body></html>\n", f);
+	fprintf(f, "<script>%s</script>\n</body></html>\n", script);
 	if (fflush(f) != 0 || ferror(f)) {
 		cli_err("cannot write %s: %s", r->html, strerror(errno));
 		rc = -1;
@@ -1091,8 +1561,15 @@ static int cmd_report(int argc, char **argv)
 	if (cli_db_open(&r.d, &r.co, CLI_DB_READ) < 0)
 		return CLI_FAIL;
 	int rc = pick_sessions(&r, &l);
-	if (rc == 0 && r.json)
-		rc = json_report(&r, r.session_arg || (!r.all && !r.since_ns) ? l.v[0] : NULL);
+	if (rc == 0 && r.json) {
+		const char *one = r.session_arg || (!r.all && !r.since_ns) ? l.v[0] : NULL;
+		char why[512] = "";
+		int partial;
+		if (report_verify(&r, one, why, sizeof why, &partial))
+			cli_warn("the audit log does not verify (%s): these rows may have been "
+				 "rewritten", why);
+		rc = json_report(&r, one);
+	}
 	if (rc == 0 && r.html)
 		rc = html_report(&r, &l);
 	if (rc == 0 && !r.json && !r.html)

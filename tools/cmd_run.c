@@ -39,6 +39,10 @@ static const char help[] =
 "  --state-dir DIR    where audit.db and snapshots/ live\n"
 "  --no-kernel        guard with the library only (no seccomp supervisor)\n"
 "  --require-kernel   refuse to start if the kernel layer cannot be set up\n"
+"  --alert SINK       send each denial, ask and a halt to SINK as it is recorded\n"
+"                     (default: $AGENTGUARD_ALERT; sinks as `agentguard export\n"
+"                     --to`: a file, unix:/dev/log, udp:/tcp:HOST:PORT, http://...)\n"
+"  --alert-format F   jsonl (default), syslog or cef\n"
 "\n"
 "The kernel layer (on by default) puts the agent and every descendant under a\n"
 "seccomp filter: what the library cannot see (static programs such as Go\n"
@@ -52,7 +56,8 @@ static const char help[] =
 "Example:\n"
 "  agentguard run --rules rules/devbox.yaml -- claude -p 'fix the tests'\n";
 
-enum { OPT_RULES = 1, OPT_MODE, OPT_MONITOR, OPT_WORKSPACE, OPT_NO_KERNEL, OPT_REQUIRE_KERNEL };
+enum { OPT_RULES = 1, OPT_MODE, OPT_MONITOR, OPT_WORKSPACE, OPT_NO_KERNEL, OPT_REQUIRE_KERNEL,
+       OPT_ALERT, OPT_ALERT_FORMAT };
 
 static const struct option options[] = {
 	{ "rules", required_argument, NULL, OPT_RULES },
@@ -61,6 +66,8 @@ static const struct option options[] = {
 	{ "workspace", required_argument, NULL, OPT_WORKSPACE },
 	{ "no-kernel", no_argument, NULL, OPT_NO_KERNEL },
 	{ "require-kernel", no_argument, NULL, OPT_REQUIRE_KERNEL },
+	{ "alert", required_argument, NULL, OPT_ALERT },
+	{ "alert-format", required_argument, NULL, OPT_ALERT_FORMAT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -422,6 +429,8 @@ static int cmd_run(int argc, char **argv)
 	struct cli_db d = { 0 };
 	char lib[PATH_MAX], err[2048];
 	int c, status = CLI_OK, kernel = 1, require_kernel = 0;
+	const char *alert = getenv("AGENTGUARD_ALERT"), *alert_format = "jsonl";
+	pid_t alerter = -1;
 
 	optind = 0;
 	while ((c = cli_getopt(argc, argv, options, &co, &status)) != -1) {
@@ -438,12 +447,17 @@ static int cmd_run(int argc, char **argv)
 		case OPT_WORKSPACE: so.workspace = optarg; break;
 		case OPT_NO_KERNEL: kernel = 0; break;
 		case OPT_REQUIRE_KERNEL: require_kernel = 1; break;
+		case OPT_ALERT: alert = optarg; break;
+		case OPT_ALERT_FORMAT: alert_format = optarg; break;
 		}
 	}
 	if (optind >= argc)
 		return cli_usage("name the agent to run: agentguard run [OPTIONS] -- AGENT [ARGS...]");
 	if (!kernel && require_kernel)
 		return cli_usage("--no-kernel and --require-kernel contradict each other");
+	if (alert && *alert && cli_alert_check(alert, alert_format) < 0)
+		return cli_usage("--alert wants a sink as `export --to` takes, and --alert-format "
+				 "jsonl, syslog or cef: not '%s' as %s", alert, alert_format);
 	char **agent = argv + optind;
 
 	if (cli_guarded()) {
@@ -642,6 +656,8 @@ static int cmd_run(int argc, char **argv)
 		waitpid(pid, NULL, 0);
 		goto fail_sig;
 	}
+	if (alert && *alert && (alerter = cli_alert_start(&d, alert, alert_format, s.id)) < 0)
+		cli_warn("cannot start sending alerts to %s: denials are only in the log", alert);
 	if (write(go[1], "g", 1) != 1) {
 		cli_err("cannot start the agent: %s", strerror(errno));
 		abandon(pid, go);
@@ -659,6 +675,7 @@ static int cmd_run(int argc, char **argv)
 	/* What the agent left running meets a closed listener from now on:
 	 * its watched calls fail (ENOSYS), nothing goes unjudged. */
 	ag_kernel_stop(kl);
+	ag_session_drop_image(&s);
 	int signaled = WIFSIGNALED(ws);
 	status = signaled ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws);
 
@@ -676,6 +693,7 @@ static int cmd_run(int argc, char **argv)
 		cli_warn("cannot record the end of the session: %s", err);
 	else if (ag_audit_write_head(d.db, s.state_dir, s.id, err, sizeof err) < 0)
 		cli_warn("%s: verify cannot check this session against it", err);
+	cli_alert_stop(alerter);
 	if (e)
 		cli_err("cannot run %s: %s%s", agent[0], strerror(e),
 			e == ENOENT ? " (is it installed and on PATH?)" : "");
@@ -691,8 +709,13 @@ static int cmd_run(int argc, char **argv)
 	return status;
 
 fail_sig:
+	if (alerter > 0) {
+		kill(alerter, SIGTERM);
+		waitpid(alerter, NULL, 0);
+	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 fail:
+	ag_session_drop_image(&s);
 	close_pipe(go);
 	close_pipe(report);
 	free(aj);

@@ -36,14 +36,21 @@ static const char query[] =
 	"  WHERE session NOT IN (SELECT id FROM sessions) GROUP BY session) s"
 	" ORDER BY s.start_ns DESC, s.id DESC";
 
-static void json_row(sqlite3_stmt *st)
+static void json_row(sqlite3_stmt *st, const struct cli_idents *ids)
 {
 	json_t *o = json_object();
+	char t[64];
 
 	json_object_set_new(o, "id", cli_json_str(cli_col(st, 0)));
 	json_object_set_new(o, "start_ns", json_integer(sqlite3_column_int64(st, 1)));
-	if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+	cli_fmt_rfc3339(sqlite3_column_int64(st, 1), t, sizeof t);
+	json_object_set_new(o, "start", json_string(t));
+	if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
 		json_object_set_new(o, "end_ns", json_integer(sqlite3_column_int64(st, 2)));
+		cli_fmt_rfc3339(sqlite3_column_int64(st, 2), t, sizeof t);
+		json_object_set_new(o, "end", json_string(t));
+	}
+	cli_ident_json(o, cli_ident_of(ids, cli_col(st, 0)));
 	if (cli_col(st, 3)) {
 		json_t *a = json_loads(cli_col(st, 3), JSON_DECODE_ANY, NULL);
 		json_object_set_new(o, "argv", json_is_array(a) ? a : cli_json_str(cli_col(st, 3)));
@@ -103,23 +110,32 @@ static int cmd_sessions(int argc, char **argv)
 	if (cli_db_open(&d, &co, CLI_DB_READ) < 0)
 		return CLI_FAIL;
 	sqlite3_stmt *st = cli_prepare(&d, query);
+	struct cli_idents *ids = json ? cli_idents_load(&d) : NULL;
 	if (!st) {
+		cli_idents_free(ids);
 		cli_db_close(&d);
 		return CLI_FAIL;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (!cli_col(st, 0))
 			continue;
-		if (!json && n == 0)
-			printf("  %-22s  %-19s  %8s  %7s  %7s  %s\n", "ID", "START", "DURATION",
+		if (!json && n == 0) {
+			/* The rows' times are local: the header names the zone. */
+			char now[64], head[40];
+			cli_fmt_time(sqlite3_column_int64(st, 1), 1, now, sizeof now);
+			const char *zone = strrchr(now, ' ');
+			snprintf(head, sizeof head, "START (%s)", zone ? zone + 1 : "local");
+			printf("  %-22s  %-19s  %8s  %7s  %7s  %s\n", "ID", head, "DURATION",
 			       "EVENTS", "DENIALS", "AGENT");
+		}
 		if (json)
-			json_row(st);
+			json_row(st, ids);
 		else
 			text_row(st);
 		n++;
 	}
 	sqlite3_finalize(st);
+	cli_idents_free(ids);
 	if (rc != SQLITE_DONE) {
 		cli_db_error(&d, "cannot list the sessions");
 		cli_db_close(&d);

@@ -7,7 +7,7 @@
 #include "cli.h"
 
 static const char help[] =
-"Usage: agentguard verify [--session ID] [--heads FILE] [--state-dir DIR]\n"
+"Usage: agentguard verify [--session ID] [--anchors FILE] [--state-dir DIR]\n"
 "\n"
 "Check the audit log's tamper evidence: every event's hash is keyed with the\n"
 "state dir's key and covers the one before it and the event's own fields,\n"
@@ -19,7 +19,11 @@ static const char help[] =
 "\n"
 "Options:\n"
 "  --session ID     check one session (default: all)\n"
-"  --heads FILE     also check against these session heads (JSON lines)\n"
+"  --anchors FILE   also check against what was exported off the machine: the\n"
+"                   JSON Lines of `agentguard export` (every event must still\n"
+"                   be in the log with the hash it was exported with; every\n"
+"                   session start and end head must match) or heads lines\n"
+"  --heads FILE     the same (the older name)\n"
 "  --state-dir DIR  where audit.db lives\n"
 "\n"
 "Exit status: 0 intact, 1 tampered with (or the log cannot be read).\n";
@@ -29,6 +33,7 @@ enum { OPT_SESSION = 1, OPT_HEADS };
 static const struct option options[] = {
 	{ "session", required_argument, NULL, OPT_SESSION },
 	{ "heads", required_argument, NULL, OPT_HEADS },
+	{ "anchors", required_argument, NULL, OPT_HEADS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -112,7 +117,7 @@ static int cmd_verify(int argc, char **argv)
 	printf("audit log intact: %lld event%s in %lld session%s\n", ev, ev == 1 ? "" : "s",
 	       ss, ss == 1 ? "" : "s");
 	if (heads_arg)
-		printf("%ld session head%s in %s match\n", anchored, anchored == 1 ? "" : "s",
+		printf("%ld anchor%s in %s match\n", anchored, anchored == 1 ? "" : "s",
 		       heads_arg);
 	if (d.readonly)
 		printf("(events still in spool files were not checked: the log was read-only)\n");

@@ -7,7 +7,9 @@
 # libasan8/libubsan1: gcc's shared sanitizer runtimes (make asan).
 # busybox-static, golang-go, liburing-dev: static programs, a Go program and
 # io_uring for the kernel layer's tests. vim: a real editor's saves (swap
-# files, in-place writes) for test/e2e/t_undo.sh.
+# files, in-place writes) for test/e2e/t_undo.sh. rsyslog: the syslog
+# receiver test/e2e/t_export.sh starts on its own socket (the system service
+# is never used); chromium: the HTML report's layout test (headless).
 # better-sqlite3 (npm, into /opt/agentguard-test): a SQLite with hidden
 # symbols for test/e2e/t_sqlite.sh; it downloads a prebuilt module or builds
 # one (g++, make, python3).
@@ -15,7 +17,8 @@ set -eu
 pkgs="make gcc libc6-dev clang binutils pkg-config libyaml-dev libsqlite3-dev libjansson-dev
 nettle-dev libcriterion-dev sqlite3 python3 perl git findutils coreutils tar
 postgresql postgresql-client mariadb-server mariadb-client util-linux
-libclang-rt-14-dev libasan8 libubsan1 busybox-static golang-go liburing-dev file vim"
+libclang-rt-14-dev libasan8 libubsan1 busybox-static golang-go liburing-dev file vim
+rsyslog chromium"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

@@ -67,6 +67,10 @@
 #define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
 #endif
 
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+
 /* ---- the filter ------------------------------------------------------------ */
 
 #define FALLOC_DROPS (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_ZERO_RANGE | \
@@ -78,6 +82,9 @@ static const int watched64[] = {
 	SYS_truncate, SYS_ftruncate, SYS_creat, SYS_execve, SYS_execveat, SYS_connect,
 	SYS_openat2, SYS_io_uring_setup, SYS_sendmsg, SYS_sendmmsg, SYS_link, SYS_linkat,
 	SYS_symlink, SYS_symlinkat, SYS_mknod, SYS_mknodat,
+	/* mode: a key going from 0600 to 0644, an owner changed */
+	SYS_chmod, SYS_fchmod, SYS_fchmodat, SYS_fchmodat2, SYS_chown, SYS_fchown, SYS_lchown,
+	SYS_fchownat,
 };
 
 /* The same calls in the 32-bit ABI (int 0x80 works from 64-bit programs
@@ -91,6 +98,8 @@ static const struct { int nr; const char *op; } watched32[] = {
 	{302, "rename"}, {303, "link"}, {304, "link"}, {345, "connect"}, {353, "rename"},
 	{358, "exec"}, {362, "connect"}, {369, "connect"}, {370, "connect"},
 	{425, "io_uring"}, {437, "truncate"},
+	{15, "mode"}, {16, "mode"}, {94, "mode"}, {95, "mode"}, {182, "mode"}, {198, "mode"},
+	{207, "mode"}, {212, "mode"}, {298, "mode"}, {306, "mode"}, {452, "mode"},
 };
 enum { NR32_OPEN = 5, NR32_OPENAT = 295, NR32_SOCKETCALL = 102 };
 
@@ -418,6 +427,10 @@ struct lib {
 	int (*linkat)(int, const char *, int, const char *, int);
 	int (*symlinkat)(const char *, int, const char *);
 	int (*mknodat)(int, const char *, mode_t, dev_t);
+	int (*fchmodat)(int, const char *, mode_t, int);
+	int (*fchmod)(int, mode_t);
+	int (*fchownat)(int, const char *, uid_t, gid_t, int);
+	int (*fchown)(int, uid_t, gid_t);
 };
 
 /* What /proc says of a process image, kept between its calls (a static
@@ -1117,6 +1130,8 @@ static const char *op64(int nr)
 	case SYS_mknod: case SYS_mknodat: return "link";
 	case SYS_io_uring_setup: return "io_uring";
 	case SYS_fallocate: return "write";
+	case SYS_chmod: case SYS_fchmod: case SYS_fchmodat: case SYS_fchmodat2:
+	case SYS_chown: case SYS_fchown: case SYS_lchown: case SYS_fchownat: return "mode";
 	case SYS_kill: case SYS_tkill: case SYS_tgkill: case SYS_rt_sigqueueinfo:
 	case SYS_rt_tgsigqueueinfo: case SYS_pidfd_open: case SYS_process_vm_readv:
 	case SYS_process_vm_writev: case SYS_ptrace: return "signal";
@@ -1481,6 +1496,38 @@ static int handle(struct job *j)
 				(dev_t)a[at + 2]);
 		break;
 	}
+	case SYS_chmod:
+	case SYS_fchmodat:
+	case SYS_fchmodat2: {
+		int at = nr != SYS_chmod;
+		int flags = nr == SYS_fchmodat2 ? (int)a[3] : 0;
+		if (read_path(j, a[at], p1) < 0 || (dir = job_dir(j, at ? (long)a[0] : AT_FDCWD)) < 0)
+			break;
+		rc = L->fchmodat(dir, p1, (mode_t)a[at + 1], flags);
+		break;
+	}
+	case SYS_chown:
+	case SYS_lchown:
+	case SYS_fchownat: {
+		int at = nr == SYS_fchownat;
+		int flags = at ? (int)a[4] : nr == SYS_lchown ? AT_SYMLINK_NOFOLLOW : 0;
+		if (read_path(j, a[at], p1) < 0 || (dir = job_dir(j, at ? (long)a[0] : AT_FDCWD)) < 0)
+			break;
+		rc = L->fchownat(dir, p1, (uid_t)a[at + 1], (gid_t)a[at + 2], flags);
+		break;
+	}
+	case SYS_fchmod:
+	case SYS_fchown: {
+		int fd = job_fd(j, (long)a[0]);
+		if (fd < 0)
+			break;
+		rc = nr == SYS_fchmod ? L->fchmod(fd, (mode_t)a[1])
+				      : L->fchown(fd, (uid_t)a[1], (gid_t)a[2]);
+		int e = errno;
+		close(fd);
+		errno = e;
+		break;
+	}
 	default:
 		/* Not one of ours (the filter and this table disagree): let it be. */
 		go_on(j);
@@ -1698,7 +1745,9 @@ struct ag_kernel *ag_kernel_start(int listener, const char *lib_path, uintptr_t 
 	    !SYM(truncate, "truncate") || !SYM(ftruncate, "ftruncate") ||
 	    !SYM(fallocate, "fallocate") ||
 	    !SYM(connect, "connect") || !SYM(linkat, "linkat") ||
-	    !SYM(symlinkat, "symlinkat") || !SYM(mknodat, "mknodat")) {
+	    !SYM(symlinkat, "symlinkat") || !SYM(mknodat, "mknodat") ||
+	    !SYM(fchmodat, "fchmodat") || !SYM(fchmod, "fchmod") ||
+	    !SYM(fchownat, "fchownat") || !SYM(fchown, "fchown")) {
 		snprintf(err, errlen, "%s has no kernel-layer entries (an older build?)", lib_path);
 		dlclose(k->handle);
 		free(k);

@@ -7,7 +7,7 @@
 
 static const struct cli_command *const commands[] = {
 	&cli_cmd_run, &cli_cmd_report, &cli_cmd_restore, &cli_cmd_show, &cli_cmd_diff,
-	&cli_cmd_verify,
+	&cli_cmd_verify, &cli_cmd_export,
 	&cli_cmd_check, &cli_cmd_explain, &cli_cmd_sessions, &cli_cmd_gc,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -71,29 +71,29 @@ test_harmless_commands_run() {
 }
 
 test_env_i_and_unsetenv_do_not_shed_the_guard() {
-	mkdir -p "$HOME/.ssh"; printf 'k\n' > "$HOME/.ssh/known_hosts"
-	err=$(guard env -i /bin/sh -c "rm $HOME/.ssh/known_hosts" 2>&1) && fail "rm should fail"
-	assert_contains "$err" "agentguard: denied delete $HOME/.ssh/known_hosts"
-	assert_exists "$HOME/.ssh/known_hosts"
-	err=$(spawner system rm "$HOME/.ssh/known_hosts" 2>&1) && fail "system rm should fail"
-	assert_contains "$err" "agentguard: denied delete $HOME/.ssh/known_hosts"
-	err=$(spawner popen rm "$HOME/.ssh/known_hosts" 2>&1) && fail "popen rm should fail"
-	assert_contains "$err" "agentguard: denied delete $HOME/.ssh/known_hosts"
-	err=$(spawner execle /bin/rm -f "$HOME/.ssh/known_hosts" 2>&1) && fail "execle rm should fail"
-	assert_contains "$err" "agentguard: denied delete $HOME/.ssh/known_hosts"
-	assert_exists "$HOME/.ssh/known_hosts"
+	mkdir -p "$HOME/.ssh"; printf 'k\n' > "$HOME/.ssh/id_test"
+	err=$(guard env -i /bin/sh -c "rm $HOME/.ssh/id_test" 2>&1) && fail "rm should fail"
+	assert_contains "$err" "agentguard: denied delete $HOME/.ssh/id_test"
+	assert_exists "$HOME/.ssh/id_test"
+	err=$(spawner system rm "$HOME/.ssh/id_test" 2>&1) && fail "system rm should fail"
+	assert_contains "$err" "agentguard: denied delete $HOME/.ssh/id_test"
+	err=$(spawner popen rm "$HOME/.ssh/id_test" 2>&1) && fail "popen rm should fail"
+	assert_contains "$err" "agentguard: denied delete $HOME/.ssh/id_test"
+	err=$(spawner execle /bin/rm -f "$HOME/.ssh/id_test" 2>&1) && fail "execle rm should fail"
+	assert_contains "$err" "agentguard: denied delete $HOME/.ssh/id_test"
+	assert_exists "$HOME/.ssh/id_test"
 	# The session's rules cannot be swapped by the environment either.
 	printf 'version: 1\nrules: []\n' > "$T/open.yaml"
-	err=$(guard sh -c "AGENTGUARD_RULES=$T/open.yaml AGENTGUARD_SESSION= rm $HOME/.ssh/known_hosts" 2>&1) && fail "rm should fail"
-	assert_exists "$HOME/.ssh/known_hosts"
+	err=$(guard sh -c "AGENTGUARD_RULES=$T/open.yaml AGENTGUARD_SESSION= rm $HOME/.ssh/id_test" 2>&1) && fail "rm should fail"
+	assert_exists "$HOME/.ssh/id_test"
 }
 
 test_every_way_of_starting_a_program_is_an_audit_row() {
 	fake_tools
-	mkdir -p "$HOME/.ssh"; printf 'k\n' > "$HOME/.ssh/known_hosts"
+	mkdir -p "$HOME/.ssh"; printf 'k\n' > "$HOME/.ssh/id_test"
 	spawner fork "$FAKEBIN/terraform" plan one
-	spawner vfork "$FAKEBIN/terraform" plan two "$HOME/.ssh/known_hosts" || fail "vfork parent lost its guard (exit $?)"
-	assert_exists "$HOME/.ssh/known_hosts"
+	spawner vfork "$FAKEBIN/terraform" plan two "$HOME/.ssh/id_test" || fail "vfork parent lost its guard (exit $?)"
+	assert_exists "$HOME/.ssh/id_test"
 	spawner spawn "$FAKEBIN/terraform" plan three
 	spawner spawnp terraform plan four
 	spawner threads "$FAKEBIN/terraform" plan five

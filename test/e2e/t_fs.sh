@@ -109,14 +109,14 @@ test_git_clean_fdx() {
 
 test_ssh_delete_and_truncate_denied() {
 	mkdir -p "$HOME/.ssh"
-	printf 'host key\n' > "$HOME/.ssh/known_hosts"
-	err=$(guard rm "$HOME/.ssh/known_hosts" 2>&1) && fail "rm should fail"
+	printf 'host key\n' > "$HOME/.ssh/id_test"
+	err=$(guard rm "$HOME/.ssh/id_test" 2>&1) && fail "rm should fail"
 	assert_contains "$err" "Permission denied"
-	assert_contains "$err" "agentguard: denied delete $HOME/.ssh/known_hosts (rule "
-	err=$(guard sh -c ": > '$HOME/.ssh/known_hosts'" 2>&1) && fail "truncate should fail"
+	assert_contains "$err" "agentguard: denied delete $HOME/.ssh/id_test (rule "
+	err=$(guard sh -c ": > '$HOME/.ssh/id_test'" 2>&1) && fail "truncate should fail"
 	assert_contains "$err" "Permission denied"
-	assert_contains "$err" "agentguard: denied truncate $HOME/.ssh/known_hosts (rule "
-	assert_eq "$(cat "$HOME/.ssh/known_hosts")" "host key"
+	assert_contains "$err" "agentguard: denied truncate $HOME/.ssh/id_test (rule "
+	assert_eq "$(cat "$HOME/.ssh/id_test")" "host key"
 	ingest
 	assert_eq "$(db "select count(*) from events where decision='deny' and errno=13")" 2
 }

@@ -50,17 +50,17 @@ test_busybox_is_judged() {
 	command -v busybox >/dev/null || fail "busybox-static is not installed"
 	file -L "$(command -v busybox)" | grep -q 'statically linked' || fail "busybox is not static"
 	seed a b c
-	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/known_hosts"
+	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/id_test"
 	seed d e
 	krun busybox sh -c "rm a; mv b d; echo new > c; echo XX | dd of=e conv=notrunc 2>/dev/null;
-		rm $HOME/.ssh/known_hosts" 2>/dev/null || true
+		rm $HOME/.ssh/id_test" 2>/dev/null || true
 	assert_missing "$WS/a"; assert_eq "$(cat "$WS/c")" "new"
-	assert_eq "$(cat "$HOME/.ssh/known_hosts")" "key"
+	assert_eq "$(cat "$HOME/.ssh/id_test")" "key"
 	assert_eq "$(rows delete "$WS/a")" "snapshot kernel"
 	assert_eq "$(rows rename "$WS/b")" "snapshot kernel"
 	assert_eq "$(rows truncate "$WS/c")" "snapshot kernel"
 	assert_eq "$(rows write "$WS/e")" "snapshot kernel"
-	assert_eq "$(rows delete "$HOME/.ssh/known_hosts")" "deny kernel"
+	assert_eq "$(rows delete "$HOME/.ssh/id_test")" "deny kernel"
 	"$AG" restore --overwrite --session "$(latest_session)" >/dev/null
 	assert_eq "$(cat "$WS/a")" "original a"
 	assert_eq "$(cat "$WS/b")" "original b"
@@ -74,23 +74,23 @@ test_static_go_program_is_judged() {
 	local g; g=$(kbuild kgo)
 	file "$g" | grep -q 'statically linked' || fail "$g is not static"
 	seed gone moved over written cut inplace
-	mkdir -p "$HOME/.kube"; printf 'config\n' > "$HOME/.kube/config"
+	mkdir -p "$HOME/.aws"; printf 'config\n' > "$HOME/.aws/credentials"
 	local fakebin; fakebin=$(fake_terraform)
 	out=$(krun "$g" rm gone mv moved over write written truncate cut overwrite inplace \
-		overwrite "$HOME/.kube/config" rm "$HOME/.kube/config" \
+		overwrite "$HOME/.aws/credentials" rm "$HOME/.aws/credentials" \
 		dial 169.254.169.254:80 exec "$fakebin/terraform" destroy -auto-approve 2>&1)
 	assert_contains "$out" "rm gone: ok"
 	assert_contains "$out" "dial 169.254.169.254:80: dial tcp 169.254.169.254:80: connect: permission denied"
 	assert_contains "$out" "exec $fakebin/terraform: fork/exec $fakebin/terraform: permission denied"
 	assert_missing "$T/marker"
-	assert_eq "$(cat "$HOME/.kube/config")" "config"
+	assert_eq "$(cat "$HOME/.aws/credentials")" "config"
 	assert_eq "$(cat "$WS/written")" "written by go"
 	assert_eq "$(rows delete "$WS/gone")" "snapshot kernel"
 	assert_eq "$(rows rename "$WS/moved")" "snapshot kernel"
 	assert_eq "$(rows truncate "$WS/written")" "snapshot kernel"
 	assert_eq "$(rows truncate "$WS/cut")" "snapshot kernel"
 	assert_eq "$(rows write "$WS/inplace")" "snapshot kernel"
-	assert_eq "$(rows write "$HOME/.kube/config")" "deny kernel"
+	assert_eq "$(rows write "$HOME/.aws/credentials")" "deny kernel"
 	assert_eq "$(db "select rule from events where op = 'exec' and layer = 'kernel'")" "no-infra-destroy"
 	assert_eq "$(db "select rule from events where op = 'connect' and layer = 'kernel'")" "no-cloud-metadata"
 	"$AG" restore --overwrite --session "$(latest_session)" >/dev/null
@@ -163,15 +163,42 @@ test_libc_reached_past_the_library_is_judged() {
 	seed gone
 	cat > "$T/past.py" <<-'EOF'
 	import ctypes, os, socket, struct, sys
+	# libc's own functions, found in its symbol table by hand: a name
+	# looked up with dlsym would be the library's hook.
+	def past(name, restype=ctypes.c_int):
+	    path = base = None
+	    for line in open("/proc/self/maps"):
+	        f = line.split()
+	        if len(f) > 5 and os.path.basename(f[5]).startswith("libc.so") and f[4] != "0":
+	            path = f[5]
+	            if f[2] == "00000000":
+	                base = int(f[0].split("-")[0], 16)
+	    data = open(path, "rb").read()
+	    shoff, = struct.unpack_from("<Q", data, 0x28)
+	    shentsize, shnum = struct.unpack_from("<HH", data, 0x3a)
+	    secs = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+	    dynsym = next(s for s in secs if s[1] == 11)          # SHT_DYNSYM
+	    strtab = secs[dynsym[6]]
+	    for off in range(dynsym[4], dynsym[4] + dynsym[5], 24):
+	        st_name, info, other, shndx, value, size = struct.unpack_from("<IBBHQQ", data, off)
+	        end = data.index(b"\0", strtab[4] + st_name)
+	        if data[strtab[4] + st_name:end] == name.encode() and value:
+	            return ctypes.CFUNCTYPE(restype, use_errno=True)(base + value)
 	libc = ctypes.CDLL("libc.so.6", use_errno=True)
-	rc = libc.unlink(sys.argv[2].encode())
+	unlink = past("unlink")
+	unlink.argtypes = [ctypes.c_char_p]
+	rc = unlink(sys.argv[2].encode())
 	print("unlink", rc)
 	s = socket.socket()
 	sin = struct.pack("=HH4s8x", socket.AF_INET, socket.htons(80), socket.inet_aton("169.254.169.254"))
-	rc = libc.connect(s.fileno(), sin, len(sin))
+	connect = past("connect")
+	connect.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+	rc = connect(s.fileno(), sin, len(sin))
 	print("connect", rc, os.strerror(ctypes.get_errno()))
 	argv = (ctypes.c_char_p * 4)(sys.argv[1].encode(), b"destroy", b"-auto-approve", None)
-	rc = libc.execve(sys.argv[1].encode(), argv, None)
+	execve = past("execve")
+	execve.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p]
+	rc = execve(sys.argv[1].encode(), argv, None)
 	print("execve", rc, os.strerror(ctypes.get_errno()))
 	EOF
 	out=$(krun python3 "$T/past.py" "$fakebin/terraform" "$WS/gone" 2>&1)
@@ -373,4 +400,38 @@ test_many_calls_judged_by_the_supervisor_lose_no_rows() {
 	assert_eq "$(db "select count(*) from events where op='delete' and layer='kernel' and path like '$WS/many/f%'")" "120"
 	assert_eq "$(db "select count(*) from gaps")" "0"
 	assert_eq "$(ls "$AGENTGUARD_STATE_DIR/kspool" | wc -l)" "0"
+}
+
+test_modes_and_owners_changed_by_a_static_program_are_judged() {
+	command -v busybox >/dev/null || fail "busybox-static is not installed"
+	mkdir -p "$HOME/.ssh"; printf 'key\n' > "$HOME/.ssh/id_test"; chmod 600 "$HOME/.ssh/id_test"
+	seed tool data
+	chmod 644 "$WS/tool" "$WS/data"
+	out=$(krun busybox sh -c "chmod 777 $HOME/.ssh/id_test; echo chmod key \$?;
+		chown 65534 $HOME/.ssh/id_test; echo chown key \$?;
+		chmod 755 tool; echo chmod tool \$?; chown 65534:65534 data; echo chown data \$?" 2>&1)
+	assert_contains "$out" "chmod key 1"
+	assert_contains "$out" "chown key 1"
+	assert_contains "$out" "chmod tool 0"
+	assert_contains "$out" "chown data 0"
+	assert_eq "$(stat -c %u "$WS/data")" "65534"
+	assert_eq "$(stat -c %a "$HOME/.ssh/id_test")" "600"
+	assert_eq "$(stat -c %u "$HOME/.ssh/id_test")" "$(id -u)"
+	assert_eq "$(stat -c %a "$WS/tool")" "755"
+	assert_eq "$(rows mode "$HOME/.ssh/id_test" | sort -u)" "deny kernel"
+	assert_eq "$(rows mode "$WS/tool")" "snapshot kernel"
+	assert_eq "$(rows mode "$WS/data")" "snapshot kernel"
+	local sid; sid=$(latest_session)
+	# fchmod on a descriptor, past libc: the supervisor names its file.
+	out=$(krun python3 -c '
+import ctypes, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+r = ctypes.CDLL(None, use_errno=True).syscall(91, fd, 0o777)
+print("fchmod", r)' "$HOME/.ssh/id_test" 2>&1)
+	assert_contains "$out" "fchmod -1"
+	assert_eq "$(stat -c %a "$HOME/.ssh/id_test")" "600"
+	# The old mode is kept: restore puts it back.
+	"$AG" restore --session "$sid" >/dev/null
+	assert_eq "$(stat -c %a "$WS/tool")" "644"
+	assert_eq "$(stat -c %u "$WS/data")" "$(id -u)"
 }

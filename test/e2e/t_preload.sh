@@ -241,3 +241,37 @@ test_freopen_through_a_swapped_symlink_changes_nothing() {
 	assert_eq "$(db "select count(*) from events where op='truncate' and path='$HOME/.ssh/victim' and decision='deny'")" "$denied"
 	assert_eq "$(db "select count(*) from events where path='$HOME/.ssh/victim' and decision!='deny'")" 0
 }
+
+test_libc_looked_up_by_name_is_still_guarded() {
+	# ctypes.CDLL("libc.so.6").unlink is dlsym on a handle to libc itself:
+	# without the library's dlsym it is libc's own unlink, past the guard.
+	key
+	printf 'x\n' > "$WS/plain"
+	out=$(guard /usr/bin/python3 -c '
+import ctypes, ctypes.util, os, sys
+for name in ("libc.so.6", ctypes.util.find_library("c")):
+    libc = ctypes.CDLL(name, use_errno=True)
+    r = libc.unlink(sys.argv[1].encode())
+    print(name, "unlink", r, os.strerror(ctypes.get_errno()) if r else "ok")
+    r = libc.rename(sys.argv[1].encode(), b"/tmp/stolen-key")
+    print(name, "rename", r)
+dlvsym = ctypes.CDLL(None).dlvsym
+dlvsym.restype = ctypes.c_void_p
+f = dlvsym(ctypes.c_void_p(ctypes.CDLL("libc.so.6")._handle), b"unlink", b"GLIBC_2.2.5")
+print("dlvsym unlink", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p)(f)(sys.argv[1].encode()))
+# An alias libc exports at the same address (__open is open).
+print("__open", ctypes.CDLL("libc.so.6").__open(sys.argv[1].encode(), os.O_WRONLY | os.O_TRUNC))
+print("plain", ctypes.CDLL("libc.so.6").unlink(sys.argv[2].encode()))
+' "$HOME/.ssh/id_test" "$WS/plain" 2>&1)
+	assert_contains "$out" "libc.so.6 unlink -1 Permission denied"
+	assert_contains "$out" "libc.so.6 rename -1"
+	assert_contains "$out" "dlvsym unlink -1"
+	assert_contains "$out" "__open -1"
+	assert_contains "$out" "plain 0"
+	assert_eq "$(cat "$HOME/.ssh/id_test")" "key"
+	assert_missing /tmp/stolen-key
+	assert_missing "$WS/plain"
+	ingest
+	[ "$(db "select count(*) from events where op='delete' and path='$HOME/.ssh/id_test' and decision='deny'")" -ge 3 ] ||
+		fail "the refusals are not all in the log"
+}

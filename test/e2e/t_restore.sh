@@ -83,3 +83,23 @@ test_a_large_restore_with_q_says_one_line_and_conflicts_fail() {
 	assert_contains "$out" "skipped $WS/tree/f7: exists"
 	assert_eq "$(cat "$WS/tree/f7")" "changed"
 }
+
+test_gc_frees_the_store_and_leaves_no_empty_directories() {
+	mkdir -p "$WS/a" "$WS/b"
+	printf 'one\n' > "$WS/a/1"; printf 'two\n' > "$WS/b/2"; printf 'three\n' > "$WS/b/3"
+	agrun sh -c "rm -r $WS/a $WS/b" >/dev/null 2>&1
+	local sid; sid=$(latest_session)
+	ingest
+	# One store directory per source directory.
+	assert_eq "$(find "$AGENTGUARD_STATE_DIR/snapshots/$sid" -mindepth 1 -maxdepth 1 -type d | wc -l)" "2"
+	out=$("$AG" gc --older-than 0s --dry-run)
+	assert_contains "$out" "would free"
+	assert_contains "$out" "from 3 snapshots"
+	out=$("$AG" gc --older-than 0s)
+	assert_contains "$out" "from 3 snapshots"
+	assert_missing "$AGENTGUARD_STATE_DIR/snapshots/$sid"
+	assert_exists "$AGENTGUARD_STATE_DIR/snapshots"
+	assert_eq "$(db "select count(*) from snapshots where session='$sid' and store is not null")" "0"
+	"$AG" restore --session "$sid" >/dev/null 2>&1 && fail "restore of collected snapshots should fail"
+	"$AG" verify >/dev/null || fail "verify after gc"
+}

@@ -108,7 +108,7 @@ test_heads_kept_and_exported_anchor_the_log() {
 	assert_contains "$(head -1 "$AGENTGUARD_STATE_DIR/heads")" "\"session\":\"$id\""
 	cp "$AGENTGUARD_STATE_DIR/heads" "$T/exported"
 	out=$("$AG" verify --heads "$T/exported" 2>&1) || fail "verify against exported heads: $out"
-	assert_contains "$out" "2 session heads in $T/exported match"
+	assert_contains "$out" "2 anchors in $T/exported match"
 	# An editor with the key chains the log again: the heads kept here
 	# catch it...
 	rehash "$AGENTGUARD_STATE_DIR/key"

@@ -78,7 +78,8 @@ Test(kfilter, destructive_calls_go_to_the_supervisor_unless_from_the_gate)
 			  SYS_renameat2, SYS_truncate, SYS_ftruncate, SYS_creat, SYS_execve,
 			  SYS_execveat, SYS_connect, SYS_openat2, SYS_io_uring_setup, SYS_sendmsg,
 			  SYS_sendmmsg, SYS_link, SYS_linkat, SYS_symlink, SYS_symlinkat, SYS_mknod,
-			  SYS_mknodat};
+			  SYS_mknodat, SYS_chmod, SYS_fchmod, SYS_fchmodat, 452 /* fchmodat2 */,
+			  SYS_chown, SYS_fchown, SYS_lchown, SYS_fchownat};
 	for (size_t i = 0; i < sizeof nr / sizeof nr[0]; i++) {
 		cr_expect_eq(verdict(GATE, X64, nr[i], ELSEWHERE, NULL), NOTIFY, "nr %d", nr[i]);
 		/* After the syscall instruction, anywhere in the page. */

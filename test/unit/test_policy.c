@@ -579,3 +579,32 @@ Test(robust, huge_rule_count)
 	ag_policy_free(p);
 	free(y);
 }
+
+static void collect_path(void *ctx, const char *path, size_t len)
+{
+	char *out = ctx;
+	strncat(out, path, len);
+	strcat(out, ";");
+}
+
+/* What the kernel layer's floor keeps out of reach: the plain paths of hard
+ * deny rules, including those with exceptions by path (the supervisor
+ * weighs those), never those with a program or argument condition. */
+Test(policy, hard_paths_for_the_floor)
+{
+	struct ag_policy *p = load(
+		"version: 1\n"
+		"rules:\n"
+		"  - {id: keys, on: delete, path: '~/.ssh/**', unless: {path: '~/.ssh/known_hosts'},\n"
+		"     action: deny, hard: true}\n"
+		"  - {id: tokens, on: delete, path: '~/.tokens', action: deny, hard: true}\n"
+		"  - {id: by-prog, on: delete, path: '~/.kube/**', unless: {program: kubectl},\n"
+		"     action: deny, hard: true}\n"
+		"  - {id: soft, on: delete, path: '~/.soft', action: deny}\n"
+		"  - {id: glob, on: delete, path: '~/.x*', action: deny, hard: true}\n");
+	char got[1024] = "";
+	int other = ag_policy_hard_paths(p, collect_path, got);
+	cr_assert_str_eq(got, "/home/u/.ssh;/home/u/.tokens;");
+	cr_assert_eq(other, 2, "by-prog and glob are not plain: %d", other);
+	ag_policy_free(p);
+}

@@ -184,7 +184,16 @@ Test(default_rules, files, .init = load_default, .fini = free_default)
 	       "protect-credentials");
 	EXPECT(on_path(AG_OP_TRUNCATE, "/home/agent/.aws/credentials", NULL), AG_DENY,
 	       "protect-credentials");
-	EXPECT(on_path(AG_OP_DELETE, "/home/agent/.kube/config", NULL), AG_DENY, NULL);
+	/* Configuration tools rewrite (kubectl config, aws configure set,
+	 * ssh-keygen -R) is kept, not refused; the secrets beside it are not. */
+	EXPECT(on_path(AG_OP_DELETE, "/home/agent/.kube/config", NULL), AG_SNAPSHOT, "home-config");
+	EXPECT(on_path(AG_OP_WRITE, "/home/agent/.aws/config", NULL), AG_SNAPSHOT, "home-config");
+	EXPECT(on_path(AG_OP_TRUNCATE, "/home/agent/.ssh/known_hosts", NULL), AG_SNAPSHOT,
+	       "home-config");
+	EXPECT(on_path(AG_OP_WRITE, "/home/agent/.ssh/deploy_key", NULL), AG_DENY,
+	       "protect-credentials");
+	EXPECT(on_path(AG_OP_WRITE, "/home/agent/.config/gcloud/access_tokens.db", NULL), AG_DENY,
+	       "protect-credentials");
 	EXPECT(on_path(AG_OP_DELETE, "/home/agent/.docker/config.json", NULL), AG_DENY, NULL);
 	EXPECT(on_path(AG_OP_DELETE, "/etc/passwd", NULL), AG_DENY, "outside-workspace");
 	EXPECT(on_path(AG_OP_DELETE, "/home/agent/Documents/cv.pdf", NULL), AG_DENY,
