@@ -52,8 +52,14 @@ static void expect_id_and_store(const struct ag_snapshot *s, const char *session
 
 	cr_expect_eq(strlen(s->id), 12, "id \"%s\"", s->id);
 	cr_expect_eq(strspn(s->id, "0123456789abcdef"), 12, "id \"%s\"", s->id);
-	ut_fmt(want, sizeof want, "snapshots/%s/%s", session, s->id);
-	cr_expect_str_eq(s->store, want);
+	/* snapshots/SESSION/BUCKET/ID: one store directory per source directory. */
+	ut_fmt(want, sizeof want, "snapshots/%s/", session);
+	size_t wl = strlen(want);
+	cr_expect_eq(strncmp(s->store, want, wl), 0, "store \"%s\"", s->store);
+	const char *bucket = s->store + wl;
+	cr_expect_eq(strspn(bucket, "0123456789abcdef"), 8, "store \"%s\"", s->store);
+	cr_expect_eq(bucket[8], '/', "store \"%s\"", s->store);
+	cr_expect_str_eq(bucket + 9, s->id);
 }
 
 Test(snapshot, take_regular_file_is_a_hard_link)
