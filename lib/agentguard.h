@@ -109,6 +109,10 @@ struct ag_op {
 	char *scratch;           /* exec: room for the words decide makes (a
 	                            remote command split), or NULL */
 	size_t scratch_len;
+	const char *git_config;  /* exec of git: the configuration its push
+	                            reads (repository and user files), or NULL */
+	size_t git_config_len;
+	int git_config_cut;      /* ... too long to be read whole */
 };
 
 /* ---- policy (policy.c, match.c, decide.c) -------------------------------- */

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "gitrefs.h"
 #include "policy_internal.h"
 
 #define MAX_DEPTH 6
@@ -925,6 +926,19 @@ void ag_views_build(const struct ag_op *op, struct ag_views *vs, char *buf, size
 	for (unsigned i = 0, n = vs->n; i < n; i++)
 		if (name_is(base_of(vs->v[i].prog), tf) && op->envp)
 			vs->v[i].argv = tf_env_args(vs, vs->v[i].argv, op->envp);
+	/* git: a push forced by its configuration, an alias or its
+	 * environment is judged as the forced push it is. */
+	for (unsigned i = 0, n = vs->n; i < n; i++) {
+		const char *b = base_of(vs->v[i].prog);
+		if (strcmp(b, "git") != 0 && strncmp(b, "git-", 4) != 0)
+			continue;
+		if (ag_git_push_forced(vs->v[i].argv, op->envp, op->git_config, op->git_config_len,
+				       op->git_config_cut, NULL, 0)) {
+			static const char *const forced[] = {"git", "push", "--force", NULL};
+			add_view(vs, "git", forced, c0, NULL);
+		}
+		break;
+	}
 	/* Everything else is about the command under its first name (and the
 	 * file behind it: a symlink named tf). */
 	unsigned n0 = vs->n;

@@ -601,9 +601,84 @@ static const char *link_target(const char *path, char *out, char *tmp, char *dir
 	return out;
 }
 
+/* Before git runs a command that moves or deletes names: the record of
+ * its repository's refs into the store (kind "git"), and every object it
+ * names pinned under refs/agentguard/<id>/ (gitrefs.h). 0, 1 (not in a
+ * repository: nothing to keep), -1 with errno. */
+static int git_snapshot(struct ag_call *c, void *arg)
+{
+	enum ag_git_effect eff = (enum ag_git_effect)(intptr_t)arg;
+	struct ag_snapshot *snap = &c->w->snap;
+	char *abs = snap->abs;
+
+	if (!c->w->git.gitdir[0])
+		return 1;
+	memset(snap, 0, offsetof(struct ag_snapshot, link_target));
+	snap->link_target[0] = 0;
+	unsigned long long r = (unsigned long long)ag_now_ns() ^ ((unsigned long long)getpid() << 20);
+	snprintf(snap->id, sizeof snap->id, "%012llx", r & 0xffffffffffffULL);
+	snap->kind = "git";
+	snap->path = c->w->git.gitdir;
+	snap->parent_at = snap->parent_mt = -1;
+	if (ag_fmt(snap->store, sizeof snap->store, "snapshots/%s/%s", G.s.id, snap->id) < 0 ||
+	    ag_fmt(abs, sizeof snap->abs, "%s/snapshots/%s", G.s.state_dir, G.s.id) < 0 ||
+	    ag_mkdirs(abs, 0700) < 0 ||
+	    ag_fmt(abs, sizeof snap->abs, "%s/%s", G.s.state_dir, snap->store) < 0)
+		return -1;
+	/* Under the floor the store takes entries moved in only. */
+	const char *to = abs;
+	if (ag_floor_on()) {
+		if (ag_snapshot_stage(G.s.state_dir, G.s.id, snap) < 0)
+			return -1;
+		to = snap->stage;
+	}
+	int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	int rc = ag_git_record(&c->w->git, c->op.argv, eff, snap->id, fd, c->w->git_scratch,
+			       sizeof c->w->git_scratch);
+	int e = errno;
+	if (rc == 0 && fstat(fd, &snap->st) < 0)
+		rc = -1, e = errno;
+	close(fd);
+	if (rc == 0 && to != abs && rename(to, abs) < 0)
+		rc = -1, e = errno;
+	if (rc < 0)
+		unlink(to);
+	errno = e;
+	return rc;
+}
+
 void ag_set_exec_env(struct ag_call *c, char *const envp[])
 {
 	c->op.envp = (const char *const *)envp;
+	/* git: what its push reads from the configuration, and before a
+	 * command that moves names, the record of its refs (take_snapshots). */
+	const char *b = c->op.path ? strrchr(c->op.path, '/') : NULL;
+	b = b ? b + 1 : c->op.path;
+	if (!b || !c->w || !c->op.argv || (strcmp(b, "git") != 0 && strncmp(b, "git-", 4) != 0))
+		return;
+	struct ag_git_args a;
+	char *cwd = c->w->scratch;
+	c->w->git.gitdir[0] = 0;
+	ag_git_args(c->op.argv, &a);
+	const char *const *env = (const char *const *)envp;
+	if (!getcwd(cwd, sizeof c->w->scratch) || ag_git_find(&a, env, cwd, &c->w->git) < 0)
+		c->w->git.gitdir[0] = 0;
+	enum ag_git_effect eff = ag_git_names(c->op.argv);
+	if (eff == AG_GIT_PUSH || strcmp(b, "git") == 0) {
+		/* An alias may be a push: read it for every git command. */
+		int cut = 0;
+		c->op.git_config_len = ag_git_read_config(c->w->git.gitdir[0] ? &c->w->git : NULL,
+							  env, c->w->git_config,
+							  sizeof c->w->git_config, &cut);
+		c->op.git_config = c->w->git_config;
+		c->op.git_config_cut = cut;
+	}
+	if (eff != AG_GIT_NONE && c->w->git.gitdir[0]) {
+		c->snap_fn = git_snapshot;
+		c->snap_arg = (void *)(intptr_t)eff;
+	}
 }
 
 int ag_set_exec(struct ag_call *c, int dirfd, const char *file,
@@ -1264,6 +1339,12 @@ static int take_snapshots(struct ag_call *c, char *why, size_t whylen)
 
 	switch (o->kind) {
 	case AG_OP_EXEC:
+		if (c->snap_fn) {
+			/* git moving names: the record of its refs. */
+			rc = c->snap_fn(c, c->snap_arg);
+			break;
+		}
+		/* fall through */
 	case AG_OP_CONNECT:
 		/* Nothing to keep for a program start or a connection: notable only. */
 		c->decision = AG_LOG;
@@ -1533,6 +1614,64 @@ static void judge_alias(struct ag_call *c)
 
 /* The guard's own files first, then the rules. 1 when the rules decided
  * (c->v holds their verdict), 0 when self-protection refused. */
+/* A linked worktree of the workspace's repository (git worktree add ../x)
+ * is part of the workspace: a file operation there that the rules refuse
+ * (not by a hard rule) is judged as the same file inside the workspace
+ * would be. Rare: only refusals look. */
+/* The last linked worktree this process confirmed: `git worktree remove`
+ * deletes the worktree's .git file before the rest of it and the
+ * directory itself, which then no longer say whose they are. */
+static char linked_last[AG_PATH_MAX];
+static int linked_busy;
+
+static int linked_root(const char *ws, const char *path, char *root, size_t len)
+{
+	int found = ag_git_linked_root(ws, path, root, len);
+
+	if (__atomic_exchange_n(&linked_busy, 1, __ATOMIC_ACQUIRE))
+		return found;   /* another thread holds it: no cache this once */
+	size_t n = strlen(linked_last);
+	if (found)
+		snprintf(linked_last, sizeof linked_last, "%s", root);
+	else if (n && strncmp(path, linked_last, n) == 0 && (path[n] == '/' || !path[n]) &&
+		 ag_fmt(root, len, "%s", linked_last) == 0)
+		found = 1;
+	__atomic_store_n(&linked_busy, 0, __ATOMIC_RELEASE);
+	return found;
+}
+
+static void judge_linked(struct ag_call *c)
+{
+	struct ag_op *o = &c->op;
+	char root[AG_PATH_MAX];
+
+	if ((o->kind != AG_OP_DELETE && o->kind != AG_OP_RENAME && o->kind != AG_OP_TRUNCATE &&
+	     o->kind != AG_OP_WRITE && o->kind != AG_OP_MODE) || !ag_work(c))
+		return;
+	const char *ws = G.s.workspace, *path = o->path, *target = o->target;
+	int moved = 0;
+	if (path && linked_root(ws, path, root, sizeof root) &&
+	    ag_fmt(c->w->scratch, sizeof c->w->scratch, "%s%s", ws, path + strlen(root)) == 0) {
+		o->path = c->w->scratch;
+		moved = 1;
+	}
+	if (o->kind == AG_OP_RENAME && target && linked_root(ws, target, root, sizeof root) &&
+	    ag_fmt(c->w->text, AG_PATH_MAX, "%s%s", ws, target + strlen(root)) == 0) {
+		o->target = c->w->text;
+		moved = 1;
+	}
+	if (moved) {
+		struct ag_verdict v;
+		ag_decide(G.s.policy, o, &v);
+		c->v = v;
+		c->decision = v.action;
+		c->rule = v.rule_id;
+		c->reason = v.reason;
+	}
+	o->path = path;
+	o->target = target;
+}
+
 static int judge_rules(struct ag_call *c)
 {
 	if (c->unnamed) {
@@ -1550,6 +1689,8 @@ static int judge_rules(struct ag_call *c)
 	c->reason = c->v.reason;
 	if (!c->nested)
 		judge_alias(c);
+	if (!c->nested && c->decision == AG_DENY && !c->v.hard)
+		judge_linked(c);
 	return 1;
 }
 

@@ -33,6 +33,7 @@
 #include <sys/types.h>
 
 #include "agentguard.h"
+#include "gitrefs.h"
 #include "snapshot.h"
 #include "spool.h"
 
@@ -148,6 +149,9 @@ struct ag_work {
 	char text[AG_PATH_MAX * 2 + 1024];  /* the deny line, the question */
 	char scratch[AG_PATH_MAX];
 	char words[8192];          /* exec: what decide unwraps (cmdview.c) */
+	struct ag_git_repo git;    /* exec of git: its repository (gitrefs.h) */
+	char git_config[4096];     /* ... the configuration a push reads */
+	char git_scratch[16384];   /* ... room to read its refs */
 };
 
 /* One guarded call in flight. Lives on the hook's stack: keep it small. */

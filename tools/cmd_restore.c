@@ -20,6 +20,8 @@
 
 #include "audit.h"
 #include "cli.h"
+#include "gitrefs.h"
+#include "gitrestore.h"
 #include "snapshot.h"
 #include "pgsnap.h"
 #include "undo.h"
@@ -28,7 +30,10 @@ static const char help[] =
 "Usage: agentguard restore [OPTIONS] SNAPID...\n"
 "       agentguard restore [OPTIONS] --session ID [--path GLOB] [--before T]\n"
 "\n"
-"Put snapshotted files, symlinks, directories and SQLite databases back:\n"
+"Put snapshotted files, symlinks, directories, SQLite databases and git refs\n"
+"back (a git record: the refs a git command moved, in one 'git update-ref'\n"
+"transaction, HEAD and the stash's entries; for a push, the 'git push' that\n"
+"puts the remote back is printed, and run with --push):\n"
 "content, mode, access and modification times, and the owner when run as\n"
 "root. FIFOs are made again, and device nodes too when run as root; a socket\n"
 "cannot be restored (the program that listens on it makes it): it is\n"
@@ -67,6 +72,8 @@ static const char help[] =
 "  --preserve-owner as root: restore the recorded owner, and setuid/setgid bits\n"
 "  --to-table NAME  a server pre-image of one table: restore it beside the\n"
 "                   original, as NAME in the same schema\n"
+"  --push           git: run the 'git push' that puts a remote back after a\n"
+"                   push (without it, the command is printed)\n"
 "  -q, --quiet      only failures, conflicts and the summary line\n"
 "  --state-dir DIR  where audit.db and snapshots/ live\n"
 "\n"
@@ -85,7 +92,7 @@ static const char help[] =
 "something else is there.\n";
 
 enum { OPT_SESSION = 1, OPT_PATH, OPT_DRY_RUN, OPT_TO, OPT_OVERWRITE, OPT_KEEP_BOTH,
-       OPT_ALLOW_OUTSIDE, OPT_PRESERVE_OWNER, OPT_BEFORE, OPT_TO_TABLE, OPT_QUIET = 'q' };
+       OPT_ALLOW_OUTSIDE, OPT_PRESERVE_OWNER, OPT_BEFORE, OPT_TO_TABLE, OPT_PUSH, OPT_QUIET = 'q' };
 
 static const struct option options[] = {
 	{ "session", required_argument, NULL, OPT_SESSION },
@@ -100,11 +107,12 @@ static const struct option options[] = {
 	{ "preserve-owner", no_argument, NULL, OPT_PRESERVE_OWNER },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "to-table", required_argument, NULL, OPT_TO_TABLE },
+	{ "push", no_argument, NULL, OPT_PUSH },
 	{ NULL, 0, NULL, 0 },
 };
 
 enum kind { K_FILE, K_SYMLINK, K_DIR, K_SQLITE, K_FIFO, K_DEVICE, K_SOCKET, K_OTHER, K_ABSENT,
-	    K_PGSQL, K_MYSQL };
+	    K_PGSQL, K_MYSQL, K_GIT };
 
 struct item {
 	char *id, *path, *link_target, *store, *sha256;
@@ -130,7 +138,7 @@ struct item {
 struct restore {
 	struct cli_db d;
 	struct cli_opts co;
-	int dry_run, overwrite, keep_both, allow_outside, preserve_owner, quiet;
+	int dry_run, overwrite, keep_both, allow_outside, preserve_owner, quiet, push;
 	size_t done, total;         /* for the progress line */
 	int progress;
 	const char *to;
@@ -193,7 +201,7 @@ static int item_from_row(sqlite3_stmt *st, struct item *it, const char **why)
 {
 	static const char *const kinds[] = { "file", "symlink", "dir", "sqlite", "fifo",
 					     "device", "socket", "other", "absent", "pgsql",
-					     "mysql" };
+					     "mysql", "git" };
 	const char *k = cli_col(st, 1);
 
 	memset(it, 0, sizeof *it);
@@ -820,6 +828,33 @@ static void print_done(struct restore *r, const char *verb, const char *dest,
 	fputs(")\n", stdout);
 }
 
+/* A git record: its content checked like any snapshot's, then the refs
+ * (gitrestore.c). With --to there is nowhere else to put refs: refused. */
+static void restore_git(struct restore *r, struct item *it)
+{
+	char abs[AG_PATH_MAX], sha[AG_HASH_HEX];
+
+	if (r->to) {
+		fail(r, it->path, "git refs are restored in their repository, not under --to "
+		     "(snapshot %s)", it->id);
+		return;
+	}
+	if (!it->store || ag_fmt(abs, sizeof abs, "%s/%s", r->d.state_dir, it->store) < 0 ||
+	    ag_sha256_file_hex(abs, sha) < 0 || !it->sha256 || strcmp(sha, it->sha256) != 0) {
+		fail(r, it->path, "its record is missing from the store or changed (snapshot %s)",
+		     it->id);
+		return;
+	}
+	struct git_restore g = {.dry_run = r->dry_run, .push = r->push, .quiet = r->quiet,
+				.session = r->session[0] != 0,
+				.u = r->dry_run ? NULL : &r->u};
+	git_restore_item(&g, it->id, abs, it->path);
+	r->restored += g.restored;
+	r->failed += g.failed;
+	if (!g.failed)
+		it->restored_ns = ag_now_ns();
+}
+
 /* ---- the three passes ---------------------------------------------------- */
 
 static void restore_dir(struct restore *r, struct item *it)
@@ -1341,6 +1376,11 @@ static int run_passes(struct restore *r, struct items *l)
 		else if (l->v[i].kind == K_ABSENT)
 			restore_absent(r, &l->v[i], 0);
 	}
+	/* git records last: the files of .git a session restore put back
+	 * come first, and the refs are then made exactly what was recorded. */
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].kind == K_GIT)
+			restore_git(r, &l->v[i]);
 	/* Directories that were not there, deepest first, once emptied. */
 	for (size_t i = l->n; i-- > 0;)
 		if (l->v[i].kind == K_ABSENT)
@@ -1398,6 +1438,11 @@ static const char *untrusted(struct restore *r, sqlite3_stmt *st, const struct i
 	if (r->to || r->allow_outside)
 		return NULL;
 	if (beneath(it->path, ws) || beneath(it->path, home))
+		return NULL;
+	/* A linked worktree of the workspace's repository (still there) is
+	 * part of the workspace (lib/gitrefs.h). */
+	char root[AG_PATH_MAX];
+	if (ws && ag_git_linked_root(ws, it->path, root, sizeof root))
 		return NULL;
 	return "its recorded path is outside the session's workspace and home: refusing "
 	       "it (--to DIR restores under DIR, --allow-outside where it was)";
@@ -1595,6 +1640,7 @@ static int cmd_restore(int argc, char **argv)
 		case OPT_PRESERVE_OWNER: r.preserve_owner = 1; break;
 		case OPT_QUIET: r.quiet = 1; break;
 		case OPT_TO_TABLE: to_table = optarg; break;
+		case OPT_PUSH: r.push = 1; break;
 		case OPT_BEFORE:
 			if (parse_before(optarg, &r.before_ns) < 0)
 				return cli_usage("--before wants a time (2026-05-01T12:00:00Z, UTC) or "

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "pgsnap.h"
+#include "gitrestore.h"
 
 extern char **environ;
 
@@ -334,7 +335,10 @@ static int cmd_show(int argc, char **argv)
 		cli_fmt_time(s.restored_ns, 1, when, sizeof when);
 		printf("  restored  %s\n", when);
 	}
-	if (s.src_ok && is_sqlite(s.src)) {
+	if (s.src_ok && strcmp(s.kind, "git") == 0) {
+		puts("the refs git could change, recorded before it ran:");
+		git_record_show(s.src, stdout);
+	} else if (s.src_ok && is_sqlite(s.src)) {
 		struct table *t;
 		size_t n;
 		if (tables_of(s.src, &t, &n) < 0) {
@@ -472,6 +476,15 @@ static int cmd_diff(int argc, char **argv)
 		snap_free(&s);
 		cli_db_close(&d);
 		return CLI_FAIL;
+	}
+	if (strcmp(s.kind, "git") == 0) {
+		/* The recorded refs against the repository's now. */
+		int rc = s.src_ok ? git_record_diff(s.src, stdout) : -1;
+		if (!s.src_ok)
+			puts("the record is not in the store (or changed)");
+		snap_free(&s);
+		cli_db_close(&d);
+		return rc == 0 ? CLI_OK : CLI_FAIL;
 	}
 	int absent_then = strcmp(s.kind, "absent") == 0;
 	int file = strcmp(s.kind, "file") == 0 || strcmp(s.kind, "sqlite") == 0;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "gitrefs.h"
 #include "undo.h"
 
 struct undo_end {
@@ -181,6 +182,46 @@ int undo_record(struct undo *u, const char *path, const char *reason, const stru
 {
 	if (record(u, path, reason, s) < 0)
 		return -1;
+	u->kept++;
+	return 0;
+}
+
+int undo_keep_git(struct undo *u, const struct ag_git_repo *r, const char *path)
+{
+	struct ag_snapshot s;
+	char *scratch = NULL;
+
+	if (start(u) < 0) {
+		errno = EROFS;
+		return -1;
+	}
+	memset(&s, 0, offsetof(struct ag_snapshot, link_target));
+	s.link_target[0] = 0;
+	random_hex(s.id, 6);
+	s.kind = "git";
+	s.path = path;
+	s.parent_at = s.parent_mt = -1;
+	if (ag_fmt(s.store, sizeof s.store, "snapshots/%s/%s", u->id, s.id) < 0 ||
+	    ag_fmt(s.abs, sizeof s.abs, "%s/snapshots/%s", u->d->state_dir, u->id) < 0 ||
+	    ag_mkdirs(s.abs, 0700) < 0 ||
+	    ag_fmt(s.abs, sizeof s.abs, "%s/%s", u->d->state_dir, s.store) < 0 ||
+	    !(scratch = malloc(32768)))
+		return -1;
+	int fd = open(s.abs, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int rc = fd < 0 ? -1 : ag_git_record(r, NULL, AG_GIT_REFS, s.id, fd, scratch, 32768);
+	int e = errno;
+	if (rc == 0 && fstat(fd, &s.st) < 0)
+		rc = -1, e = errno;
+	if (fd >= 0)
+		close(fd);
+	free(scratch);
+	if (rc == 0 && record(u, path, "restore moved these refs: what they were is kept", &s) < 0)
+		rc = -1, e = errno;
+	if (rc < 0) {
+		unlink(s.abs);
+		errno = e;
+		return -1;
+	}
 	u->kept++;
 	return 0;
 }

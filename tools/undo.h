@@ -53,6 +53,12 @@ int undo_keep(struct undo *u, int dir, const char *name, const char *path, int h
 int undo_prepare(struct undo *u, struct ag_snapshot *s);
 int undo_record(struct undo *u, const char *path, const char *reason, const struct ag_snapshot *s);
 
+/* Keep the refs of repository r (shown as path, its git dir) before
+ * restore moves them: a git record in the restore's session (gitrefs.h),
+ * so restoring that session puts them back. 0, or -1 with errno. */
+struct ag_git_repo;
+int undo_keep_git(struct undo *u, const struct ag_git_repo *r, const char *path);
+
 /* Restore made path where nothing was (a directory when is_dir). */
 int undo_made(struct undo *u, const char *path, int is_dir);
 

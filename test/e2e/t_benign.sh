@@ -128,15 +128,20 @@ EOF2
 	assert_eq "$(refusals "$sid")" "0"
 	assert_eq "$(sqlite3 "$WS/app.db" "select count(*) from users where email is not null")" "1"
 	# Kept: the sources the editor and the tool saved over, the database
-	# the migration changed; not the build's objects, __pycache__, or what
-	# git rewrites inside .git (its index, lock files).
+	# the migration changed, and the refs and reflogs git rewrote (a lock
+	# renamed over each: the rename's source is the lock); not the build's
+	# objects, __pycache__, or git's scratch (its index, lock files,
+	# temporary indexes, objects).
 	local kept; kept=$(snapshotted "$sid")
 	assert_contains "$kept" "$WS/calc.py"
 	assert_contains "$kept" "$WS/src/add.c"
 	assert_contains "$kept" "$WS/app.db"
 	assert_not_contains "$kept" ".o"
 	assert_not_contains "$kept" "__pycache__"
-	assert_not_contains "$kept" ".lock"
+	assert_contains "$kept" "$WS/.git/refs/heads/feature"
+	assert_eq "$(db "select count(*) from events where session='$sid' and snapshot is not null
+	                 and (op != 'rename' and path like '%.lock' or path like '%/.git/index%'
+	                      or path like '%/.git/objects/%')")" 0
 	assert_not_contains "$kept" "$WS/.git/index"
 	echo "kept: $(echo "$kept" | wc -l) paths"
 }

@@ -174,6 +174,11 @@ Test(default_rules, files, .init = load_default, .fini = free_default)
 	EXPECT(on_path(AG_OP_TRUNCATE, "/work/proj/data.csv", "/usr/bin/python3"), AG_SNAPSHOT, NULL);
 	EXPECT(on_path(AG_OP_DELETE, "/work/proj/.git/index.lock", "/usr/bin/git"), AG_ALLOW, NULL);
 	EXPECT(on_path(AG_OP_DELETE, "/work/proj/.git/index", "/usr/bin/rm"), AG_SNAPSHOT, NULL);
+	/* What git itself destroys there is kept: a deleted branch, its reflog. */
+	EXPECT(on_path(AG_OP_DELETE, "/work/proj/.git/refs/heads/x", "/usr/bin/git"), AG_SNAPSHOT, NULL);
+	EXPECT(on_path(AG_OP_DELETE, "/work/proj/.git/logs/refs/heads/x", "/usr/bin/git"), AG_SNAPSHOT,
+	       NULL);
+	EXPECT(on_path(AG_OP_DELETE, "/work/proj/.git/objects/ab/cd", "/usr/bin/git"), AG_ALLOW, NULL);
 	EXPECT(on_path(AG_OP_DELETE, "/work/proj/node_modules/x/i.js", "/usr/bin/rm"), AG_ALLOW, NULL);
 	EXPECT(on_path(AG_OP_DELETE, "/home/agent/.ssh/id_rsa", "/usr/bin/rm"), AG_DENY,
 	       "protect-credentials");
@@ -262,7 +267,8 @@ Test(default_rules, programs, .init = load_default, .fini = free_default)
 	EXPECT(on_exec(p4), AG_DENY, "no-force-push");
 	EXPECT(on_exec(p5), AG_DENY, "no-force-push");
 	EXPECT(on_exec(p6), AG_DENY, "no-force-push");
-	EXPECT(on_exec(p7), AG_ALLOW, NULL);
+	/* A plain push goes, its remote's tracking refs recorded first. */
+	EXPECT(on_exec(p7), AG_SNAPSHOT, "git-history");
 	EXPECT(on_exec(d1), AG_DENY, NULL);
 	EXPECT(on_exec(m1), AG_DENY, "no-mkfs");
 	EXPECT(on_exec(dd1), AG_DENY, "no-dd-to-device");
