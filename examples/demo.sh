@@ -49,5 +49,11 @@ fi
 [ "$(cat "$HOME/.ssh/id_ed25519")" == "PRIVATE KEY" ] && echo "deploy key: never touched"
 [ ! -e "$demo/terraform-ran" ] && echo "terraform destroy: never ran"
 "$AG" verify
+"$AG" report --session "$session" --html "$demo/report.html"
+echo
+echo "== 5. See it again"
+echo "   the report:  AGENTGUARD_STATE_DIR=$AGENTGUARD_STATE_DIR $AG report --session $session"
+echo "   as a page:   $demo/report.html (agentguard report --session $session --html FILE)"
+echo "   open it:     xdg-open $demo/report.html   (or chromium --headless --screenshot ...)"
 echo
 echo "Demo files are in $demo (remove with: rm -rf $demo)"

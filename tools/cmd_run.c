@@ -54,7 +54,7 @@ static const char help[] =
 "program, else ../lib/agentguard/libagentguard.so relative to it.\n"
 "\n"
 "Example:\n"
-"  agentguard run --rules rules/devbox.yaml -- claude -p 'fix the tests'\n";
+"  agentguard run --rules rules/strict.yaml -- claude -p 'fix the tests'\n";
 
 enum { OPT_RULES = 1, OPT_MODE, OPT_MONITOR, OPT_WORKSPACE, OPT_NO_KERNEL, OPT_REQUIRE_KERNEL,
        OPT_ALERT, OPT_ALERT_FORMAT };
