@@ -393,8 +393,14 @@ static int keep_current(struct undo *u, const struct pg_item *it, const struct w
 		return -1;
 	s.kind = "pgsql";
 	s.path = it->conninfo;
-	snprintf(s.link_target, sizeof s.link_target, "%s %s",
-		 w->kind == W_TABLE ? "table" : w->kind == W_SCHEMA ? "schema" : "database", now);
+	if (ag_fmt(s.link_target, sizeof s.link_target, "%s %s",
+		   w->kind == W_TABLE ? "table" : w->kind == W_SCHEMA ? "schema" : "database",
+		   now) < 0) {
+		unlink(s.abs);
+		say("failed", it, "the names of what is there now are too long to record, so it "
+		    "is not replaced");
+		return -1;
+	}
 	s.st.st_mode = S_IFREG | 0600;
 	s.st.st_size = st.st_size;
 	s.st.st_mtim = st.st_mtim;
