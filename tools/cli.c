@@ -66,6 +66,74 @@ enum { OPT_STATE_DIR = 0x7000, OPT_VERSION };
 #define AG_GIT_HASH "unknown"
 #endif
 
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+int cli_parse_time(const char *s, int64_t *out)
+{
+	int64_t dur, now = ag_now_ns(), day = 86400ll * 1000000000;
+
+	if (ag_parse_duration(s, &dur) == 0) {
+		*out = now - dur;
+		return *out > 0 ? 0 : -1;
+	}
+	if (strcmp(s, "now") == 0) {
+		*out = now;
+		return 0;
+	}
+	if (strcmp(s, "today") == 0 || strcmp(s, "yesterday") == 0) {
+		*out = now - now % day - (s[0] == 'y' ? day : 0);
+		return 0;
+	}
+	/* YYYY-MM-DD[(T| )HH:MM[:SS[.frac]]][Z|(+|-)HH:MM], UTC unless a zone says */
+	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
+	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+		return -1;
+	const char *e = s + n;
+	if (*e == 'T' || *e == ' ') {
+		if (sscanf(e + 1, "%2d:%2d%n", &h, &mi, &n) != 2 || n != 5)
+			return -1;
+		e += 1 + n;
+		if (*e == ':') {
+			if (sscanf(e + 1, "%2d%n", &sec, &n) != 1 || n != 2)
+				return -1;
+			e += 1 + n;
+		}
+	}
+	int64_t frac = 0, scale = 1000000000;
+	if (*e == '.')
+		for (e++; *e >= '0' && *e <= '9'; e++)
+			if (scale > 1) {
+				scale /= 10;
+				frac += (*e - '0') * scale;
+			}
+	int64_t off = 0;
+	if (*e == 'Z') {
+		e++;
+	} else if (*e == '+' || *e == '-') {
+		int oh, om;
+		if (sscanf(e + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 23 || om > 59)
+			return -1;
+		off = (e[0] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
+		e += 1 + n;
+	}
+	if (*e || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - off;
+	if (t < 0)
+		return -1;
+	*out = t * 1000000000 + frac;
+	return 0;
+}
+
 void cli_version(FILE *f)
 {
 	fprintf(f, "agentguard %s (built-in rules sha256 %.16s)\n", AG_GIT_HASH,

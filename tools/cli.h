@@ -60,6 +60,10 @@ struct cli_opts {
  * option's `val`, -1 after the last option (optind is the first operand),
  * or CLI_OPT_STOP. Reset optind to 0 before the first call.
  */
+/* A time for a filter, as ns since the epoch: a duration ago (30s, 2h, 7d),
+ * now, today, yesterday (midnight UTC), or YYYY-MM-DD[THH:MM[:SS[.frac]]]
+ * with an optional Z or +HH:MM (UTC without one). 0, or -1 if it is none. */
+int cli_parse_time(const char *s, int64_t *out);
 /* "agentguard GITHASH (built-in rules sha256 ...)": --version of every command. */
 void cli_version(FILE *f);
 int cli_getopt(int argc, char **argv, const struct option *own,

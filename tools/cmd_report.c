@@ -18,8 +18,10 @@ static const char help[] =
 "Which sessions (default: the latest one):\n"
 "  --session ID     one session (a unique prefix of the id is enough)\n"
 "  --all            every session\n"
-"  --since DUR      events of the last DUR (30s, 15m, 2h, 7d); without\n"
-"                   --session this looks at every session\n"
+"  --since TIME     events from TIME on: a duration ago (30s, 15m, 2h, 7d),\n"
+"                   today, yesterday, or 2026-12-01[T10:00[:00]] (UTC, or with\n"
+"                   Z or +HH:MM); without --session this looks at every session\n"
+"  --until TIME     events before TIME (the same forms)\n"
 "Filters:\n"
 "  --op OP          delete, rename, truncate, write, exec, connect or sql\n"
 "  --decision D     allow, log, snapshot, ask, deny, or would-deny\n"
@@ -36,13 +38,14 @@ static const char help[] =
 "  --html FILE      one self-contained page with a visual timeline ('-': stdout)\n"
 "  --state-dir DIR  where audit.db lives\n";
 
-enum { OPT_SESSION = 1, OPT_ALL, OPT_SINCE, OPT_OP, OPT_DECISION, OPT_RULE, OPT_PATH, OPT_PID,
+enum { OPT_SESSION = 1, OPT_ALL, OPT_SINCE, OPT_UNTIL, OPT_OP, OPT_DECISION, OPT_RULE, OPT_PATH, OPT_PID,
        OPT_JSON, OPT_HTML, OPT_FULL };
 
 static const struct option options[] = {
 	{ "session", required_argument, NULL, OPT_SESSION },
 	{ "all", no_argument, NULL, OPT_ALL },
 	{ "since", required_argument, NULL, OPT_SINCE },
+	{ "until", required_argument, NULL, OPT_UNTIL },
 	{ "op", required_argument, NULL, OPT_OP },
 	{ "decision", required_argument, NULL, OPT_DECISION },
 	{ "rule", required_argument, NULL, OPT_RULE },
@@ -60,6 +63,7 @@ struct report {
 	const char *session_arg;
 	int all;
 	int64_t since_ns;          /* absolute; 0: none */
+	int64_t until_ns;          /* absolute, exclusive; 0: none */
 	const char *op, *decision, *rule, *html;
 	int would_deny;            /* --decision would-deny */
 	char glob[AG_PATH_MAX];    /* "" when none */
@@ -84,7 +88,7 @@ static int dec_index(const char *label)
 
 static int filtered(const struct report *r)
 {
-	return r->since_ns || r->op || r->decision || r->rule || r->glob[0] || r->pid >= 0;
+	return r->since_ns || r->until_ns || r->op || r->decision || r->rule || r->glob[0] || r->pid >= 0;
 }
 
 /* What was let through, changed something, and left nothing to undo it
@@ -109,6 +113,8 @@ static void where(const struct report *r, const char *session, int notable,
 		ADD(" AND session = :session");
 	if (r->since_ns)
 		ADD(" AND time_ns >= :since");
+	if (r->until_ns)
+		ADD(" AND time_ns < :until");
 	if (r->op)
 		ADD(" AND op = :op");
 	if (r->would_deny)
@@ -145,6 +151,8 @@ static void bind(const struct report *r, const char *session, sqlite3_stmt *st)
 	bind_text(st, ":glob", r->glob);
 	if ((i = sqlite3_bind_parameter_index(st, ":since")))
 		sqlite3_bind_int64(st, i, r->since_ns);
+	if ((i = sqlite3_bind_parameter_index(st, ":until")))
+		sqlite3_bind_int64(st, i, r->until_ns);
 	if ((i = sqlite3_bind_parameter_index(st, ":pid")))
 		sqlite3_bind_int64(st, i, r->pid);
 }
@@ -195,7 +203,7 @@ static int pick_sessions(struct report *r, struct idlist *l)
 {
 	char id[256];
 
-	if (r->session_arg || (!r->all && !r->since_ns)) {
+	if (r->session_arg || (!r->all && !r->since_ns && !r->until_ns)) {
 		if (r->session_arg ? cli_find_session(&r->d, r->session_arg, id, sizeof id)
 				   : cli_latest_session(&r->d, id, sizeof id))
 			return -1;
@@ -1499,7 +1507,6 @@ static int cmd_report(int argc, char **argv)
 	struct report r = { .pid = -1 };
 	struct idlist l = { 0 };
 	int c, status = CLI_OK;
-	int64_t dur;
 
 	optind = 0;
 	while ((c = cli_getopt(argc, argv, options, &r.co, &status)) != -1) {
@@ -1509,13 +1516,15 @@ static int cmd_report(int argc, char **argv)
 		case OPT_SESSION: r.session_arg = optarg; break;
 		case OPT_ALL: r.all = 1; break;
 		case OPT_SINCE:
-			if (ag_parse_duration(optarg, &dur) < 0)
-				return cli_usage("--since wants a duration like 30s, 15m, 2h or 7d, not '%s'",
-						 optarg);
-			r.since_ns = ag_now_ns() - dur;
-			if (r.since_ns <= 0)
-				r.since_ns = 1;
+		case OPT_UNTIL: {
+			int64_t t;
+			if (cli_parse_time(optarg, &t) < 0)
+				return cli_usage("--%s wants a time: 30s, 2h or 7d ago, today, or "
+						 "2026-12-01T10:00 (UTC), not '%s'",
+						 c == OPT_SINCE ? "since" : "until", optarg);
+			*(c == OPT_SINCE ? &r.since_ns : &r.until_ns) = t > 0 ? t : 1;
 			break;
+		}
 		case OPT_OP:
 			if (ag_op_parse(optarg) < 0)
 				return cli_usage("--op is delete, rename, truncate, write, exec, connect or sql, not '%s'",
@@ -1562,7 +1571,7 @@ static int cmd_report(int argc, char **argv)
 		return CLI_FAIL;
 	int rc = pick_sessions(&r, &l);
 	if (rc == 0 && r.json) {
-		const char *one = r.session_arg || (!r.all && !r.since_ns) ? l.v[0] : NULL;
+		const char *one = r.session_arg || (!r.all && !r.since_ns && !r.until_ns) ? l.v[0] : NULL;
 		char why[512] = "";
 		int partial;
 		if (report_verify(&r, one, why, sizeof why, &partial))

@@ -1509,37 +1509,6 @@ static int open_root(struct restore *r)
 
 /* --before T: a UTC time (seconds, optional fraction, optional Z), or a
  * duration ago. */
-static int parse_before(const char *s, int64_t *out)
-{
-	int64_t dur;
-	struct tm tm = { 0 };
-
-	if (ag_parse_duration(s, &dur) == 0) {
-		*out = ag_now_ns() - dur;
-		return *out > 0 ? 0 : -1;
-	}
-	const char *e = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!e)
-		e = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
-	if (!e)
-		return -1;
-	int64_t frac = 0, scale = 1000000000;
-	if (*e == '.')
-		for (e++; *e >= '0' && *e <= '9'; e++)
-			if (scale > 1) {
-				scale /= 10;
-				frac += (*e - '0') * scale;
-			}
-	if (*e == 'Z')
-		e++;
-	if (*e)
-		return -1;
-	time_t t = timegm(&tm);
-	if (t < 0)
-		return -1;
-	*out = (int64_t)t * 1000000000 + frac;
-	return 0;
-}
 
 /* Where the restore's own undo may write: the restored session's
  * workspace and home, or --to DIR. */
@@ -1642,7 +1611,7 @@ static int cmd_restore(int argc, char **argv)
 		case OPT_TO_TABLE: to_table = optarg; break;
 		case OPT_PUSH: r.push = 1; break;
 		case OPT_BEFORE:
-			if (parse_before(optarg, &r.before_ns) < 0)
+			if (cli_parse_time(optarg, &r.before_ns) < 0)
 				return cli_usage("--before wants a time (2026-05-01T12:00:00Z, UTC) or "
 						 "a duration ago (30s, 15m, 2h, 7d), not '%s'", optarg);
 			break;
