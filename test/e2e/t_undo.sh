@@ -108,7 +108,10 @@ test_restore_by_time_and_by_path() {
 	assert_exists "$WS/a"; assert_missing "$WS/b"; assert_missing "$WS/c"
 	out=$("$AG" restore --session "$s" --path '**/c' 2>&1) || fail "--path: $out"
 	assert_exists "$WS/c"; assert_missing "$WS/b"
-	"$AG" restore --session "$s" --before yesterday >/dev/null 2>&1 && fail "a bad --before passed"
+	"$AG" restore --session "$s" --before soonish >/dev/null 2>&1 && fail "a bad --before passed"
+	# A named time is a time: nothing of this session is older than yesterday.
+	out=$("$AG" restore --session "$s" --before yesterday 2>&1)
+	assert_not_contains "$out" "restored $WS"
 	return 0
 }
 
