@@ -831,6 +831,31 @@ int cli_abs_glob(const char *glob, char *out, size_t outlen)
 	return ag_fmt(out, outlen, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", glob);
 }
 
+int cli_color(FILE *f)
+{
+	const char *no = getenv("NO_COLOR"), *term = getenv("TERM");
+
+	return !(no && *no) && !(term && strcmp(term, "dumb") == 0) && isatty(fileno(f));
+}
+
+const char *cli_paint(FILE *f, const char *decision)
+{
+	if (!decision || !cli_color(f))
+		return "";
+	if (strcmp(decision, "deny") == 0 || strcmp(decision, "denied") == 0)
+		return "\033[1;31m";
+	if (strcmp(decision, "would deny") == 0 || strcmp(decision, "ask") == 0)
+		return "\033[1;35m";
+	if (strcmp(decision, "snapshot") == 0)
+		return "\033[33m";
+	return "";
+}
+
+const char *cli_paint_end(FILE *f, const char *decision)
+{
+	return *cli_paint(f, decision) ? "\033[0m" : "";
+}
+
 const char *cli_decision_label(sqlite3_stmt *ev)
 {
 	const char *d = cli_col(ev, EV_DECISION);

@@ -64,6 +64,12 @@ struct cli_opts {
  * now, today, yesterday (midnight UTC), or YYYY-MM-DD[THH:MM[:SS[.frac]]]
  * with an optional Z or +HH:MM (UTC without one). 0, or -1 if it is none. */
 int cli_parse_time(const char *s, int64_t *out);
+/* Color for a decision's word on f: only on a terminal, never with NO_COLOR
+ * set or TERM=dumb. cli_paint gives the start ("" for none), cli_paint_end
+ * the matching reset. */
+int cli_color(FILE *f);
+const char *cli_paint(FILE *f, const char *decision);
+const char *cli_paint_end(FILE *f, const char *decision);
 /* "agentguard GITHASH (built-in rules sha256 ...)": --version of every command. */
 void cli_version(FILE *f);
 int cli_getopt(int argc, char **argv, const struct option *own,

@@ -702,7 +702,8 @@ static int text_timeline(FILE *f, struct report *r, const char *session,
 		ag_escape_display(cli_decision_label(st), strlen(cli_decision_label(st)),
 				  dec, sizeof dec);
 		ag_escape_display(opv, strlen(opv), op, sizeof op);
-		fprintf(f, "  %s  %-10s %-8s ", t, dec, op);
+		fprintf(f, "  %s  %s%-10s%s %-8s ", t, cli_paint(f, dec), dec, cli_paint_end(f, dec),
+			op);
 		cli_put_subject(f, st, 300);
 		fprintf(f, "\n      pid %lld ", pid);
 		cli_put(f, cli_base(cli_col(st, EV_EXE)));

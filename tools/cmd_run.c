@@ -214,9 +214,9 @@ static void summary(struct cli_db *d, const struct cli_opts *co,
 				break;
 			}
 			const char *label = cli_decision_label(st);
-			fprintf(stderr, "agentguard:   %s %ldx (rule ",
+			fprintf(stderr, "agentguard:   %s%s%s %ldx (rule ", cli_paint(stderr, label),
 				strcmp(label, "deny") == 0 ? "denied" : label,
-				(long)sqlite3_column_int64(st, EV_NCOLS));
+				cli_paint_end(stderr, label), (long)sqlite3_column_int64(st, EV_NCOLS));
 			cli_put(stderr, cli_col(st, EV_RULE) ? cli_col(st, EV_RULE) : "(op default)");
 			fputs("): ", stderr);
 			cli_put(stderr, cli_col(st, EV_REASON) ? cli_col(st, EV_REASON)

@@ -17,7 +17,7 @@
 set -eu
 pkgs="make gcc libc6-dev clang binutils pkg-config libyaml-dev libsqlite3-dev libjansson-dev
 nettle-dev libcriterion-dev sqlite3 python3 perl git findutils coreutils tar
-postgresql postgresql-client mariadb-server mariadb-client util-linux python3-psycopg2
+postgresql postgresql-client mariadb-server mariadb-client util-linux bsdutils python3-psycopg2
 libclang-rt-14-dev libasan8 libubsan1 busybox-static golang-go liburing-dev file vim
 rsyslog chromium man-db groff-base"
 missing=""

@@ -52,3 +52,19 @@ test_every_command_says_its_version() {
 		assert_eq "$("$AG" "$cmd" --version)" "$v" "$cmd --version"
 	done
 }
+
+test_color_on_a_terminal_only_and_never_with_no_color() {
+	mkdir -p "$HOME/.ssh"; printf 'k\n' > "$HOME/.ssh/id_test"; printf 'x\n' > "$WS/f"
+	agrun sh -c "rm $WS/f; rm $HOME/.ssh/id_test" >/dev/null 2>&1 || true
+	local esc=$'\033['
+	out=$(TERM=xterm script -qc "$AG report" /dev/null)
+	assert_contains "$out" "${esc}1;31mdeny"
+	assert_contains "$out" "${esc}33msnapshot"
+	out=$(TERM=xterm NO_COLOR=1 script -qc "$AG report" /dev/null)
+	assert_not_contains "$out" "$esc"
+	out=$(TERM=dumb script -qc "$AG report" /dev/null)
+	assert_not_contains "$out" "$esc"
+	out=$("$AG" report)
+	assert_not_contains "$out" "$esc"
+	assert_contains "$out" "deny"
+}
