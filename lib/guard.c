@@ -348,13 +348,14 @@ static void on_own_stack(void (*fn)(void))
 	sigset_t all, old;
 
 	sigfillset(&all);
-	if (G.pid && getpid() == G.pid && stack_roomy()) {
+	int own = G.pid && getpid() == G.pid;   /* not a vfork child */
+	if (own && stack_roomy()) {
 		pthread_sigmask(SIG_BLOCK, &all, &old);
 		fn();
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		return;
 	}
-	if (G.pid && getpid() == G.pid && pthread_attr_init(&at) == 0) {
+	if (own && pthread_attr_init(&at) == 0) {
 		/* No signal handler may run on it: its hooks would wait for the
 		 * very start it is making. (They run on the caller, which is
 		 * marked busy, and are decided without waiting.) */
