@@ -161,33 +161,31 @@ static int what_parse(const char *s, struct what *w)
 	return w->n ? 0 : -1;
 }
 
-/* "ident" and 'literal', quoted for SQL (standard_conforming_strings). */
-static void qi(char *out, size_t cap, const char *raw)
+/* raw between q and q, each character of special preceded by esc: SQL
+ * identifiers and literals of both servers. */
+static void quote(char *out, size_t cap, const char *raw, char q, char esc, const char *special)
 {
 	size_t n = 0;
 
-	out[n++] = '"';
+	out[n++] = q;
 	for (; *raw && n + 3 < cap; raw++) {
-		if (*raw == '"')
-			out[n++] = '"';
+		if (strchr(special, *raw))
+			out[n++] = esc;
 		out[n++] = *raw;
 	}
-	out[n++] = '"';
+	out[n++] = q;
 	out[n] = 0;
+}
+
+/* "ident" and 'literal', quoted for SQL (standard_conforming_strings). */
+static void qi(char *out, size_t cap, const char *raw)
+{
+	quote(out, cap, raw, '"', '"', "\"");
 }
 
 static void ql(char *out, size_t cap, const char *raw)
 {
-	size_t n = 0;
-
-	out[n++] = '\'';
-	for (; *raw && n + 3 < cap; raw++) {
-		if (*raw == '\'')
-			out[n++] = '\'';
-		out[n++] = *raw;
-	}
-	out[n++] = '\'';
-	out[n] = 0;
+	quote(out, cap, raw, '\'', '\'', "'");
 }
 
 /* schema.name as SQL */
@@ -711,30 +709,12 @@ static int mywhat_parse(const char *s, struct what *w)
 
 static void bqi(char *out, size_t cap, const char *raw)
 {
-	size_t n = 0;
-
-	out[n++] = '`';
-	for (; *raw && n + 3 < cap; raw++) {
-		if (*raw == '`')
-			out[n++] = '`';
-		out[n++] = *raw;
-	}
-	out[n++] = '`';
-	out[n] = 0;
+	quote(out, cap, raw, '`', '`', "`");
 }
 
 static void mylit(char *out, size_t cap, const char *raw)
 {
-	size_t n = 0;
-
-	out[n++] = '\'';
-	for (; *raw && n + 3 < cap; raw++) {
-		if (*raw == '\'' || *raw == '\\')
-			out[n++] = '\\';
-		out[n++] = *raw;
-	}
-	out[n++] = '\'';
-	out[n] = 0;
+	quote(out, cap, raw, '\'', '\\', "'\\");
 }
 
 /* The client's connection arguments into argv from ac. */
