@@ -1,6 +1,7 @@
 /*
  * sql, PostgreSQL (libpq): PQexec, PQexecParams, PQprepare, PQsendQuery,
- * PQsendQueryParams, PQsendPrepare.
+ * PQsendQueryParams, PQsendPrepare; PQgetResult and PQfinish for what a
+ * connection's temporary tables are (below).
  *
  * A denied statement is replaced by one that makes the server raise the
  * denial, so the client gets an ordinary error result through its own
@@ -49,6 +50,9 @@ static struct {
 	char *(*getvalue)(const PGresult *, int, int);
 	char *(*result_error)(const PGresult *);
 	void (*clear)(PGresult *);
+	int (*backend_pid)(const PGconn *);
+	PGresult *(*get_result)(PGconn *);
+	void (*finish)(PGconn *);
 } P;
 
 /* Interpreters' extension modules load it RTLD_LOCAL. */
@@ -78,6 +82,9 @@ static void resolve(void)
 	P.getvalue = lookup("PQgetvalue");
 	P.result_error = lookup("PQresultErrorMessage");
 	P.clear = lookup("PQclear");
+	P.backend_pid = lookup("PQbackendPID");
+	P.get_result = lookup("PQgetResult");
+	P.finish = lookup("PQfinish");
 }
 
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
@@ -504,14 +511,51 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 	return 0;
 }
 
+/* ---- temporary tables ------------------------------------------------------
+ * A statement is read against the temporary tables its connection made
+ * (lib/guard.c keeps them), and what it leaves is kept only once its
+ * results say it ran: PQexec's at once, a sent one's as PQgetResult hands
+ * them over, up to the NULL that ends them. The connection is the PGconn
+ * in its server session (the backend's pid: PQreset is another session).
+ * A prepared statement runs later by name, unseen: the connection forgets,
+ * and never learns again. */
+static long session_of(PGconn *conn)
+{
+	return P.backend_pid ? P.backend_pid(conn) : -1;
+}
+
+/* 1: it ran; 0: it failed; -1: not over yet (a COPY waits for its data). */
+static int ran(const PGresult *r)
+{
+	if (!r || !P.result_status)
+		return 0;
+	switch (P.result_status(r)) {
+	case 0: case 1: case 2: case 9: case 10: case 12:   /* EMPTY_QUERY, COMMAND_OK, TUPLES_OK,
+							       SINGLE_TUPLE, PIPELINE_SYNC, TUPLES_CHUNK */
+		return 1;
+	case 3: case 4: case 8:                            /* COPY_OUT, COPY_IN, COPY_BOTH */
+		return -1;
+	default:
+		return 0;
+	}
+}
+
+enum { RUN, SEND, PREPARE };
+
 /* 0: run the real call; -1: refused (run `instead`). */
 static int judge(struct ag_call *c, PGconn *conn, const char *sql, char *db, size_t dblen,
-		 char *instead, size_t ilen)
+		 char *instead, size_t ilen, int how)
 {
 	struct pre pre = {conn, sql, strlen(sql)};
 
 	pthread_once(&resolved, resolve);
-	ag_set_sql(c, sql, strlen(sql), database(conn, db, dblen), 0);
+	if (how == PREPARE) {
+		ag_set_sql(c, sql, strlen(sql), database(conn, db, dblen), 0);
+		ag_sql_stuck(conn, session_of(conn));
+	} else {
+		ag_set_sql_on(c, sql, strlen(sql), database(conn, db, dblen), conn,
+			      session_of(conn), AG_TEMPS_SENT);
+	}
 	if (P.tx_status && P.exec_params && P.result_status && P.ntuples && P.getvalue && P.clear) {
 		c->snap_fn = preimage;
 		c->snap_arg = &pre;   /* used only inside ag_check */
@@ -522,20 +566,30 @@ static int judge(struct ag_call *c, PGconn *conn, const char *sql, char *db, siz
 	return -1;
 }
 
+/* After the real call: the statement ran (1), failed (0), or its results
+ * are still to come through PQgetResult (-1). */
+static void outcome(PGconn *conn, int how, int refused, int r)
+{
+	if (how == PREPARE || (!refused && r < 0))
+		return;
+	ag_sql_ran(conn, session_of(conn), NULL, !refused && r > 0, 0);
+}
+
 /* One body for all six: judge `sql`, then either the real call or, when
  * refused, the raising statement through the same kind of call. The real
  * call runs in the judged statement's scope: libpq's PQexec reaching our
  * PQsendQuery with the same text is that statement, not a new one. */
-#define PQ_BODY(ret, field, sql, real_args, refused_call, ok)                      \
+#define PQ_BODY(ret, field, sql, real_args, refused_call, how, ok, went)        \
 	struct ag_call c;                                                       \
 	char db_[512], instead_[1400];                                          \
 	if (!(sql) || ag_thread.in_sql)                                            \
 		return REAL(field) real_args;                                   \
 	ag_begin(&c, AG_OP_SQL);                                                \
-	int refused_ = judge(&c, conn, sql, db_, sizeof db_, instead_, sizeof instead_) < 0; \
+	int refused_ = judge(&c, conn, sql, db_, sizeof db_, instead_, sizeof instead_, how) < 0; \
 	int sv_ = ag_sql_enter();                                               \
 	ret r_ = refused_ ? (refused_call) : P.field real_args;                 \
 	ag_sql_leave(sv_);                                                      \
+	outcome(conn, how, refused_, (went));                                   \
 	if (refused_)                                                           \
 		ag_refuse_status(&c, 42501);                                    \
 	else                                                                    \
@@ -544,7 +598,8 @@ static int judge(struct ag_call *c, PGconn *conn, const char *sql, char *db, siz
 
 AG_HOOK_VIA(REAL(exec), PGresult *, PQexec, (PGconn *conn, const char *query), (conn, query))
 {
-	PQ_BODY(PGresult *, exec, query, (conn, query), P.exec(conn, instead_), r_ != NULL)
+	PQ_BODY(PGresult *, exec, query, (conn, query), P.exec(conn, instead_), RUN, r_ != NULL,
+		ran(r_))
 }
 
 AG_HOOK_VIA(REAL(exec_params), PGresult *, PQexecParams,
@@ -554,7 +609,7 @@ AG_HOOK_VIA(REAL(exec_params), PGresult *, PQexecParams,
 {
 	PQ_BODY(PGresult *, exec_params, command,
 		(conn, command, n, types, values, lengths, formats, result_format),
-		P.exec(conn, instead_), r_ != NULL)
+		P.exec(conn, instead_), RUN, r_ != NULL, ran(r_))
 }
 
 AG_HOOK_VIA(REAL(prepare), PGresult *, PQprepare,
@@ -562,13 +617,14 @@ AG_HOOK_VIA(REAL(prepare), PGresult *, PQprepare,
 	    (conn, name, query, n, types))
 {
 	PQ_BODY(PGresult *, prepare, query, (conn, name, query, n, types),
-		P.exec(conn, instead_), r_ != NULL)
+		P.exec(conn, instead_), PREPARE, r_ != NULL, 0)
 }
 
 AG_HOOK_VIA(REAL(send_query), int, PQsendQuery, (PGconn *conn, const char *query),
 	    (conn, query))
 {
-	PQ_BODY(int, send_query, query, (conn, query), P.send_query(conn, instead_), r_ == 1)
+	PQ_BODY(int, send_query, query, (conn, query), P.send_query(conn, instead_), SEND, r_ == 1,
+		r_ == 1 ? -1 : 0)
 }
 
 AG_HOOK_VIA(REAL(send_query_params), int, PQsendQueryParams,
@@ -578,7 +634,7 @@ AG_HOOK_VIA(REAL(send_query_params), int, PQsendQueryParams,
 {
 	PQ_BODY(int, send_query_params, command,
 		(conn, command, n, types, values, lengths, formats, result_format),
-		P.send_query(conn, instead_), r_ == 1)
+		P.send_query(conn, instead_), SEND, r_ == 1, r_ == 1 ? -1 : 0)
 }
 
 AG_HOOK_VIA(REAL(send_prepare), int, PQsendPrepare,
@@ -586,5 +642,31 @@ AG_HOOK_VIA(REAL(send_prepare), int, PQsendPrepare,
 	    (conn, name, query, n, types))
 {
 	PQ_BODY(int, send_prepare, query, (conn, name, query, n, types),
-		P.send_query(conn, instead_), r_ == 1)
+		P.send_query(conn, instead_), PREPARE, r_ == 1, 0)
+}
+
+/* The results of a sent statement (or of a COPY PQexec began): a failure
+ * among them, or the NULL that ends them, is its outcome. Inside a judged
+ * call (PQexec's own reading) the call itself says it. */
+AG_HOOK_VIA(REAL(get_result), PGresult *, PQgetResult, (PGconn *conn), (conn))
+{
+	PGresult *r = REAL(get_result)(conn);
+	if (!conn || ag_thread.in_sql)
+		return r;
+	int e = errno;
+	long gen = session_of(conn);
+	if (ag_sql_waiting(conn, gen)) {
+		int k = r ? ran(r) : 1;
+		if (k == 0 || !r)
+			ag_sql_ran(conn, gen, NULL, k, 0);
+	}
+	errno = e;
+	return r;
+}
+
+AG_HOOK_VIA(REAL(finish), void, PQfinish, (PGconn *conn), (conn))
+{
+	if (conn)
+		ag_sql_gone(conn);
+	REAL(finish)(conn);
 }
