@@ -272,37 +272,11 @@ int ag_after(struct ag_call *c, int rc);
 void ag_set_sql(struct ag_call *c, const char *sql, size_t len, const char *database,
 		int is_file);
 /* The same for a statement of connection `conn` (its client object) in
- * session `gen` (the server's, when the client can tell: a reset or a
- * reused pointer is another connection): read against the temporary
- * tables that connection made before and still holds. What the statement
- * would leave waits for its outcome (ag_sql_ran), and nothing else makes
- * the connection believe in a temporary table. `how`: */
-enum {
-	AG_TEMPS_SENT,     /* no handle pairs outcomes with statements: one sent
-			      before the last one's outcome came back makes
-			      the connection forget, and never learn again */
-	AG_TEMPS_CALL,     /* one call that returns the outcome (sqlite3_exec) */
-	AG_TEMPS_PREPARE,  /* compiled only: ag_sql_prepared says what will run */
-};
+ * session `gen`, read against the temporary tables that connection made
+ * before and still holds (lib/sqlconns.c; `how`: AG_TEMPS_*). What it
+ * would leave waits for its outcome, which the hook tells ag_sql_ran. */
 void ag_set_sql_on(struct ag_call *c, const char *sql, size_t len, const char *database,
 		   const void *conn, long gen, int how);
-/* SQLite: a statement that writes was compiled as `stmt` from the first
- * len bytes of sql (NULL: which part is not known), and its outcome comes
- * from sqlite3_step. (A read, or a failed compile, is not told.) */
-void ag_sql_prepared(const void *conn, long gen, const void *stmt, const char *sql, size_t len);
-/* The outcome of conn's statement (`stmt`, or NULL when it has no handle):
- * ok, it ran; otherwise it failed, was refused, or it is not known. A
- * statement that is not the one waiting (SQLite's cached one stepped
- * again) empties what the connection believes unless it ran and is
- * harmless (reads only). */
-void ag_sql_ran(const void *conn, long gen, const void *stmt, int ok, int harmless);
-/* conn ran something whose effect cannot be read (a prepared statement
- * executed later by name): it forgets, and never learns again. */
-void ag_sql_stuck(const void *conn, long gen);
-/* A statement of conn waits for its outcome. */
-int ag_sql_waiting(const void *conn, long gen);
-/* conn is closed: what it held goes with it. */
-void ag_sql_gone(const void *conn);
 /* Around a client's real call for a statement already judged (see
  * ag_thread.sql). ag_sql_leave returns what ag_sql_enter saved: user code
  * the client calls back (sqlite3_exec's row callback) runs outside. */
