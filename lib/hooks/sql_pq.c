@@ -542,6 +542,49 @@ static int ran(const PGresult *r)
 
 enum { RUN, SEND, PREPARE };
 
+/* What the connection remembers is checked against the server before it
+ * excuses anything: every table the text drops or empties must be, by
+ * the connection's own search order, one of its temporary tables. That
+ * catches what reading statements cannot: a function, trigger or DO
+ * block that dropped the temporary table out of sight (the name would
+ * now reach the real table). 1: they all are (or the statement cannot
+ * run anyway: an aborted transaction); 0: not, or it cannot be asked. */
+static const char temps_q[] =
+	"SELECT count(*) FROM unnest($1::text[]) AS w(n) WHERE NOT EXISTS (SELECT 1 FROM "
+	"pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident(w.n)) "
+	"AND c.relnamespace = pg_catalog.pg_my_temp_schema())";
+
+static int temps_real(PGconn *conn, const char *sql)
+{
+	struct ag_sql_targets T;
+	char names[2048] = "";
+
+	if (!P.tx_status || !P.exec_params || !P.result_status || !P.ntuples || !P.getvalue || !P.clear)
+		return 0;
+	int tx = P.tx_status(conn);
+	if (tx == TX_INERROR)
+		return 1;
+	if (tx != TX_IDLE && tx != TX_INTRANS)
+		return 0;
+	ag_sql_targets(sql, -1, 0, &T);
+	if (T.unknown || !T.n)
+		return 0;
+	for (int i = 0; i < T.n; i++) {
+		if (T.t[i].kind != AG_TARGET_TABLE)
+			continue;
+		if (T.t[i].schema[0] || arr_add(names, sizeof names, T.t[i].name) < 0)
+			return 0;
+	}
+	if (!names[0])
+		return 0;
+	const char *v[1] = {names};
+	PGresult *r = own_query(conn, tx == TX_INTRANS, temps_q, 1, v);
+	int ok = r && P.ntuples(r) == 1 && !strcmp(P.getvalue(r, 0, 0), "0");
+	if (r)
+		P.clear(r);
+	return ok;
+}
+
 /* 0: run the real call; -1: refused (run `instead`). */
 static int judge(struct ag_call *c, PGconn *conn, const char *sql, char *db, size_t dblen,
 		 char *instead, size_t ilen, int how)
@@ -555,6 +598,13 @@ static int judge(struct ag_call *c, PGconn *conn, const char *sql, char *db, siz
 	} else {
 		ag_set_sql_on(c, sql, strlen(sql), database(conn, db, dblen), conn,
 			      session_of(conn), AG_TEMPS_SENT);
+		/* The class the text alone gives (its own temporary tables
+		 * only): when the connection's memory lowered it, the server
+		 * must agree. */
+		struct ag_sql_temps none = {0};
+		enum ag_sql_class alone = ag_sql_classify_temps(sql, -1, &none);
+		if ((int)alone != (int)c->op.sql_class && !temps_real(conn, sql))
+			c->op.sql_class = alone;
 	}
 	if (P.tx_status && P.exec_params && P.result_status && P.ntuples && P.getvalue && P.clear) {
 		c->snap_fn = preimage;

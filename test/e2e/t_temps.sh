@@ -166,3 +166,15 @@ test_sqlite_temp_table_that_never_existed_excuses_nothing() {
 	out=$("$AG" restore "$id" --overwrite 2>&1) || fail "restore $id failed: $out" || return 1
 	assert_eq "$(sqlite3 app.db "select group_concat(id || ':' || name) from users")" "$USERS"
 }
+
+test_pg_temp_table_dropped_out_of_sight_excuses_nothing() {
+	pg_start
+	server_deny_rules
+	# A function drops the temporary table: statements read as text do not
+	# show it, the server's catalog does.
+	pg_attack 'CREATE TEMP TABLE users(a int);
+CREATE FUNCTION pg_temp.gone() RETURNS void LANGUAGE plpgsql AS $f$BEGIN EXECUTE chr(68) || $x$ROP TABLE users$x$; END$f$;
+SELECT pg_temp.gone();'
+	pg_attack 'CREATE TEMP TABLE users(a int);
+DO $d$BEGIN EXECUTE chr(68) || $x$ROP TABLE users$x$; END$d$;'
+}
