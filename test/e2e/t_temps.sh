@@ -142,6 +142,59 @@ test_mariadb_temp_table_that_never_existed_excuses_nothing() {
 	assert_eq "$(my_users_now)" "$USERS"
 }
 
+# The client library (libmariadb.so.3): each argument one mysql_real_query
+# on one connection, its outcome printed.
+myclient() {
+	[ -x "$T/myclient" ] || {
+		cat > "$T/myclient.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+typedef struct st_mysql MYSQL;
+typedef struct st_mysql_res MYSQL_RES;
+MYSQL *mysql_init(MYSQL *);
+MYSQL *mysql_real_connect(MYSQL *, const char *, const char *, const char *, const char *,
+			  unsigned, const char *, unsigned long);
+int mysql_real_query(MYSQL *, const char *, unsigned long);
+MYSQL_RES *mysql_store_result(MYSQL *);
+void mysql_free_result(MYSQL_RES *);
+const char *mysql_error(MYSQL *);
+void mysql_close(MYSQL *);
+
+int main(int argc, char **argv)
+{
+	MYSQL *m = mysql_init(NULL);
+	if (argc < 2 || !mysql_real_connect(m, NULL, "root", NULL, "test", 0, argv[1], 0))
+		return 2;
+	for (int i = 2; i < argc; i++) {
+		if (mysql_real_query(m, argv[i], strlen(argv[i])))
+			printf("error: %s\n", mysql_error(m));
+		else
+			printf("ok: %s\n", argv[i]);
+		mysql_free_result(mysql_store_result(m));
+	}
+	mysql_close(m);
+	return 0;
+}
+C
+		gcc -O1 -o "$T/myclient" "$T/myclient.c" -l:libmariadb.so.3 || fail "cannot build the libmariadb client"
+	}
+	agent_sh "$T/myclient" "$MY_SOCK" "$@"
+}
+
+test_mariadb_library_temp_table_across_statements() {
+	my_start
+	server_deny_rules
+	my_users
+	out=$(myclient "CREATE TEMPORARY TABLE scratch AS SELECT * FROM users" "UPDATE scratch SET name = 'x' WHERE id = 1" \
+		"DROP TABLE scratch" 2>&1)
+	assert_contains "$out" "ok: DROP TABLE scratch" || return 1
+	assert_eq "$(row 'DROP TABLE scratch')" "ddl|allow"
+	out=$(myclient "CREATE TEMPORARY TABLE users AS SELECT * FROM nonexistent" "DROP TABLE users" 2>&1)
+	assert_contains "$out" "error: agentguard" || return 1
+	assert_eq "$(row 'DROP TABLE users')" "drop_table|deny"
+	assert_eq "$(my_users_now)" "$USERS"
+}
+
 # ---- SQLite -------------------------------------------------------------
 test_sqlite_temp_table_dropped_on_a_later_line_is_ddl() {
 	cd "$WS" || return 1
