@@ -556,9 +556,6 @@ static const char temps_q[] =
 
 static int temps_real(PGconn *conn, const char *sql)
 {
-	struct ag_sql_targets T;
-	char names[2048] = "";
-
 	if (!P.tx_status || !P.exec_params || !P.result_status || !P.ntuples || !P.getvalue || !P.clear)
 		return 0;
 	int tx = P.tx_status(conn);
@@ -566,22 +563,32 @@ static int temps_real(PGconn *conn, const char *sql)
 		return 1;
 	if (tx != TX_IDLE && tx != TX_INTRANS)
 		return 0;
-	ag_sql_targets(sql, -1, 0, &T);
-	if (T.unknown || !T.n)
+	/* Client threads may run on small stacks. */
+	struct {
+		struct ag_sql_targets T;
+		char names[2048];
+	} *b = malloc(sizeof *b);
+	if (!b)
 		return 0;
-	for (int i = 0; i < T.n; i++) {
-		if (T.t[i].kind != AG_TARGET_TABLE)
+	int ok = 0;
+	b->names[0] = 0;
+	ag_sql_targets(sql, -1, 0, &b->T);
+	for (int i = 0; !b->T.unknown && i < b->T.n; i++) {
+		if (b->T.t[i].kind != AG_TARGET_TABLE)
 			continue;
-		if (T.t[i].schema[0] || arr_add(names, sizeof names, T.t[i].name) < 0)
-			return 0;
+		if (b->T.t[i].schema[0] || arr_add(b->names, sizeof b->names, b->T.t[i].name) < 0) {
+			b->names[0] = 0;
+			break;
+		}
 	}
-	if (!names[0])
-		return 0;
-	const char *v[1] = {names};
-	PGresult *r = own_query(conn, tx == TX_INTRANS, temps_q, 1, v);
-	int ok = r && P.ntuples(r) == 1 && !strcmp(P.getvalue(r, 0, 0), "0");
-	if (r)
-		P.clear(r);
+	if (!b->T.unknown && b->names[0]) {
+		const char *v[1] = {b->names};
+		PGresult *r = own_query(conn, tx == TX_INTRANS, temps_q, 1, v);
+		ok = r && P.ntuples(r) == 1 && !strcmp(P.getvalue(r, 0, 0), "0");
+		if (r)
+			P.clear(r);
+	}
+	free(b);
 	return ok;
 }
 
