@@ -249,6 +249,46 @@ struct ag_sql_temps {
  * to know: it keeps the result only if so. */
 enum ag_sql_class ag_sql_classify_temps(const char *sql, long len, struct ag_sql_temps *temps);
 
+/* ---- temporary tables per connection (sqlconns.c; a lock, no I/O) -------- */
+
+/* A connection is `conn` (its client object: PGconn *, MYSQL *, sqlite3 *)
+ * in session `gen` (the server's, when the client can tell: a reset or a
+ * reused pointer is another connection). What a statement would leave
+ * waits for its outcome (ag_sql_ran), and nothing else makes the
+ * connection believe in a temporary table. How outcomes are paired with
+ * statements: */
+enum {
+	AG_TEMPS_SENT,     /* by order only: one sent before the last one's outcome
+			      came back makes the connection forget, and never
+			      learn again (pipelined, or sent and never read) */
+	AG_TEMPS_CALL,     /* one call that returns the outcome (sqlite3_exec) */
+	AG_TEMPS_PREPARE,  /* compiled only: ag_sql_prepared says what will run */
+};
+/* The set to read a statement of conn against, into *out: 1, or 0 when the
+ * connection has no memory (no room, or it stopped learning). */
+int ag_sql_temps_of(const void *conn, long gen, int how, struct ag_sql_temps *out);
+/* What the statement read (sql) would leave: kept when ag_sql_ran says it
+ * ran. A text that can change the search order (search_path) leaves none. */
+void ag_sql_will_leave(const void *conn, long gen, int how, const struct ag_sql_temps *next,
+		       const char *sql, size_t len);
+/* SQLite: a statement that writes was compiled as `stmt` from the first
+ * len bytes of sql (NULL: which part is not known), and its outcome comes
+ * from sqlite3_step. (A read, or a failed compile, is not told.) */
+void ag_sql_prepared(const void *conn, long gen, const void *stmt, const char *sql, size_t len);
+/* The outcome of conn's statement (`stmt`, or NULL when it has no handle):
+ * ok, it ran; otherwise it failed, was refused, or it is not known. A
+ * statement that is not the one waiting (SQLite's cached one stepped
+ * again) empties what the connection believes unless it ran and is
+ * harmless (reads only). */
+void ag_sql_ran(const void *conn, long gen, const void *stmt, int ok, int harmless);
+/* conn ran something whose effect cannot be read (a prepared statement
+ * executed later by name): it forgets, and never learns again. */
+void ag_sql_stuck(const void *conn, long gen);
+/* A statement of conn waits for its outcome. */
+int ag_sql_waiting(const void *conn, long gen);
+/* conn is closed: what it held goes with it. */
+void ag_sql_gone(const void *conn);
+
 /* What a destructive statement names (sqltargets.c; pure): the tables of
  * DROP TABLE, TRUNCATE, DELETE, UPDATE and ALTER TABLE, the schemas of
  * DROP SCHEMA, the databases of DROP DATABASE (and MySQL's DROP SCHEMA),

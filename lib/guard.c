@@ -1450,17 +1450,27 @@ const char *ag_session_id(void)
 	return G.s.id;
 }
 
+void ag_set_sql_on(struct ag_call *c, const char *sql, size_t len, const char *database,
+		   const void *conn, long gen, int how)
+{
+	/* Temporary tables the text itself makes are its own to drop
+	 * ("CREATE TEMP TABLE x ...; DROP TABLE x"), and so are those its
+	 * connection made before and still holds (sqlconns.c). */
+	struct ag_sql_temps temps = {0};
+	int known = conn && ag_sql_temps_of(conn, gen, how, &temps);
+
+	c->op.sql = sql;
+	c->sql_len = len;
+	c->op.sql_class = ag_sql_classify_temps(sql, (long)len, &temps);
+	c->op.database = database;
+	if (known)
+		ag_sql_will_leave(conn, gen, how, &temps, sql, len);
+}
+
 void ag_set_sql(struct ag_call *c, const char *sql, size_t len, const char *database,
 		int is_file)
 {
-	c->op.sql = sql;
-	c->sql_len = len;
-	/* Temporary tables the text itself makes are its own to drop
-	 * ("CREATE TEMP TABLE x ...; DROP TABLE x"). Across statements of a
-	 * connection they are not tracked yet: such a drop is anyone's. */
-	struct ag_sql_temps temps = {0};
-	c->op.sql_class = ag_sql_classify_temps(sql, (long)len, &temps);
-	c->op.database = database;
+	ag_set_sql_on(c, sql, len, database, NULL, 0, 0);
 	/* A SQLite file is a file: the guard's own files stay protected. */
 	if (is_file)
 		c->op.path = database;

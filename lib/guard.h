@@ -271,6 +271,12 @@ int ag_after(struct ag_call *c, int rc);
  * (is_file) or "host/dbname". */
 void ag_set_sql(struct ag_call *c, const char *sql, size_t len, const char *database,
 		int is_file);
+/* The same for a statement of connection `conn` (its client object) in
+ * session `gen`, read against the temporary tables that connection made
+ * before and still holds (lib/sqlconns.c; `how`: AG_TEMPS_*). What it
+ * would leave waits for its outcome, which the hook tells ag_sql_ran. */
+void ag_set_sql_on(struct ag_call *c, const char *sql, size_t len, const char *database,
+		   const void *conn, long gen, int how);
 /* Around a client's real call for a statement already judged (see
  * ag_thread.sql). ag_sql_leave returns what ag_sql_enter saved: user code
  * the client calls back (sqlite3_exec's row callback) runs outside. */

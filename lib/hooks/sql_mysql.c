@@ -34,6 +34,7 @@ static struct {
 			       unsigned int, const char *, unsigned long);
 	int (*select_db)(MYSQL *, const char *);
 	void (*close)(MYSQL *);
+	unsigned long (*thread_id)(MYSQL *);
 } M;
 
 /* Either client library; extension modules load them RTLD_LOCAL. */
@@ -52,6 +53,7 @@ static void resolve(void)
 	M.real_connect = lookup("mysql_real_connect");
 	M.select_db = lookup("mysql_select_db");
 	M.close = lookup("mysql_close");
+	M.thread_id = lookup("mysql_thread_id");
 }
 
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
@@ -144,6 +146,7 @@ AG_EXPORT int mysql_select_db(MYSQL *m, const char *db)
 AG_EXPORT void mysql_close(MYSQL *m)
 {
 	conn_note(m, NULL, NULL, 1);
+	ag_sql_gone(m);
 	REAL(close)(m);
 }
 
@@ -509,17 +512,31 @@ static void raising(const struct ag_call *c, char *sql, size_t len)
 	snprintf(sql, len, "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '%s'", clean);
 }
 
+/* A connection's session: the server's thread id (an automatic reconnect
+ * is another session, without the temporary tables of the first). */
+static long session_of(MYSQL *m)
+{
+	return M.thread_id ? (long)M.thread_id(m) : -1;
+}
+
 /* One body for the three: judge `sql`, then the real call (inside the
  * judged statement's scope: the library's own send() of it is that
- * statement) or, when refused, the raising statement the same way. */
-#define MY_BODY(field, sql, len, real_args, refused_call)                           \
+ * statement) or, when refused, the raising statement the same way.
+ * Read against the connection's temporary tables (lib/guard.c); what it
+ * leaves is kept when the call returns 0: mysql_real_query's 0 means it
+ * ran. mysql_send_query's outcome comes later, unseen here: the next
+ * statement finds it still waiting, and the connection stops learning.
+ * (The wire path, below, does not learn either: its outcome is in a
+ * reply the guard does not read.) */
+#define MY_BODY(field, sql, len, real_args, refused_call, sync)                     \
 	struct ag_call c;                                                       \
 	char db_[300], instead_[400];                                           \
 	if (!(sql) || ag_thread.in_sql)                                            \
 		return REAL(field) real_args;                                   \
 	ag_begin(&c, AG_OP_SQL);                                                \
 	pthread_once(&resolved, resolve);                                       \
-	ag_set_sql(&c, sql, len, database(m, db_, sizeof db_), 0);              \
+	long gen_ = session_of(m);                                              \
+	ag_set_sql_on(&c, sql, len, database(m, db_, sizeof db_), m, gen_, AG_TEMPS_SENT); \
 	struct my_pre pre_;                                                     \
 	memset(&pre_, 0, sizeof pre_);                                          \
 	pre_.text = (sql);                                                      \
@@ -534,23 +551,25 @@ static void raising(const struct ag_call *c, char *sql, size_t len)
 	int sv_ = ag_sql_enter();                                               \
 	int r_ = refused_ ? (refused_call) : M.field real_args;                 \
 	ag_sql_leave(sv_);                                                      \
+	if (refused_ || (sync))                                                 \
+		ag_sql_ran(m, gen_, NULL, !refused_ && r_ == 0, 0);             \
 	return refused_ ? ag_refuse_status(&c, r_) : ag_end_status(&c, r_);
 
 AG_HOOK_VIA(REAL(query), int, mysql_query, (MYSQL *m, const char *q), (m, q))
 {
-	MY_BODY(query, q, q ? strlen(q) : 0, (m, q), M.query(m, instead_))
+	MY_BODY(query, q, q ? strlen(q) : 0, (m, q), M.query(m, instead_), 1)
 }
 
 AG_HOOK_VIA(REAL(real_query), int, mysql_real_query, (MYSQL *m, const char *q, unsigned long len), (m, q, len))
 {
 	MY_BODY(real_query, q, len, (m, q, len),
-		M.real_query(m, instead_, (unsigned long)strlen(instead_)))
+		M.real_query(m, instead_, (unsigned long)strlen(instead_)), 1)
 }
 
 AG_HOOK_VIA(REAL(send_query), int, mysql_send_query, (MYSQL *m, const char *q, unsigned long len), (m, q, len))
 {
 	MY_BODY(send_query, q, len, (m, q, len),
-		M.send_query(m, instead_, (unsigned long)strlen(instead_)))
+		M.send_query(m, instead_, (unsigned long)strlen(instead_)), 0)
 }
 
 /* ---- the wire ------------------------------------------------------------

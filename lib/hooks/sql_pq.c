@@ -1,6 +1,7 @@
 /*
  * sql, PostgreSQL (libpq): PQexec, PQexecParams, PQprepare, PQsendQuery,
- * PQsendQueryParams, PQsendPrepare.
+ * PQsendQueryParams, PQsendPrepare; PQgetResult and PQfinish for what a
+ * connection's temporary tables are (below).
  *
  * A denied statement is replaced by one that makes the server raise the
  * denial, so the client gets an ordinary error result through its own
@@ -49,6 +50,9 @@ static struct {
 	char *(*getvalue)(const PGresult *, int, int);
 	char *(*result_error)(const PGresult *);
 	void (*clear)(PGresult *);
+	int (*backend_pid)(const PGconn *);
+	PGresult *(*get_result)(PGconn *);
+	void (*finish)(PGconn *);
 } P;
 
 /* Interpreters' extension modules load it RTLD_LOCAL. */
@@ -78,6 +82,9 @@ static void resolve(void)
 	P.getvalue = lookup("PQgetvalue");
 	P.result_error = lookup("PQresultErrorMessage");
 	P.clear = lookup("PQclear");
+	P.backend_pid = lookup("PQbackendPID");
+	P.get_result = lookup("PQgetResult");
+	P.finish = lookup("PQfinish");
 }
 
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
@@ -504,14 +511,108 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 	return 0;
 }
 
+/* ---- temporary tables ------------------------------------------------------
+ * A statement is read against the temporary tables its connection made
+ * (lib/guard.c keeps them), and what it leaves is kept only once its
+ * results say it ran: PQexec's at once, a sent one's as PQgetResult hands
+ * them over, up to the NULL that ends them. The connection is the PGconn
+ * in its server session (the backend's pid: PQreset is another session).
+ * A prepared statement runs later by name, unseen: the connection forgets,
+ * and never learns again. */
+static long session_of(PGconn *conn)
+{
+	return P.backend_pid ? P.backend_pid(conn) : -1;
+}
+
+/* 1: it ran; 0: it failed; -1: not over yet (a COPY waits for its data). */
+static int ran(const PGresult *r)
+{
+	if (!r || !P.result_status)
+		return 0;
+	switch (P.result_status(r)) {
+	case 0: case 1: case 2: case 9: case 10: case 12:   /* EMPTY_QUERY, COMMAND_OK, TUPLES_OK,
+							       SINGLE_TUPLE, PIPELINE_SYNC, TUPLES_CHUNK */
+		return 1;
+	case 3: case 4: case 8:                            /* COPY_OUT, COPY_IN, COPY_BOTH */
+		return -1;
+	default:
+		return 0;
+	}
+}
+
+enum { RUN, SEND, PREPARE };
+
+/* What the connection remembers is checked against the server before it
+ * excuses anything: every table the text drops or empties must be, by
+ * the connection's own search order, one of its temporary tables. That
+ * catches what reading statements cannot: a function, trigger or DO
+ * block that dropped the temporary table out of sight (the name would
+ * now reach the real table). 1: they all are (or the statement cannot
+ * run anyway: an aborted transaction); 0: not, or it cannot be asked. */
+static const char temps_q[] =
+	"SELECT count(*) FROM unnest($1::text[]) AS w(n) WHERE NOT EXISTS (SELECT 1 FROM "
+	"pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident(w.n)) "
+	"AND c.relnamespace = pg_catalog.pg_my_temp_schema())";
+
+static int temps_real(PGconn *conn, const char *sql)
+{
+	if (!P.tx_status || !P.exec_params || !P.result_status || !P.ntuples || !P.getvalue || !P.clear)
+		return 0;
+	int tx = P.tx_status(conn);
+	if (tx == TX_INERROR)
+		return 1;
+	if (tx != TX_IDLE && tx != TX_INTRANS)
+		return 0;
+	/* Client threads may run on small stacks. */
+	struct {
+		struct ag_sql_targets T;
+		char names[2048];
+	} *b = malloc(sizeof *b);
+	if (!b)
+		return 0;
+	int ok = 0;
+	b->names[0] = 0;
+	ag_sql_targets(sql, -1, 0, &b->T);
+	for (int i = 0; !b->T.unknown && i < b->T.n; i++) {
+		if (b->T.t[i].kind != AG_TARGET_TABLE)
+			continue;
+		if (b->T.t[i].schema[0] || arr_add(b->names, sizeof b->names, b->T.t[i].name) < 0) {
+			b->names[0] = 0;
+			break;
+		}
+	}
+	if (!b->T.unknown && b->names[0]) {
+		const char *v[1] = {b->names};
+		PGresult *r = own_query(conn, tx == TX_INTRANS, temps_q, 1, v);
+		ok = r && P.ntuples(r) == 1 && !strcmp(P.getvalue(r, 0, 0), "0");
+		if (r)
+			P.clear(r);
+	}
+	free(b);
+	return ok;
+}
+
 /* 0: run the real call; -1: refused (run `instead`). */
 static int judge(struct ag_call *c, PGconn *conn, const char *sql, char *db, size_t dblen,
-		 char *instead, size_t ilen)
+		 char *instead, size_t ilen, int how)
 {
 	struct pre pre = {conn, sql, strlen(sql)};
 
 	pthread_once(&resolved, resolve);
-	ag_set_sql(c, sql, strlen(sql), database(conn, db, dblen), 0);
+	if (how == PREPARE) {
+		ag_set_sql(c, sql, strlen(sql), database(conn, db, dblen), 0);
+		ag_sql_stuck(conn, session_of(conn));
+	} else {
+		ag_set_sql_on(c, sql, strlen(sql), database(conn, db, dblen), conn,
+			      session_of(conn), AG_TEMPS_SENT);
+		/* The class the text alone gives (its own temporary tables
+		 * only): when the connection's memory lowered it, the server
+		 * must agree. */
+		struct ag_sql_temps none = {0};
+		enum ag_sql_class alone = ag_sql_classify_temps(sql, -1, &none);
+		if ((int)alone != (int)c->op.sql_class && !temps_real(conn, sql))
+			c->op.sql_class = alone;
+	}
 	if (P.tx_status && P.exec_params && P.result_status && P.ntuples && P.getvalue && P.clear) {
 		c->snap_fn = preimage;
 		c->snap_arg = &pre;   /* used only inside ag_check */
@@ -522,20 +623,30 @@ static int judge(struct ag_call *c, PGconn *conn, const char *sql, char *db, siz
 	return -1;
 }
 
+/* After the real call: the statement ran (1), failed (0), or its results
+ * are still to come through PQgetResult (-1). */
+static void outcome(PGconn *conn, int how, int refused, int r)
+{
+	if (how == PREPARE || (!refused && r < 0))
+		return;
+	ag_sql_ran(conn, session_of(conn), NULL, !refused && r > 0, 0);
+}
+
 /* One body for all six: judge `sql`, then either the real call or, when
  * refused, the raising statement through the same kind of call. The real
  * call runs in the judged statement's scope: libpq's PQexec reaching our
  * PQsendQuery with the same text is that statement, not a new one. */
-#define PQ_BODY(ret, field, sql, real_args, refused_call, ok)                      \
+#define PQ_BODY(ret, field, sql, real_args, refused_call, how, ok, went)        \
 	struct ag_call c;                                                       \
 	char db_[512], instead_[1400];                                          \
 	if (!(sql) || ag_thread.in_sql)                                            \
 		return REAL(field) real_args;                                   \
 	ag_begin(&c, AG_OP_SQL);                                                \
-	int refused_ = judge(&c, conn, sql, db_, sizeof db_, instead_, sizeof instead_) < 0; \
+	int refused_ = judge(&c, conn, sql, db_, sizeof db_, instead_, sizeof instead_, how) < 0; \
 	int sv_ = ag_sql_enter();                                               \
 	ret r_ = refused_ ? (refused_call) : P.field real_args;                 \
 	ag_sql_leave(sv_);                                                      \
+	outcome(conn, how, refused_, (went));                                   \
 	if (refused_)                                                           \
 		ag_refuse_status(&c, 42501);                                    \
 	else                                                                    \
@@ -544,7 +655,8 @@ static int judge(struct ag_call *c, PGconn *conn, const char *sql, char *db, siz
 
 AG_HOOK_VIA(REAL(exec), PGresult *, PQexec, (PGconn *conn, const char *query), (conn, query))
 {
-	PQ_BODY(PGresult *, exec, query, (conn, query), P.exec(conn, instead_), r_ != NULL)
+	PQ_BODY(PGresult *, exec, query, (conn, query), P.exec(conn, instead_), RUN, r_ != NULL,
+		ran(r_))
 }
 
 AG_HOOK_VIA(REAL(exec_params), PGresult *, PQexecParams,
@@ -554,7 +666,7 @@ AG_HOOK_VIA(REAL(exec_params), PGresult *, PQexecParams,
 {
 	PQ_BODY(PGresult *, exec_params, command,
 		(conn, command, n, types, values, lengths, formats, result_format),
-		P.exec(conn, instead_), r_ != NULL)
+		P.exec(conn, instead_), RUN, r_ != NULL, ran(r_))
 }
 
 AG_HOOK_VIA(REAL(prepare), PGresult *, PQprepare,
@@ -562,13 +674,14 @@ AG_HOOK_VIA(REAL(prepare), PGresult *, PQprepare,
 	    (conn, name, query, n, types))
 {
 	PQ_BODY(PGresult *, prepare, query, (conn, name, query, n, types),
-		P.exec(conn, instead_), r_ != NULL)
+		P.exec(conn, instead_), PREPARE, r_ != NULL, 0)
 }
 
 AG_HOOK_VIA(REAL(send_query), int, PQsendQuery, (PGconn *conn, const char *query),
 	    (conn, query))
 {
-	PQ_BODY(int, send_query, query, (conn, query), P.send_query(conn, instead_), r_ == 1)
+	PQ_BODY(int, send_query, query, (conn, query), P.send_query(conn, instead_), SEND, r_ == 1,
+		r_ == 1 ? -1 : 0)
 }
 
 AG_HOOK_VIA(REAL(send_query_params), int, PQsendQueryParams,
@@ -578,7 +691,7 @@ AG_HOOK_VIA(REAL(send_query_params), int, PQsendQueryParams,
 {
 	PQ_BODY(int, send_query_params, command,
 		(conn, command, n, types, values, lengths, formats, result_format),
-		P.send_query(conn, instead_), r_ == 1)
+		P.send_query(conn, instead_), SEND, r_ == 1, r_ == 1 ? -1 : 0)
 }
 
 AG_HOOK_VIA(REAL(send_prepare), int, PQsendPrepare,
@@ -586,5 +699,31 @@ AG_HOOK_VIA(REAL(send_prepare), int, PQsendPrepare,
 	    (conn, name, query, n, types))
 {
 	PQ_BODY(int, send_prepare, query, (conn, name, query, n, types),
-		P.send_query(conn, instead_), r_ == 1)
+		P.send_query(conn, instead_), PREPARE, r_ == 1, 0)
+}
+
+/* The results of a sent statement (or of a COPY PQexec began): a failure
+ * among them, or the NULL that ends them, is its outcome. Inside a judged
+ * call (PQexec's own reading) the call itself says it. */
+AG_HOOK_VIA(REAL(get_result), PGresult *, PQgetResult, (PGconn *conn), (conn))
+{
+	PGresult *r = REAL(get_result)(conn);
+	if (!conn || ag_thread.in_sql)
+		return r;
+	int e = errno;
+	long gen = session_of(conn);
+	if (ag_sql_waiting(conn, gen)) {
+		int k = r ? ran(r) : 1;
+		if (k == 0 || !r)
+			ag_sql_ran(conn, gen, NULL, k, 0);
+	}
+	errno = e;
+	return r;
+}
+
+AG_HOOK_VIA(REAL(finish), void, PQfinish, (PGconn *conn), (conn))
+{
+	if (conn)
+		ag_sql_gone(conn);
+	REAL(finish)(conn);
 }

@@ -58,6 +58,9 @@ static struct {
 	const char *(*db_filename)(sqlite3 *, const char *);
 	const char *(*db_name)(sqlite3 *, int);
 	int (*finalize)(sqlite3_stmt *);
+	int (*step)(sqlite3_stmt *);
+	sqlite3 *(*db_handle)(sqlite3_stmt *);
+	int (*stmt_readonly)(sqlite3_stmt *);
 	int (*errcode)(sqlite3 *);
 	int (*open_v2)(const char *, sqlite3 **, int, const char *);
 	sqlite3_backup *(*backup_init)(sqlite3 *, const char *, sqlite3 *, const char *);
@@ -91,6 +94,9 @@ static void resolve(void)
 	R(db_filename, "sqlite3_db_filename");
 	R(db_name, "sqlite3_db_name");
 	R(finalize, "sqlite3_finalize");
+	R(step, "sqlite3_step");
+	R(db_handle, "sqlite3_db_handle");
+	R(stmt_readonly, "sqlite3_stmt_readonly");
 	R(errcode, "sqlite3_errcode");
 	R(open_v2, "sqlite3_open_v2");
 	R(backup_init, "sqlite3_backup_init");
@@ -151,12 +157,14 @@ AG_EXPORT int sqlite3_set_authorizer(sqlite3 *db, authorizer_fn fn, void *arg)
 AG_EXPORT int sqlite3_close(sqlite3 *db)
 {
 	authz_set(db, NULL, NULL);
+	ag_sql_gone(db);
 	return REAL(close)(db);
 }
 
 AG_EXPORT int sqlite3_close_v2(sqlite3 *db)
 {
 	authz_set(db, NULL, NULL);
+	ag_sql_gone(db);
 	return REAL(close_v2)(db);
 }
 
@@ -263,12 +271,18 @@ static int backup(struct ag_call *c, void *arg)
 /* c judged as a statement on one database of the connection: the row
  * names that database's file, and its snapshot copies that database. */
 static int judge_schema(struct ag_call *c, sqlite3 *db, const char *schema, const char *sql,
-			size_t len, int cls)
+			size_t len, int cls, int temps)
 {
 	const char *file = S.db_filename ? S.db_filename(db, schema) : NULL;
 	struct source from = {db, schema};
 
-	ag_set_sql(c, sql, len, file && *file ? file : ":memory:", file && *file);
+	/* `temps`: read against the connection's temporary tables (the
+	 * statement's own row; the others a statement writes are copies):
+	 * 2 for sqlite3_exec, which runs it, 1 for a prepare, 0 none. */
+	ag_set_sql_on(c, sql, len, file && *file ? file : ":memory:", temps ? db : NULL, 0,
+		      temps == 2 ? AG_TEMPS_CALL : AG_TEMPS_PREPARE);
+	if (file && *file)
+		c->op.path = file;   /* a file: the guard's own files stay protected */
 	if (cls >= 0)
 		c->op.sql_class = cls;
 	if (S.open_v2 && S.backup_init && S.backup_step && S.backup_finish) {
@@ -396,19 +410,19 @@ static void written(sqlite3 *db, const char *sql, size_t len, struct written *w)
 /* 0: run the real call; -1: refuse it (c already recorded and said). A
  * statement that writes several databases is one row per database, each
  * with its own snapshot; c is the first. */
-static int judge(struct ag_call *c, sqlite3 *db, const char *sql, size_t len)
+static int judge(struct ag_call *c, sqlite3 *db, const char *sql, size_t len, int temps)
 {
 	pthread_once(&resolved, resolve);
 	if (!attached(db))
-		return judge_schema(c, db, "main", sql, len, -1);
+		return judge_schema(c, db, "main", sql, len, -1, temps);
 	struct written w = {0};
 	written(db, sql, len, &w);
-	if (judge_schema(c, db, w.n ? w.name[0] : "main", sql, len, -1) < 0)
+	if (judge_schema(c, db, w.n ? w.name[0] : "main", sql, len, -1, temps) < 0)
 		return -1;
 	for (int i = 1; i < w.n; i++) {
 		struct ag_call x;
 		ag_begin(&x, AG_OP_SQL);
-		if (judge_schema(&x, db, w.name[i], sql, len, -1) < 0) {
+		if (judge_schema(&x, db, w.name[i], sql, len, -1, 0) < 0) {
 			ag_refuse_status(&x, SQLITE_AUTH);
 			return -1;
 		}
@@ -464,7 +478,7 @@ AG_HOOK_VIA(REAL(exec), int, sqlite3_exec,
 	exec_cb tcb = cb ? row_trampoline : NULL;
 
 	SQLITE_BEGIN(exec, (db, sql, cb, arg, errmsg));
-	if (judge(&c, db, sql, strlen(sql)) < 0) {
+	if (judge(&c, db, sql, strlen(sql), 2) < 0) {
 		int rc = IN_SCOPE(REFUSED(db, S.exec(db, sql, tcb, &r, errmsg)));
 		if (errmsg && S.mprintf && S.free) {
 			/* sqlite3_exec hands back a message: make it say why. */
@@ -473,34 +487,54 @@ AG_HOOK_VIA(REAL(exec), int, sqlite3_exec,
 			S.free(*errmsg);
 			*errmsg = S.mprintf("%s", line);
 		}
+		ag_sql_ran(db, 0, NULL, 0, 0);
 		return ag_refuse_status(&c, rc);
 	}
-	return ag_end_status(&c, IN_SCOPE(S.exec(db, sql, tcb, &r, errmsg)));
+	int rc = IN_SCOPE(S.exec(db, sql, tcb, &r, errmsg));
+	ag_sql_ran(db, 0, NULL, rc == SQLITE_OK, 0);
+	return ag_end_status(&c, rc);
+}
+
+/* What a prepared statement will leave of the connection's temporary
+ * tables: its own text's (up to the tail SQLite hands back; without one,
+ * or in UTF-16, not known: it then leaves nothing believed), kept when
+ * sqlite3_step reports it done. */
+static int prepared(sqlite3 *db, int rc, sqlite3_stmt **st, const char *sql, const char *tail)
+{
+	sqlite3_stmt *s = rc == SQLITE_OK && st ? *st : NULL;
+
+	/* A read changes no table: the shell compiles its own look at
+	 * sqlite_master between compiling a CREATE and running it. */
+	if (s && S.stmt_readonly && !S.stmt_readonly(s))
+		ag_sql_prepared(db, 0, s, tail ? sql : NULL, tail ? (size_t)(tail - sql) : 0);
+	return rc;
 }
 
 /* The prepare family: only the first statement of the text is compiled,
  * but the whole text is judged (the rest is what the caller prepares
  * next; judging it now errs on the safe side). */
-#define PREPARE(field, name, params, args)                                      \
+#define PREPARE(field, name, params, args, u8)                                  \
 	AG_HOOK_VIA(REAL(field), int, name, params, args)                       \
 	{                                                                       \
 		struct ag_call c;                                               \
 		SQLITE_BEGIN(field, args);                                      \
-		if (judge(&c, db, sql, text_len(sql, n)) < 0)                   \
+		if (judge(&c, db, sql, text_len(sql, n), 1) < 0)                \
 			return ag_refuse_status(&c,                             \
 				IN_SCOPE(REFUSED(db, S.field args)));           \
-		return ag_end_status(&c, IN_SCOPE(S.field args));               \
+		int rc_ = IN_SCOPE(S.field args);   /* before *tail is read */ \
+		return ag_end_status(&c, prepared(db, rc_, st, sql,             \
+						  u8 && tail ? *tail : NULL));  \
 	}
 
 PREPARE(prepare, sqlite3_prepare,
 	(sqlite3 *db, const char *sql, int n, sqlite3_stmt **st, const char **tail),
-	(db, sql, n, st, tail))
+	(db, sql, n, st, tail), 1)
 PREPARE(prepare_v2, sqlite3_prepare_v2,
 	(sqlite3 *db, const char *sql, int n, sqlite3_stmt **st, const char **tail),
-	(db, sql, n, st, tail))
+	(db, sql, n, st, tail), 1)
 PREPARE(prepare_v3, sqlite3_prepare_v3,
 	(sqlite3 *db, const char *sql, int n, unsigned fl, sqlite3_stmt **st, const char **tail),
-	(db, sql, n, fl, st, tail))
+	(db, sql, n, fl, st, tail), 1)
 
 /* UTF-16 text: judged as UTF-8 (the classifier reads bytes). */
 static size_t utf16_to_8(const void *in, int n, char *out, size_t cap)
@@ -546,9 +580,10 @@ static size_t utf16_to_8(const void *in, int n, char *out, size_t cap)
 		SQLITE_BEGIN(field, args);                                      \
 		char *u8 = malloc(1 << 16);                                     \
 		size_t l = u8 ? utf16_to_8(sql, n, u8, 1 << 16) : 0;           \
-		int no = !u8 || judge(&c, db, u8, l) < 0;                       \
+		int no = !u8 || judge(&c, db, u8, l, 1) < 0;                    \
 		int rc = no ? ag_refuse_status(&c, IN_SCOPE(REFUSED(db, S.field args))) \
-			    : ag_end_status(&c, IN_SCOPE(S.field args));        \
+			    : ag_end_status(&c, prepared(db, IN_SCOPE(S.field args), st, \
+							 NULL, NULL));          \
 		free(u8);                                                       \
 		return rc;                                                      \
 	}
@@ -562,6 +597,20 @@ PREPARE16(prepare16_v2, sqlite3_prepare16_v2,
 PREPARE16(prepare16_v3, sqlite3_prepare16_v3,
 	  (sqlite3 *db, const void *sql, int n, unsigned fl, sqlite3_stmt **st, const void **tail),
 	  (db, sql, n, fl, st, tail))
+
+/* A statement done (or failed): the outcome of the one its connection's
+ * temporary tables wait for, or, for another (a cached statement stepped
+ * again), what it may have changed. Rows are not outcomes. */
+AG_HOOK_VIA(REAL(step), int, sqlite3_step, (sqlite3_stmt *st), (st))
+{
+	int rc = REAL(step)(st);
+	if (rc == 100 /* SQLITE_ROW */ || !st || ag_thread.in_sql || !S.db_handle || !S.stmt_readonly)
+		return rc;
+	int e = errno;
+	ag_sql_ran(S.db_handle(st), 0, st, rc == SQLITE_DONE, S.stmt_readonly(st));
+	errno = e;
+	return rc;
+}
 
 /* ---- the online backup API ----------------------------------------------- */
 
@@ -591,7 +640,7 @@ AG_HOOK_VIA(REAL(backup_init), sqlite3_backup *, sqlite3_backup_init,
 	if (n < 0 || n >= (int)sizeof text)
 		n = (int)strlen(text);
 	ag_begin(&c, AG_OP_SQL);
-	if (judge_schema(&c, dst, to, text, (size_t)n, AG_SQL_DROP_DATABASE) < 0) {
+	if (judge_schema(&c, dst, to, text, (size_t)n, AG_SQL_DROP_DATABASE, 0) < 0) {
 		/* NULL with the error on the destination, as SQLite reports its
 		 * own refusals: a statement refused by the authorizer sets it. */
 		if (S.exec)

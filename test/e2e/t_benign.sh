@@ -158,6 +158,8 @@ UPDATE accounts SET email = name || '@example.com' WHERE email IS NULL;
 CREATE INDEX accounts_email ON accounts(email);
 DELETE FROM accounts WHERE name = 'c';
 COMMIT;
+CREATE TEMP TABLE scratch AS SELECT * FROM accounts;
+DROP TABLE scratch;
 EOF2
 	agrun psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -d test -f "$T/migrate.sql" ||
 		fail "the migration failed"
