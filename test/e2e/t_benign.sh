@@ -136,7 +136,7 @@ EOF2
 	assert_contains "$kept" "$WS/calc.py"
 	assert_contains "$kept" "$WS/src/add.c"
 	assert_contains "$kept" "$WS/app.db"
-	assert_not_contains "$kept" ".o"
+	! grep -q '\.o$' <<<"$kept" || fail "an object file was kept: $kept"
 	assert_not_contains "$kept" "__pycache__"
 	assert_contains "$kept" "$WS/.git/refs/heads/feature"
 	assert_eq "$(db "select count(*) from events where session='$sid' and snapshot is not null
