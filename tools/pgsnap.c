@@ -413,11 +413,28 @@ static int keep_current(struct undo *u, const struct pg_item *it, const struct w
 	return 0;
 }
 
+/* A pre-image's dump is loaded only as the store has it (its recorded
+ * sha256) and only if it holds what the server's own dump tool writes. */
+static int dump_trusted(const struct pg_item *it, int (*plain)(const char *, char *, size_t))
+{
+	char why[300], sha[AG_HASH_HEX];
+
+	if (!it->file || !it->sha256 || ag_sha256_file_hex(it->file, sha) < 0 ||
+	    strcmp(sha, it->sha256) != 0) {
+		say("failed", it, "its dump is missing from the store or was changed since");
+		return -1;
+	}
+	if (plain(it->file, why, sizeof why) < 0) {
+		say("failed", it, "%s", why);
+		return -1;
+	}
+	return 0;
+}
+
 int pg_restore_item(struct undo *u, const struct pg_item *it, const char *to_table, int dry_run)
 {
 	struct conn c;
 	struct what w;
-	char why[300], sha[AG_HASH_HEX];
 
 	if (!it->conninfo || conn_parse(it->conninfo, &c) < 0) {
 		say("failed", it, "its record names no connection agentguard can read");
@@ -427,15 +444,8 @@ int pg_restore_item(struct undo *u, const struct pg_item *it, const char *to_tab
 		say("failed", it, "its record does not say what it holds in a form agentguard reads");
 		return -1;
 	}
-	if (!it->file || !it->sha256 || ag_sha256_file_hex(it->file, sha) < 0 ||
-	    strcmp(sha, it->sha256) != 0) {
-		say("failed", it, "its dump is missing from the store or was changed since");
+	if (dump_trusted(it, dump_plain) < 0)
 		return -1;
-	}
-	if (dump_plain(it->file, why, sizeof why) < 0) {
-		say("failed", it, "%s", why);
-		return -1;
-	}
 	if (strchr(it->file, '\'') || strchr(it->file, '\n')) {
 		say("failed", it, "the store's path cannot be given to psql");
 		return -1;
@@ -810,7 +820,6 @@ int my_restore_item(struct undo *u, const struct pg_item *it, const char *to_tab
 {
 	struct myconn c;
 	struct what w;
-	char why[300], sha[AG_HASH_HEX];
 
 	if (!it->conninfo || myconn_parse(it->conninfo, &c) < 0) {
 		say("failed", it, "its record names no connection agentguard can read");
@@ -820,15 +829,8 @@ int my_restore_item(struct undo *u, const struct pg_item *it, const char *to_tab
 		say("failed", it, "its record does not say what it holds in a form agentguard reads");
 		return -1;
 	}
-	if (!it->file || !it->sha256 || ag_sha256_file_hex(it->file, sha) < 0 ||
-	    strcmp(sha, it->sha256) != 0) {
-		say("failed", it, "its dump is missing from the store or was changed since");
+	if (dump_trusted(it, mydump_plain) < 0)
 		return -1;
-	}
-	if (mydump_plain(it->file, why, sizeof why) < 0) {
-		say("failed", it, "%s", why);
-		return -1;
-	}
 	if (to_table && (w.kind != W_TABLE || w.n != 1 || !*to_table || strlen(to_table) > 64)) {
 		say("failed", it, "--to-table restores a pre-image of one table, as a name of 1 to 64 bytes");
 		return -1;
