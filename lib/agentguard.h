@@ -350,6 +350,12 @@ void ag_name_free(struct ag_name *n);
 int ag_path_parent(int dirfd, const char *p, struct ag_name *out, char *scratch,
 		   size_t scratchlen, int *pfd, const char **name);
 
+/* A plain name (no '/', not "." or "..") in the cwd: out is the cwd as
+ * getcwd names it, joined with p; one system call where ag_path_parent
+ * makes three. The caller must keep the cwd from moving until its real
+ * call is made (guard.c). 0, or -1: use ag_path_parent. */
+int ag_path_in_cwd(const char *p, struct ag_name *out);
+
 /* The absolute name of what descriptor fd is open on, however long. For a
  * directory it is found by walking up; a file deeper than the kernel
  * names (/proc/self/fd stops at a page) can only be found by its inode in

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <time.h>
 #include <signal.h>
 #include <dirent.h>
 #include <sys/mman.h>
@@ -45,6 +46,10 @@ static struct {
 	char self[AG_PATH_MAX];     /* this library */
 	char rules_src[AG_PATH_MAX];/* the user's rules file, if any */
 	size_t state_len;
+	/* What the guard owns, compared with every path judged: the state
+	 * dir (and all in it), then single files. */
+	struct own { const char *s; size_t len; int dir; } own[5];
+	int nown;
 	const char *const *argv;
 	struct counters *counters;  /* session-wide, shared by every process */
 	char envbuf[8 * AG_PATH_MAX];/* the session's variables for children */
@@ -257,6 +262,11 @@ static void init(void)
 		snprintf(G.s.key_file, sizeof G.s.key_file, "%s", real_sd);
 	}
 	G.state_len = strlen(G.s.state_dir);
+	const char *own[] = {G.s.state_dir, G.rules_src, G.self, G.s.key_file,
+			     "/etc/ld.so.preload"};
+	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+		if (own[i][0])
+			G.own[G.nown++] = (struct own){own[i], strlen(own[i]), i == 0};
 	G.spool.state_dir = G.s.state_dir;
 	G.spool.session = G.s.id;
 	G.spool.pid = G.pid;
@@ -386,6 +396,9 @@ static void load_policy_apart(void)
  * the rules again (~0.8 ms under bash). Done once in the parent, every
  * child inherits it. (fork runs prepare handlers before it takes libc's
  * own locks, so allocating here is safe.) */
+/* See "the cwd" below. */
+static int cwd_users, cwd_moving, cwd_off;
+
 static void atfork_prepare(void)
 {
 	ag_gate_ensure();   /* once here, not in every child */
@@ -402,8 +415,10 @@ static void atfork_child(void)
 	G.pid = getpid();
 	G.spool.pid = G.pid;
 	ag_spool_after_fork(&G.spool);
-	/* Frames other threads held are not in use here. */
+	/* Frames other threads held are not in use here; nor is the cwd. */
 	__atomic_store_n(&frames_used, ag_thread.frames, __ATOMIC_RELAXED);
+	__atomic_store_n(&cwd_users, ag_thread.cwd_held, __ATOMIC_RELAXED);
+	__atomic_store_n(&cwd_moving, 0, __ATOMIC_RELAXED);
 }
 
 __attribute__((constructor)) static void ag_ctor(int argc, char **argv, char **envp)
@@ -460,10 +475,70 @@ void ag_resume(struct ag_call *c)
 	}
 }
 
+/* ---- the cwd ---------------------------------------------------------------
+ * A plain name relative to the cwd is judged as getcwd names the cwd (one
+ * system call; holding the directory open and asking /proc for its name
+ * costs three), and the real call is then made relative to the cwd again.
+ * That is only the same directory if no thread moves the cwd in between:
+ * chdir and fchdir wait for such calls (cwd_users) to finish, and while
+ * one waits (cwd_moving) new calls hold the directory open instead. Both
+ * counters are read and written in one total order, so a call and a chdir
+ * cannot both miss each other. A count that never comes back (a signal
+ * handler that long-jumped out of a hooked call) must not stall every
+ * later chdir: after two seconds, names are no longer taken this way. */
+static int cwd_hold(struct ag_call *c)
+{
+	if (__atomic_load_n(&cwd_off, __ATOMIC_RELAXED))
+		return 0;
+	__atomic_add_fetch(&cwd_users, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&cwd_moving, __ATOMIC_SEQ_CST)) {
+		__atomic_sub_fetch(&cwd_users, 1, __ATOMIC_SEQ_CST);
+		return 0;
+	}
+	c->cwd_held++;
+	ag_thread.cwd_held++;
+	return 1;
+}
+
+static void cwd_release(struct ag_call *c, int n)
+{
+	c->cwd_held -= n;
+	ag_thread.cwd_held -= n;
+	__atomic_sub_fetch(&cwd_users, n, __ATOMIC_SEQ_CST);
+}
+
+int ag_cwd_move_begin(void)
+{
+	if (ag_thread.cwd_held) {
+		errno = EINTR;
+		return -1;
+	}
+	__atomic_add_fetch(&cwd_moving, 1, __ATOMIC_SEQ_CST);
+	for (int i = 0; __atomic_load_n(&cwd_users, __ATOMIC_SEQ_CST) > 0; i++) {
+		if (i < 64) {
+			sched_yield();
+		} else if (i < 64 + 2000) {
+			struct timespec ms = {0, 1000000};
+			nanosleep(&ms, NULL);
+		} else {
+			__atomic_store_n(&cwd_off, 1, __ATOMIC_RELAXED);
+			break;
+		}
+	}
+	return 0;
+}
+
+void ag_cwd_move_end(void)
+{
+	__atomic_sub_fetch(&cwd_moving, 1, __ATOMIC_SEQ_CST);
+}
+
 /* The call is over: give back what it held. */
 static void finish(struct ag_call *c)
 {
 	ag_thread.route = 0;
+	if (c->cwd_held)
+		cwd_release(c, c->cwd_held);
 	if (c->at.owned)
 		close(c->at.fd);
 	if (c->tat.owned)
@@ -505,6 +580,15 @@ static int set_at(struct ag_call *c, struct ag_at *at, struct ag_name *nm, char 
 	if (!nm->s) {
 		nm->s = buf;
 		nm->cap = AG_PATH_MAX;
+	}
+	if (dirfd == AT_FDCWD && path && cwd_hold(c)) {
+		if (ag_path_in_cwd(path, nm) == 0) {
+			at->fd = AT_FDCWD;
+			at->owned = 0;
+			at->name = path;
+			return 0;
+		}
+		cwd_release(c, 1);
 	}
 	int rc = ag_path_parent(dirfd, path, nm, w->scratch, sizeof w->scratch, &at->fd,
 				&at->name);
@@ -743,30 +827,18 @@ int ag_skip(struct ag_call *c)
 	return 0;
 }
 
-static int under(const char *path, const char *dir, size_t len)
-{
-	return len && strncmp(path, dir, len) == 0 && (path[len] == '/' || path[len] == 0);
-}
-
-/* path is dir, or a directory above it. */
-static int above(const char *path, const char *dir)
-{
-	size_t n = strlen(path);
-
-	if (n == 1 && path[0] == '/')
-		return 1;
-	return strncmp(dir, path, n) == 0 && (dir[n] == '/' || dir[n] == 0);
-}
-
 int ag_protected(const char *abs)
 {
 	if (!abs || G.state != G_ACTIVE)
 		return 0;
-	return under(abs, G.s.state_dir, G.state_len) ||
-	       (G.rules_src[0] && strcmp(abs, G.rules_src) == 0) ||
-	       (G.self[0] && strcmp(abs, G.self) == 0) ||
-	       (G.s.key_file[0] && strcmp(abs, G.s.key_file) == 0) ||
-	       strcmp(abs, "/etc/ld.so.preload") == 0;
+	size_t n = strlen(abs);
+	for (int i = 0; i < G.nown; i++) {
+		const struct own *o = &G.own[i];
+		if (n >= o->len && memcmp(abs, o->s, o->len) == 0 &&
+		    (abs[o->len] == 0 || (o->dir && abs[o->len] == '/')))
+			return 1;
+	}
+	return 0;
 }
 
 /* Removing or renaming a directory above what the guard owns would carry
@@ -775,9 +847,15 @@ static int protected_above(const char *abs)
 {
 	if (!abs || G.state != G_ACTIVE)
 		return 0;
-	return above(abs, G.s.state_dir) || (G.rules_src[0] && above(abs, G.rules_src)) ||
-	       (G.self[0] && above(abs, G.self)) ||
-	       (G.s.key_file[0] && above(abs, G.s.key_file)) || above(abs, "/etc/ld.so.preload");
+	size_t n = strlen(abs);
+	if (n == 1 && abs[0] == '/')
+		return 1;
+	for (int i = 0; i < G.nown; i++) {
+		const struct own *o = &G.own[i];
+		if (n <= o->len && memcmp(o->s, abs, n) == 0 && (o->s[n] == '/' || o->s[n] == 0))
+			return 1;
+	}
+	return 0;
 }
 
 static int protected_op(const struct ag_op *o)

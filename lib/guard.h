@@ -99,6 +99,9 @@ struct ag_thread {
 	/* The next real call is beyond the Landlock floor (floor.c): it goes
 	 * to the supervisor, outside the gate, unjudged here. */
 	int route;
+	/* The calls on this thread that named a file by the cwd's name and
+	 * keep the cwd still until their real call is made (guard.c). */
+	int cwd_held;
 };
 extern __thread struct ag_thread ag_thread __attribute__((tls_model("initial-exec")));
 
@@ -127,6 +130,13 @@ void ag_supervisor_note(void);
 	}                                                                       \
 	static __attribute__((noinline)) ret guarded_##name params
 #define AG_HOOK(ret, name, params, args) AG_HOOK_VIA(AG_REAL(name), ret, name, params, args)
+
+/* chdir and fchdir (hooks/cwd.c) wait until no call that named a file by
+ * the cwd's name is between its naming and its real call. -1 (EINTR):
+ * called from a signal handler that interrupted such a call on this
+ * thread, which waiting would deadlock. */
+int ag_cwd_move_begin(void);
+void ag_cwd_move_end(void);
 
 /* ---- one guarded call -------------------------------------------------- */
 
@@ -168,6 +178,7 @@ struct ag_call {
 	int marked;
 	int fail_errno;            /* refuse with this instead of EACCES */
 	int nested;                /* entered while the guard was busy (see ag_thread) */
+	int cwd_held;              /* names taken from getcwd: the cwd is kept still */
 	int busy;                  /* this call holds ag_thread.busy */
 	const char *unguarded;     /* exec: why the target runs without us */
 	size_t sql_len;            /* sql: bytes of op.sql */

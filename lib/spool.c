@@ -231,8 +231,12 @@ static int open_spool(struct ag_spool *sp, size_t need)
 
 /* Every SPOOL_CHECK records, or once a second, make sure the mapped file
  * is still the one at sp->path: a long-running process whose state dir
- * was removed would otherwise append to a deleted file nobody reads. */
-#define SPOOL_CHECK 16
+ * was removed would otherwise append to a deleted file nobody reads. (A
+ * stat is a system call: every 16 records it was a sixteenth of one on
+ * every hooked call.) */
+#define SPOOL_CHECK 1024
+
+static void spool_gone(struct ag_spool *sp);
 
 static void check_gone(struct ag_spool *sp)
 {
@@ -249,8 +253,14 @@ static void check_gone(struct ag_spool *sp)
 	} else if (errno != ENOENT && errno != ENOTDIR) {
 		return;   /* cannot tell (EACCES, ...): keep writing */
 	}
-	/* Everything the file held is lost with it (the CLI only deletes
-	 * spools nobody maps, so nothing in it was moved to audit.db). */
+	spool_gone(sp);
+}
+
+/* The mapped file is no longer at sp->path. Everything it held is lost
+ * with it (the CLI only deletes spools nobody maps, so nothing in it was
+ * moved to audit.db). */
+static void spool_gone(struct ag_spool *sp)
+{
 	struct ag_spool_hdr *h = (struct ag_spool_hdr *)sp->base;
 	uint64_t n = __atomic_load_n(&h->seq, __ATOMIC_RELAXED);
 	if (!sp->gone)
@@ -295,8 +305,12 @@ static int64_t reserve_room(struct ag_spool *sp, size_t need)
 			sp->base = NULL;
 			continue;
 		}
-		if (reserve(sp->path, cap, sp->dev, sp->ino) < 0)
-			return -1;
+		if (reserve(sp->path, cap, sp->dev, sp->ino) < 0) {
+			if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE)
+				return -1;
+			spool_gone(sp);   /* found out before the check would */
+			continue;
+		}
 		void *nb = mremap(sp->base, sp->cap, cap, MREMAP_MAYMOVE);
 		if (nb == MAP_FAILED)
 			return -1;

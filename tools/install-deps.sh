@@ -11,6 +11,7 @@
 # files, in-place writes) for test/e2e/t_undo.sh. rsyslog: the syslog
 # receiver test/e2e/t_export.sh starts on its own socket (the system service
 # is never used); chromium: the HTML report's layout test (headless).
+# valgrind, strace: the counts test/e2e/t_counts.sh checks (instructions, calls).
 # better-sqlite3 (npm, into /opt/agentguard-test): a SQLite with hidden
 # symbols for test/e2e/t_sqlite.sh; it downloads a prebuilt module or builds
 # one (g++, make, python3).
@@ -19,7 +20,7 @@ pkgs="make gcc libc6-dev clang binutils pkg-config libyaml-dev libsqlite3-dev li
 nettle-dev libcriterion-dev sqlite3 python3 perl git findutils coreutils tar
 postgresql postgresql-client mariadb-server mariadb-client util-linux bsdutils python3-psycopg2
 libclang-rt-14-dev libasan8 libubsan1 busybox-static golang-go liburing-dev file vim
-rsyslog chromium man-db groff-base"
+rsyslog chromium man-db groff-base valgrind strace"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
