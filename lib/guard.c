@@ -381,9 +381,18 @@ static void on_own_stack(void (*fn)(void))
 		fn();
 }
 
+/* The first hooked call nearly always goes on to decide: the rules are
+ * loaded in the same start (one stack check, one signal mask), not in a
+ * second one. */
+static void start(void)
+{
+	init();
+	pthread_once(&policy_once, load_policy);
+}
+
 static void init_apart(void)
 {
-	on_own_stack(init);
+	on_own_stack(start);
 }
 
 static void load_policy_apart(void)
