@@ -55,6 +55,27 @@ static void view_op(const struct ag_op *op, const struct ag_view *v, struct ag_o
 	}
 }
 
+/* Of the rules before `below`, the first that applies to this view of an
+ * exec, among those the index names for its program; else `below`. */
+static __attribute__((noinline)) size_t first_named(const struct ag_policy *p,
+						    const struct ag_rule *const *rs,
+						    struct ag_mctx *c, size_t below)
+{
+	uint64_t bits[AG_INDEX_MAX / 64];
+	size_t words = ag_index_named(p->pindex[AG_OP_EXEC], c->prog.base, c->prog.blen, bits,
+				      p->nbyop[AG_OP_EXEC]);
+
+	for (size_t w = 0; w < words && w * 64 < below; w++)
+		for (uint64_t b = bits[w]; b; b &= b - 1) {
+			size_t i = w * 64 + (size_t)__builtin_ctzll(b);
+			if (i >= below)
+				return below;
+			if (ag_rule_eval(rs[i], c, NULL) == AG_EVAL_APPLIES)
+				return i;
+		}
+	return below;
+}
+
 /*
  * An exec: each command is judged on its own (the first rule, strictest
  * first, that applies to any of its views; else the default), and the
@@ -88,6 +109,10 @@ static __attribute__((noinline)) void decide_exec(const struct ag_policy *p,
 		size_t *b = &best[vs.v[i].cmd];
 		view_op(op, &vs.v[i], &o);
 		ag_mctx_init(&c, &o);
+		if (p->pindex[AG_OP_EXEC]) {
+			*b = first_named(p, rs, &c, *b);
+			continue;
+		}
 		for (size_t r = 0; r < *b; r++)
 			if (ag_rule_eval(rs[r], &c, NULL) == AG_EVAL_APPLIES) {
 				*b = r;
@@ -109,6 +134,27 @@ static __attribute__((noinline)) void decide_exec(const struct ag_policy *p,
 		verdict_default(p, AG_OP_EXEC, v);
 }
 
+/* Many rules: only those the index says can match, in the same order. */
+static __attribute__((noinline)) void decide_indexed(const struct ag_policy *p,
+						     struct ag_mctx *c, struct ag_verdict *v)
+{
+	enum ag_op_kind k = c->op->kind;
+	const struct ag_rule *const *rs = p->byop[k];
+	uint64_t bits[AG_INDEX_MAX / 64];
+	size_t words = ag_index_candidates(p->pindex[k], c->path.s, c->target.s, bits,
+					   p->nbyop[k]);
+
+	for (size_t w = 0; w < words; w++)
+		for (uint64_t b = bits[w]; b; b &= b - 1) {
+			size_t i = w * 64 + (size_t)__builtin_ctzll(b);
+			if (ag_rule_eval(rs[i], c, NULL) == AG_EVAL_APPLIES) {
+				verdict_rule(rs[i], v);
+				return;
+			}
+		}
+	verdict_default(p, k, v);
+}
+
 void ag_decide(const struct ag_policy *p, const struct ag_op *op, struct ag_verdict *v)
 {
 	struct ag_mctx c;
@@ -120,6 +166,10 @@ void ag_decide(const struct ag_policy *p, const struct ag_op *op, struct ag_verd
 		return;
 	}
 	ag_mctx_init(&c, op);
+	if (p->pindex[op->kind]) {
+		decide_indexed(p, &c, v);
+		return;
+	}
 	/* byop is ordered strictest first (file order within an action), so
 	 * the first rule that applies is the one precedence picks. */
 	const struct ag_rule *const *rs = p->byop[op->kind];

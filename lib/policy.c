@@ -1531,6 +1531,11 @@ static const char *abs_dir(struct cc *cc, const struct ynode *at, const char *ba
 	return pol_strdup(cc, use);
 }
 
+static void *index_alloc(void *ctx, size_t n)
+{
+	return pol_alloc(ctx, n);   /* fails the compile when out of memory */
+}
+
 static void compile_top(struct cc *cc)
 {
 	static const char *const keys[] = {"version", "mode", "enforce", "workspace",
@@ -1696,6 +1701,7 @@ static void compile_top(struct cc *cc)
 		p->byop[op] = idx;
 		p->nbyop[op] = n;
 	}
+	ag_index_build(p, index_alloc, cc);
 }
 
 static int compile_guarded(struct cc *cc)

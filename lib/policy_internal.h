@@ -157,6 +157,38 @@ struct ag_rule {
 
 struct ag_arena_chunk;
 
+/* ruleindex.c: an op's rules by the directories their path globs start
+ * with (execs: by their programs' names). slot[] is open-addressed (key NULL: empty); pos are positions in
+ * the op's byop list, ascending. */
+struct ag_pkey {
+	uint32_t hash, len;
+	const char *key;       /* the directory, without a trailing '/' */
+	const uint32_t *pos;
+	uint32_t npos;
+};
+
+struct ag_pindex {
+	uint32_t mask;
+	const struct ag_pkey *slot;
+	const uint32_t *always;   /* rules with no key: asked every time */
+	uint32_t nalways;
+};
+
+/* Ops with fewer rules are scanned (cheaper than hashing the path); more
+ * than the decision's bitmap holds are scanned too. */
+#define AG_INDEX_MIN 16
+#define AG_INDEX_MAX 4096
+
+/* Fill p->pindex from p->byop, allocating with alloc(ctx, n) (zeroed). */
+int ag_index_build(struct ag_policy *p, void *(*alloc)(void *, size_t), void *ctx);
+/* The rules of the op that can match path or target, as bits over byop
+ * positions (bits: (n + 63) / 64 words). Returns the number of words. */
+size_t ag_index_candidates(const struct ag_pindex *x, const char *path, const char *target,
+			   uint64_t *bits, size_t n);
+/* The same for an exec of a program whose last component is name. */
+size_t ag_index_named(const struct ag_pindex *x, const char *name, size_t len, uint64_t *bits,
+		      size_t n);
+
 struct ag_policy {
 	struct ag_arena_chunk *arena;
 	/* A policy mapped from a session's image (pimage.c): everything,
@@ -176,6 +208,7 @@ struct ag_policy {
 	 * within one action: the first that applies decides. */
 	const struct ag_rule *const *byop[AG_OP_COUNT];
 	size_t nbyop[AG_OP_COUNT];
+	const struct ag_pindex *pindex[AG_OP_COUNT];   /* NULL: scan byop */
 };
 
 /* Memory a policy is compiled into instead of its own arena: one
