@@ -40,6 +40,7 @@ TEST_LIBS := $(CLI_LIBS) -lcriterion
 LIBSO := $(BUILD)/libagentguard.so
 CLI   := $(BUILD)/agentguard
 UNIT  := $(BUILD)/test/unit
+DECIDELOOP := $(BUILD)/test/decideloop
 
 all: deps-check $(LIBSO) $(CLI)
 
@@ -112,6 +113,11 @@ $(LIBSO): $(SO_CORE_OBJ) $(HOOK_OBJ) $(GEN)/exports.map
 $(CLI): $(CORE_OBJ) $(AUDIT_OBJ) $(CLI_OBJ)
 	$(CC) -o $@ $^ $(LDFLAGS) $(CLI_LIBS)
 
+# Decisions alone, for the counts test (test/e2e/t_counts.sh).
+$(DECIDELOOP): $(BUILD)/obj/test/count/decideloop.o $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDFLAGS) $(CLI_LIBS)
+
 # The units also run the kernel layer's filter program (tools/kernel.o)
 # with what it links (tools/floor.o).
 $(UNIT): $(CORE_OBJ) $(AUDIT_OBJ) $(UNIT_OBJ) $(BUILD)/obj/tools/kernel.o $(BUILD)/obj/tools/floor.o
@@ -120,7 +126,7 @@ $(UNIT): $(CORE_OBJ) $(AUDIT_OBJ) $(UNIT_OBJ) $(BUILD)/obj/tools/kernel.o $(BUIL
 
 # The tests: units, the exported-symbol check, then end-to-end runs of real
 # programs. The last line is the total.
-test: all $(UNIT)
+test: all $(UNIT) $(DECIDELOOP)
 	@bash test/run-all.sh
 
 test-unit: $(UNIT)

@@ -57,3 +57,46 @@ test_a_process_making_its_first_decision_stays_within_its_instruction_count() {
 	[ "$per" -gt 0 ] || fail "no decision was made ($d0, $d1)"
 	[ "$per" -le 240000 ] || fail "a process's first decision costs $per instructions (goal 200000, bound 240000)"
 }
+
+# Instructions per decision of build/test/decideloop: $1 rules, $2 kind.
+per_decision() {
+	local dl a b
+	dl=$AG_BUILD/test/decideloop
+	[ -x "$dl" ] || fail "$dl is missing (make test builds it)"
+	a=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$dl" "$1" 1000 "$2" 2>&1 |
+		sed -n 's/.*I *refs: *//p' | tr -d ,)
+	b=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$dl" "$1" 3000 "$2" 2>&1 |
+		sed -n 's/.*I *refs: *//p' | tr -d ,)
+	echo $(( (b - a) / 2000 ))
+}
+
+test_an_exec_decision_stays_within_its_instruction_count() {
+	counts_setup || return 0
+	n=$(per_decision builtin exec)
+	echo "exec decision (make -j2, built-in rules): $n instructions"
+	[ "$n" -gt 100 ] || fail "no decision was made ($n)"
+	[ "$n" -le 3600 ] || fail "an exec decision costs $n instructions (goal 3000, bound 3600)"
+}
+
+test_a_thousand_rules_cost_a_decision_little_more_than_the_builtin_set() {
+	counts_setup || return 0
+	# The built-in set and 1,000 more rules: paths under their own
+	# directories, programs by name, hosts.
+	{ cat "$AG_ROOT/rules/default.yaml"
+	  for i in $(seq 0 599); do
+		printf '  - {id: p%d, on: [delete, rename, truncate, write], path: ["$WORKSPACE/svc%d/data/**", "/srv/app%d/*.db"], action: deny}\n' "$i" "$i" "$i"
+	  done
+	  for i in $(seq 0 299); do
+		printf '  - {id: x%d, on: exec, program: [tool%d], args: [purge], action: deny}\n' "$i" "$i"
+	  done
+	  for i in $(seq 0 99); do
+		printf '  - {id: c%d, on: connect, host: ["db%d.prod.example.com"], action: deny}\n' "$i" "$i"
+	  done; } > "$T/many.yaml"
+	for kind in delete exec; do
+		few=$(per_decision builtin $kind)
+		many=$(per_decision "$T/many.yaml" $kind)
+		echo "$kind decision: $few instructions (built-in rules), $many (1,000 more)"
+		[ "$many" -le $((few * 3 / 2)) ] ||
+			fail "$kind: 1,000 rules cost $many instructions a decision, $few without them"
+	done
+}
