@@ -31,16 +31,24 @@
 static const char *zone;      /* the mapped file, or NULL */
 static size_t zone_len;
 static int zone_state;        /* 0 not yet, 1 being loaded, 2 done */
+/* AGENTGUARD_FLOOR as the constructor saw it, read when first needed (a
+ * store from the constructor was a page fault in every process). */
 static const char *zone_path;
+static int zone_path_read;
 
-void ag_floor_note(const char *path)
+static const char *floor_path(void)
 {
-	zone_path = path && *path == '/' ? path : NULL;
+	if (!__atomic_load_n(&zone_path_read, __ATOMIC_ACQUIRE)) {
+		const char *p = ag_getenv("AGENTGUARD_FLOOR");
+		zone_path = p && *p == '/' ? p : NULL;
+		__atomic_store_n(&zone_path_read, 1, __ATOMIC_RELEASE);
+	}
+	return zone_path;
 }
 
 int ag_floor_on(void)
 {
-	return zone_path != NULL;
+	return floor_path() != NULL;
 }
 
 static void load(void)
@@ -50,7 +58,7 @@ static void load(void)
 	if (!__atomic_compare_exchange_n(&zone_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE))
 		return;
-	int fd = AG_REAL(open)(zone_path, O_RDONLY | O_CLOEXEC);
+	int fd = AG_REAL(open)(floor_path(), O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0) {
 		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -109,7 +117,7 @@ static uint64_t last_granted;
 
 int ag_floor_covers(const char *path, size_t n)
 {
-	if (!zone_path || !path || path[0] != '/')
+	if (!floor_path() || !path || path[0] != '/')
 		return 1;
 	if (__atomic_load_n(&zone_state, __ATOMIC_ACQUIRE) != 2)
 		load();
@@ -153,7 +161,7 @@ static size_t parent_len(const char *p)
 
 int ag_floor_reaches(const struct ag_op *op)
 {
-	if (!zone_path)
+	if (!floor_path())
 		return 1;
 	switch (op->kind) {
 	case AG_OP_DELETE:

@@ -9,8 +9,6 @@
 
 #include "agentguard.h"
 
-/* Note the zone file AGENTGUARD_FLOOR names (from the constructor). */
-void ag_floor_note(const char *path);
 /* This process is under a floor. */
 int ag_floor_on(void);
 /* path[0, n) (absolute) lies where the floor lets this process act. */

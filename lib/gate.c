@@ -56,16 +56,24 @@ extern const char ag_gate_code[], ag_gate_code_end[];
 #define HAVE_GATE 1
 #endif
 
-/* Where the gate goes, from the constructor; mapped only when a gated call
- * is first needed (most processes — a /bin/true — never need one: its
- * page fault would be the layer's biggest cost for them), or before a
- * fork, so that every child has it already. */
+/* Where the gate goes (AGENTGUARD_GATE, as the constructor saw it); mapped
+ * only when a gated call is first needed (most processes — a /bin/true —
+ * never need one: its page fault would be the layer's biggest cost for
+ * them), or before a fork, so that every child has it already. Read when
+ * first needed too: a store from the constructor was a page fault in
+ * every process. 1: there is none. */
 static uintptr_t gate_at;
 static int gate_state;   /* 0 not yet, 1 being mapped, 2 done (mapped or not) */
 
-void ag_gate_map(const char *addr_text)
+static uintptr_t gate_addr(void)
 {
-	gate_at = ag_gate_parse(addr_text);
+	uintptr_t a = __atomic_load_n(&gate_at, __ATOMIC_RELAXED);
+
+	if (!a) {
+		a = ag_gate_parse(ag_getenv("AGENTGUARD_GATE"));
+		__atomic_store_n(&gate_at, a ? a : 1, __ATOMIC_RELAXED);
+	}
+	return a == 1 ? 0 : a;
 }
 
 void ag_gate_ensure(void)
@@ -75,13 +83,14 @@ void ag_gate_ensure(void)
 
 	/* Not pthread_once: a signal handler may get here while this thread
 	 * is mapping it. It then goes without (through libc, to the filter). */
-	if (!gate_at || !__atomic_compare_exchange_n(&gate_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
-						     __ATOMIC_ACQUIRE))
+	uintptr_t at = gate_addr();
+	if (!at || !__atomic_compare_exchange_n(&gate_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
 		return;
 	size_t len = (size_t)(ag_gate_code_end - ag_gate_code);
-	void *p = mmap((void *)gate_at, AG_GATE_SIZE, PROT_READ | PROT_WRITE,
+	void *p = mmap((void *)at, AG_GATE_SIZE, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	if (p != MAP_FAILED && (uintptr_t)p == gate_at) {
+	if (p != MAP_FAILED && (uintptr_t)p == at) {
 		memcpy(p, ag_gate_code, len);
 		if (mprotect(p, AG_GATE_SIZE, PROT_READ | PROT_EXEC) == 0)
 			__atomic_store_n(&ag_gate, (void *)p, __ATOMIC_RELEASE);
@@ -300,7 +309,7 @@ void *ag_gate_real(const char *name, void *lib)
 		{"fchownat", g_fchownat},
 	};
 
-	if (!gate_at || !lib)
+	if (!gate_addr() || !lib)
 		return NULL;
 	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
 		if (strcmp(table[i].name, name) != 0)

@@ -18,8 +18,6 @@ extern long (*ag_gate)(long nr, long a, long b, long c, long d, long e, long f);
 
 /* "0x7e..." (page-aligned, below 2^47) -> the address; 0 if malformed. */
 uintptr_t ag_gate_parse(const char *s);
-/* Note the address AGENTGUARD_GATE names (from the constructor). */
-void ag_gate_map(const char *addr_text);
 /* Map the gate there if it is not yet (idempotent; does nothing if there
  * is no address, or it is taken). */
 void ag_gate_ensure(void);

@@ -38,7 +38,14 @@ struct counters {
 };
 
 static struct {
+	/* What every process touches (the constructor writes, the destructor
+	 * reads) first, on one page: each page of this is a fault. */
 	int state;
+	pid_t pid;                  /* this process: not a vfork child's (which
+	                               shares our memory and runs no atfork) */
+	const char *const *argv;
+	pthread_t main_thread;
+	uint64_t lease;             /* snapshot budget leased from the supervisor */
 	struct ag_session s;
 	struct ag_spool spool;
 	char caller[AG_PATH_MAX];
@@ -50,14 +57,11 @@ static struct {
 	 * dir (and all in it), then single files. */
 	struct own { const char *s; size_t len; int dir; } own[5];
 	int nown;
-	const char *const *argv;
 	struct counters *counters;  /* session-wide, shared by every process */
 	char envbuf[8 * AG_PATH_MAX];/* the session's variables for children */
 	const char *env[16];
 	char preload_given[AG_PATH_MAX];
 	int64_t counters_failed;    /* when making them last failed (mono ns) */
-	pid_t pid;                  /* this process: not a vfork child's (which
-	                               shares our memory and runs no atfork) */
 	uint64_t unrecorded;        /* decided in a signal handler that
 	                               interrupted the guard: not logged */
 	int supervisor;             /* loaded into `agentguard run` (kernel.c) */
@@ -308,7 +312,6 @@ struct start_job {
 	void (*fn)(void);
 };
 
-static pthread_t main_thread;
 extern void *__libc_stack_end;
 
 #define START_STACK (256u << 10)
@@ -324,7 +327,7 @@ static int stack_roomy(void)
 
 	if (sigaltstack(NULL, &ss) != 0 || (ss.ss_flags & SS_ONSTACK))
 		return 0;
-	if (pthread_equal(pthread_self(), main_thread)) {
+	if (pthread_equal(pthread_self(), G.main_thread)) {
 		struct rlimit rl;
 		uintptr_t top = (uintptr_t)__libc_stack_end;
 		if (getrlimit(RLIMIT_STACK, &rl) != 0)
@@ -436,10 +439,8 @@ __attribute__((constructor)) static void ag_ctor(int argc, char **argv, char **e
 	(void)envp;
 	G.argv = (const char *const *)argv;
 	G.pid = getpid();
-	main_thread = pthread_self();
+	G.main_thread = pthread_self();
 	ag_env_snapshot();
-	ag_gate_map(ag_getenv("AGENTGUARD_GATE"));
-	ag_floor_note(ag_getenv("AGENTGUARD_FLOOR"));
 	pthread_atfork(atfork_prepare, NULL, atfork_child);
 }
 
@@ -936,7 +937,6 @@ static int reserve_bytes(struct counters *k, uint64_t max, uint64_t n)
 /* Under the floor, budget the supervisor granted this process and it has
  * not used yet: asked for in pieces, so that an rm -rf does not ask per file. */
 #define LEASE_PIECE (64u << 10)
-static uint64_t lease;
 
 static long count_remote(int what, uint64_t n, uint64_t a2, uint64_t a3)
 {
@@ -970,14 +970,14 @@ static void hand_over(void)
 
 static int budget_remote(uint64_t size)
 {
-	uint64_t l = __atomic_load_n(&lease, __ATOMIC_RELAXED);
+	uint64_t l = __atomic_load_n(&G.lease, __ATOMIC_RELAXED);
 	while (l >= size)
-		if (__atomic_compare_exchange_n(&lease, &l, l - size, 0, __ATOMIC_RELAXED,
+		if (__atomic_compare_exchange_n(&G.lease, &l, l - size, 0, __ATOMIC_RELAXED,
 						__ATOMIC_RELAXED))
 			return 0;
 	uint64_t ask = size + LEASE_PIECE;
 	if (count_remote(AGENTGUARD_COUNT_RESERVE, ask, 0, 0) == 0) {
-		__atomic_add_fetch(&lease, LEASE_PIECE, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&G.lease, LEASE_PIECE, __ATOMIC_RELAXED);
 		return 0;
 	}
 	if (errno == EDQUOT && count_remote(AGENTGUARD_COUNT_RESERVE, size, 0, 0) == 0)
@@ -1020,7 +1020,7 @@ static void snapshot_unbudget(const struct stat *st)
 
 	if (counting_remote()) {
 		if (S_ISREG(st->st_mode) && ag_policy_max_snapshot_bytes(G.s.policy))
-			__atomic_add_fetch(&lease, (uint64_t)st->st_size, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&G.lease, (uint64_t)st->st_size, __ATOMIC_RELAXED);
 		return;
 	}
 
@@ -1185,7 +1185,7 @@ static void record_unrecorded(int64_t now)
 
 __attribute__((destructor)) static void ag_dtor(void)
 {
-	uint64_t l = __atomic_exchange_n(&lease, 0, __ATOMIC_RELAXED);
+	uint64_t l = __atomic_exchange_n(&G.lease, 0, __ATOMIC_RELAXED);
 	if (l && counting_remote())
 		count_remote(AGENTGUARD_COUNT_RELEASE, l, 0, 0);
 	if (G.state == G_ACTIVE && !ag_thread.busy &&

@@ -100,3 +100,22 @@ test_a_thousand_rules_cost_a_decision_little_more_than_the_builtin_set() {
 			fail "$kind: 1,000 rules cost $many instructions a decision, $few without them"
 	done
 }
+
+test_a_process_that_decides_nothing_costs_few_page_faults_above_an_empty_preload() {
+	counts_setup || return 0
+	echo 'void empty(void) {}' > "$T/empty.c"
+	gcc -shared -fPIC -o "$T/empty.so" "$T/empty.c"
+	cat > "$T/faults.py" <<'PY'
+import os, resource, subprocess, sys
+def faults(pre):
+    env = dict(os.environ, LD_PRELOAD=pre)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt
+    for _ in range(100):
+        subprocess.run(["/bin/true"], env=env, check=True)
+    return (resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt - before) / 100
+print(int(round((faults(sys.argv[1]) - faults(sys.argv[2])) * 10)))
+PY
+	tenths=$(/usr/bin/python3 "$T/faults.py" "$AG_PRELOAD" "$T/empty.so")
+	echo "/bin/true: $tenths tenths of a page fault above an empty preload (goal 30)"
+	[ "$tenths" -le 75 ] || fail "the guard adds $tenths tenths of a fault to a process (bound 75)"
+}
