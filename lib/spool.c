@@ -231,10 +231,11 @@ static int open_spool(struct ag_spool *sp, size_t need)
 
 /* Every SPOOL_CHECK records, or once a second, make sure the mapped file
  * is still the one at sp->path: a long-running process whose state dir
- * was removed would otherwise append to a deleted file nobody reads. (A
- * stat is a system call: every 16 records it was a sixteenth of one on
- * every hooked call.) */
-#define SPOOL_CHECK 1024
+ * was removed would otherwise append to a deleted file nobody reads. The
+ * check is a stat, a sixteenth of a system call per record; checking
+ * less often was tried (1024) and lost up to that many rows of a process
+ * whose state dir was removed under it, which costs more than the call. */
+#define SPOOL_CHECK 16
 
 static void spool_gone(struct ag_spool *sp);
 
