@@ -115,7 +115,7 @@ struct ag_work *ag_work(struct ag_call *c)
 	return c->w;
 }
 
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_once;
 
 static void say(const char *msg, size_t len)
 {
@@ -197,7 +197,7 @@ static void environ_add_session(void)
 
 static void init(void)
 {
-	/* Static: this runs once (pthread_once), and maybe on a small stack. */
+	/* Static: this runs once (ag_once), and maybe on a small stack. */
 	static char err[1024], entry[AG_PATH_MAX], real[AG_PATH_MAX];
 	int rc;
 	Dl_info di;
@@ -298,7 +298,7 @@ static void load_policy(void)
 	}
 }
 
-static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
+static int policy_once;
 
 /* The guard's start (the session; the rules, mapped or, failing that,
  * compiled: libyaml and tens of KiB of stack) may be asked for on a 16 KiB
@@ -390,7 +390,7 @@ static void on_own_stack(void (*fn)(void))
 static void start(void)
 {
 	init();
-	pthread_once(&policy_once, load_policy);
+	ag_once(&policy_once, load_policy);
 }
 
 static void init_apart(void)
@@ -417,8 +417,8 @@ static void atfork_prepare(void)
 	if (ag_thread.busy || ag_thread.own)
 		return;
 	ag_thread.busy++;
-	pthread_once(&init_once, init);
-	pthread_once(&policy_once, load_policy);
+	ag_once(&init_once, init);
+	ag_once(&policy_once, load_policy);
 	ag_thread.busy--;
 }
 
@@ -427,6 +427,9 @@ static void atfork_child(void)
 	G.pid = getpid();
 	G.spool.pid = G.pid;
 	ag_spool_after_fork(&G.spool);
+	ag_real_after_fork();
+	ag_once_after_fork(&init_once);
+	ag_once_after_fork(&policy_once);
 	/* Frames other threads held are not in use here; nor is the cwd. */
 	__atomic_store_n(&frames_used, ag_thread.frames, __ATOMIC_RELAXED);
 	__atomic_store_n(&cwd_users, ag_thread.cwd_held, __ATOMIC_RELAXED);
@@ -456,9 +459,9 @@ void ag_begin(struct ag_call *c, enum ag_op_kind kind)
 	c->op.sql_class = -1;
 	c->t0 = ag_mono_ns();
 	/* A signal handler that interrupted the guard's start must not wait
-	 * for it (pthread_once would never return): it decides without. */
+	 * for it (the once would never return): it decides without. */
 	if (!c->nested) {
-		pthread_once(&init_once, init_apart);
+		ag_once(&init_once, init_apart);
 		c->op.caller = ag_behalf && ag_behalf->exe ? ag_behalf->exe : G.caller;
 	}
 }
@@ -827,7 +830,7 @@ int ag_rules_name(struct ag_call *c, enum ag_op_kind op)
 {
 	if (c->nested)
 		return G.s.policy && ag_policy_has_rules(G.s.policy, op);
-	pthread_once(&policy_once, load_policy_apart);
+	ag_once(&policy_once, load_policy_apart);
 	return G.state == G_ACTIVE && ag_policy_has_rules(G.s.policy, op);
 }
 
@@ -1842,7 +1845,7 @@ int ag_check(struct ag_call *c)
 		leave(c);
 		return 0;
 	}
-	pthread_once(&policy_once, load_policy_apart);
+	ag_once(&policy_once, load_policy_apart);
 	if (G.state != G_ACTIVE) {
 		deny(c, "agentguard-unavailable", G.broken);
 		/* The spool needs no policy: the refusal is recorded when the
@@ -1928,7 +1931,7 @@ int ag_check(struct ag_call *c)
  * judge): recorded, said and counted like every denial. */
 int ag_check_refuse(struct ag_call *c, const char *rule, const char *reason)
 {
-	pthread_once(&policy_once, load_policy_apart);
+	ag_once(&policy_once, load_policy_apart);
 	deny(c, rule, reason);
 	if (G.spool.session)
 		record(c);
@@ -1949,8 +1952,8 @@ void ag_supervisor_note(void)
 /* The supervisor's side of count_remote (lib/hooks/kernel.c). */
 long ag_count(int what, uint64_t n)
 {
-	pthread_once(&init_once, init_apart);
-	pthread_once(&policy_once, load_policy_apart);
+	ag_once(&init_once, init_apart);
+	ag_once(&policy_once, load_policy_apart);
 	struct counters *k = G.state == G_ACTIVE ? counters() : NULL;
 	uint64_t max = G.state == G_ACTIVE ? ag_policy_max_snapshot_bytes(G.s.policy) : 0;
 

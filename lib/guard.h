@@ -76,6 +76,22 @@ void *ag_client_sym(const char *const *sonames, const char *name);
 #define AG_REAL(name) \
 	((__typeof__(ag_real.name))ag_real_get((void **)&ag_real.name, #name))
 
+/* Run fn once per process, like pthread_once but without its futex wake
+ * on every first run (glibc wakes whether anyone waits or not: four
+ * system calls in a process's first decision). 0 never run, 1 running,
+ * 2 running with a waiter, 3 done. As with pthread_once, fn must not
+ * wait for its own state; a fork child forgets runs that were under way
+ * in other threads (ag_once_after_fork: no thread will finish them). */
+#define AG_ONCE_DONE 3
+void ag_once_slow(int *state, void (*fn)(void));
+void ag_once_after_fork(int *state);
+void ag_real_after_fork(void);
+static inline void ag_once(int *state, void (*fn)(void))
+{
+	if (__atomic_load_n(state, __ATOMIC_ACQUIRE) != AG_ONCE_DONE)
+		ag_once_slow(state, fn);
+}
+
 /* ---- who may pass ----------------------------------------------------------
  * Per thread, and nothing else: a mark that means only "the guard's own
  * work". User code running inside a hooked call (a callback, a signal

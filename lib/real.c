@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <unistd.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 
 #include "gate.h"
 #include "guard.h"
@@ -89,18 +92,43 @@ static void where_once(void)
 	libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
 }
 
-static pthread_once_t where = PTHREAD_ONCE_INIT;
+static int where;
+
+void ag_once_slow(int *state, void (*fn)(void))
+{
+	int v = 0;
+
+	if (__atomic_compare_exchange_n(state, &v, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
+		fn();
+		if (__atomic_exchange_n(state, AG_ONCE_DONE, __ATOMIC_RELEASE) == 2)
+			syscall(SYS_futex, state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+		return;
+	}
+	while (v != AG_ONCE_DONE) {
+		if (v == 1 && !__atomic_compare_exchange_n(state, &v, 2, 0, __ATOMIC_ACQUIRE,
+							   __ATOMIC_ACQUIRE))
+			continue;   /* v now holds what changed */
+		syscall(SYS_futex, state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+		v = __atomic_load_n(state, __ATOMIC_ACQUIRE);
+	}
+}
+
+void ag_once_after_fork(int *state)
+{
+	if (__atomic_load_n(state, __ATOMIC_RELAXED) != AG_ONCE_DONE)
+		__atomic_store_n(state, 0, __ATOMIC_RELAXED);
+}
 
 /* For lib/hooks/dlsym.c: is f (a function, a return address) ours? */
 int ag_real_ours(const void *f)
 {
-	pthread_once(&where, where_once);
+	ag_once(&where, where_once);
 	return ours((void *)f);
 }
 
 static void *real_next(const char *name)
 {
-	pthread_once(&where, where_once);
+	ag_once(&where, where_once);
 	/* posix_spawn has an old and a current version; programs link the
 	 * current one, and dlsym might hand back either. */
 	if (strcmp(name, "posix_spawn") == 0 || strcmp(name, "posix_spawnp") == 0) {
@@ -137,11 +165,17 @@ static void real_init_once(void)
 #undef AG_LIBC_VA
 }
 
+static int real_once;
+
 void ag_real_init(void)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	ag_once(&real_once, real_init_once);
+}
 
-	pthread_once(&once, real_init_once);
+void ag_real_after_fork(void)
+{
+	ag_once_after_fork(&where);
+	ag_once_after_fork(&real_once);
 }
 
 /* ---- the core's calls (see the top of this file) --------------------------- */

@@ -2,6 +2,7 @@
 # End-to-end tests: each test_* function in test/e2e/t_*.sh runs in its own
 # subshell with a fresh HOME, workspace and state dir under a temp dir.
 # Usage: run.sh [FILTER]   (runs tests whose name contains FILTER)
+# AG_E2E_SHOW=1 prints what passing tests said too (t_counts' figures).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 export AG_ROOT=$(cd "$here/../.." && pwd)
@@ -18,6 +19,7 @@ for file in "$here"/t_*.sh; do
 		ms=$(( ($(date +%s%N) - start) / 1000000 ))
 		if [ $rc -eq 0 ]; then
 			pass=$((pass + 1)); echo "ok   $(basename "$file" .sh)/$t (${ms} ms)"
+			[ -z "${AG_E2E_SHOW:-}" ] || sed 's/^/     | /' "$log"
 		else
 			fail=$((fail + 1)); failed+=("$t"); echo "FAIL $(basename "$file" .sh)/$t (${ms} ms)"
 			sed 's/^/     | /' "$log" | tail -n 40
