@@ -59,6 +59,19 @@ test_a_process_making_its_first_decision_stays_within_its_instruction_count() {
 	[ "$per" -le 240000 ] || fail "a process's first decision costs $per instructions (goal 200000, bound 240000)"
 }
 
+test_a_process_making_its_first_decision_stays_within_its_system_call_count() {
+	counts_setup || return 0
+	command -v strace >/dev/null || fail "strace is missing"
+	calls() { (cd "$T/tmp/scratch" && "$AG" run --no-kernel --workspace "$WS" -- strace -f \
+		-o "$T/st$1" "$T/callloop" "$1" >/dev/null 2>&1); wc -l < "$T/st$1"; }
+	per=$(( $(calls 1) - $(calls 0) ))
+	echo "a deciding process: $per system calls above one that decides nothing (its unlink included)"
+	[ "$per" -gt 1 ] || fail "no decision was made ($per)"
+	# Goal 15; what remains: resolving the guard's own files (realpath),
+	# the spool's creation, the stack check, /proc/PID/stat.
+	[ "$per" -le 48 ] || fail "a process's first decision makes $per system calls (goal 15, bound 48)"
+}
+
 # Instructions per decision of build/test/decideloop: $1 rules, $2 kind.
 per_decision() {
 	local dl a b
