@@ -154,12 +154,22 @@ void ag_policy_free(struct ag_policy *p);
  * of compiling. env->home and env->workspace must be absolute. The mapper
  * returns NULL whenever the image is not exactly this build's compile of
  * these inputs (the caller then compiles), and the rules' hash with it.
+ *
+ * The image also carries the guard's own files as the session's start
+ * named them and as they resolved then (own, NULL for none): a process
+ * given the same names takes the resolved ones instead of walking each
+ * with realpath (a readlink per component). Trusted like the policy: the
+ * image is the session's own protected file.
  */
+enum { AG_OWN_STATE, AG_OWN_KEY, AG_OWN_LIB, AG_OWN_N };
+struct ag_own_names {
+	const char *given[AG_OWN_N], *real[AG_OWN_N];   /* NULL: not known */
+};
 int ag_policy_image_write(const char *path, const char *name, const char *text, size_t len,
 			  const struct ag_policy_env *env, const char *rules_hash,
-			  char *err, size_t errlen);
+			  const struct ag_own_names *own, char *err, size_t errlen);
 struct ag_policy *ag_policy_image_map(const char *path, const struct ag_policy_env *env,
-				      char rules_hash[65]);
+				      char rules_hash[65], struct ag_own_names *own);
 
 /* The built-in rules (rules/default.yaml compiled in). */
 extern const char ag_default_rules[];

@@ -50,7 +50,8 @@ static struct {
 	struct ag_spool spool;
 	char caller[AG_PATH_MAX];
 	char broken[1024];          /* why every operation is refused */
-	char self[AG_PATH_MAX];     /* this library */
+	char self[AG_PATH_MAX];     /* this library, resolved */
+	const char *self_loaded;    /* ... and as the loader names it */
 	char rules_src[AG_PATH_MAX];/* the user's rules file, if any */
 	size_t state_len;
 	/* What the guard owns, compared with every path judged: the state
@@ -195,6 +196,73 @@ static void environ_add_session(void)
 	environ = ne;
 }
 
+/* The library as resolved (for children's LD_PRELOAD, and protected):
+ * from the session's image when the loader names it as the session's
+ * start did, else walked. 0 when it cannot be resolved. */
+static int resolve_self(void)
+{
+	const char *r = G.s.own.given[AG_OWN_LIB] && G.self_loaded &&
+			strcmp(G.s.own.given[AG_OWN_LIB], G.self_loaded) == 0
+		? G.s.own.real[AG_OWN_LIB] : NULL;
+
+	if (!G.self[0] && G.self_loaded) {
+		if (r && strlen(r) < sizeof G.self)
+			strcpy(G.self, r);
+		else if (!realpath(G.self_loaded, G.self))
+			G.self[0] = 0;
+	}
+	return G.self[0] != 0;
+}
+
+/* name, resolved in place: from the image if it was given the same name. */
+static void resolve_own(char *name, size_t cap, int which)
+{
+	static char real[AG_PATH_MAX];
+	const char *g = G.s.own.given[which], *r = G.s.own.real[which];
+
+	if (g && r && strcmp(g, name) == 0) {
+		if (strlen(r) < cap)
+			strcpy(name, r);
+	} else if (realpath(name, real)) {
+		snprintf(name, cap, "%s", real);
+	}
+}
+
+/* Protection compares resolved paths. Done once the rules are mapped (a
+ * session's image carries its start's resolutions), before anything is
+ * judged: start() and the fork handler load the rules right after init. */
+static void own_names(void)
+{
+	static char real[AG_PATH_MAX];
+
+	if (G.nown)
+		return;
+	size_t sdl = strlen(G.s.state_dir);
+	const char *g = G.s.own.given[AG_OWN_KEY];
+	/* The key lives in the state dir: resolved with it unless it is a
+	 * link itself (one readlink instead of a walk from /). */
+	int key_in_sd = !(g && strcmp(g, G.s.key_file) == 0) && G.s.key_file[0] &&
+			strncmp(G.s.key_file, G.s.state_dir, sdl) == 0 &&
+			G.s.key_file[sdl] == '/' && !strchr(G.s.key_file + sdl + 1, '/') &&
+			readlink(G.s.key_file, real, 1) < 0 && errno != ENOENT;
+	resolve_own(G.s.state_dir, sizeof G.s.state_dir, AG_OWN_STATE);
+	if (key_in_sd) {
+		char name[AG_PATH_MAX];
+		snprintf(name, sizeof name, "%s", G.s.key_file + sdl);
+		if (ag_fmt(G.s.key_file, sizeof G.s.key_file, "%s%s", G.s.state_dir, name) < 0)
+			G.s.key_file[0] = 0;
+	} else if (G.s.key_file[0]) {
+		resolve_own(G.s.key_file, sizeof G.s.key_file, AG_OWN_KEY);
+	}
+	resolve_self();
+	G.state_len = strlen(G.s.state_dir);
+	const char *own[] = {G.s.state_dir, G.rules_src, G.self, G.s.key_file,
+			     "/etc/ld.so.preload"};
+	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+		if (own[i][0])
+			G.own[G.nown++] = (struct own){own[i], strlen(own[i]), i == 0};
+}
+
 static void init(void)
 {
 	/* Static: this runs once (ag_once), and maybe on a small stack. */
@@ -205,19 +273,19 @@ static void init(void)
 	ag_real_init();
 	ssize_t n = readlink("/proc/self/exe", G.caller, sizeof G.caller - 1);
 	G.caller[n > 0 ? n : 0] = 0;
-	if (dladdr((void *)init, &di) && di.dli_fname && !realpath(di.dli_fname, G.self))
-		G.self[0] = 0;
+	if (dladdr((void *)init, &di) && di.dli_fname && di.dli_fname[0])
+		G.self_loaded = di.dli_fname;
 	/* Children keep the entry the user wrote (it may be a symlink). */
 	const char *pre = ag_getenv("LD_PRELOAD");
-	for (const char *p = pre; p && *p && G.self[0];) {
+	for (const char *p = pre; p && *p && G.self_loaded;) {
 		size_t l = strcspn(p, ": ");
 		if (l && l < sizeof entry) {
 			memcpy(entry, p, l);
 			entry[l] = 0;
 			/* The loader names us as the entry it was given: no need to
 			 * resolve that one again. */
-			if (strcmp(entry, di.dli_fname) == 0 ||
-			    (realpath(entry, real) && strcmp(real, G.self) == 0)) {
+			if (strcmp(entry, G.self_loaded) == 0 ||
+			    (realpath(entry, real) && resolve_self() && strcmp(real, G.self) == 0)) {
 				memcpy(G.preload_given, entry, l + 1);
 				break;
 			}
@@ -247,30 +315,9 @@ static void init(void)
 		}
 		return;
 	}
-	/* Protection compares resolved paths. */
-	static char real_sd[AG_PATH_MAX];
-	size_t sdl = strlen(G.s.state_dir);
-	/* The key lives in the state dir: resolved with it unless it is a
-	 * link itself (one readlink instead of a walk from /). */
-	int key_in_sd = G.s.key_file[0] && strncmp(G.s.key_file, G.s.state_dir, sdl) == 0 &&
-			G.s.key_file[sdl] == '/' && !strchr(G.s.key_file + sdl + 1, '/') &&
-			readlink(G.s.key_file, real, 1) < 0 && errno != ENOENT;
-	if (realpath(G.s.state_dir, real_sd))
-		snprintf(G.s.state_dir, sizeof G.s.state_dir, "%s", real_sd);
-	if (key_in_sd) {
-		char name[AG_PATH_MAX];
-		snprintf(name, sizeof name, "%s", G.s.key_file + sdl);
-		if (ag_fmt(G.s.key_file, sizeof G.s.key_file, "%s%s", G.s.state_dir, name) < 0)
-			G.s.key_file[0] = 0;
-	} else if (G.s.key_file[0] && realpath(G.s.key_file, real_sd)) {
-		snprintf(G.s.key_file, sizeof G.s.key_file, "%s", real_sd);
-	}
-	G.state_len = strlen(G.s.state_dir);
-	const char *own[] = {G.s.state_dir, G.rules_src, G.self, G.s.key_file,
-			     "/etc/ld.so.preload"};
-	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
-		if (own[i][0])
-			G.own[G.nown++] = (struct own){own[i], strlen(own[i]), i == 0};
+	/* A new session has no image to take its own files' names from. */
+	if (rc == 2)
+		own_names();
 	G.spool.state_dir = G.s.state_dir;
 	G.spool.session = G.s.id;
 	G.spool.pid = G.pid;
@@ -296,6 +343,7 @@ static void load_policy(void)
 	if (ag_session_load_policy(&G.s, err, sizeof err) < 0) {
 		go_broken(err);
 	}
+	own_names();
 }
 
 static int policy_once;
@@ -391,6 +439,8 @@ static void start(void)
 {
 	init();
 	ag_once(&policy_once, load_policy);
+	if (G.state == G_ACTIVE)
+		own_names();   /* done by load_policy, unless it ran before init */
 }
 
 static void init_apart(void)

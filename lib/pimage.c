@@ -32,7 +32,7 @@
 #define AG_LAYOUT_ID 0
 #endif
 
-#define IMG_MAGIC "agpimg1"
+#define IMG_MAGIC "agpimg2"
 #define IMG_CAP (64u << 20)            /* reserved, not committed */
 #define IMG_LO 0x400000000000ull       /* above the gate (tools/kernel.c), below mmap's usual range */
 #define IMG_SPAN 0x200000000000ull
@@ -47,6 +47,7 @@ struct img_hdr {
 	 * compiles its own). */
 	const char *home, *workspace, *tmpdir;
 	char rules_hash[65];
+	struct ag_own_names own;
 };
 
 static int img_inputs_ok(const struct ag_policy_env *env)
@@ -90,7 +91,7 @@ static void *reserve(void)
 
 int ag_policy_image_write(const char *path, const char *name, const char *text, size_t len,
 			  const struct ag_policy_env *env, const char *rules_hash,
-			  char *err, size_t errlen)
+			  const struct ag_own_names *own, char *err, size_t errlen)
 {
 	struct ag_policy_env e = *env;
 	struct ag_region r = {0};
@@ -119,7 +120,15 @@ int ag_policy_image_write(const char *path, const char *name, const char *text, 
 	h->workspace = region_strdup(&r, env->workspace);
 	h->tmpdir = region_strdup(&r, tmpdir_of(env));
 	memcpy(h->rules_hash, rules_hash, 65);
-	if (!h->home || !h->workspace || !h->tmpdir) {
+	int lost = 0;
+	for (int i = 0; own && i < AG_OWN_N; i++) {
+		if (!own->given[i] || !own->real[i])
+			continue;
+		h->own.given[i] = region_strdup(&r, own->given[i]);
+		h->own.real[i] = region_strdup(&r, own->real[i]);
+		lost |= !h->own.given[i] || !h->own.real[i];
+	}
+	if (!h->home || !h->workspace || !h->tmpdir || lost) {
 		snprintf(err, errlen, "the rules image would be over %u MiB", IMG_CAP >> 20);
 		goto fail;
 	}
@@ -146,14 +155,30 @@ static int in_image(const struct img_hdr *h, const void *p, size_t n)
 	return a >= h->base + sizeof *h && a <= h->base + h->size - n;
 }
 
+/* NULL, or a string that ends inside the image. */
+static int any_str_in_image(const struct img_hdr *h, const char *s)
+{
+	return !s || (in_image(h, s, 1) &&
+		      memchr(s, 0, (size_t)(h->base + h->size - (uintptr_t)s)) != NULL);
+}
+
 static int str_in_image(const struct img_hdr *h, const char *s, const char *want)
 {
 	size_t n = strlen(want) + 1;
 	return in_image(h, s, n) && memcmp(s, want, n) == 0;
 }
 
+static int own_in_image(const struct img_hdr *h)
+{
+	for (int i = 0; i < AG_OWN_N; i++)
+		if (!any_str_in_image(h, h->own.given[i]) || !any_str_in_image(h, h->own.real[i]) ||
+		    !h->own.given[i] != !h->own.real[i])
+			return 0;
+	return 1;
+}
+
 struct ag_policy *ag_policy_image_map(const char *path, const struct ag_policy_env *env,
-				      char rules_hash[65])
+				      char rules_hash[65], struct ag_own_names *own)
 {
 	struct img_hdr hd;
 	struct stat st;
@@ -186,11 +211,13 @@ struct ag_policy *ag_policy_image_map(const char *path, const struct ag_policy_e
 	    h->policy->image_size != h->size || h->rules_hash[64] ||
 	    !str_in_image(h, h->home, env->home) ||
 	    !str_in_image(h, h->workspace, env->workspace) ||
-	    !str_in_image(h, h->tmpdir, tmpdir_of(env))) {
+	    !str_in_image(h, h->tmpdir, tmpdir_of(env)) || !own_in_image(h)) {
 		if (m != MAP_FAILED)
 			munmap(m, hd.size);
 		return NULL;
 	}
 	memcpy(rules_hash, h->rules_hash, 65);
+	if (own)
+		*own = h->own;
 	return (struct ag_policy *)h->policy;
 }

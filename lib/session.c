@@ -294,8 +294,11 @@ static struct ag_policy_env image_env(const struct ag_session *s)
 	};
 }
 
-int ag_session_write_image(const struct ag_session *s, char *err, size_t errlen)
+int ag_session_write_image(const struct ag_session *s, const char *lib, char *err,
+			   size_t errlen)
 {
+	char real[AG_OWN_N][AG_PATH_MAX];
+	struct ag_own_names own = {.given = {s->state_dir, s->key_file, lib}};
 	char path[AG_PATH_MAX];
 	struct ag_policy_env env = image_env(s);
 	size_t len = 0;
@@ -320,8 +323,13 @@ int ag_session_write_image(const struct ag_session *s, char *err, size_t errlen)
 		seterr(err, errlen, "session rules %s cannot be read%s", s->rules_path, NULL);
 		return -1;
 	}
-	rc = ag_policy_image_write(path, s->rules_name, text, len, &env, s->rules_hash, err,
-				   errlen);
+	for (int i = 0; i < AG_OWN_N; i++)
+		if (own.given[i] && own.given[i][0] == '/' && realpath(own.given[i], real[i]))
+			own.real[i] = real[i];
+		else
+			own.given[i] = NULL;
+	rc = ag_policy_image_write(path, s->rules_name, text, len, &env, s->rules_hash, &own,
+				   err, errlen);
 	free(owned);
 	return rc;
 }
@@ -342,7 +350,7 @@ int ag_session_load_policy(struct ag_session *s, char *err, size_t errlen)
 		return 0;
 	if (s->id[0] && image_path(s, img, sizeof img) == 0) {
 		struct ag_policy_env env = image_env(s);
-		if ((s->policy = ag_policy_image_map(img, &env, s->rules_hash))) {
+		if ((s->policy = ag_policy_image_map(img, &env, s->rules_hash, &s->own))) {
 			/* The image must be of the rules this session names. */
 			const char *want = ag_default_rules_hash;
 			if (strcmp(s->rules_path, BUILTIN) != 0)
@@ -437,4 +445,5 @@ void ag_session_free(struct ag_session *s)
 	if (s->policy)
 		ag_policy_free(s->policy);
 	s->policy = NULL;
+	memset(&s->own, 0, sizeof s->own);
 }

@@ -37,6 +37,7 @@ struct ag_session {
 	char floor[AG_PATH_MAX];       /* the Landlock floor's zone file, or "" */
 	char key_file[AG_PATH_MAX];    /* the chain's key, or "" (STATE/key) */
 	struct ag_policy *policy;      /* owned */
+	struct ag_own_names own;       /* from the rules image, while it is mapped */
 };
 
 struct ag_session_opts {
@@ -73,9 +74,11 @@ int ag_session_join(struct ag_session *s, char *err, size_t errlen);
 int ag_session_load_policy(struct ag_session *s, char *err, size_t errlen);
 /* Compile the session's rules once more into STATE/rules/ID.img, which
  * ag_session_load_policy in the session's processes maps instead of
- * compiling (lib/pimage.c). For the session's starter; failing costs only
- * speed. */
-int ag_session_write_image(const struct ag_session *s, char *err, size_t errlen);
+ * compiling (lib/pimage.c), with the guard's own files resolved: the state
+ * dir, s->key_file and lib, the library the session preloads. For the
+ * session's starter; failing costs only speed. */
+int ag_session_write_image(const struct ag_session *s, const char *lib, char *err,
+			   size_t errlen);
 /* Once the session is over: a process that outlived it compiles its own. */
 void ag_session_drop_image(const struct ag_session *s);
 

@@ -213,7 +213,35 @@ int cli_parse_long(const char *opt, const char *s, long min, long max, long *out
 	return 0;
 }
 
-int cli_state_dir(const struct cli_opts *co, char *out, size_t outlen)
+/* The state dir by its real name: SQLite refuses a log whose path passes
+ * through a symlink (SQLITE_OPEN_NOFOLLOW), and a home whose ~/.local is
+ * one is common. What does not exist yet keeps its name under the nearest
+ * existing ancestor's real one. */
+static void real_state_dir(char *out, size_t outlen)
+{
+	char real[AG_PATH_MAX], tail[AG_PATH_MAX];
+	size_t n = strlen(out);
+
+	while (n > 1) {
+		char c = out[n];
+		out[n] = 0;
+		int ok = realpath(out, real) != NULL;
+		out[n] = c;
+		if (ok) {
+			/* Too long resolved: kept as given (the log then says why). */
+			if (ag_fmt(tail, sizeof tail, "%s%s", strcmp(real, "/") ? real : "",
+				   out + n) == 0 && strlen(tail) < outlen)
+				strcpy(out, tail);
+			return;
+		}
+		while (n > 1 && out[n - 1] != '/')
+			n--;
+		if (n > 1)
+			n--;   /* the slash before the component */
+	}
+}
+
+static int state_dir_as_given(const struct cli_opts *co, char *out, size_t outlen)
 {
 	const char *v = co->state_dir;
 	char cwd[AG_PATH_MAX];
@@ -239,6 +267,14 @@ int cli_state_dir(const struct cli_opts *co, char *out, size_t outlen)
 		cli_err("cannot find the state dir: set HOME, AGENTGUARD_STATE_DIR or pass --state-dir");
 		return -1;
 	}
+	return 0;
+}
+
+int cli_state_dir(const struct cli_opts *co, char *out, size_t outlen)
+{
+	if (state_dir_as_given(co, out, outlen) < 0)
+		return -1;
+	real_state_dir(out, outlen);
 	return 0;
 }
 

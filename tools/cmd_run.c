@@ -504,7 +504,7 @@ static int cmd_run(int argc, char **argv)
 	 * agentguard commands find it. */
 	ag_audit_key_path(s.state_dir, s.key_file, sizeof s.key_file);
 	/* Compiled once here rather than in each of the agent's processes. */
-	if (ag_session_write_image(&s, err, sizeof err) < 0)
+	if (ag_session_write_image(&s, lib, err, sizeof err) < 0)
 		cli_warn("the rules could not be compiled for the session's processes (%s): "
 			 "each compiles them itself, which is slower", err);
 

@@ -104,3 +104,52 @@ EOF2
 	sid=$(latest_session)
 	assert_eq "$(db "select rule from events where session='$sid' and path='$HOME/.ssh/id_test'")" "keep-key"
 }
+
+# The image carries the guard's own files as the session's start resolved
+# them: a process given the same names takes those (no walk), one given
+# other names (joining from outside the session's tree, where nothing
+# restores its variables) walks them itself; either way the real names
+# are protected. The state dir itself is named through a symlink.
+test_the_guards_own_files_are_known_by_their_real_names_with_the_image_or_without() {
+	real=$T/realstate
+	mkdir -p "$real"
+	ln -s "$real" "$T/sd1"
+	ln -s "$real" "$T/sd2"
+	export AGENTGUARD_STATE_DIR=$T/sd1
+	lib=$(readlink -f "$AG_LIB")
+	cat > "$T/own.py" <<'PY'
+import os, sys
+real, lib, ws = sys.argv[1:4]
+for what, f in (("log", lambda: os.unlink(f"{real}/audit.db")),
+                ("lib", lambda: os.link(lib, f"{ws}/libcopy"))):
+    try:
+        f(); print(what, "done")
+    except PermissionError:
+        print(what, "refused")
+    except OSError as e:
+        print(what, "failed", e.errno)
+maps = open("/proc/self/maps").read()
+print("image:", any(l.endswith(".img") for l in maps.splitlines()))
+PY
+	LD_PRELOAD=${AG_ASAN_RT:-} "$AG" run --no-kernel --workspace "$WS" -- true   # the log exists
+	assert_exists "$real/audit.db"
+	LD_PRELOAD=${AG_ASAN_RT:-} "$AG" run --no-kernel --workspace "$WS" -- sh -c '
+		env | grep "^AGENTGUARD_" > "$1/env"; : > "$1/ready"
+		while [ ! -e "$1/done" ]; do sleep 0.02; done' sh "$T" >/dev/null 2>&1 &
+	pid=$!
+	for i in $(seq 500); do [ -e "$T/ready" ] && break; sleep 0.02; done
+	# run gave its processes the state dir's real name.
+	assert_contains "$(cat "$T/env")" "AGENTGUARD_STATE_DIR=$real"
+	join() { env $(cat "$T/env") "$@" LD_PRELOAD="$AG_PRELOAD" /usr/bin/python3 "$T/own.py" \
+		"$real" "$lib" "$WS" 2>&1; }
+	first=$(join)
+	second=$(join AGENTGUARD_STATE_DIR="$T/sd2")
+	: > "$T/done"; wait $pid
+	assert_contains "$first" "log refused"
+	assert_contains "$first" "lib refused"
+	assert_contains "$first" "image: True"
+	assert_contains "$second" "log refused"
+	assert_contains "$second" "lib refused"
+	assert_exists "$real/audit.db"
+	assert_missing "$WS/libcopy"
+}

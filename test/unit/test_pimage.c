@@ -30,14 +30,14 @@ static void write_builtin(void)
 {
 	char err[512];
 	int rc = ag_policy_image_write(img, "builtin", ag_default_rules, ag_default_rules_len,
-				       &env, HASH, err, sizeof err);
+				       &env, HASH, NULL, err, sizeof err);
 	cr_assert_eq(rc, 0, "image_write: %s", err);
 }
 
 static struct ag_policy *map_it(void)
 {
 	char h[65];
-	struct ag_policy *p = ag_policy_image_map(img, &env, h);
+	struct ag_policy *p = ag_policy_image_map(img, &env, h, NULL);
 	if (p)
 		cr_assert_str_eq(h, HASH);
 	return p;
@@ -156,18 +156,18 @@ Test(pimage, other_inputs_compile_their_own)
 	char h[65];
 	struct ag_policy_env e = env;
 	e.home = "/home/v";
-	cr_assert_null(ag_policy_image_map(img, &e, h));
+	cr_assert_null(ag_policy_image_map(img, &e, h, NULL));
 	e = env;
 	e.tmpdir = "/var/tmp";
-	cr_assert_null(ag_policy_image_map(img, &e, h));
+	cr_assert_null(ag_policy_image_map(img, &e, h, NULL));
 	e = env;
 	e.workspace = "/home/u/proj2";
-	cr_assert_null(ag_policy_image_map(img, &e, h));
+	cr_assert_null(ag_policy_image_map(img, &e, h, NULL));
 	struct ag_policy *p = map_it();
 	cr_assert_not_null(p);
 	/* Mapped once already: the address is taken, so a second map fails
 	 * rather than replacing the first. */
-	cr_assert_null(ag_policy_image_map(img, &env, h));
+	cr_assert_null(ag_policy_image_map(img, &env, h, NULL));
 	ag_policy_free(p);
 	cr_assert_not_null(p = map_it());
 	ag_policy_free(p);
@@ -214,7 +214,7 @@ Test(pimage, relative_inputs_make_no_image)
 	struct ag_policy_env e = env;
 	e.tmpdir = "tmp";
 	cr_assert_neq(ag_policy_image_write(img, "builtin", ag_default_rules,
-					    ag_default_rules_len, &e, HASH, err, sizeof err), 0);
+					    ag_default_rules_len, &e, HASH, NULL, err, sizeof err), 0);
 	cr_assert_neq(access(img, F_OK), 0);
 }
 
@@ -222,7 +222,7 @@ Test(pimage, broken_rules_make_no_image)
 {
 	char err[256];
 	static const char bad[] = "version: 1\nrules:\n  - {id: x, on: nope, action: deny}\n";
-	cr_assert_neq(ag_policy_image_write(img, "t.yaml", bad, sizeof bad - 1, &env, HASH, err,
+	cr_assert_neq(ag_policy_image_write(img, "t.yaml", bad, sizeof bad - 1, &env, HASH, NULL, err,
 					    sizeof err), 0);
 	cr_assert(strstr(err, "t.yaml:3:"), "%s", err);
 	cr_assert_neq(access(img, F_OK), 0);

@@ -176,9 +176,9 @@ Test(ruleindex, is_part_of_the_session_image)
 
 	ut_mkdtemp(dir, sizeof dir);
 	ut_fmt(img, sizeof img, "%s/s.img", dir);
-	cr_assert_eq(ag_policy_image_write(img, "many.yaml", y, strlen(y), &env, HASH, err,
+	cr_assert_eq(ag_policy_image_write(img, "many.yaml", y, strlen(y), &env, HASH, NULL, err,
 					   sizeof err), 0, "%s", err);
-	struct ag_policy *m = ag_policy_image_map(img, &env, h);
+	struct ag_policy *m = ag_policy_image_map(img, &env, h, NULL);
 	cr_assert_not_null(m);
 	const struct ag_pindex *x = m->pindex[AG_OP_DELETE];
 	cr_assert_not_null(x);
