@@ -67,9 +67,9 @@ test_a_process_making_its_first_decision_stays_within_its_system_call_count() {
 	per=$(( $(calls 1) - $(calls 0) ))
 	echo "a deciding process: $per system calls above one that decides nothing (its unlink included)"
 	[ "$per" -gt 1 ] || fail "no decision was made ($per)"
-	# Goal 15; what remains: resolving the guard's own files (realpath),
+	# Goal 15; what remains:
 	# the spool's creation, the stack check, /proc/PID/stat.
-	[ "$per" -le 48 ] || fail "a process's first decision makes $per system calls (goal 15, bound 48)"
+	[ "$per" -le 39 ] || fail "a process's first decision makes $per system calls (goal 15, bound 39)"
 }
 
 # Instructions per decision of build/test/decideloop: $1 rules, $2 kind.
