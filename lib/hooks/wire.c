@@ -344,16 +344,21 @@ static void refuse_unread(struct wconn *w, int proto, size_t body)
 	}
 }
 
-/* The MySQL query text after a COM_QUERY's query attributes (when the
- * client asked for them): NULL when there are some (not read). */
+/* The MySQL query text after a COM_QUERY's query attributes. A client
+ * that offers them (mysql2 does) sends them only when the server took
+ * them up, which the guard does not read: a payload that starts with
+ * "no attributes, one set" has them; text cannot start so. NULL when
+ * there are attributes with values (not read). */
 static const unsigned char *my_text(const struct wconn *w, const unsigned char *p,
 				    const unsigned char *end)
 {
-	if (!(w->caps & 0x08000000))                    /* CLIENT_QUERY_ATTRIBUTES */
+	if (!(w->caps & 0x08000000) || p >= end)        /* CLIENT_QUERY_ATTRIBUTES */
 		return p;
-	if (p + 2 > end || p[0] != 0 || p[1] != 1)      /* no parameters, one set */
+	if (p + 2 <= end && p[0] == 0 && p[1] == 1)
+		return p + 2;
+	if (p[0] < 0x20 && p[0] != '\t' && p[0] != '\n' && p[0] != '\r')
 		return NULL;
-	return p + 2;
+	return p;
 }
 
 /* A judged message, whole in w->msg. */
@@ -528,6 +533,10 @@ static int unguarded(struct wconn *w, int proto, const char *why)
 	(void)proto;
 	if (ag_check(&c) < 0) {
 		ag_refuse_status(&c, 1);
+		/* Its reads end too: a client waiting for the server's answer
+		 * to a handshake that never went would wait for the server's
+		 * timeout. */
+		shutdown(w->fd, SHUT_RDWR);
 		errno = EACCES;
 		return -1;
 	}
@@ -682,6 +691,7 @@ ssize_t ag_wire_writev(int fd, const struct iovec *iov, int iovcnt, int how, int
 			goto pass;
 		}
 		int rc = 0;
+		w->fd = fd;
 		if (from_client_library(ra))
 			w->state = ST_OFF;
 		else
