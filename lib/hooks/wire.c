@@ -732,6 +732,24 @@ pass:
  * them for their own reasons too; they come here for a descriptor
  * AG_WIRE_ON names.
  */
+/* These entries are on every write and close a program makes: the real
+ * function's resolved pointer is read in place, and resolving it (once)
+ * is a cold call of its own, so the passthrough saves no registers. */
+#define COLD_REAL(ret, name, params, args)                                      \
+	static __attribute__((noinline, cold)) ret name##_first params          \
+	{                                                                       \
+		return AG_REAL(name) args;                                      \
+	}
+#define REAL_NOW(name, args) ({                                                   \
+	__typeof__(ag_real.name) f_ = __atomic_load_n(&ag_real.name, __ATOMIC_ACQUIRE); \
+	__builtin_expect(f_ != NULL, 1) ? f_ args : name##_first args; })
+
+COLD_REAL(ssize_t, write, (int fd, const void *b, size_t n), (fd, b, n))
+COLD_REAL(ssize_t, writev, (int fd, const struct iovec *iov, int n), (fd, iov, n))
+COLD_REAL(int, close, (int fd), (fd))
+COLD_REAL(int, dup2, (int old, int fd), (old, fd))
+COLD_REAL(int, dup3, (int old, int fd, int flags), (old, fd, flags))
+
 static __attribute__((noinline)) ssize_t wire_write(int fd, const void *b, size_t n,
 						    const void *ra)
 {
@@ -741,35 +759,35 @@ static __attribute__((noinline)) ssize_t wire_write(int fd, const void *b, size_
 
 AG_EXPORT ssize_t write(int fd, const void *b, size_t n)
 {
-	if (!AG_WIRE_ON(fd) || AG_OWN_WORK() || ag_thread.in_sql)
-		return AG_REAL(write)(fd, b, n);
-	return wire_write(fd, b, n, __builtin_return_address(0));
+	if (AG_WIRE_ON(fd) && !AG_OWN_WORK() && !ag_thread.in_sql)
+		return wire_write(fd, b, n, __builtin_return_address(0));
+	return REAL_NOW(write, (fd, b, n));
 }
 
 AG_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 {
-	if (!AG_WIRE_ON(fd) || AG_OWN_WORK() || ag_thread.in_sql)
-		return AG_REAL(writev)(fd, iov, n);
-	return ag_wire_writev(fd, iov, n, AG_WIRE_WRITE, 0, __builtin_return_address(0));
+	if (AG_WIRE_ON(fd) && !AG_OWN_WORK() && !ag_thread.in_sql)
+		return ag_wire_writev(fd, iov, n, AG_WIRE_WRITE, 0, __builtin_return_address(0));
+	return REAL_NOW(writev, (fd, iov, n));
 }
 
 AG_EXPORT int close(int fd)
 {
 	if (AG_WIRE_ON(fd))
 		ag_wire_closed(fd);
-	return AG_REAL(close)(fd);
+	return REAL_NOW(close, (fd));
 }
 
 AG_EXPORT int dup2(int old, int fd)
 {
 	if (AG_WIRE_ON(fd) && old != fd)
 		ag_wire_closed(fd);
-	return AG_REAL(dup2)(old, fd);
+	return REAL_NOW(dup2, (old, fd));
 }
 
 AG_EXPORT int dup3(int old, int fd, int flags)
 {
 	if (AG_WIRE_ON(fd))
 		ag_wire_closed(fd);
-	return AG_REAL(dup3)(old, fd, flags);
+	return REAL_NOW(dup3, (old, fd, flags));
 }
