@@ -215,6 +215,30 @@ test_wire_statements_split_across_writes() {
 	assert_eq "$(my_sql -e "select count(*) from notes")" 500
 }
 
+# Every call that can write to a socket is read (write, writev with a
+# message cut across iovecs, send, sendto, sendmsg), and a descriptor
+# number reused by dup2, dup3 or after close is no connection any more.
+test_wire_every_write_call() {
+	pg_start
+	pg_sql -c "CREATE TABLE t1(a int); CREATE TABLE t2(a int); CREATE TABLE t3(a int);
+		CREATE TABLE t4(a int); CREATE TABLE t5(a int); CREATE TABLE a(a int)"
+	gcc -O1 -o "$T/wire_calls" "$AG_ROOT/test/e2e/wire_calls.c" || fail "build wire_calls"
+	deny_rules
+	out=$(AGENTGUARD_RULES=$T/deny.yaml agent_sh "$T/wire_calls" "$PG_SOCK/.s.PGSQL.5432" "$PG_USER" test 2>/dev/null) ||
+		fail "wire_calls: $out"
+	local call
+	for call in write writev send sendto sendmsg; do
+		assert_contains "$out" "$call: E agentguard: denied sql localhost/test: DELETE FROM t" || return 1
+	done
+	for call in dup2 dup3 close; do
+		assert_contains "$out" "$call: unchanged" || return 1
+	done
+	ingest
+	assert_eq "$(db "select count(*) from events where op='sql' and decision='deny' and rule='no-drops'")" 5
+	assert_eq "$(db "select count(*) from events where op='sql' and sql like 'DROP TABLE a%'")" 0
+	assert_eq "$(pg_sql -c "select count(*) from pg_tables where tablename in ('t1','t2','t3','t4','t5','a')")" 6
+}
+
 # Bytes that look like statements on sockets that are no database
 # connection go through untouched, and nothing is recorded.
 test_wire_other_sockets_unaffected() {
