@@ -10,8 +10,9 @@ under a snapshot rule shows what it costs a program the library cannot
 reach, as a ratio to bare.
 
 PostgreSQL (a server of its own on a unix socket): ordinary statements
-through libpq no rule matches (bar 1.05), and a DROP TABLE of a 100 MB
-table, whose ratio is what its pre-image adds.
+no rule matches through libpq and through node's pg, which speaks the
+protocol itself and is read at the socket (bar 1.05 each), and a DROP
+TABLE of a 100 MB table, whose ratio is what its pre-image adds.
 
 Environment: BENCH_REPS (default 5), BENCH_ONLY (comma-separated workload
 names). Results also go to build/bench/results.json."""
@@ -191,12 +192,34 @@ def pg_workloads(ws):
              "    k.execute('UPDATE acct SET bal = bal + 1 WHERE id = %s', (a,))\n"
              "    k.execute('SELECT bal FROM acct WHERE id = %s', (a,))\n"
              "    k.fetchone()\n")
+    # The same through node's pg (no libpq: read on the wire), with
+    # parameters: Parse, Bind, Execute for each.
+    user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True,
+                                                     text=True).stdout.strip()
+    node_stmts = ("const {Client} = require('pg');\n"
+                  "(async () => {\n"
+                  "  const c = new Client({host: process.argv[1], database: 'bench', user: process.argv[2]});\n"
+                  "  await c.connect();\n"
+                  "  for (let i = 0; i < 3000; i++) {\n"
+                  "    const a = i * 7919 % 10000 + 1;\n"
+                  "    await c.query('UPDATE acct SET bal = bal + 1 WHERE id = $1', [a]);\n"
+                  "    await c.query('SELECT bal FROM acct WHERE id = $1', [a]);\n"
+                  "  }\n"
+                  "  await c.end();\n"
+                  "})().catch(e => { console.error(e); process.exit(1); });\n")
+    node = shutil.which("node")
+    mods = os.environ.get("AG_NODE_MODULES", "/opt/agentguard-test/node_modules")
+    node_envs = {k: dict(v, NODE_PATH=mods) for k, v in envs(workspace=ws).items()}
     big = lambda: pg_sql(sock, "DROP TABLE IF EXISTS big; CREATE TABLE big(id int, pad text); "
                                "INSERT INTO big SELECT g, repeat('x', 90) FROM "
                                "generate_series(1, 850000) g")
     return [
         ("pg_stmts", "6,000 UPDATE/SELECT by key through libpq (psycopg2), no rule matches",
          1.05, ["/usr/bin/python3", "-c", stmts, sock], envs(workspace=ws), ws, None, False),
+    ] + ([
+        ("pg_node", "6,000 UPDATE/SELECT by key through node's pg (the wire), no rule matches",
+         1.05, [node, "-e", node_stmts, sock, user], node_envs, ws, None, False),
+    ] if node and os.path.isdir(os.path.join(mods, "pg")) else []) + [
         ("pg_drop100", "DROP TABLE of a 100 MB table: what its pre-image (pg_dump) adds",
          None, ["psql", "-X", "-q", "-h", sock, "-d", "bench", "-c", "DROP TABLE big"],
          envs(workspace=ws), ws, big, False),

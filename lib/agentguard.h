@@ -69,6 +69,10 @@ enum ag_sql_class {
 	AG_SQL_DROP_TABLE,
 	AG_SQL_DROP_DATABASE,
 	AG_SQL_SAFETY_OFF,
+	/* Not a statement's class: a database connection whose statements the
+	 * guard cannot read (TLS, GSS encryption), recorded once when it
+	 * starts (lib/hooks/wire.c). No text classifies as it. */
+	AG_SQL_UNGUARDED,
 	AG_SQL_CLASS_COUNT
 };
 

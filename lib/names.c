@@ -16,7 +16,7 @@ static const char *const action_names[AG_ACTION_COUNT] = {
 static const char *const sql_class_names[AG_SQL_CLASS_COUNT] = {
 	"other", "read", "insert", "update", "delete", "ddl", "alter_drop",
 	"update_all", "delete_all", "truncate", "drop_table", "drop_database",
-	"safety_off",
+	"safety_off", "unguarded",
 };
 
 static int lookup(const char *const *names, int n, const char *name)

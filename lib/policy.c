@@ -1296,6 +1296,11 @@ static void parse_example(struct cc *cc, const struct ag_rule *r, int first_op,
 			op->database = tmp_strndup(cc, exp, strlen(exp));
 			if (exp[0] == '/')
 				op->path = op->database;
+		} else if (kind == AG_OP_SQL && word_prefix(s, "class=", &val, &vlen)) {
+			/* A class no text has (unguarded): given, not read. */
+			op->sql_class = ag_sql_class_parse(tmp_strndup(cc, val, vlen));
+			if (op->sql_class < 0)
+				fail(cc, at, "example: no SQL class '%.*s'", (int)vlen, val);
 		} else if (kind == AG_OP_EXEC && word_prefix(s, "unguarded=", &val, &vlen)) {
 			if (vlen == 4 && !strncmp(val, "true", 4))
 				op->unguarded = 1;
@@ -1344,10 +1349,11 @@ static void parse_example(struct cc *cc, const struct ag_rule *r, int first_op,
 		example_connect(cc, at, rest, op);
 		break;
 	case AG_OP_SQL:
-		if (!*rest)
+		if (!*rest && op->sql_class < 0)
 			fail(cc, at, "sql example needs a statement");
 		op->sql = rest;
-		op->sql_class = (int)ag_sql_classify(rest, -1);
+		if (op->sql_class < 0)
+			op->sql_class = (int)ag_sql_classify(rest, -1);
 		break;
 	}
 }

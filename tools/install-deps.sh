@@ -14,7 +14,10 @@
 # valgrind, strace: the counts test/e2e/t_counts.sh checks (instructions, calls).
 # better-sqlite3 (npm, into /opt/agentguard-test): a SQLite with hidden
 # symbols for test/e2e/t_sqlite.sh; it downloads a prebuilt module or builds
-# one (g++, make, python3).
+# one (g++, make, python3). pg and mysql2 (npm, there too): clients that speak
+# the PostgreSQL and MySQL protocols themselves, without libpq or
+# libmysqlclient (test/e2e/t_wire.sh, bench/run.py). One npm install for all
+# three: a later install without the others would prune them.
 set -eu
 pkgs="make gcc libc6-dev clang binutils pkg-config libyaml-dev libsqlite3-dev libjansson-dev
 nettle-dev libcriterion-dev sqlite3 python3 perl git findutils coreutils tar
@@ -39,9 +42,10 @@ if [ -n "$missing" ]; then
 	# shellcheck disable=SC2086
 	$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-if command -v npm >/dev/null && [ ! -d "$bsq/node_modules/better-sqlite3/build" ]; then
-	echo "install-deps: installing better-sqlite3 into $bsq"
+if command -v npm >/dev/null && { [ ! -d "$bsq/node_modules/better-sqlite3/build" ] ||
+	[ ! -d "$bsq/node_modules/pg" ] || [ ! -d "$bsq/node_modules/mysql2" ]; }; then
+	echo "install-deps: installing better-sqlite3, pg and mysql2 into $bsq"
 	${sudo:-} mkdir -p "$bsq"
-	(cd "$bsq" && ${sudo:-} npm install --no-save --no-audit --no-fund better-sqlite3 >/dev/null) ||
-		echo "install-deps: better-sqlite3 could not be installed (t_sqlite's node test will fail)" >&2
+	(cd "$bsq" && ${sudo:-} npm install --no-save --no-audit --no-fund better-sqlite3 pg mysql2 >/dev/null) ||
+		echo "install-deps: the npm packages could not be installed (t_sqlite's and t_wire's node tests will fail)" >&2
 fi

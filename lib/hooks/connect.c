@@ -15,6 +15,7 @@
 #include <sys/un.h>
 
 #include "guard.h"
+#include "wire.h"
 
 /* ---- names of recently looked-up addresses -------------------------------- */
 
@@ -141,7 +142,13 @@ static __attribute__((noinline)) int guarded_connect(int fd, const struct sockad
 	connect_op(&c, sa, len, addr, host, sizeof host, unix_path);
 	if (ag_check(&c) < 0)
 		return ag_refuse(&c);
-	return ag_end(&c, AG_REAL(connect)(fd, sa, len));
+	int rc = AG_REAL(connect)(fd, sa, len);
+	int e = errno;
+	/* A database connection, perhaps: wire.c looks at its first write. */
+	if (rc == 0 || e == EINPROGRESS)
+		ag_wire_connected(fd, sa, len);
+	errno = e;
+	return ag_end(&c, rc);
 }
 
 int ag_judge_address(const struct sockaddr *sa, socklen_t len)
@@ -198,8 +205,19 @@ static __attribute__((noinline)) ssize_t guarded_sendmsg(int fd, const struct ms
 	return AG_REAL(sendmsg)(fd, msg, flags);
 }
 
+static __attribute__((noinline)) ssize_t wire_sendmsg(int fd, const struct msghdr *msg, int flags,
+						      const void *ra)
+{
+	return ag_wire_writev(fd, msg->msg_iov, (int)msg->msg_iovlen, AG_WIRE_SEND, flags, ra);
+}
+
 AG_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+	/* A database connection wire.c reads (ancillary data is no part of
+	 * either protocol: such a call passes as it is). */
+	if (AG_WIRE_ON(fd) && msg && !msg->msg_name && !msg->msg_controllen && !AG_OWN_WORK() &&
+	    !ag_thread.in_sql)
+		return wire_sendmsg(fd, msg, flags, __builtin_return_address(0));
 	if (!(flags & MSG_FASTOPEN) || !msg || !msg->msg_name || AG_OWN_WORK())
 		return AG_REAL(sendmsg)(fd, msg, flags);
 	return guarded_sendmsg(fd, msg, flags);

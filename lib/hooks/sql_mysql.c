@@ -23,6 +23,7 @@
 
 #include "guard.h"
 #include "preimage.h"
+#include "wire.h"
 
 typedef struct st_mysql MYSQL;
 
@@ -35,6 +36,7 @@ static struct {
 	int (*select_db)(MYSQL *, const char *);
 	void (*close)(MYSQL *);
 	unsigned long (*thread_id)(MYSQL *);
+	int (*get_socket)(MYSQL *);
 } M;
 
 /* Either client library; extension modules load them RTLD_LOCAL. */
@@ -54,6 +56,7 @@ static void resolve(void)
 	M.select_db = lookup("mysql_select_db");
 	M.close = lookup("mysql_close");
 	M.thread_id = lookup("mysql_thread_id");
+	M.get_socket = lookup("mysql_get_socket");
 }
 
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
@@ -536,6 +539,8 @@ static long session_of(MYSQL *m)
 	ag_begin(&c, AG_OP_SQL);                                                \
 	pthread_once(&resolved, resolve);                                       \
 	long gen_ = session_of(m);                                              \
+	if (M.get_socket) /* the library's own socket: judged here, not on it */ \
+		ag_wire_forget(M.get_socket(m));                                \
 	ag_set_sql_on(&c, sql, len, database(m, db_, sizeof db_), m, gen_, AG_TEMPS_SENT); \
 	struct my_pre pre_;                                                     \
 	memset(&pre_, 0, sizeof pre_);                                          \
@@ -570,6 +575,36 @@ AG_HOOK_VIA(REAL(send_query), int, mysql_send_query, (MYSQL *m, const char *q, u
 {
 	MY_BODY(send_query, q, len, (m, q, len),
 		M.send_query(m, instead_, (unsigned long)strlen(instead_)), 0)
+}
+
+/* A statement read on the wire by wire.c (mysql2, and the mariadb
+ * client). A refused COM_STMT_PREPARE is replaced by the prepare of the
+ * same SIGNAL: the prepare succeeds with no parameters, and its execution
+ * raises the denial. */
+int ag_my_wire_judge(struct ag_call *c, const struct ag_wire_peer *p, const char *sql, size_t len,
+		     int parse, const char *refuse, char *db, size_t dblen, char *instead, size_t ilen)
+{
+	struct my_pre pre;
+
+	(void)parse;
+	memset(&pre, 0, sizeof pre);
+	pre.text = sql;
+	pre.text_len = len;
+	if (p->unix_path[0])
+		snprintf(pre.sock, sizeof pre.sock, "%s", p->unix_path);
+	snprintf(pre.host, sizeof pre.host, "%s", p->addr);
+	pre.port = p->port;
+	snprintf(pre.user, sizeof pre.user, "%s", p->user);
+	snprintf(pre.db, sizeof pre.db, "%s", p->db);
+	ag_set_sql(c, sql, len, ag_wire_database(p, db, dblen), 0);
+	c->snap_fn = my_preimage;
+	c->snap_arg = &pre;   /* used only inside ag_check */
+	if (refuse)
+		ag_check_refuse(c, "agentguard-wire", refuse);
+	else if (ag_check(c) == 0)
+		return 0;
+	raising(c, instead, ilen);
+	return 1;
 }
 
 /* ---- the wire ------------------------------------------------------------
@@ -1001,8 +1036,18 @@ static int wire_passes(const void *buf, size_t len)
 	       (len < 6 && !__atomic_load_n(&npending, __ATOMIC_RELAXED));
 }
 
+/* A descriptor wire.c reads (a connection it saw start) goes there. */
+static __attribute__((noinline)) ssize_t to_wire(int fd, const void *buf, size_t len, int flags,
+						 const void *ra)
+{
+	struct iovec v = {(void *)buf, len};
+	return ag_wire_writev(fd, &v, 1, AG_WIRE_SEND, flags, ra);
+}
+
 AG_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
+	if (AG_WIRE_ON(fd) && buf && !AG_OWN_WORK() && !ag_thread.in_sql)
+		return to_wire(fd, buf, len, flags, __builtin_return_address(0));
 	if (wire_passes(buf, len))
 		return AG_REAL(send)(fd, buf, len, flags);
 	return wire(fd, buf, len, flags, pass_send);
@@ -1016,6 +1061,8 @@ AG_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 {
 	if (to && (flags & MSG_FASTOPEN) && !AG_OWN_WORK())
 		return ag_sendto_connect(fd, buf, len, flags, to, tolen);
+	if (AG_WIRE_ON(fd) && buf && !AG_OWN_WORK() && !ag_thread.in_sql)
+		return to_wire(fd, buf, len, flags, __builtin_return_address(0));
 	if (to || wire_passes(buf, len))
 		return AG_REAL(sendto)(fd, buf, len, flags, to, tolen);
 	return wire(fd, buf, len, flags, pass_send);

@@ -25,6 +25,7 @@
 
 #include "guard.h"
 #include "preimage.h"
+#include "wire.h"
 
 typedef struct pg_conn PGconn;
 typedef struct pg_result PGresult;
@@ -53,6 +54,7 @@ static struct {
 	int (*backend_pid)(const PGconn *);
 	PGresult *(*get_result)(PGconn *);
 	void (*finish)(PGconn *);
+	int (*socket)(const PGconn *);
 } P;
 
 /* Interpreters' extension modules load it RTLD_LOCAL. */
@@ -85,6 +87,7 @@ static void resolve(void)
 	P.backend_pid = lookup("PQbackendPID");
 	P.get_result = lookup("PQgetResult");
 	P.finish = lookup("PQfinish");
+	P.socket = lookup("PQsocket");
 }
 
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
@@ -137,7 +140,8 @@ enum { TX_IDLE, TX_ACTIVE, TX_INTRANS, TX_INERROR, TX_UNKNOWN };
 #define PGRES_TUPLES_OK 2
 
 struct pre {
-	PGconn *conn;
+	PGconn *conn;                    /* the client's libpq connection, or NULL: */
+	const struct ag_wire_peer *wire; /* one read on the wire (wire.c) */
 	const char *sql;
 	size_t len;
 };
@@ -248,14 +252,17 @@ static int ci_add(char *out, size_t cap, const char *key, const char *val)
 	return 0;
 }
 
-/* The newest pg_dump installed (it must be at least the server's
- * version), from where packages put it: never found through PATH. */
-static int pg_dump_path(char *out, size_t cap)
+/* A program of the PostgreSQL client, from where packages put it: the
+ * newest (pg_dump must be at least the server's version), never found
+ * through PATH. */
+static int pg_tool_path(const char *name, char *out, size_t cap)
 {
 	glob_t g;
 	int rc = -1;
+	char pat[96];
 
-	if (glob("/usr/lib/postgresql/*/bin/pg_dump", 0, NULL, &g) == 0 && g.gl_pathc) {
+	snprintf(pat, sizeof pat, "/usr/lib/postgresql/*/bin/%s", name);
+	if (glob(pat, 0, NULL, &g) == 0 && g.gl_pathc) {
 		/* Versions sort as numbers: 9.6 < 10 < 15. */
 		const char *best = NULL;
 		long bv = -1;
@@ -270,9 +277,15 @@ static int pg_dump_path(char *out, size_t cap)
 			rc = snprintf(out, cap, "%s", best) < (int)cap ? 0 : -1;
 	}
 	globfree(&g);
-	if (rc < 0 && access("/usr/bin/pg_dump", X_OK) == 0)
-		rc = snprintf(out, cap, "/usr/bin/pg_dump") < (int)cap ? 0 : -1;
+	snprintf(pat, sizeof pat, "/usr/bin/%s", name);
+	if (rc < 0 && access(pat, X_OK) == 0)
+		rc = snprintf(out, cap, "%s", pat) < (int)cap ? 0 : -1;
 	return rc;
+}
+
+static int pg_dump_path(char *out, size_t cap)
+{
+	return pg_tool_path("pg_dump", out, cap);
 }
 
 /* One line of pg_dump's complaint: its first "error:" line, or the first. */
@@ -303,7 +316,152 @@ struct pre_buf {
 	char e_pass[600], e_home[1024], e_passfile[1024];
 	char *envp[12];
 	char stmt[240], head[2600], err[600];
+	/* the catalog's answer: rows of a name and a size */
+	char q[8192], out[16384];
+	const char *row[128][2];
 };
+
+/* pg_dump's and psql's environment: the client's password as the client
+ * had it (given, PGPASSWORD, or .pgpass). */
+static void pg_env(const struct pre *pr, struct pre_buf *b)
+{
+	char **envp = b->envp;
+	int ec = 0;
+
+	envp[ec++] = "PATH=/usr/bin:/bin";
+	envp[ec++] = "LC_ALL=C";
+	envp[ec++] = "PGCONNECT_TIMEOUT=10";
+	envp[ec++] = "PGAPPNAME=agentguard-preimage";
+	/* Every wait for a lock, not only the first LOCK TABLE. */
+	envp[ec++] = "PGOPTIONS=-c lock_timeout=5000 -c statement_timeout=0";
+	const char *pw = pr->conn && P.pass ? P.pass(pr->conn) : getenv("PGPASSWORD"),
+		   *home = getenv("HOME"), *pf = getenv("PGPASSFILE");
+	if (pw && *pw && snprintf(b->e_pass, sizeof b->e_pass, "PGPASSWORD=%s", pw) < (int)sizeof b->e_pass)
+		envp[ec++] = b->e_pass;
+	if (home && snprintf(b->e_home, sizeof b->e_home, "HOME=%s", home) < (int)sizeof b->e_home)
+		envp[ec++] = b->e_home;
+	if (pf && snprintf(b->e_passfile, sizeof b->e_passfile, "PGPASSFILE=%s", pf) < (int)sizeof b->e_passfile)
+		envp[ec++] = b->e_passfile;
+	envp[ec] = NULL;
+}
+
+/* The client's connection as conninfo (dbname: another database, or
+ * NULL for the client's own). A unix socket "/dir/.s.PGSQL.5432" is
+ * host=/dir port=5432. */
+static int pg_conninfo(const struct pre *pr, const char *dbname, char *out, size_t cap)
+{
+	char host[512] = "", port[16] = "";
+	const char *user, *db;
+
+	out[0] = 0;
+	if (pr->conn) {
+		const char *h = P.host ? P.host(pr->conn) : NULL, *pt = P.port ? P.port(pr->conn) : NULL;
+		snprintf(host, sizeof host, "%s", h && *h ? h : "");
+		snprintf(port, sizeof port, "%s", pt ? pt : "");
+		user = P.user ? P.user(pr->conn) : NULL;
+		db = P.db ? P.db(pr->conn) : NULL;
+	} else {
+		const struct ag_wire_peer *w = pr->wire;
+		const char *slash = strrchr(w->unix_path, '/');
+		if (w->unix_path[0] && slash)
+			snprintf(host, sizeof host, "%.*s", slash == w->unix_path ? 1 : (int)(slash - w->unix_path),
+				 w->unix_path);
+		else
+			snprintf(host, sizeof host, "%s", w->addr);
+		if (w->port)
+			snprintf(port, sizeof port, "%u", w->port);
+		user = w->user;
+		db = w->db;
+	}
+	if (ci_add(out, cap, "host", host) < 0 || ci_add(out, cap, "port", port) < 0 ||
+	    ci_add(out, cap, "user", user) < 0 || ci_add(out, cap, "dbname", dbname ? dbname : db) < 0)
+		return -1;
+	return 0;
+}
+
+/* q with $1 and $2 as the dollar-quoted vals: for psql, which takes no
+ * parameters. -1 when a value holds the quote or it does not fit. */
+static int subst(char *out, size_t cap, const char *q, int n, const char *const *v)
+{
+	static const char tag[] = "$agentguard_v$";
+	size_t k = 0;
+
+	for (int i = 0; i < n; i++)
+		if (strstr(v[i], tag))
+			return -1;
+	for (; *q; q++) {
+		if (q[0] == '$' && (q[1] == '1' || q[1] == '2') && q[1] - '1' < n) {
+			int r = snprintf(out + k, cap - k, "%s%s%s", tag, v[q[1] - '1'], tag);
+			if (r < 0 || (size_t)r >= cap - k)
+				return -1;
+			k += (size_t)r;
+			q++;
+			continue;
+		}
+		if (k + 1 >= cap)
+			return -1;
+		out[k++] = *q;
+	}
+	out[k] = 0;
+	return 0;
+}
+
+/* Ask the catalog q (n parameters v): rows of (name, size) in b->row,
+ * their count; -1 when it cannot be asked (b->err may say why), -2 for
+ * more rows than fit. */
+static int catalog(const struct pre *pr, struct pre_buf *b, int tx, const char *q, int n,
+		   const char *const *v)
+{
+	int rows = 0, cap = (int)(sizeof b->row / sizeof b->row[0]);
+	size_t k = 0;
+
+	b->err[0] = 0;
+	if (pr->conn) {
+		PGresult *r = own_query(pr->conn, tx == TX_INTRANS, q, n, v);
+		if (!r)
+			return -1;
+		rows = P.ntuples(r);
+		for (int i = 0; i < rows && i < cap; i++)
+			for (int j = 0; j < 2; j++) {
+				const char *s = P.getvalue(r, i, j);
+				size_t l = strlen(s) + 1;
+				if (k + l > sizeof b->out) {
+					P.clear(r);
+					return -2;
+				}
+				memcpy(b->out + k, s, l);
+				b->row[i][j] = b->out + k;
+				k += l;
+			}
+		P.clear(r);
+		return rows > cap ? -2 : rows;
+	}
+	char bin[256], ci[1100];
+	if (pg_tool_path("psql", bin, sizeof bin) < 0) {
+		snprintf(b->err, sizeof b->err, "no psql is installed (postgresql-client)");
+		return -1;
+	}
+	if (subst(b->q, sizeof b->q, q, n, v) < 0)
+		return -2;
+	snprintf(ci, sizeof ci, "%s", b->conninfo);
+	char *argv[] = {bin, "-X", "-q", "-A", "-t", "-F", "\t", "--no-password", "-v",
+			"ON_ERROR_STOP=1", "-d", ci, "-c", b->q, NULL};
+	if (ag_preimage_capture(argv, b->envp, b->out, sizeof b->out, b->err, sizeof b->err) < 0)
+		return -1;
+	/* name TAB size, a line each; anything else is not trusted. */
+	for (char *save = NULL, *line = strtok_r(b->out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *tab = strchr(line, '\t');
+		if (!tab || strchr(tab + 1, '\t'))
+			return -1;
+		if (rows == cap)
+			return -2;
+		*tab = 0;
+		b->row[rows][0] = line;
+		b->row[rows++][1] = tab + 1;
+	}
+	return rows;
+}
 
 static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b);
 
@@ -324,7 +482,10 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 	PGconn *conn = pr->conn;
 	struct ag_sql_targets T;
 	struct ag_snapshot *snap = &c->w->snap;
-	int tx = P.tx_status(conn);
+	/* On the wire the transaction is not known: the dump's own
+	 * connection sees what is committed, and its lock timeout keeps a
+	 * lock the client holds from making it wait for ever. */
+	int tx = conn ? P.tx_status(conn) : TX_IDLE;
 
 	/* An aborted transaction or a broken connection runs nothing: the
 	 * server refuses the statement by itself. */
@@ -349,7 +510,9 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 	if (ndb && tx != TX_IDLE)
 		return 1;   /* DROP DATABASE cannot run inside a transaction block */
 
-	/* Resolve on the client's connection. */
+	/* Resolve: on the client's connection, or (a connection read on the
+	 * wire, which is in the middle of sending) through psql on one of its
+	 * own, with the client's parameters. */
 	char *a1 = b->a1, *a2 = b->a2;
 	a1[0] = a2[0] = 0;
 	for (int i = 0; i < T.n; i++)
@@ -357,47 +520,38 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 		    (ntab && arr_add(a2, sizeof b->a2, T.t[i].name) < 0))
 			return pre_fail(c, "too many names to resolve for a pre-image");
 	const char *vals[2] = {ndb ? T.t[0].name : a1, a2};
-	PGresult *r = own_query(conn, tx == TX_INTRANS, ndb ? database_q : nsch ? schemas_q : tables_q,
-				ntab ? 2 : 1, vals);
-	if (!r)
-		return pre_fail(c, "agentguard could not look up what it destroys on the server, so "
-				"no pre-image was taken: denied");
-	int rows = P.ntuples(r);
-	if (!rows) {
-		P.clear(r);
+	pg_env(pr, b);
+	if (pg_conninfo(pr, NULL, b->conninfo, sizeof b->conninfo) < 0)
+		return pre_fail(c, "its connection parameters are too long for a pre-image");
+	int rows = catalog(pr, b, tx, ndb ? database_q : nsch ? schemas_q : tables_q, ntab ? 2 : 1, vals);
+	if (rows == -2)
+		return pre_fail(c, "its pre-image names too many tables");
+	if (rows < 0)
+		return pre_fail(c, "agentguard could not look up what it destroys on the server%s%s%s, "
+				"so no pre-image was taken: denied", b->err[0] ? " (" : "",
+				b->err[0] ? first_error(b->err) : "", b->err[0] ? ")" : "");
+	if (!rows)
 		return 1;   /* none of it exists: the statement destroys nothing */
-	}
 	/* What pg_dump is to dump, and what restore needs to know. */
 	char *what = b->what;
 	size_t wn = (size_t)snprintf(what, sizeof b->what, "%s", ndb ? "database" : nsch ? "schema" : "table");
 	long long est = 0;
 	for (int i = 0; i < rows; i++) {
-		const char *name = P.getvalue(r, i, 0);
+		const char *name = b->row[i][0];
 		/* Names go on a comment line of the dump and into the record:
 		 * one with a line break or a backslash could end either. */
 		for (const char *q = name; *q; q++)
-			if ((unsigned char)*q < 0x20 || *q == '\\' || *q == 0x7f) {
-				P.clear(r);
+			if ((unsigned char)*q < 0x20 || *q == '\\' || *q == 0x7f)
 				return pre_fail(c, "a name it destroys holds control characters or a "
 						"backslash, which a pre-image cannot carry safely: denied");
-			}
-		if (wn + strlen(name) + 2 >= sizeof b->what) {
-			P.clear(r);
+		if (wn + strlen(name) + 2 >= sizeof b->what)
 			return pre_fail(c, "its pre-image names too many tables");
-		}
 		wn += (size_t)snprintf(what + wn, sizeof b->what - wn, " %s", name);
-		est += strtoll(P.getvalue(r, i, 1), NULL, 10);
+		est += strtoll(b->row[i][1], NULL, 10);
 	}
-	P.clear(r);
 
-	char *conninfo = b->conninfo, *host = b->host;
-	const char *h = P.host ? P.host(conn) : NULL;
-	conninfo[0] = 0;
-	snprintf(host, sizeof b->host, "%s", h && *h ? h : "");
-	if (ci_add(conninfo, sizeof b->conninfo, "host", host) < 0 ||
-	    ci_add(conninfo, sizeof b->conninfo, "port", P.port ? P.port(conn) : NULL) < 0 ||
-	    ci_add(conninfo, sizeof b->conninfo, "user", P.user ? P.user(conn) : NULL) < 0 ||
-	    ci_add(conninfo, sizeof b->conninfo, "dbname", ndb ? T.t[0].name : P.db ? P.db(conn) : NULL) < 0)
+	char *conninfo = b->conninfo;
+	if (pg_conninfo(pr, ndb ? T.t[0].name : NULL, conninfo, sizeof b->conninfo) < 0)
 		return pre_fail(c, "its connection parameters are too long for a pre-image");
 
 	if (ag_snapshot_charge(est) < 0) {
@@ -443,24 +597,7 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 		argv[ac++] = b->args[nt++];
 	}
 	argv[ac] = NULL;
-	char *e_pass = b->e_pass, *e_home = b->e_home, *e_passfile = b->e_passfile;
 	char **envp = b->envp;
-	int ec = 0;
-	envp[ec++] = "PATH=/usr/bin:/bin";
-	envp[ec++] = "LC_ALL=C";
-	envp[ec++] = "PGCONNECT_TIMEOUT=10";
-	envp[ec++] = "PGAPPNAME=agentguard-preimage";
-	/* Every wait for a lock, not only the first LOCK TABLE. */
-	envp[ec++] = "PGOPTIONS=-c lock_timeout=5000 -c statement_timeout=0";
-	const char *pw = P.pass ? P.pass(conn) : NULL, *home = getenv("HOME"),
-		   *pf = getenv("PGPASSFILE");
-	if (pw && *pw && snprintf(e_pass, sizeof b->e_pass, "PGPASSWORD=%s", pw) < (int)sizeof b->e_pass)
-		envp[ec++] = e_pass;
-	if (home && snprintf(e_home, sizeof b->e_home, "HOME=%s", home) < (int)sizeof b->e_home)
-		envp[ec++] = e_home;
-	if (pf && snprintf(e_passfile, sizeof b->e_passfile, "PGPASSFILE=%s", pf) < (int)sizeof b->e_passfile)
-		envp[ec++] = e_passfile;
-	envp[ec] = NULL;
 
 	/* The statement on one comment line. */
 	size_t sn = 0;
@@ -474,7 +611,9 @@ static int preimage_in(struct ag_call *c, struct pre *pr, struct pre_buf *b)
 		 "-- agentguard pre-image %s: %s, before: %s\n%s", snap->id, what, b->stmt,
 		 tx == TX_INTRANS ? "-- agentguard: taken while the client was inside a transaction: this is the "
 				    "last committed state; that transaction's own earlier changes are "
-				    "not in it\n" : "");
+				    "not in it\n"
+		 : !conn ? "-- agentguard: read on the wire: this is the last committed state (a "
+			   "transaction the client had open is not in it)\n" : "");
 
 	long bytes = ag_preimage_run(snap, argv, envp, head, err, sizeof b->err);
 	if (bytes < 0) {
@@ -596,9 +735,13 @@ static int temps_real(PGconn *conn, const char *sql)
 static int judge(struct ag_call *c, PGconn *conn, const char *sql, char *db, size_t dblen,
 		 char *instead, size_t ilen, int how)
 {
-	struct pre pre = {conn, sql, strlen(sql)};
+	struct pre pre = {conn, NULL, sql, strlen(sql)};
 
 	pthread_once(&resolved, resolve);
+	/* libpq's own socket: its statements are judged here, not again as
+	 * they cross it (wire.c). */
+	if (P.socket)
+		ag_wire_forget(P.socket(conn));
 	if (how == PREPARE) {
 		ag_set_sql(c, sql, strlen(sql), database(conn, db, dblen), 0);
 		ag_sql_stuck(conn, session_of(conn));
@@ -621,6 +764,43 @@ static int judge(struct ag_call *c, PGconn *conn, const char *sql, char *db, siz
 		return 0;
 	raising(c, instead, ilen);
 	return -1;
+}
+
+/* The Parse that replaces a refused one fails at once, in its parse
+ * analysis (a literal that is no integer): a replacement that only
+ * failed when run would meet the client's Bind, whose parameters it does
+ * not have. */
+static void raising_parse(const struct ag_call *c, char *sql, size_t len)
+{
+	char line[1024], clean[1024];
+	size_t n = 0;
+
+	ag_describe(c, line, sizeof line);
+	for (const char *p = line; *p && n < sizeof clean - 1; p++)
+		if (*p != '$')
+			clean[n++] = *p;
+	clean[n] = 0;
+	snprintf(sql, len, "SELECT $agentguard$%s$agentguard$::pg_catalog.int4", clean);
+}
+
+int ag_pg_wire_judge(struct ag_call *c, const struct ag_wire_peer *p, const char *sql, size_t len,
+		     int parse, const char *refuse, char *db, size_t dblen, char *instead, size_t ilen)
+{
+	struct pre pre = {NULL, p, sql, len};
+
+	pthread_once(&resolved, resolve);
+	ag_set_sql(c, sql, len, ag_wire_database(p, db, dblen), 0);
+	c->snap_fn = preimage;
+	c->snap_arg = &pre;   /* used only inside ag_check */
+	if (refuse)
+		ag_check_refuse(c, "agentguard-wire", refuse);
+	else if (ag_check(c) == 0)
+		return 0;
+	if (parse)
+		raising_parse(c, instead, ilen);
+	else
+		raising(c, instead, ilen);
+	return 1;
 }
 
 /* After the real call: the statement ran (1), failed (0), or its results

@@ -6,6 +6,8 @@
 # tests judge the clients.
 #
 #   pg_start    PostgreSQL in $T/pg; sets PG_SOCK (socket dir), database "test"
+#               (PG_SERVER_OPTS: more server options, e.g. TLS on TCP, which
+#               the test then also chooses a PGPORT for)
 #   pg_sql ...  psql as the superuser, unguarded (setup and checks)
 #   my_start    MariaDB in $T/my; sets MY_SOCK (socket file), database "test"
 #   my_sql ...  the mariadb client as root, unguarded
@@ -87,7 +89,7 @@ pg_start() {
 		db_start_failed "PostgreSQL: initdb failed" "$dir/initdb.log" || return 1
 	db_on_exit pg_stop
 	db_as postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$PG_LOG" -w -t 30 \
-		-o "-k $dir -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+		-o "-k $dir -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off ${PG_SERVER_OPTS:-}" \
 		start >"$dir/pg_ctl.log" 2>&1 ||
 		db_start_failed "PostgreSQL did not start" "$dir/pg_ctl.log" "$PG_LOG" || return 1
 	pg_sql -d postgres -c "CREATE DATABASE test" >/dev/null ||

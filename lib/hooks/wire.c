@@ -1,0 +1,793 @@
+/*
+ * sql on the wire: clients that speak the PostgreSQL or MySQL protocol
+ * themselves, without libpq or libmysqlclient (node's pg and mysql2,
+ * Prisma and Drizzle through them, pgx, asyncpg, JDBC drivers), and
+ * Debian's `mariadb` client with its own copy of the client library.
+ *
+ * A stream socket connect() reached is looked at once, at its first
+ * write: a PostgreSQL StartupMessage (protocol 3), an SSLRequest or
+ * GSSENCRequest, or a MySQL handshake response makes it a database
+ * connection, and the user and database it names are kept with the
+ * address for the pre-image's own connection. Anything else, and the
+ * descriptor is never looked at again. From then on every call that can
+ * write to it (write, writev, send, sendto, sendmsg) is read message by
+ * message: PostgreSQL's Query and Parse, MySQL's COM_QUERY and
+ * COM_STMT_PREPARE are judged whole, like any other statement (a message
+ * may span calls and a call hold several: gathered per connection, up to
+ * WIRE_MAX); everything else passes as it comes. A refused statement is
+ * replaced by one that makes the server raise the denial, so the client
+ * reports it through its own error path and the protocol stays in step.
+ *
+ * What cannot be read: a connection that turns to TLS (or GSS
+ * encryption) is recorded once as an unguarded database connection (sql
+ * class `unguarded`), which a rule may deny: its write then fails.
+ *
+ * Cost for other descriptors: one byte loaded and tested (ag_wire_on),
+ * cleared again when the descriptor is closed or dup'ed over.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "wire.h"
+
+unsigned char ag_wire_on[AG_WIRE_FDS];
+
+/* A statement longer than this is not gathered: it is refused. */
+#define WIRE_MAX (16u << 20)
+#define PLAN_MAX 32
+
+enum { ST_OFF, ST_PROBE, ST_PG_CRYPT, ST_PG, ST_MY };
+enum { P_PG, P_MY };
+
+struct wconn {
+	pthread_mutex_t mu;
+	int state;
+	int dbaddr;                /* the address is a database server's, by port or path */
+	struct ag_wire_peer peer;
+	uint32_t caps;             /* MySQL: the client's capabilities */
+	/* framing */
+	unsigned char hdr[5];
+	unsigned hdr_have;
+	size_t pass;               /* body bytes still to pass unread */
+	size_t drop;               /* body bytes of a refused message to swallow */
+	int drop_cont;             /* MySQL: what is swallowed continues in the next packet */
+	int startup;               /* msg is PostgreSQL's StartupMessage */
+	unsigned char *msg;        /* a judged message being gathered, header included */
+	size_t have, want;
+	/* what this call sends, in order */
+	struct iovec v[PLAN_MAX];
+	void *own[PLAN_MAX];
+	unsigned char inl[PLAN_MAX][8];
+	int n;
+	int fd, how, flags;
+	char db[400], instead[1600];
+};
+
+static struct wconn *wconns[AG_WIRE_FDS];
+static pthread_mutex_t alloc_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- which descriptors ------------------------------------------------------ */
+
+static int db_port(unsigned p)
+{
+	return p == 5432 || p == 3306 || p == 6432 || p == 3307 || p == 26257 || p == 4000;
+}
+
+static int db_path(const char *p)
+{
+	const char *b = strrchr(p, '/');
+	b = b ? b + 1 : p;
+	return !strncmp(b, ".s.PGSQL.", 9) || strstr(b, "mysql") || strstr(b, "mariadb");
+}
+
+void ag_wire_connected(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int type;
+	socklen_t tl = sizeof type;
+
+	if ((unsigned)fd >= AG_WIRE_FDS || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 ||
+	    type != SOCK_STREAM)
+		return;
+	pthread_mutex_lock(&alloc_mu);
+	struct wconn *c = wconns[fd];
+	if (!c && (c = calloc(1, sizeof *c)))
+		pthread_mutex_init(&c->mu, NULL);
+	wconns[fd] = c;
+	pthread_mutex_unlock(&alloc_mu);
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	free(c->msg);
+	memset(&c->state, 0, offsetof(struct wconn, v) - offsetof(struct wconn, state));
+	struct ag_wire_peer *p = &c->peer;
+	if (sa->sa_family == AF_UNIX) {
+		const struct sockaddr_un *un = (const void *)sa;
+		size_t n = len > offsetof(struct sockaddr_un, sun_path)
+			   ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+		if (n > sizeof un->sun_path)
+			n = sizeof un->sun_path;
+		snprintf(p->unix_path, sizeof p->unix_path, "%.*s", (int)n, un->sun_path);
+		const char *s = strrchr(p->unix_path, '.');
+		if (strstr(p->unix_path, "/.s.PGSQL.") && s)
+			p->port = (unsigned)strtoul(s + 1, NULL, 10);
+		c->dbaddr = p->unix_path[0] && db_path(p->unix_path);
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, p->addr, sizeof p->addr);
+		p->port = ntohs(in->sin_port);
+		c->dbaddr = db_port(p->port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, p->addr, sizeof p->addr);
+		p->port = ntohs(in6->sin6_port);
+		c->dbaddr = db_port(p->port);
+	}
+	c->state = ST_PROBE;
+	pthread_mutex_unlock(&c->mu);
+	__atomic_store_n(&ag_wire_on[fd], 1, __ATOMIC_RELEASE);
+}
+
+void ag_wire_forget(int fd)
+{
+	if ((unsigned)fd < AG_WIRE_FDS && ag_wire_on[fd])
+		__atomic_store_n(&ag_wire_on[fd], 0, __ATOMIC_RELEASE);
+}
+
+void ag_wire_closed(int fd)
+{
+	/* The structure stays for the next connection on this number: a
+	 * writer that read the flag just before is never left holding freed
+	 * memory. */
+	ag_wire_forget(fd);
+}
+
+const char *ag_wire_database(const struct ag_wire_peer *p, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", p->addr[0] ? p->addr : "localhost", p->db[0] ? p->db : "?");
+	return buf;
+}
+
+/* ---- sending what was judged ------------------------------------------------ */
+
+static int emit(struct wconn *c)
+{
+	int i = 0, rc = 0;
+
+	while (i < c->n) {
+		ssize_t r;
+		if (c->how == AG_WIRE_SEND) {
+			struct msghdr mh = {.msg_iov = c->v + i, .msg_iovlen = (size_t)(c->n - i)};
+			r = AG_REAL(sendmsg)(c->fd, &mh, c->flags);
+		} else {
+			r = AG_REAL(writev)(c->fd, c->v + i, c->n - i);
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* A non-blocking socket (node's): the caller was told it all
+			 * went, so it waits here until it can. */
+			struct pollfd pf = {c->fd, POLLOUT, 0};
+			if (poll(&pf, 1, -1) < 0 && errno != EINTR) {
+				rc = -1;
+				break;
+			}
+			continue;
+		}
+		if (r < 0) {
+			rc = -1;
+			break;
+		}
+		size_t left = (size_t)r;
+		while (i < c->n && left >= c->v[i].iov_len)
+			left -= c->v[i++].iov_len;
+		if (left) {
+			c->v[i].iov_base = (char *)c->v[i].iov_base + left;
+			c->v[i].iov_len -= left;
+		}
+	}
+	int e = errno;
+	for (int k = 0; k < c->n; k++)
+		free(c->own[k]);
+	c->n = 0;
+	errno = e;
+	return rc;
+}
+
+/* Bytes to send: the caller's (valid for the call), or `own` (freed once
+ * sent). */
+static void plan_add(struct wconn *c, const void *p, size_t n, void *own)
+{
+	if (!n) {
+		free(own);
+		return;
+	}
+	if (c->n == PLAN_MAX)
+		emit(c);
+	c->v[c->n].iov_base = (void *)p;
+	c->v[c->n].iov_len = n;
+	c->own[c->n++] = own;
+}
+
+/* The header just read: copied, the next one overwrites it. */
+static void plan_hdr(struct wconn *c, unsigned n)
+{
+	if (c->n == PLAN_MAX)
+		emit(c);
+	memcpy(c->inl[c->n], c->hdr, n);
+	plan_add(c, c->inl[c->n], n, NULL);
+}
+
+/* ---- the messages ------------------------------------------------------------ */
+
+static uint32_t be32(const unsigned char *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static void put_be32(unsigned char *b, uint32_t v)
+{
+	b[0] = (unsigned char)(v >> 24);
+	b[1] = (unsigned char)(v >> 16);
+	b[2] = (unsigned char)(v >> 8);
+	b[3] = (unsigned char)v;
+}
+
+static uint32_t le24(const unsigned char *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16;
+}
+
+/* Judge one statement: 0 pass, 1 refused (w->instead holds the text).
+ * With `refuse`, refused for that reason without asking the rules. */
+static int judge_as(struct wconn *w, int proto, const char *sql, size_t len, int parse,
+		    const char *refuse)
+{
+	struct ag_call c;
+
+	/* What came before it goes first: a pre-image must see what the
+	 * statements before this one did. */
+	if (w->n)
+		emit(w);
+	ag_begin(&c, AG_OP_SQL);
+	int refused = proto == P_PG
+		? ag_pg_wire_judge(&c, &w->peer, sql, len, parse, refuse, w->db, sizeof w->db,
+				   w->instead, sizeof w->instead)
+		: ag_my_wire_judge(&c, &w->peer, sql, len, parse, refuse, w->db, sizeof w->db,
+				   w->instead, sizeof w->instead);
+	if (refused)
+		ag_refuse_status(&c, proto == P_PG ? 42501 : 1644);
+	else
+		ag_end_status(&c, 0);
+	return refused;
+}
+
+static int judge(struct wconn *w, int proto, const char *sql, size_t len, int parse)
+{
+	return judge_as(w, proto, sql, len, parse, NULL);
+}
+
+/* A PostgreSQL message with its text in place of the original's: Query
+ * [text], or Parse [name][text][the original's parameter types]. */
+static void pg_replace(struct wconn *w, int type, const unsigned char *name, size_t nlen,
+		       const unsigned char *tail, size_t tlen)
+{
+	size_t sl = strlen(w->instead) + 1;
+	size_t len = 4 + (type == 'P' ? nlen + 1 : 0) + sl + (type == 'P' ? tlen : 0);
+	unsigned char *m = malloc(1 + len);
+	if (!m)
+		return;
+	unsigned char *q = m;
+	*q++ = (unsigned char)type;
+	put_be32(q, (uint32_t)len);
+	q += 4;
+	if (type == 'P') {
+		memcpy(q, name, nlen);
+		q[nlen] = 0;
+		q += nlen + 1;
+	}
+	memcpy(q, w->instead, sl);
+	q += sl;
+	if (type == 'P' && tlen) {
+		memcpy(q, tail, tlen);
+		q += tlen;
+	}
+	plan_add(w, m, (size_t)(q - m), m);
+}
+
+/* The same for MySQL: one packet, sequence 0, [cmd][text]. */
+static void my_replace(struct wconn *w, int cmd)
+{
+	size_t sl = strlen(w->instead);
+	unsigned char *m = malloc(5 + sl);
+	if (!m)
+		return;
+	size_t n = sl + 1;
+	m[0] = (unsigned char)(n & 0xff);
+	m[1] = (unsigned char)(n >> 8 & 0xff);
+	m[2] = (unsigned char)(n >> 16 & 0xff);
+	m[3] = 0;
+	m[4] = (unsigned char)cmd;
+	memcpy(m + 5, w->instead, sl);
+	plan_add(w, m, 5 + sl, m);
+}
+
+/* A statement too long to gather: refused unread, and what it still has
+ * to come is swallowed. */
+static void refuse_unread(struct wconn *w, int proto, size_t body)
+{
+	static const char what[] = "-- agentguard: a statement too long to read";
+	int parse = proto == P_PG ? w->hdr[0] == 'P' : w->hdr[4] == 0x16;
+
+	judge_as(w, proto, what, sizeof what - 1, parse,
+		 "a statement longer than 16 MiB (or one memory could not be found for) cannot "
+		 "be read, and what cannot be read is not sent");
+	if (proto == P_PG) {
+		/* A Parse's name is in what was not read: the unnamed
+		 * statement fails instead, which stops the rest until Sync. */
+		pg_replace(w, w->hdr[0], (const unsigned char *)"", 0, (const unsigned char *)"\0\0", 2);
+		w->drop = body;
+	} else {
+		my_replace(w, w->hdr[4]);
+		w->drop = body - 1;
+		w->drop_cont = body == 0xffffff;
+	}
+}
+
+/* The MySQL query text after a COM_QUERY's query attributes. A client
+ * that offers them (mysql2 does) sends them only when the server took
+ * them up, which the guard does not read: a payload that starts with
+ * "no attributes, one set" has them; text cannot start so. NULL when
+ * there are attributes with values (not read). */
+static const unsigned char *my_text(const struct wconn *w, const unsigned char *p,
+				    const unsigned char *end)
+{
+	if (!(w->caps & 0x08000000) || p >= end)        /* CLIENT_QUERY_ATTRIBUTES */
+		return p;
+	if (p + 2 <= end && p[0] == 0 && p[1] == 1)
+		return p + 2;
+	if (p[0] < 0x20 && p[0] != '\t' && p[0] != '\n' && p[0] != '\r')
+		return NULL;
+	return p;
+}
+
+/* A judged message, whole in w->msg. */
+static void finish(struct wconn *w, int proto)
+{
+	unsigned char *m = w->msg;
+	size_t n = w->want;
+
+	w->msg = NULL;
+	if (w->startup) {
+		/* user and database: key\0value\0 pairs after the version. */
+		w->startup = 0;
+		for (size_t i = 8; i < n && m[i];) {
+			const unsigned char *k = m + i, *v = memchr(k, 0, n - i);
+			if (!v || ++v >= m + n)
+				break;
+			const unsigned char *ve = memchr(v, 0, (size_t)(m + n - v));
+			if (!ve)
+				break;
+			if (!strcmp((const char *)k, "user"))
+				snprintf(w->peer.user, sizeof w->peer.user, "%s", v);
+			else if (!strcmp((const char *)k, "database"))
+				snprintf(w->peer.db, sizeof w->peer.db, "%s", v);
+			i = (size_t)(ve + 1 - m);
+		}
+		if (!w->peer.db[0])
+			snprintf(w->peer.db, sizeof w->peer.db, "%s", w->peer.user);
+		plan_add(w, m, n, m);
+		return;
+	}
+	if (proto == P_PG && m[0] == 'Q') {
+		const char *sql = (const char *)m + 5;
+		if (judge(w, P_PG, sql, strnlen(sql, n - 5), 0)) {
+			free(m);
+			pg_replace(w, 'Q', NULL, 0, NULL, 0);
+			return;
+		}
+	} else if (proto == P_PG) {                     /* Parse */
+		const unsigned char *name = m + 5, *end = m + n;
+		const unsigned char *ne = memchr(name, 0, (size_t)(end - name));
+		const unsigned char *q = ne ? ne + 1 : NULL;
+		const unsigned char *qe = q && q < end ? memchr(q, 0, (size_t)(end - q)) : NULL;
+		/* A malformed one the server refuses by itself. */
+		if (qe && judge(w, P_PG, (const char *)q, (size_t)(qe - q), 1)) {
+			pg_replace(w, 'P', name, (size_t)(ne - name), qe + 1, (size_t)(end - qe - 1));
+			free(m);
+			return;
+		}
+	} else if (m[4] == 0x02) {                      /* COM_INIT_DB */
+		if (n - 5 < sizeof w->peer.db && !memchr(m + 5, 0, n - 5))
+			snprintf(w->peer.db, sizeof w->peer.db, "%.*s", (int)(n - 5), m + 5);
+	} else {                                        /* COM_QUERY, COM_STMT_PREPARE */
+		const unsigned char *t = m[4] == 0x03 ? my_text(w, m + 5, m + n) : m + 5;
+		static const char attrs[] = "-- agentguard: a query with attributes";
+		int refused = t ? judge(w, P_MY, (const char *)t, (size_t)(m + n - t), m[4] == 0x16)
+				: judge_as(w, P_MY, attrs, sizeof attrs - 1, 0,
+					   "a query with query attributes cannot be read, and what "
+					   "cannot be read is not sent");
+		if (refused) {
+			my_replace(w, m[4]);
+			free(m);
+			return;
+		}
+	}
+	plan_add(w, m, n, m);
+}
+
+/* A header is whole: what its message is. */
+static void header(struct wconn *w)
+{
+	if (w->state == ST_PG) {
+		uint32_t len = be32(w->hdr + 1);
+		unsigned char t = w->hdr[0];
+		if (len < 4) {
+			/* Not the protocol after all: stop reading. */
+			plan_hdr(w, 5);
+			w->state = ST_OFF;
+			return;
+		}
+		if (t == 'Q' || t == 'P') {
+			if (len - 4 > WIRE_MAX || !(w->msg = malloc(1 + (size_t)len))) {
+				refuse_unread(w, P_PG, len - 4);
+				return;
+			}
+			memcpy(w->msg, w->hdr, 5);
+			w->have = 5;
+			w->want = 1 + (size_t)len;
+			return;
+		}
+		plan_hdr(w, 5);
+		w->pass = len - 4;
+		return;
+	}
+	/* MySQL: [3-byte length][sequence], and the command byte when the
+	 * sequence starts a command. */
+	uint32_t len = le24(w->hdr);
+	if (w->drop_cont) {
+		w->drop = len;
+		w->drop_cont = len == 0xffffff;
+		return;
+	}
+	unsigned char cmd = w->hdr_have == 5 ? w->hdr[4] : 0;
+	if (w->hdr_have == 5 && (cmd == 0x03 || cmd == 0x16 || cmd == 0x02)) {
+		if (len >= 0xffffff || len > WIRE_MAX || !(w->msg = malloc(4 + (size_t)len))) {
+			refuse_unread(w, P_MY, len);
+			return;
+		}
+		memcpy(w->msg, w->hdr, 5);
+		w->have = 5;
+		w->want = 4 + (size_t)len;
+		return;
+	}
+	plan_hdr(w, w->hdr_have);
+	w->pass = len - (w->hdr_have - 4);
+}
+
+static unsigned hdr_need(const struct wconn *w)
+{
+	if (w->state == ST_PG)
+		return 5;
+	return w->hdr_have >= 4 && w->hdr[3] == 0 && le24(w->hdr) ? 5 : 4;
+}
+
+/* Bytes of this call, in order. */
+static void feed(struct wconn *w, const unsigned char *b, size_t n)
+{
+	while (n) {
+		size_t k;
+		if (w->state == ST_OFF) {
+			plan_add(w, b, n, NULL);
+			return;
+		}
+		if (w->drop) {
+			k = n < w->drop ? n : w->drop;
+			w->drop -= k;
+		} else if (w->pass) {
+			k = n < w->pass ? n : w->pass;
+			plan_add(w, b, k, NULL);
+			w->pass -= k;
+		} else if (w->msg) {
+			k = n < w->want - w->have ? n : w->want - w->have;
+			memcpy(w->msg + w->have, b, k);
+			w->have += k;
+			if (w->have == w->want)
+				finish(w, w->state == ST_PG ? P_PG : P_MY);
+		} else {
+			w->hdr[w->hdr_have++] = *b;
+			k = 1;
+			if (w->hdr_have == hdr_need(w)) {
+				header(w);
+				w->hdr_have = 0;
+			}
+		}
+		b += k;
+		n -= k;
+	}
+}
+
+/* ---- the first write: which protocol, if any -------------------------------- */
+
+/* An unguarded database connection (its statements will be encrypted):
+ * recorded, and judged. 0, or -1 with errno when a rule refuses it. */
+static int unguarded(struct wconn *w, int proto, const char *why)
+{
+	struct ag_call c;
+	char text[160];
+
+	ag_begin(&c, AG_OP_SQL);
+	snprintf(text, sizeof text, "-- agentguard: %s connection: its statements cannot be read", why);
+	ag_set_sql(&c, text, strlen(text), ag_wire_database(&w->peer, w->db, sizeof w->db), 0);
+	c.op.sql_class = AG_SQL_UNGUARDED;
+	(void)proto;
+	if (ag_check(&c) < 0) {
+		ag_refuse_status(&c, 1);
+		/* Its reads end too: a client waiting for the server's answer
+		 * to a handshake that never went would wait for the server's
+		 * timeout. */
+		shutdown(w->fd, SHUT_RDWR);
+		errno = EACCES;
+		return -1;
+	}
+	ag_end_status(&c, 0);
+	return 0;
+}
+
+/* A MySQL client's handshake response (protocol 4.1): [len][seq 1]
+ * [caps 4][max packet 4][charset 1][23 filler bytes][user\0]... The
+ * filler is zeros, but for its last 4 where a MariaDB client puts its
+ * extended capabilities. */
+static int my_handshake(struct wconn *w, const unsigned char *b, size_t n)
+{
+	if (n < 4 + 32 || b[3] != 1)
+		return 0;
+	size_t len = le24(b);
+	const unsigned char *p = b + 4;
+	uint32_t caps = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+			(uint32_t)p[3] << 24;
+	if (len < 32 || !(caps & 0x200))
+		return 0;
+	for (int i = 9; i < 28; i++)
+		if (p[i])
+			return 0;
+	w->caps = caps;
+	if (caps & 0x800)                               /* CLIENT_SSL: TLS follows */
+		return 2;
+	/* user and database, when this piece holds them */
+	const unsigned char *end = b + (n < 4 + len ? n : 4 + len), *u = p + 32;
+	const unsigned char *ue = memchr(u, 0, (size_t)(end - u));
+	if (!ue)
+		return 1;
+	snprintf(w->peer.user, sizeof w->peer.user, "%.*s", (int)(ue - u), u);
+	const unsigned char *q = ue + 1;
+	if (caps & 0x200000) {                          /* length-encoded auth data */
+		if (q >= end || *q >= 0xfb)
+			return 1;
+		q += 1 + *q;
+	} else if (caps & 0x8000) {                     /* secure connection */
+		if (q >= end)
+			return 1;
+		q += 1 + *q;
+	} else {
+		const unsigned char *z = memchr(q, 0, (size_t)(end - q));
+		if (!z)
+			return 1;
+		q = z + 1;
+	}
+	const unsigned char *z = q < end ? memchr(q, 0, (size_t)(end - q)) : NULL;
+	if ((caps & 0x8) && z)                          /* CLIENT_CONNECT_WITH_DB */
+		snprintf(w->peer.db, sizeof w->peer.db, "%.*s", (int)(z - q), q);
+	return 1;
+}
+
+/* The first bytes written (up to 512 of them, in b): 0 to read on, -1
+ * refused (errno set). */
+static int probe(struct wconn *w, const unsigned char *b, size_t n)
+{
+	uint32_t len = n >= 8 ? be32(b) : 0, code = n >= 8 ? be32(b + 4) : 0;
+
+	if (w->state == ST_PG_CRYPT) {
+		/* After an SSLRequest: a StartupMessage when the server said no,
+		 * else the TLS (or GSS) handshake. */
+		if (n >= 8 && len >= 8 && len <= 10000 && code >> 16 == 3)
+			goto startup;
+		w->state = ST_OFF;
+		return unguarded(w, P_PG, n && b[0] == 0x16 ? "TLS" : "encrypted");
+	}
+	if (n >= 8 && len >= 8 && len <= 10000 && code >> 16 == 3)
+		goto startup;
+	if (n >= 8 && len == 8 && (code == 80877103 || code == 80877104)) {
+		/* SSLRequest, GSSENCRequest: the next write tells. */
+		w->state = ST_PG_CRYPT;
+		w->pass = 8;
+		return 0;
+	}
+	int my = my_handshake(w, b, n);
+	if (my == 2) {
+		w->state = ST_OFF;
+		return unguarded(w, P_MY, "TLS");
+	}
+	if (my == 1) {
+		if (w->caps & 0x20) {
+			/* The compressed protocol: read on send() by sql_mysql.c
+			 * (the mariadb client's way), not here. */
+			w->state = ST_OFF;
+			return 0;
+		}
+		w->state = ST_MY;
+		w->pass = 4 + le24(b);
+		return 0;
+	}
+	w->state = ST_OFF;
+	if (w->dbaddr && n >= 3 && b[0] == 0x16 && b[1] == 3)
+		/* TLS from the first byte (PostgreSQL's direct negotiation). */
+		return unguarded(w, P_PG, "TLS");
+	return 0;
+startup:
+	w->state = ST_PG;
+	w->startup = 1;
+	w->msg = malloc(len);
+	if (!w->msg) {
+		w->state = ST_OFF;
+		return 0;
+	}
+	w->have = 0;
+	w->want = len;
+	return 0;
+}
+
+/* ---- the slow path ------------------------------------------------------------ */
+
+/* The call comes from libpq or a shared MySQL client library: that
+ * library's hooks judge its statements (sql_pq.c, sql_mysql.c). */
+static int from_client_library(const void *ra)
+{
+	Dl_info di;
+
+	if (!ra || !dladdr(ra, &di) || !di.dli_fname)
+		return 0;
+	const char *b = strrchr(di.dli_fname, '/');
+	b = b ? b + 1 : di.dli_fname;
+	return !strncmp(b, "libpq.so", 8) || !strncmp(b, "libmariadb.so", 13) ||
+	       !strncmp(b, "libmysqlclient.so", 17);
+}
+
+ssize_t ag_wire_writev(int fd, const struct iovec *iov, int iovcnt, int how, int flags,
+		       const void *ra)
+{
+	struct wconn *w = wconns[fd];
+	size_t total = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	if (!w || iovcnt < 0)
+		goto pass;
+	pthread_mutex_lock(&w->mu);
+	if (!ag_wire_on[fd] || w->state == ST_OFF) {
+		pthread_mutex_unlock(&w->mu);
+		goto pass;
+	}
+	if (w->state == ST_PROBE || w->state == ST_PG_CRYPT) {
+		unsigned char head[512];
+		size_t hn = 0;
+		for (int i = 0; i < iovcnt && hn < sizeof head; i++) {
+			size_t k = iov[i].iov_len < sizeof head - hn ? iov[i].iov_len : sizeof head - hn;
+			memcpy(head + hn, iov[i].iov_base, k);
+			hn += k;
+		}
+		if (!hn) {
+			pthread_mutex_unlock(&w->mu);
+			goto pass;
+		}
+		int rc = 0;
+		w->fd = fd;
+		if (from_client_library(ra))
+			w->state = ST_OFF;
+		else
+			rc = probe(w, head, hn);
+		if (rc < 0 || w->state == ST_OFF) {
+			int e = errno;
+			ag_wire_on[fd] = 0;
+			pthread_mutex_unlock(&w->mu);
+			if (rc < 0) {
+				errno = e;
+				return -1;
+			}
+			goto pass;
+		}
+	}
+	w->fd = fd;
+	w->how = how;
+	w->flags = flags;
+	for (int i = 0; i < iovcnt; i++)
+		feed(w, iov[i].iov_base, iov[i].iov_len);
+	int rc = emit(w);
+	int e = errno;
+	if (w->state == ST_OFF)
+		ag_wire_on[fd] = 0;
+	pthread_mutex_unlock(&w->mu);
+	errno = e;
+	return rc < 0 ? -1 : (ssize_t)total;
+pass:
+	if (how == AG_WIRE_SEND) {
+		struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+		return AG_REAL(sendmsg)(fd, &mh, flags);
+	}
+	return AG_REAL(writev)(fd, iov, iovcnt);
+}
+
+/* ---- the entries --------------------------------------------------------------
+ * send, sendto and sendmsg are in sql_mysql.c and connect.c, which read
+ * them for their own reasons too; they come here for a descriptor
+ * AG_WIRE_ON names.
+ */
+/* These entries are on every write and close a program makes: the real
+ * function's resolved pointer is read in place, and resolving it (once)
+ * is a cold call of its own, so the passthrough saves no registers. */
+#define COLD_REAL(ret, name, params, args)                                      \
+	static __attribute__((noinline, cold)) ret name##_first params          \
+	{                                                                       \
+		return AG_REAL(name) args;                                      \
+	}
+#define REAL_NOW(name, args) ({                                                   \
+	__typeof__(ag_real.name) f_ = __atomic_load_n(&ag_real.name, __ATOMIC_ACQUIRE); \
+	__builtin_expect(f_ != NULL, 1) ? f_ args : name##_first args; })
+
+COLD_REAL(ssize_t, write, (int fd, const void *b, size_t n), (fd, b, n))
+COLD_REAL(ssize_t, writev, (int fd, const struct iovec *iov, int n), (fd, iov, n))
+COLD_REAL(int, close, (int fd), (fd))
+COLD_REAL(int, dup2, (int old, int fd), (old, fd))
+COLD_REAL(int, dup3, (int old, int fd, int flags), (old, fd, flags))
+
+static __attribute__((noinline)) ssize_t wire_write(int fd, const void *b, size_t n,
+						    const void *ra)
+{
+	struct iovec v = {(void *)b, n};
+	return ag_wire_writev(fd, &v, 1, AG_WIRE_WRITE, 0, ra);
+}
+
+AG_EXPORT ssize_t write(int fd, const void *b, size_t n)
+{
+	if (AG_WIRE_ON(fd) && !AG_OWN_WORK() && !ag_thread.in_sql)
+		return wire_write(fd, b, n, __builtin_return_address(0));
+	return REAL_NOW(write, (fd, b, n));
+}
+
+AG_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+	if (AG_WIRE_ON(fd) && !AG_OWN_WORK() && !ag_thread.in_sql)
+		return ag_wire_writev(fd, iov, n, AG_WIRE_WRITE, 0, __builtin_return_address(0));
+	return REAL_NOW(writev, (fd, iov, n));
+}
+
+AG_EXPORT int close(int fd)
+{
+	if (AG_WIRE_ON(fd))
+		ag_wire_closed(fd);
+	return REAL_NOW(close, (fd));
+}
+
+AG_EXPORT int dup2(int old, int fd)
+{
+	if (AG_WIRE_ON(fd) && old != fd)
+		ag_wire_closed(fd);
+	return REAL_NOW(dup2, (old, fd));
+}
+
+AG_EXPORT int dup3(int old, int fd, int flags)
+{
+	if (AG_WIRE_ON(fd))
+		ag_wire_closed(fd);
+	return REAL_NOW(dup3, (old, fd, flags));
+}
