@@ -219,13 +219,20 @@ static void init(void)
 	}
 
 	rc = ag_session_join(&G.s, err, sizeof err);
-	if (rc == 0) {
+	/* No session named, and not preloaded by LD_PRELOAD: loaded from
+	 * /etc/ld.so.preload into a program that came from outside the
+	 * container's guarded processes (`docker exec`, the container's own
+	 * start). It joins the container's session (3), or starts it. */
+	if (rc == 0 && G.self[0] && !G.preload_given[0]) {
+		rc = ag_session_container(&G.s, err, sizeof err);
+		rc = rc == 1 ? 3 : rc;
+	}
+	if (rc == 0)
 		rc = ag_session_new(&G.s, NULL, err, sizeof err) == 0 ? 2 : -1;
-		if (rc == 2) {
-			const char *r = ag_getenv("AGENTGUARD_RULES");
-			if (r && *r && strcmp(r, "builtin") != 0 && !realpath(r, G.rules_src))
-				G.rules_src[0] = 0;
-		}
+	if (rc >= 2) {
+		const char *r = ag_getenv("AGENTGUARD_RULES");
+		if (r && *r && strcmp(r, "builtin") != 0 && !realpath(r, G.rules_src))
+			G.rules_src[0] = 0;
 	}
 	if (rc < 0) {
 		go_broken(err);
@@ -264,7 +271,7 @@ static void init(void)
 	G.spool.exe = G.caller;   /* the same program until an exec starts anew */
 	if (ag_session_env_strings(&G.s, G.envbuf, sizeof G.envbuf, G.env, 16) > 0) {
 		ag_launch_set(G.env, G.self, G.preload_given);
-		if (rc == 2)
+		if (rc >= 2)
 			environ_add_session();
 	}
 	G.state = G_ACTIVE;
