@@ -172,59 +172,6 @@ fail:;
 	return NULL;
 }
 
-sqlite3 *ag_audit_open_copy(const char *state_dir, char *err, size_t errlen)
-{
-	char path[AG_PATH_MAX];
-	sqlite3 *db = NULL, *src = NULL;
-	struct stat st;
-
-	if (ag_fmt(path, sizeof path, "%s/audit.db", state_dir) < 0) {
-		seterr(err, errlen, "state dir path too long: %s%s", state_dir, NULL);
-		return NULL;
-	}
-	if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK)
-		goto fail;
-	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-		/* Immutable: it touches neither -shm nor -wal (which the guard
-		 * protects), so it sees the log as of its last checkpoint. */
-		char *uri = sqlite3_mprintf("file:%s?mode=ro&immutable=1", path);
-		int rc = uri ? sqlite3_open_v2(uri, &src, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL)
-			     : SQLITE_NOMEM;
-		sqlite3_free(uri);
-		sqlite3_backup *b = rc == SQLITE_OK ? sqlite3_backup_init(db, "main", src, "main") : NULL;
-		if (b) {
-			rc = sqlite3_backup_step(b, -1);
-			sqlite3_backup_finish(b);
-		}
-		if (!b || rc != SQLITE_DONE) {
-			int code = src ? sqlite3_errcode(src) : rc;
-			seterr(err, errlen, code == SQLITE_CORRUPT || code == SQLITE_NOTADB
-			       ? "audit log %s is damaged (%s): move it aside to start a new one"
-			       : "cannot read audit log %s: %s", path,
-			       src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
-			sqlite3_close(src);
-			sqlite3_close(db);
-			return NULL;
-		}
-		sqlite3_close(src);
-	}
-	if (sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK || add_columns(db) < 0)
-		goto fail;
-	/* Verifying needs the key; a copy makes none. */
-	key_setup(db, state_dir, 0, err, errlen);
-	if (ag_audit_ingest(db, state_dir, AG_INGEST_COPY, err, errlen) < 0) {
-		ag_audit_close(db);
-		return NULL;
-	}
-	return db;
-fail:
-	seterr(err, errlen, "cannot make a copy of audit log %s: %s", path,
-	       db ? sqlite3_errmsg(db) : "out of memory");
-	sqlite3_close(db);
-	return NULL;
-}
-
 void ag_audit_close(sqlite3 *db)
 {
 	key_detach(db);
@@ -697,7 +644,7 @@ int ag_audit_latest_session(sqlite3 *db, char *out, size_t outlen)
 struct ingest {
 	sqlite3 *db;
 	const char *state_dir;
-	sqlite3_stmt *ins, *snap, *head_get, *head_set, *gap;
+	sqlite3_stmt *ins, *snap, *head_get, *head_set, *gap, *seen;
 	/* the process the spool belongs to, from its PROC record */
 	char *exe, *argv, *cwd;
 	int64_t ppid;
@@ -869,12 +816,12 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 	if (load_head(g, session, r->time_ns) < 0)
 		return -1;
 	/* Already in (a live spool ingested before)? Then the chain has it. */
-	sqlite3_stmt *chk;
-	if (sqlite3_prepare_v2(g->db, "SELECT 1 FROM events WHERE uid=?", -1, &chk, NULL) != SQLITE_OK)
-		return -1;
-	bind_text(chk, 1, uid);
-	int seen = sqlite3_step(chk) == SQLITE_ROW;
-	sqlite3_finalize(chk);
+	/* Prepared once per ingest: a guarded reader (the CLI inside a
+	 * container) would otherwise record a statement per event. */
+	sqlite3_reset(g->seen);
+	bind_text(g->seen, 1, uid);
+	int seen = sqlite3_step(g->seen) == SQLITE_ROW;
+	sqlite3_reset(g->seen);
 	if (seen)
 		return 0;
 
@@ -1362,7 +1309,9 @@ static int prepare_ingest(struct ingest *g)
 			       -1, &g->head_set, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(g->db, "INSERT OR IGNORE INTO gaps(uid, session, time_ns, pid, what)"
 				   " VALUES(?,?,?,?,?)",
-			       -1, &g->gap, NULL) != SQLITE_OK) ? -1 : 0;
+			       -1, &g->gap, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(g->db, "SELECT 1 FROM events WHERE uid=?", -1, &g->seen,
+			       NULL) != SQLITE_OK) ? -1 : 0;
 }
 
 /* The supervisor's copy of spool `name` (lib/guard.c hand_over), if there
@@ -1676,6 +1625,7 @@ out:
 	sqlite3_finalize(g.head_get);
 	sqlite3_finalize(g.head_set);
 	sqlite3_finalize(g.gap);
+	sqlite3_finalize(g.seen);
 	free(g.exe); free(g.argv); free(g.cwd);
 	for (long i = 0; i < n; i++)
 		free(names[i]);
@@ -2099,4 +2049,70 @@ int ag_audit_check_heads(sqlite3 *db, const char *file, char *msg, size_t msglen
 	fclose(f);
 	*checked = n;
 	return bad;
+}
+
+sqlite3 *ag_audit_open_copy(const char *state_dir, char *err, size_t errlen)
+{
+	char path[AG_PATH_MAX];
+	sqlite3 *db = NULL, *src = NULL;
+	struct stat st;
+
+	if (ag_fmt(path, sizeof path, "%s/audit.db", state_dir) < 0) {
+		seterr(err, errlen, "state dir path too long: %s%s", state_dir, NULL);
+		return NULL;
+	}
+	if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+		/* Immutable: it touches neither -shm nor -wal (which the guard
+		 * protects), so it sees the log as of its last checkpoint. */
+		char *uri = sqlite3_mprintf("file:%s?mode=ro&immutable=1", path);
+		int rc = uri ? sqlite3_open_v2(uri, &src, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL)
+			     : SQLITE_NOMEM;
+		sqlite3_free(uri);
+		sqlite3_backup *b = rc == SQLITE_OK ? sqlite3_backup_init(db, "main", src, "main") : NULL;
+		if (b) {
+			rc = sqlite3_backup_step(b, -1);
+			sqlite3_backup_finish(b);
+		}
+		if (!b || rc != SQLITE_DONE) {
+			int code = src ? sqlite3_errcode(src) : rc;
+			seterr(err, errlen, code == SQLITE_CORRUPT || code == SQLITE_NOTADB
+			       ? "audit log %s is damaged (%s): move it aside to start a new one"
+			       : "cannot read audit log %s: %s", path,
+			       src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
+			sqlite3_close(src);
+			sqlite3_close(db);
+			return NULL;
+		}
+		sqlite3_close(src);
+	}
+	if (sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK || add_columns(db) < 0)
+		goto fail;
+	/* The rows added here are chained like the log's, with its key when
+	 * it can be read; a copy makes no key, but a log no key has touched
+	 * yet (or none at all) gets a throwaway one for the copy's rows. */
+	char kept[64];
+	int keyed = meta_get(db, "chain_key", kept, sizeof kept) == 0;
+	if (key_setup(db, state_dir, 0, err, errlen) < 0 && !keyed) {
+		unsigned char key[KEY_LEN];
+		if (getrandom(key, sizeof key, 0) == (ssize_t)sizeof key) {
+			key_attach(db, key);
+			key_err[0] = 0;
+		}
+		memset(key, 0, sizeof key);
+	}
+	if (!keyed && key_of(db) && rekey(db, key_of(db)) < 0)
+		goto fail;
+	if (ag_audit_ingest(db, state_dir, AG_INGEST_COPY, err, errlen) < 0) {
+		ag_audit_close(db);
+		return NULL;
+	}
+	return db;
+fail:
+	seterr(err, errlen, "cannot make a copy of audit log %s: %s", path,
+	       db ? sqlite3_errmsg(db) : "out of memory");
+	sqlite3_close(db);
+	return NULL;
 }

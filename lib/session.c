@@ -719,6 +719,29 @@ int ag_session_container(struct ag_session *s, char *err, size_t errlen)
 	return ag_session_new(s, NULL, err, errlen) < 0 ? -1 : 2;
 }
 
+/* Whether process pid is in a pid namespace below ours: its NSpid line
+ * (readable where its namespace link is not) has a pid for each level. */
+static int nested(const char *pid)
+{
+	char path[300], buf[4096];
+
+	if (ag_fmt(path, sizeof path, "/proc/%s/status", pid) < 0 ||
+	    read_small(AT_FDCWD, path, buf, sizeof buf) <= 0)
+		return 1;   /* cannot tell: it may be */
+	const char *l = strstr(buf, "\nNSpid:");
+	if (!l)
+		return 0;   /* a kernel without pid namespaces */
+	l += 7;
+	int n = 0;
+	while (*l && *l != '\n') {
+		l += strspn(l, " \t");
+		if (*l >= '0' && *l <= '9')
+			n++;
+		l += strcspn(l, " \t\n");
+	}
+	return n > 1;
+}
+
 /* Is any process we can see in pid namespace ino? 1 yes, 0 no, -1 some
  * could not be looked at. */
 static int pidns_seen(uint64_t ino)
@@ -736,7 +759,7 @@ static int pidns_seen(uint64_t ino)
 		    ag_fmt(link, sizeof link, "/proc/%s/ns/pid", e->d_name) < 0)
 			continue;
 		if (stat(link, &st) < 0) {
-			hidden |= errno != ENOENT && errno != ESRCH;
+			hidden |= errno != ENOENT && errno != ESRCH && nested(e->d_name);
 			continue;
 		}
 		if ((uint64_t)st.st_ino == ino) {
