@@ -258,6 +258,7 @@ static int join_vars(struct ag_session *s, var_fn get, void *ctx, char *err, siz
 	const char *mon = get(ctx, "AGENTGUARD_MONITOR");
 	const char *gate = get(ctx, "AGENTGUARD_GATE");
 	const char *floor = get(ctx, "AGENTGUARD_FLOOR");
+	const char *counters = get(ctx, "AGENTGUARD_COUNTERS");
 	const char *key = get(ctx, "AGENTGUARD_KEY_FILE");
 
 	memset(s, 0, sizeof *s);
@@ -297,6 +298,9 @@ static int join_vars(struct ag_session *s, var_fn get, void *ctx, char *err, siz
 		strcpy(s->gate, gate);
 	if (floor && floor[0] == '/' && strlen(floor) < sizeof s->floor)
 		strcpy(s->floor, floor);
+	if (counters && strlen(counters) < sizeof s->counters &&
+	    strspn(counters, "0123456789:") == strlen(counters))
+		strcpy(s->counters, counters);
 	if (key && key[0] == '/' && strlen(key) < sizeof s->key_file)
 		strcpy(s->key_file, key);
 	return 1;
@@ -422,9 +426,10 @@ int ag_session_env_strings(const struct ag_session *s, char *buf, size_t buflen,
 		{"AGENTGUARD_WORKSPACE", s->workspace},
 		{"AGENTGUARD_HOME", s->home},
 		{"AGENTGUARD_MONITOR", s->enforce ? "0" : "1"},
-		{"AGENTGUARD_KEY_FILE", s->key_file},   /* these three only when set */
+		{"AGENTGUARD_KEY_FILE", s->key_file},   /* these four only when set */
 		{"AGENTGUARD_GATE", s->gate},
 		{"AGENTGUARD_FLOOR", s->floor},
+		{"AGENTGUARD_COUNTERS", s->counters},
 	};
 	int nv = (int)(sizeof vals / sizeof vals[0]), n = 0;
 	size_t off = 0;
@@ -432,7 +437,7 @@ int ag_session_env_strings(const struct ag_session *s, char *buf, size_t buflen,
 	if (nv + 1 > outmax)
 		return -1;
 	for (int i = 0; i < nv; i++) {
-		if (i >= nv - 3 && !vals[i][1][0])
+		if (i >= nv - 4 && !vals[i][1][0])
 			continue;
 		int l = snprintf(buf + off, buflen - off, "%s=%s", vals[i][0], vals[i][1]);
 		if (l < 0 || (size_t)l >= buflen - off)

@@ -14,6 +14,11 @@
  *   AGENTGUARD_MONITOR    1: enforce is off (log "would deny"; only hard rules block)
  *   AGENTGUARD_GATE       under the kernel layer: where the library maps its
  *                         syscall gate (lib/gate.h); absent without it
+ *   AGENTGUARD_COUNTERS   FD:DEV:INO, the session's counters file that
+ *                         `agentguard run` (without the floor) leaves open
+ *                         in the agent: a process that cannot open files in
+ *                         the state dir (an agent's own sandbox) still
+ *                         counts its denials there
  */
 #ifndef AGENTGUARD_SESSION_H
 #define AGENTGUARD_SESSION_H
@@ -36,6 +41,9 @@ struct ag_session {
 	char gate[24];                 /* "0x..." or "" (no kernel layer) */
 	char floor[AG_PATH_MAX];       /* the Landlock floor's zone file, or "" */
 	char key_file[AG_PATH_MAX];    /* the chain's key, or "" (STATE/key) */
+	char counters[64];             /* "FD:DEV:INO": the session's counters, open
+	                                  in every process (`run` without the floor),
+	                                  or "" */
 	struct ag_policy *policy;      /* owned */
 };
 

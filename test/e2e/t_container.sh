@@ -171,3 +171,29 @@ test_container_fresh_etc_without_preload_restored() {
 	assert_missing "$T/etc/ld.so.preload"
 	assert_missing "/proc/$CTR_INIT/root/var/lib/agentguard/preload/state"
 }
+
+# An agent's own sandbox (Codex's workspace-write mode, say) may keep the
+# state dir read-only for the agent's processes: here a read-only bind
+# mount in a mount namespace of their own. What they are refused is said
+# loudly, with what to do, and the run's summary counts it.
+test_unwritable_state_dir_is_loud_and_counted() {
+	if [ "$(id -u)" != 0 ] || ! unshare --mount true 2>/dev/null; then
+		echo "unshare --mount is not permitted here (needs root): skipped"
+		return 77
+	fi
+	echo one >"$WS/f1"
+	echo two >"$WS/f2"
+	local out
+	out=$(LD_PRELOAD=${AG_ASAN_RT:-} "$AG" run --no-kernel --workspace "$WS" -- \
+		unshare --mount sh -c 'mount --bind -o ro "$1" "$1" && rm "$2"; rm "$3"; exit 0' \
+		sh "$AGENTGUARD_STATE_DIR" "$WS/f1" "$WS/f2" 2>&1)
+	assert_exists "$WS/f1"
+	assert_exists "$WS/f2"
+	assert_contains "$out" "WARNING: the state dir $AGENTGUARD_STATE_DIR cannot be written"
+	assert_contains "$out" "writable_roots"
+	# Once per process: one rm each.
+	assert_eq "$(grep -c 'WARNING: the state dir' <<<"$out")" 2
+	assert_contains "$out" "2 denied (2 of them not in the log)"
+	assert_contains "$out" "DENIED WITHOUT A RECORD"
+	assert_not_contains "$out" " 0 denied"
+}
