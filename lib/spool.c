@@ -417,10 +417,11 @@ static void write_gaps(struct ag_spool *sp)
 	}
 	if (sp->lost) {
 		int e = sp->lost_errno;
-		l = snprintf(what, sizeof what, "%llu decisions could not be recorded (%s%s)",
+		int unwritable = e == EROFS || e == EACCES || e == EPERM;
+		l = snprintf(what, sizeof what, "%llu decisions could not be recorded%s%s%s",
 			     (unsigned long long)sp->lost,
-			     e == EROFS || e == EACCES || e == EPERM
-			     ? "the state dir could not be written: " : "", strerror(e));
+			     unwritable ? " (the state dir could not be written: " : "",
+			     unwritable ? strerror(e) : "", unwritable ? ")" : "");
 		struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
 		if (append_locked(sp, AG_REC_GAP, 0, sp->lost_since, 0, &g, 1, NULL) == 0)
 			sp->lost = 0;
