@@ -435,5 +435,8 @@ size_t ag_escape_display(const char *in, size_t len, char *out, size_t outlen);
 /* Start time of a process (clock ticks since boot, /proc/PID/stat field 22);
  * 0 if unknown. */
 uint64_t ag_proc_start(pid_t pid);
+/* The container this process runs in: the 64-hex-digit id docker, podman,
+ * containerd or CRI-O show in its cgroup or mounts, else "". */
+void ag_container_id(char *out, size_t len);
 
 #endif

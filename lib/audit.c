@@ -457,36 +457,6 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_null(st, i);
 }
 
-/* The container this process runs in: the 64-hex-digit id that docker,
- * podman, containerd and CRI-O put in a cgroup or mount path, else "" (not
- * in one, or one whose id does not show). */
-static void container_id(char *out, size_t len)
-{
-	static const char *const files[] = {"/proc/self/cgroup", "/proc/self/mountinfo"};
-	char line[4096];
-
-	out[0] = 0;
-	for (int i = 0; i < 2 && !out[0]; i++) {
-		FILE *f = fopen(files[i], "re");
-		if (!f)
-			continue;
-		while (!out[0] && fgets(line, sizeof line, f)) {
-			static const char *const marks[] = {"/docker/", "docker-", "/containers/",
-							    "libpod-", "cri-containerd-", "crio-"};
-			for (size_t m = 0; m < sizeof marks / sizeof marks[0] && !out[0]; m++) {
-				const char *p = strstr(line, marks[m]);
-				if (!p)
-					continue;
-				p += strlen(marks[m]);
-				size_t n = strspn(p, "0123456789abcdef");
-				if (n == 64 && len > 64)
-					snprintf(out, len, "%.64s", p);
-			}
-		}
-		fclose(f);
-	}
-}
-
 /* Who and where: every session row says which machine, user and container
  * it ran on. Guarded processes write spools only this user can read in
  * (ingest refuses another uid's), so a session first seen in a spool ran
@@ -509,7 +479,7 @@ static void identity_fill(void)
 	me.uid = (int64_t)geteuid();
 	if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &res) == 0 && res)
 		snprintf(me.user, sizeof me.user, "%s", pw.pw_name);
-	container_id(me.container, sizeof me.container);
+	ag_container_id(me.container, sizeof me.container);
 }
 
 static const struct identity *identity(void)
@@ -631,17 +601,19 @@ int ag_audit_session_end(sqlite3 *db, const char *id, int64_t end_ns,
 {
 	sqlite3_stmt *st;
 	int rc = -1;
+	int known = exit_status != AG_EXIT_UNKNOWN;
 
 	if (sqlite3_prepare_v2(db, "UPDATE sessions SET end_ns=?, exit_status=? WHERE id=?",
 			       -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, end_ns);
-		sqlite3_bind_int(st, 2, exit_status);
+		if (known)
+			sqlite3_bind_int(st, 2, exit_status);
 		bind_text(st, 3, id);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 		sqlite3_finalize(st);
 	}
 	if (rc == 0)
-		rc = add_mark(db, id, "end", end_ns, 1, exit_status);
+		rc = add_mark(db, id, "end", end_ns, known, exit_status);
 	if (rc < 0)
 		seterr(err, errlen, "cannot record the end of session %s: %s", id,
 		       sqlite3_errmsg(db));
@@ -672,7 +644,7 @@ int ag_audit_latest_session(sqlite3 *db, char *out, size_t outlen)
 struct ingest {
 	sqlite3 *db;
 	const char *state_dir;
-	sqlite3_stmt *ins, *snap, *head_get, *head_set, *gap;
+	sqlite3_stmt *ins, *snap, *head_get, *head_set, *gap, *seen;
 	/* the process the spool belongs to, from its PROC record */
 	char *exe, *argv, *cwd;
 	int64_t ppid;
@@ -844,12 +816,12 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 	if (load_head(g, session, r->time_ns) < 0)
 		return -1;
 	/* Already in (a live spool ingested before)? Then the chain has it. */
-	sqlite3_stmt *chk;
-	if (sqlite3_prepare_v2(g->db, "SELECT 1 FROM events WHERE uid=?", -1, &chk, NULL) != SQLITE_OK)
-		return -1;
-	bind_text(chk, 1, uid);
-	int seen = sqlite3_step(chk) == SQLITE_ROW;
-	sqlite3_finalize(chk);
+	/* Prepared once per ingest: a guarded reader (the CLI inside a
+	 * container) would otherwise record a statement per event. */
+	sqlite3_reset(g->seen);
+	bind_text(g->seen, 1, uid);
+	int seen = sqlite3_step(g->seen) == SQLITE_ROW;
+	sqlite3_reset(g->seen);
 	if (seen)
 		return 0;
 
@@ -1337,7 +1309,9 @@ static int prepare_ingest(struct ingest *g)
 			       -1, &g->head_set, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(g->db, "INSERT OR IGNORE INTO gaps(uid, session, time_ns, pid, what)"
 				   " VALUES(?,?,?,?,?)",
-			       -1, &g->gap, NULL) != SQLITE_OK) ? -1 : 0;
+			       -1, &g->gap, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(g->db, "SELECT 1 FROM events WHERE uid=?", -1, &g->seen,
+			       NULL) != SQLITE_OK) ? -1 : 0;
 }
 
 /* The supervisor's copy of spool `name` (lib/guard.c hand_over), if there
@@ -1415,7 +1389,7 @@ static long ingest_orphans(struct ingest *g, int kdfd, char *const *spools, long
 			continue;
 		}
 		total += g->count;
-		if (live && !live[i])
+		if (live && !live[i] && all != AG_INGEST_COPY)
 			unlinkat(kdfd, name, 0);
 	}
 	free(live);
@@ -1570,8 +1544,9 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 			const char *sess = what == SP_ALIEN ? claimed_session(&g, name, claim, sizeof claim)
 							    : g.cur;
 			char gap[2 * AG_PATH_MAX + 1024], uid[400];
-			int moved = move_aside(dfd, name, aside, sizeof aside) == 0;
-			int e = errno;
+			int moved = all != AG_INGEST_COPY &&
+				    move_aside(dfd, name, aside, sizeof aside) == 0;
+			int e = all == AG_INGEST_COPY ? EROFS : errno;
 			if (what == SP_ALIEN)
 				snprintf(gap, sizeof gap, "spool/%s %s", name, why);
 			else if (!header_ok)
@@ -1621,7 +1596,8 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 		/* Committed: the spool has nothing the log lacks. Unless the
 		 * name now means another file. */
 		struct stat now;
-		if (!is_live && fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+		if (!is_live && all != AG_INGEST_COPY &&
+		    fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    now.st_dev == st.st_dev && now.st_ino == st.st_ino) {
 			unlinkat(dfd, name, 0);
 			if (kdfd >= 0)
@@ -1649,6 +1625,7 @@ out:
 	sqlite3_finalize(g.head_get);
 	sqlite3_finalize(g.head_set);
 	sqlite3_finalize(g.gap);
+	sqlite3_finalize(g.seen);
 	free(g.exe); free(g.argv); free(g.cwd);
 	for (long i = 0; i < n; i++)
 		free(names[i]);
@@ -2072,4 +2049,70 @@ int ag_audit_check_heads(sqlite3 *db, const char *file, char *msg, size_t msglen
 	fclose(f);
 	*checked = n;
 	return bad;
+}
+
+sqlite3 *ag_audit_open_copy(const char *state_dir, char *err, size_t errlen)
+{
+	char path[AG_PATH_MAX];
+	sqlite3 *db = NULL, *src = NULL;
+	struct stat st;
+
+	if (ag_fmt(path, sizeof path, "%s/audit.db", state_dir) < 0) {
+		seterr(err, errlen, "state dir path too long: %s%s", state_dir, NULL);
+		return NULL;
+	}
+	if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+		/* Immutable: it touches neither -shm nor -wal (which the guard
+		 * protects), so it sees the log as of its last checkpoint. */
+		char *uri = sqlite3_mprintf("file:%s?mode=ro&immutable=1", path);
+		int rc = uri ? sqlite3_open_v2(uri, &src, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL)
+			     : SQLITE_NOMEM;
+		sqlite3_free(uri);
+		sqlite3_backup *b = rc == SQLITE_OK ? sqlite3_backup_init(db, "main", src, "main") : NULL;
+		if (b) {
+			rc = sqlite3_backup_step(b, -1);
+			sqlite3_backup_finish(b);
+		}
+		if (!b || rc != SQLITE_DONE) {
+			int code = src ? sqlite3_errcode(src) : rc;
+			seterr(err, errlen, code == SQLITE_CORRUPT || code == SQLITE_NOTADB
+			       ? "audit log %s is damaged (%s): move it aside to start a new one"
+			       : "cannot read audit log %s: %s", path,
+			       src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
+			sqlite3_close(src);
+			sqlite3_close(db);
+			return NULL;
+		}
+		sqlite3_close(src);
+	}
+	if (sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK || add_columns(db) < 0)
+		goto fail;
+	/* The rows added here are chained like the log's, with its key when
+	 * it can be read; a copy makes no key, but a log no key has touched
+	 * yet (or none at all) gets a throwaway one for the copy's rows. */
+	char kept[64];
+	int keyed = meta_get(db, "chain_key", kept, sizeof kept) == 0;
+	if (key_setup(db, state_dir, 0, err, errlen) < 0 && !keyed) {
+		unsigned char key[KEY_LEN];
+		if (getrandom(key, sizeof key, 0) == (ssize_t)sizeof key) {
+			key_attach(db, key);
+			key_err[0] = 0;
+		}
+		memset(key, 0, sizeof key);
+	}
+	if (!keyed && key_of(db) && rekey(db, key_of(db)) < 0)
+		goto fail;
+	if (ag_audit_ingest(db, state_dir, AG_INGEST_COPY, err, errlen) < 0) {
+		ag_audit_close(db);
+		return NULL;
+	}
+	return db;
+fail:
+	seterr(err, errlen, "cannot make a copy of audit log %s: %s", path,
+	       db ? sqlite3_errmsg(db) : "out of memory");
+	sqlite3_close(db);
+	return NULL;
 }

@@ -91,7 +91,9 @@ struct ag_session_info {
 /* Insert the session row (with its genesis hash) if it is not there. */
 int ag_audit_session_begin(sqlite3 *db, const struct ag_session_info *s,
 			   char *err, size_t errlen);
-/* Record the end of a session run by `agentguard run`. */
+/* Record the end of a session run by `agentguard run` (or of a container's,
+ * whose exit status is AG_EXIT_UNKNOWN: NULL in the log). */
+#define AG_EXIT_UNKNOWN (-1000)
 int ag_audit_session_end(sqlite3 *db, const char *id, int64_t end_ns,
 			 int exit_status, char *err, size_t errlen);
 
@@ -102,6 +104,15 @@ int ag_audit_session_end(sqlite3 *db, const char *id, int64_t end_ns,
  * ingested, or -1 with a message in err. */
 long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all,
 		     char *err, size_t errlen);
+/* `all` for a copy: every spool's rows, live or not, and nothing in the
+ * state dir is changed (no spool deleted or moved aside). */
+#define AG_INGEST_COPY 2
+
+/* A read-only view for a guarded process (which may write nothing of the
+ * guard's): an in-memory copy of audit.db as of its last checkpoint (none
+ * if there is none yet) with every spool's rows added, nothing on disk
+ * changed. NULL with err. */
+sqlite3 *ag_audit_open_copy(const char *state_dir, char *err, size_t errlen);
 
 /*
  * What ingest does with what is not a good spool. The spool directory is

@@ -129,6 +129,8 @@ static void say(const char *msg, size_t len)
 	}
 }
 
+static void say_unwritable(int e);
+
 static void record_session(void)
 {
 	static int64_t enforce;
@@ -263,6 +265,36 @@ static void own_names(void)
 			G.own[G.nown++] = (struct own){own[i], strlen(own[i]), i == 0};
 }
 
+/* Whether /etc/ld.so.preload names this library (self, resolved; given:
+ * the name the loader knows it by): container-wide mode. */
+static int in_ld_so_preload(const char *given)
+{
+	static char buf[4096], real[AG_PATH_MAX];
+	int fd = open("/etc/ld.so.preload", O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	for (char *p = buf; *p;) {
+		size_t l = strcspn(p, " \t\n:");
+		if (l) {
+			char c = p[l];
+			p[l] = 0;
+			int hit = strcmp(p, given) == 0 || (realpath(p, real) && resolve_self() &&
+				   strcmp(real, G.self) == 0);
+			p[l] = c;
+			if (hit)
+				return 1;
+		}
+		p += l;
+		p += strspn(p, " \t\n:");
+	}
+	return 0;
+}
+
 static void init(void)
 {
 	/* Static: this runs once (ag_once), and maybe on a small stack. */
@@ -296,13 +328,20 @@ static void init(void)
 	}
 
 	rc = ag_session_join(&G.s, err, sizeof err);
-	if (rc == 0) {
+	/* No session named, and not preloaded by LD_PRELOAD: loaded from
+	 * /etc/ld.so.preload into a program that came from outside the
+	 * container's guarded processes (`docker exec`, the container's own
+	 * start). It joins the container's session (3), or starts it. */
+	if (rc == 0 && resolve_self() && !G.preload_given[0] && in_ld_so_preload(di.dli_fname)) {
+		rc = ag_session_container(&G.s, err, sizeof err);
+		rc = rc == 1 ? 3 : rc;
+	}
+	if (rc == 0)
 		rc = ag_session_new(&G.s, NULL, err, sizeof err) == 0 ? 2 : -1;
-		if (rc == 2) {
-			const char *r = ag_getenv("AGENTGUARD_RULES");
-			if (r && *r && strcmp(r, "builtin") != 0 && !realpath(r, G.rules_src))
-				G.rules_src[0] = 0;
-		}
+	if (rc >= 2) {
+		const char *r = ag_getenv("AGENTGUARD_RULES");
+		if (r && *r && strcmp(r, "builtin") != 0 && !realpath(r, G.rules_src))
+			G.rules_src[0] = 0;
 	}
 	if (rc < 0) {
 		go_broken(err);
@@ -315,8 +354,9 @@ static void init(void)
 		}
 		return;
 	}
-	/* A new session has no image to take its own files' names from. */
-	if (rc == 2)
+	/* A new session (or the container's) has no image to take its own
+	 * files' names from. */
+	if (rc >= 2)
 		own_names();
 	G.spool.state_dir = G.s.state_dir;
 	G.spool.session = G.s.id;
@@ -325,7 +365,7 @@ static void init(void)
 	G.spool.exe = G.caller;   /* the same program until an exec starts anew */
 	if (ag_session_env_strings(&G.s, G.envbuf, sizeof G.envbuf, G.env, 16) > 0) {
 		ag_launch_set(G.env, G.self, G.preload_given);
-		if (rc == 2)
+		if (rc >= 2)
 			environ_add_session();
 	}
 	G.state = G_ACTIVE;
@@ -338,11 +378,10 @@ static void load_policy(void)
 {
 	char err[1024];
 
-	if (G.state != G_ACTIVE || G.s.policy)
+	if (G.state != G_ACTIVE)
 		return;
-	if (ag_session_load_policy(&G.s, err, sizeof err) < 0) {
+	if (!G.s.policy && ag_session_load_policy(&G.s, err, sizeof err) < 0)
 		go_broken(err);
-	}
 	own_names();
 }
 
@@ -941,10 +980,34 @@ static int counting_remote(void)
 /* The session-wide counters live in a small shared file so every process
  * of the session sees the same numbers: spool/SID.counters, or under the
  * floor rules/SID.counters, which `agentguard run` makes. */
+/* The counters file `agentguard run` left open in every process of the
+ * session (AGENTGUARD_COUNTERS=FD:DEV:INO): mapped from that descriptor, a
+ * process whose own sandbox lets it open nothing in the state dir still
+ * counts its denials. The descriptor must still be that file: a program
+ * may have closed it and reused the number. */
+static struct counters *inherited_counters(void)
+{
+	char *end;
+	const char *p = G.s.counters;
+	long fd = strtol(p, &end, 10);
+	unsigned long long dev = *end == ':' ? strtoull(end + 1, &end, 10) : 0;
+	unsigned long long ino = *end == ':' ? strtoull(end + 1, &end, 10) : 0;
+	struct stat st;
+
+	if (*end || fd < 3 || fd > 65535 || fstat((int)fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (unsigned long long)st.st_dev != dev || (unsigned long long)st.st_ino != ino ||
+	    st.st_size < 4096)
+		return NULL;
+	void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
+	return m == MAP_FAILED ? NULL : m;
+}
+
 static struct counters *counters(void)
 {
 	/* A full disk is not forever: try again, at most once a second. */
 	if (G.counters || (G.counters_failed && ag_mono_ns() - G.counters_failed < 1000000000LL))
+		return G.counters;
+	if (!G.s.floor[0] && G.s.counters[0] && (G.counters = inherited_counters()))
 		return G.counters;
 	/* Relative to the state dir: no path buffer (signal stacks are small). */
 	char name[AG_SESSION_ID_MAX + 32];
@@ -1946,6 +2009,7 @@ int ag_check(struct ag_call *c)
 		first = 0;
 	}
 	if (c->decision == AG_SNAPSHOT && (!ag_work(c) || take_snapshots(c, why, sizeof c->why) < 0)) {
+		say_unwritable(errno);
 		if (!c->w)
 			snprintf(why, sizeof c->why, "too many decisions at once to take a snapshot");
 		c->reason = why;
@@ -1956,6 +2020,7 @@ int ag_check(struct ag_call *c)
 	/* A call libc makes for an entry point already recorded is one event. */
 	int quiet = ag_behalf && ag_behalf->quiet && c->decision == AG_ALLOW;
 	if (!quiet && record(c) < 0 && c->decision > AG_LOG) {
+		say_unwritable(errno);
 		snprintf(why, sizeof c->why, "the audit log cannot be written (%s)", strerror(errno));
 		c->reason = why;
 		c->decision = AG_DENY;
@@ -1975,6 +2040,33 @@ int ag_check(struct ag_call *c)
 	}
 	leave(c);
 	return moved ? 1 : 0;
+}
+
+/* The first time this process is refused something because the state
+ * dir cannot be written (an agent's own sandbox keeps it read-only, say):
+ * what it means and what to do, once, loudly. The refusals themselves are
+ * said one by one as usual. errno is kept. */
+static void say_unwritable(int e)
+{
+	static int said;
+	char msg[AG_PATH_MAX + 1024];
+
+	if ((e != EROFS && e != EACCES && e != EPERM) || __atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+		return;
+	int n = snprintf(msg, sizeof msg,
+			 "agentguard: WARNING: the state dir %s cannot be written from this process "
+			 "(%s): nothing can be snapshotted or recorded, so every operation that needs "
+			 "a snapshot or a record is refused. If the agent's own sandbox makes it "
+			 "read-only (Codex in workspace-write or read-only mode), let the sandbox "
+			 "write it: in ~/.codex/config.toml, [sandbox_workspace_write] writable_roots "
+			 "= [\"%s\"]", G.s.state_dir, strerror(e), G.s.state_dir);
+	char shown[sizeof msg];
+	if (n > 0) {
+		say(shown, ag_escape_display(msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1,
+					     shown, sizeof shown));
+		say("\n", 1);
+	}
+	errno = e;
 }
 
 /* Refused before any rule is asked (the kernel layer met a call it cannot

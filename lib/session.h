@@ -14,6 +14,11 @@
  *   AGENTGUARD_MONITOR    1: enforce is off (log "would deny"; only hard rules block)
  *   AGENTGUARD_GATE       under the kernel layer: where the library maps its
  *                         syscall gate (lib/gate.h); absent without it
+ *   AGENTGUARD_COUNTERS   FD:DEV:INO, the session's counters file that
+ *                         `agentguard run` (without the floor) leaves open
+ *                         in the agent: a process that cannot open files in
+ *                         the state dir (an agent's own sandbox) still
+ *                         counts its denials there
  */
 #ifndef AGENTGUARD_SESSION_H
 #define AGENTGUARD_SESSION_H
@@ -36,6 +41,9 @@ struct ag_session {
 	char gate[24];                 /* "0x..." or "" (no kernel layer) */
 	char floor[AG_PATH_MAX];       /* the Landlock floor's zone file, or "" */
 	char key_file[AG_PATH_MAX];    /* the chain's key, or "" (STATE/key) */
+	char counters[64];             /* "FD:DEV:INO": the session's counters, open
+	                                  in every process (`run` without the floor),
+	                                  or "" */
 	struct ag_policy *policy;      /* owned */
 	struct ag_own_names own;       /* from the rules image, while it is mapped */
 };
@@ -92,5 +100,27 @@ int ag_session_env_strings(const struct ag_session *s, char *buf, size_t buflen,
 			   const char **out, int outmax);
 
 void ag_session_free(struct ag_session *s);
+
+/*
+ * Container-wide mode (the library loaded from /etc/ld.so.preload into a
+ * process whose environment names no session): join the container's one
+ * session, STATE/containers/<hash of boot id, pid namespace, its init's
+ * start time and $AGENTGUARD_SESSION_KEY>, or start it when none is there
+ * yet (race-free among processes starting at once). Returns 1 joined
+ * (policy not loaded yet), 2 started (as ag_session_new; the caller
+ * records it), 0 no container key here (the caller starts a session of its
+ * own), -1 with err.
+ */
+int ag_session_container(struct ag_session *s, char *err, size_t errlen);
+
+/*
+ * Whether the container session of file DIR/NAME is over: 1 its init is
+ * gone (the boot changed, or the viewer sees its pid namespace is empty,
+ * or it runs in that container's next life), 0 it runs or the viewer
+ * cannot tell, -1 not a container session file. Fills sid, *start_ns and
+ * (when 1) why.
+ */
+int ag_container_over(const char *dir, const char *name, char *sid, size_t sidlen,
+		      int64_t *start_ns, char *why, size_t whylen);
 
 #endif

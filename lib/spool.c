@@ -431,8 +431,12 @@ static void write_gaps(struct ag_spool *sp)
 			sp->gone = 0;
 	}
 	if (sp->lost) {
-		l = snprintf(what, sizeof what, "%llu decisions could not be recorded",
-			     (unsigned long long)sp->lost);
+		int e = sp->lost_errno;
+		int unwritable = e == EROFS || e == EACCES || e == EPERM;
+		l = snprintf(what, sizeof what, "%llu decisions could not be recorded%s%s%s",
+			     (unsigned long long)sp->lost,
+			     unwritable ? " (the state dir could not be written: " : "",
+			     unwritable ? strerror(e) : "", unwritable ? ")" : "");
 		struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
 		if (append_locked(sp, AG_REC_GAP, 0, sp->lost_since, 0, &g, 1, NULL) == 0)
 			sp->lost = 0;
@@ -456,6 +460,7 @@ static int append(struct ag_spool *sp, int try, uint16_t type, int32_t err,
 	if (rc < 0 && type == AG_REC_EVENT) {
 		if (!sp->lost++)
 			sp->lost_since = time_ns;
+		sp->lost_errno = e;
 	} else if (rc == 0 && (sp->lost || sp->gone)) {
 		write_gaps(sp);
 	}

@@ -117,6 +117,7 @@ struct ag_spool {
 	int failed;           /* creating it failed; retried at most once a second */
 	int64_t failed_at;
 	uint64_t lost;        /* records that could not be written (reported as a gap) */
+	int lost_errno;       /* why the last of them could not */
 	int64_t lost_since;
 	uint64_t gone;        /* records in spool files deleted under us (a gap too) */
 	int64_t gone_since;

@@ -138,7 +138,7 @@ int ag_mkdirs(const char *path, mode_t mode)
 static const char *const snap_names[] = {
 	"AGENTGUARD_SESSION", "AGENTGUARD_STATE_DIR", "AGENTGUARD_RULES",
 	"AGENTGUARD_MODE", "AGENTGUARD_WORKSPACE", "AGENTGUARD_HOME",
-	"AGENTGUARD_MONITOR", "AGENTGUARD_KEY_FILE", "HOME", "XDG_STATE_HOME", "TMPDIR", "LD_PRELOAD",
+	"AGENTGUARD_MONITOR", "AGENTGUARD_KEY_FILE", "AGENTGUARD_SESSION_KEY", "HOME", "XDG_STATE_HOME", "TMPDIR", "LD_PRELOAD",
 };
 #define NSNAP (sizeof snap_names / sizeof snap_names[0])
 static struct {
@@ -216,6 +216,36 @@ uint64_t ag_proc_start(pid_t pid)
 		p++;
 	}
 	return strtoull(p, NULL, 10);
+}
+
+/* The container this process runs in: the 64-hex-digit id that docker,
+ * podman, containerd and CRI-O put in a cgroup or mount path, else "" (not
+ * in one, or one whose id does not show). */
+void ag_container_id(char *out, size_t len)
+{
+	static const char *const files[] = {"/proc/self/cgroup", "/proc/self/mountinfo"};
+	char line[4096];
+
+	out[0] = 0;
+	for (int i = 0; i < 2 && !out[0]; i++) {
+		FILE *f = fopen(files[i], "re");
+		if (!f)
+			continue;
+		while (!out[0] && fgets(line, sizeof line, f)) {
+			static const char *const marks[] = {"/docker/", "docker-", "/containers/",
+							    "libpod-", "cri-containerd-", "crio-"};
+			for (size_t m = 0; m < sizeof marks / sizeof marks[0] && !out[0]; m++) {
+				const char *p = strstr(line, marks[m]);
+				if (!p)
+					continue;
+				p += strlen(marks[m]);
+				size_t n = strspn(p, "0123456789abcdef");
+				if (n == 64 && len > 64)
+					snprintf(out, len, "%.64s", p);
+			}
+		}
+		fclose(f);
+	}
 }
 
 /* ---- text safe to show on a terminal ------------------------------------- */

@@ -1,5 +1,6 @@
 /* The plumbing every command shares; see cli.h. */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "audit.h"
 #include "cli.h"
+#include "session.h"
 
 const struct cli_command *cli_current;
 
@@ -316,31 +318,45 @@ static int is_dir(const char *path)
 }
 
 /*
- * Inside a guarded process even a read-only SQLite connection is refused
- * by the guard: opening a WAL database truncates its -shm (and closing
- * may truncate the -wal), and every refusal counts against the session's
- * denial limit. An immutable connection touches neither file; it sees the
- * log as of its last checkpoint.
+ * Container sessions whose container is gone (ag_container_over): their
+ * end goes into the log; in the log itself (not a copy) their file goes
+ * too, as nothing can join them any more.
  */
-static sqlite3 *open_guarded(const char *path, char *err, size_t errlen)
+static void container_ends(struct cli_db *d, int copy)
 {
-	char *uri = sqlite3_mprintf("file:%s?mode=ro&immutable=1", path);
-	sqlite3 *db = NULL;
+	char dir[AG_PATH_MAX], sid[AG_SESSION_ID_MAX], why[200], err[512];
+	int64_t start;
 
-	if (!uri) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
+	if (ag_fmt(dir, sizeof dir, "%s/containers", d->state_dir) < 0)
+		return;
+	DIR *dd = opendir(dir);
+	if (!dd)
+		return;
+	struct dirent *e;
+	while ((e = readdir(dd))) {
+		if (e->d_name[0] == '.' || ag_container_over(dir, e->d_name, sid, sizeof sid, &start,
+							       why, sizeof why) != 1)
+			continue;
+		sqlite3_stmt *st = NULL;
+		int open_end = 0;
+		if (sqlite3_prepare_v2(d->db, "SELECT end_ns IS NULL FROM sessions WHERE id=?", -1,
+				       &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+			open_end = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+		}
+		sqlite3_finalize(st);
+		if (open_end && ag_audit_session_end(d->db, sid, ag_now_ns(), AG_EXIT_UNKNOWN, err,
+						     sizeof err) < 0) {
+			cli_warn("%s", err);
+			continue;
+		}
+		if (!copy) {
+			if (open_end)
+				cli_warn("container session %s has ended: %s", sid, why);
+			unlinkat(dirfd(dd), e->d_name, 0);
+		}
 	}
-	int rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
-	sqlite3_free(uri);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db, "SELECT count(*) FROM sessions", NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s", db ? sqlite3_errmsg(db) : "cannot open it");
-		sqlite3_close(db);
-		return NULL;
-	}
-	return db;
+	closedir(dd);
 }
 
 int cli_db_open(struct cli_db *d, const struct cli_opts *co, int mode)
@@ -373,24 +389,31 @@ int cli_db_open(struct cli_db *d, const struct cli_opts *co, int mode)
 	}
 
 	if (cli_guarded()) {
-		if (mode == CLI_DB_WRITE || !have_db) {
+		/* The guard protects its own files from every process it is in,
+		 * this one too: writing would be refused (and counted against the
+		 * session's denials). Reading needs no write: a copy in memory. */
+		if (mode == CLI_DB_WRITE) {
 			cli_err("this runs inside a guarded session, and the guard protects its "
-				"audit log: run this command outside the session");
+				"audit log and snapshots from every process in it: run this "
+				"command outside the session (report, sessions, verify, show and "
+				"export work here, read-only)");
 			return -1;
 		}
-		d->db = open_guarded(d->path, err, sizeof err);
+		d->db = ag_audit_open_copy(d->state_dir, err, sizeof err);
 		if (!d->db) {
-			cli_err("cannot read the audit log %s: %s", d->path, err);
+			cli_err("%s", err);
 			return -1;
 		}
-		d->readonly = 1;
-		cli_warn("this runs inside a guarded session: showing the audit log as of its "
-			 "last checkpoint (events still in %s or in its write-ahead log are "
-			 "not shown)", spool);
+		d->readonly = d->copy = 1;
+		cli_warn("this runs inside a guarded session: read-only, from a copy of the audit "
+			 "log as of its last checkpoint plus the events still in %s (nothing is "
+			 "written; run it outside the session to move them into the log)", spool);
+		container_ends(d, 1);
 	} else if ((d->db = ag_audit_open(d->state_dir, 0, err, sizeof err))) {
 		if (ag_audit_ingest(d->db, d->state_dir, 0, err, sizeof err) < 0)
 			cli_warn("could not move new events into the audit log: %s; "
 				 "showing what it already holds", err);
+		container_ends(d, 0);
 	} else if (mode == CLI_DB_WRITE || !have_db) {
 		cli_err("%s", err);
 		return -1;

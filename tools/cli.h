@@ -93,6 +93,7 @@ int cli_guarded(void);
 struct cli_db {
 	sqlite3 *db;
 	int readonly;                 /* opened read-only (fallback) */
+	int copy;                     /* a copy in memory (inside a guarded session) */
 	char state_dir[AG_PATH_MAX];
 	char path[AG_PATH_MAX];       /* state_dir/audit.db */
 };

@@ -1014,7 +1014,7 @@ static int cmd_export(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* A collector started with the machine waits for the first session. */
 	char sd[AG_PATH_MAX], dbp[AG_PATH_MAX + 16];
-	if (follow && cli_state_dir(&x.co, sd, sizeof sd) == 0) {
+	if (follow && !cli_guarded() && cli_state_dir(&x.co, sd, sizeof sd) == 0) {
 		snprintf(dbp, sizeof dbp, "%s/audit.db", sd);
 		while (!stopping && access(dbp, F_OK) < 0)
 			usleep(200000);
@@ -1023,6 +1023,15 @@ static int cmd_export(int argc, char **argv)
 	}
 	if (cli_db_open(&x.d, &x.co, CLI_DB_READ) < 0)
 		return CLI_FAIL;
+	if (x.d.copy && x.cursor_file) {
+		/* The copy numbers the spools' events itself; the log will
+		 * number them otherwise once they are moved in. */
+		cli_err("--state keeps a cursor into the log, and inside a guarded session the "
+			"log is a copy whose newest events have no ids of the log's yet: run an "
+			"exporter that resumes outside the session");
+		cli_db_close(&x.d);
+		return CLI_FAIL;
+	}
 	int rc = 0, known = 0;
 	long long offset = -1;
 	int saved = x.cursor_file ? load_state(x.cursor_file, &x.at, &offset) : 0;
@@ -1066,9 +1075,10 @@ static int cmd_export(int argc, char **argv)
 			break;
 		for (long i = 0; i < interval * 10 && !stopping; i++)
 			usleep(100000);
-		if (!stopping && !x.d.readonly) {
+		if (!stopping && (!x.d.readonly || x.d.copy)) {
 			char err[512];
-			if (ag_audit_ingest(x.d.db, x.d.state_dir, 0, err, sizeof err) < 0)
+			if (ag_audit_ingest(x.d.db, x.d.state_dir, x.d.copy ? AG_INGEST_COPY : 0, err,
+					    sizeof err) < 0)
 				cli_warn("cannot move new events into the log yet: %s", err);
 		}
 	}

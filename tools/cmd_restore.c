@@ -1632,6 +1632,15 @@ static int cmd_restore(int argc, char **argv)
 
 	if (cli_db_open(&r.d, &r.co, CLI_DB_READ) < 0)
 		return CLI_FAIL;
+	if (r.d.copy && !r.dry_run) {
+		/* Its writes would be judged by the guard like the agent's (and
+		 * each refusal counted against the session's denials), and it
+		 * could record nothing: the log is out of reach here. */
+		cli_err("this runs inside a guarded session: restore writes files and the audit "
+			"log, so run it outside the session (--dry-run works here)");
+		cli_db_close(&r.d);
+		return CLI_FAIL;
+	}
 	r.by_id = !session;
 	int rc = session ? load_session(&r, session, glob_arg ? glob : NULL, &l)
 			 : load_ids(&r, argv + optind, argc - optind, &l);

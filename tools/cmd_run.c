@@ -153,9 +153,58 @@ static char *argv_json(char **argv)
 }
 
 /* Counts per decision, the denials, the breaker, and what to run next. */
+/* The session's counters file (lib/guard.c: struct counters, whose first
+ * field is the denials), made now and kept open without O_CLOEXEC; its
+ * descriptor goes to the agent as AGENTGUARD_COUNTERS. -1 if it cannot be
+ * made (the processes then make it themselves). */
+static int open_counters(struct ag_session *s)
+{
+	char p[AG_PATH_MAX + 64];
+	struct stat st;
+
+	if (ag_fmt(p, sizeof p, "%s/spool", s->state_dir) < 0)
+		return -1;
+	mkdir(p, 0700);
+	if (ag_fmt(p, sizeof p, "%s/spool/%s.counters", s->state_dir, s->id) < 0)
+		return -1;
+	int fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+	if (fd >= 0 && fd < 3) {
+		/* Not where a program expects stdin, stdout or stderr. */
+		int hi = fcntl(fd, F_DUPFD, 3);
+		close(fd);
+		fd = hi;
+	}
+	if (fd < 0 || posix_fallocate(fd, 0, 4096) != 0 || fstat(fd, &st) < 0 ||
+	    snprintf(s->counters, sizeof s->counters, "%d:%llu:%llu", fd,
+		     (unsigned long long)st.st_dev, (unsigned long long)st.st_ino) >=
+	    (int)sizeof s->counters) {
+		if (fd >= 0)
+			close(fd);
+		s->counters[0] = 0;
+		return -1;
+	}
+	return fd;
+}
+
+/* Denials the session counted (its counters file: cfd, or under the floor
+ * STATE/rules/ID.counters), or -1 unknown. */
+static long counted_denials(const struct ag_session *s, int cfd)
+{
+	char p[AG_PATH_MAX + 64];
+	uint64_t n = 0;
+	int fd = cfd;
+
+	if (fd < 0 && ag_fmt(p, sizeof p, "%s/rules/%s.counters", s->state_dir, s->id) == 0)
+		fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t r = fd >= 0 ? pread(fd, &n, sizeof n, 0) : -1;
+	if (fd >= 0 && fd != cfd)
+		close(fd);
+	return r == (ssize_t)sizeof n ? (long)n : -1;
+}
+
 static void summary(struct cli_db *d, const struct cli_opts *co,
 		    const struct ag_session *s, const char *agent, int status,
-		    int signaled, int64_t took)
+		    int signaled, int64_t took, int cfd)
 {
 	static const char *const verb[] = { "allowed", "logged", "snapshotted", "asked",
 					    "denied" };
@@ -191,9 +240,16 @@ static void summary(struct cli_db *d, const struct cli_opts *co,
 			other += n;
 	}
 	sqlite3_finalize(st);
+	/* Denied but not in the log: refused because nothing could be
+	 * recorded (a state dir the agent's sandbox keeps read-only). */
+	long counted = counted_denials(s, cfd);
+	long unrecorded = counted > counts[AG_DENY] + counts[5] ? counted - counts[AG_DENY] - counts[5] : 0;
 	fprintf(stderr, "agentguard:");
 	for (int i = 0; i < 5; i++)
-		fprintf(stderr, "%s %ld %s", i ? "," : "", counts[i], verb[i]);
+		fprintf(stderr, "%s %ld %s", i ? "," : "", counts[i] + (i == AG_DENY ? unrecorded : 0),
+			verb[i]);
+	if (unrecorded)
+		fprintf(stderr, " (%ld of them not in the log)", unrecorded);
 	if (counts[5])
 		fprintf(stderr, ", %ld would be denied (monitor mode)", counts[5]);
 	if (other)
@@ -250,6 +306,12 @@ static void summary(struct cli_db *d, const struct cli_opts *co,
 	if (gaps)
 		fprintf(stderr, "agentguard: %ld times decisions could not be recorded "
 			"(see the gaps in the report)\n", gaps);
+	if (unrecorded)
+		fprintf(stderr, "agentguard: %ld operations were DENIED WITHOUT A RECORD: the "
+			"agent's processes could not write the state dir %s (an agent sandbox "
+			"that keeps it read-only? Codex: add it to [sandbox_workspace_write] "
+			"writable_roots in ~/.codex/config.toml; see the README)\n", unrecorded,
+			s->state_dir);
 
 	cli_put_coverage(stderr, d, s->id, "agentguard: ");
 	const char *sd = cli_state_dir_arg(co, d);
@@ -544,6 +606,10 @@ static int cmd_run(int argc, char **argv)
 		else
 			want_floor = 1;
 	}
+	/* Without the floor every process counts denials in the counters
+	 * file itself: opened here and left open in the agent, so that one
+	 * whose own sandbox lets it open nothing in the state dir counts too. */
+	int cfd = want_floor ? -1 : open_counters(&s);
 	/* Blocked before fork, so a ^C in between cannot kill us unrecorded;
 	 * the child restores the old mask before exec. */
 	sigprocmask(SIG_BLOCK, &set, &old);
@@ -701,7 +767,9 @@ static int cmd_run(int argc, char **argv)
 		cli_warn("interrupted: session %s ended with status %d; see it with "
 			 "'agentguard report --session %s'", s.id, status, s.id);
 	else
-		summary(&d, &co, &s, agent[0], status, signaled, took);
+		summary(&d, &co, &s, agent[0], status, signaled, took, cfd);
+	if (cfd >= 0)
+		close(cfd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	free(aj);
 	cli_db_close(&d);

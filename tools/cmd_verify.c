@@ -119,7 +119,11 @@ static int cmd_verify(int argc, char **argv)
 	if (heads_arg)
 		printf("%ld anchor%s in %s match\n", anchored, anchored == 1 ? "" : "s",
 		       heads_arg);
-	if (d.readonly)
+	if (d.copy)
+		printf("(checked inside a guarded session: audit.db as of its last checkpoint; "
+		       "the events still in spool files were chained here, in memory: run verify "
+		       "outside the session to check them once they are in the log)\n");
+	else if (d.readonly)
 		printf("(events still in spool files were not checked: the log was read-only)\n");
 	cli_db_close(&d);
 	return CLI_OK;
