@@ -16,7 +16,7 @@ LDFLAGS += -pthread
 
 # The core: pure parts plus what both the library and the CLI need.
 CORE_SRC := lib/names.c lib/util.c lib/path.c lib/hash.c lib/match.c \
-            lib/policy.c lib/ruleindex.c lib/pimage.c lib/decide.c lib/cmdview.c lib/sqlclass.c lib/sqlconns.c lib/sqltargets.c lib/gitrefs.c lib/spool.c \
+            lib/layers.c lib/policy.c lib/ruleindex.c lib/pimage.c lib/decide.c lib/cmdview.c lib/sqlclass.c lib/sqlconns.c lib/sqltargets.c lib/gitrefs.c lib/spool.c \
             lib/session.c lib/snapshot.c lib/launch.c
 # Only in the preload library: the guard and the interposers.
 PRELOAD_SRC := lib/real.c lib/gate.c lib/floor.c lib/guard.c lib/lazy.c $(sort $(wildcard lib/hooks/*.c))
@@ -130,7 +130,7 @@ test: all $(UNIT) $(DECIDELOOP)
 	@bash test/run-all.sh
 
 test-unit: $(UNIT)
-	$(UNIT)
+	AGENTGUARD_SYSCONFDIR=/nonexistent/agentguard $(UNIT)
 
 demo: all
 	@bash examples/demo.sh

@@ -7,6 +7,7 @@
  * agentguard_-prefixed names are exported.
  *
  * Map of the core:
+ *   layers.c   which rule files a session uses (extends:, lookup, managed)
  *   policy.c   YAML text -> immutable compiled policy; rule `tests` examples
  *   match.c    globs, argv flag normalization, CIDR, the matchers of a rule
  *   decide.c   decide(policy, op) -> verdict; explain (every rule that matched)
@@ -180,6 +181,42 @@ extern const char ag_default_rules[];
 extern const size_t ag_default_rules_len;
 extern const char ag_default_rules_hash[];   /* its SHA-256, hex, from the build */
 
+/* ---- rule layers (layers.c) ---------------------------------------------- */
+
+#define AG_LAYERS_MAX 10
+struct ag_layer {
+	const char *name;        /* split: not NUL-terminated, name_len long */
+	size_t name_len;
+	const char *text;
+	size_t len;
+	int managed;             /* the machine's managed.yaml: over everything */
+};
+/* Where the rules come from: `given` (--rules, $AGENTGUARD_RULES), else
+ * WORKSPACE/.agentguard.yaml, ${XDG_CONFIG_HOME:-~/.config}/agentguard/
+ * rules.yaml, SYSCONFDIR/rules.yaml, else "builtin". */
+int ag_rules_lookup(const char *given, const char *workspace, char *out, size_t outlen);
+/* $AGENTGUARD_SYSCONFDIR, else /etc/agentguard. */
+const char *ag_rules_sysconfdir(void);
+struct ag_rules_text {
+	char *text;              /* ag_default_rules when builtin */
+	size_t len;
+	int builtin;             /* the built-in set alone */
+	int nlayers;
+	char name[4096];         /* "top.yaml + managed.yaml": for logs and messages */
+};
+/* `top` ("builtin" or a file), what it extends and the managed file over
+ * it, as the one text ag_policy_load reads (a bundle when more than one).
+ * 0, or -1 with "file:line:col: what" in err. */
+int ag_rules_resolve(const char *top, struct ag_rules_text *out, char *err, size_t errlen);
+void ag_rules_text_free(struct ag_rules_text *t);
+int ag_layers_is_bundle(const char *text, size_t len);
+/* A text's top-level `extends:` value: 1 found, 0 none (or not a mapping:
+ * the compiler says what is wrong), -1 not a string. */
+int ag_rules_extends(const char *text, size_t len, char *out, size_t outlen, int *line,
+		     int *col);
+/* A bundle's layers, lowest first: their count, or -1 if it is damaged. */
+int ag_layers_split(const char *text, size_t len, struct ag_layer *out, int max);
+
 enum ag_mode { AG_MODE_AUTONOMOUS, AG_MODE_SUPERVISED };
 
 enum ag_mode ag_policy_mode(const struct ag_policy *p);
@@ -188,6 +225,18 @@ const char *ag_policy_workspace(const struct ag_policy *p); /* absolute */
 uint64_t ag_policy_max_snapshot_bytes(const struct ag_policy *p); /* 0 = none */
 int ag_policy_denial_limit(const struct ag_policy *p);     /* 0 = none */
 size_t ag_policy_rule_count(const struct ag_policy *p);
+struct ag_rule_info {
+	const char *id;
+	enum ag_action action;
+	const char *origin;      /* "file:line:col", and " (overrides file:line:col)" */
+	int layer;               /* ag_policy_layer's index */
+	int locked;
+};
+/* Rule i, in file order. 0, or -1 past the end. */
+int ag_policy_rule_info(const struct ag_policy *p, size_t i, struct ag_rule_info *out);
+const char *ag_policy_rule_origin(const struct ag_policy *p, const char *id);
+/* The rule files it was compiled from, lowest first. 0, or -1 past the end. */
+int ag_policy_layer(const struct ag_policy *p, int i, const char **name, int *managed);
 /* What the hard deny rules on files keep from being deleted, renamed,
  * truncated or written, as plain paths (a file, or a directory and all
  * below it): fn(ctx, path, len) for each. Returns how many of those rules'

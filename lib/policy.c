@@ -83,10 +83,21 @@ struct ynode {
 	int plain;               /* may be a number, bool or null */
 	struct ynode *first, *last, *next;
 	size_t n;                /* children; a map's alternate key, value */
+	int layer;               /* the rule file it was read from */
+	const struct ynode *over;   /* a rule made by override: the rule it replaced */
 };
 
 struct cc {
-	const char *name;
+	const char *name;        /* the layer being read (or the top one) */
+	const char *lname[AG_LAYERS_MAX];
+	int lmanaged[AG_LAYERS_MAX];
+	const char *ltext[AG_LAYERS_MAX];
+	size_t llen[AG_LAYERS_MAX];
+	int nlayers, cur;
+	/* While an `unless:` is compiled: the rule's layer and node (an
+	 * exception that grew in another layer loosens it). */
+	int exc_layer;
+	const struct ynode *exc_rule;
 	char *err;
 	size_t errlen;
 	jmp_buf jb;
@@ -112,26 +123,45 @@ struct cc {
 
 static void fail_at(struct cc *cc, int line, int col, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5), noreturn));
+static void fail_node(struct cc *cc, const struct ynode *at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4), noreturn));
+
+/* One line, always: a newline in a quoted value must not split it. */
+static void put_err(struct cc *cc, const char *name, int line, int col, const char *fmt,
+		    va_list ap) __attribute__((format(printf, 5, 0)));
+static void put_err(struct cc *cc, const char *name, int line, int col, const char *fmt,
+		    va_list ap)
+{
+	if (!cc->err || !cc->errlen)
+		return;
+	int n = snprintf(cc->err, cc->errlen, "%s:%d:%d: ", name, line, col);
+	if (n >= 0 && (size_t)n < cc->errlen)
+		vsnprintf(cc->err + n, cc->errlen - (size_t)n, fmt, ap);
+	for (char *q = cc->err; *q; q++)
+		if (*q == '\n' || *q == '\r')
+			*q = ' ';
+}
 
 static void fail_at(struct cc *cc, int line, int col, const char *fmt, ...)
 {
-	if (cc->err && cc->errlen) {
-		int n = snprintf(cc->err, cc->errlen, "%s:%d:%d: ", cc->name, line, col);
-		if (n >= 0 && (size_t)n < cc->errlen) {
-			va_list ap;
-			va_start(ap, fmt);
-			vsnprintf(cc->err + n, cc->errlen - (size_t)n, fmt, ap);
-			va_end(ap);
-		}
-		/* One line, always: a newline in a quoted value must not split it. */
-		for (char *q = cc->err; *q; q++)
-			if (*q == '\n' || *q == '\r')
-				*q = ' ';
-	}
+	va_list ap;
+	va_start(ap, fmt);
+	put_err(cc, cc->name, line, col, fmt, ap);
+	va_end(ap);
 	longjmp(cc->jb, 1);
 }
 
-#define fail(cc, node, ...) fail_at((cc), (node)->line, (node)->col, __VA_ARGS__)
+/* At a node: in the file it came from. */
+static void fail_node(struct cc *cc, const struct ynode *at, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	put_err(cc, cc->lname[at->layer], at->line, at->col, fmt, ap);
+	va_end(ap);
+	longjmp(cc->jb, 1);
+}
+
+#define fail(cc, node, ...) fail_node((cc), (node), __VA_ARGS__)
 
 static void *tmp_alloc(struct cc *cc, size_t n)
 {
@@ -325,6 +355,7 @@ static void build_tree(struct cc *cc)
 		if (n) {
 			n->line = line;
 			n->col = col;
+			n->layer = cc->cur;
 			if (depth > 0)
 				add_child(stack[depth - 1], n);
 			else if (!cc->root)
@@ -629,14 +660,33 @@ struct item {
 	const char *list;
 };
 
+static struct ynode *map_key(const struct ynode *map, const char *key);
+
+/* The list's key (its value is key->next). */
 static struct ynode *find_list(struct cc *cc, const char *name)
 {
 	if (!cc->lists)
 		return NULL;
 	for (struct ynode *k = cc->lists->first; k; k = k->next->next)
 		if (strcmp(k->s, name) == 0)
-			return k->next;
+			return k;
 	return NULL;
+}
+
+/* An exception (`unless:`) must not grow from another layer: entries a
+ * layer added to a list the rule's exception names would loosen a rule of
+ * a file below it without an `override:`. */
+static void check_exception_entry(struct cc *cc, const struct ynode *list_key,
+				  const struct ynode *e)
+{
+	if (cc->exc_layer < 0 || e->layer == list_key->layer || e->layer == cc->exc_layer)
+		return;
+	const struct ynode *r = cc->exc_rule, *id = map_key(r, "id");
+	fail(cc, e, "this adds '%s' to list '%s', which is an exception (unless:) of rule '%s' "
+	     "(%s:%d:%d): that would loosen that rule; override it (override: - id: %s) to "
+	     "loosen it, or give your own rules a list of another name",
+	     e->s, list_key->s, id->next->s, cc->lname[r->layer], r->line, r->col,
+	     id->next->s);
 }
 
 static int matcher_index(const char *key);
@@ -667,12 +717,14 @@ static struct item *collect(struct cc *cc, const struct ynode *v, const char *ke
 				     kind_name(e));
 			const char *s = get_str(cc, e, "an entry");
 			if (expand_lists && s[0] == '@') {
-				const struct ynode *l = find_list(cc, s + 1);
-				if (!l)
+				const struct ynode *lk = find_list(cc, s + 1);
+				if (!lk)
 					fail(cc, e, "unknown list '%s'", s);
-				for (const struct ynode *li = l->first; li; li = li->next) {
-					if (pass == 1)
+				for (const struct ynode *li = lk->next->first; li; li = li->next) {
+					if (pass == 1) {
+						check_exception_entry(cc, lk, li);
 						items[i] = (struct item){li->s, li, s + 1};
+					}
 					i++;
 				}
 			} else {
@@ -850,11 +902,14 @@ static size_t compile_alts(struct cc *cc, const char *entry, const struct ynode 
 			fail(cc, at, "empty alternative in args entry '%s'", entry);
 		char *alt = tmp_strndup(cc, s, len);
 		if (alt[0] == '@' && depth == 0) {
-			const struct ynode *l = find_list(cc, alt + 1);
-			if (!l)
+			const struct ynode *lk = find_list(cc, alt + 1);
+			if (!lk)
 				fail(cc, at, "unknown list '%s'", alt);
-			for (const struct ynode *li = l->first; li; li = li->next)
+			for (const struct ynode *li = lk->next->first; li; li = li->next) {
+				if (out)
+					check_exception_entry(cc, lk, li);
 				n += compile_alts(cc, li->s, li, out ? out + n : NULL, 1);
+			}
 		} else {
 			const char *msg = ag_glob_check(alt);
 			if (msg)
@@ -1399,8 +1454,9 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 			 size_t index)
 {
 	static const char *const fixed[] = {"id", "on", "action", "reason", "hard",
-					    "once", "unless", "tests"};
-	enum { F_ID, F_ON, F_ACTION, F_REASON, F_HARD, F_ONCE, F_UNLESS, F_TESTS, NF };
+					    "once", "unless", "tests", "locked"};
+	enum { F_ID, F_ON, F_ACTION, F_REASON, F_HARD, F_ONCE, F_UNLESS, F_TESTS, F_LOCKED,
+	       NF };
 	const struct ynode *fv[NF] = {0};
 	int first_op = -1;
 
@@ -1413,7 +1469,7 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 		if (i < NF)
 			fv[i] = k->next;
 		else if (matcher_index(k->s) < 0) {
-			fail(cc, k, "unknown key '%s' in a rule (expected id, on, action, reason, hard, once, unless, tests, or a matcher: path, program, command, value_flags, args, unguarded, host, cidr, port, unix, class, database)",
+			fail(cc, k, "unknown key '%s' in a rule (expected id, on, action, reason, hard, once, unless, tests, locked, or a matcher: path, program, command, value_flags, args, unguarded, host, cidr, port, unix, class, database)",
 			     k->s);
 		}
 	}
@@ -1428,6 +1484,18 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 			fail(cc, fv[F_ID], "duplicate rule id '%s'", id);
 	r->id = pol_strdup(cc, id);
 	r->index = index;
+	{
+		char o[2 * AG_PATH_MAX];
+		int n = snprintf(o, sizeof o, "%s:%d:%d", cc->lname[map->layer], map->line,
+				 map->col);
+		if (map->over && n > 0 && (size_t)n < sizeof o)
+			snprintf(o + n, sizeof o - (size_t)n, " (overrides %s:%d:%d)",
+				 cc->lname[map->over->layer], map->over->line, map->over->col);
+		r->origin = pol_strdup(cc, o);
+	}
+	if (fv[F_LOCKED])
+		r->locked = get_bool(cc, fv[F_LOCKED], "locked");
+	r->layer = map->layer;
 
 	if (!fv[F_ON])
 		fail(cc, map, "rule '%s' has no 'on' (delete, rename, truncate, exec, connect or sql)",
@@ -1489,7 +1557,10 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 		for (size_t i = 0; i < n; i++, e = e->next) {
 			if (e->kind != Y_MAP)
 				fail(cc, e, "each unless entry must be a mapping of matchers");
+			cc->exc_layer = map->layer;
+			cc->exc_rule = map;
 			compile_unless_one(cc, &ms[i], r->ops, e);
+			cc->exc_layer = -1;
 			if (ms[i].nvflags && !(ms[i].present & AG_M_COMMAND))
 				check_vflags(cc, &ms[i], NULL, e);
 			check_vflags(cc, &ms[i], &r->m, e);
@@ -1517,6 +1588,237 @@ static void compile_rule(struct cc *cc, struct ag_rule *r, const struct ynode *m
 		run_examples(cc, r, first_op, fv[F_TESTS]);
 }
 
+/* ---- layers: several rule files merged into one tree --------------------- */
+
+/* A shallow copy, unlinked: a node moves into another container. */
+static struct ynode *ycopy(struct cc *cc, const struct ynode *n)
+{
+	struct ynode *c = tmp_alloc(cc, sizeof *c);
+	*c = *n;
+	c->next = NULL;
+	return c;
+}
+
+static struct ynode *ymap(struct cc *cc, const struct ynode *at)
+{
+	struct ynode *m = tmp_alloc(cc, sizeof *m);
+	m->kind = Y_MAP;
+	m->line = at->line;
+	m->col = at->col;
+	m->layer = at->layer;
+	return m;
+}
+
+static struct ynode *map_key(const struct ynode *map, const char *key)
+{
+	for (struct ynode *k = map->first; k; k = k->next->next)
+		if (k->kind == Y_SCALAR && strcmp(k->s, key) == 0)
+			return k;
+	return NULL;
+}
+
+/* Sets key to value in map: a key already there keeps its place and
+ * takes the new pair. */
+static void map_put(struct cc *cc, struct ynode *map, const struct ynode *k,
+		    const struct ynode *v)
+{
+	struct ynode *prev = NULL;
+	for (struct ynode *o = map->first; o; prev = o->next, o = o->next->next) {
+		if (o->kind != Y_SCALAR || strcmp(o->s, k->s) != 0)
+			continue;
+		struct ynode *nk = ycopy(cc, k), *nv = ycopy(cc, v);
+		nk->next = nv;
+		nv->next = o->next->next;
+		if (prev)
+			prev->next = nk;
+		else
+			map->first = nk;
+		if (map->last == o->next)
+			map->last = nv;
+		return;
+	}
+	struct ynode *nk = ycopy(cc, k);
+	add_child(map, nk);
+	add_child(map, ycopy(cc, v));
+}
+
+static const struct ynode *rule_id_node(struct cc *cc, const struct ynode *rule)
+{
+	if (rule->kind != Y_MAP)
+		fail(cc, rule, "each rule must be a mapping (id:, on:, action:, ...)");
+	const struct ynode *k = map_key(rule, "id");
+	if (!k)
+		fail(cc, rule, "rule has no id");
+	get_str(cc, k->next, "id");
+	return k->next;
+}
+
+/* The rule of that id in a merged rules list, and the link before it. */
+static struct ynode *find_rule(const struct ynode *rules, const char *id, struct ynode **prev)
+{
+	*prev = NULL;
+	for (struct ynode *e = rules ? rules->first : NULL; e; *prev = e, e = e->next) {
+		const struct ynode *k = map_key(e, "id");
+		if (k && k->next->kind == Y_SCALAR && strcmp(k->next->s, id) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* `locked: true` on a rule (or on an override of it) in any layer: no
+ * other layer may override that id, wherever it lies in the order. */
+static const struct ynode *lock_of(struct cc *cc, struct ynode *const *roots, const char *id,
+				   int layer)
+{
+	static const char *const where[] = {"rules", "override"};
+	for (int l = 0; l < cc->nlayers; l++) {
+		if (l == layer || !roots[l])
+			continue;
+		for (int w = 0; w < 2; w++) {
+			const struct ynode *k = map_key(roots[l], where[w]);
+			if (!k || k->next->kind != Y_SEQ)
+				continue;
+			for (const struct ynode *e = k->next->first; e; e = e->next) {
+				if (e->kind != Y_MAP)
+					continue;
+				const struct ynode *ik = map_key(e, "id"), *lk = map_key(e, "locked");
+				if (ik && lk && ik->next->kind == Y_SCALAR &&
+				    strcmp(ik->next->s, id) == 0 && get_bool(cc, lk->next, "locked"))
+					return lk;
+			}
+		}
+	}
+	return NULL;
+}
+
+static int action_rank(const struct ynode *v)
+{
+	return v->kind == Y_SCALAR ? ag_action_parse(v->s) : -1;
+}
+
+/* Lays one layer's rule file over the merged tree. */
+static void merge_layer(struct cc *cc, struct ynode *acc, struct ynode *const *roots, int l)
+{
+	const struct ynode *root = roots[l];
+
+	for (const struct ynode *k = root->first; k; k = k->next->next) {
+		const struct ynode *v = k->next;
+		struct ynode *ak = map_key(acc, k->s);
+		if (!strcmp(k->s, "version") || !strcmp(k->s, "extends"))
+			continue;
+		if (!strcmp(k->s, "lists") || !strcmp(k->s, "snapshots") ||
+		    !strcmp(k->s, "limits") || !strcmp(k->s, "defaults")) {
+			/* By name: a list grows by the entries it lacks, a
+			 * setting takes the upper layer's value. */
+			if (v->kind != Y_MAP)
+				fail(cc, v, "%s must be a mapping, not %s", k->s, kind_name(v));
+			map_check_keys(cc, v, k->s);
+			if (!ak) {
+				map_put(cc, acc, k, ymap(cc, v));
+				ak = map_key(acc, k->s);
+			}
+			struct ynode *am = ak->next;
+			int lists = !strcmp(k->s, "lists");
+			for (const struct ynode *sk = v->first; sk; sk = sk->next->next) {
+				struct ynode *old = map_key(am, sk->s);
+				const struct ynode *sv = sk->next;
+				if (lists && old && old->next->kind == Y_SEQ && sv->kind == Y_SEQ) {
+					for (const struct ynode *e = sv->first; e; e = e->next) {
+						const struct ynode *d = old->next->first;
+						while (d && !(d->kind == Y_SCALAR && e->kind == Y_SCALAR &&
+							      !strcmp(d->s, e->s)))
+							d = d->next;
+						if (!d)
+							add_child(old->next, ycopy(cc, e));
+					}
+					continue;
+				}
+				if (!strcmp(k->s, "defaults") && old) {
+					int was = action_rank(old->next), now = action_rank(sv);
+					if (was >= 0 && now >= 0 && now < was)
+						fail(cc, sv, "defaults: %s: %s is looser than the %s set at "
+						     "%s:%d:%d: a layer can only tighten a default",
+						     sk->s, sv->s, old->next->s, cc->lname[old->layer],
+						     old->line, old->col);
+				}
+				if (lists && sv->kind == Y_SEQ) {
+					/* A list of its own: copy it, entries are appended later. */
+					struct ynode *seq = ycopy(cc, sv);
+					seq->first = seq->last = NULL;
+					seq->n = 0;
+					for (const struct ynode *e = sv->first; e; e = e->next)
+						add_child(seq, ycopy(cc, e));
+					map_put(cc, am, sk, seq);
+				} else {
+					map_put(cc, am, sk, sv);
+				}
+			}
+		} else if (!strcmp(k->s, "rules") || !strcmp(k->s, "override")) {
+			int over = k->s[0] == 'o';
+			if (is_null(v))
+				continue;
+			if (v->kind != Y_SEQ)
+				fail(cc, v, "%s must be a list of rules, not %s", k->s, kind_name(v));
+			struct ynode *rk = map_key(acc, "rules");
+			if (!rk) {
+				struct ynode *seq = ycopy(cc, v);
+				seq->first = seq->last = NULL;
+				seq->n = 0;
+				seq->kind = Y_SEQ;
+				struct ynode key = *k;
+				key.s = "rules";
+				map_put(cc, acc, &key, seq);
+				rk = map_key(acc, "rules");
+			}
+			struct ynode *rules = rk->next;
+			if (rules->kind != Y_SEQ)
+				fail(cc, rules, "rules must be a list of rules, not %s", kind_name(rules));
+			for (const struct ynode *e = v->first; e; e = e->next) {
+				const struct ynode *idn = rule_id_node(cc, e);
+				struct ynode *prev, *old = find_rule(rules, idn->s, &prev);
+				if (!over) {
+					if (old && old->layer == l)
+						fail(cc, idn, "duplicate rule id '%s' (first at line %d)",
+						     idn->s, old->line);
+					if (old)
+						fail(cc, idn, "rule '%s' is already defined at %s:%d:%d; a "
+						     "layer adds rules under new ids and changes one only "
+						     "under 'override:'", idn->s, cc->lname[old->layer],
+						     old->line, old->col);
+					add_child(rules, ycopy(cc, e));
+					continue;
+				}
+				if (!old)
+					fail(cc, idn, "override of rule '%s', which no rule file below "
+					     "this one defines", idn->s);
+				const struct ynode *lock = lock_of(cc, roots, idn->s, l);
+				if (lock)
+					fail(cc, idn, "rule '%s' is locked by %s:%d:%d: no other rule file "
+					     "may override it", idn->s, cc->lname[lock->layer],
+					     lock->line, lock->col);
+				/* The old rule's keys, replaced or joined by the override's;
+				 * its examples described the old rule and go with it. */
+				struct ynode *m = ymap(cc, e);
+				m->over = old->over ? old->over : old;
+				for (const struct ynode *ok = old->first; ok; ok = ok->next->next)
+					if (strcmp(ok->s, "tests") != 0 && !map_key(e, ok->s))
+						map_put(cc, m, ok, ok->next);
+				for (const struct ynode *nk = e->first; nk; nk = nk->next->next)
+					map_put(cc, m, nk, nk->next);
+				m->next = old->next;
+				if (prev)
+					prev->next = m;
+				else
+					rules->first = m;
+				if (rules->last == old)
+					rules->last = m;
+			}
+		} else {
+			map_put(cc, acc, k, v);
+		}
+	}
+}
+
 /* ---- the top level ------------------------------------------------------- */
 
 /* An absolute, normalized directory: symlinks resolved when it exists, so
@@ -1542,32 +1844,97 @@ static void *index_alloc(void *ctx, size_t n)
 	return pol_alloc(ctx, n);   /* fails the compile when out of memory */
 }
 
+/* The rule files to read, lowest first: a bundle's layers, or the one
+ * text (under the built-in set when it says `extends: builtin:default`). */
+static void setup_layers(struct cc *cc)
+{
+	struct ag_layer l[AG_LAYERS_MAX];
+	int n;
+
+	if (ag_layers_is_bundle(cc->text, cc->len)) {
+		n = ag_layers_split(cc->text, cc->len, l, AG_LAYERS_MAX);
+		if (n <= 0)
+			fail_at(cc, 1, 1, "a damaged rule bundle (the session's frozen rules)");
+		for (int i = 0; i < n; i++) {
+			cc->lname[i] = tmp_strndup(cc, l[i].name, l[i].name_len);
+			cc->ltext[i] = l[i].text;
+			cc->llen[i] = l[i].len;
+			cc->lmanaged[i] = l[i].managed;
+		}
+		cc->nlayers = n;
+		return;
+	}
+	char ext[64];
+	int line, col, rc = ag_rules_extends(cc->text, cc->len, ext, sizeof ext, &line, &col);
+	n = 0;
+	if (rc > 0) {
+		if (strcmp(ext, "builtin") != 0 && strcmp(ext, "builtin:default") != 0 &&
+		    strcmp(ext, "builtin:default.yaml") != 0)
+			fail_at(cc, line, col, "extends '%s': rules given as text alone can extend "
+				"only builtin:default (agentguard check and run read the files a rule "
+				"file extends)", ext);
+		cc->lname[0] = "builtin:default.yaml";
+		cc->ltext[0] = ag_default_rules;
+		cc->llen[0] = ag_default_rules_len;
+		n = 1;
+	}
+	cc->lname[n] = cc->name;
+	cc->ltext[n] = cc->text;
+	cc->llen[n] = cc->len;
+	cc->nlayers = n + 1;
+}
+
 static void compile_top(struct cc *cc)
 {
-	static const char *const keys[] = {"version", "mode", "enforce", "workspace",
-					   "snapshots", "limits", "defaults", "lists",
-					   "rules", NULL};
-	enum { K_VERSION, K_MODE, K_ENFORCE, K_WORKSPACE, K_SNAPSHOTS, K_LIMITS,
-	       K_DEFAULTS, K_LISTS, K_RULES, NK };
+	static const char *const keys[] = {"version", "extends", "mode", "enforce",
+					   "workspace", "snapshots", "limits", "defaults",
+					   "lists", "rules", "override", NULL};
+	enum { K_VERSION, K_EXTENDS, K_MODE, K_ENFORCE, K_WORKSPACE, K_SNAPSHOTS, K_LIMITS,
+	       K_DEFAULTS, K_LISTS, K_RULES, K_OVERRIDE, NK };
 	struct ynode *k[NK], *v[NK];
 	const struct ag_policy_env *env = cc->env;
 	struct ag_policy *p = cc->p;
 
-	build_tree(cc);
-	yaml_parser_delete(&cc->parser);
-	cc->parser_live = 0;
-	if (!cc->root || is_null(cc->root))
-		fail_at(cc, 1, 1, "the rule file is empty (it needs at least 'version: 1')");
-	if (cc->root->kind != Y_MAP)
-		fail(cc, cc->root, "a rule file is a mapping (version: 1, rules: [...]), not %s",
-		     kind_name(cc->root));
-	map_fields(cc, cc->root, "the rule file", keys, k, v);
+	struct ynode *roots[AG_LAYERS_MAX] = {0};
 
-	if (!v[K_VERSION])
-		fail(cc, cc->root, "missing 'version: 1'");
-	if (get_uint(cc, v[K_VERSION], "version", 1000000) != 1)
-		fail(cc, v[K_VERSION], "unsupported version %s (this agentguard reads version 1)",
-		     v[K_VERSION]->s);
+	setup_layers(cc);
+	for (int l = 0; l < cc->nlayers; l++) {
+		cc->cur = l;
+		cc->name = cc->lname[l];
+		cc->text = cc->ltext[l];
+		cc->len = cc->llen[l];
+		cc->root = NULL;
+		build_tree(cc);
+		yaml_parser_delete(&cc->parser);
+		cc->parser_live = 0;
+		if (!cc->root || is_null(cc->root))
+			fail_at(cc, 1, 1, "the rule file is empty (it needs at least 'version: 1')");
+		if (cc->root->kind != Y_MAP)
+			fail(cc, cc->root, "a rule file is a mapping (version: 1, rules: [...]), not %s",
+			     kind_name(cc->root));
+		map_fields(cc, cc->root, "the rule file", keys, k, v);
+		if (!v[K_VERSION])
+			fail(cc, cc->root, "missing 'version: 1'");
+		if (get_uint(cc, v[K_VERSION], "version", 1000000) != 1)
+			fail(cc, v[K_VERSION], "unsupported version %s (this agentguard reads version 1)",
+			     v[K_VERSION]->s);
+		if (v[K_EXTENDS])
+			get_str(cc, v[K_EXTENDS], "extends");
+		if (v[K_OVERRIDE] && !is_null(v[K_OVERRIDE]) && v[K_OVERRIDE]->kind != Y_SEQ)
+			fail(cc, v[K_OVERRIDE], "override must be a list of rules, not %s",
+			     kind_name(v[K_OVERRIDE]));
+		roots[l] = cc->root;
+		p->layer_name[l] = pol_strdup(cc, cc->lname[l]);
+		p->layer_managed[l] = cc->lmanaged[l];
+	}
+	p->nlayers = cc->nlayers;
+
+	/* Lowest first, each laid over the ones below it. */
+	struct ynode *acc = ymap(cc, roots[cc->nlayers - 1]);
+	for (int l = 0; l < cc->nlayers; l++)
+		merge_layer(cc, acc, roots, l);
+	cc->root = acc;
+	map_fields(cc, acc, "the rule file", keys, k, v);
 
 	p->mode = AG_MODE_AUTONOMOUS;
 	if (v[K_MODE]) {
@@ -1748,6 +2115,7 @@ struct ag_policy *ag_policy_load_in(const char *name, const char *text, size_t l
 	cc->env = env;
 	cc->p = p;
 	cc->region = region;
+	cc->exc_layer = -1;
 
 	int rc = compile_guarded(cc);
 
@@ -1774,47 +2142,14 @@ struct ag_policy *ag_policy_load(const char *name, const char *text, size_t len,
 struct ag_policy *ag_policy_load_file(const char *path, const struct ag_policy_env *env,
 				      char *err, size_t errlen)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct ag_rules_text t;
 
-	if (fd < 0 || fstat(fd, &st) < 0)
-		goto ioerr;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		goto ioerr;
-	}
-	if ((uint64_t)st.st_size > MAX_FILE) {
-		errno = EFBIG;
-		goto ioerr;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		goto ioerr;
-	while (len < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto ioerr;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = 0;
-	struct ag_policy *p = ag_policy_load(path, buf, len, env, err, errlen);
-	free(buf);
+	if (ag_rules_resolve(path, &t, err, errlen) < 0)
+		return NULL;
+	struct ag_policy *p = ag_policy_load(t.builtin ? "builtin:default.yaml" : path, t.text,
+					     t.len, env, err, errlen);
+	ag_rules_text_free(&t);
 	return p;
-ioerr:
-	if (err && errlen)
-		snprintf(err, errlen, "%s:1:1: cannot read the rule file: %s", path,
-			 errno == EINVAL ? "not a regular file" : strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	return NULL;
 }
 
 void ag_policy_free(struct ag_policy *p)
@@ -1862,6 +2197,33 @@ int ag_policy_has_rules(const struct ag_policy *p, enum ag_op_kind op)
 size_t ag_policy_rule_count(const struct ag_policy *p)
 {
 	return p->nrules;
+}
+
+int ag_policy_rule_info(const struct ag_policy *p, size_t i, struct ag_rule_info *out)
+{
+	if (i >= p->nrules)
+		return -1;
+	const struct ag_rule *r = &p->rules[i];
+	*out = (struct ag_rule_info){.id = r->id, .action = r->action, .origin = r->origin,
+				     .layer = r->layer, .locked = r->locked};
+	return 0;
+}
+
+const char *ag_policy_rule_origin(const struct ag_policy *p, const char *id)
+{
+	for (size_t i = 0; id && i < p->nrules; i++)
+		if (strcmp(p->rules[i].id, id) == 0)
+			return p->rules[i].origin;
+	return NULL;
+}
+
+int ag_policy_layer(const struct ag_policy *p, int i, const char **name, int *managed)
+{
+	if (i < 0 || i >= p->nlayers)
+		return -1;
+	*name = p->layer_name[i];
+	*managed = p->layer_managed[i];
+	return 0;
 }
 
 int ag_policy_hard_paths(const struct ag_policy *p,

@@ -145,6 +145,9 @@ struct ag_rule {
 	int hard;
 	int once;              /* snapshot: the first time per object per session */
 	size_t index;          /* file order */
+	int locked;            /* no other layer may override it */
+	int layer;             /* the rule file that defined it (or overrode it) */
+	const char *origin;    /* "file:line:col" of its definition (and what it overrides) */
 	struct ag_mset m;
 	const struct ag_mset *unless;
 	size_t nunless;
@@ -209,6 +212,10 @@ struct ag_policy {
 	const struct ag_rule *const *byop[AG_OP_COUNT];
 	size_t nbyop[AG_OP_COUNT];
 	const struct ag_pindex *pindex[AG_OP_COUNT];   /* NULL: scan byop */
+	/* The rule files it was compiled from, lowest first. */
+	const char *layer_name[AG_LAYERS_MAX];
+	int layer_managed[AG_LAYERS_MAX];
+	int nlayers;
 };
 
 /* Memory a policy is compiled into instead of its own arena: one

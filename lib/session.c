@@ -163,10 +163,12 @@ int ag_session_new(struct ag_session *s, const struct ag_session_opts *o,
 		return -1;
 	}
 
-	/* Rules: the named file, or the built-in set. */
-	const char *rules = env_or(o->rules_file, "AGENTGUARD_RULES");
+	/* Rules: the named file, else the first of the lookup order, with
+	 * what it extends and the machine's managed file over it (layers.c),
+	 * frozen as one text. */
+	const char *given = env_or(o->rules_file, "AGENTGUARD_RULES");
 	const char *ws = env_or(o->workspace, "AGENTGUARD_WORKSPACE");
-	char wsabs[AG_PATH_MAX];
+	char wsabs[AG_PATH_MAX], top[AG_PATH_MAX];
 	if (ws) {
 		if (ag_path_lexical(cwd, ws, wsabs, sizeof wsabs) < 0) {
 			seterr(err, errlen, "workspace path too long: %s%s", ws, NULL);
@@ -174,16 +176,21 @@ int ag_session_new(struct ag_session *s, const struct ag_session_opts *o,
 		}
 		ws = wsabs;
 	}
-	if (rules && strcmp(rules, BUILTIN) != 0) {
-		size_t len = 0;
-		char *text = read_file(rules, &len);
-		if (!text) {
-			seterr(err, errlen, "cannot read rules file %s: %s", rules,
-			       strerror(errno));
+	if (ag_rules_lookup(given, ws ? ws : cwd, top, sizeof top) < 0) {
+		seterr(err, errlen, "rules path too long: %s%s", given ? given : "", NULL);
+		return -1;
+	}
+	struct ag_rules_text t;
+	if (ag_rules_resolve(top, &t, err, errlen) < 0)
+		return -1;
+	snprintf(s->rules_name, sizeof s->rules_name, "%s", t.name);
+	if (t.builtin) {
+		strcpy(s->rules_path, BUILTIN);
+		if (load_policy(s, "builtin:default.yaml", ag_default_rules,
+				ag_default_rules_len, home_dir(), ws, 0, err, errlen) < 0)
 			return -1;
-		}
-		snprintf(s->rules_name, sizeof s->rules_name, "%s", rules);
-		int rc = load_policy(s, rules, text, len, home_dir(), ws, 0, err, errlen);
+	} else {
+		int rc = load_policy(s, top, t.text, t.len, home_dir(), ws, 0, err, errlen);
 		if (rc == 0) {
 			char dir[AG_PATH_MAX];
 			if (ag_fmt(dir, sizeof dir, "%s/rules", s->state_dir) < 0 ||
@@ -192,24 +199,18 @@ int ag_session_new(struct ag_session *s, const struct ag_session_opts *o,
 				rc = -1;
 			} else if (access(s->rules_path, R_OK) != 0 &&
 				   (ag_mkdirs(dir, 0700) < 0 ||
-				    ag_write_frozen(s->rules_path, text, len) < 0)) {
+				    ag_write_frozen(s->rules_path, t.text, t.len) < 0)) {
 				rc = -1;
 			}
 			if (rc < 0)
 				seterr(err, errlen, "cannot save the session's rules in %s: %s",
 				       dir, strerror(errno));
 		}
-		free(text);
+		ag_rules_text_free(&t);
 		if (rc < 0) {
 			ag_session_free(s);
 			return -1;
 		}
-	} else {
-		snprintf(s->rules_name, sizeof s->rules_name, "builtin:default.yaml");
-		strcpy(s->rules_path, BUILTIN);
-		if (load_policy(s, "builtin:default.yaml", ag_default_rules,
-				ag_default_rules_len, home_dir(), ws, 0, err, errlen) < 0)
-			return -1;
 	}
 
 	s->mode = ag_policy_mode(s->policy);

@@ -1220,3 +1220,22 @@ json_t *cli_event_json(sqlite3_stmt *st, const struct cli_ident *who)
 	cli_ident_json(o, who);
 	return o;
 }
+
+int cli_located(const char *err, char *out, size_t outlen)
+{
+	for (const char *p = strchr(err, ':'); p; p = strchr(p + 1, ':')) {
+		const char *q = p + 1;
+		size_t a = strspn(q, "0123456789");
+		if (!a || q[a] != ':')
+			continue;
+		size_t b = strspn(q + a + 1, "0123456789");
+		if (!b || strncmp(q + a + 1 + b, ": ", 2) != 0)
+			continue;
+		if ((size_t)(p - err) >= outlen || p == err)
+			return -1;
+		memcpy(out, err, (size_t)(p - err));
+		out[p - err] = 0;
+		return 0;
+	}
+	return -1;
+}

@@ -52,14 +52,6 @@ struct cli_opts {
  * error); the exit status is in *status. */
 #define CLI_OPT_STOP (-2)
 
-/*
- * getopt_long over the command's own long options plus --help/-h and
- * --state-dir. Options may follow operands, except for in_order commands,
- * which stop at the first operand (so `run agent -x` and `explain exec rm
- * -rf x` keep the program's options); `--` ends options everywhere. Returns the
- * option's `val`, -1 after the last option (optind is the first operand),
- * or CLI_OPT_STOP. Reset optind to 0 before the first call.
- */
 /* A time for a filter, as ns since the epoch: a duration ago (30s, 2h, 7d),
  * now, today, yesterday (midnight UTC), or YYYY-MM-DD[THH:MM[:SS[.frac]]]
  * with an optional Z or +HH:MM (UTC without one). 0, or -1 if it is none. */
@@ -72,6 +64,14 @@ const char *cli_paint(FILE *f, const char *decision);
 const char *cli_paint_end(FILE *f, const char *decision);
 /* "agentguard GITHASH (built-in rules sha256 ...)": --version of every command. */
 void cli_version(FILE *f);
+/*
+ * getopt_long over the command's own long options plus --help/-h and
+ * --state-dir. Options may follow operands, except for in_order commands,
+ * which stop at the first operand (so `run agent -x` and `explain exec rm
+ * -rf x` keep the program's options); `--` ends options everywhere. Returns the
+ * option's `val`, -1 after the last option (optind is the first operand),
+ * or CLI_OPT_STOP. Reset optind to 0 before the first call.
+ */
 int cli_getopt(int argc, char **argv, const struct option *own,
 	       struct cli_opts *co, int *status);
 
@@ -198,6 +198,9 @@ void cli_put_coverage(FILE *f, struct cli_db *d, const char *session, const char
  * characters, invalid UTF-8 as visible escapes, a backslash as \\), so file
  * names cannot rewrite the terminal. NULL prints as "-". */
 void cli_put(FILE *f, const char *s);
+/* An error that starts "file:line:col: " (a rule file's): the file into
+ * out, 0; else -1. */
+int cli_located(const char *err, char *out, size_t outlen);
 /* As cli_put, cut to at most max bytes with "..." (one line). */
 void cli_put_short(FILE *f, const char *s, size_t max);
 /* One shell word, quoted when needed, so printed commands can be pasted:

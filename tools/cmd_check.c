@@ -1,5 +1,6 @@
 /* agentguard check: load rule files the way a session would. */
 #include <errno.h>
+#include <getopt.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,25 +9,79 @@
 #include "cli.h"
 
 static const char help[] =
-"Usage: agentguard check FILE...\n"
+"Usage: agentguard check [--list] FILE...\n"
 "\n"
-"Parse, validate and compile each rule file and run its rules' `tests:`\n"
-"examples, exactly as 'agentguard run' would before starting an agent.\n"
-"Prints 'FILE: ok (N rules)' or 'FILE:LINE:COL: what is wrong'.\n"
+"Parse, validate and compile each rule file, with the files it extends and\n"
+"the machine's managed rules (/etc/agentguard/managed.yaml) over it, and run\n"
+"its rules' `tests:` examples, exactly as 'agentguard run' would before\n"
+"starting an agent. Prints 'FILE: ok (N rules)' and, when several files\n"
+"make the rules, how many rules each gave; or 'FILE:LINE:COL: what is wrong'.\n"
 "$HOME, ~ and a relative `workspace:` are taken from this shell.\n"
 "\n"
+"  --list    every rule: its action, id and the file:line:col it came from\n"
+"\n"
 "Exit status: 0 when every file is good, 1 when any is not.\n";
+
+enum { OPT_LIST = 1 };
+static const struct option opts[] = {
+	{ "list", no_argument, NULL, OPT_LIST },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void show_layers(const struct ag_policy *p, int list)
+{
+	const char *name;
+	int managed, n = 0;
+	size_t count[AG_LAYERS_MAX] = {0}, over[AG_LAYERS_MAX] = {0};
+	struct ag_rule_info r;
+
+	for (size_t i = 0; ag_policy_rule_info(p, i, &r) == 0; i++) {
+		if (r.layer >= 0 && r.layer < AG_LAYERS_MAX) {
+			count[r.layer]++;
+			over[r.layer] += strstr(r.origin, " (overrides ") != NULL;
+		}
+		if (list) {
+			printf("  %-9s ", ag_action_name(r.action));
+			cli_put(stdout, r.id);
+			fputs("  ", stdout);
+			cli_put(stdout, r.origin);
+			puts(r.locked ? "  [locked]" : "");
+		}
+	}
+	while (ag_policy_layer(p, n, &name, &managed) == 0)
+		n++;
+	if (n > 1 || list)
+		for (int l = 0; l < n; l++) {
+			ag_policy_layer(p, l, &name, &managed);
+			printf("  layer %d: ", l + 1);
+			cli_put(stdout, name);
+			printf("%s: %zu rule%s", managed ? " (managed)" : "", count[l],
+			       count[l] == 1 ? "" : "s");
+			if (over[l])
+				printf(", %zu of them overriding one below", over[l]);
+			putchar('\n');
+		}
+	ag_policy_layer(p, 0, &name, &managed);
+	if (strcmp(name, "builtin:default.yaml") != 0)
+		printf("  note: it does not extend builtin:default, so the built-in protections "
+		       "are not in force (say 'extends: builtin:default' to keep them)\n");
+}
 
 static int cmd_check(int argc, char **argv)
 {
 	struct cli_opts co = { 0 };
 	char cwd[AG_PATH_MAX], err[2048];
-	int c, status = CLI_OK, bad = 0;
+	int c, status = CLI_OK, bad = 0, list = 0;
 
 	optind = 0;
-	while ((c = cli_getopt(argc, argv, NULL, &co, &status)) != -1)
+	while ((c = cli_getopt(argc, argv, opts, &co, &status)) != -1) {
 		if (c == CLI_OPT_STOP)
 			return status;
+		if (c == OPT_LIST)
+			list = 1;
+		else
+			return cli_usage(NULL);
+	}
 	if (optind >= argc)
 		return cli_usage("name the rule files to check");
 
@@ -58,6 +113,7 @@ static int cmd_check(int argc, char **argv)
 		}
 		size_t n = ag_policy_rule_count(p);
 		printf("%s: ok (%zu rule%s)\n", argv[i], n, n == 1 ? "" : "s");
+		show_layers(p, list);
 		ag_policy_free(p);
 	}
 	return bad ? CLI_FAIL : CLI_OK;

@@ -537,11 +537,11 @@ static int cmd_run(int argc, char **argv)
 	so.state_dir = d.state_dir;
 
 	if (ag_session_new(&s, &so, err, sizeof err) < 0) {
-		const char *rules = so.rules_file ? so.rules_file : getenv("AGENTGUARD_RULES");
-		if (!rules || !*rules || strcmp(rules, "builtin") == 0)
-			rules = "builtin:default.yaml";
-		size_t rl = rules ? strlen(rules) : 0;
-		if (rl && strncmp(err, rules, rl) == 0 && err[rl] == ':') {
+		char where[AG_PATH_MAX];
+		const char *rules = where;
+		if (cli_located(err, where, sizeof where) < 0)
+			rules = NULL;
+		if (rules) {
 			/* file:line:col first on its line, where editors look for it. */
 			cli_put(stderr, err);   /* it may quote the file */
 			fputc('\n', stderr);

@@ -29,9 +29,12 @@ ag_setup() {
 	trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
 	export HOME=$T/home WS=$T/ws
 	export AGENTGUARD_STATE_DIR=$T/state
+	# The machine's own /etc/agentguard (rules.yaml, managed.yaml) is not
+	# the test's: a test that wants one writes $T/etc.
+	export AGENTGUARD_SYSCONFDIR=$T/etc
 	mkdir -p "$HOME" "$WS"
 	unset AGENTGUARD_SESSION AGENTGUARD_RULES AGENTGUARD_MODE AGENTGUARD_WORKSPACE \
-		AGENTGUARD_MONITOR AGENTGUARD_HOME XDG_STATE_HOME LD_PRELOAD
+		AGENTGUARD_MONITOR AGENTGUARD_HOME XDG_STATE_HOME XDG_CONFIG_HOME LD_PRELOAD
 	cd "$WS"
 }
 
