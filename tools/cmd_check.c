@@ -28,6 +28,23 @@ static const struct option opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* The file is a copy of the built-in set (rules/default.yaml). */
+static int is_builtin_copy(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	int same = 0;
+
+	if (!f)
+		return 0;
+	char *buf = malloc(ag_default_rules_len + 1);
+	if (buf)
+		same = fread(buf, 1, ag_default_rules_len + 1, f) == ag_default_rules_len &&
+		       memcmp(buf, ag_default_rules, ag_default_rules_len) == 0;
+	free(buf);
+	fclose(f);
+	return same;
+}
+
 static void show_layers(const struct ag_policy *p, int list)
 {
 	const char *name;
@@ -62,9 +79,9 @@ static void show_layers(const struct ag_policy *p, int list)
 			putchar('\n');
 		}
 	ag_policy_layer(p, 0, &name, &managed);
-	if (strcmp(name, "builtin:default.yaml") != 0)
-		printf("  note: it does not extend builtin:default, so the built-in protections "
-		       "are not in force (say 'extends: builtin:default' to keep them)\n");
+	if (strcmp(name, "builtin:default.yaml") != 0 && !is_builtin_copy(name))
+		printf("  note: it does not extend builtin:default: only its own rules apply "
+		       "(say 'extends: builtin:default' to keep the built-in ones under them)\n");
 }
 
 static int cmd_check(int argc, char **argv)

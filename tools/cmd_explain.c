@@ -28,7 +28,8 @@ static const char help[] =
 "  sql [--db DB] STATEMENT       DB: a SQLite file, or host/dbname\n"
 "\n"
 "Options (before the operation):\n"
-"  --rules FILE      rules (default: $AGENTGUARD_RULES, else the built-in)\n"
+"  --rules FILE      rules (default: $AGENTGUARD_RULES, else what a session\n"
+"                    here would find: see agentguard-rules(5), LAYERS)\n"
 "  --workspace DIR   $WORKSPACE (default: $AGENTGUARD_WORKSPACE, else the rules')\n"
 "  --mode MODE       autonomous or supervised (default: $AGENTGUARD_MODE, else\n"
 "                    the rules')\n"
@@ -344,11 +345,13 @@ static int build(struct subject *s, int argc, char **argv, const char *program)
 
 struct matched {
 	char *rule, *reason, *why;
+	const char *origin;      /* in the policy: file:line:col */
 	enum ag_action action;
 	int excepted;
 };
 
 struct matches {
+	const struct ag_policy *p;
 	struct matched *v;
 	size_t n;
 	int oom;
@@ -371,7 +374,8 @@ static void on_match(void *ctx, const struct ag_explain_item *it)
 	m->v = v;
 	/* `why` is only valid during this call. */
 	v[m->n++] = (struct matched){ xdup(it->rule_id), xdup(it->reason), xdup(it->why),
-				      it->action, it->excepted };
+				      ag_policy_rule_origin(m->p, it->rule_id), it->action,
+				      it->excepted };
 }
 
 struct outcome {
@@ -579,6 +583,11 @@ static void text_out(const struct subject *s, const char *rules, enum ag_mode mo
 	for (size_t i = 0; i < m->n; i++) {
 		printf("  %-9s ", ag_action_name(m->v[i].action));
 		cli_put(stdout, m->v[i].rule);
+		if (m->v[i].origin) {
+			fputs("  (", stdout);
+			cli_put(stdout, m->v[i].origin);
+			putchar(')');
+		}
 		if (m->v[i].excepted)
 			fputs("  [excepted by its unless:]", stdout);
 		else if (v->rule_id && m->v[i].rule && strcmp(m->v[i].rule, v->rule_id) == 0)
@@ -650,6 +659,7 @@ static void json_out(const struct subject *s, const char *rules, enum ag_mode mo
 	for (size_t i = 0; i < m->n; i++) {
 		json_t *r = json_object();
 		set_str(r, "rule", m->v[i].rule);
+		set_str(r, "origin", m->v[i].origin);
 		json_object_set_new(r, "action", json_string(ag_action_name(m->v[i].action)));
 		set_str(r, "reason", m->v[i].reason);
 		json_object_set_new(r, "excepted", json_boolean(m->v[i].excepted));
@@ -689,17 +699,17 @@ static struct ag_policy *load_rules(const char *file, const char *workspace,
 	struct ag_policy_env env = {
 		.home = home, .workspace = workspace, .cwd = cwd, .tmpdir = getenv("TMPDIR"),
 	};
+	/* The rules a session started here would take (layers.c). */
+	static char top[AG_PATH_MAX];
 	if (!file || !*file)
 		file = getenv("AGENTGUARD_RULES");
-	err[0] = 0;
-	if (file && *file && strcmp(file, "builtin") != 0) {
-		*name = file;
-		p = ag_policy_load_file(file, &env, err, sizeof err);
-	} else {
-		*name = "builtin:default.yaml";
-		p = ag_policy_load(*name, ag_default_rules, ag_default_rules_len, &env, err,
-				   sizeof err);
+	if (ag_rules_lookup(file, workspace ? workspace : cwd, top, sizeof top) < 0) {
+		cli_err("rules path too long");
+		return NULL;
 	}
+	err[0] = 0;
+	*name = strcmp(top, "builtin") == 0 ? "builtin:default.yaml" : top;
+	p = ag_policy_load_file(top, &env, err, sizeof err);
 	if (!p) {
 		if (err[0]) {
 			cli_put(stderr, err);   /* it may quote the file */
@@ -766,7 +776,7 @@ static int cmd_explain(int argc, char **argv)
 	const char *mon = getenv("AGENTGUARD_MONITOR");
 	int enforce = ag_policy_enforce(p) && !monitor && !(mon && strcmp(mon, "1") == 0);
 
-	struct matches ms = { 0 };
+	struct matches ms = { .p = p };
 	struct ag_verdict v;
 	struct outcome o;
 	ag_explain(p, &s->op, on_match, &ms, &v);

@@ -31,7 +31,7 @@ ag_setup() {
 	export AGENTGUARD_STATE_DIR=$T/state
 	# The machine's own /etc/agentguard (rules.yaml, managed.yaml) is not
 	# the test's: a test that wants one writes $T/etc.
-	export AGENTGUARD_SYSCONFDIR=$T/etc
+	export AGENTGUARD_SYSCONFDIR=$T/sysconf
 	mkdir -p "$HOME" "$WS"
 	unset AGENTGUARD_SESSION AGENTGUARD_RULES AGENTGUARD_MODE AGENTGUARD_WORKSPACE \
 		AGENTGUARD_MONITOR AGENTGUARD_HOME XDG_STATE_HOME XDG_CONFIG_HOME LD_PRELOAD
