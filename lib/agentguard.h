@@ -457,6 +457,10 @@ int ag_mkdirs(const char *path, mode_t mode);
  * 0400: what a session freezes (its rules, their image) is never rewritten
  * in place. 0, or -1 with errno. */
 int ag_write_frozen(const char *path, const void *data, size_t len);
+/* A whole regular file of at most AG_RULES_MAX bytes into a NUL-terminated
+ * heap buffer; NULL with errno (EINVAL: not a regular file, EFBIG: larger). */
+#define AG_RULES_MAX (16u << 20)
+char *ag_read_file(const char *path, size_t *len);
 /* getenv, except that after ag_env_snapshot (the library's constructor)
  * the session's variables, HOME, XDG_STATE_HOME, TMPDIR and LD_PRELOAD
  * read as they were when the process started. */

@@ -30,7 +30,6 @@
 #include "agentguard.h"
 
 #define MAGIC "agentguard-layers 1\n"
-#define MAX_FILE (16u << 20)
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -50,50 +49,6 @@ static int is_builtin(const char *s)
 {
 	return strcmp(s, "builtin") == 0 || strcmp(s, "builtin:default") == 0 ||
 	       strcmp(s, "builtin:default.yaml") == 0;
-}
-
-/* The whole file, NUL-terminated; NULL with errno. */
-static char *slurp(const char *path, size_t *len)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0)
-		goto out;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		goto out;
-	}
-	if ((uint64_t)st.st_size > MAX_FILE) {
-		errno = EFBIG;
-		goto out;
-	}
-	if (!(buf = malloc((size_t)st.st_size + 1)))
-		goto out;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			free(buf);
-			buf = NULL;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	buf[got] = 0;
-	*len = got;
-out:;
-	int e = errno;
-	close(fd);
-	errno = e;
-	return buf;
 }
 
 /*
@@ -212,7 +167,7 @@ static int follow(struct chain *c, const char *top, int managed, char *err, size
 			return -1;
 		}
 		size_t len = 0;
-		char *text = slurp(path, &len);
+		char *text = ag_read_file(path, &len);
 		if (!text) {
 			seterr(err, errlen, "%s:1:1: cannot read the rule file: %s", path,
 			       errno == EINVAL ? "not a regular file" : strerror(errno));

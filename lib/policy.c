@@ -29,7 +29,6 @@
 #include "policy_internal.h"
 
 #define MAX_DEPTH 32
-#define MAX_FILE (16u << 20)
 
 /* ---- arenas -------------------------------------------------------------- */
 

@@ -32,41 +32,6 @@ static const char *home_dir(void)
 	return pw && pw->pw_dir ? pw->pw_dir : "/";
 }
 
-/* Whole file into a NUL-terminated heap buffer. */
-static char *read_file(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	char *buf = NULL;
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < (16 << 20)) {
-		buf = malloc((size_t)st.st_size + 1);
-		size_t got = 0;
-		while (buf && got < (size_t)st.st_size) {
-			ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			got += (size_t)n;
-		}
-		if (buf) {
-			buf[got] = 0;
-			*len = got;
-		}
-	} else if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-	} else {
-		errno = EFBIG;
-	}
-	int e = errno;
-	close(fd);
-	errno = e;
-	return buf;
-}
-
 static void make_id(char *out, size_t outlen)
 {
 	unsigned char r[3];
@@ -351,7 +316,7 @@ int ag_session_write_image(const struct ag_session *s, const char *lib, char *er
 	*slash = '/';
 	if (strcmp(s->rules_path, BUILTIN) == 0) {
 		len = ag_default_rules_len;
-	} else if (!(text = owned = read_file(s->rules_path, &len))) {
+	} else if (!(text = owned = ag_read_file(s->rules_path, &len))) {
 		seterr(err, errlen, "session rules %s cannot be read%s", s->rules_path, NULL);
 		return -1;
 	}
@@ -396,7 +361,7 @@ int ag_session_load_policy(struct ag_session *s, char *err, size_t errlen)
 		return load_policy(s, s->rules_name, ag_default_rules, ag_default_rules_len,
 				   s->home, s->workspace, 1, err, errlen);
 	size_t len = 0;
-	char *text = read_file(s->rules_path, &len);
+	char *text = ag_read_file(s->rules_path, &len);
 	if (!text) {
 		seterr(err, errlen, "session rules %s cannot be read%s", s->rules_path, NULL);
 		return -1;

@@ -170,14 +170,10 @@ Test(layers, an_override_loosens_and_says_what_it_replaced)
 Test(layers, a_managed_lock_holds_against_a_project_override)
 {
 	fresh();
-	char managed[128];
-	snprintf(managed, sizeof managed, "%s/etc/managed.yaml", dir);
-	FILE *m = fopen(managed, "w");
-	cr_assert_not_null(m);
-	fputs("version: 1\noverride:\n  - id: no-infra-destroy\n    locked: true\n"
-	      "rules:\n  - id: corp-no-curl\n    on: exec\n    program: curl\n    action: deny\n"
-	      "    locked: true\n", m);
-	fclose(m);
+	const char *managed = put("etc/managed.yaml",
+		"version: 1\noverride:\n  - id: no-infra-destroy\n    locked: true\n"
+		"rules:\n  - id: corp-no-curl\n    on: exec\n    program: curl\n    action: deny\n"
+		"    locked: true\n");
 
 	const char *f = put("p.yaml", "version: 1\nextends: builtin:default\noverride:\n"
 			    "  - id: no-infra-destroy\n    action: allow\n");
@@ -207,11 +203,8 @@ Test(layers, a_managed_lock_holds_against_a_project_override)
 Test(layers, the_managed_settings_are_final)
 {
 	fresh();
-	char managed[128];
-	snprintf(managed, sizeof managed, "%s/etc/managed.yaml", dir);
-	FILE *m = fopen(managed, "w");
-	fputs("version: 1\nenforce: true\nlimits: {denials: 5}\n", m);
-	fclose(m);
+	const char *managed = put("etc/managed.yaml",
+				  "version: 1\nenforce: true\nlimits: {denials: 5}\n");
 	struct ag_policy *p = load_ok(put("p.yaml", "version: 1\nextends: builtin:default\n"
 					 "enforce: false\nlimits: {denials: 50}\nmode: supervised\n"));
 	cr_assert_eq(ag_policy_enforce(p), 1);
@@ -219,9 +212,7 @@ Test(layers, the_managed_settings_are_final)
 	cr_assert_eq(ag_policy_mode(p), AG_MODE_SUPERVISED);   /* managed said nothing */
 	ag_policy_free(p);
 
-	m = fopen(managed, "w");
-	fputs("version: 1\nextends: other.yaml\n", m);
-	fclose(m);
+	put("etc/managed.yaml", "version: 1\nextends: other.yaml\n");
 	load_err(put("q.yaml", PROJECT), managed, "2:10", "cannot extend");
 	rmtree();
 }
