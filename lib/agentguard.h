@@ -436,6 +436,8 @@ struct ag_sha256 { unsigned char ctx[128]; };
 void ag_sha256_init(struct ag_sha256 *h);
 void ag_sha256_update(struct ag_sha256 *h, const void *data, size_t len);
 void ag_sha256_hex(struct ag_sha256 *h, char out[AG_HASH_HEX]);
+/* The 32 bytes themselves (the context is spent, as with _hex). */
+void ag_sha256_digest(struct ag_sha256 *h, unsigned char out[32]);
 void ag_sha256_buf_hex(const void *data, size_t len, char out[AG_HASH_HEX]);
 /* SHA-256 of a file's contents; 0 or -1 with errno. */
 int ag_sha256_file_hex(const char *path, char out[AG_HASH_HEX]);

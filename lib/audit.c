@@ -61,6 +61,12 @@ static const char schema[] =
 	" id INTEGER PRIMARY KEY, session TEXT, kind TEXT, time_ns INTEGER,"
 	" after_event INTEGER, events INTEGER, head TEXT, exit_status INTEGER);"
 	"CREATE INDEX IF NOT EXISTS marks_session ON marks(session, kind);"
+	"CREATE INDEX IF NOT EXISTS events_notable ON events(session, id) WHERE " AG_AUDIT_NOTABLE ";"
+	"CREATE TABLE IF NOT EXISTS tallies("
+	" session TEXT NOT NULL, op TEXT NOT NULL, decision TEXT NOT NULL, enforced INTEGER NOT NULL,"
+	" layer TEXT NOT NULL, snap INTEGER NOT NULL, failed INTEGER NOT NULL, lost INTEGER NOT NULL,"
+	" n INTEGER NOT NULL,"
+	" PRIMARY KEY(session, op, decision, enforced, layer, snap, failed, lost)) WITHOUT ROWID;"
 	"INSERT OR IGNORE INTO meta VALUES('schema', '" SCHEMA_VERSION "');";
 
 static void seterr(char *err, size_t errlen, const char *fmt, const char *a,
@@ -105,6 +111,47 @@ static int add_columns(sqlite3 *db)
 	return 0;
 }
 
+/* The tallies of one set of events, as SQL: how a log that predates them
+ * gets them, and what verify compares them with. */
+#define TALLY_OF_EVENTS(where) \
+	"SELECT session, coalesce(op, ''), coalesce(decision, ''), coalesce(enforced, 1) <> 0," \
+	" coalesce(layer, 'library'), snapshot IS NOT NULL, coalesce(errno, 0) > 0, " \
+	AG_AUDIT_LOST ", count(*) FROM events " where \
+	" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
+
+int ag_audit_has_tallies(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int have = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM meta WHERE key = 'tallies'", -1, &st,
+			       NULL) == SQLITE_OK) {
+		have = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	}
+	return have;
+}
+
+/* Once per log written before tallies: counted from its events (and its
+ * sessions' event counts, which early logs did not keep, with them). */
+static int add_tallies(sqlite3 *db)
+{
+	if (ag_audit_has_tallies(db))
+		return 0;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return -1;
+	if (!ag_audit_has_tallies(db) &&
+	    (sqlite3_exec(db, "DELETE FROM tallies;"
+			  "INSERT INTO tallies " TALLY_OF_EVENTS("") ";"
+			  "UPDATE sessions SET events = (SELECT count(*) FROM events e"
+			  " WHERE e.session = sessions.id);"
+			  "INSERT INTO meta VALUES('tallies', '1');", NULL, NULL, NULL) != SQLITE_OK)) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
 static int key_setup(sqlite3 *db, const char *state_dir, int writable, char *err, size_t errlen);
 static void key_detach(sqlite3 *db);
 
@@ -142,11 +189,15 @@ sqlite3 *ag_audit_open(const char *state_dir, int readonly, char *err, size_t er
 	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK)
 		goto fail;
 	sqlite3_busy_timeout(db, 10000);
+	/* The log's indexes outgrow SQLite's 2 MiB default within a few
+	 * hundred thousand events; re-reading their pages is most of a big
+	 * ingest's or report's time otherwise. Memory is taken as used. */
+	sqlite3_exec(db, "PRAGMA cache_size=-65536", NULL, NULL, NULL);
 	if (!readonly) {
 		if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 				 NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK ||
-		    add_columns(db) < 0)
+		    add_columns(db) < 0 || add_tallies(db) < 0)
 			goto fail;
 	} else if (sqlite3_exec(db, "SELECT count(*) FROM sessions", NULL, NULL, NULL) != SQLITE_OK) {
 		goto fail;
@@ -190,6 +241,9 @@ static struct keyed {
 	sqlite3 *db;
 	unsigned char key[KEY_LEN];
 	char id[17];                /* the first 16 hex digits of its sha256 */
+	/* HMAC's two padded keys, already absorbed: each row's MAC starts
+	 * from a copy instead of hashing them again (two blocks a row). */
+	struct ag_sha256 inner, outer;
 } keys[8];
 static pthread_mutex_t keys_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -333,6 +387,17 @@ static void key_attach(sqlite3 *db, const unsigned char key[KEY_LEN])
 		keys[i].db = db;
 		memcpy(keys[i].key, key, KEY_LEN);
 		snprintf(keys[i].id, sizeof keys[i].id, "%.16s", hex);
+		unsigned char ipad[64] = {0}, opad[64] = {0};
+		memcpy(ipad, key, KEY_LEN);
+		memcpy(opad, key, KEY_LEN);
+		for (int j = 0; j < 64; j++) {
+			ipad[j] ^= 0x36;
+			opad[j] ^= 0x5c;
+		}
+		ag_sha256_init(&keys[i].inner);
+		ag_sha256_update(&keys[i].inner, ipad, sizeof ipad);
+		ag_sha256_init(&keys[i].outer);
+		ag_sha256_update(&keys[i].outer, opad, sizeof opad);
 		break;
 	}
 	pthread_mutex_unlock(&keys_mu);
@@ -350,28 +415,21 @@ static void key_detach(sqlite3 *db)
 /* HMAC-SHA256 (RFC 2104) around the chain's own hashing. */
 static void mac_begin(struct ag_sha256 *h, const struct keyed *k)
 {
-	ag_sha256_init(h);
-	if (!k)
-		return;
-	unsigned char pad[64] = {0};
-	memcpy(pad, k->key, KEY_LEN);
-	for (int i = 0; i < 64; i++)
-		pad[i] ^= 0x36;
-	ag_sha256_update(h, pad, sizeof pad);
+	if (k)
+		*h = k->inner;
+	else
+		ag_sha256_init(h);
 }
 
 static void mac_end(struct ag_sha256 *h, const struct keyed *k, char out[AG_HASH_HEX])
 {
-	ag_sha256_hex(h, out);
-	if (!k)
+	if (!k) {
+		ag_sha256_hex(h, out);
 		return;
-	unsigned char inner[32], pad[64] = {0};
-	unhex(out, inner, sizeof inner);
-	memcpy(pad, k->key, KEY_LEN);
-	for (int i = 0; i < 64; i++)
-		pad[i] ^= 0x5c;
-	ag_sha256_init(h);
-	ag_sha256_update(h, pad, sizeof pad);
+	}
+	unsigned char inner[32];
+	ag_sha256_digest(h, inner);
+	*h = k->outer;
 	ag_sha256_update(h, inner, sizeof inner);
 	ag_sha256_hex(h, out);
 }
@@ -409,36 +467,85 @@ struct cval {
 	size_t len;
 };
 
+/* What a row's hash reads, gathered into blocks: one nettle call per
+ * kilobyte rather than five per column. */
+struct hbuf {
+	struct ag_sha256 *h;
+	size_t n;
+	char b[2048];
+};
+
+static void hput(struct hbuf *hb, const void *p, size_t len)
+{
+	if (hb->n + len > sizeof hb->b) {
+		ag_sha256_update(hb->h, hb->b, hb->n);
+		hb->n = 0;
+		if (len > sizeof hb->b) {
+			ag_sha256_update(hb->h, p, len);
+			return;
+		}
+	}
+	memcpy(hb->b + hb->n, p, len);
+	hb->n += len;
+}
+
+/* Decimal, as printf's %lld / %zu would write it. */
+static size_t put_dec(char *out, uint64_t u, int neg)
+{
+	char t[24];
+	size_t n = 0, l = 0;
+
+	do {
+		t[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (neg)
+		out[l++] = '-';
+	while (n)
+		out[l++] = t[--n];
+	return l;
+}
+
 static void hash_event(const struct keyed *k, const char *prev, const struct cval *v,
 		       char out[AG_HASH_HEX])
 {
+	static size_t namelen[NCHAINED];
 	struct ag_sha256 h;
-	char num[32];
+	struct hbuf hb;
+	char num[24], pre[32];
 
+	if (!namelen[0])
+		for (int i = 0; i < NCHAINED; i++)
+			namelen[i] = strlen(chained[i]);
 	mac_begin(&h, k);
-	ag_sha256_update(&h, prev, strlen(prev));
-	ag_sha256_update(&h, "\n", 1);
+	hb.h = &h;
+	hb.n = 0;
+	hput(&hb, prev, strlen(prev));
+	hput(&hb, "\n", 1);
 	for (int i = 0; i < NCHAINED; i++) {
 		/* name, then a length-prefixed value: no two rows hash alike. */
-		ag_sha256_update(&h, chained[i], strlen(chained[i]));
+		hput(&hb, chained[i], namelen[i]);
 		if (v[i].type == SQLITE_NULL && i == LAYER_COL)
 			continue;
 		if (v[i].type == SQLITE_NULL) {
-			ag_sha256_update(&h, "!\n", 2);
+			hput(&hb, "!\n", 2);
 			continue;
 		}
 		const char *s = v[i].s;
 		size_t len = v[i].len;
 		if (v[i].type == SQLITE_INTEGER) {
-			len = (size_t)snprintf(num, sizeof num, "%" PRId64, v[i].i);
+			int64_t x = v[i].i;
+			len = put_dec(num, x < 0 ? -(uint64_t)x : (uint64_t)x, x < 0);
 			s = num;
 		}
-		char pre[32];
-		int pl = snprintf(pre, sizeof pre, ":%zu:", len);
-		ag_sha256_update(&h, pre, (size_t)pl);
-		ag_sha256_update(&h, s, len);
-		ag_sha256_update(&h, "\n", 1);
+		pre[0] = ':';
+		size_t pl = 1 + put_dec(pre + 1, len, 0);
+		pre[pl++] = ':';
+		hput(&hb, pre, pl);
+		hput(&hb, s, len);
+		hput(&hb, "\n", 1);
 	}
+	ag_sha256_update(&h, hb.b, hb.n);
 	mac_end(&h, k, out);
 }
 
@@ -641,16 +748,32 @@ int ag_audit_latest_session(sqlite3 *db, char *out, size_t outlen)
 
 /* ---- ingest ------------------------------------------------------------- */
 
+/* One kind of event and how many of it this transaction added (see
+ * tallies in audit.h); the strings point into g->tally_text. */
+struct tally {
+	const char *session, *op, *decision, *layer;
+	int enforced, snap, failed, lost;
+	long n;
+};
+#define TALLY_KINDS 32
+
 struct ingest {
 	sqlite3 *db;
+	struct tally tally[TALLY_KINDS];
+	int ntally;
+	char tally_text[TALLY_KINDS * 4][AG_SESSION_ID_MAX];
 	const char *state_dir;
-	sqlite3_stmt *ins, *snap, *head_get, *head_set, *gap, *seen;
+	sqlite3_stmt *ins, *snap, *head_get, *head_set, *gap, *tally_add;
 	/* the process the spool belongs to, from its PROC record */
 	char *exe, *argv, *cwd;
 	int64_t ppid;
 	/* chain head of the session being appended to */
 	char session[AG_SESSION_ID_MAX];
 	char head[AG_HASH_HEX];
+	/* Rows appended to g->session whose head and count the sessions row
+	 * does not have yet: written once, before anything reads them
+	 * (flush_head), not once a row. */
+	long pending;
 	char last_uid[300];         /* the event a SNAPSHOT record belongs to */
 	const char *cur;            /* the session the spool's rows go to */
 	long count;
@@ -703,10 +826,174 @@ static char *argv_json(const struct ag_rec_view *rv)
 	return s;
 }
 
+/* The session row's head and event count, brought up to what was
+ * appended since the last flush. */
+static int flush_head(struct ingest *g)
+{
+	if (!g->pending)
+		return 0;
+	sqlite3_reset(g->head_set);
+	bind_text(g->head_set, 1, g->head);
+	sqlite3_bind_int64(g->head_set, 2, g->pending);
+	bind_text(g->head_set, 3, g->session);
+	int rc = sqlite3_step(g->head_set) == SQLITE_DONE ? 0 : -1;
+	sqlite3_reset(g->head_set);
+	if (rc == 0)
+		g->pending = 0;
+	return rc;
+}
+
+/* A transaction of rows from one file begins: nothing is known of the
+ * session rows, which another writer may have moved since. */
+static void ingest_reset(struct ingest *g)
+{
+	g->count = g->bad = 0;
+	g->failed = 0;
+	g->pending = 0;
+	g->ntally = 0;
+	g->session[0] = g->head[0] = g->last_uid[0] = 0;
+	free(g->exe); free(g->argv); free(g->cwd);
+	g->exe = g->argv = g->cwd = NULL;
+	g->ppid = 0;
+}
+
+static int flush_tallies(struct ingest *g)
+{
+	for (int i = 0; i < g->ntally; i++) {
+		const struct tally *t = &g->tally[i];
+		sqlite3_stmt *st = g->tally_add;
+		sqlite3_reset(st);
+		bind_text(st, 1, t->session);
+		bind_text(st, 2, t->op);
+		bind_text(st, 3, t->decision);
+		sqlite3_bind_int(st, 4, t->enforced);
+		bind_text(st, 5, t->layer);
+		sqlite3_bind_int(st, 6, t->snap);
+		sqlite3_bind_int(st, 7, t->failed);
+		sqlite3_bind_int(st, 8, t->lost);
+		sqlite3_bind_int64(st, 9, t->n);
+		int rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return -1;
+	}
+	g->ntally = 0;
+	return 0;
+}
+
+/* A copy of text (len bytes) in g->tally_text, or NULL when it is too
+ * long to keep there. */
+static const char *tally_str(struct ingest *g, int *used, const char *text, size_t len)
+{
+	if (*used >= TALLY_KINDS * 4 || len >= AG_SESSION_ID_MAX)
+		return NULL;
+	char *out = g->tally_text[(*used)++];
+	memcpy(out, text, len);
+	out[len] = 0;
+	return out;
+}
+
+/* Columns of the chained list the tallies read. */
+enum { COL_OP = 9, COL_SQL_CLASS = 16, COL_DATABASE = 17, COL_DECISION = 19,
+       COL_ENFORCED = 20, COL_ERRNO = 22, COL_SNAPSHOT = 23 };
+
+static int is(const struct cval *v, const char *s)
+{
+	return v->type == SQLITE_TEXT && v->len == strlen(s) && memcmp(v->s, s, v->len) == 0;
+}
+
+/* AG_AUDIT_LOST of one row, in C (verify checks the two agree). */
+static int lost(const struct cval *v)
+{
+	static const char *const changing[] = {
+		"update", "delete", "update_all", "delete_all", "truncate", "drop_table",
+		"drop_database", "alter_drop", "ddl",
+	};
+	const struct cval *dec = &v[COL_DECISION], *op = &v[COL_OP], *db = &v[COL_DATABASE];
+	int allowing = is(dec, "allow") || is(dec, "log");
+
+	if (!allowing || v[COL_SNAPSHOT].type != SQLITE_NULL ||
+	    (v[COL_ERRNO].type == SQLITE_INTEGER && v[COL_ERRNO].i != 0))
+		return 0;
+	if (is(op, "sql")) {
+		int changes = 0;
+		for (size_t i = 0; i < sizeof changing / sizeof changing[0]; i++)
+			changes |= is(&v[COL_SQL_CLASS], changing[i]);
+		int file = db->type == SQLITE_TEXT && db->len > 0 && db->s[0] == '/';
+		if (changes && !file && !is(db, ":memory:"))
+			return 1;
+	}
+	return is(dec, "log") && (is(op, "delete") || is(op, "rename") || is(op, "truncate") ||
+				  is(op, "write"));
+}
+
+static int same(const char *a, const struct cval *v)
+{
+	return strlen(a) == v->len && memcmp(a, v->s, v->len) == 0;
+}
+
+/* Count one event in its kind. The strings are short (op, decision,
+ * layer, a session id): one that is not goes in as it is, at once. */
+static int tally(struct ingest *g, const char *session, const struct cval *op,
+		 const struct cval *dec, const struct cval *layer, int enforced, int snap,
+		 int failed, int lost)
+{
+	static const struct cval none = {.type = SQLITE_TEXT, .s = "", .len = 0};
+	static const struct cval library = {.type = SQLITE_TEXT, .s = "library", .len = 7};
+	op = op->type == SQLITE_NULL ? &none : op;
+	dec = dec->type == SQLITE_NULL ? &none : dec;
+	layer = layer->type == SQLITE_NULL ? &library : layer;
+	for (int i = 0; i < g->ntally; i++) {
+		struct tally *t = &g->tally[i];
+		if (t->enforced == enforced && t->snap == snap && t->failed == failed &&
+		    t->lost == lost && same(t->op, op) && same(t->decision, dec) &&
+		    same(t->layer, layer) && strcmp(t->session, session) == 0) {
+			t->n++;
+			return 0;
+		}
+	}
+	if (g->ntally == TALLY_KINDS && flush_tallies(g) < 0)
+		return -1;
+	int used = g->ntally * 4;   /* four free strings for each free kind */
+	struct tally t = {
+		.session = tally_str(g, &used, session, strlen(session)),
+		.op = tally_str(g, &used, op->s, op->len),
+		.decision = tally_str(g, &used, dec->s, dec->len),
+		.layer = tally_str(g, &used, layer->s, layer->len),
+		.enforced = enforced, .snap = snap, .failed = failed, .lost = lost, .n = 1,
+	};
+	if (t.session && t.op && t.decision && t.layer) {
+		g->tally[g->ntally++] = t;
+		return 0;
+	}
+	/* Too long to keep here: straight in. */
+	sqlite3_stmt *st = g->tally_add;
+	sqlite3_reset(st);
+	bind_text(st, 1, session);
+	sqlite3_bind_text(st, 2, op->s, (int)op->len, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, dec->s, (int)dec->len, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 4, enforced);
+	sqlite3_bind_text(st, 5, layer->s, (int)layer->len, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 6, snap);
+	sqlite3_bind_int(st, 7, failed);
+	sqlite3_bind_int(st, 8, lost);
+	sqlite3_bind_int64(st, 9, 1);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int commit(struct ingest *g)
+{
+	return flush_head(g) < 0 || flush_tallies(g) < 0 ? -1 : exec1(g->db, "COMMIT");
+}
+
 static int load_head(struct ingest *g, const char *session, int64_t t)
 {
 	if (g->session[0] && strcmp(g->session, session) == 0)
 		return 0;
+	if (flush_head(g) < 0)
+		return -1;
 	g->halt_marked = 0;
 	/* The placeholder is no run of its own: it must not become "the
 	 * latest session" that report shows by default. */
@@ -812,18 +1099,14 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 	struct cval v[NCHAINED];
 	int rc = -1;
 
-	snprintf(uid, sizeof uid, "%s:%" PRIu64, sv->name, r->seq);
+	size_t ul = strlen(sv->name);
+	if (ul > sizeof uid - 24)
+		ul = sizeof uid - 24;
+	memcpy(uid, sv->name, ul);
+	uid[ul++] = ':';
+	uid[ul + put_dec(uid + ul, r->seq, 0)] = 0;
 	if (load_head(g, session, r->time_ns) < 0)
 		return -1;
-	/* Already in (a live spool ingested before)? Then the chain has it. */
-	/* Prepared once per ingest: a guarded reader (the CLI inside a
-	 * container) would otherwise record a statement per event. */
-	sqlite3_reset(g->seen);
-	bind_text(g->seen, 1, uid);
-	int seen = sqlite3_step(g->seen) == SQLITE_ROW;
-	sqlite3_reset(g->seen);
-	if (seen)
-		return 0;
 
 	if (rv->field[AG_T_ARGV])
 		xargv = argv_json(rv);
@@ -868,19 +1151,24 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 		else if (v[i].type == SQLITE_INTEGER)
 			sqlite3_bind_int64(st, i + 1, v[i].i);
 		else
-			sqlite3_bind_text(st, i + 1, v[i].s, (int)v[i].len, SQLITE_TRANSIENT);
+			/* Static: the record, uid and head outlive the step. */
+			sqlite3_bind_text(st, i + 1, v[i].s, (int)v[i].len, SQLITE_STATIC);
 	}
-	bind_text(st, NCHAINED + 1, g->head);
-	bind_text(st, NCHAINED + 2, hash);
+	sqlite3_bind_text(st, NCHAINED + 1, g->head, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, NCHAINED + 2, hash, AG_HASH_HEX - 1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto out;
-
-	sqlite3_reset(g->head_set);
-	bind_text(g->head_set, 1, hash);
-	bind_text(g->head_set, 2, session);
-	if (sqlite3_step(g->head_set) != SQLITE_DONE)
+	if (sqlite3_changes(g->db) == 0) {
+		/* Already in (a live spool ingested before): the chain has it. */
+		rc = 0;
 		goto out;
-	snprintf(g->head, sizeof g->head, "%s", hash);
+	}
+	memcpy(g->head, hash, sizeof hash);
+	g->pending++;
+	if (tally(g, session, &v[COL_OP], &v[COL_DECISION], &v[LAYER_COL],
+		  v[COL_ENFORCED].i != 0, v[COL_SNAPSHOT].type != SQLITE_NULL, r->err > 0,
+		  lost(v)) < 0)
+		goto out;
 	/* The breaker's first denial marks the session halted in the stream. */
 	if (rv->field[AG_T_REASON] && rv->flen[AG_T_REASON] >= 14 &&
 	    memcmp(rv->field[AG_T_REASON], "session halted", 14) == 0 && !g->halt_marked) {
@@ -892,7 +1180,8 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 		bind_text(hm, 1, session);
 		seen_halt = sqlite3_step(hm) == SQLITE_ROW;
 		sqlite3_finalize(hm);
-		if (!seen_halt && add_mark(g->db, session, "halt", r->time_ns, 0, 0) < 0)
+		if (!seen_halt && (flush_head(g) < 0 ||
+				   add_mark(g->db, session, "halt", r->time_ns, 0, 0) < 0))
 			goto out;
 		g->halt_marked = 1;
 	}
@@ -900,7 +1189,7 @@ static int ingest_event(struct ingest *g, const struct ag_spool_view *sv,
 	if (rv->field[AG_T_SNAP_ID] && rv->field[AG_T_KIND] &&
 	    insert_snapshot(g, session, uid, rv) < 0)
 		goto out;
-	snprintf(g->last_uid, sizeof g->last_uid, "%s", uid);
+	memcpy(g->last_uid, uid, strlen(uid) + 1);
 	g->count++;
 	rc = 0;
 out:
@@ -995,7 +1284,7 @@ static int ingest_rec(void *ctx, const struct ag_spool_view *sv, const struct ag
 			.rules_hash = hash, .workspace = ws, .state_dir = sd,
 			.pid = sv->hdr->pid, .start_ns = ag_rec_int(rv, AG_T_START),
 		};
-		int rc = update_session(g->db, &si, 1);
+		int rc = flush_head(g) < 0 ? -1 : update_session(g->db, &si, 1);
 		free(id); free(mode); free(rules); free(hash); free(ws); free(sd); free(argv);
 		return rc < 0 ? (g->failed = 1, -1) : 0;
 	}
@@ -1296,7 +1585,9 @@ static int prepare_ingest(struct ingest *g)
 			       " exe, argv, cwd, op, path, target, address, host, port, sql,"
 			       " sql_class, database, rule, decision, enforced, reason, errno,"
 			       " snapshot, latency_ns, unguarded, layer, prev_hash, hash) VALUES(?,?,?,?,?,"
-			       "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &g->ins, NULL) != SQLITE_OK ||
+			       "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+			       /* Ingested before (a live spool read twice): left as it is. */
+			       " ON CONFLICT(uid) DO NOTHING", -1, &g->ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(g->db,
 			       "INSERT OR IGNORE INTO snapshots(id, session, event_uid, kind, path,"
 			       " mode, uid, gid, atime_ns, mtime_ns, size, sha256, link_target,"
@@ -1305,12 +1596,13 @@ static int prepare_ingest(struct ingest *g)
 			       -1, &g->snap, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(g->db, "SELECT head FROM sessions WHERE id=?", -1, &g->head_get,
 			       NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(g->db, "UPDATE sessions SET head=?, events=events+1 WHERE id=?",
+	    sqlite3_prepare_v2(g->db, "UPDATE sessions SET head=?1, events=events+?2 WHERE id=?3",
 			       -1, &g->head_set, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(g->db, "INSERT OR IGNORE INTO gaps(uid, session, time_ns, pid, what)"
 				   " VALUES(?,?,?,?,?)",
 			       -1, &g->gap, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(g->db, "SELECT 1 FROM events WHERE uid=?", -1, &g->seen,
+	    sqlite3_prepare_v2(g->db, "INSERT INTO tallies VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT"
+			       " DO UPDATE SET n = n + excluded.n", -1, &g->tally_add,
 			       NULL) != SQLITE_OK) ? -1 : 0;
 }
 
@@ -1366,11 +1658,7 @@ static long ingest_orphans(struct ingest *g, int kdfd, char *const *spools, long
 			total = -1;
 			break;
 		}
-		g->count = g->bad = 0;
-		g->failed = 0;
-		g->session[0] = g->head[0] = g->last_uid[0] = 0;
-		free(g->exe); free(g->argv); free(g->cwd);
-		g->exe = g->argv = g->cwd = NULL;
+		ingest_reset(g);
 		char claim[AG_SESSION_ID_MAX];
 		g->cur = AG_AUDIT_UNATTRIBUTED;
 		if (hn == (ssize_t)sizeof h && memchr(h.session, 0, sizeof h.session) &&
@@ -1379,7 +1667,7 @@ static long ingest_orphans(struct ingest *g, int kdfd, char *const *spools, long
 			g->cur = claim;
 		}
 		uint64_t copied;
-		if (ingest_copy(g, kdfd, name, &copied) < 0 || exec1(g->db, "COMMIT") < 0) {
+		if (ingest_copy(g, kdfd, name, &copied) < 0 || commit(g) < 0) {
 			exec1(g->db, "ROLLBACK");
 			if (g->failed) {
 				total = -1;
@@ -1480,15 +1768,7 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 			total = -1;
 			break;
 		}
-		g.count = 0;
-		g.bad = 0;
-		g.failed = 0;
-		g.session[0] = 0;   /* another writer may have moved the head */
-		g.head[0] = 0;
-		g.last_uid[0] = 0;
-		free(g.exe); free(g.argv); free(g.cwd);
-		g.exe = g.argv = g.cwd = NULL;
-		g.ppid = 0;
+		ingest_reset(&g);
 		int rc = 0, header_ok = 0;
 		if (what == SP_OK) {
 			/* The session is fixed before the first row: one the header
@@ -1566,7 +1846,7 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 			snprintf(uid, sizeof uid, "damaged:%s:%llu:%llu", name,
 				 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
 			if ((!strcmp(sess, AG_AUDIT_UNATTRIBUTED) && load_head(&g, sess, 0) < 0) ||
-			    add_gap(&g, uid, sess, ag_now_ns(), 0, gap) < 0 || exec1(db, "COMMIT") < 0) {
+			    add_gap(&g, uid, sess, ag_now_ns(), 0, gap) < 0 || commit(&g) < 0) {
 				seterr(err, errlen, "cannot write the audit log: %s%s", sqlite3_errmsg(db),
 				       NULL);
 				exec1(db, "ROLLBACK");
@@ -1586,7 +1866,7 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all, char *err, siz
 			warn("%s (recorded as a gap in session %s)", gap, sess);
 			continue;
 		}
-		if (exec1(db, "COMMIT") < 0) {
+		if (commit(&g) < 0) {
 			seterr(err, errlen, "cannot write the audit log: %s%s", sqlite3_errmsg(db), NULL);
 			exec1(db, "ROLLBACK");
 			total = -1;
@@ -1625,7 +1905,7 @@ out:
 	sqlite3_finalize(g.head_get);
 	sqlite3_finalize(g.head_set);
 	sqlite3_finalize(g.gap);
-	sqlite3_finalize(g.seen);
+	sqlite3_finalize(g.tally_add);
 	free(g.exe); free(g.argv); free(g.cwd);
 	for (long i = 0; i < n; i++)
 		free(names[i]);
@@ -1866,6 +2146,43 @@ static int verify_session(sqlite3 *db, const struct keyed *k, const char *id,
 	return bad;
 }
 
+/* The session's tallies and event count are what its events add up to:
+ * 0, or 1 with msg (they were edited, or ingest miscounted). */
+static int check_tallies(sqlite3 *db, const char *id, char *msg, size_t msglen)
+{
+	static const char *const q[] = {
+		"SELECT count(*) FROM (SELECT session, op, decision, enforced, layer, snap, failed,"
+		" lost, n FROM tallies WHERE session = ?1 EXCEPT "
+		TALLY_OF_EVENTS("WHERE session = ?1") ")",
+		"SELECT count(*) FROM (" TALLY_OF_EVENTS("WHERE session = ?1") " EXCEPT "
+		"SELECT session, op, decision, enforced, layer, snap, failed, lost, n FROM tallies"
+		" WHERE session = ?1)",
+		"SELECT (SELECT events FROM sessions WHERE id = ?1) IS NOT"
+		" (SELECT count(*) FROM events WHERE session = ?1)",
+	};
+
+	if (!ag_audit_has_tallies(db))
+		return 0;
+	for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(db, q[i], -1, &st, NULL) != SQLITE_OK) {
+			snprintf(msg, msglen, "cannot read the audit log: %s", sqlite3_errmsg(db));
+			return 1;
+		}
+		bind_text(st, 1, id);
+		int off = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) != 0;
+		sqlite3_finalize(st);
+		if (off) {
+			snprintf(msg, msglen, "session %s: its %s not match its events (edited, or "
+				 "miscounted: the events themselves are intact)", id,
+				 i < 2 ? "tallies (what report and sessions count) do"
+				       : "event count does");
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int ag_audit_verify(sqlite3 *db, const char *session, char *msg, size_t msglen)
 {
 	sqlite3_stmt *st;
@@ -1898,6 +2215,8 @@ int ag_audit_verify(sqlite3 *db, const char *session, char *msg, size_t msglen)
 		rc = verify_session(db, k, (const char *)sqlite3_column_text(st, 0),
 				    (const char *)sqlite3_column_text(st, 1),
 				    (const char *)sqlite3_column_text(st, 2), msg, msglen);
+		if (rc == 0)
+			rc = check_tallies(db, (const char *)sqlite3_column_text(st, 0), msg, msglen);
 	}
 	sqlite3_finalize(st);
 	if (rc == 0 && session && !seen) {
@@ -2088,7 +2407,8 @@ sqlite3 *ag_audit_open_copy(const char *state_dir, char *err, size_t errlen)
 		}
 		sqlite3_close(src);
 	}
-	if (sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK || add_columns(db) < 0)
+	if (sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK || add_columns(db) < 0 ||
+	    add_tallies(db) < 0)
 		goto fail;
 	/* The rows added here are chained like the log's, with its key when
 	 * it can be read; a copy makes no key, but a log no key has touched

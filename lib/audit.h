@@ -108,6 +108,37 @@ long ag_audit_ingest(sqlite3 *db, const char *state_dir, int all,
  * state dir is changed (no spool deleted or moved aside). */
 #define AG_INGEST_COPY 2
 
+/*
+ * Tallies: what the summaries count, kept as the events go in, so that
+ * `sessions`, the run's summary and `report` cost the same at a million
+ * events as at ten. One row per session and kind of event:
+ *   tallies(session, op, decision, enforced, layer, snap, failed, lost, n)
+ * op and decision as in events ('' when absent), enforced 0/1 (absent
+ * counts as 1), layer 'library' or 'kernel', snap: a snapshot was kept,
+ * failed: the call failed by itself (errno > 0), lost: AG_AUDIT_LOST.
+ * They are not chained (the events are): verify recounts them from the
+ * events and says when they differ. A log written before them gets them
+ * counted once, when it is first opened for writing
+ * (ag_audit_has_tallies says whether they are there).
+ */
+int ag_audit_has_tallies(sqlite3 *db);
+
+/* An allowed change that destroyed something with nothing kept to undo
+ * it, over events' columns: server SQL that changes or drops, and what a
+ * `log` rule let delete, rename, truncate or overwrite. */
+#define AG_AUDIT_LOST \
+	"(decision IN ('allow', 'log') AND snapshot IS NULL AND coalesce(errno, 0) = 0 AND" \
+	" ((op = 'sql' AND sql_class IN ('update', 'delete', 'update_all', 'delete_all'," \
+	"   'truncate', 'drop_table', 'drop_database', 'alter_drop', 'ddl') AND" \
+	"   substr(coalesce(database, ''), 1, 1) <> '/' AND coalesce(database, '') <> ':memory:')" \
+	"  OR (decision = 'log' AND op IN ('delete', 'rename', 'truncate', 'write'))))"
+
+/* Every event a summary lists one by one (not only counts) is among
+ * these; the partial index events_notable holds exactly them, in
+ * (session, id) order. SQLite uses it only for a query that repeats this
+ * text as one of its AND-ed terms. */
+#define AG_AUDIT_NOTABLE "(decision <> 'allow' OR op IN ('sql', 'exec'))"
+
 /* A read-only view for a guarded process (which may write nothing of the
  * guard's): an in-memory copy of audit.db as of its last checkpoint (none
  * if there is none yet) with every spool's rows added, nothing on disk

@@ -20,6 +20,11 @@ void ag_sha256_update(struct ag_sha256 *h, const void *data, size_t len)
 	sha256_update((struct sha256_ctx *)h->ctx, len, data);
 }
 
+void ag_sha256_digest(struct ag_sha256 *h, unsigned char out[32])
+{
+	sha256_digest((struct sha256_ctx *)h->ctx, SHA256_DIGEST_SIZE, out);
+}
+
 void ag_sha256_hex(struct ag_sha256 *h, char out[AG_HASH_HEX])
 {
 	static const char hex[] = "0123456789abcdef";

@@ -1004,9 +1004,13 @@ void cli_put_coverage(FILE *f, struct cli_db *d, const char *session, const char
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	if (sqlite3_prepare_v2(d->db, "SELECT count(*) FILTER (WHERE coalesce(layer, 'library') "
-			       "<> 'kernel'), count(*) FILTER (WHERE layer = 'kernel') FROM events "
-			       "WHERE session = ?1", -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(d->db, ag_audit_has_tallies(d->db)
+			       ? "SELECT coalesce(sum(n) FILTER (WHERE layer <> 'kernel'), 0), "
+				 "coalesce(sum(n) FILTER (WHERE layer = 'kernel'), 0) FROM tallies "
+				 "WHERE session = ?1"
+			       : "SELECT count(*) FILTER (WHERE coalesce(layer, 'library') "
+				 "<> 'kernel'), count(*) FILTER (WHERE layer = 'kernel') FROM events "
+				 "WHERE session = ?1", -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			lib = sqlite3_column_int64(st, 0);
@@ -1035,7 +1039,8 @@ void cli_put_coverage(FILE *f, struct cli_db *d, const char *session, const char
 	fputs(")\n", f);
 
 	st = cli_prepare(d, "SELECT path, count(*), min(unguarded) FROM events WHERE session = ?1 "
-			    "AND op = 'exec' AND unguarded IS NOT NULL GROUP BY path ORDER BY min(id)");
+			    "AND " AG_AUDIT_NOTABLE " AND op = 'exec' AND unguarded IS NOT NULL "
+			    "GROUP BY path ORDER BY min(id)");
 	if (!st) {
 		free(kernel);
 		return;

@@ -92,15 +92,8 @@ static int filtered(const struct report *r)
 }
 
 /* What was let through, changed something, and left nothing to undo it
- * with: a server's data changed by SQL (no snapshot can be taken of it
- * yet), or a destructive call a rule logged instead of snapshotting. A
- * call that failed changed nothing. */
-#define UNRECOVERABLE \
-	"(decision IN ('allow', 'log') AND snapshot IS NULL AND coalesce(errno, 0) = 0 AND" \
-	" ((op = 'sql' AND sql_class IN ('update', 'delete', 'update_all', 'delete_all'," \
-	"   'truncate', 'drop_table', 'drop_database', 'alter_drop', 'ddl') AND" \
-	"   substr(coalesce(database, ''), 1, 1) <> '/' AND coalesce(database, '') <> ':memory:')" \
-	"  OR (decision = 'log' AND op IN ('delete', 'rename', 'truncate', 'write'))))"
+ * with (audit.h): a call that failed changed nothing. */
+#define UNRECOVERABLE AG_AUDIT_LOST
 
 /* The filters as SQL with named parameters; bind() fills the same names.
  * notable: only what the timeline shows. */
@@ -129,7 +122,25 @@ static void where(const struct report *r, const char *session, int notable,
 		ADD(" AND pid = :pid");
 	if (notable && !r->decision)
 		ADD(" AND (decision IN ('log', 'snapshot', 'ask', 'deny') OR " UNRECOVERABLE ")");
+	/* Every such row is in the partial index: naming it lets SQLite read
+	 * only those instead of every event. */
+	if (notable)
+		ADD(" AND " AG_AUDIT_NOTABLE);
 #undef ADD
+}
+
+/* The filters the tallies can apply (audit.h): none on time, rule, path
+ * or pid. 1 and the WHERE clause over tallies, or 0. */
+static int tally_where(const struct report *r, const char *session, char *buf, size_t n)
+{
+	if (r->since_ns || r->until_ns || r->rule || r->glob[0] || r->pid >= 0 ||
+	    !ag_audit_has_tallies(r->d.db))
+		return 0;
+	snprintf(buf, n, " WHERE 1%s%s%s", session ? " AND session = :session" : "",
+		 r->op ? " AND op = :op" : "",
+		 r->would_deny ? " AND decision = 'deny' AND enforced = 0"
+		 : r->decision ? " AND decision = :decision" : "");
+	return 1;
 }
 
 static void bind_text(sqlite3_stmt *st, const char *name, const char *v)
@@ -164,6 +175,24 @@ static sqlite3_stmt *query(struct report *r, const char *head, const char *sessi
 	sqlite3_stmt *st;
 
 	where(r, session, notable, w, sizeof w);
+	snprintf(sql, sizeof sql, "%s%s%s", head, w, tail);
+	st = cli_prepare(&r->d, sql);
+	if (st)
+		bind(r, session, st);
+	return st;
+}
+
+/* The same over the tallies, when they can answer (tally_where): head
+ * reads tallies; else NULL and *none = 1 (ask the events). */
+static sqlite3_stmt *query_tallies(struct report *r, const char *head, const char *session,
+				   const char *tail, int *none)
+{
+	char w[512], sql[2048];
+	sqlite3_stmt *st;
+
+	*none = !tally_where(r, session, w, sizeof w);
+	if (*none)
+		return NULL;
 	snprintf(sql, sizeof sql, "%s%s%s", head, w, tail);
 	st = cli_prepare(&r->d, sql);
 	if (st)
@@ -242,8 +271,12 @@ struct counts {
 
 static int get_counts(struct report *r, const char *session, struct counts *c)
 {
-	sqlite3_stmt *st = query(r, "SELECT op, decision, enforced, count(*) FROM events",
-				 session, 0, " GROUP BY op, decision, enforced");
+	int none;
+	sqlite3_stmt *st = query_tallies(r, "SELECT op, decision, enforced, sum(n) FROM tallies",
+					 session, " GROUP BY op, decision, enforced", &none);
+	if (none)
+		st = query(r, "SELECT op, decision, enforced, count(*) FROM events", session, 0,
+			   " GROUP BY op, decision, enforced");
 
 	memset(c, 0, sizeof *c);
 	if (!st)
@@ -300,8 +333,9 @@ struct verdict {
 static int report_verify(struct report *r, const char *session, char *why, size_t len,
 			 int *partial)
 {
-	sqlite3_stmt *st = cli_prepare(&r->d, "SELECT count(*) FROM events WHERE ?1 IS NULL OR "
-					      "session = ?1");
+	sqlite3_stmt *st = cli_prepare(&r->d, ag_audit_has_tallies(r->d.db)
+		? "SELECT coalesce(sum(events), 0) FROM sessions WHERE ?1 IS NULL OR id = ?1"
+		: "SELECT count(*) FROM events WHERE ?1 IS NULL OR session = ?1");
 	long long n = 0;
 
 	*partial = 0;
@@ -344,7 +378,18 @@ static int report_verify(struct report *r, const char *session, char *why, size_
 
 static int get_verdict(struct report *r, const char *session, struct verdict *v)
 {
-	sqlite3_stmt *st = query(r,
+	int none;
+	sqlite3_stmt *st = query_tallies(r,
+		"SELECT"
+		" coalesce(sum(n) FILTER (WHERE snap AND NOT failed), 0),"
+		" coalesce(sum(n) FILTER (WHERE lost), 0),"
+		" coalesce(sum(n) FILTER (WHERE decision = 'deny' AND enforced), 0),"
+		" coalesce(sum(n) FILTER (WHERE decision = 'ask'), 0),"
+		" coalesce(sum(n) FILTER (WHERE decision = 'deny' AND NOT enforced), 0),"
+		" 0,"
+		" coalesce(sum(n) FILTER (WHERE decision <> 'deny' AND failed), 0)"
+		" FROM tallies", session, "", &none);
+	if (none) st = query(r,
 		"SELECT"
 		" sum(snapshot IS NOT NULL AND coalesce(errno, 0) = 0),"
 		" sum(" UNRECOVERABLE "),"
@@ -365,6 +410,15 @@ static int get_verdict(struct report *r, const char *session, struct verdict *v)
 			*out[i] = sqlite3_column_int64(st, i);
 	}
 	sqlite3_finalize(st);
+	if (!none) {
+		/* Programs, not events: from the rows themselves, through the
+		 * partial index (every exec is in it). */
+		st = query(r, "SELECT count(DISTINCT path) FROM events", session, 0,
+			   " AND " AG_AUDIT_NOTABLE " AND op = 'exec' AND unguarded IS NOT NULL");
+		if (st && sqlite3_step(st) == SQLITE_ROW)
+			v->unguarded = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
 	v->tampered = report_verify(r, session, v->why, sizeof v->why, &v->partial);
 	return 0;
 }
@@ -437,10 +491,13 @@ static void sess_free(struct sess *s)
 
 static int get_sess(struct report *r, const char *id, struct sess *s)
 {
-	sqlite3_stmt *st = cli_prepare(&r->d,
-		"SELECT argv, mode, enforce, rules, rules_hash, workspace, pid, start_ns, "
-		"end_ns, exit_status, halted, "
-		"(SELECT count(*) FROM events WHERE session = ?1) FROM sessions WHERE id = ?1");
+	/* With tallies the row's own count is kept right (audit.h). */
+	sqlite3_stmt *st = cli_prepare(&r->d, ag_audit_has_tallies(r->d.db)
+		? "SELECT argv, mode, enforce, rules, rules_hash, workspace, pid, start_ns, "
+		  "end_ns, exit_status, halted, events FROM sessions WHERE id = ?1"
+		: "SELECT argv, mode, enforce, rules, rules_hash, workspace, pid, start_ns, "
+		  "end_ns, exit_status, halted, "
+		  "(SELECT count(*) FROM events WHERE session = ?1) FROM sessions WHERE id = ?1");
 
 	memset(s, 0, sizeof *s);
 	if (!st)
@@ -465,8 +522,9 @@ static int get_sess(struct report *r, const char *id, struct sess *s)
 	}
 	sqlite3_finalize(st);
 	/* Halting is also visible in the events, whatever the session row says. */
-	st = cli_prepare(&r->d, "SELECT 1 FROM events WHERE session = ?1 AND "
-				"substr(reason, 1, 14) = 'session halted' LIMIT 1");
+	st = cli_prepare(&r->d, "SELECT 1 FROM events WHERE session = ?1 AND " AG_AUDIT_NOTABLE
+				" AND decision = 'deny' AND substr(reason, 1, 14) = 'session halted'"
+				" LIMIT 1");
 	if (!st) {
 		sess_free(s);
 		return -1;

@@ -225,7 +225,9 @@ static void summary(struct cli_db *d, const struct cli_opts *co,
 	else
 		fprintf(stderr, " exited with status %d after %s\n", status, dur);
 
-	st = cli_prepare(d, "SELECT decision, enforced, count(*) FROM events "
+	/* From the tallies (audit.h): the log was opened for writing, so it
+	 * has them, and a million events cost what ten do. */
+	st = cli_prepare(d, "SELECT decision, enforced, sum(n) FROM tallies "
 			    "WHERE session = ?1 GROUP BY decision, enforced");
 	if (!st)
 		return;
@@ -262,7 +264,7 @@ static void summary(struct cli_db *d, const struct cli_opts *co,
 	/* Each distinct denial once, with how often it happened and one example,
 	 * so a retry loop shows up as one line with a big count. */
 	st = cli_prepare(d, "SELECT " CLI_EVENT_COLS ", count(*) FROM events "
-			    "WHERE session = ?1 AND decision = 'deny' "
+			    "WHERE session = ?1 AND " AG_AUDIT_NOTABLE " AND decision = 'deny' "
 			    "GROUP BY rule, reason, enforced ORDER BY min(id) LIMIT 11");
 	if (st) {
 		int shown = 0;
@@ -290,6 +292,7 @@ static void summary(struct cli_db *d, const struct cli_opts *co,
 	}
 
 	st = cli_prepare(d, "SELECT (SELECT count(*) FROM events WHERE session = ?1 AND "
+			    AG_AUDIT_NOTABLE " AND decision = 'deny' AND"
 			    "  substr(reason, 1, 14) = 'session halted'),"
 			    " (SELECT count(*) FROM snapshots WHERE session = ?1),"
 			    " (SELECT count(*) FROM gaps WHERE session = ?1)");

@@ -22,9 +22,21 @@ static const struct option options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* Sessions a guarded process started without `agentguard run` may have no
- * row of their own yet: they are listed from their events. */
+/* From the session rows and their tallies: the same time at a million
+ * events as at ten (ingest makes a row for every session it meets). */
 static const char query[] =
+	"SELECT s.id, s.start_ns, s.end_ns, s.argv, s.exit_status, s.halted, s.events,"
+	" (SELECT coalesce(sum(n), 0) FROM tallies t WHERE t.session = s.id AND"
+	"   t.decision = 'deny' AND t.enforced),"
+	" EXISTS (SELECT 1 FROM events e WHERE e.session = s.id AND " AG_AUDIT_NOTABLE
+	"   AND e.decision = 'deny' AND substr(e.reason, 1, 14) = 'session halted')"
+	" FROM sessions s ORDER BY s.start_ns DESC, s.id DESC";
+
+/* A log without tallies (one only read, never opened for writing since
+ * they came): counted from the events. Sessions a guarded process started
+ * without `agentguard run` may have no row of their own: they are listed
+ * from their events. */
+static const char query_counting[] =
 	"SELECT s.id, s.start_ns, s.end_ns, s.argv, s.exit_status, s.halted,"
 	" (SELECT count(*) FROM events e WHERE e.session = s.id),"
 	" (SELECT count(*) FROM events e WHERE e.session = s.id AND e.decision = 'deny'"
@@ -109,7 +121,7 @@ static int cmd_sessions(int argc, char **argv)
 		return cli_usage("unexpected argument '%s'", argv[optind]);
 	if (cli_db_open(&d, &co, CLI_DB_READ) < 0)
 		return CLI_FAIL;
-	sqlite3_stmt *st = cli_prepare(&d, query);
+	sqlite3_stmt *st = cli_prepare(&d, ag_audit_has_tallies(d.db) ? query : query_counting);
 	struct cli_idents *ids = json ? cli_idents_load(&d) : NULL;
 	if (!st) {
 		cli_idents_free(ids);
