@@ -26,6 +26,7 @@
 #include "wire.h"
 
 typedef struct st_mysql MYSQL;
+typedef struct st_mysql_res MYSQL_RES;
 
 static struct {
 	int (*query)(MYSQL *, const char *);
@@ -37,6 +38,10 @@ static struct {
 	void (*close)(MYSQL *);
 	unsigned long (*thread_id)(MYSQL *);
 	int (*get_socket)(MYSQL *);
+	MYSQL_RES *(*store_result)(MYSQL *);
+	char **(*fetch_row)(MYSQL_RES *);
+	unsigned (*num_fields)(MYSQL_RES *);
+	void (*free_result)(MYSQL_RES *);
 } M;
 
 /* Either client library; extension modules load them RTLD_LOCAL. */
@@ -57,6 +62,10 @@ static void resolve(void)
 	M.close = lookup("mysql_close");
 	M.thread_id = lookup("mysql_thread_id");
 	M.get_socket = lookup("mysql_get_socket");
+	M.store_result = lookup("mysql_store_result");
+	M.fetch_row = lookup("mysql_fetch_row");
+	M.num_fields = lookup("mysql_num_fields");
+	M.free_result = lookup("mysql_free_result");
 }
 
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
@@ -522,6 +531,75 @@ static long session_of(MYSQL *m)
 	return M.thread_id ? (long)M.thread_id(m) : -1;
 }
 
+/* The server agrees that every table the statement names is one of the
+ * connection's temporary tables (asked on the connection itself, which
+ * is idle between the client's statements: SHOW CREATE TABLE says
+ * TEMPORARY for one the session holds, and it shadows any real table of
+ * the name). The memory of what the connection made can be wrong: a
+ * procedure, trigger or prepared statement may have dropped the
+ * temporary table out of sight, and DROP TABLE would then drop the real
+ * table behind the name. 1, or 0 (then the statement is judged as the
+ * text alone reads). */
+static int temps_real(MYSQL *m, const char *sql, size_t len)
+{
+	if (!M.real_query || !M.store_result || !M.fetch_row || !M.num_fields || !M.free_result)
+		return 0;
+	/* Client threads may run on small stacks. */
+	struct ag_sql_targets *T = malloc(sizeof *T);
+	if (!T)
+		return 0;
+	ag_sql_targets(sql, (long)len, 1, T);
+	int ok = !T->unknown && T->n > 0;
+	int sv = ag_sql_enter();
+	for (int i = 0; ok && i < T->n; i++) {
+		const struct ag_sql_target *t = &T->t[i];
+		char q[400];
+		size_t n = 0;
+		if (t->kind != AG_TARGET_TABLE) {
+			ok = 0;
+			break;
+		}
+		n += (size_t)snprintf(q, sizeof q, "SHOW CREATE TABLE ");
+		for (int part = t->schema[0] ? 0 : 1; part < 2; part++) {
+			const char *name = part ? t->name : t->schema;
+			q[n++] = '`';
+			for (const char *p = name; *p && n < sizeof q - 8; p++) {
+				if (*p == '`')
+					q[n++] = '`';
+				q[n++] = *p;
+			}
+			q[n++] = '`';
+			if (!part)
+				q[n++] = '.';
+		}
+		q[n] = 0;
+		if (M.real_query(m, q, (unsigned long)n) != 0) {
+			ok = 0;
+			break;
+		}
+		MYSQL_RES *r = M.store_result(m);
+		char **row = r ? M.fetch_row(r) : NULL;
+		ok = row && M.num_fields(r) >= 2 && row[1] &&
+		     strncmp(row[1], "CREATE TEMPORARY TABLE", 22) == 0;
+		if (r)
+			M.free_result(r);
+	}
+	ag_sql_leave(sv);
+	free(T);
+	return ok;
+}
+
+/* The class the text alone gives c (its own temporary tables only), when
+ * the connection's memory lowered it and the server does not agree. */
+static void temps_checked(struct ag_call *c, MYSQL *m, const char *sql, size_t len)
+{
+	struct ag_sql_temps none = {0};
+	enum ag_sql_class alone = ag_sql_classify_temps(sql, (long)len, &none);
+
+	if ((int)alone != (int)c->op.sql_class && !temps_real(m, sql, len))
+		c->op.sql_class = alone;
+}
+
 /* One body for the three: judge `sql`, then the real call (inside the
  * judged statement's scope: the library's own send() of it is that
  * statement) or, when refused, the raising statement the same way.
@@ -542,6 +620,7 @@ static long session_of(MYSQL *m)
 	if (M.get_socket) /* the library's own socket: judged here, not on it */ \
 		ag_wire_forget(M.get_socket(m));                                \
 	ag_set_sql_on(&c, sql, len, database(m, db_, sizeof db_), m, gen_, AG_TEMPS_SENT); \
+	temps_checked(&c, m, sql, len);                                         \
 	struct my_pre pre_;                                                     \
 	memset(&pre_, 0, sizeof pre_);                                          \
 	pre_.text = (sql);                                                      \

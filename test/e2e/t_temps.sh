@@ -195,6 +195,32 @@ test_mariadb_library_temp_table_across_statements() {
 	assert_eq "$(my_users_now)" "$USERS"
 }
 
+test_mariadb_temp_table_dropped_out_of_sight_excuses_nothing() {
+	my_start
+	server_deny_rules
+	my_users
+	# A prepared statement, then a procedure, drops the temporary table:
+	# the texts do not show it (the words are made at run time), the
+	# server does, and the next DROP TABLE users is the real table's.
+	out=$(myclient "CREATE TEMPORARY TABLE users(a int)" \
+		"SET @q = CONCAT('DR', 'OP TEMPORARY TABLE users')" "PREPARE s FROM @q" "EXECUTE s" \
+		"DROP TABLE users" 2>&1)
+	assert_contains "$out" "error: agentguard" || return 1
+	assert_eq "$(row 'DROP TABLE users')" "drop_table|deny"
+	assert_eq "$(my_users_now)" "$USERS"
+	out=$(myclient "CREATE PROCEDURE gone() BEGIN SET @q = CONCAT('DR', 'OP TEMPORARY TABLE users');
+		PREPARE s FROM @q; EXECUTE s; END" "CREATE TEMPORARY TABLE users(a int)" "CALL gone()" \
+		"DROP TABLE users" 2>&1)
+	assert_contains "$out" "error: agentguard" || return 1
+	assert_eq "$(my_users_now)" "$USERS"
+	ingest   # (row reads the last row ingested: this session's come first)
+	# While it is there, the temporary table is still the connection's own.
+	out=$(myclient "CREATE TEMPORARY TABLE users(a int)" "DROP TABLE users" 2>&1)
+	assert_contains "$out" "ok: DROP TABLE users" || return 1
+	assert_eq "$(row 'DROP TABLE users')" "ddl|allow"
+	assert_eq "$(my_users_now)" "$USERS"
+}
+
 # ---- SQLite -------------------------------------------------------------
 test_sqlite_temp_table_dropped_on_a_later_line_is_ddl() {
 	cd "$WS" || return 1
