@@ -31,6 +31,9 @@ TMP = tempfile.mkdtemp(prefix="agbench.")
 # restricted would send every compiler temp file through the supervisor.
 STATE = os.environ.get("BENCH_STATE") or os.path.join(OUT, "state")
 CALLS = 100000
+# The system's python3, not whatever shim comes first on PATH (pyenv, a
+# venv): a shell script in front of it would be measured too.
+PY = "/usr/bin/python3"
 
 
 def sh(cmd, **kw):
@@ -267,8 +270,21 @@ def workloads():
         ("calls", f"{CALLS:,} hooked calls no rule matches (unlink of a missing file)", None,
          # The workspace is elsewhere: in a temp dir no default rule matches.
          [callloop, str(CALLS)], envs(workspace=ws), scratch, None, False),
+        ("rm_synced", "rm -rf of a 10,000-file tree already synced to disk, every file "
+         "snapshotted", 1.0, ["rm", "-rf", tree], run_variants(envs(workspace=ws), workspace=ws),
+         ws, lambda: (make_tree(tree), os.sync()), False),
+        ("sqlite_distinct", "10,000 distinct SQLite statements through python3 (each text "
+         "new: prepared, classified and judged once)", 1.05,
+         [PY, "-c",
+          "import sqlite3, os\n"
+          "p = 'bench.db'\n"
+          "os.path.exists(p) and os.remove(p)\n"
+          "c = sqlite3.connect(p)\nc.execute('create table t(a, b)')\n"
+          "for i in range(10000):\n    c.execute(f'insert into t values({i}, \\'x{i}\\')')\n"
+          "    c.commit() if i % 100 == 0 else None\n"
+          "c.commit()\n"], run_variants(envs(workspace=ws), workspace=ws), ws, None, False),
         ("sqlite", "10,000 SQLite INSERTs through python3's sqlite3 module", None,
-         ["python3", "-c",
+         [PY, "-c",
           "import sqlite3, os\n"
           "p = 'bench.db'\n"
           "os.path.exists(p) and os.remove(p)\n"
@@ -281,6 +297,86 @@ def workloads():
 
 def summary(xs):
     return {"min": min(xs), "median": statistics.median(xs), "max": max(xs)}
+
+
+def callgrind_ir(argv, env, cwd):
+    p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] + argv,
+                       env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True)
+    for line in p.stderr.splitlines():
+        if "refs:" in line:
+            return int(line.split("refs:")[1].replace(",", ""))
+    raise SystemExit(f"bench: no instruction count from valgrind for {argv}")
+
+
+def strace_calls(argv, env, cwd):
+    out = os.path.join(TMP, "strace.out")
+    subprocess.run(["strace", "-f", "-o", out] + argv, env=env, cwd=cwd,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(out) as f:
+        return sum(1 for _ in f)
+
+
+def minor_faults(argv, env, reps=20):
+    xs = []
+    for _ in range(reps):
+        p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+        _, _, ru = os.wait4(p.pid, 0)
+        xs.append(ru.ru_minflt)
+    return statistics.median(xs)
+
+
+def counts():
+    """What does not depend on load (the goals of the performance issue):
+    instructions (callgrind) and system calls (strace) of a hooked call no
+    rule matches and of a process's first decision under `run`, and the
+    page faults /bin/true takes above an empty preload."""
+    if not shutil.which("valgrind") or not shutil.which("strace"):
+        print("counts         skipped: valgrind and strace are needed")
+        return {}
+    callloop = os.path.join(OUT, "callloop")
+    scratch = os.path.join(TMP, "scratch")
+    os.makedirs(scratch, exist_ok=True)
+    st = os.path.join(TMP, "counts-state")
+    e = envs(workspace=os.path.join(TMP, "ws"))
+    g = dict(e["agentguard"], AGENTGUARD_STATE_DIR=st)
+    per = lambda env: (callgrind_ir([callloop, "3000"], env, scratch) -
+                       callgrind_ir([callloop, "1000"], env, scratch)) / 2000
+    call_ir = per(g) - per(e["bare"])
+    call_sys = ((strace_calls([callloop, "2000"], g, scratch) -
+                 strace_calls([callloop, "1000"], g, scratch)) -
+                (strace_calls([callloop, "2000"], e["bare"], scratch) -
+                 strace_calls([callloop, "1000"], e["bare"], scratch))) / 1000
+    run = [AG, "run", "--no-kernel", "--state-dir", st, "--workspace", os.path.join(TMP, "ws"), "--"]
+    dec_ir = (callgrind_ir(run + ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                                 callloop, "1"], e["bare"], scratch) -
+              callgrind_ir(run + ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                                  callloop, "0"], e["bare"], scratch))
+    # (valgrind inside run: its own count is the inner one, printed last)
+    def inner_calls(n):
+        out = os.path.join(TMP, f"strace{n}.out")
+        subprocess.run(run + ["strace", "-f", "-o", out, callloop, n], env=e["bare"], cwd=scratch,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(out) as f:
+            return sum(1 for _ in f)
+    # strace inside the session: what the process makes, not run's own work
+    dec_sys = inner_calls("1") - inner_calls("0")
+    empty = os.path.join(OUT, "empty.so")
+    with open(os.path.join(TMP, "empty.c"), "w") as f:
+        f.write("void agentguard_bench_empty(void) {}\n")
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", empty, os.path.join(TMP, "empty.c")], check=True)
+    faults = (minor_faults(["/bin/true"], dict(e["bare"], LD_PRELOAD=LIB, AGENTGUARD_STATE_DIR=st)) -
+              minor_faults(["/bin/true"], dict(e["bare"], LD_PRELOAD=empty)))
+    shutil.rmtree(st, ignore_errors=True)
+    rows = [("hooked call no rule matches: instructions", call_ir, 800),
+            ("hooked call no rule matches: system calls of its own", call_sys, 0),
+            ("a deciding process: instructions above one that decides nothing", dec_ir, 200000),
+            ("a deciding process: system calls above one that decides nothing", dec_sys, 15),
+            ("/bin/true: page faults above an empty preload", faults, 3)]
+    for title, v, goal in rows:
+        print(f"counts         {title}: {v:,.2f}   goal <= {goal:,}  "
+              f"{'met' if v <= goal else 'MISSED'}")
+    return {t: {"value": v, "goal": goal} for t, v, goal in rows}
 
 
 AUDIT_EVENTS = int(os.environ.get("BENCH_AUDIT_EVENTS", "1000000"))
@@ -384,6 +480,8 @@ def main():
         results["workloads"].append(entry)
     if not ONLY or "audit" in ONLY:
         results["audit"] = audit_scale()
+    if not ONLY or "counts" in ONLY:
+        results["counts"] = counts()
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     print(f"results: {os.path.relpath(os.path.join(OUT, 'results.json'), ROOT)}")
