@@ -122,6 +122,8 @@ struct ag_spool {
 	uint64_t gone;        /* records in spool files deleted under us (a gap too) */
 	int64_t gone_since;
 	int64_t created_ns;   /* when the mapped file was made (wall clock) */
+	uint64_t populated;   /* offsets below this are faulted in (populate) */
+	int populate_off;     /* the kernel cannot (before Linux 5.14) */
 	unsigned since_check; /* records since the file was last seen in place */
 	int64_t checked_at;
 	/* The session record, when this process started the session: written
