@@ -115,8 +115,8 @@ static int add_columns(sqlite3 *db)
  * gets them, and what verify compares them with. */
 #define TALLY_OF_EVENTS(where) \
 	"SELECT session, coalesce(op, ''), coalesce(decision, ''), coalesce(enforced, 1) <> 0," \
-	" coalesce(layer, 'library'), snapshot IS NOT NULL, coalesce(errno, 0) > 0, " \
-	AG_AUDIT_LOST ", count(*) FROM events " where \
+	" coalesce(layer, 'library'), snapshot IS NOT NULL, coalesce(errno, 0) > 0," \
+	" coalesce(" AG_AUDIT_LOST ", 0), count(*) FROM events " where \
 	" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
 
 int ag_audit_has_tallies(sqlite3 *db)
@@ -857,24 +857,37 @@ static void ingest_reset(struct ingest *g)
 	g->ppid = 0;
 }
 
+static struct cval ts(const char *s);
+
+/* Add n to one kind's tally. */
+static int tally_upsert(struct ingest *g, const char *session, const struct cval *op,
+		     const struct cval *dec, const struct cval *layer, int enforced, int snap,
+		     int failed, int is_lost, long n)
+{
+	sqlite3_stmt *st = g->tally_add;
+
+	sqlite3_reset(st);
+	bind_text(st, 1, session);
+	sqlite3_bind_text(st, 2, op->s, (int)op->len, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, dec->s, (int)dec->len, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 4, enforced);
+	sqlite3_bind_text(st, 5, layer->s, (int)layer->len, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 6, snap);
+	sqlite3_bind_int(st, 7, failed);
+	sqlite3_bind_int(st, 8, is_lost);
+	sqlite3_bind_int64(st, 9, n);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int flush_tallies(struct ingest *g)
 {
 	for (int i = 0; i < g->ntally; i++) {
 		const struct tally *t = &g->tally[i];
-		sqlite3_stmt *st = g->tally_add;
-		sqlite3_reset(st);
-		bind_text(st, 1, t->session);
-		bind_text(st, 2, t->op);
-		bind_text(st, 3, t->decision);
-		sqlite3_bind_int(st, 4, t->enforced);
-		bind_text(st, 5, t->layer);
-		sqlite3_bind_int(st, 6, t->snap);
-		sqlite3_bind_int(st, 7, t->failed);
-		sqlite3_bind_int(st, 8, t->lost);
-		sqlite3_bind_int64(st, 9, t->n);
-		int rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE)
+		struct cval op = ts(t->op), dec = ts(t->decision), layer = ts(t->layer);
+		if (tally_upsert(g, t->session, &op, &dec, &layer, t->enforced, t->snap, t->failed,
+			      t->lost, t->n) < 0)
 			return -1;
 	}
 	g->ntally = 0;
@@ -893,7 +906,7 @@ static const char *tally_str(struct ingest *g, int *used, const char *text, size
 	return out;
 }
 
-/* Columns of the chained list the tallies read. */
+/* Positions in chained[] of the columns the tallies read. */
 enum { COL_OP = 9, COL_SQL_CLASS = 16, COL_DATABASE = 17, COL_DECISION = 19,
        COL_ENFORCED = 20, COL_ERRNO = 22, COL_SNAPSHOT = 23 };
 
@@ -936,7 +949,7 @@ static int same(const char *a, const struct cval *v)
  * layer, a session id): one that is not goes in as it is, at once. */
 static int tally(struct ingest *g, const char *session, const struct cval *op,
 		 const struct cval *dec, const struct cval *layer, int enforced, int snap,
-		 int failed, int lost)
+		 int failed, int is_lost)
 {
 	static const struct cval none = {.type = SQLITE_TEXT, .s = "", .len = 0};
 	static const struct cval library = {.type = SQLITE_TEXT, .s = "library", .len = 7};
@@ -946,7 +959,7 @@ static int tally(struct ingest *g, const char *session, const struct cval *op,
 	for (int i = 0; i < g->ntally; i++) {
 		struct tally *t = &g->tally[i];
 		if (t->enforced == enforced && t->snap == snap && t->failed == failed &&
-		    t->lost == lost && same(t->op, op) && same(t->decision, dec) &&
+		    t->lost == is_lost && same(t->op, op) && same(t->decision, dec) &&
 		    same(t->layer, layer) && strcmp(t->session, session) == 0) {
 			t->n++;
 			return 0;
@@ -960,27 +973,14 @@ static int tally(struct ingest *g, const char *session, const struct cval *op,
 		.op = tally_str(g, &used, op->s, op->len),
 		.decision = tally_str(g, &used, dec->s, dec->len),
 		.layer = tally_str(g, &used, layer->s, layer->len),
-		.enforced = enforced, .snap = snap, .failed = failed, .lost = lost, .n = 1,
+		.enforced = enforced, .snap = snap, .failed = failed, .lost = is_lost, .n = 1,
 	};
 	if (t.session && t.op && t.decision && t.layer) {
 		g->tally[g->ntally++] = t;
 		return 0;
 	}
 	/* Too long to keep here: straight in. */
-	sqlite3_stmt *st = g->tally_add;
-	sqlite3_reset(st);
-	bind_text(st, 1, session);
-	sqlite3_bind_text(st, 2, op->s, (int)op->len, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 3, dec->s, (int)dec->len, SQLITE_TRANSIENT);
-	sqlite3_bind_int(st, 4, enforced);
-	sqlite3_bind_text(st, 5, layer->s, (int)layer->len, SQLITE_TRANSIENT);
-	sqlite3_bind_int(st, 6, snap);
-	sqlite3_bind_int(st, 7, failed);
-	sqlite3_bind_int(st, 8, lost);
-	sqlite3_bind_int64(st, 9, 1);
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return tally_upsert(g, session, op, dec, layer, enforced, snap, failed, is_lost, 1);
 }
 
 static int commit(struct ingest *g)

@@ -315,7 +315,8 @@ static int get_counts(struct report *r, const char *session, struct counts *c)
 
 /* What a reader needs first: what was destroyed and can be brought back,
  * what cannot, what was blocked, what ran unwatched, and whether the log
- * itself holds. One pass over the session's events. */
+ * itself holds. From the tallies where the filters allow (audit.h), else
+ * one pass over the session's events. */
 struct verdict {
 	long restorable, lost, denied, asked, would, unguarded, failed;
 	int tampered;              /* verify would fail */
@@ -389,16 +390,17 @@ static int get_verdict(struct report *r, const char *session, struct verdict *v)
 		" 0,"
 		" coalesce(sum(n) FILTER (WHERE decision <> 'deny' AND failed), 0)"
 		" FROM tallies", session, "", &none);
-	if (none) st = query(r,
-		"SELECT"
-		" sum(snapshot IS NOT NULL AND coalesce(errno, 0) = 0),"
-		" sum(" UNRECOVERABLE "),"
-		" sum(decision = 'deny' AND coalesce(enforced, 1)),"
-		" sum(decision = 'ask'),"
-		" sum(decision = 'deny' AND enforced = 0),"
-		" count(DISTINCT CASE WHEN op = 'exec' AND unguarded IS NOT NULL THEN path END),"
-		" sum(decision <> 'deny' AND errno > 0)"
-		" FROM events", session, 0, "");
+	if (none)
+		st = query(r,
+			"SELECT"
+			" sum(snapshot IS NOT NULL AND coalesce(errno, 0) = 0),"
+			" sum(" UNRECOVERABLE "),"
+			" sum(decision = 'deny' AND coalesce(enforced, 1)),"
+			" sum(decision = 'ask'),"
+			" sum(decision = 'deny' AND enforced = 0),"
+			" count(DISTINCT CASE WHEN op = 'exec' AND unguarded IS NOT NULL THEN path END),"
+			" sum(decision <> 'deny' AND errno > 0)"
+			" FROM events", session, 0, "");
 
 	memset(v, 0, sizeof *v);
 	if (!st)

@@ -284,12 +284,12 @@ test_tampering_after_export_is_caught_by_verify_anchors() {
 	db.execute("DELETE FROM tallies")
 	db.execute("""INSERT INTO tallies SELECT session, coalesce(op, ''), coalesce(decision, ''),
 	    coalesce(enforced, 1) <> 0, coalesce(layer, 'library'), snapshot IS NOT NULL,
-	    coalesce(errno, 0) > 0, (decision IN ('allow', 'log') AND snapshot IS NULL AND
+	    coalesce(errno, 0) > 0, coalesce((decision IN ('allow', 'log') AND snapshot IS NULL AND
 	    coalesce(errno, 0) = 0 AND ((op = 'sql' AND sql_class IN ('update', 'delete',
 	    'update_all', 'delete_all', 'truncate', 'drop_table', 'drop_database', 'alter_drop',
 	    'ddl') AND substr(coalesce(database, ''), 1, 1) <> '/' AND
 	    coalesce(database, '') <> ':memory:') OR (decision = 'log' AND op IN ('delete',
-	    'rename', 'truncate', 'write')))), count(*) FROM events GROUP BY 1, 2, 3, 4, 5, 6, 7, 8""")
+	    'rename', 'truncate', 'write')))), 0), count(*) FROM events GROUP BY 1, 2, 3, 4, 5, 6, 7, 8""")
 	db.commit()
 	EOF
 	rm -f "$AGENTGUARD_STATE_DIR/heads"

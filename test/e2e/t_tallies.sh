@@ -7,11 +7,11 @@
 recount() {
 	db "select session, coalesce(op, ''), coalesce(decision, ''), coalesce(enforced, 1) <> 0,
 	           coalesce(layer, 'library'), snapshot is not null, coalesce(errno, 0) > 0,
-	           (decision in ('allow', 'log') and snapshot is null and coalesce(errno, 0) = 0 and
+	           coalesce((decision in ('allow', 'log') and snapshot is null and coalesce(errno, 0) = 0 and
 	            ((op = 'sql' and sql_class in ('update', 'delete', 'update_all', 'delete_all',
 	              'truncate', 'drop_table', 'drop_database', 'alter_drop', 'ddl') and
 	              substr(coalesce(database, ''), 1, 1) <> '/' and coalesce(database, '') <> ':memory:')
-	             or (decision = 'log' and op in ('delete', 'rename', 'truncate', 'write')))),
+	             or (decision = 'log' and op in ('delete', 'rename', 'truncate', 'write')))), 0),
 	           count(*)
 	    from events group by 1, 2, 3, 4, 5, 6, 7, 8 order by 1, 2, 3, 4, 5, 6, 7, 8"
 }
