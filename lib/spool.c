@@ -274,9 +274,6 @@ static void spool_gone(struct ag_spool *sp)
 	sp->gen++;
 }
 
-/* With sp->mu held: reserve `need` bytes; their offset, or -1. Other
- * processes may append to the same file (a fork child to its parent's),
- * so the reservation is a compare-and-swap on the shared header. */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -308,6 +305,9 @@ static void populate(struct ag_spool *sp, uint64_t upto)
 	sp->populated = to;
 }
 
+/* With sp->mu held: reserve `need` bytes; their offset, or -1. Other
+ * processes may append to the same file (a fork child to its parent's),
+ * so the reservation is a compare-and-swap on the shared header. */
 static int64_t reserve_room(struct ag_spool *sp, size_t need)
 {
 	if (sp->base)
