@@ -2151,14 +2151,14 @@ static int verify_session(sqlite3 *db, const struct keyed *k, const char *id,
 static int check_tallies(sqlite3 *db, const char *id, char *msg, size_t msglen)
 {
 	static const char *const q[] = {
-		"SELECT count(*) FROM (SELECT session, op, decision, enforced, layer, snap, failed,"
-		" lost, n FROM tallies WHERE session = ?1 EXCEPT "
-		TALLY_OF_EVENTS("WHERE session = ?1") ")",
-		"SELECT count(*) FROM (" TALLY_OF_EVENTS("WHERE session = ?1") " EXCEPT "
-		"SELECT session, op, decision, enforced, layer, snap, failed, lost, n FROM tallies"
-		" WHERE session = ?1)",
-		"SELECT (SELECT events FROM sessions WHERE id = ?1) IS NOT"
-		" (SELECT count(*) FROM events WHERE session = ?1)",
+		("SELECT count(*) FROM (SELECT session, op, decision, enforced, layer, snap, failed,"
+		 " lost, n FROM tallies WHERE session = ?1 EXCEPT "
+		 TALLY_OF_EVENTS("WHERE session = ?1") ")"),
+		("SELECT count(*) FROM (" TALLY_OF_EVENTS("WHERE session = ?1") " EXCEPT "
+		 "SELECT session, op, decision, enforced, layer, snap, failed, lost, n FROM tallies"
+		 " WHERE session = ?1)"),
+		("SELECT (SELECT events FROM sessions WHERE id = ?1) IS NOT"
+		 " (SELECT count(*) FROM events WHERE session = ?1)"),
 	};
 
 	if (!ag_audit_has_tallies(db))
