@@ -194,7 +194,11 @@ sqlite3 *ag_audit_open(const char *state_dir, int readonly, char *err, size_t er
 	 * ingest's or report's time otherwise. Memory is taken as used. */
 	sqlite3_exec(db, "PRAGMA cache_size=-65536", NULL, NULL, NULL);
 	if (!readonly) {
-		if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+		/* 16 KiB pages for a new log (an existing one keeps its own):
+		 * ingest measured ~15% faster than with 4 KiB (fewer pages to
+		 * split and to write to the WAL), for ~350 KiB of empty tables. */
+		if (sqlite3_exec(db, "PRAGMA page_size=16384; PRAGMA journal_mode=WAL;"
+				 " PRAGMA synchronous=NORMAL;",
 				 NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK ||
 		    add_columns(db) < 0 || add_tallies(db) < 0)

@@ -116,8 +116,8 @@ for i in range(1, 101): os.remove(f"{ws}/b{i}")
 }
 
 test_session_started_on_a_full_disk_is_recorded_once_space_is_back() {
-	small_mount "$AGENTGUARD_STATE_DIR" 512k   # room for a fresh log and its WAL; the filler takes the rest
-	head -c 2M /dev/zero > "$AGENTGUARD_STATE_DIR/filler" 2>/dev/null || true
+	small_mount "$AGENTGUARD_STATE_DIR" 2m   # room for a fresh log and its WAL; the filler takes the rest
+	head -c 4M /dev/zero > "$AGENTGUARD_STATE_DIR/filler" 2>/dev/null || true
 	for i in $(seq 1 200); do : > "$WS/f$i"; done
 	# Deletes are refused while nothing can be recorded; the test frees
 	# space once the first refusal is seen, and the process goes on until
