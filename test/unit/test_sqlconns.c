@@ -76,6 +76,17 @@ Test(sqlconns, a_changed_search_path_forgets)
 	stmt(a, 1, "CREATE TEMP TABLE users(a int)", 1);
 	stmt(a, 1, "SELECT set_config('search_' || 'path', 'public,pg_temp', false)", 1);
 	cr_assert_eq(stmt(a, 1, "DROP TABLE users", 1), AG_SQL_DROP_TABLE);
+	/* Any case, at the text's very start or end. */
+	stmt(a, 1, "CREATE TEMP TABLE users(a int)", 1);
+	stmt(a, 1, "SEARCH_PATH", 1);
+	cr_assert_eq(stmt(a, 1, "DROP TABLE users", 1), AG_SQL_DROP_TABLE);
+	stmt(a, 1, "CREATE TEMP TABLE users(a int)", 1);
+	stmt(a, 1, "SET search_path TO PG_TEMP", 1);
+	cr_assert_eq(stmt(a, 1, "DROP TABLE users", 1), AG_SQL_DROP_TABLE);
+	/* An underscore elsewhere changes nothing. */
+	stmt(a, 1, "CREATE TEMP TABLE users(a int)", 1);
+	stmt(a, 1, "SELECT my_col FROM pg_class_x_", 1);
+	cr_assert_eq(stmt(a, 1, "DROP TABLE users", 1), AG_SQL_DDL);
 	ag_sql_gone(a);
 }
 
