@@ -1664,7 +1664,14 @@ void ag_set_sql_on(struct ag_call *c, const char *sql, size_t len, const char *d
 
 	c->op.sql = sql;
 	c->sql_len = len;
+	int held = temps.n > 0;
 	c->op.sql_class = ag_sql_classify_temps(sql, (long)len, &temps);
+	c->sql_alone = c->op.sql_class;
+	if (held) {
+		/* Classified a second time only when the memory could matter. */
+		struct ag_sql_temps none = {0};
+		c->sql_alone = ag_sql_classify_temps(sql, (long)len, &none);
+	}
 	c->op.database = database;
 	if (known)
 		ag_sql_will_leave(conn, gen, how, &temps, sql, len);

@@ -198,6 +198,9 @@ struct ag_call {
 	int busy;                  /* this call holds ag_thread.busy */
 	const char *unguarded;     /* exec: why the target runs without us */
 	size_t sql_len;            /* sql: bytes of op.sql */
+	int sql_alone;             /* sql: op.sql_class as the text alone gives it,
+	                              without the connection's temporary tables
+	                              (a hook that lowered it asks the server) */
 	/* sql: how to snapshot the database before the statement runs (set by
 	 * the client's hook; NULL for servers, where snapshot means deny).
 	 * Fills c->w->snap; 0, 1 (nothing to keep), or -1 with errno. */

@@ -589,17 +589,6 @@ static int temps_real(MYSQL *m, const char *sql, size_t len)
 	return ok;
 }
 
-/* The class the text alone gives c (its own temporary tables only), when
- * the connection's memory lowered it and the server does not agree. */
-static void temps_checked(struct ag_call *c, MYSQL *m, const char *sql, size_t len)
-{
-	struct ag_sql_temps none = {0};
-	enum ag_sql_class alone = ag_sql_classify_temps(sql, (long)len, &none);
-
-	if ((int)alone != (int)c->op.sql_class && !temps_real(m, sql, len))
-		c->op.sql_class = alone;
-}
-
 /* One body for the three: judge `sql`, then the real call (inside the
  * judged statement's scope: the library's own send() of it is that
  * statement) or, when refused, the raising statement the same way.
@@ -620,7 +609,8 @@ static void temps_checked(struct ag_call *c, MYSQL *m, const char *sql, size_t l
 	if (M.get_socket) /* the library's own socket: judged here, not on it */ \
 		ag_wire_forget(M.get_socket(m));                                \
 	ag_set_sql_on(&c, sql, len, database(m, db_, sizeof db_), m, gen_, AG_TEMPS_SENT); \
-	temps_checked(&c, m, sql, len);                                         \
+	if (c.sql_alone != (int)c.op.sql_class && !temps_real(m, sql, len))     \
+		c.op.sql_class = c.sql_alone; /* the server must agree */       \
 	struct my_pre pre_;                                                     \
 	memset(&pre_, 0, sizeof pre_);                                          \
 	pre_.text = (sql);                                                      \

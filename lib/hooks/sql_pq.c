@@ -748,13 +748,10 @@ static int judge(struct ag_call *c, PGconn *conn, const char *sql, char *db, siz
 	} else {
 		ag_set_sql_on(c, sql, strlen(sql), database(conn, db, dblen), conn,
 			      session_of(conn), AG_TEMPS_SENT);
-		/* The class the text alone gives (its own temporary tables
-		 * only): when the connection's memory lowered it, the server
-		 * must agree. */
-		struct ag_sql_temps none = {0};
-		enum ag_sql_class alone = ag_sql_classify_temps(sql, -1, &none);
-		if ((int)alone != (int)c->op.sql_class && !temps_real(conn, sql))
-			c->op.sql_class = alone;
+		/* When the connection's memory lowered the class the text
+		 * alone gives, the server must agree. */
+		if (c->sql_alone != (int)c->op.sql_class && !temps_real(conn, sql))
+			c->op.sql_class = c->sql_alone;
 	}
 	if (P.tx_status && P.exec_params && P.result_status && P.ntuples && P.getvalue && P.clear) {
 		c->snap_fn = preimage;
