@@ -71,6 +71,29 @@ static void resolve(void)
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
 #define REAL(field) (pthread_once(&resolved, resolve), M.field)
 
+/* `a` or `a`.`b` into q (cap bytes, NUL-terminated), backquotes doubled;
+ * its length. Identifiers are at most 64 characters (sqltargets.c), so
+ * cap of 300 never cuts one. */
+static size_t my_quoted(char *q, size_t cap, const char *a, const char *b)
+{
+	const char *parts[2] = {a, b};
+	size_t k = 0;
+
+	for (int j = 0; j < 2 && parts[j]; j++) {
+		if (j)
+			q[k++] = '.';
+		q[k++] = '`';
+		for (const char *s = parts[j]; *s && k < cap - 4; s++) {
+			if (*s == '`')
+				q[k++] = '`';
+			q[k++] = *s;
+		}
+		q[k++] = '`';
+	}
+	q[k] = 0;
+	return k;
+}
+
 /* ---- which database a connection is on ------------------------------------ */
 
 static struct conn {
@@ -383,20 +406,7 @@ static int my_preimage_in(struct ag_call *c, struct my_pre *p, struct my_buf *b)
 	size_t wn = (size_t)snprintf(b->what, sizeof b->what, "%s", ndb ? "database" : "table");
 	for (int i = 0; i < (ndb ? 1 : n); i++) {
 		char q[300];
-		size_t k = 0;
-		const char *parts[2] = {db, ndb ? NULL : b->names[i]};
-		for (int j = 0; j < 2 && parts[j]; j++) {
-			if (j)
-				q[k++] = '.';
-			q[k++] = '`';
-			for (const char *s = parts[j]; *s && k < sizeof q - 4; s++) {
-				if (*s == '`')
-					q[k++] = '`';
-				q[k++] = *s;
-			}
-			q[k++] = '`';
-		}
-		q[k] = 0;
+		size_t k = my_quoted(q, sizeof q, db, ndb ? NULL : b->names[i]);
 		if (wn + k + 2 >= sizeof b->what)
 			return pre_fail(c, "its pre-image names too many tables");
 		wn += (size_t)snprintf(b->what + wn, sizeof b->what - wn, " %s", q);
@@ -554,25 +564,13 @@ static int temps_real(MYSQL *m, const char *sql, size_t len)
 	for (int i = 0; ok && i < T->n; i++) {
 		const struct ag_sql_target *t = &T->t[i];
 		char q[400];
-		size_t n = 0;
 		if (t->kind != AG_TARGET_TABLE) {
 			ok = 0;
 			break;
 		}
-		n += (size_t)snprintf(q, sizeof q, "SHOW CREATE TABLE ");
-		for (int part = t->schema[0] ? 0 : 1; part < 2; part++) {
-			const char *name = part ? t->name : t->schema;
-			q[n++] = '`';
-			for (const char *p = name; *p && n < sizeof q - 8; p++) {
-				if (*p == '`')
-					q[n++] = '`';
-				q[n++] = *p;
-			}
-			q[n++] = '`';
-			if (!part)
-				q[n++] = '.';
-		}
-		q[n] = 0;
+		size_t n = (size_t)snprintf(q, sizeof q, "SHOW CREATE TABLE ");
+		n += t->schema[0] ? my_quoted(q + n, sizeof q - n, t->schema, t->name)
+				  : my_quoted(q + n, sizeof q - n, t->name, NULL);
 		if (M.real_query(m, q, (unsigned long)n) != 0) {
 			ok = 0;
 			break;
