@@ -309,9 +309,11 @@ def callgrind_ir(argv, env, cwd):
     raise SystemExit(f"bench: no instruction count from valgrind for {argv}")
 
 
-def strace_calls(argv, env, cwd):
+def strace_calls(argv, env, cwd, pre=()):
+    """System calls argv makes; pre (agentguard run ... --) goes outside
+    strace, so that only what the process itself makes is counted."""
     out = os.path.join(TMP, "strace.out")
-    subprocess.run(["strace", "-f", "-o", out] + argv, env=env, cwd=cwd,
+    subprocess.run(list(pre) + ["strace", "-f", "-o", out] + argv, env=env, cwd=cwd,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(out) as f:
         return sum(1 for _ in f)
@@ -352,15 +354,8 @@ def counts():
                                  callloop, "1"], e["bare"], scratch) -
               callgrind_ir(run + ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                                   callloop, "0"], e["bare"], scratch))
-    # (valgrind inside run: its own count is the inner one, printed last)
-    def inner_calls(n):
-        out = os.path.join(TMP, f"strace{n}.out")
-        subprocess.run(run + ["strace", "-f", "-o", out, callloop, n], env=e["bare"], cwd=scratch,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with open(out) as f:
-            return sum(1 for _ in f)
-    # strace inside the session: what the process makes, not run's own work
-    dec_sys = inner_calls("1") - inner_calls("0")
+    dec_sys = (strace_calls([callloop, "1"], e["bare"], scratch, pre=run) -
+               strace_calls([callloop, "0"], e["bare"], scratch, pre=run))
     empty = os.path.join(OUT, "empty.so")
     with open(os.path.join(TMP, "empty.c"), "w") as f:
         f.write("void agentguard_bench_empty(void) {}\n")
@@ -393,7 +388,8 @@ def counts():
     if call_pf is not None:
         rows.insert(2, ("hooked call no rule matches: page faults (perf)", call_pf, 0.01))
     for title, v, goal in rows:
-        print(f"counts         {title}: {v:,.4g}   goal <= {goal:,}  "
+        shown = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"
+        print(f"counts         {title}: {shown}   goal <= {goal:,}  "
               f"{'met' if v <= goal else 'MISSED'}")
     return {t: {"value": v, "goal": goal} for t, v, goal in rows}
 
