@@ -1686,6 +1686,14 @@ void ag_set_sql(struct ag_call *c, const char *sql, size_t len, const char *data
 		c->op.path = database;
 }
 
+void ag_sql_held(struct ag_call *c, const struct ag_sql_temps *held)
+{
+	if (!held)
+		return;
+	struct ag_sql_temps t = *held;
+	c->op.sql_class = ag_sql_classify_temps(c->op.sql, (long)c->sql_len, &t);
+}
+
 static void deny(struct ag_call *c, const char *rule, const char *reason)
 {
 	c->decision = AG_DENY;

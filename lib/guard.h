@@ -301,6 +301,9 @@ int ag_after(struct ag_call *c, int rc);
  * (is_file) or "host/dbname". */
 void ag_set_sql(struct ag_call *c, const char *sql, size_t len, const char *database,
 		int is_file);
+/* ...read again with `held` (may be NULL: nothing) as the connection's
+ * temporary tables: what the server said they are. */
+void ag_sql_held(struct ag_call *c, const struct ag_sql_temps *held);
 /* The same for a statement of connection `conn` (its client object) in
  * session `gen`, read against the temporary tables that connection made
  * before and still holds (lib/sqlconns.c; `how`: AG_TEMPS_*). What it

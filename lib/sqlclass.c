@@ -412,6 +412,8 @@ struct frame {
 	unsigned char merge;       /* MERGE actions seen: 1 insert, 2 update, 4 delete */
 	unsigned char nb;          /* tokens in the current OR branch (4 = more) */
 	unsigned short ntok;       /* tokens in the whole WHERE (saturating) */
+	unsigned char named;       /* DELETE/UPDATE: the table it changes was read */
+	unsigned char own;         /* ... and it is one of the connection's temporary tables */
 	size_t wat;                /* where the WHERE's condition starts */
 	signed char extra;         /* SELECT ... INTO: class it raises to, -1 none */
 	struct tref br[3];
@@ -428,6 +430,14 @@ struct parser {
 
 static int run(const char *s, size_t n, int mode, int body, int level,
 	       struct ag_sql_temps *temps);
+/* A table's name as a connection would resolve it. 0: unqualified, 1:
+ * in the temporary schema (pg_temp, SQLite's temp), 2: in another one. */
+struct tname {
+	const char *s;
+	size_t len;
+	int quoted, schema;
+};
+static int temp_find(const struct ag_sql_temps *T, const struct tname *nm);
 
 /* The spec's order puts other above read; the enum has them the other way. */
 static int rank(enum ag_sql_class c)
@@ -976,6 +986,7 @@ static void become(struct frame *f, int kind)
 {
 	f->kind = (unsigned char)kind;
 	f->fresh = f->expect_name = f->where = f->taut = f->then = f->merge = f->nb = 0;
+	f->named = f->own = 0;
 	f->ntok = 0;
 	f->extra = -1;
 }
@@ -1006,7 +1017,9 @@ static int frame_rank(const struct parser *P, struct frame *f)
 			if (where_true(P, f->wat, P->lx.i))
 				f->taut = 1;
 		}
-		int filtered = f->where != W_NONE && f->ntok > 0 && !f->taut;
+		/* Emptying the connection's own temporary table loses
+		 * nobody's data: an ordinary change. */
+		int filtered = (f->where != W_NONE && f->ntok > 0 && !f->taut) || f->own;
 		if (f->kind == F_DELETE)
 			return rank(filtered ? AG_SQL_DELETE : AG_SQL_DELETE_ALL);
 		return rank(filtered ? AG_SQL_UPDATE : AG_SQL_UPDATE_ALL);
@@ -1072,6 +1085,23 @@ static void feed(struct parser *P, struct frame *f, const struct tok *t)
 		return;
 	case F_DELETE:
 	case F_UPDATE:
+		if (!f->named) {
+			/* DELETE [LOW_PRIORITY] [QUICK] [IGNORE] [FROM] [ONLY] t,
+			 * UPDATE [LOW_PRIORITY] [IGNORE] [ONLY] t: t alone, not
+			 * qualified, not one of several (MySQL's multi-table forms). */
+			if (is_kw(t, K_FROM) || is_kw(t, K_IGNORE) || tok_is(P, t, "ONLY") ||
+			    tok_is(P, t, "LOW_PRIORITY") || tok_is(P, t, "QUICK"))
+				return;
+			f->named = 1;
+			struct tok u;
+			peek(P, &u);
+			if (is_name(t) && !is_op(&u, '.') && !is_op(&u, ',')) {
+				struct tname nm = {.quoted = t->type == T_QIDENT};
+				nm.s = tok_text(P, t, &nm.len);
+				f->own = temp_find(P->temps, &nm) >= 0;
+			}
+			return;
+		}
 		if (f->where == W_IN) {
 			if (is_kw(t, K_ORDER) || is_kw(t, K_LIMIT) || is_kw(t, K_RETURNING)) {
 				end_branch(P, f);
@@ -1307,13 +1337,6 @@ static void sub(struct parser *P, const struct tok *s)
 
 /* ---- the connection's temporary tables ----------------------------------- */
 
-/* A table's name as a connection would resolve it. 0: unqualified, 1:
- * in the temporary schema (pg_temp, SQLite's temp), 2: in another one. */
-struct tname {
-	const char *s;
-	size_t len;
-	int quoted, schema;
-};
 
 /* The [schema.]name starting at t (consumed); t is left on the token
  * after it. 0 when t is no name. */

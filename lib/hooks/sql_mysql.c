@@ -541,6 +541,13 @@ static long session_of(MYSQL *m)
 	return M.thread_id ? (long)M.thread_id(m) : -1;
 }
 
+size_t ag_my_show_create(char *q, size_t cap, const struct ag_sql_target *t)
+{
+	size_t n = (size_t)snprintf(q, cap, "SHOW CREATE TABLE ");
+	return n + (t->schema[0] ? my_quoted(q + n, cap - n, t->schema, t->name)
+				 : my_quoted(q + n, cap - n, t->name, NULL));
+}
+
 /* The server agrees that every table the statement names is one of the
  * connection's temporary tables (asked on the connection itself, which
  * is idle between the client's statements: SHOW CREATE TABLE says
@@ -568,9 +575,7 @@ static int temps_real(MYSQL *m, const char *sql, size_t len)
 			ok = 0;
 			break;
 		}
-		size_t n = (size_t)snprintf(q, sizeof q, "SHOW CREATE TABLE ");
-		n += t->schema[0] ? my_quoted(q + n, sizeof q - n, t->schema, t->name)
-				  : my_quoted(q + n, sizeof q - n, t->name, NULL);
+		size_t n = ag_my_show_create(q, sizeof q, t);
 		if (M.real_query(m, q, (unsigned long)n) != 0) {
 			ok = 0;
 			break;
@@ -649,7 +654,8 @@ AG_HOOK_VIA(REAL(send_query), int, mysql_send_query, (MYSQL *m, const char *q, u
  * same SIGNAL: the prepare succeeds with no parameters, and its execution
  * raises the denial. */
 int ag_my_wire_judge(struct ag_call *c, const struct ag_wire_peer *p, const char *sql, size_t len,
-		     int parse, const char *refuse, char *db, size_t dblen, char *instead, size_t ilen)
+		     int parse, const char *refuse, const struct ag_sql_temps *held, char *db,
+		     size_t dblen, char *instead, size_t ilen)
 {
 	struct my_pre pre;
 
@@ -664,6 +670,7 @@ int ag_my_wire_judge(struct ag_call *c, const struct ag_wire_peer *p, const char
 	snprintf(pre.user, sizeof pre.user, "%s", p->user);
 	snprintf(pre.db, sizeof pre.db, "%s", p->db);
 	ag_set_sql(c, sql, len, ag_wire_database(p, db, dblen), 0);
+	ag_sql_held(c, held);
 	c->snap_fn = my_preimage;
 	c->snap_arg = &pre;   /* used only inside ag_check */
 	if (refuse)

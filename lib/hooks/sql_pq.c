@@ -688,10 +688,7 @@ enum { RUN, SEND, PREPARE };
  * block that dropped the temporary table out of sight (the name would
  * now reach the real table). 1: they all are (or the statement cannot
  * run anyway: an aborted transaction); 0: not, or it cannot be asked. */
-static const char temps_q[] =
-	"SELECT count(*) FROM unnest($1::text[]) AS w(n) WHERE NOT EXISTS (SELECT 1 FROM "
-	"pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident(w.n)) "
-	"AND c.relnamespace = pg_catalog.pg_my_temp_schema())";
+static const char temps_q[] = "SELECT count(*) FROM unnest($1::text[]) " AG_PG_TEMPS_TAIL;
 
 static int temps_real(PGconn *conn, const char *sql)
 {
@@ -781,12 +778,14 @@ static void raising_parse(const struct ag_call *c, char *sql, size_t len)
 }
 
 int ag_pg_wire_judge(struct ag_call *c, const struct ag_wire_peer *p, const char *sql, size_t len,
-		     int parse, const char *refuse, char *db, size_t dblen, char *instead, size_t ilen)
+		     int parse, const char *refuse, const struct ag_sql_temps *held, char *db,
+		     size_t dblen, char *instead, size_t ilen)
 {
 	struct pre pre = {NULL, p, sql, len};
 
 	pthread_once(&resolved, resolve);
 	ag_set_sql(c, sql, len, ag_wire_database(p, db, dblen), 0);
+	ag_sql_held(c, held);
 	c->snap_fn = preimage;
 	c->snap_arg = &pre;   /* used only inside ag_check */
 	if (refuse)

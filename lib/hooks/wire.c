@@ -52,6 +52,9 @@ enum { P_PG, P_MY };
 
 struct wconn {
 	pthread_mutex_t mu;
+	pthread_mutex_t rmu;       /* the reply state: readers never wait for mu,
+				      which a writer holds while it waits on the socket */
+	int readers, asking;       /* the client's reads under way; the guard's question */
 	int state;
 	int dbaddr;                /* the address is a database server's, by port or path */
 	struct ag_wire_peer peer;
@@ -65,6 +68,15 @@ struct wconn {
 	int startup;               /* msg is PostgreSQL's StartupMessage */
 	unsigned char *msg;        /* a judged message being gathered, header included */
 	size_t have, want;
+	uint32_t ext_caps;         /* MySQL: a MariaDB client's extended capabilities */
+	/* the server's replies, as the client reads them (under rmu) */
+	unsigned char rhdr[5];
+	unsigned rhdr_have;
+	size_t rleft;              /* body bytes of the reply message being read */
+	unsigned char rhead[24];   /* its first bytes */
+	unsigned rhead_have;
+	int rfinal;                /* the last whole one answered all that was sent */
+	int rquiet;                /* ... and the client has read nothing since */
 	/* what this call sends, in order */
 	struct iovec v[PLAN_MAX];
 	void *own[PLAN_MAX];
@@ -101,8 +113,10 @@ void ag_wire_connected(int fd, const struct sockaddr *sa, socklen_t len)
 		return;
 	pthread_mutex_lock(&alloc_mu);
 	struct wconn *c = wconns[fd];
-	if (!c && (c = calloc(1, sizeof *c)))
+	if (!c && (c = calloc(1, sizeof *c))) {
 		pthread_mutex_init(&c->mu, NULL);
+		pthread_mutex_init(&c->rmu, NULL);
+	}
 	wconns[fd] = c;
 	pthread_mutex_unlock(&alloc_mu);
 	if (!c)
@@ -164,6 +178,12 @@ static int emit(struct wconn *c)
 {
 	int i = 0, rc = 0;
 
+	if (c->n) {
+		/* The server has something to answer again. */
+		pthread_mutex_lock(&c->rmu);
+		c->rfinal = c->rquiet = 0;
+		pthread_mutex_unlock(&c->rmu);
+	}
 	while (i < c->n) {
 		ssize_t r;
 		if (c->how == AG_WIRE_SEND) {
@@ -248,6 +268,339 @@ static uint32_t le24(const unsigned char *b)
 	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16;
 }
 
+/* ---- the server's replies, as the client reads them ---------------------------
+ * Followed only as far as framing and the first bytes of each message, to
+ * know one thing: the client has read the last answer to everything it
+ * sent (rquiet). Then, and only then, the guard may put a question of its
+ * own on the connection (below): nothing of the client's is in flight. A
+ * PostgreSQL answer ends with ReadyForQuery; notices, parameter changes
+ * and notifications come at any time and say nothing. A MySQL answer ends
+ * with an OK or EOF packet whose status has no "more results", or ERR.
+ * (A result row can begin like an OK packet; a client that reads only the
+ * rows so far and, in the middle of its answer, writes again pipelines, and
+ * the reads and poll below are what stands between it and a question.)
+ */
+
+/* A MySQL length-encoded integer at *p (within end); -1 if it is not whole. */
+static long long lenenc(const unsigned char **p, const unsigned char *end)
+{
+	const unsigned char *q = *p;
+	unsigned k = q < end ? (*q < 0xfb ? 0 : *q == 0xfc ? 2 : *q == 0xfd ? 3 : *q == 0xfe ? 8 : 9) : 9;
+	if (k == 9 || q + 1 + k > end)
+		return -1;
+	unsigned long long v = k ? 0 : *q;
+	for (unsigned i = 0; i < k; i++)
+		v |= (unsigned long long)q[1 + i] << (8 * i);
+	*p = q + 1 + k;
+	return (long long)(v & 0x7fffffffffffffffULL);
+}
+
+/* A whole MySQL packet's first bytes (h, of a packet of len bytes): 1 it
+ * ends an answer, 0 it does not. */
+static int my_final(const unsigned char *h, unsigned hn, size_t len)
+{
+	if (!hn || len >= 0xffffff)
+		return 0;
+	if (h[0] == 0xff)
+		return 1;
+	const unsigned char *p = h + 1, *end = h + hn;
+	if (h[0] == 0xfe && len < 9)                    /* EOF: warnings, status */
+		return hn >= 5 && !(h[3] & 0x08);
+	if (h[0] != 0x00 && h[0] != 0xfe)
+		return 0;
+	if (h[0] == 0x00 && len < 7)
+		return 0;
+	if (lenenc(&p, end) < 0 || lenenc(&p, end) < 0 || p + 2 > end)
+		return 0;
+	return !(p[0] & 0x08);                          /* SERVER_MORE_RESULTS_EXISTS */
+}
+
+static void reply_done(struct wconn *w, size_t len)
+{
+	if (w->state == ST_PG) {
+		unsigned char t = w->rhdr[0];
+		if (t == 'Z')
+			w->rfinal = 1;
+		else if (t != 'N' && t != 'S' && t != 'A')
+			w->rfinal = 0;
+	} else {
+		w->rfinal = my_final(w->rhead, w->rhead_have, len);
+	}
+}
+
+static void replies(struct wconn *w, const unsigned char *b, size_t n)
+{
+	int pg = w->state == ST_PG;
+	unsigned hn = pg ? 5 : 4;
+
+	while (n) {
+		size_t k = 1;
+		if (w->rleft) {
+			k = n < w->rleft ? n : w->rleft;
+			size_t room = sizeof w->rhead - w->rhead_have;
+			memcpy(w->rhead + w->rhead_have, b, k < room ? k : room);
+			w->rhead_have += (unsigned)(k < room ? k : room);
+			if (!(w->rleft -= k))
+				reply_done(w, pg ? 0 : le24(w->rhdr));
+		} else {
+			w->rhdr[w->rhdr_have++] = *b;
+			if (w->rhdr_have == hn) {
+				w->rhdr_have = 0;
+				w->rhead_have = 0;
+				w->rleft = pg ? (be32(w->rhdr + 1) >= 4 ? be32(w->rhdr + 1) - 4 : 0) : le24(w->rhdr);
+				if (!w->rleft)
+					reply_done(w, 0);
+			}
+		}
+		b += k;
+		n -= k;
+	}
+	w->rquiet = w->rfinal && !w->rleft && !w->rhdr_have;
+}
+
+/* Around a client's read of a followed descriptor: while the guard's
+ * question is out, the client waits (its answer is the guard's to read). */
+static struct wconn *read_begin(int fd)
+{
+	struct wconn *w = wconns[fd];
+	if (!w)
+		return NULL;
+	for (;;) {
+		__atomic_add_fetch(&w->readers, 1, __ATOMIC_SEQ_CST);
+		if (!__atomic_load_n(&w->asking, __ATOMIC_SEQ_CST))
+			return w;
+		__atomic_sub_fetch(&w->readers, 1, __ATOMIC_SEQ_CST);
+		poll(NULL, 0, 1);
+	}
+}
+
+static void read_end(struct wconn *w, const struct iovec *iov, int n, ssize_t got)
+{
+	if (!w)
+		return;
+	if (got > 0 && (w->state == ST_PG || w->state == ST_MY)) {
+		pthread_mutex_lock(&w->rmu);
+		for (int i = 0; i < n && got > 0; i++) {
+			size_t k = iov[i].iov_len < (size_t)got ? iov[i].iov_len : (size_t)got;
+			replies(w, iov[i].iov_base, k);
+			got -= (ssize_t)k;
+		}
+		pthread_mutex_unlock(&w->rmu);
+	}
+	__atomic_sub_fetch(&w->readers, 1, __ATOMIC_SEQ_CST);
+}
+
+/* ---- the guard's own question, between the client's requests -------------------
+ * Whether the tables a statement drops or empties are the connection's
+ * temporary tables is known to the server alone, and only on this very
+ * connection: the text cannot tell (the table may have been made by an
+ * earlier statement, or dropped out of sight by a procedure). So it is
+ * asked, on the client's connection, when the answer would change how the
+ * statement is judged and nothing of the client's is in flight (rquiet, no
+ * read under way, nothing to read). Only the answer to the question is
+ * read: exactly its bytes, by its framing. Should the server not answer in
+ * time, the connection is out of step for good and is shut down (the
+ * client sees it closed, never a reply that is not its own).
+ */
+#define ASK_WAIT_MS 10000
+
+static int ask_begin(struct wconn *w)
+{
+	pthread_mutex_lock(&w->rmu);
+	int quiet = w->rquiet;
+	pthread_mutex_unlock(&w->rmu);
+	if (!quiet)
+		return 0;
+	__atomic_store_n(&w->asking, 1, __ATOMIC_SEQ_CST);
+	struct pollfd pf = {w->fd, POLLIN, 0};
+	if (__atomic_load_n(&w->readers, __ATOMIC_SEQ_CST) || poll(&pf, 1, 0) != 0) {
+		__atomic_store_n(&w->asking, 0, __ATOMIC_SEQ_CST);
+		return 0;
+	}
+	return 1;
+}
+
+static void ask_end(struct wconn *w, int broken)
+{
+	if (broken)
+		shutdown(w->fd, SHUT_RDWR);
+	__atomic_store_n(&w->asking, 0, __ATOMIC_SEQ_CST);
+}
+
+/* Exactly n bytes out, or in: 0, or -1 (the connection is out of step). */
+static int ask_io(struct wconn *w, int out, void *b, size_t n)
+{
+	while (n) {
+		ssize_t r = out ? AG_REAL(send)(w->fd, b, n, MSG_DONTWAIT | MSG_NOSIGNAL)
+				: AG_REAL(recv)(w->fd, b, n, MSG_DONTWAIT);
+		if (r > 0) {
+			b = (char *)b + r;
+			n -= (size_t)r;
+			continue;
+		}
+		if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			return -1;
+		struct pollfd pf = {w->fd, out ? POLLOUT : POLLIN, 0};
+		if (errno != EINTR && poll(&pf, 1, ASK_WAIT_MS) <= 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The next answer message: its body's first `cap` bytes into keep (the
+ * rest read and dropped). Its length, or -1. */
+static long ask_message(struct wconn *w, unsigned char *type, unsigned char *keep, size_t cap,
+			size_t *kept)
+{
+	unsigned char h[5], sink[512];
+	int pg = w->state == ST_PG;
+	if (ask_io(w, 0, h, pg ? 5 : 4) < 0)
+		return -1;
+	if (pg && be32(h + 1) < 4)
+		return -1;
+	size_t len = pg ? be32(h + 1) - 4 : le24(h);
+	*type = h[0];
+	*kept = len < cap ? len : cap;
+	if (ask_io(w, 0, keep, *kept) < 0)
+		return -1;
+	for (size_t left = len - *kept; left;) {
+		size_t k = left < sizeof sink ? left : sizeof sink;
+		if (ask_io(w, 0, sink, k) < 0)
+			return -1;
+		left -= k;
+	}
+	return (long)len;
+}
+
+/* PostgreSQL: how many of the names are not temporary tables of this
+ * session, by its own search order; one Query, read to its ReadyForQuery.
+ * 1 all are, 0 not (or the server said no: an aborted transaction), -1
+ * out of step. */
+static int pg_ask_temps(struct wconn *w, const struct ag_sql_targets *T)
+{
+	char q[1200];
+	size_t n = 5 + (size_t)snprintf(q + 5, sizeof q - 5, "SELECT count(*) FROM unnest(ARRAY[");
+	for (int i = 0; i < T->n; i++) {
+		if (strstr(T->t[i].name, "$ag$"))
+			return 0;
+		n += (size_t)snprintf(q + n, sizeof q - n, "%s$ag$%s$ag$", i ? ", " : "", T->t[i].name);
+	}
+	n += (size_t)snprintf(q + n, sizeof q - n, "]::text[]) " AG_PG_TEMPS_TAIL);
+	if (n + 1 >= sizeof q)
+		return 0;
+	q[0] = 'Q';
+	put_be32((unsigned char *)q + 1, (uint32_t)n);   /* length, text and NUL */
+	if (ask_io(w, 1, q, n + 1) < 0)
+		return -1;
+	int all = 0;
+	for (;;) {
+		unsigned char t, body[32];
+		size_t kept;
+		long len = ask_message(w, &t, body, sizeof body, &kept);
+		if (len < 0)
+			return -1;
+		/* DataRow: one column, its text "0" */
+		if (t == 'D' && kept >= 7 && body[0] == 0 && body[1] == 1 && be32(body + 2) == 1)
+			all = body[6] == '0';
+		if (t == 'E')
+			all = 0;
+		if (t == 'Z')
+			return all;
+	}
+}
+
+/* MySQL: SHOW CREATE TABLE of each name must say TEMPORARY (a table the
+ * session holds shadows a real one of the name). Read by the result set's
+ * framing: column count [MariaDB: metadata follows], column definitions,
+ * EOF (unless the client dropped it), rows, then EOF/OK or ERR. */
+static int my_ask_temps(struct wconn *w, const struct ag_sql_targets *T)
+{
+	int deprecate_eof = (w->caps & 0x01000000) != 0;
+
+	for (int i = 0; i < T->n; i++) {
+		unsigned char q[400];
+		size_t n = 5 + ag_my_show_create((char *)q + 5, sizeof q - 5, &T->t[i]);
+		q[0] = (unsigned char)((n - 4) & 0xff);
+		q[1] = (unsigned char)((n - 4) >> 8);
+		q[2] = 0;
+		q[3] = 0;
+		q[4] = 0x03;
+		if (ask_io(w, 1, q, n) < 0)
+			return -1;
+		unsigned char t, body[600];
+		size_t kept;
+		long len = ask_message(w, &t, body, sizeof body, &kept);
+		if (len < 0)
+			return -1;
+		if (!kept || body[0] == 0xff || body[0] == 0x00 || body[0] >= 0xfb)
+			return 0;                       /* ERR (no such table), or no result set */
+		int cols = body[0], meta = kept < 2 || body[1] != 0;
+		for (int c = 0; meta && c < cols; c++)
+			if (ask_message(w, &t, body, sizeof body, &kept) < 0)
+				return -1;
+		if (!deprecate_eof && ask_message(w, &t, body, sizeof body, &kept) < 0)
+			return -1;
+		int temporary = 0;
+		for (int rows = 0;; rows++) {
+			len = ask_message(w, &t, body, sizeof body, &kept);
+			if (len < 0)
+				return -1;
+			if (kept && (body[0] == 0xff || (body[0] == 0xfe && len < 0xffffff)))
+				break;
+			/* a row: the table's name, then its CREATE statement */
+			const unsigned char *p = body, *end = body + kept;
+			long long l1 = lenenc(&p, end);
+			if (l1 < 0 || p + l1 > end)
+				continue;
+			p += l1;
+			long long l2 = lenenc(&p, end);
+			temporary = rows == 0 && l2 >= 22 && p + 22 <= end &&
+				    memcmp(p, "CREATE TEMPORARY TABLE", 22) == 0;
+		}
+		if (!temporary)
+			return 0;
+	}
+	return 1;
+}
+
+/* The statement, judged as if the tables it drops or empties were the
+ * connection's temporary tables, reads differently, and the server says
+ * they are: 1, with them in *held. */
+static int server_temps(struct wconn *w, int proto, const char *sql, size_t len,
+			struct ag_sql_temps *held)
+{
+	struct ag_sql_targets *T = malloc(sizeof *T);
+	int yes = 0;
+
+	if (!T)
+		return 0;
+	ag_sql_targets(sql, (long)len, proto == P_MY, T);
+	memset(held, 0, sizeof *held);
+	int ok = !T->unknown && T->n > 0 && T->n <= AG_SQL_TEMPS / 2;
+	for (int i = 0; ok && i < T->n; i++) {
+		size_t nl = strlen(T->t[i].name);
+		ok = T->t[i].kind == AG_TARGET_TABLE && !T->t[i].schema[0] && nl < AG_SQL_TEMP_NAME;
+		/* The name as written, quoted or not. */
+		for (int q = 0; ok && q < 2; q++) {
+			struct ag_sql_temp *e = &held->t[held->n++];
+			memcpy(e->name, T->t[i].name, nl + 1);
+			e->len = (unsigned char)nl;
+			e->quoted = (unsigned char)q;
+		}
+	}
+	if (ok) {
+		struct ag_sql_temps as_if = *held;
+		ok = ag_sql_classify_temps(sql, (long)len, &as_if) != ag_sql_classify(sql, (long)len);
+	}
+	if (ok && ask_begin(w)) {
+		int r = proto == P_PG ? pg_ask_temps(w, T) : my_ask_temps(w, T);
+		ask_end(w, r < 0);
+		yes = r > 0;
+	}
+	free(T);
+	return yes;
+}
+
 /* Judge one statement: 0 pass, 1 refused (w->instead holds the text).
  * With `refuse`, refused for that reason without asking the rules. */
 static int judge_as(struct wconn *w, int proto, const char *sql, size_t len, int parse,
@@ -260,10 +613,12 @@ static int judge_as(struct wconn *w, int proto, const char *sql, size_t len, int
 	if (w->n)
 		emit(w);
 	ag_begin(&c, AG_OP_SQL);
+	struct ag_sql_temps held;
+	const struct ag_sql_temps *h = !refuse && server_temps(w, proto, sql, len, &held) ? &held : NULL;
 	int refused = proto == P_PG
-		? ag_pg_wire_judge(&c, &w->peer, sql, len, parse, refuse, w->db, sizeof w->db,
+		? ag_pg_wire_judge(&c, &w->peer, sql, len, parse, refuse, h, w->db, sizeof w->db,
 				   w->instead, sizeof w->instead)
-		: ag_my_wire_judge(&c, &w->peer, sql, len, parse, refuse, w->db, sizeof w->db,
+		: ag_my_wire_judge(&c, &w->peer, sql, len, parse, refuse, h, w->db, sizeof w->db,
 				   w->instead, sizeof w->instead);
 	if (refused)
 		ag_refuse_status(&c, proto == P_PG ? 42501 : 1644);
@@ -769,6 +1124,73 @@ AG_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 	if (AG_WIRE_ON(fd) && !AG_OWN_WORK() && !ag_thread.in_sql)
 		return ag_wire_writev(fd, iov, n, AG_WIRE_WRITE, 0, __builtin_return_address(0));
 	return REAL_NOW(writev, (fd, iov, n));
+}
+
+COLD_REAL(ssize_t, read, (int fd, void *b, size_t n), (fd, b, n))
+COLD_REAL(ssize_t, readv, (int fd, const struct iovec *iov, int n), (fd, iov, n))
+COLD_REAL(ssize_t, recv, (int fd, void *b, size_t n, int flags), (fd, b, n, flags))
+COLD_REAL(ssize_t, recvfrom, (int fd, void *b, size_t n, int flags, struct sockaddr *from,
+			      socklen_t *fl), (fd, b, n, flags, from, fl))
+COLD_REAL(ssize_t, recvmsg, (int fd, struct msghdr *mh, int flags), (fd, mh, flags))
+
+/* The reads of a followed descriptor: the client's answers, followed
+ * (read_end) only while the guard may need to ask. */
+static __attribute__((noinline)) ssize_t wire_read(int fd, void *b, size_t n, int flags, int how,
+						   struct sockaddr *from, socklen_t *fl)
+{
+	struct wconn *w = read_begin(fd);
+	ssize_t r = how ? AG_REAL(recvfrom)(fd, b, n, flags, from, fl) : AG_REAL(read)(fd, b, n);
+	int e = errno;
+	struct iovec v = {b, n};
+	read_end(w, &v, 1, flags & MSG_PEEK ? 0 : r);
+	errno = e;
+	return r;
+}
+
+AG_EXPORT ssize_t read(int fd, void *b, size_t n)
+{
+	if (AG_WIRE_ON(fd) && !AG_OWN_WORK())
+		return wire_read(fd, b, n, 0, 0, NULL, NULL);
+	return REAL_NOW(read, (fd, b, n));
+}
+
+AG_EXPORT ssize_t recv(int fd, void *b, size_t n, int flags)
+{
+	if (AG_WIRE_ON(fd) && !AG_OWN_WORK())
+		return wire_read(fd, b, n, flags, 1, NULL, NULL);
+	return REAL_NOW(recv, (fd, b, n, flags));
+}
+
+AG_EXPORT ssize_t recvfrom(int fd, void *b, size_t n, int flags, struct sockaddr *from,
+			   socklen_t *fl)
+{
+	if (AG_WIRE_ON(fd) && !AG_OWN_WORK())
+		return wire_read(fd, b, n, flags, 1, from, fl);
+	return REAL_NOW(recvfrom, (fd, b, n, flags, from, fl));
+}
+
+AG_EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
+{
+	if (!AG_WIRE_ON(fd) || AG_OWN_WORK())
+		return REAL_NOW(readv, (fd, iov, n));
+	struct wconn *w = read_begin(fd);
+	ssize_t r = AG_REAL(readv)(fd, iov, n);
+	int e = errno;
+	read_end(w, iov, n, r);
+	errno = e;
+	return r;
+}
+
+AG_EXPORT ssize_t recvmsg(int fd, struct msghdr *mh, int flags)
+{
+	if (!AG_WIRE_ON(fd) || AG_OWN_WORK() || !mh)
+		return REAL_NOW(recvmsg, (fd, mh, flags));
+	struct wconn *w = read_begin(fd);
+	ssize_t r = AG_REAL(recvmsg)(fd, mh, flags);
+	int e = errno;
+	read_end(w, mh->msg_iov, (int)mh->msg_iovlen, flags & MSG_PEEK ? 0 : r);
+	errno = e;
+	return r;
 }
 
 AG_EXPORT int close(int fd)

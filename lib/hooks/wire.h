@@ -56,10 +56,26 @@ enum { AG_WIRE_WRITE, AG_WIRE_SEND };
  * be read). `db` is room for the database's name, which must outlive the
  * call. */
 int ag_pg_wire_judge(struct ag_call *c, const struct ag_wire_peer *p, const char *sql, size_t len,
-		     int parse, const char *refuse, char *db, size_t dblen, char *instead,
-		     size_t ilen);
+		     int parse, const char *refuse, const struct ag_sql_temps *held, char *db,
+		     size_t dblen, char *instead, size_t ilen);
 int ag_my_wire_judge(struct ag_call *c, const struct ag_wire_peer *p, const char *sql, size_t len,
-		     int parse, const char *refuse, char *db, size_t dblen, char *instead,
-		     size_t ilen);
+		     int parse, const char *refuse, const struct ag_sql_temps *held, char *db,
+		     size_t dblen, char *instead, size_t ilen);
+/* `held`: the tables the statement drops or empties, which the server
+ * said (asked on the connection itself, wire.c) are the connection's
+ * temporary tables; NULL when it was not asked or said no. */
+
+/* PostgreSQL: of the names in w(n), how many are not, by the session's
+ * search order, among its temporary tables (after "SELECT count(*) FROM
+ * unnest(<text[]>) "). */
+#define AG_PG_TEMPS_TAIL                                                              \
+	"AS w(n) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = " \
+	"pg_catalog.to_regclass(pg_catalog.quote_ident(w.n)) "                       \
+	"AND c.relnamespace = pg_catalog.pg_my_temp_schema())"
+
+/* MySQL: the SHOW CREATE TABLE of t into q (cap bytes, 400 are enough);
+ * its length. Its answer begins "CREATE TEMPORARY TABLE" for a temporary
+ * table the session holds, which shadows a real one of the name. */
+size_t ag_my_show_create(char *q, size_t cap, const struct ag_sql_target *t);
 
 #endif

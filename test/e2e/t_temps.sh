@@ -142,6 +142,49 @@ test_mariadb_temp_table_that_never_existed_excuses_nothing() {
 	assert_eq "$(my_users_now)" "$USERS"
 }
 
+# Debian's mariadb client carries its own copy of the client library: it
+# is read on the wire, where outcomes are not seen; the server is asked,
+# on the client's connection, whether what a statement drops or empties
+# is the connection's temporary table. The client sees its own answers
+# only (the SELECTs around the question print what they should).
+test_mariadb_client_temp_table_across_statements() {
+	my_start
+	server_deny_rules
+	my_users
+	cat > "$WS/a.sql" <<'SQL'
+CREATE TEMPORARY TABLE scratch AS SELECT * FROM users;
+UPDATE scratch SET name = upper(name);
+DELETE FROM scratch WHERE id > 0;
+SELECT 'before', count(*) FROM scratch;
+DROP TABLE scratch;
+SELECT 'after';
+CREATE TEMPORARY TABLE users(a int);
+DROP TABLE users;
+SQL
+	out=$(agent_sh mariadb --no-defaults --socket="$MY_SOCK" -u root -N test < "$WS/a.sql" 2>&1) ||
+		fail "mariadb: $out" || return 1
+	assert_eq "$(tr '\n\t' '  ' <<<"$out")" "before 0 after " || return 1
+	assert_eq "$(row 'UPDATE scratch SET name = upper(name)')" "update|allow"
+	assert_eq "$(row 'DELETE FROM scratch WHERE id > 0')" "delete|allow"
+	assert_eq "$(row 'DROP TABLE scratch')" "ddl|allow"
+	assert_eq "$(row 'DROP TABLE users')" "ddl|allow"
+	assert_eq "$(my_users_now)" "$USERS" || return 1
+	# Dropped out of sight by a procedure: the real users are behind the name.
+	printf '%s\n' 'DELIMITER //' "CREATE PROCEDURE gone() BEGIN SET @q = CONCAT('DR', 'OP TEMPORARY TABLE users');
+		PREPARE s FROM @q; EXECUTE s; END//" | my_sql
+	printf 'CREATE TEMPORARY TABLE users(a int);\nCALL gone();\nDROP TABLE users;\n' > "$WS/b.sql"
+	agent_sh mariadb --no-defaults --socket="$MY_SOCK" -u root test < "$WS/b.sql" >/dev/null 2>&1 || true
+	assert_eq "$(row 'DROP TABLE users')" "drop_table|deny"
+	assert_eq "$(my_users_now)" "$USERS"
+	# Under the built-in rules: no pre-image is taken of a temporary table.
+	unset AGENTGUARD_RULES
+	agent_sh mariadb --no-defaults --socket="$MY_SOCK" -u root test < "$WS/a.sql" >/dev/null 2>&1 ||
+		fail "mariadb under the built-in rules" || return 1
+	assert_eq "$(row 'DROP TABLE scratch')" "ddl|allow"
+	assert_eq "$(db "select count(*) from events where op='sql' and decision <> 'allow' and sql not like '%gone%'
+		and sql not like 'CALL%' and sql <> 'DROP TABLE users'")" 0
+}
+
 # The client library (libmariadb.so.3): each argument one mysql_real_query
 # on one connection, its outcome printed.
 myclient() {

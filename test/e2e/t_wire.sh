@@ -188,6 +188,42 @@ test_wire_my_denied_through_the_client() {
 	assert_eq "$(db "select count(*) from events where op='sql' and decision='deny' and rule='no-drops'")" 2
 }
 
+# A temporary table the connection holds is its own to empty and drop:
+# the server is asked, on the client's own connection between its
+# statements, and the client never sees the question (its statements'
+# answers stay in step). A temporary table dropped out of sight (a
+# function, a procedure) makes the real table behind the name anyone's.
+test_wire_temp_tables_are_the_connections_own() {
+	need_node
+	pg_start
+	my_start
+	pg_fixture
+	my_fixture
+	deny_rules
+	pg_sql -c "CREATE FUNCTION gone() RETURNS void LANGUAGE plpgsql AS \$f\$BEGIN EXECUTE chr(68) || 'ROP TABLE notes'; END\$f\$"
+	printf '%s\n' 'DELIMITER //' "CREATE PROCEDURE gone() BEGIN SET @q = CONCAT('DR', 'OP TEMPORARY TABLE notes');
+		PREPARE s FROM @q; EXECUTE s; END//" | my_sql
+	export AGENTGUARD_RULES=$T/deny.yaml
+	out=$(node_pg test "CREATE TEMP TABLE scratch AS SELECT * FROM notes" "UPDATE scratch SET body = 'x'" \
+		"S:DELETE FROM scratch" "P:DELETE FROM scratch WHERE \$1::int > 0 OR true|1" "DROP TABLE scratch" \
+		"SELECT * FROM users" 2>&1) || fail "node pg: $out" || return 1
+	assert_eq "$(tr '\n' ' ' <<<"$out")" "ok 500 ok 500 ok 500 ok 0 ok null ok 3 " || return 1
+	out=$(node_my test "CREATE TEMPORARY TABLE scratch AS SELECT * FROM notes" "UPDATE scratch SET body = 'x'" \
+		"S:DELETE FROM scratch" "DROP TABLE scratch" "SELECT * FROM users" 2>&1) || fail "node mysql2: $out" || return 1
+	assert_eq "$(tr '\n' ' ' <<<"$out")" "ok 500 ok 500 ok 500 ok 0 ok 3 " || return 1
+	ingest
+	assert_eq "$(db "select group_concat(c, ' ') from (select sql_class || ':' || decision c from events
+		where op='sql' and (sql like 'DROP%' or sql like 'DELETE%' or sql like 'UPDATE%') order by time_ns)")" \
+		"update:allow delete:allow delete:allow ddl:allow update:allow delete:allow ddl:allow"
+	# Out of sight: the real notes are behind the name again.
+	rc=0; out=$(node_pg test "CREATE TEMP TABLE notes(a int)" "SELECT gone()" "DROP TABLE notes" 2>&1) || rc=$?
+	assert_contains "$out" "error agentguard: denied sql localhost/test: DROP TABLE notes" || return 1
+	rc=0; out=$(node_my test "CREATE TEMPORARY TABLE notes(a int)" "CALL gone()" "DELETE FROM notes" 2>&1) || rc=$?
+	assert_contains "$out" "error agentguard denied this (rule no-drops)" || return 1
+	assert_eq "$(pg_sql -c "select count(*) from notes")" 500
+	assert_eq "$(my_sql -e "select count(*) from notes")" 500
+}
+
 # Every write the driver makes cut into 3-byte pieces: headers and
 # statements span calls, and are still read whole.
 test_wire_statements_split_across_writes() {

@@ -903,6 +903,18 @@ Test(sqlclass, temporary_tables_of_the_connection)
 	conn_check(&t, "INSERT INTO scratch VALUES (1)", INSERT);
 	cr_expect(!t.t[0].fresh, "fresh is only for the text just classified");
 	conn_check(&t, "TRUNCATE TABLE scratch", DELETE);
+	/* changing every row of it is an ordinary change, of it alone */
+	conn_check(&t, "UPDATE scratch SET a = 2", UPDATE);
+	conn_check(&t, "DELETE FROM scratch", DELETE);
+	conn_check(&t, "DELETE FROM ONLY scratch WHERE true", DELETE);
+	conn_check(&t, "UPDATE LOW_PRIORITY IGNORE scratch SET a = 1", UPDATE);
+	conn_check(&t, "UPDATE scratch SET a = (SELECT count(*) FROM users)", UPDATE);
+	conn_check(&t, "DELETE FROM public.scratch", DELETE_ALL);
+	conn_check(&t, "DELETE scratch, users FROM scratch JOIN users", DELETE_ALL);
+	conn_check(&t, "UPDATE scratch, users SET users.a = 1", UPDATE_ALL);
+	conn_check(&t, "UPDATE users SET a = 1", UPDATE_ALL);
+	conn_check(&t, "WITH d AS (DELETE FROM users RETURNING *) UPDATE scratch SET a = 1",
+		   DELETE_ALL);
 	conn_check(&t, "DROP TABLE mixed", DROP_TABLE);     /* "Mixed" is not mixed */
 	conn_check(&t, "DROP TABLE \"Mixed\"", DDL);
 	conn_check(&t, "DROP TABLE public.scratch", DROP_TABLE);

@@ -25,10 +25,14 @@ Test(sqlconns, a_temp_table_that_ran_is_the_connections_to_drop)
 {
 	const void *a = &objs[0];
 	cr_assert_eq(stmt(a, 1, "CREATE TEMP TABLE scratch AS SELECT * FROM users", 1), AG_SQL_DDL);
-	cr_assert_eq(stmt(a, 1, "UPDATE scratch SET x = 1", 1), AG_SQL_UPDATE_ALL);
+	/* Its rows are nobody else's either. */
+	cr_assert_eq(stmt(a, 1, "UPDATE scratch SET x = 1", 1), AG_SQL_UPDATE);
+	cr_assert_eq(stmt(a, 1, "DELETE FROM scratch", 1), AG_SQL_DELETE);
+	cr_assert_eq(stmt(a, 1, "DELETE FROM users", 1), AG_SQL_DELETE_ALL);
 	cr_assert_eq(stmt(a, 1, "DROP TABLE scratch", 1), AG_SQL_DDL);
 	/* Dropped: the name is anyone's again. */
 	cr_assert_eq(stmt(a, 1, "DROP TABLE scratch", 1), AG_SQL_DROP_TABLE);
+	cr_assert_eq(stmt(a, 1, "UPDATE scratch SET x = 1", 1), AG_SQL_UPDATE_ALL);
 	ag_sql_gone(a);
 }
 
