@@ -269,8 +269,15 @@ test_wire_every_write_call() {
 	for call in dup2 dup3 close; do
 		assert_contains "$out" "$call: unchanged" || return 1
 	done
+	# Each read call followed: a temporary table's drop was asked about.
+	for call in read readv recv recvfrom recvmsg; do
+		assert_contains "$out" "$call: C DROP TABLE" || return 1
+	done
+	# Pipelined: no question between the two; both answers the client's own.
+	assert_contains "$out" "pipelined first: C SELECT 1" || return 1
+	assert_contains "$out" "pipelined second: E agentguard: denied sql localhost/test: DROP TABLE piped" || return 1
 	ingest
-	assert_eq "$(db "select count(*) from events where op='sql' and decision='deny' and rule='no-drops'")" 5
+	assert_eq "$(db "select count(*) from events where op='sql' and decision='deny' and rule='no-drops'")" 6
 	assert_eq "$(db "select count(*) from events where op='sql' and sql like 'DROP TABLE a%'")" 0
 	assert_eq "$(pg_sql -c "select count(*) from pg_tables where tablename in ('t1','t2','t3','t4','t5','a')")" 6
 }

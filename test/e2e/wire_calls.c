@@ -4,10 +4,16 @@
  * iovecs), send, sendto, sendmsg. For each, one Query; what the server
  * answered is printed ("write: C DELETE 3", "writev: E agentguard: ...").
  * Then the descriptor number is reused for a pipe, by dup2, dup3 and
- * close: bytes that look like a Query go through it unchanged.
+ * close: bytes that look like a Query go through it unchanged. Last, the
+ * answers read through each call that can read (read, readv, recv,
+ * recvfrom, recvmsg): "read: C DROP TABLE" when the guard saw the client
+ * had its last answer and could ask the server whether the table dropped
+ * was the connection's temporary one; then two queries sent before either
+ * answer is read (pipelined: no question may be put between them).
  *
  *   wire_calls SOCKET_PATH USER DATABASE
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -29,10 +35,25 @@ static void put32(unsigned char *b, uint32_t v)
 	b[3] = v;
 }
 
+static int reader;   /* which call reads: 0 read, 1 readv, 2 recv, 3 recvfrom, 4 recvmsg */
+
+static ssize_t read_some(unsigned char *b, size_t n)
+{
+	struct iovec v[2] = {{b, n / 2}, {b + n / 2, n - n / 2}};
+	struct msghdr mh = {.msg_iov = v, .msg_iovlen = 2};
+	switch (reader) {
+	case 1: return readv(conn_fd, v, 2);
+	case 2: return recv(conn_fd, b, n, 0);
+	case 3: return recvfrom(conn_fd, b, n, 0, NULL, NULL);
+	case 4: return recvmsg(conn_fd, &mh, 0);
+	default: return read(conn_fd, b, n);
+	}
+}
+
 static void readn(unsigned char *b, size_t n)
 {
 	for (size_t k = 0; k < n;) {
-		ssize_t r = read(conn_fd, b + k, n - k);
+		ssize_t r = read_some(b + k, n - k);
 		if (r <= 0) {
 			fprintf(stderr, "read: %s\n", r ? strerror(errno) : "EOF");
 			exit(2);
@@ -161,5 +182,32 @@ int main(int argc, char **argv)
 	close(fd);
 	int w = dup(p[1]);   /* the lowest free number: the closed socket's */
 	reused(w == fd ? "close" : "close (another number)", w, p[0]);
+
+	static const char *const readers[] = {"read", "readv", "recv", "recvfrom", "recvmsg"};
+	start(argv[1], argv[2], argv[3]);
+	for (reader = 0; reader < 5; reader++) {
+		char sql[64];
+		snprintf(sql, sizeof sql, "CREATE TEMP TABLE r%d(a int)", reader);
+		n = query(m, sql);
+		if (write(conn_fd, m, n) < 0)
+			perror("write");
+		answer(NULL);
+		snprintf(sql, sizeof sql, "DROP TABLE r%d", reader);
+		n = query(m, sql);
+		if (write(conn_fd, m, n) < 0)
+			perror("write");
+		answer(readers[reader]);
+	}
+	reader = 0;
+	n = query(m, "CREATE TEMP TABLE piped(a int)");
+	if (write(conn_fd, m, n) < 0)
+		perror("write");
+	answer(NULL);
+	n = query(m, "SELECT pg_sleep(0.3)");
+	size_t n2 = query(m + n, "DROP TABLE piped");
+	if (write(conn_fd, m, n) < 0 || write(conn_fd, m + n, n2) < 0)
+		perror("write");
+	answer("pipelined first");
+	answer("pipelined second");
 	return 0;
 }
