@@ -42,6 +42,7 @@ static struct {
 	char **(*fetch_row)(MYSQL_RES *);
 	unsigned (*num_fields)(MYSQL_RES *);
 	void (*free_result)(MYSQL_RES *);
+	unsigned (*errno_of)(MYSQL *);
 } M;
 
 /* Either client library; extension modules load them RTLD_LOCAL. */
@@ -66,6 +67,7 @@ static void resolve(void)
 	M.fetch_row = lookup("mysql_fetch_row");
 	M.num_fields = lookup("mysql_num_fields");
 	M.free_result = lookup("mysql_free_result");
+	M.errno_of = lookup("mysql_errno");
 }
 
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
@@ -541,9 +543,14 @@ static long session_of(MYSQL *m)
 	return M.thread_id ? (long)M.thread_id(m) : -1;
 }
 
-size_t ag_my_show_create(char *q, size_t cap, const struct ag_sql_target *t)
+size_t ag_my_show_create(char *q, size_t cap, const struct ag_sql_target *t, int bounded)
 {
-	size_t n = (size_t)snprintf(q, cap, "SHOW CREATE TABLE ");
+	/* A real table another session holds an exclusive lock on would make
+	 * the question wait for lock_wait_timeout (a day by default): MariaDB
+	 * can bound one statement's wait; MySQL cannot say so (a syntax
+	 * error, 1064), and is asked plainly. */
+	size_t n = (size_t)snprintf(q, cap, "%sSHOW CREATE TABLE ",
+				    bounded ? "SET STATEMENT lock_wait_timeout = 2 FOR " : "");
 	return n + (t->schema[0] ? my_quoted(q + n, cap - n, t->schema, t->name)
 				 : my_quoted(q + n, cap - n, t->name, NULL));
 }
@@ -575,8 +582,11 @@ static int temps_real(MYSQL *m, const char *sql, size_t len)
 			ok = 0;
 			break;
 		}
-		size_t n = ag_my_show_create(q, sizeof q, t);
-		if (M.real_query(m, q, (unsigned long)n) != 0) {
+		size_t n = ag_my_show_create(q, sizeof q, t, 1);
+		int rc = M.real_query(m, q, (unsigned long)n);
+		if (rc != 0 && M.errno_of && M.errno_of(m) == AG_MY_PARSE_ERROR)
+			rc = M.real_query(m, q, (unsigned long)ag_my_show_create(q, sizeof q, t, 0));
+		if (rc != 0) {
 			ok = 0;
 			break;
 		}

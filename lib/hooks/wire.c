@@ -517,9 +517,9 @@ static int my_ask_temps(struct wconn *w, const struct ag_sql_targets *T)
 {
 	int deprecate_eof = (w->caps & 0x01000000) != 0;
 
-	for (int i = 0; i < T->n; i++) {
+	for (int i = 0, bounded = 1; i < T->n; i++) {
 		unsigned char q[400];
-		size_t n = 5 + ag_my_show_create((char *)q + 5, sizeof q - 5, &T->t[i]);
+		size_t n = 5 + ag_my_show_create((char *)q + 5, sizeof q - 5, &T->t[i], bounded);
 		q[0] = (unsigned char)((n - 4) & 0xff);
 		q[1] = (unsigned char)((n - 4) >> 8);
 		q[2] = 0;
@@ -532,6 +532,12 @@ static int my_ask_temps(struct wconn *w, const struct ag_sql_targets *T)
 		long len = ask_message(w, &t, body, sizeof body, &kept);
 		if (len < 0)
 			return -1;
+		if (kept >= 3 && body[0] == 0xff && bounded &&
+		    (body[1] | body[2] << 8) == AG_MY_PARSE_ERROR) {
+			bounded = 0;                    /* MySQL: asked again, plainly */
+			i--;
+			continue;
+		}
 		if (!kept || body[0] == 0xff || body[0] == 0x00 || body[0] >= 0xfb)
 			return 0;                       /* ERR (no such table), or no result set */
 		int cols = body[0], meta = kept < 2 || body[1] != 0;

@@ -73,9 +73,11 @@ int ag_my_wire_judge(struct ag_call *c, const struct ag_wire_peer *p, const char
 	"pg_catalog.to_regclass(pg_catalog.quote_ident(w.n)) "                       \
 	"AND c.relnamespace = pg_catalog.pg_my_temp_schema())"
 
-/* MySQL: the SHOW CREATE TABLE of t into q (cap bytes, 400 are enough);
+/* MySQL: the SHOW CREATE TABLE of t into q (cap bytes, 400 are enough;
+ * `bounded`: its wait for a lock bounded, MariaDB's way);
  * its length. Its answer begins "CREATE TEMPORARY TABLE" for a temporary
  * table the session holds, which shadows a real one of the name. */
-size_t ag_my_show_create(char *q, size_t cap, const struct ag_sql_target *t);
+size_t ag_my_show_create(char *q, size_t cap, const struct ag_sql_target *t, int bounded);
+#define AG_MY_PARSE_ERROR 1064   /* ER_PARSE_ERROR: MySQL reading MariaDB's bound */
 
 #endif
