@@ -688,7 +688,7 @@ enum { RUN, SEND, PREPARE };
  * block that dropped the temporary table out of sight (the name would
  * now reach the real table). 1: they all are (or the statement cannot
  * run anyway: an aborted transaction); 0: not, or it cannot be asked. */
-static const char temps_q[] = "SELECT count(*) FROM unnest($1::text[]) " AG_PG_TEMPS_TAIL;
+static const char temps_q[] = AG_PG_TEMPS_HEAD "$1" AG_PG_TEMPS_TAIL;
 
 static int temps_real(PGconn *conn, const char *sql)
 {

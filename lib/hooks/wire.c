@@ -68,7 +68,6 @@ struct wconn {
 	int startup;               /* msg is PostgreSQL's StartupMessage */
 	unsigned char *msg;        /* a judged message being gathered, header included */
 	size_t have, want;
-	uint32_t ext_caps;         /* MySQL: a MariaDB client's extended capabilities */
 	/* the server's replies, as the client reads them (under rmu) */
 	unsigned char rhdr[5];
 	unsigned rhdr_have;
@@ -479,13 +478,13 @@ static long ask_message(struct wconn *w, unsigned char *type, unsigned char *kee
 static int pg_ask_temps(struct wconn *w, const struct ag_sql_targets *T)
 {
 	char q[1200];
-	size_t n = 5 + (size_t)snprintf(q + 5, sizeof q - 5, "SELECT count(*) FROM unnest(ARRAY[");
+	size_t n = 5 + (size_t)snprintf(q + 5, sizeof q - 5, "%s", AG_PG_TEMPS_HEAD "ARRAY[");
 	for (int i = 0; i < T->n; i++) {
 		if (strstr(T->t[i].name, "$ag$"))
 			return 0;
 		n += (size_t)snprintf(q + n, sizeof q - n, "%s$ag$%s$ag$", i ? ", " : "", T->t[i].name);
 	}
-	n += (size_t)snprintf(q + n, sizeof q - n, "]::text[]) " AG_PG_TEMPS_TAIL);
+	n += (size_t)snprintf(q + n, sizeof q - n, "%s", "]" AG_PG_TEMPS_TAIL);
 	if (n + 1 >= sizeof q)
 		return 0;
 	q[0] = 'Q';

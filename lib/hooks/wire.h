@@ -66,12 +66,16 @@ int ag_my_wire_judge(struct ag_call *c, const struct ag_wire_peer *p, const char
  * temporary tables; NULL when it was not asked or said no. */
 
 /* PostgreSQL: of the names in w(n), how many are not, by the session's
- * search order, among its temporary tables (after "SELECT count(*) FROM
- * unnest(<text[]>) "). */
-#define AG_PG_TEMPS_TAIL                                                              \
-	"AS w(n) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = " \
-	"pg_catalog.to_regclass(pg_catalog.quote_ident(w.n)) "                       \
-	"AND c.relnamespace = pg_catalog.pg_my_temp_schema())"
+ * search order, among its temporary tables (after AG_PG_TEMPS_HEAD and a
+ * text[]). Every function, operator and type is pg_catalog's: a session
+ * that puts a schema of its own first in search_path does not get its
+ * `unnest` or `=` run by the guard. */
+#define AG_PG_TEMPS_HEAD "SELECT pg_catalog.count(*) FROM pg_catalog.unnest("
+#define AG_PG_TEMPS_TAIL                                                               \
+	"::pg_catalog.text[]) AS w(n) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c " \
+	"WHERE c.oid OPERATOR(pg_catalog.=) "                                          \
+	"pg_catalog.to_regclass(pg_catalog.quote_ident(w.n)) AND c.relnamespace "     \
+	"OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())"
 
 /* MySQL: the SHOW CREATE TABLE of t into q (cap bytes, 400 are enough;
  * `bounded`: its wait for a lock bounded, MariaDB's way);
