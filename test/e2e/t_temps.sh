@@ -37,6 +37,8 @@ test_pg_temp_table_dropped_in_a_later_statement_is_ddl() {
 	cat > "$WS/m.sql" <<'SQL'
 CREATE TEMP TABLE scratch AS SELECT * FROM users;
 UPDATE scratch SET name = upper(name) WHERE id = 1;
+UPDATE scratch SET name = lower(name);
+DELETE FROM scratch;
 DROP TABLE scratch;
 CREATE TEMP TABLE "Mixed"(a int);
 BEGIN;
@@ -45,6 +47,8 @@ COMMIT;
 DROP TABLE "Mixed", inner_t;
 SQL
 	out=$(gpsql -v ON_ERROR_STOP=1 -f m.sql 2>&1) || fail "migration failed: $out" || return 1
+	assert_eq "$(row 'UPDATE scratch SET name = lower(name);')" "update|allow"
+	assert_eq "$(row 'DELETE FROM scratch;')" "delete|allow"
 	assert_eq "$(row 'DROP TABLE scratch;')" "ddl|allow"
 	assert_eq "$(row 'DROP TABLE "Mixed", inner_t;')" "ddl|allow"
 	ingest
@@ -229,8 +233,9 @@ test_mariadb_library_temp_table_across_statements() {
 	server_deny_rules
 	my_users
 	out=$(myclient "CREATE TEMPORARY TABLE scratch AS SELECT * FROM users" "UPDATE scratch SET name = 'x' WHERE id = 1" \
-		"DROP TABLE scratch" 2>&1)
+		"UPDATE scratch SET name = 2" "DROP TABLE scratch" 2>&1)
 	assert_contains "$out" "ok: DROP TABLE scratch" || return 1
+	assert_eq "$(row 'UPDATE scratch SET name = 2')" "update|allow"
 	assert_eq "$(row 'DROP TABLE scratch')" "ddl|allow"
 	out=$(myclient "CREATE TEMPORARY TABLE users AS SELECT * FROM nonexistent" "DROP TABLE users" 2>&1)
 	assert_contains "$out" "error: agentguard" || return 1
