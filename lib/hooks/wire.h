@@ -70,7 +70,9 @@ int ag_my_wire_judge(struct ag_call *c, const struct ag_wire_peer *p, const char
  * text[]). Every function, operator and type is pg_catalog's: a session
  * that puts a schema of its own first in search_path does not get its
  * `unnest` or `=` run by the guard. */
-#define AG_PG_TEMPS_HEAD "SELECT pg_catalog.count(*) FROM pg_catalog.unnest("
+#define AG_PG_TEMPS_HEAD AG_PG_TEMPS_COUNT AG_PG_TEMPS_FROM
+#define AG_PG_TEMPS_COUNT "SELECT pg_catalog.count(*)"
+#define AG_PG_TEMPS_FROM " FROM pg_catalog.unnest("
 #define AG_PG_TEMPS_TAIL                                                               \
 	"::pg_catalog.text[]) AS w(n) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c " \
 	"WHERE c.oid OPERATOR(pg_catalog.=) "                                          \
