@@ -156,6 +156,16 @@ void ag_sql_will_leave(const void *conn, long gen, int how, const struct ag_sql_
 	pthread_mutex_unlock(&conn_temps_mu);
 }
 
+/* "temp" in any case, anywhere in s. */
+static int says_temp(const char *s, size_t n)
+{
+	for (size_t i = 0; i + 4 <= n; i++)
+		if ((s[i] | 0x20) == 't' && (s[i + 1] | 0x20) == 'e' && (s[i + 2] | 0x20) == 'm' &&
+		    (s[i + 3] | 0x20) == 'p')
+			return 1;
+	return 0;
+}
+
 void ag_sql_prepared(const void *conn, long gen, const void *stmt, const char *sql, size_t len)
 {
 	if (!stmt)
@@ -170,7 +180,11 @@ void ag_sql_prepared(const void *conn, long gen, const void *stmt, const char *s
 		/* Only this much was compiled: what the statement does when
 		 * it runs is this part's, not the whole text's. */
 		struct ag_sql_temps t = e->set;
-		ag_sql_classify_temps(sql ? sql : "", sql ? (long)len : 0, &t);
+		/* Nothing held and nothing made (every way to make one says
+		 * "temp": TEMP, TEMPORARY, temp., pg_temp.): nothing left,
+		 * without reading the statement a second time. */
+		if (sql && (t.n || says_temp(sql, len)))
+			ag_sql_classify_temps(sql, (long)len, &t);
 		if (!sql || reorders_names(sql, len))
 			memset(&t, 0, sizeof t);   /* which part: not known */
 		e->next = t;
