@@ -104,7 +104,14 @@ static int kw_lookup(const char *p, size_t len)
 	b[len] = 0;
 	int lo = 1, hi = K_COUNT - 1;
 	while (lo <= hi) {
-		int mid = (lo + hi) / 2, r = strcmp(b, kw_names[mid]);
+		/* Compared in line: libc's strcmp costs more to set up than
+		 * these few bytes take (every word of every statement is
+		 * looked up about 8 times). */
+		int mid = (lo + hi) / 2;
+		const unsigned char *x = (const unsigned char *)b, *y = (const unsigned char *)kw_names[mid];
+		while (*x && *x == *y)
+			x++, y++;
+		int r = (int)*x - (int)*y;
 		if (r == 0)
 			return mid;
 		if (r < 0)
