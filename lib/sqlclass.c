@@ -2389,15 +2389,17 @@ enum ag_sql_class ag_sql_classify_temps(const char *sql, long len, struct ag_sql
 		return AG_SQL_OTHER;
 	size_t n = len < 0 ? strlen(sql) : (size_t)len;
 	struct ag_sql_temps before, mine;
+	int differ = dialects_differ(sql, n);
 	if (temps) {
 		if (temps->n > AG_SQL_TEMPS)
 			temps->n = 0;
 		for (unsigned i = 0; i < temps->n; i++)
 			temps->t[i].fresh = 0;
-		before = *temps;
+		if (differ)   /* every reading starts from the same set */
+			before = *temps;
 	}
 	int best = run(sql, n, M_PG, 0, 0, temps);
-	if (dialects_differ(sql, n)) {
+	if (differ) {
 		for (int mode = M_MY; mode <= M_LITE && best < rank(AG_SQL_SAFETY_OFF); mode++) {
 			/* Each reading from the same start; a table counts as the
 			 * connection's own only where every reading agrees. */
