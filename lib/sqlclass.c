@@ -1094,15 +1094,22 @@ static void feed(struct parser *P, struct frame *f, const struct tok *t)
 	case F_UPDATE:
 		if (!f->named) {
 			/* DELETE [LOW_PRIORITY] [QUICK] [IGNORE] [FROM] [ONLY] t,
-			 * UPDATE [LOW_PRIORITY] [IGNORE] [ONLY] t: t alone, not
-			 * qualified, not one of several (MySQL's multi-table forms). */
+			 * UPDATE [LOW_PRIORITY] [IGNORE] [ONLY] t [[AS] a] SET: t
+			 * alone, not qualified, not one of several (MySQL's
+			 * multi-table forms: DELETE t, u FROM ...; UPDATE t JOIN u
+			 * or t, u, which may set u's columns). */
 			if (is_kw(t, K_FROM) || is_kw(t, K_IGNORE) || tok_is(P, t, "ONLY") ||
 			    tok_is(P, t, "LOW_PRIORITY") || tok_is(P, t, "QUICK"))
 				return;
 			f->named = 1;
-			struct tok u;
-			peek(P, &u);
-			if (is_name(t) && !is_op(&u, '.') && !is_op(&u, ',')) {
+			struct tok u[3];
+			peekn(P, u, 3);
+			int alone = f->kind == F_DELETE
+				? !is_op(&u[0], '.') && !is_op(&u[0], ',')
+				: is_kw(&u[0], K_SET) ||
+				  (is_kw(&u[0], K_AS) && is_name(&u[1]) && is_kw(&u[2], K_SET)) ||
+				  (is_name(&u[0]) && u[0].kw == K_NONE && is_kw(&u[1], K_SET));
+			if (is_name(t) && alone) {
 				struct tname nm = {.quoted = t->type == T_QIDENT};
 				nm.s = tok_text(P, t, &nm.len);
 				f->own = temp_find(P->temps, &nm) >= 0;

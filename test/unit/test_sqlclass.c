@@ -912,6 +912,12 @@ Test(sqlclass, temporary_tables_of_the_connection)
 	conn_check(&t, "DELETE FROM public.scratch", DELETE_ALL);
 	conn_check(&t, "DELETE scratch, users FROM scratch JOIN users", DELETE_ALL);
 	conn_check(&t, "UPDATE scratch, users SET users.a = 1", UPDATE_ALL);
+	conn_check(&t, "UPDATE scratch s, users u SET u.a = 1", UPDATE_ALL);
+	conn_check(&t, "UPDATE scratch JOIN users ON true SET users.a = 1", UPDATE_ALL);
+	conn_check(&t, "UPDATE scratch AS s SET a = 1", UPDATE);
+	conn_check(&t, "UPDATE scratch s SET a = 1", UPDATE);
+	conn_check(&t, "UPDATE scratch SET a = 1 FROM users", UPDATE);
+	conn_check(&t, "DELETE FROM scratch USING users", DELETE);
 	conn_check(&t, "UPDATE users SET a = 1", UPDATE_ALL);
 	conn_check(&t, "WITH d AS (DELETE FROM users RETURNING *) UPDATE scratch SET a = 1",
 		   DELETE_ALL);
