@@ -258,15 +258,6 @@ test_wire_statements_split_across_writes() {
 	assert_contains "$out" "error agentguard denied this"
 	assert_eq "$(pg_sql -c "select count(*) from notes")" 500
 	assert_eq "$(my_sql -e "select count(*) from notes")" 500
-	# The guard's question runs no function of the session's: a schema of
-	# its own first in search_path, with an unnest that writes, is passed by.
-	pg_sql -c "CREATE SCHEMA evil; CREATE TABLE public.marks(a int);
-		CREATE FUNCTION evil.unnest(text[]) RETURNS SETOF text LANGUAGE plpgsql AS
-		\$f\$BEGIN INSERT INTO public.marks VALUES (1); RETURN QUERY SELECT pg_catalog.unnest(\$1); END\$f\$"
-	out=$(node_pg test "SET search_path = evil, pg_catalog, public" "CREATE TEMP TABLE scratch(a int)" \
-		"DROP TABLE scratch" 2>&1) || fail "node pg: $out" || return 1
-	assert_eq "$(tr '\n' ' ' <<<"$out")" "ok null ok null ok null " || return 1
-	assert_eq "$(pg_sql -c "select count(*) from marks")" 0
 }
 
 # Every call that can write to a socket is read (write, writev with a
