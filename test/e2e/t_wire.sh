@@ -154,6 +154,16 @@ deny_rules() {
 EOF
 }
 
+# Both servers with their fixtures, and the deny rules at hand.
+both_servers() {
+	need_node
+	pg_start
+	my_start
+	pg_fixture
+	my_fixture
+	deny_rules
+}
+
 test_wire_pg_denied_through_the_client() {
 	need_node
 	pg_start
@@ -194,12 +204,7 @@ test_wire_my_denied_through_the_client() {
 # answers stay in step). A temporary table dropped out of sight (a
 # function, a procedure) makes the real table behind the name anyone's.
 test_wire_temp_tables_are_the_connections_own() {
-	need_node
-	pg_start
-	my_start
-	pg_fixture
-	my_fixture
-	deny_rules
+	both_servers
 	pg_sql -c "CREATE FUNCTION gone() RETURNS void LANGUAGE plpgsql AS \$f\$BEGIN EXECUTE chr(68) || 'ROP TABLE notes'; END\$f\$"
 	printf '%s\n' 'DELIMITER //' "CREATE PROCEDURE gone() BEGIN SET @q = CONCAT('DR', 'OP TEMPORARY TABLE notes');
 		PREPARE s FROM @q; EXECUTE s; END//" | my_sql
@@ -236,12 +241,7 @@ test_wire_temp_tables_are_the_connections_own() {
 # Every write the driver makes cut into 3-byte pieces: headers and
 # statements span calls, and are still read whole.
 test_wire_statements_split_across_writes() {
-	need_node
-	pg_start
-	my_start
-	pg_fixture
-	my_fixture
-	deny_rules
+	both_servers
 	out=$(node_pg test "S:DELETE FROM orders" "S:SELECT count(*) FROM notes" "P:UPDATE notes SET body = \$1|s" 2>&1) ||
 		fail "split pg: $out"
 	assert_eq "$(pg_sql -c "select count(*) from orders")" 0
