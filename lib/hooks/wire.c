@@ -76,8 +76,11 @@ struct wconn {
 	size_t rleft;              /* body bytes of the reply message being read */
 	unsigned char rhead[24];   /* its first bytes */
 	unsigned rhead_have;
-	int rfinal;                /* the last whole one answered all that was sent */
-	int rquiet;                /* ... and the client has read nothing since */
+	unsigned long asked_n;     /* requests sent that the server answers (under mu) */
+	unsigned long answered;    /* answers the client has read whole */
+	int rstate, rcols;         /* MySQL: where in an answer the client's reads are */
+	int rcont;                 /* MySQL: the next packet continues a 16 MiB one */
+	int unsure;                /* the answers cannot be followed: never ask */
 	/* what this call sends, in order */
 	struct iovec v[PLAN_MAX];
 	void *own[PLAN_MAX];
@@ -179,12 +182,6 @@ static int emit(struct wconn *c)
 {
 	int i = 0, rc = 0;
 
-	if (c->n) {
-		/* The server has something to answer again. */
-		pthread_mutex_lock(&c->rmu);
-		c->rfinal = c->rquiet = 0;
-		pthread_mutex_unlock(&c->rmu);
-	}
 	while (i < c->n) {
 		ssize_t r;
 		if (c->how == AG_WIRE_SEND) {
@@ -271,16 +268,20 @@ static uint32_t le24(const unsigned char *b)
 
 /* ---- the server's replies, as the client reads them ---------------------------
  * Followed only as far as framing and the first bytes of each message, to
- * know one thing: the client has read the last answer to everything it
- * sent (rquiet). Then, and only then, the guard may put a question of its
- * own on the connection (below): nothing of the client's is in flight. A
- * PostgreSQL answer ends with ReadyForQuery; notices, parameter changes
- * and notifications come at any time and say nothing. A MySQL answer ends
- * with an OK or EOF packet whose status has no "more results", or ERR.
- * (A result row can begin like an OK packet; a client that reads only the
- * rows so far and, in the middle of its answer, writes again pipelines, and
- * the reads and poll below are what stands between it and a question.)
+ * know one thing: the client has read the answer to every request it sent
+ * (quiet). Then, and only then, the guard may put a question of its own on
+ * the connection (below): nothing of the client's is in flight. Requests
+ * are counted as they are sent and answers as the client reads them:
+ * PostgreSQL answers each Query, Sync and FunctionCall with one
+ * ReadyForQuery (notices, parameter changes and notifications come at any
+ * time and say nothing). MySQL answers each command (a packet of sequence
+ * 0) once: OK or ERR, or a result set (column count, column definitions,
+ * EOF unless the client dropped it, rows, EOF/OK), more than one while its
+ * status says "more results". Only COM_QUERY, COM_INIT_DB and COM_PING are
+ * followed; any other command (prepared statements, LOAD DATA LOCAL, a
+ * change of user) makes the connection unsure, and it is never asked on.
  */
+enum { R_IDLE, R_COLS, R_COLEOF, R_ROWS };
 
 /* A MySQL length-encoded integer at *p (within end); -1 if it is not whole. */
 static long long lenenc(const unsigned char **p, const unsigned char *end)
@@ -296,36 +297,84 @@ static long long lenenc(const unsigned char **p, const unsigned char *end)
 	return (long long)(v & 0x7fffffffffffffffULL);
 }
 
-/* A whole MySQL packet's first bytes (h, of a packet of len bytes): 1 it
- * ends an answer, 0 it does not. */
-static int my_final(const unsigned char *h, unsigned hn, size_t len)
+/* The status of an OK or EOF packet's first bytes (h, of a packet of len
+ * bytes), or -1 when they do not hold it. */
+static int my_status(const unsigned char *h, unsigned hn, size_t len)
 {
-	if (!hn || len >= 0xffffff)
-		return 0;
-	if (h[0] == 0xff)
-		return 1;
-	const unsigned char *p = h + 1, *end = h + hn;
 	if (h[0] == 0xfe && len < 9)                    /* EOF: warnings, status */
-		return hn >= 5 && !(h[3] & 0x08);
-	if (h[0] != 0x00 && h[0] != 0xfe)
-		return 0;
-	if (h[0] == 0x00 && len < 7)
-		return 0;
+		return hn >= 5 ? h[3] | h[4] << 8 : -1;
+	const unsigned char *p = h + 1, *end = h + hn;
 	if (lenenc(&p, end) < 0 || lenenc(&p, end) < 0 || p + 2 > end)
-		return 0;
-	return !(p[0] & 0x08);                          /* SERVER_MORE_RESULTS_EXISTS */
+		return -1;
+	return p[0] | p[1] << 8;
+}
+
+/* One whole MySQL packet of an answer, read by the client. */
+static void my_answer(struct wconn *w, const unsigned char *h, unsigned hn, size_t len)
+{
+	int cont = w->rcont;
+	w->rcont = len == 0xffffff;
+	if (cont || w->unsure || !w->asked_n)
+		return;                                 /* (before any command: the login) */
+	if (!hn || w->answered >= w->asked_n) {
+		w->unsure = 1;                          /* an answer to nothing counted */
+		return;
+	}
+	int deprecate_eof = (w->caps & 0x01000000) != 0, st;
+	switch (w->rstate) {
+	case R_IDLE:
+		if (h[0] == 0xff)
+			break;                          /* ERR */
+		if (h[0] == 0x00) {                     /* OK */
+			if ((st = my_status(h, hn, len)) < 0)
+				w->unsure = 1;
+			else if (!(st & 0x08))          /* no more results */
+				break;
+			return;
+		}
+		if (h[0] >= 0xfb) {                     /* LOCAL INFILE, or none we know */
+			w->unsure = 1;
+			return;
+		}
+		/* A result set: its column count [MariaDB: metadata follows]. */
+		w->rcols = h[0];
+		w->rstate = R_COLS;
+		if (!w->rcols || (len >= 2 && hn >= 2 && h[1] == 0))
+			w->unsure = 1;                  /* no columns, or their metadata skipped */
+		return;
+	case R_COLS:
+		if (--w->rcols == 0)
+			w->rstate = deprecate_eof ? R_ROWS : R_COLEOF;
+		return;
+	case R_COLEOF:
+		if (h[0] != 0xfe)
+			w->unsure = 1;
+		w->rstate = R_ROWS;
+		return;
+	default:                                        /* R_ROWS */
+		if (h[0] == 0xff) {
+			w->rstate = R_IDLE;
+			break;
+		}
+		if (h[0] != 0xfe)
+			return;                         /* a row */
+		w->rstate = R_IDLE;
+		if ((st = my_status(h, hn, len)) < 0)
+			w->unsure = 1;
+		else if (!(st & 0x08))
+			break;
+		return;
+	}
+	w->answered++;                                  /* the answer is whole */
 }
 
 static void reply_done(struct wconn *w, size_t len)
 {
 	if (w->state == ST_PG) {
-		unsigned char t = w->rhdr[0];
-		if (t == 'Z')
-			w->rfinal = 1;
-		else if (t != 'N' && t != 'S' && t != 'A')
-			w->rfinal = 0;
+		if (w->rhdr[0] == 'Z')
+			w->answered++;
 	} else {
-		w->rfinal = my_final(w->rhead, w->rhead_have, len);
+		my_answer(w, w->rhead, w->rhead_have, len);
 	}
 }
 
@@ -356,7 +405,26 @@ static void replies(struct wconn *w, const unsigned char *b, size_t n)
 		b += k;
 		n -= k;
 	}
-	w->rquiet = w->rfinal && !w->rleft && !w->rhdr_have;
+}
+
+/* A request the server will answer is on its way (under mu). */
+static void asked(struct wconn *w)
+{
+	pthread_mutex_lock(&w->rmu);
+	w->asked_n++;
+	pthread_mutex_unlock(&w->rmu);
+}
+
+/* A MySQL command is being sent: followed, or the connection unsure. */
+static void my_command(struct wconn *w, unsigned char cmd)
+{
+	if (cmd == 0x03 || cmd == 0x02 || cmd == 0x0e)  /* QUERY, INIT_DB, PING */
+		asked(w);
+	else if (cmd != 0x01) {                         /* QUIT: no answer */
+		pthread_mutex_lock(&w->rmu);
+		w->unsure = 1;
+		pthread_mutex_unlock(&w->rmu);
+	}
 }
 
 /* Around a client's read of a followed descriptor: while the guard's
@@ -397,7 +465,7 @@ static void read_end(struct wconn *w, const struct iovec *iov, int n, ssize_t go
  * connection: the text cannot tell (the table may have been made by an
  * earlier statement, or dropped out of sight by a procedure). So it is
  * asked, on the client's connection, when the answer would change how the
- * statement is judged and nothing of the client's is in flight (rquiet, no
+ * statement is judged and nothing of the client's is in flight (quiet, no
  * read under way, nothing to read). Only the answer to the question is
  * read: exactly its bytes, by its framing. Should the server not answer in
  * time, the connection is out of step for good and is shut down (the
@@ -408,7 +476,8 @@ static void read_end(struct wconn *w, const struct iovec *iov, int n, ssize_t go
 static int ask_begin(struct wconn *w)
 {
 	pthread_mutex_lock(&w->rmu);
-	int quiet = w->rquiet;
+	int quiet = !w->unsure && w->answered == w->asked_n && w->rstate == R_IDLE &&
+		    !w->rleft && !w->rhdr_have && !w->rcont;
 	pthread_mutex_unlock(&w->rmu);
 	if (!quiet)
 		return 0;
@@ -707,6 +776,10 @@ static void refuse_unread(struct wconn *w, int proto, size_t body)
 	judge_as(w, proto, what, sizeof what - 1, parse,
 		 "a statement longer than 16 MiB (or one memory could not be found for) cannot "
 		 "be read, and what cannot be read is not sent");
+	if (proto == P_PG && w->hdr[0] == 'Q')
+		asked(w);
+	else if (proto == P_MY)
+		my_command(w, w->hdr[4]);
 	if (proto == P_PG) {
 		/* A Parse's name is in what was not read: the unnamed
 		 * statement fails instead, which stops the rest until Sync. */
@@ -761,12 +834,15 @@ static void finish(struct wconn *w, int proto)
 		}
 		if (!w->peer.db[0])
 			snprintf(w->peer.db, sizeof w->peer.db, "%s", w->peer.user);
+		asked(w);   /* its answer ends with ReadyForQuery too */
 		plan_add(w, m, n, m);
 		return;
 	}
 	if (proto == P_PG && m[0] == 'Q') {
 		const char *sql = (const char *)m + 5;
-		if (judge(w, P_PG, sql, strnlen(sql, n - 5), 0)) {
+		int refused = judge(w, P_PG, sql, strnlen(sql, n - 5), 0);
+		asked(w);
+		if (refused) {
 			free(m);
 			pg_replace(w, 'Q', NULL, 0, NULL, 0);
 			return;
@@ -785,6 +861,7 @@ static void finish(struct wconn *w, int proto)
 	} else if (m[4] == 0x02) {                      /* COM_INIT_DB */
 		if (n - 5 < sizeof w->peer.db && !memchr(m + 5, 0, n - 5))
 			snprintf(w->peer.db, sizeof w->peer.db, "%.*s", (int)(n - 5), m + 5);
+		my_command(w, m[4]);
 	} else {                                        /* COM_QUERY, COM_STMT_PREPARE */
 		const unsigned char *t = m[4] == 0x03 ? my_text(w, m + 5, m + n) : m + 5;
 		static const char attrs[] = "-- agentguard: a query with attributes";
@@ -792,6 +869,7 @@ static void finish(struct wconn *w, int proto)
 				: judge_as(w, P_MY, attrs, sizeof attrs - 1, 0,
 					   "a query with query attributes cannot be read, and what "
 					   "cannot be read is not sent");
+		my_command(w, m[4]);   /* counted once judged: the question came first */
 		if (refused) {
 			my_replace(w, m[4]);
 			free(m);
@@ -823,6 +901,8 @@ static void header(struct wconn *w)
 			w->want = 1 + (size_t)len;
 			return;
 		}
+		if (t == 'S' || t == 'F')   /* Sync, FunctionCall: each answered */
+			asked(w);
 		plan_hdr(w, 5);
 		w->pass = len - 4;
 		return;
@@ -846,6 +926,8 @@ static void header(struct wconn *w)
 		w->want = 4 + (size_t)len;
 		return;
 	}
+	if (w->hdr_have == 5)
+		my_command(w, cmd);
 	plan_hdr(w, w->hdr_have);
 	w->pass = len - (w->hdr_have - 4);
 }

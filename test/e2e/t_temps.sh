@@ -189,6 +189,81 @@ SQL
 		and sql not like 'CALL%' and sql <> 'DROP TABLE users'")" 0
 }
 
+# The MySQL protocol spoken by hand (python3's socket: libc's send and
+# recv): each argument one COM_QUERY, then every answer still to come is
+# read ("0" OK, "255:MESSAGE" ERR, "rs:N" a result set of N rows); "+Q"
+# sends Q and reads nothing (pipelined), "?" reads one answer. The old EOF
+# framing (no CLIENT_DEPRECATE_EOF).
+my_by_hand() {
+	cat > "$T/myhand.py" <<'PY'
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+def readn(n):
+    b = b''
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c: raise SystemExit('EOF')
+        b += c
+    return b
+def packet():
+    h = readn(4); return readn(h[0] | h[1] << 8 | h[2] << 16)
+def send(seq, body):
+    s.sendall(struct.pack('<I', len(body))[:3] + bytes([seq]) + body)
+packet()                                            # greeting
+caps = 0x1 | 0x8 | 0x200 | 0x2000 | 0x8000 | 0x80000
+send(1, struct.pack('<IIB', caps, 1 << 24, 33) + b'\0' * 23 + b'root\0' + b'\0' + b'test\0'
+     + b'mysql_native_password\0')
+seq = 3
+while True:
+    p = packet()
+    if p[0] in (0, 0xff): break
+    send(seq, b''); seq += 2                        # an auth switch: no password
+def answer():
+    p = packet()
+    if p[0] == 0: return '0'
+    if p[0] == 0xff: return '255:' + p[9:].decode()
+    n = p[0]
+    for _ in range(n): packet()
+    packet()                                        # EOF after the columns
+    rows = 0
+    while True:
+        p = packet()
+        if p[0] == 0xfe and len(p) < 9: return 'rs:%d' % rows
+        rows += 1
+out, pending = [], 0
+for a in sys.argv[2:]:
+    if a == '?':
+        out.append(answer()); pending -= 1
+        continue
+    send(0, b'\x03' + a.lstrip('+').encode()); pending += 1
+    if not a.startswith('+'):
+        out += [answer() for _ in range(pending)]; pending = 0
+print(' '.join(out))
+PY
+	agent_sh python3 "$T/myhand.py" "$MY_SOCK" "$@"
+}
+
+# Between requests only: after a result set the question is asked (the
+# drop is the connection's own); with a query still unanswered it is not
+# (the drop is judged as written, and both answers are the client's).
+test_mariadb_by_hand_asked_between_requests_only() {
+	my_start
+	server_deny_rules
+	my_users
+	out=$(my_by_hand "CREATE TEMPORARY TABLE p(a int)" "SELECT 1, ''" "SELECT * FROM p" "DROP TABLE p" 2>/dev/null)
+	assert_eq "$out" "0 rs:1 rs:0 0" || return 1
+	assert_eq "$(row 'DROP TABLE p')" "ddl|allow"
+	# The first answer of two read, the second still being made.
+	# (DO answers OK: a question's answer read in its place would show.)
+	out=$(my_by_hand "CREATE TEMPORARY TABLE q(a int)" "+SELECT 1" "+DO SLEEP(0.5)" "?" \
+		"DROP TABLE q" "SELECT 2" 2>/dev/null)
+	assert_eq "${out%%agentguard*}" "0 rs:1 0 255:" || return 1
+	assert_contains "$out" "agentguard denied this" || return 1
+	assert_eq "${out##* }" "rs:1" || return 1
+	assert_eq "$(row 'DROP TABLE q')" "drop_table|deny"
+	assert_eq "$(my_users_now)" "$USERS"
+}
+
 # The client library (libmariadb.so.3): each argument one mysql_real_query
 # on one connection, its outcome printed.
 myclient() {

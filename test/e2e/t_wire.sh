@@ -285,8 +285,11 @@ test_wire_every_write_call() {
 	# Pipelined: no question between the two; both answers the client's own.
 	assert_contains "$out" "pipelined first: C SELECT 1" || return 1
 	assert_contains "$out" "pipelined second: E agentguard: denied sql localhost/test: DROP TABLE piped" || return 1
+	assert_contains "$out" "overlapped first: C SELECT 1" || return 1
+	assert_contains "$out" "overlapped second: C DO" || return 1
+	assert_contains "$out" "overlapped third: E agentguard: denied sql localhost/test: DROP TABLE piped2" || return 1
 	ingest
-	assert_eq "$(db "select count(*) from events where op='sql' and decision='deny' and rule='no-drops'")" 6
+	assert_eq "$(db "select count(*) from events where op='sql' and decision='deny' and rule='no-drops'")" 7
 	assert_eq "$(db "select count(*) from events where op='sql' and sql like 'DROP TABLE a%'")" 0
 	assert_eq "$(pg_sql -c "select count(*) from pg_tables where tablename in ('t1','t2','t3','t4','t5','a')")" 6
 }

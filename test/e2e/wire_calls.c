@@ -9,7 +9,8 @@
  * recvfrom, recvmsg): "read: C DROP TABLE" when the guard saw the client
  * had its last answer and could ask the server whether the table dropped
  * was the connection's temporary one; then two queries sent before either
- * answer is read (pipelined: no question may be put between them).
+ * answer is read (pipelined: no question may be put between them), and
+ * a third sent when only the first of two answers was read.
  *
  *   wire_calls SOCKET_PATH USER DATABASE
  */
@@ -209,5 +210,21 @@ int main(int argc, char **argv)
 		perror("write");
 	answer("pipelined first");
 	answer("pipelined second");
+	/* The first answer of two read, the second still being made: no
+	 * question before the third (its answer would be read for the DO's). */
+	n = query(m, "CREATE TEMP TABLE piped2(a int)");
+	if (write(conn_fd, m, n) < 0)
+		perror("write");
+	answer(NULL);
+	n = query(m, "SELECT 1");
+	n2 = query(m + n, "DO $$BEGIN PERFORM pg_sleep(0.5); END$$");
+	if (write(conn_fd, m, n) < 0 || write(conn_fd, m + n, n2) < 0)
+		perror("write");
+	answer("overlapped first");
+	n = query(m, "DROP TABLE piped2");
+	if (write(conn_fd, m, n) < 0)
+		perror("write");
+	answer("overlapped second");
+	answer("overlapped third");
 	return 0;
 }
