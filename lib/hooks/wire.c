@@ -356,8 +356,8 @@ static void my_answer(struct wconn *w, const unsigned char *h, unsigned hn, size
 			w->rstate = R_IDLE;
 			break;
 		}
-		if (h[0] != 0xfe)
-			return;                         /* a row */
+		if (h[0] != 0xfe || len >= 0xffffff)
+			return;                         /* a row (one of 16 MiB may start so) */
 		w->rstate = R_IDLE;
 		if ((st = my_status(h, hn, len)) < 0)
 			w->unsure = 1;
