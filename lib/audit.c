@@ -914,9 +914,14 @@ static const char *tally_str(struct ingest *g, int *used, const char *text, size
 enum { COL_OP = 9, COL_SQL_CLASS = 16, COL_DATABASE = 17, COL_DECISION = 19,
        COL_ENFORCED = 20, COL_ERRNO = 22, COL_SNAPSHOT = 23 };
 
+static int same(const char *a, const struct cval *v)
+{
+	return strlen(a) == v->len && memcmp(a, v->s, v->len) == 0;
+}
+
 static int is(const struct cval *v, const char *s)
 {
-	return v->type == SQLITE_TEXT && v->len == strlen(s) && memcmp(v->s, s, v->len) == 0;
+	return v->type == SQLITE_TEXT && same(s, v);
 }
 
 /* AG_AUDIT_LOST of one row, in C (verify checks the two agree). */
@@ -942,11 +947,6 @@ static int lost(const struct cval *v)
 	}
 	return is(dec, "log") && (is(op, "delete") || is(op, "rename") || is(op, "truncate") ||
 				  is(op, "write"));
-}
-
-static int same(const char *a, const struct cval *v)
-{
-	return strlen(a) == v->len && memcmp(a, v->s, v->len) == 0;
 }
 
 /* Count one event in its kind. The strings are short (op, decision,

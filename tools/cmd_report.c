@@ -91,9 +91,8 @@ static int filtered(const struct report *r)
 	return r->since_ns || r->until_ns || r->op || r->decision || r->rule || r->glob[0] || r->pid >= 0;
 }
 
-/* What was let through, changed something, and left nothing to undo it
- * with (audit.h): a call that failed changed nothing. */
-#define UNRECOVERABLE AG_AUDIT_LOST
+/* What was let through, changed something and left nothing to undo it
+ * with, is AG_AUDIT_LOST (audit.h): a call that failed changed nothing. */
 
 /* The filters as SQL with named parameters; bind() fills the same names.
  * notable: only what the timeline shows. */
@@ -121,7 +120,7 @@ static void where(const struct report *r, const char *session, int notable,
 	if (r->pid >= 0)
 		ADD(" AND pid = :pid");
 	if (notable && !r->decision)
-		ADD(" AND (decision IN ('log', 'snapshot', 'ask', 'deny') OR " UNRECOVERABLE ")");
+		ADD(" AND (decision IN ('log', 'snapshot', 'ask', 'deny') OR " AG_AUDIT_LOST ")");
 	/* Every such row is in the partial index: naming it lets SQLite read
 	 * only those instead of every event. */
 	if (notable)
@@ -394,7 +393,7 @@ static int get_verdict(struct report *r, const char *session, struct verdict *v)
 		st = query(r,
 			"SELECT"
 			" sum(snapshot IS NOT NULL AND coalesce(errno, 0) = 0),"
-			" sum(" UNRECOVERABLE "),"
+			" sum(" AG_AUDIT_LOST "),"
 			" sum(decision = 'deny' AND coalesce(enforced, 1)),"
 			" sum(decision = 'ask'),"
 			" sum(decision = 'deny' AND enforced = 0),"
@@ -715,7 +714,7 @@ static int snapshot_is_socket(struct report *r, const char *id)
 static int text_timeline(FILE *f, struct report *r, const char *session,
 			 const struct sess *s)
 {
-	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS ", " UNRECOVERABLE " FROM events",
+	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS ", " AG_AUDIT_LOST " FROM events",
 				 session, 1, " ORDER BY time_ns, id");
 	const char *sd = cli_state_dir_arg(&r->co, &r->d);
 	struct run run = { 0 };
@@ -1259,7 +1258,7 @@ static int html_section(FILE *f, struct report *r, const char *session, const ch
 {
 	char tail[512];
 	snprintf(tail, sizeof tail, " AND (%s) ORDER BY time_ns, id", cond);
-	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS ", " UNRECOVERABLE " FROM events",
+	sqlite3_stmt *st = query(r, "SELECT " CLI_EVENT_COLS ", " AG_AUDIT_LOST " FROM events",
 				 session, 1, tail);
 	struct hrun run = { 0 };
 	long n = 0, cut = 0;
@@ -1466,10 +1465,10 @@ static int html_events(FILE *f, struct report *r, const char *session)
 			  "decision IN ('deny', 'ask')", 100, &h);
 	if (rc == 0)
 		rc = html_section(f, r, session, "lost", "Not restorable (allowed, nothing kept)",
-				  UNRECOVERABLE, RUN_SHOWN, &h);
+				  AG_AUDIT_LOST, RUN_SHOWN, &h);
 	if (rc == 0)
 		rc = html_section(f, r, session, "kept", "Snapshotted and logged",
-				  "decision NOT IN ('deny', 'ask') AND NOT " UNRECOVERABLE, RUN_SHOWN, &h);
+				  "decision NOT IN ('deny', 'ask') AND NOT " AG_AUDIT_LOST, RUN_SHOWN, &h);
 	if (rc == 0)
 		rc = html_procs(f, r, session, &h);
 	free(h.pids.v);

@@ -52,6 +52,12 @@ unsigned char ag_wire_on[AG_WIRE_FDS];
 enum { ST_OFF, ST_PROBE, ST_PG_CRYPT, ST_PG, ST_MY };
 enum { P_PG, P_MY };
 
+/* Where a MySQL answer is: R_IDLE (0) before its first packet, then
+ * through a result set's column definitions, their EOF and its rows. */
+struct my_rs {
+	int state, cols;
+};
+
 struct wconn {
 	pthread_mutex_t mu;
 	pthread_mutex_t rmu;       /* the reply state: readers never wait for mu,
@@ -78,7 +84,7 @@ struct wconn {
 	unsigned rhead_have;
 	unsigned long asked_n;     /* requests sent that the server answers (under mu) */
 	unsigned long answered;    /* answers the client has read whole */
-	int rstate, rcols;         /* MySQL: where in an answer the client's reads are */
+	struct my_rs rs;           /* MySQL: where in an answer the client's reads are */
 	int rcont;                 /* MySQL: the next packet continues a 16 MiB one */
 	int unsure;                /* the answers cannot be followed: never ask */
 	/* what this call sends, in order */
@@ -309,6 +315,54 @@ static int my_status(const unsigned char *h, unsigned hn, size_t len)
 	return p[0] | p[1] << 8;
 }
 
+enum { MY_MORE, MY_ROW, MY_DONE, MY_LOST };
+
+/* One whole packet of an answer (its first bytes h, of a packet of len
+ * bytes): MY_DONE the answer is whole, MY_ROW a row of it, MY_MORE more
+ * to come, MY_LOST not an answer this follows. */
+static int my_step(struct my_rs *rs, const unsigned char *h, unsigned hn, size_t len,
+		   int deprecate_eof)
+{
+	int st;
+
+	if (!hn)
+		return MY_LOST;
+	switch (rs->state) {
+	case R_IDLE:
+		if (h[0] == 0xff)
+			return MY_DONE;                 /* ERR */
+		if (h[0] == 0x00) {                     /* OK, unless more results follow */
+			st = my_status(h, hn, len);
+			return st < 0 ? MY_LOST : st & 0x08 ? MY_MORE : MY_DONE;
+		}
+		/* A result set: its column count [MariaDB: metadata follows].
+		 * LOCAL INFILE (0xfb), a count of 251 or more, no columns, or
+		 * skipped metadata: not followed. */
+		if (h[0] >= 0xfb || !h[0] || (len >= 2 && hn >= 2 && h[1] == 0))
+			return MY_LOST;
+		rs->cols = h[0];
+		rs->state = R_COLS;
+		return MY_MORE;
+	case R_COLS:
+		if (--rs->cols == 0)
+			rs->state = deprecate_eof ? R_ROWS : R_COLEOF;
+		return MY_MORE;
+	case R_COLEOF:
+		rs->state = R_ROWS;
+		return h[0] == 0xfe ? MY_MORE : MY_LOST;
+	default:                                        /* R_ROWS */
+		if (h[0] == 0xff) {
+			rs->state = R_IDLE;
+			return MY_DONE;
+		}
+		if (h[0] != 0xfe || len >= 0xffffff)
+			return MY_ROW;                  /* (one of 16 MiB may start so) */
+		rs->state = R_IDLE;
+		st = my_status(h, hn, len);
+		return st < 0 ? MY_LOST : st & 0x08 ? MY_MORE : MY_DONE;
+	}
+}
+
 /* One whole MySQL packet of an answer, read by the client. */
 static void my_answer(struct wconn *w, const unsigned char *h, unsigned hn, size_t len)
 {
@@ -316,56 +370,15 @@ static void my_answer(struct wconn *w, const unsigned char *h, unsigned hn, size
 	w->rcont = len == 0xffffff;
 	if (cont || w->unsure || !w->asked_n)
 		return;                                 /* (before any command: the login) */
-	if (!hn || w->answered >= w->asked_n) {
+	if (w->answered >= w->asked_n) {
 		w->unsure = 1;                          /* an answer to nothing counted */
 		return;
 	}
-	int deprecate_eof = (w->caps & 0x01000000) != 0, st;
-	switch (w->rstate) {
-	case R_IDLE:
-		if (h[0] == 0xff)
-			break;                          /* ERR */
-		if (h[0] == 0x00) {                     /* OK */
-			if ((st = my_status(h, hn, len)) < 0)
-				w->unsure = 1;
-			else if (!(st & 0x08))          /* no more results */
-				break;
-			return;
-		}
-		if (h[0] >= 0xfb) {                     /* LOCAL INFILE, or none we know */
-			w->unsure = 1;
-			return;
-		}
-		/* A result set: its column count [MariaDB: metadata follows]. */
-		w->rcols = h[0];
-		w->rstate = R_COLS;
-		if (!w->rcols || (len >= 2 && hn >= 2 && h[1] == 0))
-			w->unsure = 1;                  /* no columns, or their metadata skipped */
-		return;
-	case R_COLS:
-		if (--w->rcols == 0)
-			w->rstate = deprecate_eof ? R_ROWS : R_COLEOF;
-		return;
-	case R_COLEOF:
-		if (h[0] != 0xfe)
-			w->unsure = 1;
-		w->rstate = R_ROWS;
-		return;
-	default:                                        /* R_ROWS */
-		if (h[0] == 0xff) {
-			w->rstate = R_IDLE;
-			break;
-		}
-		if (h[0] != 0xfe || len >= 0xffffff)
-			return;                         /* a row (one of 16 MiB may start so) */
-		w->rstate = R_IDLE;
-		if ((st = my_status(h, hn, len)) < 0)
-			w->unsure = 1;
-		else if (!(st & 0x08))
-			break;
-		return;
-	}
-	w->answered++;                                  /* the answer is whole */
+	int r = my_step(&w->rs, h, hn, len, (w->caps & 0x01000000) != 0);
+	if (r == MY_LOST)
+		w->unsure = 1;
+	else if (r == MY_DONE)
+		w->answered++;
 }
 
 static void reply_done(struct wconn *w, size_t len)
@@ -476,7 +489,7 @@ static void read_end(struct wconn *w, const struct iovec *iov, int n, ssize_t go
 static int ask_begin(struct wconn *w)
 {
 	pthread_mutex_lock(&w->rmu);
-	int quiet = !w->unsure && w->answered == w->asked_n && w->rstate == R_IDLE &&
+	int quiet = !w->unsure && w->answered == w->asked_n && w->rs.state == R_IDLE &&
 		    !w->rleft && !w->rhdr_have && !w->rcont;
 	pthread_mutex_unlock(&w->rmu);
 	if (!quiet)
@@ -589,10 +602,24 @@ static int pg_ask_temps(struct wconn *w, const struct ag_sql_targets *T)
 	}
 }
 
+/* A SHOW CREATE TABLE row (its first kept bytes): the table's name, the
+ * one asked about (an answer out of step names another), then a CREATE
+ * statement that says TEMPORARY. */
+static int row_temporary(const unsigned char *body, size_t kept, const char *name)
+{
+	const unsigned char *p = body, *end = body + kept;
+	long long l1 = lenenc(&p, end);
+	if (l1 < 0 || p + l1 > end || (size_t)l1 != strlen(name) ||
+	    strncasecmp((const char *)p, name, (size_t)l1))
+		return 0;
+	p += l1;
+	long long l2 = lenenc(&p, end);
+	return l2 >= 22 && p + 22 <= end && memcmp(p, "CREATE TEMPORARY TABLE", 22) == 0;
+}
+
 /* MySQL: SHOW CREATE TABLE of each name must say TEMPORARY (a table the
- * session holds shadows a real one of the name). Read by the result set's
- * framing: column count [MariaDB: metadata follows], column definitions,
- * EOF (unless the client dropped it), rows, then EOF/OK or ERR. */
+ * session holds shadows a real one of the name). Its answer is read by
+ * the same steps as the client's (my_step). */
 static int my_ask_temps(struct wconn *w, const struct ag_sql_targets *T)
 {
 	int deprecate_eof = (w->caps & 0x01000000) != 0;
@@ -607,44 +634,27 @@ static int my_ask_temps(struct wconn *w, const struct ag_sql_targets *T)
 		q[4] = 0x03;
 		if (ask_io(w, 1, q, n) < 0)
 			return -1;
-		unsigned char t, body[600];
-		size_t kept;
-		long len = ask_message(w, &t, body, sizeof body, &kept);
-		if (len < 0)
-			return -1;
-		if (kept >= 3 && body[0] == 0xff && bounded &&
-		    (body[1] | body[2] << 8) == AG_MY_PARSE_ERROR) {
-			bounded = 0;                    /* MySQL: asked again, plainly */
-			i--;
-			continue;
-		}
-		if (!kept || body[0] == 0xff || body[0] == 0x00 || body[0] >= 0xfb)
-			return 0;                       /* ERR (no such table), or no result set */
-		int cols = body[0], meta = kept < 2 || body[1] != 0;
-		for (int c = 0; meta && c < cols; c++)
-			if (ask_message(w, &t, body, sizeof body, &kept) < 0)
-				return -1;
-		if (!deprecate_eof && ask_message(w, &t, body, sizeof body, &kept) < 0)
-			return -1;
-		int temporary = 0;
-		for (int rows = 0;; rows++) {
-			len = ask_message(w, &t, body, sizeof body, &kept);
+		struct my_rs rs = {R_IDLE, 0};
+		int temporary = 0, rows = 0, r = MY_MORE;
+		for (int first = 1; r != MY_DONE; first = 0) {
+			unsigned char t, body[600];
+			size_t kept;
+			long len = ask_message(w, &t, body, sizeof body, &kept);
 			if (len < 0)
 				return -1;
-			if (kept && (body[0] == 0xff || (body[0] == 0xfe && len < 0xffffff)))
-				break;
-			/* a row: the table's name, then its CREATE statement */
-			const unsigned char *p = body, *end = body + kept;
-			long long l1 = lenenc(&p, end);
-			if (l1 < 0 || p + l1 > end)
-				continue;
-			/* ... the name asked about (an answer out of step names another) */
-			int named = (size_t)l1 == strlen(T->t[i].name) &&
-				    !strncasecmp((const char *)p, T->t[i].name, (size_t)l1);
-			p += l1;
-			long long l2 = lenenc(&p, end);
-			temporary = rows == 0 && named && l2 >= 22 && p + 22 <= end &&
-				    memcmp(p, "CREATE TEMPORARY TABLE", 22) == 0;
+			if (first && bounded && kept >= 3 && body[0] == 0xff &&
+			    (body[1] | body[2] << 8) == AG_MY_PARSE_ERROR)
+				break;                  /* MySQL: asked again, plainly */
+			r = my_step(&rs, body, (unsigned)kept, (size_t)len, deprecate_eof);
+			if (r == MY_LOST)
+				return first ? 0 : -1;  /* no result set; or out of step */
+			if (r == MY_ROW && rows++ == 0)
+				temporary = row_temporary(body, kept, T->t[i].name);
+		}
+		if (r != MY_DONE) {
+			bounded = 0;
+			i--;
+			continue;
 		}
 		if (!temporary)
 			return 0;
@@ -678,8 +688,12 @@ static int server_temps(struct wconn *w, int proto, const char *sql, size_t len,
 		}
 	}
 	if (ok) {
+		/* Temporary tables lower only these (to ddl, delete, update). */
+		enum ag_sql_class alone = ag_sql_classify(sql, (long)len);
 		struct ag_sql_temps as_if = *held;
-		ok = ag_sql_classify_temps(sql, (long)len, &as_if) != ag_sql_classify(sql, (long)len);
+		ok = (alone == AG_SQL_DROP_TABLE || alone == AG_SQL_TRUNCATE ||
+		      alone == AG_SQL_DELETE_ALL || alone == AG_SQL_UPDATE_ALL) &&
+		     ag_sql_classify_temps(sql, (long)len, &as_if) != alone;
 	}
 	if (ok && ask_begin(w)) {
 		int r = proto == P_PG ? pg_ask_temps(w, T) : my_ask_temps(w, T);
