@@ -23,7 +23,7 @@ pkgs="make gcc libc6-dev clang binutils pkg-config libyaml-dev libsqlite3-dev li
 nettle-dev libcriterion-dev sqlite3 python3 perl git findutils coreutils tar
 postgresql postgresql-client mariadb-server mariadb-client util-linux bsdutils python3-psycopg2
 libclang-rt-14-dev libasan8 libubsan1 busybox-static golang-go liburing-dev file vim
-rsyslog chromium man-db groff-base valgrind strace"
+rsyslog chromium man-db groff-base valgrind strace rsync"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

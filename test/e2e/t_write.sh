@@ -37,6 +37,18 @@ test_dd_notrunc_shell_readwrite_python_perl() {
 	for f in dd.bin sh.txt py.txt pl.txt; do kept "$f" || return 1; done
 }
 
+# rsync --inplace writes into the existing file (no temporary copy, no
+# rename): the same size, other bytes, so no truncation either.
+test_rsync_inplace() {
+	orig rs.bin
+	head -c 102400 /dev/urandom > "$T/new.bin"
+	# -I: copied whatever the two files' sizes and times say
+	guard rsync --inplace -I "$T/new.bin" "$WS/rs.bin"
+	cmp -s "$T/new.bin" "$WS/rs.bin" || fail "rsync did not write the new content" || return 1
+	ingest
+	kept rs.bin
+}
+
 test_fallocate_punch_hole_and_collapse_range() {
 	orig punch.bin; orig collapse.bin
 	guard fallocate --punch-hole --offset 0 --length 8192 "$WS/punch.bin"
