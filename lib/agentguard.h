@@ -262,6 +262,17 @@ struct ag_verdict {
 void ag_decide(const struct ag_policy *p, const struct ag_op *op,
 	       struct ag_verdict *v);
 
+/*
+ * Pure, like ag_decide: 1 when op's verdict (into v) is the same for every
+ * file directly in op->path's directory, whatever its name, so a caller
+ * may use it for the next such op of the same kind and caller; 0 when it
+ * may differ by name, or cannot be told (v is then not set). Only for
+ * delete, truncate, write and mode of an absolute path, with at most
+ * AG_DIR_RULES rules on the op (more: the index decides faster).
+ */
+#define AG_DIR_RULES 64
+int ag_decide_dir(const struct ag_policy *p, const struct ag_op *op, struct ag_verdict *v);
+
 /* explain: called once per rule whose matchers match op (before `unless`
  * is applied), saying whether `unless` carved the op out, and why. */
 struct ag_explain_item {

@@ -182,6 +182,33 @@ void ag_decide(const struct ag_policy *p, const struct ag_op *op, struct ag_verd
 	verdict_default(p, op->kind, v);
 }
 
+int ag_decide_dir(const struct ag_policy *p, const struct ag_op *op, struct ag_verdict *v)
+{
+	struct ag_verdict tmp;
+	struct ag_mctx c;
+
+	if (invalid(p, op, &tmp) || !op->path || op->path[0] != '/')
+		return 0;
+	enum ag_op_kind k = op->kind;
+	if ((k != AG_OP_DELETE && k != AG_OP_TRUNCATE && k != AG_OP_WRITE && k != AG_OP_MODE) ||
+	    p->nbyop[k] > AG_DIR_RULES)
+		return 0;
+	size_t dl = (size_t)(strrchr(op->path, '/') - op->path) + 1;
+	ag_mctx_init(&c, op);
+	const struct ag_rule *const *rs = p->byop[k];
+	for (size_t i = 0, n = p->nbyop[k]; i < n; i++) {
+		int t = ag_rule_dir(rs[i], &c, op->path, dl);
+		if (t == AG_TRI_DEPENDS)
+			return 0;
+		if (t == AG_TRI_YES) {
+			verdict_rule(rs[i], v);
+			return 1;
+		}
+	}
+	verdict_default(p, k, v);
+	return 1;
+}
+
 enum ag_eval ag_rule_eval_exec(const struct ag_rule *r, const struct ag_op *op, char *why,
 			       size_t whycap)
 {

@@ -1901,18 +1901,95 @@ static void judge_linked(struct ag_call *c)
 	o->target = target;
 }
 
+/* ---- one directory's verdict ------------------------------------------------
+ * rm -rf, a build, an unpacked archive: file after file in one directory.
+ * Where the rules judge every file of a directory alike (ag_decide_dir),
+ * the thread keeps that verdict, per kind of call, for the next file of
+ * the same directory: a compare of the directory instead of a decision.
+ * Not in signal handlers (the memory may be half written) nor for the
+ * supervisor's calls on other processes' behalf (another caller each). */
+#define DIR_MEMO_MAX 240
+struct dir_memo {
+	const struct ag_policy *p;
+	size_t dl;                  /* "D/"'s length; 0: nothing kept */
+	int alike;                  /* 0: D's files differ (decide each) */
+	struct ag_verdict v;
+	char d[DIR_MEMO_MAX];
+};
+static __thread struct dir_memo dir_memos[4] __attribute__((tls_model("initial-exec")));
+
+static struct dir_memo *dir_memo(const struct ag_call *c, size_t *dl)
+{
+	const char *path = c->op.path;
+	int k;
+
+	switch (c->op.kind) {
+	case AG_OP_DELETE: k = 0; break;
+	case AG_OP_TRUNCATE: k = 1; break;
+	case AG_OP_WRITE: k = 2; break;
+	case AG_OP_MODE: k = 3; break;
+	default: return NULL;
+	}
+	if (c->nested || ag_behalf || !path || path[0] != '/')
+		return NULL;
+	*dl = (size_t)(strrchr(path, '/') - path) + 1;
+	return *dl <= DIR_MEMO_MAX ? &dir_memos[k] : NULL;
+}
+
+/* Whether something the guard owns is in D, below it, or holds it: then
+ * the files of D are not all alike to the guard itself. */
+static int own_near(const char *d, size_t dl)
+{
+	for (int i = 0; i < G.nown; i++) {
+		const struct own *o = &G.own[i];
+		if (o->len >= dl && memcmp(o->s, d, dl) == 0)
+			return 1;
+		if (o->dir && dl > o->len && memcmp(d, o->s, o->len) == 0 && d[o->len] == '/')
+			return 1;
+	}
+	return 0;
+}
+
+/* The op's verdict from what the thread kept for its directory, or kept
+ * now: 1 (c->v set), else 0 (decide as usual). */
+static int judge_by_dir(struct ag_call *c)
+{
+	size_t dl;
+	struct dir_memo *m = dir_memo(c, &dl);
+
+	if (!m)
+		return 0;
+	if (m->dl == dl && m->p == G.s.policy && memcmp(m->d, c->op.path, dl) == 0) {
+		if (m->alike)
+			c->v = m->v;
+		return m->alike;
+	}
+	/* Also kept when they differ: not asked again for every file. */
+	int alike = !own_near(c->op.path, dl) && ag_decide_dir(G.s.policy, &c->op, &c->v);
+	m->dl = 0;
+	memcpy(m->d, c->op.path, dl);
+	m->v = c->v;
+	m->alike = alike;
+	m->p = G.s.policy;
+	m->dl = dl;
+	return alike;
+}
+
 static int judge_rules(struct ag_call *c)
 {
 	if (c->unnamed) {
 		deny(c, "agentguard-unnamed", c->unnamed);
 		return 0;
 	}
+	if (judge_by_dir(c))
+		goto judged;
 	if (protected_op(&c->op)) {
 		deny(c, "agentguard-self",
 		     "the guard's own files (audit log, snapshots, rules, library) are protected");
 		return 0;
 	}
 	ag_decide(G.s.policy, &c->op, &c->v);
+judged:
 	c->decision = c->v.action;
 	c->rule = c->v.rule_id;
 	c->reason = c->v.reason;

@@ -899,3 +899,93 @@ enum ag_eval ag_rule_eval(const struct ag_rule *r, struct ag_mctx *c, struct ag_
 	enum ag_eval e2 = eval_subject(r, c, &c->target, "target", NULL);
 	return e2 > e1 ? e2 : e1;
 }
+
+/* ---- every file of one directory ------------------------------------------
+ * Whether a rule applies to a file directly in directory D can be the
+ * same whatever the file's name: then one decision holds for all of them
+ * (decide.c's ag_decide_dir, which guard.c remembers per directory, so
+ * that rm -rf or a build deciding file after file in one directory does
+ * not ask the rules again). Each matcher is judged three-valued for "D/B,
+ * B any name without '/'": it matches every such file, none, or it
+ * depends on B. Anything not certain is "depends". */
+
+/* g against every "D/B": d[0, dl) is "D/" (the part of a path up to and
+ * including its last '/'). */
+static int glob_dir(const struct ag_glob *g, const char *d, size_t dl)
+{
+	const char *p = g->pat;
+	size_t pl = g->plen;
+
+	if (g->base)
+		return AG_TRI_DEPENDS;
+	/* Every match starts with the literal prefix, and every "D/B" with
+	 * "D/": unless one is a prefix of the other, none matches. */
+	for (size_t i = 0; i < pl && i < dl; i++)
+		if (p[i] != d[i])
+			return AG_TRI_NO;
+	if (pl >= dl) {
+		/* The prefix reaches into B: a '/' there cannot match it. */
+		if (memchr(p + dl, '/', pl - dl))
+			return AG_TRI_NO;
+		if (g->shape == AG_GLOB_EXACT || g->shape == AG_GLOB_UNDER)
+			return pl > dl ? AG_TRI_DEPENDS : AG_TRI_NO;
+		return AG_TRI_DEPENDS;
+	}
+	/* The prefix P is shorter than "D/": P and everything under it
+	 * holds it if P is D or a
+	 * directory above it; P alone is too short. */
+	if (g->shape == AG_GLOB_UNDER)
+		return d[pl] == '/' ? AG_TRI_YES : AG_TRI_NO;
+	if (g->shape == AG_GLOB_EXACT)
+		return AG_TRI_NO;
+	return AG_TRI_DEPENDS;
+}
+
+static int globs_dir(const struct ag_globset *set, const char *d, size_t dl)
+{
+	int r = AG_TRI_NO;
+
+	for (size_t i = 0; i < set->n && r != AG_TRI_YES; i++) {
+		int one = glob_dir(&set->g[i], d, dl);
+		if (one != AG_TRI_NO)
+			r = one;
+	}
+	return r;
+}
+
+static int mset_dir(const struct ag_mset *m, struct ag_mctx *c, const char *d, size_t dl)
+{
+	unsigned pr = m->present;
+
+	if (!(m->ops & AG_OPBIT(c->op->kind)))
+		return AG_TRI_NO;
+	if (pr & ~(unsigned)(AG_M_PATH | AG_M_PROGRAM))
+		return AG_TRI_DEPENDS;
+	if ((pr & AG_M_PROGRAM) && !match_globs(&m->program, &c->prog, NULL, 0, "program"))
+		return AG_TRI_NO;
+	return pr & AG_M_PATH ? globs_dir(&m->path, d, dl) : AG_TRI_YES;
+}
+
+int ag_rule_dir(const struct ag_rule *r, struct ag_mctx *c, const char *d, size_t dl)
+{
+	const struct ag_op *op = c->op;
+
+	if (!(r->ops & AG_OPBIT(op->kind)))
+		return AG_TRI_NO;
+	if (op->kind == AG_OP_RENAME || op->kind == AG_OP_LINK || op->kind == AG_OP_EXEC)
+		return AG_TRI_DEPENDS;   /* more than one name */
+	int m = mset_dir(&r->m, c, d, dl);
+	if (m == AG_TRI_NO)
+		return AG_TRI_NO;
+	/* It applies where it matches and no `unless` does. */
+	int u = AG_TRI_NO;
+	for (size_t i = 0; i < r->nunless && u != AG_TRI_YES; i++) {
+		int one = mset_dir(&r->unless[i], c, d, dl);
+		if (one != AG_TRI_NO)
+			u = one;
+	}
+	if (u == AG_TRI_YES)
+		return AG_TRI_NO;
+	return m == AG_TRI_YES && u == AG_TRI_NO ? AG_TRI_YES : AG_TRI_DEPENDS;
+}
+

@@ -293,6 +293,13 @@ enum ag_eval { AG_EVAL_NO, AG_EVAL_EXCEPTED, AG_EVAL_APPLIES };
 enum ag_eval ag_rule_eval(const struct ag_rule *r, struct ag_mctx *c,
 			  struct ag_why *why);
 
+/* Three-valued answers about every file directly in one directory. */
+enum { AG_TRI_NO, AG_TRI_YES, AG_TRI_DEPENDS };
+
+/* Whether rule r applies to every file "D/B" (B any name without '/') of
+ * the op in c, to none, or it depends on B; d[0, dl) is "D/". */
+int ag_rule_dir(const struct ag_rule *r, struct ag_mctx *c, const char *d, size_t dl);
+
 /* ---- cmdview.c ----------------------------------------------------------- */
 
 /* One name an exec's command goes by, with the argv it is judged with.
