@@ -174,7 +174,7 @@ static int spool_create(struct ag_spool *sp, size_t need)
 	sp->populated = 0;
 	sp->created_ns = ag_now_ns();
 	sp->since_check = 0;
-	sp->checked_at = ag_mono_ns();
+	sp->checked_at = sp->created_ns;
 	return 0;
 }
 
@@ -240,9 +240,9 @@ static int open_spool(struct ag_spool *sp, size_t need)
 
 static void spool_gone(struct ag_spool *sp);
 
-static void check_gone(struct ag_spool *sp)
+/* now: the record's time (no clock read of its own per record). */
+static void check_gone(struct ag_spool *sp, int64_t now)
 {
-	int64_t now = ag_mono_ns();
 	struct stat st;
 
 	if (++sp->since_check < SPOOL_CHECK && now - sp->checked_at < 1000000000LL)
@@ -308,10 +308,10 @@ static void populate(struct ag_spool *sp, uint64_t upto)
 /* With sp->mu held: reserve `need` bytes; their offset, or -1. Other
  * processes may append to the same file (a fork child to its parent's),
  * so the reservation is a compare-and-swap on the shared header. */
-static int64_t reserve_room(struct ag_spool *sp, size_t need)
+static int64_t reserve_room(struct ag_spool *sp, size_t need, int64_t now)
 {
 	if (sp->base)
-		check_gone(sp);
+		check_gone(sp, now);
 	for (int tries = 0; tries < 64; tries++) {
 		if (!sp->base && open_spool(sp, need) < 0)
 			return -1;
@@ -368,7 +368,7 @@ static int append_locked(struct ag_spool *sp, uint16_t type, int32_t err,
 
 	if (need > UINT32_MAX)
 		return -1;
-	int64_t at = reserve_room(sp, need);
+	int64_t at = reserve_room(sp, need, time_ns);
 	if (at < 0)
 		return -1;
 	struct ag_spool_hdr *h = (struct ag_spool_hdr *)sp->base;
