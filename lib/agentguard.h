@@ -273,6 +273,12 @@ void ag_decide(const struct ag_policy *p, const struct ag_op *op,
 #define AG_DIR_RULES 64
 int ag_decide_dir(const struct ag_policy *p, const struct ag_op *op, struct ag_verdict *v);
 
+/* A file's name within its directory: not empty, ".", "..", nor with '/'. */
+static inline int ag_plain_name(const char *b)
+{
+	return b[0] && !(b[0] == '.' && (!b[1] || (b[1] == '.' && !b[2]))) && !__builtin_strchr(b, '/');
+}
+
 /* explain: called once per rule whose matchers match op (before `unless`
  * is applied), saying whether `unless` carved the op out, and why. */
 struct ag_explain_item {

@@ -194,6 +194,8 @@ int ag_decide_dir(const struct ag_policy *p, const struct ag_op *op, struct ag_v
 	    p->nbyop[k] > AG_DIR_RULES)
 		return 0;
 	size_t dl = (size_t)(strrchr(op->path, '/') - op->path) + 1;
+	if (!ag_plain_name(op->path + dl))
+		return 0;   /* "D/", "D/." or "D/..": D itself, or above it */
 	ag_mctx_init(&c, op);
 	const struct ag_rule *const *rs = p->byop[k];
 	for (size_t i = 0, n = p->nbyop[k]; i < n; i++) {

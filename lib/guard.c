@@ -1933,7 +1933,7 @@ static struct dir_memo *dir_memo(const struct ag_call *c, size_t *dl)
 	if (c->nested || ag_behalf || !path || path[0] != '/')
 		return NULL;
 	*dl = (size_t)(strrchr(path, '/') - path) + 1;
-	return *dl <= DIR_MEMO_MAX ? &dir_memos[k] : NULL;
+	return *dl <= DIR_MEMO_MAX && ag_plain_name(path + *dl) ? &dir_memos[k] : NULL;
 }
 
 /* Whether something the guard owns is in D, below it, or holds it: then

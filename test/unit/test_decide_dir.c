@@ -87,6 +87,14 @@ Test(decide_dir, every_claim_holds_for_every_name_under_the_builtin_rules)
 		struct ag_verdict v;
 		cr_assert(ag_decide_dir(p, &op, &v), "%s: one verdict for the directory", alike[i]);
 	}
+	/* Never for the directory itself, named with a trailing '/', "." or "..". */
+	static const char *const selves[] = {"/tmp/build/", "/tmp/build/.", "/tmp/build/.."};
+	for (size_t i = 0; i < sizeof selves / sizeof *selves; i++) {
+		struct ag_op op = {.kind = AG_OP_DELETE, .path = selves[i], .caller = "/bin/rm",
+				   .port = -1, .sql_class = -1};
+		struct ag_verdict v;
+		cr_assert_not(ag_decide_dir(p, &op, &v), "%s is no file of the directory", selves[i]);
+	}
 	/* And where it must not: ~/.ssh holds credentials and other files. */
 	struct ag_op op = {.kind = AG_OP_DELETE, .path = "/home/u/.ssh/x", .caller = "/bin/rm",
 			   .port = -1, .sql_class = -1};
