@@ -273,3 +273,60 @@ ts = [threading.Thread(target=work, args=(names[i::8],)) for i in range(8)]
 	assert_eq "$(ls "$WS/th" | wc -l)" 1600
 	"$AG" verify
 }
+
+# A thread keeps a directory's verdict for the next call of the same kind
+# in it, where the rules judge all its files alike. It must never carry
+# over to another directory or kind, nor to the guard's own files among
+# ordinary ones (the state dir sits in s, whose other files are alike).
+test_a_kept_directory_verdict_stays_with_its_directory_kind_and_files() {
+	cat > "$T/rules.yaml" <<'YAML'
+version: 1
+rules:
+  - {id: no-delete-in-d, on: [delete], path: "$WORKSPACE/d/**", action: deny}
+  - {id: d-truncates, on: [truncate], path: "$WORKSPACE/d/**", action: log}
+  - {id: s-logged, on: [delete, truncate], path: "$WORKSPACE/s/**", action: log}
+YAML
+	mkdir -p "$WS/d" "$WS/e" "$WS/s"
+	for f in a b c t1 t2; do printf 'x\n' > "$WS/d/$f"; done
+	printf 'x\n' > "$WS/e/a"
+	printf 'x\n' > "$WS/s/x"
+	printf 'x\n' > "$WS/s/y"
+	export AGENTGUARD_STATE_DIR=$WS/s/state
+	AGENTGUARD_RULES=$T/rules.yaml guard python3 - "$WS" <<'PY'
+import os, sys
+ws = sys.argv[1]
+def tryit(f, *a):
+    try:
+        f(*a)
+    except OSError:
+        pass
+os.truncate(ws + "/d/t1", 0)
+tryit(os.remove, ws + "/d/a")
+tryit(os.remove, ws + "/d/b")
+os.remove(ws + "/e/a")
+tryit(os.remove, ws + "/d/c")
+os.truncate(ws + "/d/t2", 0)
+os.remove(ws + "/s/x")
+tryit(os.unlink, ws + "/s/state")
+os.truncate(ws + "/s/y", 0)
+tryit(os.truncate, ws + "/s/state", 0)
+PY
+	for f in a b c; do assert_exists "$WS/d/$f"; done
+	assert_missing "$WS/e/a"
+	assert_missing "$WS/s/x"
+	assert_exists "$WS/s/state"
+	ingest
+	got=$(db "select op || ' ' || replace(path, '$WS/', '') || ' ' || decision || ' ' ||
+		  coalesce(rule, '-') from events where op in ('delete', 'truncate') order by id")
+	want="truncate d/t1 log d-truncates
+delete d/a deny no-delete-in-d
+delete d/b deny no-delete-in-d
+delete e/a allow -
+delete d/c deny no-delete-in-d
+truncate d/t2 log d-truncates
+delete s/x log s-logged
+delete s/state deny agentguard-self
+truncate s/y log s-logged
+truncate s/state deny agentguard-self"
+	assert_eq "$got" "$want"
+}
