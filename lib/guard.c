@@ -66,7 +66,7 @@ static struct {
 	uint64_t unrecorded;        /* decided in a signal handler that
 	                               interrupted the guard: not logged */
 	int supervisor;             /* loaded into `agentguard run` (kernel.c) */
-} G = { .spool = { .mu = PTHREAD_MUTEX_INITIALIZER } };
+} G;
 
 __thread struct ag_thread ag_thread __attribute__((tls_model("initial-exec")));
 __thread const struct agentguard_kproc *ag_behalf __attribute__((tls_model("initial-exec")));

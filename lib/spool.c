@@ -6,7 +6,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "spool.h"
@@ -24,6 +26,38 @@ struct argv_cut {
 
 /* Bytes an argv takes as NUL-separated words, whole words only; what is
  * left out goes into *cut. */
+/* The spool's lock, taken for every record and every errno patch: one
+ * compare-and-swap to take it and one exchange to give it back when no
+ * other thread wants it (a pthread mutex pair costs several times that);
+ * a thread that finds it held sleeps on a futex. */
+static void lock(struct ag_spool *sp)
+{
+	int c = 0;
+
+	if (__atomic_compare_exchange_n(&sp->lk, &c, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return;
+	if (c != 2)
+		c = __atomic_exchange_n(&sp->lk, 2, __ATOMIC_ACQUIRE);
+	while (c != 0) {
+		syscall(SYS_futex, &sp->lk, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+		c = __atomic_exchange_n(&sp->lk, 2, __ATOMIC_ACQUIRE);
+	}
+}
+
+static int trylock(struct ag_spool *sp)
+{
+	int c = 0;
+
+	return __atomic_compare_exchange_n(&sp->lk, &c, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)
+		? 0 : -1;
+}
+
+static void unlock(struct ag_spool *sp)
+{
+	if (__atomic_exchange_n(&sp->lk, 0, __ATOMIC_RELEASE) == 2)
+		syscall(SYS_futex, &sp->lk, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 static uint32_t argv_len(const char *const *argv, struct argv_cut *cut)
 {
 	size_t n = 0;
@@ -305,7 +339,7 @@ static void populate(struct ag_spool *sp, uint64_t upto)
 	sp->populated = to;
 }
 
-/* With sp->mu held: reserve `need` bytes; their offset, or -1. Other
+/* With sp->lk held: reserve `need` bytes; their offset, or -1. Other
  * processes may append to the same file (a fork child to its parent's),
  * so the reservation is a compare-and-swap on the shared header. */
 static int64_t reserve_room(struct ag_spool *sp, size_t need, int64_t now)
@@ -436,7 +470,7 @@ int ag_spool_set_session(struct ag_spool *sp, const struct ag_field *f, int nf,
 {
 	int rc, e;
 
-	pthread_mutex_lock(&sp->mu);
+	lock(sp);
 	sp->session_rec = f;
 	sp->session_nf = nf;
 	sp->session_time = time_ns;
@@ -446,12 +480,12 @@ int ag_spool_set_session(struct ag_spool *sp, const struct ag_field *f, int nf,
 	else
 		rc = write_session_record(sp);
 	e = errno;
-	pthread_mutex_unlock(&sp->mu);
+	unlock(sp);
 	errno = e;
 	return rc;
 }
 
-/* With sp->mu held, after a record went in: say what went missing. */
+/* With sp->lk held, after a record went in: say what went missing. */
 static void write_gaps(struct ag_spool *sp)
 {
 	char what[200];
@@ -485,8 +519,8 @@ static int append(struct ag_spool *sp, int try, uint16_t type, int32_t err,
 	int rc, e;
 
 	if (!try)
-		pthread_mutex_lock(&sp->mu);
-	else if (pthread_mutex_trylock(&sp->mu) != 0) {
+		lock(sp);
+	else if (trylock(sp) != 0) {
 		errno = EBUSY;
 		return -1;
 	}
@@ -499,7 +533,7 @@ static int append(struct ag_spool *sp, int try, uint16_t type, int32_t err,
 	} else if (rc == 0 && (sp->lost || sp->gone)) {
 		write_gaps(sp);
 	}
-	pthread_mutex_unlock(&sp->mu);
+	unlock(sp);
 	errno = e;
 	return rc;
 }
@@ -521,18 +555,18 @@ int ag_spool_try_append(struct ag_spool *sp, uint16_t type, int32_t err,
 void ag_spool_patch_errno(struct ag_spool *sp, const struct ag_spool_mark *m,
 			  int err)
 {
-	pthread_mutex_lock(&sp->mu);
+	lock(sp);
 	if (sp->base && m->gen == sp->gen && m->off + sizeof(struct ag_rec) <= sp->cap) {
 		struct ag_rec *r = (struct ag_rec *)(sp->base + m->off);
 		r->err = err;
 	}
-	pthread_mutex_unlock(&sp->mu);
+	unlock(sp);
 }
 
 void ag_spool_after_fork(struct ag_spool *sp)
 {
 	/* Threads that held the lock are not in this process. */
-	pthread_mutex_init(&sp->mu, NULL);
+	sp->lk = 0;
 	sp->owner = 0;
 	sp->failed = 0;
 	sp->lost = 0;
@@ -550,7 +584,7 @@ void ag_spool_forget(struct ag_spool *sp)
 	sp->failed = 0;
 	sp->lost = 0;
 	sp->gone = 0;
-	pthread_mutex_init(&sp->mu, NULL);
+	sp->lk = 0;
 }
 
 /* ---- reading ------------------------------------------------------------ */

@@ -107,7 +107,8 @@ struct ag_field {
 
 /* One process's spool. All state lives here so fork can reset it. */
 struct ag_spool {
-	pthread_mutex_t mu;
+	int lk;               /* its lock (spool.c): 0 free, 1 held, 2 held and waited for;
+	                         a zeroed spool is unlocked */
 	char *base;           /* the mapping, NULL until first use */
 	size_t cap;           /* bytes mapped (== bytes reserved on disk) */
 	unsigned gen;         /* bumps when the mapping is replaced */

@@ -95,7 +95,7 @@ static int start(struct undo *u)
 		sqlite3_step(st);
 		sqlite3_finalize(st);
 	}
-	pthread_mutex_init(&u->sp.mu, NULL);
+	u->sp.lk = 0;
 	u->sp.state_dir = d->state_dir;
 	u->sp.session = u->id;
 	u->sp.argv = (const char *const *)argv;

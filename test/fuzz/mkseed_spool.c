@@ -15,7 +15,6 @@ int main(int argc, char **argv)
 	if (argc != 2)
 		return 2;
 	memset(&sp, 0, sizeof sp);
-	pthread_mutex_init(&sp.mu, NULL);
 	sp.state_dir = argv[1];
 	sp.session = "seed";
 	sp.argv = av;

@@ -161,7 +161,6 @@ static void expect_intact(sqlite3 *db)
 static void spool_init(struct ag_spool *sp, const char *session)
 {
 	memset(sp, 0, sizeof *sp);
-	pthread_mutex_init(&sp->mu, NULL);
 	sp->state_dir = S;
 	sp->session = session;
 	sp->argv = ARGV;

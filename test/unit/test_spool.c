@@ -36,7 +36,6 @@ TestSuite(spool_read, .init = setup, .fini = teardown);
 static void spool_init(struct ag_spool *sp, const char *state_dir, const char *session)
 {
 	memset(sp, 0, sizeof *sp);
-	pthread_mutex_init(&sp->mu, NULL);
 	sp->state_dir = state_dir;
 	sp->session = session;
 	sp->argv = ARGV;
