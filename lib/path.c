@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "agentguard.h"
@@ -624,10 +625,18 @@ int ag_path_in_cwd(const char *p, struct ag_name *out)
 	    (p[0] == '.' && (len == 1 || (len == 2 && p[1] == '.'))))
 		return -1;
 	/* The kernel's name of the directory, free of symlinks; not one
-	 * outside the root (chroot) or removed (getcwd then fails). */
-	if (!getcwd(out->s, out->cap) || out->s[0] != '/')
+	 * outside the root (chroot: "(unreachable)...") or removed (then
+	 * it fails). The system call itself, which says how long it is. */
+	long n = syscall(SYS_getcwd, out->s, out->cap);
+	if (n < 2 || out->s[0] != '/')
 		return -1;
-	return name_join(out, p, len);
+	size_t bl = (size_t)n - 1 == 1 ? 0 : (size_t)n - 1;   /* "/" + "x" is "/x" */
+	if (name_room(out, bl + 1 + len + 1, bl + 1) < 0)
+		return -1;
+	out->s[bl] = '/';
+	memcpy(out->s + bl + 1, p, len);
+	out->s[bl + 1 + len] = 0;
+	return 0;
 }
 
 int ag_path_parent(int dirfd, const char *p, struct ag_name *out, char *scratch,

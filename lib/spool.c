@@ -212,30 +212,34 @@ static int spool_create(struct ag_spool *sp, size_t need)
 	return 0;
 }
 
-static void put_field(char **p, const struct ag_field *f)
+/* An argv field: whole words, never past what rec_size counted (another
+ * thread may change the argv in between: then the rest is NULs). */
+static __attribute__((noinline)) void put_argv(char *p, uint32_t len, const char *const *argv)
+{
+	char *end = p + len;
+
+	for (const char *const *a = argv; *a; a++) {
+		size_t l = strlen(*a) + 1;
+		if (l > (size_t)(end - p))
+			break;
+		memcpy(p, *a, l);
+		p += l;
+	}
+	memset(p, 0, (size_t)(end - p));
+}
+
+static inline __attribute__((always_inline)) void put_field(char **p, const struct ag_field *f)
 {
 	uint32_t len = f->len;
+	char *q = *p;
 
-	*(*p)++ = (char)(f->tag & 0xff);
-	memcpy(*p, &len, 4);
-	*p += 4;
-	if (f->tag & AG_FIELD_ARGV) {
-		/* Whole words, never past what rec_size counted (another thread
-		 * may change the argv in between: then the rest is NULs). */
-		char *end = *p + len;
-		for (const char *const *a = f->data; *a; a++) {
-			size_t l = strlen(*a) + 1;
-			if (l > (size_t)(end - *p))
-				break;
-			memcpy(*p, *a, l);
-			*p += l;
-		}
-		memset(*p, 0, (size_t)(end - *p));
-		*p = end;
-		return;
-	}
-	memcpy(*p, f->data, len);
-	*p += len;
+	q[0] = (char)(f->tag & 0xff);
+	memcpy(q + 1, &len, 4);
+	if (f->tag & AG_FIELD_ARGV)
+		put_argv(q + 5, len, f->data);
+	else
+		memcpy(q + 5, f->data, len);
+	*p = q + 5 + len;
 }
 
 static int write_proc_record(struct ag_spool *sp);
