@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -190,9 +191,12 @@ struct ag_policy *ag_policy_image_map(const char *path, const struct ag_policy_e
 	if (fd < 0)
 		return NULL;
 	/* Its pointers are taken as they are: only a file that the session's
-	 * own user (or root) wrote and nobody else can change is trusted. */
+	 * own user (or root) wrote and nobody else can change is trusted.
+	 * Owned by the user the program was started as (the kernel's word
+	 * at exec, no system call) or by root. */
+	uid_t euid = (uid_t)getauxval(AT_EUID);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 022) ||
-	    (st.st_uid != geteuid() && st.st_uid != 0) ||
+	    (st.st_uid != euid && st.st_uid != 0) ||
 	    pread(fd, &hd, sizeof hd, 0) != (ssize_t)sizeof hd ||
 	    memcmp(hd.magic, IMG_MAGIC, sizeof hd.magic) != 0 || hd.layout != AG_LAYOUT_ID ||
 	    hd.size != (uint64_t)st.st_size || hd.size < sizeof hd || hd.base % IMG_ALIGN ||

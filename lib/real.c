@@ -67,6 +67,21 @@ static int ours(void *f)
 	return f && (uintptr_t)f >= self_lo && (uintptr_t)f < self_hi;
 }
 
+/* libc itself, for when RTLD_NEXT does not lead to it: asked only then,
+ * since opening even a loaded libc allocates (a process's first malloc:
+ * three system calls and its heap's first pages). dlopen hands every
+ * thread the same handle. */
+static void *libc_handle(void)
+{
+	void *h = __atomic_load_n(&libc, __ATOMIC_ACQUIRE);
+
+	if (!h) {
+		h = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+		__atomic_store_n(&libc, h, __ATOMIC_RELEASE);
+	}
+	return h;
+}
+
 static void resolve(void **slot, const char *name)
 {
 	void *f = dlsym(RTLD_NEXT, name);
@@ -74,7 +89,7 @@ static void resolve(void **slot, const char *name)
 	/* Loaded with dlopen (agentguard run starts the agent through our
 	 * execvp), RTLD_NEXT may see nothing after us: ask libc itself. Never
 	 * our own hook, which would recurse forever. */
-	if ((!f || ours(f)) && libc)
+	if ((!f || ours(f)) && libc_handle())
 		f = dlsym(libc, name);
 	if (ours(f))
 		f = NULL;
@@ -85,11 +100,10 @@ static void resolve(void **slot, const char *name)
 	__atomic_store_n(slot, f, __ATOMIC_RELEASE);
 }
 
-/* Where we are and where libc is: needed before any lookup. */
+/* Where we are: needed before any lookup. */
 static void where_once(void)
 {
 	dl_iterate_phdr(find_self, NULL);
-	libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
 }
 
 static int where;
@@ -133,7 +147,7 @@ static void *real_next(const char *name)
 	 * current one, and dlsym might hand back either. */
 	if (strcmp(name, "posix_spawn") == 0 || strcmp(name, "posix_spawnp") == 0) {
 		void *f = dlvsym(RTLD_NEXT, name, "GLIBC_2.15");
-		if (!f && libc)
+		if (!f && libc_handle())
 			f = dlvsym(libc, name, "GLIBC_2.15");
 		if (f && !ours(f))
 			return f;

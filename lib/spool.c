@@ -119,19 +119,16 @@ static int reserve(const char *path, size_t size, dev_t dev, ino_t ino)
 
 /* Create, reserve, map and name a fresh spool. The file gets its final
  * name only once its header is written, so a reader never sees a
- * half-made spool. */
+ * half-made spool. Paths are built in the spool itself (the first record
+ * may be made on a signal stack), and named whole: holding the directory
+ * open would cost two more system calls. */
 static int spool_create(struct ag_spool *sp, size_t need)
 {
-	/* Names relative to the spool dir, held open: no path buffer on the
-	 * stack (the first record may be made on a signal stack). */
-	char tmp[sizeof sp->name + 16], fin[sizeof sp->name + 16];
 	unsigned char rnd[6];
 	size_t cap = SPOOL_INIT;
 
 	while (cap < need + HDR_SIZE)
 		cap *= 2;
-	if (ag_fmt(sp->path, sizeof sp->path, "%s/%s", sp->state_dir, sp->dir ? sp->dir : "spool") < 0)
-		return -1;
 	if (getrandom(rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd) {
 		uint64_t t = (uint64_t)ag_mono_ns() ^ (uint64_t)getpid() << 20;
 		memcpy(rnd, &t, sizeof rnd);
@@ -140,28 +137,25 @@ static int spool_create(struct ag_spool *sp, size_t need)
 	snprintf(sp->name, sizeof sp->name, "%s.%d.%02x%02x%02x%02x%02x%02x",
 		 sp->session, (int)pid, rnd[0], rnd[1], rnd[2], rnd[3],
 		 rnd[4], rnd[5]);
-	if (ag_fmt(tmp, sizeof tmp, ".%s.tmp", sp->name) < 0 ||
-	    ag_fmt(fin, sizeof fin, "%s.spool", sp->name) < 0)
+	const char *dir = sp->dir ? sp->dir : "spool";
+	if (ag_fmt(sp->tmp, sizeof sp->tmp, "%s/%s/.%s.tmp", sp->state_dir, dir, sp->name) < 0 ||
+	    ag_fmt(sp->path, sizeof sp->path, "%s/%s/%s.spool", sp->state_dir, dir, sp->name) < 0)
 		return -1;
-	int dfd = open(sp->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 && errno == ENOENT) {
+	int fd = open(sp->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 && errno == ENOENT) {
 		/* Made anew (someone removed it, or the state dir, meanwhile). */
+		char *slash = strrchr(sp->tmp, '/');
+		*slash = 0;
 		if ((mkdir(sp->state_dir, 0700) < 0 && errno != EEXIST) ||
-		    (mkdir(sp->path, 0700) < 0 && errno != EEXIST)) {
-			if (ag_mkdirs(sp->path, 0700) < 0)
+		    (mkdir(sp->tmp, 0700) < 0 && errno != EEXIST)) {
+			if (ag_mkdirs(sp->tmp, 0700) < 0)
 				return -1;
 		}
-		dfd = open(sp->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		*slash = '/';
+		fd = open(sp->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	}
-	if (dfd < 0)
+	if (fd < 0)
 		return -1;
-	int fd = openat(dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		int e = errno;
-		close(dfd);
-		errno = e;
-		return -1;
-	}
 	struct stat st;
 	int rc = posix_fallocate(fd, 0, (off_t)cap);
 	if (rc == 0 && fstat(fd, &st) < 0)
@@ -175,8 +169,7 @@ static int spool_create(struct ag_spool *sp, size_t need)
 	/* The mapping is all we keep: programs close descriptors they do not own. */
 	close(fd);
 	if (rc) {
-		unlinkat(dfd, tmp, 0);
-		close(dfd);
+		unlink(sp->tmp);
 		errno = rc;
 		return -1;
 	}
@@ -187,30 +180,27 @@ static int spool_create(struct ag_spool *sp, size_t need)
 	h->proc_start = ag_proc_start(pid);
 	snprintf(h->session, sizeof h->session, "%s", sp->session);
 	__atomic_store_n(&h->used, (uint64_t)HDR_SIZE, __ATOMIC_RELEASE);
-	if (renameat(dfd, tmp, dfd, fin) < 0) {
+	if (rename(sp->tmp, sp->path) < 0) {
 		int e = errno;
 		munmap(base, cap);
-		unlinkat(dfd, tmp, 0);
-		close(dfd);
+		unlink(sp->tmp);
 		errno = e;
 		return -1;
 	}
-	close(dfd);
-	if (ag_fmt(sp->path, sizeof sp->path, "%s/%s/%s", sp->state_dir,
-		   sp->dir ? sp->dir : "spool", fin) < 0)
-		sp->path[0] = 0;
 	sp->base = base;
 	sp->cap = cap;
 	sp->dev = st.st_dev;
 	sp->ino = st.st_ino;
 	sp->owner = 1;
 	sp->gen++;
-	sp->populated = 0;
+	/* The header's page is in: the first records need no populate. */
+	sp->populated = 4096;
 	sp->created_ns = ag_now_ns();
 	sp->since_check = 0;
 	sp->checked_at = sp->created_ns;
 	return 0;
 }
+
 
 /* An argv field: whole words, never past what rec_size counted (another
  * thread may change the argv in between: then the rest is NULs). */

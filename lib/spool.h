@@ -134,6 +134,7 @@ struct ag_spool {
 	int session_nf;
 	int64_t session_time;
 	char path[AG_PATH_MAX];
+	char tmp[AG_PATH_MAX];  /* the file's name while it is made */
 	char name[128];       /* basename without ".spool": prefix of event uids */
 	/* who writes: fixed when the session is known */
 	pid_t pid;            /* the process whose memory this is: a vfork
