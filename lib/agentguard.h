@@ -433,7 +433,8 @@ int ag_path_parent(int dirfd, const char *p, struct ag_name *out, char *scratch,
 /* A plain name (no '/', not "." or "..") in the cwd: out is the cwd as
  * getcwd names it, joined with p; one system call where ag_path_parent
  * makes three. The caller must keep the cwd from moving until its real
- * call is made (guard.c). 0, or -1: use ag_path_parent. */
+ * call is made (guard.c). Where p starts in out (after the cwd's '/'),
+ * or -1: use ag_path_parent. */
 int ag_path_in_cwd(const char *p, struct ag_name *out);
 
 /* The absolute name of what descriptor fd is open on, however long. For a

@@ -546,7 +546,7 @@ void ag_begin(struct ag_call *c, enum ag_op_kind kind)
 	c->op.kind = kind;
 	c->op.port = -1;
 	c->op.sql_class = -1;
-	c->t0 = ag_mono_ns();
+	c->t0 = ag_now_ns();
 	/* A signal handler that interrupted the guard's start must not wait
 	 * for it (the once would never return): it decides without. */
 	if (!c->nested) {
@@ -684,7 +684,10 @@ static int set_at(struct ag_call *c, struct ag_at *at, struct ag_name *nm, char 
 		nm->cap = AG_PATH_MAX;
 	}
 	if (dirfd == AT_FDCWD && path && cwd_hold(c)) {
-		if (ag_path_in_cwd(path, nm) == 0) {
+		int base = ag_path_in_cwd(path, nm);
+		if (base > 0) {
+			if (at == &c->at)
+				c->path_base = (size_t)base;
 			at->fd = AT_FDCWD;
 			at->owned = 0;
 			at->name = path;
@@ -1372,10 +1375,13 @@ static int record(struct ag_call *c)
 #undef ADD
 #undef ADDI
 	int64_t now = ag_now_ns();
+	/* One clock for the time and the latency (a step of the wall clock
+	 * between the two reads shows as no latency at all). */
+	int64_t latency = now > c->t0 ? now - c->t0 : 0;
 	/* Interrupting the guard, a handler must not wait for the spool's lock:
 	 * its interrupted holder may be this very thread. */
 	int rc = (c->nested ? ag_spool_try_append : ag_spool_append)(&G.spool, AG_REC_EVENT, -1, now,
-								  ag_mono_ns() - c->t0, f, n,
+								  latency, f, n,
 								  c->nested ? NULL : &c->mark);
 	c->marked = rc == 0 && !c->nested;
 	if (rc == 0 && c->have_src) {
@@ -1932,8 +1938,10 @@ static struct dir_memo *dir_memo(const struct ag_call *c, size_t *dl)
 	}
 	if (c->nested || ag_behalf || !path || path[0] != '/')
 		return NULL;
-	*dl = (size_t)(strrchr(path, '/') - path) + 1;
-	return *dl <= DIR_MEMO_MAX && ag_plain_name(path + *dl) ? &dir_memos[k] : NULL;
+	/* Where the name starts, if resolving it told. */
+	*dl = c->path_base ? c->path_base : (size_t)(strrchr(path, '/') - path) + 1;
+	return *dl <= DIR_MEMO_MAX && path[*dl - 1] == '/' && ag_plain_name(path + *dl)
+		       ? &dir_memos[k] : NULL;
 }
 
 /* Whether something the guard owns is in D, below it, or holds it: then

@@ -208,7 +208,8 @@ struct ag_call {
 	/* (-2: it could not be taken, and c->why says why: a server
 	 * pre-image knows better than errno.) */
 	void *snap_arg;
-	int64_t t0;
+	int64_t t0;                /* when the hook was entered (wall clock) */
+	size_t path_base;          /* where op.path's last component starts, 0: not known */
 	struct ag_at at;           /* ag_set_path: where the real call acts */
 	struct ag_at tat;          /* ag_set_target: the same for the target */
 	struct ag_name pn, tn;     /* op.path and op.target: in w, or mapped

@@ -636,7 +636,7 @@ int ag_path_in_cwd(const char *p, struct ag_name *out)
 	out->s[bl] = '/';
 	memcpy(out->s + bl + 1, p, len);
 	out->s[bl + 1 + len] = 0;
-	return 0;
+	return (int)(bl + 1);
 }
 
 int ag_path_parent(int dirfd, const char *p, struct ag_name *out, char *scratch,
