@@ -1910,38 +1910,34 @@ static void judge_linked(struct ag_call *c)
 /* ---- one directory's verdict ------------------------------------------------
  * rm -rf, a build, an unpacked archive: file after file in one directory.
  * Where the rules judge every file of a directory alike (ag_decide_dir),
- * the thread keeps that verdict, per kind of call, for the next file of
- * the same directory: a compare of the directory instead of a decision.
- * Not in signal handlers (the memory may be half written) nor for the
- * supervisor's calls on other processes' behalf (another caller each). */
+ * the thread keeps that verdict for the next call of the same kind in the
+ * same directory: a compare of the directory instead of a decision. Not
+ * in signal handlers (the memory may be half written) nor for the
+ * supervisor's calls on other processes' behalf (another caller each).
+ * One directory per thread: its thread-local bytes are in every thread. */
 #define DIR_MEMO_MAX 240
 struct dir_memo {
 	const struct ag_policy *p;
 	size_t dl;                  /* "D/"'s length; 0: nothing kept */
+	enum ag_op_kind kind;
 	int alike;                  /* 0: D's files differ (decide each) */
 	struct ag_verdict v;
 	char d[DIR_MEMO_MAX];
 };
-static __thread struct dir_memo dir_memos[4] __attribute__((tls_model("initial-exec")));
+static __thread struct dir_memo dir_memo_kept __attribute__((tls_model("initial-exec")));
 
 static struct dir_memo *dir_memo(const struct ag_call *c, size_t *dl)
 {
 	const char *path = c->op.path;
-	int k;
+	enum ag_op_kind k = c->op.kind;
 
-	switch (c->op.kind) {
-	case AG_OP_DELETE: k = 0; break;
-	case AG_OP_TRUNCATE: k = 1; break;
-	case AG_OP_WRITE: k = 2; break;
-	case AG_OP_MODE: k = 3; break;
-	default: return NULL;
-	}
-	if (c->nested || ag_behalf || !path || path[0] != '/')
+	if ((k != AG_OP_DELETE && k != AG_OP_TRUNCATE && k != AG_OP_WRITE && k != AG_OP_MODE) ||
+	    c->nested || ag_behalf || !path || path[0] != '/')
 		return NULL;
 	/* Where the name starts, if resolving it told. */
 	*dl = c->path_base ? c->path_base : (size_t)(strrchr(path, '/') - path) + 1;
 	return *dl <= DIR_MEMO_MAX && path[*dl - 1] == '/' && ag_plain_name(path + *dl)
-		       ? &dir_memos[k] : NULL;
+		       ? &dir_memo_kept : NULL;
 }
 
 /* Whether something the guard owns is in D, below it, or holds it: then
@@ -1967,7 +1963,8 @@ static int judge_by_dir(struct ag_call *c)
 
 	if (!m)
 		return 0;
-	if (m->dl == dl && m->p == G.s.policy && memcmp(m->d, c->op.path, dl) == 0) {
+	if (m->dl == dl && m->kind == c->op.kind && m->p == G.s.policy &&
+	    memcmp(m->d, c->op.path, dl) == 0) {
 		if (m->alike)
 			c->v = m->v;
 		return m->alike;
@@ -1978,6 +1975,7 @@ static int judge_by_dir(struct ag_call *c)
 	memcpy(m->d, c->op.path, dl);
 	m->v = c->v;
 	m->alike = alike;
+	m->kind = c->op.kind;
 	m->p = G.s.policy;
 	m->dl = dl;
 	return alike;

@@ -67,11 +67,11 @@ static int ours(void *f)
 	return f && (uintptr_t)f >= self_lo && (uintptr_t)f < self_hi;
 }
 
-/* libc itself, for when RTLD_NEXT does not lead to it: asked only then,
- * since opening even a loaded libc allocates (a process's first malloc:
- * three system calls and its heap's first pages). dlopen hands every
- * thread the same handle. */
-static void *libc_handle(void)
+/* libc itself, for when RTLD_NEXT does not lead to it (and for
+ * hooks/dlsym.c): asked only then, since opening even a loaded libc
+ * allocates (a process's first malloc: three system calls and its heap's
+ * first pages). dlopen hands every thread the same handle. */
+void *ag_libc_handle(void)
 {
 	void *h = __atomic_load_n(&libc, __ATOMIC_ACQUIRE);
 
@@ -89,7 +89,7 @@ static void resolve(void **slot, const char *name)
 	/* Loaded with dlopen (agentguard run starts the agent through our
 	 * execvp), RTLD_NEXT may see nothing after us: ask libc itself. Never
 	 * our own hook, which would recurse forever. */
-	if ((!f || ours(f)) && libc_handle())
+	if ((!f || ours(f)) && ag_libc_handle())
 		f = dlsym(libc, name);
 	if (ours(f))
 		f = NULL;
@@ -147,7 +147,7 @@ static void *real_next(const char *name)
 	 * current one, and dlsym might hand back either. */
 	if (strcmp(name, "posix_spawn") == 0 || strcmp(name, "posix_spawnp") == 0) {
 		void *f = dlvsym(RTLD_NEXT, name, "GLIBC_2.15");
-		if (!f && libc_handle())
+		if (!f && ag_libc_handle())
 			f = dlvsym(libc, name, "GLIBC_2.15");
 		if (f && !ours(f))
 			return f;

@@ -149,10 +149,16 @@ EARLY __attribute__((visibility("hidden"))) void ag_dl_resolve(void)
 static const void *libc_addr[sizeof hooks / sizeof hooks[0]];
 static pthread_once_t addrs_once = PTHREAD_ONCE_INIT;
 
+void *ag_libc_handle(void);   /* lib/real.c */
+
+/* By a handle dlopen made: libc's entry in the loader's list is no handle
+ * until libc has been opened once (its search list is empty before). */
 static void find_addrs(void)
 {
-	for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++)
-		libc_addr[i] = ag_libc_dlsym(libc, hooks[i].name);
+	void *h = ag_libc_handle();
+
+	for (size_t i = 0; h && i < sizeof hooks / sizeof hooks[0]; i++)
+		libc_addr[i] = ag_libc_dlsym(h, hooks[i].name);
 }
 
 /* libc's own function, asked for by someone else: ours instead. Only
