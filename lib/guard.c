@@ -1315,19 +1315,13 @@ __attribute__((destructor)) static void ag_dtor(void)
 static int record(struct ag_call *c)
 {
 	const struct ag_op *o = &c->op;
-	const char *op = ag_op_name(o->kind);
-	const char *dec = ag_action_name(c->decision);
-	int64_t enforced = c->enforced;
 	struct ag_field f[40];
 	int n = 0;
 
 #define ADD(tag, str) do { if (str) f[n++] = (struct ag_field){tag, (uint32_t)strlen(str), str}; } while (0)
 #define ADDI(tag, ptr) (f[n++] = (struct ag_field){tag, 8, ptr})
-	ADD(AG_T_OP, op);
 	ADD(AG_T_PATH, o->path);
 	ADD(AG_T_TARGET, o->target);
-	ADD(AG_T_DECISION, dec);
-	ADDI(AG_T_ENFORCED, &enforced);
 	ADD(AG_T_RULE, c->rule);
 	ADD(AG_T_REASON, c->reason);
 	int64_t pid;
@@ -1380,9 +1374,9 @@ static int record(struct ag_call *c)
 	int64_t latency = now > c->t0 ? now - c->t0 : 0;
 	/* Interrupting the guard, a handler must not wait for the spool's lock:
 	 * its interrupted holder may be this very thread. */
-	int rc = (c->nested ? ag_spool_try_append : ag_spool_append)(&G.spool, AG_REC_EVENT, -1, now,
-								  latency, f, n,
-								  c->nested ? NULL : &c->mark);
+	int rc = ag_spool_append_coded(&G.spool, c->nested, AG_REC_CODE(o->kind, c->decision,
+									 c->enforced),
+				       -1, now, latency, f, n, c->nested ? NULL : &c->mark);
 	c->marked = rc == 0 && !c->nested;
 	if (rc == 0 && c->have_src) {
 		/* The rename's source, so restore can put both names back. */

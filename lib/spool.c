@@ -386,7 +386,7 @@ static int64_t reserve_room(struct ag_spool *sp, size_t need, int64_t now)
 	return -1;
 }
 
-static int append_locked(struct ag_spool *sp, uint16_t type, int32_t err,
+static int append_locked(struct ag_spool *sp, uint16_t type, uint32_t code, int32_t err,
 			 int64_t time_ns, int64_t latency_ns,
 			 struct ag_field *f, int nf,
 			 struct ag_spool_mark *mark)
@@ -402,7 +402,7 @@ static int append_locked(struct ag_spool *sp, uint16_t type, int32_t err,
 	struct ag_spool_hdr *h = (struct ag_spool_hdr *)sp->base;
 	char *rec = sp->base + at;
 	struct ag_rec r = {
-		.len = (uint32_t)need, .type = type, .err = err,
+		.len = (uint32_t)need, .type = type, .err = err, .code = code,
 		.seq = __atomic_add_fetch(&h->seq, 1, __ATOMIC_RELAXED),
 		.time_ns = time_ns, .latency_ns = latency_ns,
 	};
@@ -446,7 +446,7 @@ static int write_proc_record(struct ag_spool *sp)
 		{AG_T_ARGV | AG_FIELD_ARGV, 0, sp->argv},
 		{AG_T_PPID, 8, &ppid},
 	};
-	return append_locked(sp, AG_REC_PROC, 0, ag_now_ns(), 0, f, 4, NULL);
+	return append_locked(sp, AG_REC_PROC, 0, 0, ag_now_ns(), 0, f, 4, NULL);
 }
 
 static int write_session_record(struct ag_spool *sp)
@@ -456,7 +456,7 @@ static int write_session_record(struct ag_spool *sp)
 
 	/* A copy: appending fills in the argv field's length. */
 	memcpy(f, sp->session_rec, (size_t)n * sizeof f[0]);
-	return append_locked(sp, AG_REC_SESSION, 0, sp->session_time, 0, f, n, NULL);
+	return append_locked(sp, AG_REC_SESSION, 0, 0, sp->session_time, 0, f, n, NULL);
 }
 
 int ag_spool_set_session(struct ag_spool *sp, const struct ag_field *f, int nf,
@@ -490,7 +490,7 @@ static void write_gaps(struct ag_spool *sp)
 			     "file holding them was deleted while in use (was the state dir "
 			     "removed?)", (unsigned long long)sp->gone);
 		struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
-		if (append_locked(sp, AG_REC_GAP, 0, sp->gone_since, 0, &g, 1, NULL) == 0)
+		if (append_locked(sp, AG_REC_GAP, 0, 0, sp->gone_since, 0, &g, 1, NULL) == 0)
 			sp->gone = 0;
 	}
 	if (sp->lost) {
@@ -501,12 +501,12 @@ static void write_gaps(struct ag_spool *sp)
 			     unwritable ? " (the state dir could not be written: " : "",
 			     unwritable ? strerror(e) : "", unwritable ? ")" : "");
 		struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
-		if (append_locked(sp, AG_REC_GAP, 0, sp->lost_since, 0, &g, 1, NULL) == 0)
+		if (append_locked(sp, AG_REC_GAP, 0, 0, sp->lost_since, 0, &g, 1, NULL) == 0)
 			sp->lost = 0;
 	}
 }
 
-static int append(struct ag_spool *sp, int try, uint16_t type, int32_t err,
+static int append(struct ag_spool *sp, int try, uint16_t type, uint32_t code, int32_t err,
 		  int64_t time_ns, int64_t latency_ns,
 		  struct ag_field *f, int nf, struct ag_spool_mark *mark)
 {
@@ -518,7 +518,7 @@ static int append(struct ag_spool *sp, int try, uint16_t type, int32_t err,
 		errno = EBUSY;
 		return -1;
 	}
-	rc = append_locked(sp, type, err, time_ns, latency_ns, f, nf, mark);
+	rc = append_locked(sp, type, code, err, time_ns, latency_ns, f, nf, mark);
 	e = errno;
 	if (rc < 0 && type == AG_REC_EVENT) {
 		if (!sp->lost++)
@@ -536,14 +536,21 @@ int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
 		    int64_t time_ns, int64_t latency_ns,
 		    struct ag_field *f, int nf, struct ag_spool_mark *mark)
 {
-	return append(sp, 0, type, err, time_ns, latency_ns, f, nf, mark);
+	return append(sp, 0, type, 0, err, time_ns, latency_ns, f, nf, mark);
 }
 
 int ag_spool_try_append(struct ag_spool *sp, uint16_t type, int32_t err,
 			int64_t time_ns, int64_t latency_ns,
 			struct ag_field *f, int nf, struct ag_spool_mark *mark)
 {
-	return append(sp, 1, type, err, time_ns, latency_ns, f, nf, mark);
+	return append(sp, 1, type, 0, err, time_ns, latency_ns, f, nf, mark);
+}
+
+int ag_spool_append_coded(struct ag_spool *sp, int try, uint32_t code, int32_t err,
+			  int64_t time_ns, int64_t latency_ns, struct ag_field *f, int nf,
+			  struct ag_spool_mark *mark)
+{
+	return append(sp, try, AG_REC_EVENT, code, err, time_ns, latency_ns, f, nf, mark);
 }
 
 void ag_spool_patch_errno(struct ag_spool *sp, const struct ag_spool_mark *m,
@@ -670,13 +677,24 @@ enum { REC_OK, REC_UNFINISHED, REC_BAD };
 /* Everything a record must be to be believed: a known type, a number the
  * file can hold, fields that tile the record exactly up to the zero
  * padding the writer leaves. Fills rv. */
+/* An event's header code (AG_REC_CODE): a known op, a known decision, an
+ * enforced flag, nothing else. */
+static int code_ok(uint32_t code)
+{
+	uint32_t op = code & 0xff, dec = code >> 8 & 0xff, enf = code >> 16;
+
+	return op >= 1 && op <= AG_OP_COUNT && dec >= 1 && dec <= AG_ACTION_COUNT &&
+	       (enf == 1 || enf == 2);
+}
+
 static int parse_rec(const unsigned char *p, uint64_t maxseq, struct ag_rec_view *rv)
 {
 	const struct ag_rec *r = (const void *)p;
 	const unsigned char *q = p + sizeof *r, *end = p + r->len;
 
 	if (r->type < AG_REC_PROC || r->type > AG_REC_GAP ||
-	    (r->flags & ~AG_REC_COMMITTED) || r->reserved || !r->seq || r->seq > maxseq)
+	    (r->flags & ~AG_REC_COMMITTED) || !r->seq || r->seq > maxseq ||
+	    (r->code && (r->type != AG_REC_EVENT || !code_ok(r->code))))
 		return REC_BAD;
 	memset(rv, 0, sizeof *rv);
 	rv->rec = r;
@@ -700,6 +718,21 @@ static int parse_rec(const unsigned char *p, uint64_t maxseq, struct ag_rec_view
 			return REC_BAD;
 	if (rv->field[AG_T_ARGV] && rv->flen[AG_T_ARGV] > AG_ARGV_MAX)
 		return REC_BAD;
+	if (r->code) {
+		/* The header's op, decision and enforced flag, shown as the
+		 * fields they stand for (and then none of them may be one). */
+		static const int64_t flag[2] = {0, 1};
+		const char *op = ag_op_name((enum ag_op_kind)((r->code & 0xff) - 1));
+		const char *dec = ag_action_name((enum ag_action)((r->code >> 8 & 0xff) - 1));
+		if (rv->field[AG_T_OP] || rv->field[AG_T_DECISION] || rv->field[AG_T_ENFORCED])
+			return REC_BAD;
+		rv->field[AG_T_OP] = (const unsigned char *)op;
+		rv->flen[AG_T_OP] = (uint32_t)strlen(op);
+		rv->field[AG_T_DECISION] = (const unsigned char *)dec;
+		rv->flen[AG_T_DECISION] = (uint32_t)strlen(dec);
+		rv->field[AG_T_ENFORCED] = (const unsigned char *)&flag[(r->code >> 16) - 1];
+		rv->flen[AG_T_ENFORCED] = 8;
+	}
 	return __atomic_load_n(&r->flags, __ATOMIC_ACQUIRE) & AG_REC_COMMITTED ? REC_OK
 									       : REC_UNFINISHED;
 }

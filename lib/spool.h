@@ -67,7 +67,8 @@ struct ag_rec {
 	uint16_t type;       /* enum ag_rec_type */
 	uint16_t flags;
 	int32_t err;         /* event: errno the call returned; -1 unknown */
-	uint32_t reserved;
+	uint32_t code;       /* event: its op, decision and enforced flag (AG_REC_CODE),
+	                        instead of those three fields; 0: they are fields */
 	uint64_t seq;        /* per spool, from 1 */
 	int64_t time_ns;
 	int64_t latency_ns;
@@ -155,11 +156,21 @@ struct ag_spool_mark {
 	size_t off;
 };
 
+/* An event's op, decision and enforced flag in its header: three fields
+ * fewer to write on every hooked call. The reader shows them as the
+ * fields (AG_T_OP, AG_T_DECISION, AG_T_ENFORCED). */
+#define AG_REC_CODE(op, decision, enforced) \
+	(((uint32_t)(op) + 1) | ((uint32_t)(decision) + 1) << 8 | ((enforced) ? 2u : 1u) << 16)
+
 /* Append one record; 0 on success, -1 when it could not be written (the
- * caller fails closed for anything but a plain allow). */
+ * caller fails closed for anything but a plain allow). An event's code
+ * (AG_REC_CODE) or 0 goes into the header. */
 int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
 		    int64_t time_ns, int64_t latency_ns,
 		    struct ag_field *f, int nf, struct ag_spool_mark *mark);
+int ag_spool_append_coded(struct ag_spool *sp, int try, uint32_t code, int32_t err,
+			  int64_t time_ns, int64_t latency_ns, struct ag_field *f, int nf,
+			  struct ag_spool_mark *mark);
 /* The same, but -1 with EBUSY rather than wait for the spool's lock (a
  * signal handler that may have interrupted its holder). */
 int ag_spool_try_append(struct ag_spool *sp, uint16_t type, int32_t err,

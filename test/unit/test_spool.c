@@ -84,8 +84,12 @@ static int collect(void *ctx, const struct ag_spool_view *sv, const struct ag_re
 	for (int t = 0; t < AG_T_MAX; t++) {
 		if (!rv->field[t])
 			continue;
-		if (rv->field[t] < lo || rv->field[t] > hi ||
-		    rv->flen[t] > (size_t)(hi - rv->field[t]))
+		/* A coded event's op, decision and enforced flag come from its
+		 * header, not from its bytes. */
+		int coded = rv->rec->code &&
+			    (t == AG_T_OP || t == AG_T_DECISION || t == AG_T_ENFORCED);
+		if (!coded && (rv->field[t] < lo || rv->field[t] > hi ||
+			       rv->flen[t] > (size_t)(hi - rv->field[t])))
 			c->bad_bounds = 1;
 		r->field[t] = malloc(rv->flen[t] + 1);
 		cr_assert_not_null(r->field[t]);
@@ -282,6 +286,104 @@ Test(spool, int_fields)
 	cr_expect_eq(x.op, 0);
 	cr_expect_eq(x.missing, 0);
 	ag_spool_forget(&sp);
+}
+
+/* An event whose op, decision and enforced flag ride in its header reads
+ * back as if they were fields, and is the smaller for it. */
+Test(spool, coded_event_reads_back_as_its_fields)
+{
+	struct ag_spool sp;
+	struct ag_field f[] = {{AG_T_PATH, 4, "/w/x"}};
+	char path[AG_PATH_MAX];
+
+	spool_init(&sp, S, "sessC");
+	cr_assert_eq(ag_spool_append_coded(&sp, 0, AG_REC_CODE(AG_OP_DELETE, AG_ALLOW, 1), -1,
+					   1000, 5, f, 1, NULL), 0);
+	cr_assert_eq(ag_spool_append_coded(&sp, 1, AG_REC_CODE(AG_OP_RENAME, AG_DENY, 0), 13,
+					   2000, 5, f, 1, NULL), 0);
+	cr_assert_eq(append_event(&sp, "/w/x", 0, 3000, NULL), 0);
+	only_spool(S, path);
+	struct coll c;
+	read_all(path, &c);
+	struct rec *e[3];
+	size_t k = 0;
+	for (size_t i = 0; i < c.n && k < 3; i++)
+		if (c.r[i].type == AG_REC_EVENT)
+			e[k++] = &c.r[i];
+	cr_assert_eq(k, 3);
+	cr_expect_str_eq(e[0]->field[AG_T_OP], "delete");
+	cr_expect_str_eq(e[0]->field[AG_T_DECISION], "allow");
+	int64_t v;
+	memcpy(&v, e[0]->field[AG_T_ENFORCED], 8);
+	cr_expect_eq(v, 1);
+	cr_expect_str_eq(e[0]->field[AG_T_PATH], "/w/x");
+	cr_expect_str_eq(e[1]->field[AG_T_OP], "rename");
+	cr_expect_str_eq(e[1]->field[AG_T_DECISION], "deny");
+	memcpy(&v, e[1]->field[AG_T_ENFORCED], 8);
+	cr_expect_eq(v, 0);
+	cr_expect_eq(e[1]->err, 13);
+	/* The fielded event keeps its fields, and no decision it never had. */
+	cr_expect_str_eq(e[2]->field[AG_T_OP], "delete");
+	cr_expect_null(e[2]->field[AG_T_DECISION]);
+	cr_expect_lt(e[0]->len, e[2]->len, "three fields fewer: %u vs %u", e[0]->len, e[2]->len);
+	coll_free(&c);
+	ag_spool_forget(&sp);
+}
+
+static int read_dmg(const char *p, struct coll *c, struct ag_spool_damage *d);
+
+/* The header's code is checked like any field: an unknown op or decision,
+ * a code on a record that is no event, or a code with the fields it
+ * stands for also in the body, and the record is damage. */
+Test(spool_read, a_bad_header_code_is_damage)
+{
+	static const struct {
+		int field_too;
+		uint32_t code;
+	} cases[] = {
+		{0, AG_REC_CODE(AG_OP_COUNT, AG_ALLOW, 1)},
+		{0, AG_REC_CODE(AG_OP_DELETE, AG_ACTION_COUNT, 1)},
+		{0, AG_REC_CODE(AG_OP_DELETE, AG_ALLOW, 1) | 4u << 16},
+		{0, AG_REC_CODE(AG_OP_DELETE, AG_ALLOW, 1) | 1u << 24},
+		{1, AG_REC_CODE(AG_OP_DELETE, AG_ALLOW, 1)},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char dir[AG_PATH_MAX], path[AG_PATH_MAX];
+		ut_fmt(dir, sizeof dir, "%s/c%zu", S, i);
+		struct ag_spool sp;
+		spool_init(&sp, dir, "sessD");
+		struct ag_field f[] = {{AG_T_PATH, 4, "/w/x"}, {AG_T_DECISION, 5, "allow"}};
+		cr_assert_eq(ag_spool_append_coded(&sp, 0, AG_REC_CODE(AG_OP_DELETE, AG_ALLOW, 1), -1,
+						   1000, 5, f, cases[i].field_too ? 2 : 1, NULL), 0);
+		cr_assert_eq(append_event(&sp, "/w/after", 0, 2000, NULL), 0);
+		only_spool(dir, path);
+		/* Put the case's code into the coded event's header. */
+		int fd = open(path, O_RDWR);
+		cr_assert_geq(fd, 0);
+		uint64_t off = HDR;
+		for (;;) {
+			struct ag_rec r;
+			cr_assert_eq(pread(fd, &r, sizeof r, (off_t)off), (ssize_t)sizeof r);
+			if (r.type == AG_REC_EVENT) {
+				r.code = cases[i].code;
+				cr_assert_eq(pwrite(fd, &r, sizeof r, (off_t)off), (ssize_t)sizeof r);
+				break;
+			}
+			off += r.len;
+		}
+		close(fd);
+		struct coll c;
+		struct ag_spool_damage d;
+		memset(&d, 0, sizeof d);
+		read_dmg(path, &c, &d);
+		int events = 0;
+		for (size_t k = 0; k < c.n; k++)
+			events += c.r[k].type == AG_REC_EVENT;
+		cr_expect_eq(events, 1, "case %zu: only the event after it", i);
+		cr_expect(d.records + d.bytes > 0 && d.first, "case %zu: counted as damage", i);
+		coll_free(&c);
+		ag_spool_forget(&sp);
+	}
 }
 
 Test(spool, callback_stops_the_walk)
