@@ -742,6 +742,7 @@ int ag_set_fd_path_at(struct ag_call *c, int fd, int hintdir, const char *hint)
 		c->pn.cap = AG_PATH_MAX;
 	}
 	c->op.path = NULL;
+	c->path_base = 0;
 	if (ag_fd_name(fd, hintdir, hint, &c->pn, c->w->scratch, sizeof c->w->scratch) < 0) {
 		if (errno != ENAMETOOLONG) {
 			c->fail_errno = errno;
@@ -1928,10 +1929,17 @@ static struct dir_memo *dir_memo(const struct ag_call *c, size_t *dl)
 	if ((k != AG_OP_DELETE && k != AG_OP_TRUNCATE && k != AG_OP_WRITE && k != AG_OP_MODE) ||
 	    c->nested || ag_behalf || !path || path[0] != '/')
 		return NULL;
-	/* Where the name starts, if resolving it told. */
-	*dl = c->path_base ? c->path_base : (size_t)(strrchr(path, '/') - path) + 1;
-	return *dl <= DIR_MEMO_MAX && path[*dl - 1] == '/' && ag_plain_name(path + *dl)
-		       ? &dir_memo_kept : NULL;
+	/* Where the name starts, if resolving it told (a plain name then). */
+	if (c->path_base && path == c->pn.s) {
+		*dl = c->path_base;
+		if (path[*dl - 1] != '/')
+			return NULL;
+	} else {
+		*dl = (size_t)(strrchr(path, '/') - path) + 1;
+		if (!ag_plain_name(path + *dl))
+			return NULL;
+	}
+	return *dl <= DIR_MEMO_MAX ? &dir_memo_kept : NULL;
 }
 
 /* Whether something the guard owns is in D, below it, or holds it: then

@@ -414,7 +414,18 @@ static int append_locked(struct ag_spool *sp, uint16_t type, uint32_t code, int3
 		struct ag_field c = {AG_T_ARGV_CUT, sizeof cut, &cut};
 		put_field(&p, &c);
 	}
-	memset(p, 0, (size_t)(rec + need - p));
+	/* At most 7 bytes of padding, in at most three stores. */
+	size_t pad = (size_t)(rec + need - p);
+	if (pad & 4) {
+		memset(p, 0, 4);
+		p += 4;
+	}
+	if (pad & 2) {
+		memset(p, 0, 2);
+		p += 2;
+	}
+	if (pad & 1)
+		*p = 0;
 	memcpy(rec, &r, sizeof r);
 	/* The store that makes the record count. */
 	__atomic_store_n(&((struct ag_rec *)rec)->flags, AG_REC_COMMITTED, __ATOMIC_RELEASE);
