@@ -336,7 +336,8 @@ static void populate(struct ag_spool *sp, uint64_t upto)
 /* With sp->lk held: reserve `need` bytes; their offset, or -1. Other
  * processes may append to the same file (a fork child to its parent's),
  * so the reservation is a compare-and-swap on the shared header. */
-static int64_t reserve_room(struct ag_spool *sp, size_t need, int64_t now)
+static __attribute__((noinline)) int64_t reserve_slow(struct ag_spool *sp, size_t need,
+						      int64_t now)
 {
 	if (sp->base)
 		check_gone(sp, now);
@@ -386,6 +387,24 @@ static int64_t reserve_room(struct ag_spool *sp, size_t need, int64_t now)
 	return -1;
 }
 
+/* The common case in line: the file is in place (not due for its check),
+ * there is room, and it is faulted in. Everything else: reserve_slow. */
+static inline int64_t reserve_room(struct ag_spool *sp, size_t need, int64_t now)
+{
+	struct ag_spool_hdr *h = (struct ag_spool_hdr *)sp->base;
+
+	if (h && sp->since_check + 1 < SPOOL_CHECK && now - sp->checked_at < 1000000000LL) {
+		uint64_t used = __atomic_load_n(&h->used, __ATOMIC_ACQUIRE);
+		if (used + need <= sp->cap && used + need <= sp->populated &&
+		    __atomic_compare_exchange_n(&h->used, &used, used + need, 0, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE)) {
+			sp->since_check++;
+			return (int64_t)used;
+		}
+	}
+	return reserve_slow(sp, need, now);
+}
+
 static int append_locked(struct ag_spool *sp, uint16_t type, uint32_t code, int32_t err,
 			 int64_t time_ns, int64_t latency_ns,
 			 struct ag_field *f, int nf,
@@ -426,8 +445,9 @@ static int append_locked(struct ag_spool *sp, uint16_t type, uint32_t code, int3
 	}
 	if (pad & 1)
 		*p = 0;
+	/* The header after the fields (a reader that meets the record half
+	 * made sees no length yet), and the store that makes it count. */
 	memcpy(rec, &r, sizeof r);
-	/* The store that makes the record count. */
 	__atomic_store_n(&((struct ag_rec *)rec)->flags, AG_REC_COMMITTED, __ATOMIC_RELEASE);
 	if (mark) {
 		mark->gen = sp->gen;
