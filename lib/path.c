@@ -619,9 +619,10 @@ int ag_fd_name(int fd, int hintdir, const char *hint, struct ag_name *out, char 
 
 int ag_path_in_cwd(const char *p, struct ag_name *out)
 {
-	size_t len = strnlen(p, NAME_MAX + 1);
+	const char *e = strchrnul(p, '/');   /* one pass: its length, and no '/' */
+	size_t len = (size_t)(e - p);
 
-	if (len == 0 || len > NAME_MAX || memchr(p, '/', len) ||
+	if (*e || len == 0 || len > NAME_MAX ||
 	    (p[0] == '.' && (len == 1 || (len == 2 && p[1] == '.'))))
 		return -1;
 	/* The kernel's name of the directory, free of symlinks; not one
