@@ -931,9 +931,8 @@ static int glob_dir(const struct ag_glob *g, const char *d, size_t dl)
 			return pl > dl ? AG_TRI_DEPENDS : AG_TRI_NO;
 		return AG_TRI_DEPENDS;
 	}
-	/* The prefix P is shorter than "D/": P and everything under it
-	 * holds it if P is D or a
-	 * directory above it; P alone is too short. */
+	/* The prefix P is shorter than "D/": everything under P holds the
+	 * files of D if P is D or above it; P alone is too short for any. */
 	if (g->shape == AG_GLOB_UNDER)
 		return d[pl] == '/' ? AG_TRI_YES : AG_TRI_NO;
 	if (g->shape == AG_GLOB_EXACT)
