@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/random.h>
-#include <linux/futex.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -24,8 +24,6 @@ struct argv_cut {
 	int64_t bytes, words;
 };
 
-/* Bytes an argv takes as NUL-separated words, whole words only; what is
- * left out goes into *cut. */
 /* The spool's lock, taken for every record and every errno patch: one
  * compare-and-swap to take it and one exchange to give it back when no
  * other thread wants it (a pthread mutex pair costs several times that);
@@ -58,6 +56,8 @@ static void unlock(struct ag_spool *sp)
 		syscall(SYS_futex, &sp->lk, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+/* Bytes an argv takes as NUL-separated words, whole words only; what is
+ * left out goes into *cut. */
 static uint32_t argv_len(const char *const *argv, struct argv_cut *cut)
 {
 	size_t n = 0;
@@ -200,7 +200,6 @@ static int spool_create(struct ag_spool *sp, size_t need)
 	sp->checked_at = sp->created_ns;
 	return 0;
 }
-
 
 /* An argv field: whole words, never past what rec_size counted (another
  * thread may change the argv in between: then the rest is NULs). */
