@@ -273,10 +273,17 @@ void ag_decide(const struct ag_policy *p, const struct ag_op *op,
 #define AG_DIR_RULES 64
 int ag_decide_dir(const struct ag_policy *p, const struct ag_op *op, struct ag_verdict *v);
 
-/* A file's name within its directory: not empty, ".", "..", nor with '/'. */
+/* The kinds ag_decide_dir answers for. */
+static inline int ag_dir_kind(enum ag_op_kind k)
+{
+	return k == AG_OP_DELETE || k == AG_OP_TRUNCATE || k == AG_OP_WRITE || k == AG_OP_MODE;
+}
+
+/* A last component (no '/' in it) that names a file of its directory:
+ * not empty, ".", nor "..". */
 static inline int ag_plain_name(const char *b)
 {
-	return b[0] && !(b[0] == '.' && (!b[1] || (b[1] == '.' && !b[2]))) && !__builtin_strchr(b, '/');
+	return b[0] && !(b[0] == '.' && (!b[1] || (b[1] == '.' && !b[2])));
 }
 
 /* explain: called once per rule whose matchers match op (before `unless`

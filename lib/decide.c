@@ -190,8 +190,7 @@ int ag_decide_dir(const struct ag_policy *p, const struct ag_op *op, struct ag_v
 	if (invalid(p, op, &tmp) || !op->path || op->path[0] != '/')
 		return 0;
 	enum ag_op_kind k = op->kind;
-	if ((k != AG_OP_DELETE && k != AG_OP_TRUNCATE && k != AG_OP_WRITE && k != AG_OP_MODE) ||
-	    p->nbyop[k] > AG_DIR_RULES)
+	if (!ag_dir_kind(k) || p->nbyop[k] > AG_DIR_RULES)
 		return 0;
 	size_t dl = (size_t)(strrchr(op->path, '/') - op->path) + 1;
 	if (!ag_plain_name(op->path + dl))

@@ -1926,8 +1926,7 @@ static struct dir_memo *dir_memo(const struct ag_call *c, size_t *dl)
 	const char *path = c->op.path;
 	enum ag_op_kind k = c->op.kind;
 
-	if ((k != AG_OP_DELETE && k != AG_OP_TRUNCATE && k != AG_OP_WRITE && k != AG_OP_MODE) ||
-	    c->nested || ag_behalf || !path || path[0] != '/')
+	if (!ag_dir_kind(k) || c->nested || ag_behalf || !path || path[0] != '/')
 		return NULL;
 	/* Where the name starts, if resolving it told (a plain name then). */
 	if (c->path_base && path == c->pn.s) {

@@ -622,8 +622,7 @@ int ag_path_in_cwd(const char *p, struct ag_name *out)
 	const char *e = strchrnul(p, '/');   /* one pass: its length, and no '/' */
 	size_t len = (size_t)(e - p);
 
-	if (*e || len == 0 || len > NAME_MAX ||
-	    (p[0] == '.' && (len == 1 || (len == 2 && p[1] == '.'))))
+	if (*e || len > NAME_MAX || !ag_plain_name(p))
 		return -1;
 	/* The kernel's name of the directory, free of symlinks; not one
 	 * outside the root (chroot: "(unreachable)...") or removed (then

@@ -569,13 +569,6 @@ int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
 	return append(sp, 0, type, 0, err, time_ns, latency_ns, f, nf, mark);
 }
 
-int ag_spool_try_append(struct ag_spool *sp, uint16_t type, int32_t err,
-			int64_t time_ns, int64_t latency_ns,
-			struct ag_field *f, int nf, struct ag_spool_mark *mark)
-{
-	return append(sp, 1, type, 0, err, time_ns, latency_ns, f, nf, mark);
-}
-
 int ag_spool_append_coded(struct ag_spool *sp, int try, uint32_t code, int32_t err,
 			  int64_t time_ns, int64_t latency_ns, struct ag_field *f, int nf,
 			  struct ag_spool_mark *mark)

@@ -168,14 +168,11 @@ struct ag_spool_mark {
 int ag_spool_append(struct ag_spool *sp, uint16_t type, int32_t err,
 		    int64_t time_ns, int64_t latency_ns,
 		    struct ag_field *f, int nf, struct ag_spool_mark *mark);
+/* An event with its code; try: -1 with EBUSY rather than wait for the
+ * spool's lock (a signal handler that may have interrupted its holder). */
 int ag_spool_append_coded(struct ag_spool *sp, int try, uint32_t code, int32_t err,
 			  int64_t time_ns, int64_t latency_ns, struct ag_field *f, int nf,
 			  struct ag_spool_mark *mark);
-/* The same, but -1 with EBUSY rather than wait for the spool's lock (a
- * signal handler that may have interrupted its holder). */
-int ag_spool_try_append(struct ag_spool *sp, uint16_t type, int32_t err,
-			int64_t time_ns, int64_t latency_ns,
-			struct ag_field *f, int nf, struct ag_spool_mark *mark);
 void ag_spool_patch_errno(struct ag_spool *sp, const struct ag_spool_mark *m,
 			  int err);
 /* Remember the session record (f must stay valid for the process's life)
