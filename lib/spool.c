@@ -57,8 +57,9 @@ static void unlock(struct ag_spool *sp)
 }
 
 /* Bytes an argv takes as NUL-separated words, whole words only; what is
- * left out goes into *cut. */
-static uint32_t argv_len(const char *const *argv, struct argv_cut *cut)
+ * left out goes into *cut. Out of line: most records have no argv, and
+ * its loops in line cost them their registers. */
+static __attribute__((noinline)) uint32_t argv_len(const char *const *argv, struct argv_cut *cut)
 {
 	size_t n = 0;
 
@@ -404,10 +405,10 @@ static inline int64_t reserve_room(struct ag_spool *sp, size_t need, int64_t now
 	return reserve_slow(sp, need, now);
 }
 
-static int append_locked(struct ag_spool *sp, uint16_t type, uint32_t code, int32_t err,
-			 int64_t time_ns, int64_t latency_ns,
-			 struct ag_field *f, int nf,
-			 struct ag_spool_mark *mark)
+/* In line in append (every hooked call); the rest call it out of line. */
+static inline __attribute__((always_inline)) int
+put_record(struct ag_spool *sp, uint16_t type, uint32_t code, int32_t err, int64_t time_ns,
+	   int64_t latency_ns, struct ag_field *f, int nf, struct ag_spool_mark *mark)
 {
 	struct argv_cut cut;
 	size_t need = rec_size(f, nf, &cut);
@@ -455,6 +456,13 @@ static int append_locked(struct ag_spool *sp, uint16_t type, uint32_t code, int3
 	return 0;
 }
 
+static __attribute__((noinline)) int append_locked(struct ag_spool *sp, uint16_t type,
+						     int32_t err, int64_t time_ns,
+						     struct ag_field *f, int nf)
+{
+	return put_record(sp, type, 0, err, time_ns, 0, f, nf, NULL);
+}
+
 static int write_proc_record(struct ag_spool *sp)
 {
 	/* Static: written under the spool's lock, and off the caller's stack. */
@@ -476,7 +484,7 @@ static int write_proc_record(struct ag_spool *sp)
 		{AG_T_ARGV | AG_FIELD_ARGV, 0, sp->argv},
 		{AG_T_PPID, 8, &ppid},
 	};
-	return append_locked(sp, AG_REC_PROC, 0, 0, ag_now_ns(), 0, f, 4, NULL);
+	return append_locked(sp, AG_REC_PROC, 0, ag_now_ns(), f, 4);
 }
 
 static int write_session_record(struct ag_spool *sp)
@@ -486,7 +494,7 @@ static int write_session_record(struct ag_spool *sp)
 
 	/* A copy: appending fills in the argv field's length. */
 	memcpy(f, sp->session_rec, (size_t)n * sizeof f[0]);
-	return append_locked(sp, AG_REC_SESSION, 0, 0, sp->session_time, 0, f, n, NULL);
+	return append_locked(sp, AG_REC_SESSION, 0, sp->session_time, f, n);
 }
 
 int ag_spool_set_session(struct ag_spool *sp, const struct ag_field *f, int nf,
@@ -520,7 +528,7 @@ static void write_gaps(struct ag_spool *sp)
 			     "file holding them was deleted while in use (was the state dir "
 			     "removed?)", (unsigned long long)sp->gone);
 		struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
-		if (append_locked(sp, AG_REC_GAP, 0, 0, sp->gone_since, 0, &g, 1, NULL) == 0)
+		if (append_locked(sp, AG_REC_GAP, 0, sp->gone_since, &g, 1) == 0)
 			sp->gone = 0;
 	}
 	if (sp->lost) {
@@ -531,12 +539,12 @@ static void write_gaps(struct ag_spool *sp)
 			     unwritable ? " (the state dir could not be written: " : "",
 			     unwritable ? strerror(e) : "", unwritable ? ")" : "");
 		struct ag_field g = {AG_T_WHAT, (uint32_t)l, what};
-		if (append_locked(sp, AG_REC_GAP, 0, 0, sp->lost_since, 0, &g, 1, NULL) == 0)
+		if (append_locked(sp, AG_REC_GAP, 0, sp->lost_since, &g, 1) == 0)
 			sp->lost = 0;
 	}
 }
 
-static int append(struct ag_spool *sp, int try, uint16_t type, uint32_t code, int32_t err,
+static inline __attribute__((always_inline)) int append(struct ag_spool *sp, int try, uint16_t type, uint32_t code, int32_t err,
 		  int64_t time_ns, int64_t latency_ns,
 		  struct ag_field *f, int nf, struct ag_spool_mark *mark)
 {
@@ -548,7 +556,7 @@ static int append(struct ag_spool *sp, int try, uint16_t type, uint32_t code, in
 		errno = EBUSY;
 		return -1;
 	}
-	rc = append_locked(sp, type, code, err, time_ns, latency_ns, f, nf, mark);
+	rc = put_record(sp, type, code, err, time_ns, latency_ns, f, nf, mark);
 	e = errno;
 	if (rc < 0 && type == AG_REC_EVENT) {
 		if (!sp->lost++)
