@@ -28,6 +28,12 @@
 #include <sys/types.h>
 
 #define AG_EXPORT __attribute__((visibility("default")))
+/* The hook path's own small parts go in line where they are used, whatever
+ * the compiler estimates: a call costs the registers it saves, and an
+ * unmatched call is counted (test/e2e/t_counts.sh). What that path meets
+ * only sometimes stays out of line, so it does not take their registers. */
+#define AG_INLINE inline __attribute__((always_inline))
+#define AG_NOINLINE __attribute__((noinline))
 
 /* ---- operations ---------------------------------------------------------- */
 
@@ -441,8 +447,8 @@ int ag_path_parent(int dirfd, const char *p, struct ag_name *out, char *scratch,
  * getcwd names it, joined with p; one system call where ag_path_parent
  * makes three. The caller must keep the cwd from moving until its real
  * call is made (guard.c). Where p starts in out (after the cwd's '/'),
- * or -1: use ag_path_parent. */
-int ag_path_in_cwd(const char *p, struct ag_name *out);
+ * and out's length in *len; or -1: use ag_path_parent. */
+int ag_path_in_cwd(const char *p, struct ag_name *out, size_t *len);
 
 /* The absolute name of what descriptor fd is open on, however long. For a
  * directory it is found by walking up; a file deeper than the kernel

@@ -57,7 +57,7 @@ static void view_op(const struct ag_op *op, const struct ag_view *v, struct ag_o
 
 /* Of the rules before `below`, the first that applies to this view of an
  * exec, among those the index names for its program; else `below`. */
-static __attribute__((noinline)) size_t first_named(const struct ag_policy *p,
+static AG_NOINLINE size_t first_named(const struct ag_policy *p,
 						    const struct ag_rule *const *rs,
 						    struct ag_mctx *c, size_t below)
 {
@@ -82,7 +82,7 @@ static __attribute__((noinline)) size_t first_named(const struct ag_policy *p,
  * strictest of the commands' verdicts is the exec's. Never inlined: its
  * frame (views, perhaps a buffer) is paid only by execs.
  */
-static __attribute__((noinline)) void decide_exec(const struct ag_policy *p,
+static AG_NOINLINE void decide_exec(const struct ag_policy *p,
 						  const struct ag_op *op,
 						  struct ag_verdict *v)
 {
@@ -135,7 +135,7 @@ static __attribute__((noinline)) void decide_exec(const struct ag_policy *p,
 }
 
 /* Many rules: only those the index says can match, in the same order. */
-static __attribute__((noinline)) void decide_indexed(const struct ag_policy *p,
+static AG_NOINLINE void decide_indexed(const struct ag_policy *p,
 						     struct ag_mctx *c, struct ag_verdict *v)
 {
 	enum ag_op_kind k = c->op->kind;

@@ -536,9 +536,27 @@ __attribute__((constructor)) static void ag_ctor(int argc, char **argv, char **e
 	pthread_atfork(atfork_prepare, NULL, atfork_child);
 }
 
+/* Everything of the call before why, cleared with 16-byte stores in line:
+ * gcc makes a memset of this size a rep stos, whose start-up costs more
+ * than the stores themselves and which counts one per 8 bytes. */
+typedef long ag_zero16 __attribute__((vector_size(16), aligned(8), may_alias));
+#define CALL_CLEARED offsetof(struct ag_call, why)
+_Static_assert(CALL_CLEARED % 8 == 0, "ag_call: cleared in 8-byte steps");
+
+static AG_INLINE void clear_call(struct ag_call *c)
+{
+	ag_zero16 *v = (ag_zero16 *)c;
+
+#pragma GCC unroll 32
+	for (size_t i = 0; i < CALL_CLEARED / 16; i++)
+		v[i] = (ag_zero16){0, 0};
+	if (CALL_CLEARED % 16)
+		*(long *)((char *)c + CALL_CLEARED - 8) = 0;
+}
+
 void ag_begin(struct ag_call *c, enum ag_op_kind kind)
 {
-	memset(c, 0, offsetof(struct ag_call, why));
+	clear_call(c);
 	c->nested = ag_thread.busy > 0;
 	c->busy = 1;
 	ag_thread.busy++;
@@ -635,8 +653,16 @@ void ag_cwd_move_end(void)
 	__atomic_sub_fetch(&cwd_moving, 1, __ATOMIC_SEQ_CST);
 }
 
+/* A name in the work frame needs no system call to give back. */
+static AG_INLINE void name_free(struct ag_name *n)
+{
+	if (n->mapped)
+		ag_name_free(n);
+	n->s = NULL;
+}
+
 /* The call is over: give back what it held. */
-static void finish(struct ag_call *c)
+static AG_INLINE void finish(struct ag_call *c)
 {
 	ag_thread.route = 0;
 	if (c->cwd_held)
@@ -646,8 +672,8 @@ static void finish(struct ag_call *c)
 	if (c->tat.owned)
 		close(c->tat.fd);
 	c->at.owned = c->tat.owned = 0;
-	ag_name_free(&c->pn);
-	ag_name_free(&c->tn);
+	name_free(&c->pn);
+	name_free(&c->tn);
 	if (c->w) {
 		frame_give(c->w);
 		c->w = NULL;
@@ -674,8 +700,8 @@ static void set_unnamed(struct ag_call *c, int err)
 }
 
 /* -1: refuse with c->fail_errno; 0: op's name in nm; 1: unnamed. */
-static int set_at(struct ag_call *c, struct ag_at *at, struct ag_name *nm, char *buf,
-		  int dirfd, const char *path)
+static AG_INLINE int set_at(struct ag_call *c, struct ag_at *at, struct ag_name *nm,
+			    char *buf, int dirfd, const char *path)
 {
 	struct ag_work *w = c->w;
 
@@ -684,10 +710,13 @@ static int set_at(struct ag_call *c, struct ag_at *at, struct ag_name *nm, char 
 		nm->cap = AG_PATH_MAX;
 	}
 	if (dirfd == AT_FDCWD && path && cwd_hold(c)) {
-		int base = ag_path_in_cwd(path, nm);
+		size_t len;
+		int base = ag_path_in_cwd(path, nm, &len);
 		if (base > 0) {
-			if (at == &c->at)
+			if (at == &c->at) {
 				c->path_base = (size_t)base;
+				c->path_len = len;
+			}
 			at->fd = AT_FDCWD;
 			at->owned = 0;
 			at->name = path;
@@ -742,7 +771,7 @@ int ag_set_fd_path_at(struct ag_call *c, int fd, int hintdir, const char *hint)
 		c->pn.cap = AG_PATH_MAX;
 	}
 	c->op.path = NULL;
-	c->path_base = 0;
+	c->path_base = c->path_len = 0;
 	if (ag_fd_name(fd, hintdir, hint, &c->pn, c->w->scratch, sizeof c->w->scratch) < 0) {
 		if (errno != ENAMETOOLONG) {
 			c->fail_errno = errno;
@@ -1321,7 +1350,10 @@ static int record(struct ag_call *c)
 
 #define ADD(tag, str) do { if (str) f[n++] = (struct ag_field){tag, (uint32_t)strlen(str), str}; } while (0)
 #define ADDI(tag, ptr) (f[n++] = (struct ag_field){tag, 8, ptr})
-	ADD(AG_T_PATH, o->path);
+	if (o->path)
+		f[n++] = (struct ag_field){AG_T_PATH, (uint32_t)(o->path == c->pn.s && c->path_len
+								   ? c->path_len : strlen(o->path)),
+					   o->path};
 	ADD(AG_T_TARGET, o->target);
 	ADD(AG_T_RULE, c->rule);
 	ADD(AG_T_REASON, c->reason);
@@ -1814,13 +1846,17 @@ static void alias_look_one(void *ctx, const char *p, size_t len)
 
 /* The operation changes a file that is also a credential under another
  * name: judged under that name too, the stricter verdict kept. */
-static void judge_alias(struct ag_call *c)
+static int alias_kind(enum ag_op_kind k)
+{
+	return k == AG_OP_TRUNCATE || k == AG_OP_WRITE || k == AG_OP_MODE;
+}
+
+static AG_NOINLINE void judge_alias(struct ag_call *c)
 {
 	const struct ag_op *o = &c->op;
 	struct stat st;
 
-	if ((o->kind != AG_OP_TRUNCATE && o->kind != AG_OP_WRITE && o->kind != AG_OP_MODE) ||
-	    c->decision == AG_DENY || !c->w || !c->at.name ||
+	if (c->decision == AG_DENY || !c->w || !c->at.name ||
 	    fstatat(c->at.fd, c->at.name, &st, *c->at.name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) < 0 ||
 	    !S_ISREG(st.st_mode) || st.st_nlink < 2)
 		return;
@@ -1921,7 +1957,7 @@ struct dir_memo {
 };
 static __thread struct dir_memo dir_memo_kept __attribute__((tls_model("initial-exec")));
 
-static struct dir_memo *dir_memo(const struct ag_call *c, size_t *dl)
+static AG_INLINE struct dir_memo *dir_memo(const struct ag_call *c, size_t *dl)
 {
 	const char *path = c->op.path;
 	enum ag_op_kind k = c->op.kind;
@@ -1955,9 +1991,24 @@ static int own_near(const char *d, size_t dl)
 	return 0;
 }
 
+/* Asked once for the directory, and kept even when its files differ:
+ * not asked again for every file. */
+static AG_NOINLINE int judge_dir_anew(struct ag_call *c, struct dir_memo *m, size_t dl)
+{
+	int alike = !own_near(c->op.path, dl) && ag_decide_dir(G.s.policy, &c->op, &c->v);
+	m->dl = 0;
+	memcpy(m->d, c->op.path, dl);
+	m->v = c->v;
+	m->alike = alike;
+	m->kind = c->op.kind;
+	m->p = G.s.policy;
+	m->dl = dl;
+	return alike;
+}
+
 /* The op's verdict from what the thread kept for its directory, or kept
  * now: 1 (c->v set), else 0 (decide as usual). */
-static int judge_by_dir(struct ag_call *c)
+static AG_INLINE int judge_by_dir(struct ag_call *c)
 {
 	size_t dl;
 	struct dir_memo *m = dir_memo(c, &dl);
@@ -1970,19 +2021,10 @@ static int judge_by_dir(struct ag_call *c)
 			c->v = m->v;
 		return m->alike;
 	}
-	/* Also kept when they differ: not asked again for every file. */
-	int alike = !own_near(c->op.path, dl) && ag_decide_dir(G.s.policy, &c->op, &c->v);
-	m->dl = 0;
-	memcpy(m->d, c->op.path, dl);
-	m->v = c->v;
-	m->alike = alike;
-	m->kind = c->op.kind;
-	m->p = G.s.policy;
-	m->dl = dl;
-	return alike;
+	return judge_dir_anew(c, m, dl);
 }
 
-static int judge_rules(struct ag_call *c)
+static AG_INLINE int judge_rules(struct ag_call *c)
 {
 	if (c->unnamed) {
 		deny(c, "agentguard-unnamed", c->unnamed);
@@ -2000,7 +2042,7 @@ judged:
 	c->decision = c->v.action;
 	c->rule = c->v.rule_id;
 	c->reason = c->v.reason;
-	if (!c->nested)
+	if (!c->nested && alias_kind(c->op.kind))
 		judge_alias(c);
 	if (!c->nested && c->decision == AG_DENY && !c->v.hard)
 		judge_linked(c);
@@ -2219,7 +2261,7 @@ long ag_count(int what, uint64_t n)
 
 /* The outcome into the call's record. Under the busy mark: the spool's
  * lock is taken, and a signal handler must not wait for it. */
-static void patch(struct ag_call *c, int err)
+static AG_INLINE void patch(struct ag_call *c, int err)
 {
 	if (!c->marked)
 		return;

@@ -144,7 +144,7 @@ void ag_supervisor_note(void);
 			return (real) args;                                     \
 		return guarded_##name args;                                     \
 	}                                                                       \
-	static __attribute__((noinline)) ret guarded_##name params
+	static AG_NOINLINE ret guarded_##name params
 #define AG_HOOK(ret, name, params, args) AG_HOOK_VIA(AG_REAL(name), ret, name, params, args)
 
 /* chdir and fchdir (hooks/cwd.c) wait until no call that named a file by
@@ -210,6 +210,7 @@ struct ag_call {
 	void *snap_arg;
 	int64_t t0;                /* when the hook was entered (wall clock) */
 	size_t path_base;          /* where op.path's last component starts, 0: not known */
+	size_t path_len;           /* and its length, 0: not known */
 	struct ag_at at;           /* ag_set_path: where the real call acts */
 	struct ag_at tat;          /* ag_set_target: the same for the target */
 	struct ag_name pn, tn;     /* op.path and op.target: in w, or mapped

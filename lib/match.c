@@ -856,7 +856,7 @@ static enum ag_eval eval_subject(const struct ag_rule *r, struct ag_mctx *c,
  * one that decided is kept. Separate (and never inlined) so that decide,
  * which may run on a signal handler's small stack, never carries this
  * buffer in its frame. */
-static __attribute__((noinline)) enum ag_eval
+static AG_NOINLINE enum ag_eval
 rename_explained(const struct ag_rule *r, struct ag_mctx *c, struct ag_why *w,
 		 enum ag_eval e1)
 {

@@ -617,7 +617,7 @@ int ag_fd_name(int fd, int hintdir, const char *hint, struct ag_name *out, char 
 	return -1;
 }
 
-int ag_path_in_cwd(const char *p, struct ag_name *out)
+int ag_path_in_cwd(const char *p, struct ag_name *out, size_t *total)
 {
 	const char *e = strchrnul(p, '/');   /* one pass: its length, and no '/' */
 	size_t len = (size_t)(e - p);
@@ -636,6 +636,7 @@ int ag_path_in_cwd(const char *p, struct ag_name *out)
 	out->s[bl] = '/';
 	memcpy(out->s + bl + 1, p, len);
 	out->s[bl + 1 + len] = 0;
+	*total = bl + 1 + len;
 	return (int)(bl + 1);
 }
 

@@ -59,7 +59,7 @@ static void unlock(struct ag_spool *sp)
 /* Bytes an argv takes as NUL-separated words, whole words only; what is
  * left out goes into *cut. Out of line: most records have no argv, and
  * its loops in line cost them their registers. */
-static __attribute__((noinline)) uint32_t argv_len(const char *const *argv, struct argv_cut *cut)
+static AG_NOINLINE uint32_t argv_len(const char *const *argv, struct argv_cut *cut)
 {
 	size_t n = 0;
 
@@ -78,7 +78,7 @@ static __attribute__((noinline)) uint32_t argv_len(const char *const *argv, stru
 
 #define CUT_FIELD (1 + 4 + sizeof(struct argv_cut))
 
-static size_t rec_size(struct ag_field *f, int nf, struct argv_cut *cut)
+static AG_INLINE size_t rec_size(struct ag_field *f, int nf, struct argv_cut *cut)
 {
 	size_t n = sizeof(struct ag_rec);
 
@@ -204,7 +204,7 @@ static int spool_create(struct ag_spool *sp, size_t need)
 
 /* An argv field: whole words, never past what rec_size counted (another
  * thread may change the argv in between: then the rest is NULs). */
-static __attribute__((noinline)) void put_argv(char *p, uint32_t len, const char *const *argv)
+static AG_NOINLINE void put_argv(char *p, uint32_t len, const char *const *argv)
 {
 	char *end = p + len;
 
@@ -218,7 +218,7 @@ static __attribute__((noinline)) void put_argv(char *p, uint32_t len, const char
 	memset(p, 0, (size_t)(end - p));
 }
 
-static inline __attribute__((always_inline)) void put_field(char **p, const struct ag_field *f)
+static AG_INLINE void put_field(char **p, const struct ag_field *f)
 {
 	uint32_t len = f->len;
 	char *q = *p;
@@ -336,7 +336,7 @@ static void populate(struct ag_spool *sp, uint64_t upto)
 /* With sp->lk held: reserve `need` bytes; their offset, or -1. Other
  * processes may append to the same file (a fork child to its parent's),
  * so the reservation is a compare-and-swap on the shared header. */
-static __attribute__((noinline)) int64_t reserve_slow(struct ag_spool *sp, size_t need,
+static AG_NOINLINE int64_t reserve_slow(struct ag_spool *sp, size_t need,
 						      int64_t now)
 {
 	if (sp->base)
@@ -406,7 +406,7 @@ static inline int64_t reserve_room(struct ag_spool *sp, size_t need, int64_t now
 }
 
 /* In line in append (every hooked call); the rest call it out of line. */
-static inline __attribute__((always_inline)) int
+static AG_INLINE int
 put_record(struct ag_spool *sp, uint16_t type, uint32_t code, int32_t err, int64_t time_ns,
 	   int64_t latency_ns, struct ag_field *f, int nf, struct ag_spool_mark *mark)
 {
@@ -420,12 +420,15 @@ put_record(struct ag_spool *sp, uint16_t type, uint32_t code, int32_t err, int64
 		return -1;
 	struct ag_spool_hdr *h = (struct ag_spool_hdr *)sp->base;
 	char *rec = sp->base + at;
-	struct ag_rec r = {
-		.len = (uint32_t)need, .type = type, .err = err, .code = code,
-		.seq = __atomic_add_fetch(&h->seq, 1, __ATOMIC_RELAXED),
-		.time_ns = time_ns, .latency_ns = latency_ns,
-	};
-	char *p = rec + sizeof r;
+	/* In place, all but the length: the room is zeros until then. */
+	struct ag_rec *r = (struct ag_rec *)rec;
+	r->type = type;
+	r->err = err;
+	r->code = code;
+	r->seq = __atomic_add_fetch(&h->seq, 1, __ATOMIC_RELAXED);
+	r->time_ns = time_ns;
+	r->latency_ns = latency_ns;
+	char *p = rec + sizeof *r;
 	for (int i = 0; i < nf; i++)
 		if (f[i].data)
 			put_field(&p, &f[i]);
@@ -445,10 +448,10 @@ put_record(struct ag_spool *sp, uint16_t type, uint32_t code, int32_t err, int64
 	}
 	if (pad & 1)
 		*p = 0;
-	/* The header after the fields (a reader that meets the record half
-	 * made sees no length yet), and the store that makes it count. */
-	memcpy(rec, &r, sizeof r);
-	__atomic_store_n(&((struct ag_rec *)rec)->flags, AG_REC_COMMITTED, __ATOMIC_RELEASE);
+	/* The length after the fields (a reader that meets the record half
+	 * made sees none yet), and the store that makes it count. */
+	__atomic_store_n(&r->len, (uint32_t)need, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->flags, AG_REC_COMMITTED, __ATOMIC_RELEASE);
 	if (mark) {
 		mark->gen = sp->gen;
 		mark->off = (size_t)at;
@@ -456,7 +459,7 @@ put_record(struct ag_spool *sp, uint16_t type, uint32_t code, int32_t err, int64
 	return 0;
 }
 
-static __attribute__((noinline)) int append_locked(struct ag_spool *sp, uint16_t type,
+static AG_NOINLINE int append_locked(struct ag_spool *sp, uint16_t type,
 						     int32_t err, int64_t time_ns,
 						     struct ag_field *f, int nf)
 {
@@ -544,9 +547,9 @@ static void write_gaps(struct ag_spool *sp)
 	}
 }
 
-static inline __attribute__((always_inline)) int append(struct ag_spool *sp, int try, uint16_t type, uint32_t code, int32_t err,
-		  int64_t time_ns, int64_t latency_ns,
-		  struct ag_field *f, int nf, struct ag_spool_mark *mark)
+static AG_INLINE int append(struct ag_spool *sp, int try, uint16_t type, uint32_t code,
+			    int32_t err, int64_t time_ns, int64_t latency_ns,
+			    struct ag_field *f, int nf, struct ag_spool_mark *mark)
 {
 	int rc, e;
 
