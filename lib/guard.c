@@ -80,25 +80,41 @@ __thread const struct agentguard_kproc *ag_behalf __attribute__((tls_model("init
 static struct ag_work frames[NFRAMES];
 static uint64_t frames_used;
 
-static struct ag_work *frame_take(void)
+/* A free frame, or NULL if all 64 are taken right now. */
+static AG_INLINE struct ag_work *frame_try(void)
 {
-	for (int spins = 0;; spins++) {
-		uint64_t used = __atomic_load_n(&frames_used, __ATOMIC_RELAXED);
-		while (~used) {
-			int i = __builtin_ctzll(~used);
-			uint64_t bit = 1ULL << i;
-			if (__atomic_compare_exchange_n(&frames_used, &used, used | bit, 0,
-							__ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-				ag_thread.frames |= bit;
-				return &frames[i];
-			}
+	uint64_t used = __atomic_load_n(&frames_used, __ATOMIC_RELAXED);
+
+	while (~used) {
+		int i = __builtin_ctzll(~used);
+		uint64_t bit = 1ULL << i;
+		if (__atomic_compare_exchange_n(&frames_used, &used, used | bit, 0,
+						__ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+			ag_thread.frames |= bit;
+			return &frames[i];
 		}
-		/* 64 decisions in flight at once: wait a little for one to end,
-		 * but never for good (the call is then refused). */
-		if (spins > 20000)
-			return NULL;
-		sched_yield();
 	}
+	return NULL;
+}
+
+/* 64 decisions in flight at once: wait a little for one to end, but
+ * never for good (the call is then refused). */
+static AG_NOINLINE struct ag_work *frame_wait(void)
+{
+	for (int spins = 0; spins <= 20000; spins++) {
+		sched_yield();
+		struct ag_work *w = frame_try();
+		if (w)
+			return w;
+	}
+	return NULL;
+}
+
+static AG_INLINE struct ag_work *frame_take(void)
+{
+	struct ag_work *w = frame_try();
+
+	return w ? w : frame_wait();
 }
 
 static void frame_give(struct ag_work *w)
@@ -1320,8 +1336,11 @@ static void parent_times(const char *path, int dirfd, int64_t *at, int64_t *mt)
  * after the next record, and at exit for the last of them. */
 static void record_unrecorded(int64_t now)
 {
+	/* Looked at before it is taken: a locked exchange on every record
+	 * would cost more than the rest of this check. */
+	if (!__atomic_load_n(&G.unrecorded, __ATOMIC_RELAXED))
+		return;
 	uint64_t lost = __atomic_exchange_n(&G.unrecorded, 0, __ATOMIC_RELAXED);
-
 	if (!lost)
 		return;
 	char what[160];

@@ -31,14 +31,6 @@ int ag_fmt(char *out, size_t outlen, const char *fmt, ...)
 	return 0;
 }
 
-int64_t ag_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int64_t ag_mono_ns(void)
 {
 	struct timespec ts;

@@ -28,10 +28,11 @@ test_a_hooked_call_no_rule_matches_stays_within_its_instruction_count() {
 	per=$((guarded - bare))
 	echo "unmatched hooked call: $per instructions (bare unlink: $bare)"
 	[ "$per" -gt 0 ] || fail "the call was not hooked ($per)"
-	# 1,179 on 2026-12-03 (the directory's verdict kept from the call
-	# before, two fields and a coded header a row: see the README's speed
-	# section); goal 800.
-	[ "$per" -le 1420 ] || fail "an unmatched hooked call costs $per instructions (bound 1420)"
+	# Goal 800, and the bound the goal plus 20%; 948 on 2026-12-04 (the
+	# directory's verdict kept from the call before, two fields and a coded
+	# header a row, the path's small steps in line: see the README's speed
+	# section).
+	[ "$per" -le 960 ] || fail "an unmatched hooked call costs $per instructions (goal 800, bound 960)"
 }
 
 test_a_hooked_call_no_rule_matches_makes_one_system_call_of_its_own() {
@@ -80,11 +81,14 @@ test_a_process_making_its_first_decision_stays_within_its_system_call_count() {
 per_decision() {
 	local dl a b
 	dl=$AG_BUILD/test/decideloop
-	[ -x "$dl" ] || fail "$dl is missing (make test builds it)"
+	# Run in a command substitution, which set -e does not reach: each
+	# failure returns, so the caller's assignment fails the test.
+	[ -x "$dl" ] || { fail "$dl is missing (make test builds it)"; return 1; }
 	a=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$dl" "$1" 1000 "$2" 2>&1 |
 		sed -n 's/.*I *refs: *//p' | tr -d ,)
 	b=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$dl" "$1" 3000 "$2" 2>&1 |
 		sed -n 's/.*I *refs: *//p' | tr -d ,)
+	[ -n "$a" ] && [ -n "$b" ] || { fail "callgrind counted nothing for $dl $1 $2"; return 1; }
 	echo $(( (b - a) / 2000 ))
 }
 
@@ -114,6 +118,7 @@ test_a_thousand_rules_cost_a_decision_little_more_than_the_builtin_set() {
 		few=$(per_decision builtin $kind)
 		many=$(per_decision "$T/many.yaml" $kind)
 		echo "$kind decision: $few instructions (built-in rules), $many (1,000 more)"
+		[ "$few" -gt 100 ] || fail "$kind: no decision was made ($few)"
 		[ "$many" -le $((few * 3 / 2)) ] ||
 			fail "$kind: 1,000 rules cost $many instructions a decision, $few without them"
 	done
