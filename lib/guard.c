@@ -725,6 +725,9 @@ static AG_INLINE int set_at(struct ag_call *c, struct ag_at *at, struct ag_name 
 		nm->s = buf;
 		nm->cap = AG_PATH_MAX;
 	}
+	/* What the name's last resolution told holds for that name only. */
+	if (at == &c->at)
+		c->path_base = c->path_len = 0;
 	if (dirfd == AT_FDCWD && path && cwd_hold(c)) {
 		size_t len;
 		int base = ag_path_in_cwd(path, nm, &len);
@@ -936,6 +939,7 @@ int ag_set_exec(struct ag_call *c, int dirfd, const char *file,
 		rc = c->unnamed ? 0 : strlen(c->op.path) < AG_PATH_MAX ? stat(c->op.path, &st)
 							      : fstat(dirfd, &st);
 	} else if (search && !strchr(file, '/')) {
+		c->path_base = c->path_len = 0;   /* w->path is written anew */
 		rc = ag_launch_resolve(file, c->w->path, AG_PATH_MAX);
 		if (rc == 0)
 			rc = stat(c->w->path, &st);
